@@ -1,0 +1,106 @@
+//! Host functions: Rust closures callable from wasm.
+//!
+//! A host function imported by a module is called through that module's host trampoline
+//! for the function's type, which spills the arguments into an array and calls
+//! [`host_dispatch`] with the function's [`HostFuncData`] as context. Errors and panics unwind
+//! the wasm frames (see `vm::traps::raise_host`) and reappear at the host's call site.
+
+use crate::instance::InstanceData;
+use crate::store::{HostError, Store, StoreInner};
+use crate::types::FuncType;
+use crate::values::{Func, FuncKind, Val};
+use crate::vm::traps;
+use crate::vm::vmctx::ValRaw;
+use std::any::Any;
+use std::panic::{self, AssertUnwindSafe};
+
+/// The closure type of host functions: `(caller, params, results)`.
+pub type HostFn = dyn Fn(&mut Caller, &[Val], &mut [Val]) -> Result<(), HostError>;
+
+/// A host function's context. `dispatch` must stay the first field: host trampolines call
+/// the function pointer at offset 0 of their context.
+#[repr(C)]
+pub(crate) struct HostFuncData {
+    pub(crate) dispatch: unsafe extern "C" fn(*mut HostFuncData, *mut u8, *mut ValRaw, usize),
+    pub(crate) store: *mut StoreInner,
+    pub(crate) ty: FuncType,
+    pub(crate) func: Box<HostFn>,
+}
+
+/// What a host function learns about its caller.
+pub struct Caller {
+    pub(crate) store: *mut StoreInner,
+    pub(crate) instance: Option<*mut InstanceData>,
+}
+
+impl Caller {
+    /// The calling instance's memory 0 (the memory WASI pointers refer to), if it has one
+    /// and the caller is wasm code.
+    pub fn memory(&mut self) -> Option<&mut [u8]> {
+        let instance = self.instance?;
+        // SAFETY: the instance lives as long as the store, which outlives this call; the
+        // memory's bytes are only accessed by this host function while it runs.
+        unsafe { (*instance).memory_mut().map(|m| m.data_mut()) }
+    }
+
+    /// The id of the store the call happens in.
+    pub fn store_id(&self) -> u64 {
+        // SAFETY: the store outlives every call made in it.
+        unsafe { (*self.store).id }
+    }
+}
+
+/// Why wasm frames are being unwound on behalf of a host function.
+pub(crate) enum HostUnwind {
+    Error(HostError),
+    Panic(Box<dyn Any + Send>),
+}
+
+impl Store {
+    /// Creates a host function of type `ty`.
+    pub fn new_host_func(
+        &mut self,
+        ty: FuncType,
+        func: impl Fn(&mut Caller, &[Val], &mut [Val]) -> Result<(), HostError> + 'static,
+    ) -> Func {
+        let store: *mut StoreInner = &mut *self.inner;
+        let inner = &mut *self.inner;
+        inner.host_funcs.push(Box::new(HostFuncData { dispatch: host_dispatch, store, ty, func: Box::new(func) }));
+        Func { store: inner.id, kind: FuncKind::Host(inner.host_funcs.len() as u32 - 1) }
+    }
+}
+
+/// Called by host trampolines.
+///
+/// # Safety
+/// `ctx` is a live `HostFuncData`, `caller_vmctx` null or a live instance's context, and
+/// `values` has `len` slots holding the arguments, with room for the results.
+unsafe extern "C" fn host_dispatch(ctx: *mut HostFuncData, caller_vmctx: *mut u8, values: *mut ValRaw, len: usize) {
+    let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: guaranteed by the caller (see above).
+        let (host, values) = unsafe { (&*ctx, std::slice::from_raw_parts_mut(values, len)) };
+        // SAFETY: as above.
+        let store_id = unsafe { (*host.store).id };
+        let args: Vec<Val> =
+            host.ty.params.iter().zip(values.iter()).map(|(t, raw)| Val::from_raw(*raw, *t, store_id)).collect();
+        let mut results: Vec<Val> = host.ty.results.iter().map(|t| Val::default_for(*t)).collect();
+        let instance = (!caller_vmctx.is_null()).then(|| InstanceData::from_vmctx(caller_vmctx));
+        let mut caller = Caller { store: host.store, instance };
+        (host.func)(&mut caller, &args, &mut results)?;
+        for (slot, (r, t)) in values.iter_mut().zip(results.iter().zip(host.ty.results.iter())) {
+            if r.ty() != *t {
+                return Err(HostError::from(format!("host function returned {} where {} was expected", r.ty(), t)));
+            }
+            // SAFETY: the store outlives the call.
+            *slot = unsafe { crate::instance::val_to_raw(&*host.store, *r) }.map_err(HostError::from)?;
+        }
+        Ok(())
+    }));
+    let payload: Box<dyn Any + Send> = match outcome {
+        Ok(Ok(())) => return,
+        Ok(Err(e)) => Box::new(HostUnwind::Error(e)),
+        Err(panic) => Box::new(HostUnwind::Panic(panic)),
+    };
+    // Everything this frame owned has been moved into `payload`: nothing is left to drop.
+    traps::raise_host(payload)
+}

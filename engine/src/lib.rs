@@ -1,0 +1,35 @@
+//! sandboxrun's WebAssembly engine.
+//!
+//! The pipeline: [`module_info`] loads and validates a binary; [`compile`] translates every
+//! function to Cranelift IR ([`translate`]) and compiles it, in parallel, into a relocatable
+//! [`artifact::Artifact`]; [`Module`] maps that code executable; a [`Store`] instantiates
+//! modules (imports resolved by a [`Linker`]) and calls their exports, turning traps into
+//! [`Trap`] values. The engine knows nothing of policies, WASI or confinement.
+//!
+//! Only x86-64 Linux is supported for now (the trap handling is written for it).
+
+pub mod artifact;
+pub mod compile;
+mod engine;
+pub mod func;
+pub mod instance;
+pub mod linker;
+pub mod module;
+pub mod module_info;
+pub mod store;
+pub mod translate;
+pub mod trap;
+pub mod types;
+pub mod values;
+pub mod vm;
+
+pub use engine::{Config, Engine};
+pub use func::Caller;
+pub use instance::InstantiateError;
+pub use linker::{LinkError, Linker};
+pub use module::{Module, ModuleError};
+pub use store::{CallError, HostError, Store};
+pub use trap::{Trap, TrapKind};
+pub use types::*;
+pub use values::{Extern, ExternRef, Func, Global, Instance, Memory, Table, Val};
+pub use vm::memory::BoundsStrategy;

@@ -1,0 +1,249 @@
+//! A loaded module: its description plus its machine code mapped executable.
+
+use crate::artifact::{Artifact, ArtifactError, CompiledFunction, RelocKind, RelocTarget};
+use crate::compile::CompileError;
+use crate::engine::Engine;
+use crate::module_info::{self, LoadError, ModuleInfo};
+use crate::trap::TrapKind;
+use crate::types::*;
+use crate::vm::code_memory::CodeMemory;
+use std::sync::Arc;
+
+/// Why a module could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum ModuleError {
+    /// Loading or validation failed.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// Compilation failed.
+    #[error(transparent)]
+    Compile(#[from] CompileError),
+    /// The artifact is damaged or does not belong to this module.
+    #[error("{0}")]
+    Artifact(#[from] ArtifactError),
+    /// The artifact does not fit the module.
+    #[error("compiled artifact does not match the module: {0}")]
+    Mismatch(&'static str),
+    /// Mapping the code failed.
+    #[error("failed to map compiled code: {0}")]
+    Map(String),
+}
+
+/// A validated, compiled module ready to instantiate. Cheap to clone.
+#[derive(Clone)]
+pub struct Module {
+    inner: Arc<ModuleInner>,
+}
+
+pub(crate) struct ModuleInner {
+    pub(crate) engine: Engine,
+    pub(crate) info: ModuleInfo,
+    pub(crate) code: CodeMemory,
+    /// Start of each defined function in `code`.
+    pub(crate) func_offsets: Vec<u32>,
+    /// Per type: start of its array-call trampoline, if compiled.
+    pub(crate) array_trampolines: Vec<Option<u32>>,
+    /// Per type: start of its host trampoline, if compiled.
+    pub(crate) host_trampolines: Vec<Option<u32>>,
+    /// Trap sites: offset in `code` → trap, sorted.
+    pub(crate) traps: Vec<(u32, TrapKind)>,
+}
+
+impl Module {
+    /// Validates, compiles and loads a module from `.wasm` or `.wat` bytes.
+    pub fn new(engine: &Engine, bytes: &[u8]) -> Result<Module, ModuleError> {
+        let wasm = module_info::wat_to_binary(bytes)?;
+        let (info, artifact) = Self::compile(engine, &wasm)?;
+        Self::load(engine, info, &artifact)
+    }
+
+    /// Validates and compiles `wasm`, returning its description and compiled artifact.
+    pub fn compile(engine: &Engine, wasm: &[u8]) -> Result<(ModuleInfo, Artifact), ModuleError> {
+        module_info::validate(wasm)?;
+        let info = module_info::parse(wasm)?;
+        let artifact = engine.compiler().compile_module(&info, wasm, engine.compile_threads())?;
+        Ok((info, artifact))
+    }
+
+    /// Loads a module from its binary and an artifact previously compiled from the very same
+    /// binary with the same engine settings (the caller's cache key guarantees that). The
+    /// binary is parsed again but its function bodies are not re-validated.
+    pub fn from_artifact(engine: &Engine, wasm: &[u8], artifact: &[u8]) -> Result<Module, ModuleError> {
+        let info = module_info::parse(wasm)?;
+        let artifact = Artifact::from_bytes(artifact)?;
+        Self::load(engine, info, &artifact)
+    }
+
+    /// Maps compiled code and applies its relocations.
+    pub fn load(engine: &Engine, info: ModuleInfo, artifact: &Artifact) -> Result<Module, ModuleError> {
+        if artifact.functions.len() != info.num_defined_funcs() {
+            return Err(ModuleError::Mismatch("function count"));
+        }
+        if artifact.array_trampolines.len() != info.types.len() || artifact.host_trampolines.len() != info.types.len() {
+            return Err(ModuleError::Mismatch("type count"));
+        }
+        // Layout: functions, then array trampolines, then host trampolines, 16-byte aligned.
+        let mut image = Vec::new();
+        let place = |f: &CompiledFunction, image: &mut Vec<u8>| -> u32 {
+            image.resize(image.len().next_multiple_of(16), 0xcc);
+            let at = image.len() as u32;
+            image.extend_from_slice(&f.code);
+            at
+        };
+        let func_offsets: Vec<u32> = artifact.functions.iter().map(|f| place(f, &mut image)).collect();
+        let trampoline_offsets = |list: &[CompiledFunction], image: &mut Vec<u8>| -> Vec<Option<u32>> {
+            list.iter().map(|f| (!f.code.is_empty()).then(|| place(f, image))).collect()
+        };
+        let array_trampolines = trampoline_offsets(&artifact.array_trampolines, &mut image);
+        let host_trampolines = trampoline_offsets(&artifact.host_trampolines, &mut image);
+        for (t, ty) in info.functions.iter().enumerate() {
+            let needs_host = t < info.num_imported_funcs as usize;
+            if array_trampolines[ty.index()].is_none() || (needs_host && host_trampolines[ty.index()].is_none()) {
+                return Err(ModuleError::Mismatch("missing trampoline"));
+            }
+        }
+
+        let mut traps = Vec::new();
+        let all = artifact
+            .functions
+            .iter()
+            .zip(func_offsets.iter().map(|o| Some(*o)))
+            .chain(artifact.array_trampolines.iter().zip(array_trampolines.iter().copied()))
+            .chain(artifact.host_trampolines.iter().zip(host_trampolines.iter().copied()));
+        let placed: Vec<(&CompiledFunction, u32)> = all.filter_map(|(f, at)| at.map(|at| (f, at))).collect();
+        for (f, at) in &placed {
+            traps.extend(f.traps.iter().map(|(o, k)| (at + o, *k)));
+        }
+        traps.sort_by_key(|(o, _)| *o);
+
+        let num_imported = info.num_imported_funcs;
+        let code = CodeMemory::new(&image, |bytes: &mut [u8], base: usize| -> Result<(), ModuleError> {
+            for (f, at) in &placed {
+                for r in &f.relocs {
+                    let target = match r.target {
+                        RelocTarget::Func(index) => {
+                            let defined = index
+                                .checked_sub(num_imported)
+                                .and_then(|d| func_offsets.get(d as usize))
+                                .ok_or(ModuleError::Mismatch("relocation to an unknown function"))?;
+                            base + *defined as usize
+                        }
+                        RelocTarget::LibCall(lc) => lc.address(),
+                    };
+                    let place = *at as usize + r.offset as usize;
+                    let value = (target as i64).wrapping_add(r.addend);
+                    match r.kind {
+                        RelocKind::Abs8 => bytes[place..place + 8].copy_from_slice(&value.to_le_bytes()),
+                        RelocKind::PcRel4 => {
+                            let delta = value.wrapping_sub((base + place) as i64);
+                            let delta =
+                                i32::try_from(delta).map_err(|_| ModuleError::Mismatch("relocation out of range"))?;
+                            bytes[place..place + 4].copy_from_slice(&delta.to_le_bytes());
+                        }
+                    }
+                }
+            }
+            Ok(())
+        })
+        .map_err(|e| match e {
+            crate::vm::code_memory::CodeMemoryError::Patch(e) => e,
+            other => ModuleError::Map(other.to_string()),
+        })?;
+        Ok(Module {
+            inner: Arc::new(ModuleInner {
+                engine: engine.clone(),
+                info,
+                code,
+                func_offsets,
+                array_trampolines,
+                host_trampolines,
+                traps,
+            }),
+        })
+    }
+
+    /// The module's description.
+    pub fn info(&self) -> &ModuleInfo {
+        &self.inner.info
+    }
+
+    /// The engine it was compiled for.
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    /// Imports with their types: `(module, name, type)`.
+    pub fn imports(&self) -> Vec<(String, String, ExternType)> {
+        let info = &self.inner.info;
+        info.imports
+            .iter()
+            .map(|i| {
+                let ty = match &i.kind {
+                    module_info::ImportKind::Func(t) => ExternType::Func(info.types[t.index()].clone()),
+                    module_info::ImportKind::Table(t) => ExternType::Table(*t),
+                    module_info::ImportKind::Memory(m) => ExternType::Memory(*m),
+                    module_info::ImportKind::Global(g) => ExternType::Global(*g),
+                };
+                (i.module.clone(), i.name.clone(), ty)
+            })
+            .collect()
+    }
+
+    /// Exports with their types.
+    pub fn exports(&self) -> Vec<(String, ExternType)> {
+        let info = &self.inner.info;
+        info.exports
+            .iter()
+            .map(|(name, e)| {
+                let ty = match *e {
+                    module_info::EntityIndex::Func(f) => ExternType::Func(info.func_type(f).clone()),
+                    module_info::EntityIndex::Table(t) => ExternType::Table(info.tables[t.index()]),
+                    module_info::EntityIndex::Memory(m) => ExternType::Memory(info.memories[m.index()]),
+                    module_info::EntityIndex::Global(g) => ExternType::Global(info.globals[g.index()]),
+                };
+                (name.clone(), ty)
+            })
+            .collect()
+    }
+
+    pub(crate) fn inner(&self) -> &Arc<ModuleInner> {
+        &self.inner
+    }
+}
+
+impl ModuleInner {
+    /// Address of defined function `f`'s code.
+    pub(crate) fn func_address(&self, f: DefinedFuncIndex) -> *const u8 {
+        // SAFETY: offsets were laid out inside the mapped image.
+        unsafe { self.code.base().add(self.func_offsets[f.index()] as usize) }
+    }
+
+    /// Address of a trampoline at `offset` in the image.
+    pub(crate) fn code_address(&self, offset: u32) -> *const u8 {
+        // SAFETY: trampoline offsets were laid out inside the mapped image.
+        unsafe { self.code.base().add(offset as usize) }
+    }
+
+    /// The trap at `pc`, if `pc` is a trap site of this module.
+    pub(crate) fn trap_at(&self, pc: usize) -> Option<TrapKind> {
+        if !self.code.contains(pc) {
+            return None;
+        }
+        let offset = (pc - self.code.base() as usize) as u32;
+        self.traps.binary_search_by_key(&offset, |(o, _)| *o).ok().map(|i| self.traps[i].1)
+    }
+
+    /// The defined function containing `pc` and the offset of `pc` in it.
+    pub(crate) fn func_at(&self, pc: usize) -> Option<(FuncIndex, u32)> {
+        if !self.code.contains(pc) {
+            return None;
+        }
+        let offset = (pc - self.code.base() as usize) as u32;
+        let i = self.func_offsets.partition_point(|o| *o <= offset).checked_sub(1)?;
+        // Trampolines follow the functions: a pc past the last function's code is not in it.
+        let end = self.func_offsets.get(i + 1).copied().unwrap_or_else(|| {
+            self.array_trampolines.iter().chain(&self.host_trampolines).flatten().copied().min().unwrap_or(u32::MAX)
+        });
+        (offset < end).then(|| (self.info.func_index(DefinedFuncIndex(i as u32)), offset - self.func_offsets[i]))
+    }
+}

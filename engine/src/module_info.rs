@@ -1,0 +1,462 @@
+//! The load stage: validate a WebAssembly binary and describe it as a [`ModuleInfo`].
+//!
+//! Validation accepts exactly WebAssembly 2.0 without SIMD (MVP, mutable globals, sign
+//! extension, non-trapping float-to-int, multi-value, bulk memory, reference types). Anything
+//! else is rejected by the validator with the feature and the byte offset.
+
+use crate::types::*;
+use std::collections::HashMap;
+use std::ops::Range;
+use wasmparser::{Parser, Payload, Validator, WasmFeatures};
+
+/// Why a module could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The text format did not parse.
+    #[error("invalid text module: {0}")]
+    Text(String),
+    /// The binary is malformed or invalid.
+    #[error("invalid module: {message} (at offset {offset:#x})")]
+    Invalid {
+        /// The validator's message.
+        message: String,
+        /// Byte offset of the problem in the binary.
+        offset: usize,
+    },
+    /// The module uses a WebAssembly feature the engine does not support.
+    #[error("unsupported feature: {message} (at offset {offset:#x})")]
+    Unsupported {
+        /// The validator's message naming the feature.
+        message: String,
+        /// Byte offset of the first use.
+        offset: usize,
+    },
+}
+
+impl From<wasmparser::BinaryReaderError> for LoadError {
+    fn from(e: wasmparser::BinaryReaderError) -> Self {
+        let message = e.message().to_string();
+        let offset = e.offset() as usize;
+        if message.contains("not enabled") || message.contains("must be enabled") {
+            LoadError::Unsupported { message, offset }
+        } else {
+            LoadError::Invalid { message, offset }
+        }
+    }
+}
+
+/// The features the engine implements.
+pub fn supported_features() -> WasmFeatures {
+    WasmFeatures::WASM2.difference(WasmFeatures::SIMD)
+}
+
+/// A constant expression (global initialisers, segment offsets and element items).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ConstExpr {
+    /// `i32.const`.
+    I32(i32),
+    /// `i64.const`.
+    I64(i64),
+    /// `f32.const`, as bits.
+    F32(u32),
+    /// `f64.const`, as bits.
+    F64(u64),
+    /// `ref.null`.
+    RefNull,
+    /// `ref.func`.
+    RefFunc(FuncIndex),
+    /// `global.get` of an (imported) global.
+    GlobalGet(GlobalIndex),
+}
+
+/// What an import provides.
+#[derive(Clone, Debug)]
+pub enum ImportKind {
+    /// A function of this type.
+    Func(TypeIndex),
+    /// A table.
+    Table(TableType),
+    /// A memory.
+    Memory(MemoryType),
+    /// A global.
+    Global(GlobalType),
+}
+
+/// One import.
+#[derive(Clone, Debug)]
+pub struct Import {
+    /// Module name.
+    pub module: String,
+    /// Field name.
+    pub name: String,
+    /// What is imported.
+    pub kind: ImportKind,
+}
+
+/// An entity in one of the module's index spaces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EntityIndex {
+    /// A function.
+    Func(FuncIndex),
+    /// A table.
+    Table(TableIndex),
+    /// A memory.
+    Memory(MemoryIndex),
+    /// A global.
+    Global(GlobalIndex),
+}
+
+/// Where an element segment goes.
+#[derive(Clone, Debug)]
+pub enum SegmentMode {
+    /// Used by `table.init`/`memory.init` only.
+    Passive,
+    /// Copied into a table or memory at instantiation.
+    Active {
+        /// Table or memory index.
+        index: u32,
+        /// Offset expression.
+        offset: ConstExpr,
+    },
+    /// Declares functions for `ref.func`; dropped at instantiation.
+    Declared,
+}
+
+/// An element segment.
+#[derive(Clone, Debug)]
+pub struct ElemSegment {
+    /// Where it goes.
+    pub mode: SegmentMode,
+    /// Element type.
+    pub ty: ValType,
+    /// The items.
+    pub items: Vec<ConstExpr>,
+}
+
+/// A data segment.
+#[derive(Clone, Debug)]
+pub struct DataSegment {
+    /// Where it goes (never `Declared`).
+    pub mode: SegmentMode,
+    /// Its bytes.
+    pub bytes: Vec<u8>,
+}
+
+/// Everything about a module except its compiled code.
+#[derive(Clone, Debug, Default)]
+pub struct ModuleInfo {
+    /// The type section.
+    pub types: Vec<FuncType>,
+    /// The imports, in order.
+    pub imports: Vec<Import>,
+    /// Type of every function (imports first).
+    pub functions: Vec<TypeIndex>,
+    /// Every table (imports first).
+    pub tables: Vec<TableType>,
+    /// Every memory (imports first).
+    pub memories: Vec<MemoryType>,
+    /// Every global (imports first).
+    pub globals: Vec<GlobalType>,
+    /// Initialisers of the defined globals.
+    pub global_inits: Vec<ConstExpr>,
+    /// Initialisers of defined tables (`None`: null).
+    pub table_inits: Vec<Option<ConstExpr>>,
+    /// Imported function count.
+    pub num_imported_funcs: u32,
+    /// Imported table count.
+    pub num_imported_tables: u32,
+    /// Imported memory count.
+    pub num_imported_memories: u32,
+    /// Imported global count.
+    pub num_imported_globals: u32,
+    /// Exports in order, by name.
+    pub exports: Vec<(String, EntityIndex)>,
+    /// The start function.
+    pub start: Option<FuncIndex>,
+    /// Element segments.
+    pub elements: Vec<ElemSegment>,
+    /// Data segments.
+    pub data: Vec<DataSegment>,
+    /// Function names from the name section.
+    pub func_names: HashMap<u32, String>,
+    /// Byte range of each defined function's body in the module binary.
+    pub bodies: Vec<Range<usize>>,
+}
+
+impl ModuleInfo {
+    /// Defined function index → function index.
+    pub fn func_index(&self, defined: DefinedFuncIndex) -> FuncIndex {
+        FuncIndex(defined.0 + self.num_imported_funcs)
+    }
+
+    /// Function index → defined function index, `None` for imports.
+    pub fn defined_func(&self, func: FuncIndex) -> Option<DefinedFuncIndex> {
+        func.0.checked_sub(self.num_imported_funcs).map(DefinedFuncIndex)
+    }
+
+    /// Signature of a function.
+    pub fn func_type(&self, func: FuncIndex) -> &FuncType {
+        &self.types[self.functions[func.index()].index()]
+    }
+
+    /// Number of defined functions.
+    pub fn num_defined_funcs(&self) -> usize {
+        self.functions.len() - self.num_imported_funcs as usize
+    }
+
+    /// The export named `name`.
+    pub fn export(&self, name: &str) -> Option<EntityIndex> {
+        self.exports.iter().find(|(n, _)| n == name).map(|(_, e)| *e)
+    }
+
+    /// A function's name for reports: the name section's, else an export name, else `func[N]`.
+    pub fn func_name(&self, func: FuncIndex) -> String {
+        if let Some(name) = self.func_names.get(&func.0) {
+            return name.clone();
+        }
+        for (name, entity) in &self.exports {
+            if *entity == EntityIndex::Func(func) {
+                return name.clone();
+            }
+        }
+        format!("func[{}]", func.0)
+    }
+}
+
+/// Turns `.wat` text into a binary; binaries pass through.
+pub fn wat_to_binary(bytes: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>, LoadError> {
+    if bytes.starts_with(b"\0asm") {
+        return Ok(std::borrow::Cow::Borrowed(bytes));
+    }
+    wat::parse_bytes(bytes).map_err(|e| LoadError::Text(e.to_string()))
+}
+
+/// Validates `wasm` completely (every function body included).
+pub fn validate(wasm: &[u8]) -> Result<(), LoadError> {
+    Validator::new_with_features(supported_features()).validate_all(wasm)?;
+    Ok(())
+}
+
+/// Parses a module the validator accepted into a [`ModuleInfo`]. On unvalidated input it
+/// returns an error for anything it cannot represent, but does not check function bodies.
+pub fn parse(wasm: &[u8]) -> Result<ModuleInfo, LoadError> {
+    let mut info = ModuleInfo::default();
+    let mut parser = Parser::new(0);
+    parser.set_features(supported_features());
+    for payload in parser.parse_all(wasm) {
+        match payload? {
+            Payload::TypeSection(reader) => {
+                for ty in reader.into_iter_err_on_gc_types() {
+                    let ty = ty?;
+                    let params = ty.params().iter().map(|t| val_type(*t)).collect::<Result<Vec<_>, _>>()?;
+                    let results = ty.results().iter().map(|t| val_type(*t)).collect::<Result<Vec<_>, _>>()?;
+                    info.types.push(FuncType::new(params, results));
+                }
+            }
+            Payload::ImportSection(reader) => {
+                for import in reader.into_imports() {
+                    let import = import?;
+                    let kind = match import.ty {
+                        wasmparser::TypeRef::Func(ty) => {
+                            info.functions.push(TypeIndex(ty));
+                            info.num_imported_funcs += 1;
+                            ImportKind::Func(TypeIndex(ty))
+                        }
+                        wasmparser::TypeRef::Table(t) => {
+                            let t = table_type(t)?;
+                            info.tables.push(t);
+                            info.num_imported_tables += 1;
+                            ImportKind::Table(t)
+                        }
+                        wasmparser::TypeRef::Memory(m) => {
+                            let m = memory_type(m)?;
+                            info.memories.push(m);
+                            info.num_imported_memories += 1;
+                            ImportKind::Memory(m)
+                        }
+                        wasmparser::TypeRef::Global(g) => {
+                            let g = global_type(g)?;
+                            info.globals.push(g);
+                            info.num_imported_globals += 1;
+                            ImportKind::Global(g)
+                        }
+                        _ => return Err(unsupported("this kind of import")),
+                    };
+                    info.imports.push(Import { module: import.module.into(), name: import.name.into(), kind });
+                }
+            }
+            Payload::FunctionSection(reader) => {
+                for ty in reader {
+                    info.functions.push(TypeIndex(ty?));
+                }
+            }
+            Payload::TableSection(reader) => {
+                for table in reader {
+                    let table = table?;
+                    info.tables.push(table_type(table.ty)?);
+                    info.table_inits.push(match table.init {
+                        wasmparser::TableInit::RefNull => None,
+                        wasmparser::TableInit::Expr(e) => Some(const_expr(&e)?),
+                    });
+                }
+            }
+            Payload::MemorySection(reader) => {
+                for memory in reader {
+                    info.memories.push(memory_type(memory?)?);
+                }
+            }
+            Payload::GlobalSection(reader) => {
+                for global in reader {
+                    let global = global?;
+                    info.globals.push(global_type(global.ty)?);
+                    info.global_inits.push(const_expr(&global.init_expr)?);
+                }
+            }
+            Payload::ExportSection(reader) => {
+                for export in reader {
+                    let export = export?;
+                    let entity = match export.kind {
+                        wasmparser::ExternalKind::Func => EntityIndex::Func(FuncIndex(export.index)),
+                        wasmparser::ExternalKind::Table => EntityIndex::Table(TableIndex(export.index)),
+                        wasmparser::ExternalKind::Memory => EntityIndex::Memory(MemoryIndex(export.index)),
+                        wasmparser::ExternalKind::Global => EntityIndex::Global(GlobalIndex(export.index)),
+                        _ => return Err(unsupported("this kind of export")),
+                    };
+                    info.exports.push((export.name.into(), entity));
+                }
+            }
+            Payload::StartSection { func, .. } => info.start = Some(FuncIndex(func)),
+            Payload::ElementSection(reader) => {
+                for element in reader {
+                    let element = element?;
+                    let mode = match element.kind {
+                        wasmparser::ElementKind::Passive => SegmentMode::Passive,
+                        wasmparser::ElementKind::Declared => SegmentMode::Declared,
+                        wasmparser::ElementKind::Active { table_index, offset_expr } => {
+                            SegmentMode::Active { index: table_index.unwrap_or(0), offset: const_expr(&offset_expr)? }
+                        }
+                    };
+                    let (ty, items) = match element.items {
+                        wasmparser::ElementItems::Functions(funcs) => (
+                            ValType::FuncRef,
+                            funcs
+                                .into_iter()
+                                .map(|f| f.map(|f| ConstExpr::RefFunc(FuncIndex(f))))
+                                .collect::<Result<Vec<_>, _>>()?,
+                        ),
+                        wasmparser::ElementItems::Expressions(ty, exprs) => {
+                            let items = exprs.into_iter().map(|e| const_expr(&e?)).collect::<Result<Vec<_>, _>>()?;
+                            (ref_type(ty)?, items)
+                        }
+                    };
+                    info.elements.push(ElemSegment { mode, ty, items });
+                }
+            }
+            Payload::DataSection(reader) => {
+                for data in reader {
+                    let data = data?;
+                    let mode = match data.kind {
+                        wasmparser::DataKind::Passive => SegmentMode::Passive,
+                        wasmparser::DataKind::Active { memory_index, offset_expr } => {
+                            SegmentMode::Active { index: memory_index, offset: const_expr(&offset_expr)? }
+                        }
+                    };
+                    info.data.push(DataSegment { mode, bytes: data.data.to_vec() });
+                }
+            }
+            Payload::CodeSectionEntry(body) => {
+                let range = body.range();
+                info.bodies.push(range.start as usize..range.end as usize);
+            }
+            Payload::CustomSection(reader) if reader.name() == "name" => {
+                // The name section is advisory: a malformed one is ignored, as engines do.
+                let names = wasmparser::NameSectionReader::new(wasmparser::BinaryReader::new(
+                    reader.data(),
+                    reader.data_offset(),
+                ));
+                for name in names.into_iter().flatten() {
+                    if let wasmparser::Name::Function(map) = name {
+                        for naming in map.into_iter().flatten() {
+                            info.func_names.insert(naming.index, naming.name.to_string());
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    if info.bodies.len() != info.num_defined_funcs() {
+        return Err(LoadError::Invalid {
+            message: "function and code section have inconsistent lengths".into(),
+            offset: wasm.len(),
+        });
+    }
+    Ok(info)
+}
+
+fn unsupported(what: &str) -> LoadError {
+    LoadError::Unsupported { message: format!("{what} is not supported"), offset: 0 }
+}
+
+fn val_type(ty: wasmparser::ValType) -> Result<ValType, LoadError> {
+    Ok(match ty {
+        wasmparser::ValType::I32 => ValType::I32,
+        wasmparser::ValType::I64 => ValType::I64,
+        wasmparser::ValType::F32 => ValType::F32,
+        wasmparser::ValType::F64 => ValType::F64,
+        wasmparser::ValType::Ref(r) => ref_type(r)?,
+        wasmparser::ValType::V128 => return Err(unsupported("the v128 type")),
+    })
+}
+
+fn ref_type(ty: wasmparser::RefType) -> Result<ValType, LoadError> {
+    if ty == wasmparser::RefType::FUNCREF {
+        Ok(ValType::FuncRef)
+    } else if ty == wasmparser::RefType::EXTERNREF {
+        Ok(ValType::ExternRef)
+    } else {
+        Err(unsupported("this reference type"))
+    }
+}
+
+fn table_type(t: wasmparser::TableType) -> Result<TableType, LoadError> {
+    if t.table64 || t.shared {
+        return Err(unsupported("64-bit or shared tables"));
+    }
+    Ok(TableType {
+        element: ref_type(t.element_type)?,
+        limits: Limits { min: t.initial as u32, max: t.maximum.map(|m| m as u32) },
+    })
+}
+
+fn memory_type(m: wasmparser::MemoryType) -> Result<MemoryType, LoadError> {
+    if m.memory64 || m.shared || m.page_size_log2.is_some() {
+        return Err(unsupported("64-bit, shared or custom-page-size memories"));
+    }
+    Ok(MemoryType { limits: Limits { min: m.initial as u32, max: m.maximum.map(|m| m as u32) } })
+}
+
+fn global_type(g: wasmparser::GlobalType) -> Result<GlobalType, LoadError> {
+    if g.shared {
+        return Err(unsupported("shared globals"));
+    }
+    Ok(GlobalType { ty: val_type(g.content_type)?, mutable: g.mutable })
+}
+
+fn const_expr(expr: &wasmparser::ConstExpr<'_>) -> Result<ConstExpr, LoadError> {
+    let mut reader = expr.get_operators_reader();
+    let value = match reader.read()? {
+        wasmparser::Operator::I32Const { value } => ConstExpr::I32(value),
+        wasmparser::Operator::I64Const { value } => ConstExpr::I64(value),
+        wasmparser::Operator::F32Const { value } => ConstExpr::F32(value.bits()),
+        wasmparser::Operator::F64Const { value } => ConstExpr::F64(value.bits()),
+        wasmparser::Operator::RefNull { .. } => ConstExpr::RefNull,
+        wasmparser::Operator::RefFunc { function_index } => ConstExpr::RefFunc(FuncIndex(function_index)),
+        wasmparser::Operator::GlobalGet { global_index } => ConstExpr::GlobalGet(GlobalIndex(global_index)),
+        _ => return Err(unsupported("this constant expression")),
+    };
+    match reader.read()? {
+        wasmparser::Operator::End => Ok(value),
+        _ => Err(unsupported("extended constant expressions")),
+    }
+}

@@ -1,0 +1,268 @@
+//! The translator's one view of the runtime layout. Every access to the `VMContext`,
+//! memories, tables, globals, function references and builtins goes through a method here,
+//! so the opcode translation (`code.rs`) knows nothing of offsets.
+
+use crate::module_info::ModuleInfo;
+use crate::types::*;
+use crate::vm::memory::BoundsStrategy;
+use crate::vm::vmctx::*;
+use cranelift_codegen::ir::{self, types, AbiParam, ArgumentPurpose, InstBuilder, MemFlagsData, Signature, Value};
+use cranelift_codegen::isa::{CallConv, TargetFrontendConfig, TargetIsa};
+use cranelift_frontend::FunctionBuilder;
+use std::collections::HashMap;
+
+/// Cranelift type of a wasm value type (references are pointers).
+pub fn ir_type(ty: ValType) -> ir::Type {
+    match ty {
+        ValType::I32 => types::I32,
+        ValType::I64 => types::I64,
+        ValType::F32 => types::F32,
+        ValType::F64 => types::F64,
+        ValType::FuncRef | ValType::ExternRef => types::I64,
+    }
+}
+
+/// The wasm calling convention: `(callee_vmctx, caller_vmctx, params...) -> results`.
+pub fn wasm_signature(ty: &FuncType, call_conv: CallConv) -> Signature {
+    let mut sig = Signature::new(call_conv);
+    sig.params.push(AbiParam::special(types::I64, ArgumentPurpose::VMContext));
+    sig.params.push(AbiParam::new(types::I64));
+    sig.params.extend(ty.params.iter().map(|t| AbiParam::new(ir_type(*t))));
+    sig.returns.extend(ty.results.iter().map(|t| AbiParam::new(ir_type(*t))));
+    sig
+}
+
+/// Flags for loads of runtime data that never changes during an instance's life.
+pub fn readonly() -> MemFlagsData {
+    MemFlagsData::trusted().with_readonly().with_can_move()
+}
+
+/// Flags for loads and stores of runtime data that may change.
+pub fn trusted() -> MemFlagsData {
+    MemFlagsData::trusted()
+}
+
+/// The environment of one function's translation.
+pub struct FuncEnv<'m> {
+    /// The module.
+    pub module: &'m ModuleInfo,
+    /// Its `VMContext` layout.
+    pub offsets: VMOffsets,
+    /// How memory accesses are kept in bounds.
+    pub bounds: BoundsStrategy,
+    /// The calling convention of compiled functions.
+    pub call_conv: CallConv,
+    /// The target's pointer type and the like.
+    pub frontend_config: TargetFrontendConfig,
+    /// The function's own `VMContext` parameter.
+    vmctx: Option<Value>,
+    sigs: HashMap<TypeIndex, ir::SigRef>,
+    builtin_sigs: HashMap<u8, ir::SigRef>,
+    direct: HashMap<FuncIndex, ir::FuncRef>,
+}
+
+impl<'m> FuncEnv<'m> {
+    /// An environment for translating functions of `module`.
+    pub fn new(module: &'m ModuleInfo, bounds: BoundsStrategy, isa: &dyn TargetIsa) -> Self {
+        FuncEnv {
+            module,
+            offsets: VMOffsets::new(module),
+            bounds,
+            call_conv: isa.default_call_conv(),
+            frontend_config: isa.frontend_config(),
+            vmctx: None,
+            sigs: HashMap::new(),
+            builtin_sigs: HashMap::new(),
+            direct: HashMap::new(),
+        }
+    }
+
+    /// Resets per-function state; `vmctx` is the new function's context parameter.
+    pub fn begin_function(&mut self, vmctx: Value) {
+        self.vmctx = Some(vmctx);
+        self.sigs.clear();
+        self.builtin_sigs.clear();
+        self.direct.clear();
+    }
+
+    /// The current function's `VMContext`.
+    pub fn vmctx(&self) -> Value {
+        self.vmctx.expect("begin_function was called")
+    }
+
+    fn load_slot(&self, builder: &mut FunctionBuilder, offset: i32) -> Value {
+        let vmctx = self.vmctx();
+        builder.ins().load(types::I64, readonly(), vmctx, offset)
+    }
+
+    /// Installs the stack-limit check in the function's prologue.
+    pub fn set_stack_limit(&self, func: &mut ir::Function) {
+        let vmctx = func.create_global_value(ir::GlobalValueData::VMContext);
+        let flags = func.dfg.mem_flags.insert_unchecked(readonly());
+        let limits = func.create_global_value(ir::GlobalValueData::Load {
+            base: vmctx,
+            offset: VMCTX_LIMITS.into(),
+            global_type: types::I64,
+            flags,
+        });
+        let flags = func.dfg.mem_flags.insert_unchecked(trusted());
+        let limit = func.create_global_value(ir::GlobalValueData::Load {
+            base: limits,
+            offset: VMLIMITS_STACK_LIMIT.into(),
+            global_type: types::I64,
+            flags,
+        });
+        func.stack_limit = Some(limit);
+    }
+
+    // ----- memory -------------------------------------------------------------------------
+
+    /// Base address of memory 0 (it never moves).
+    pub fn memory_base(&self, builder: &mut FunctionBuilder) -> Value {
+        self.load_slot(builder, VMCTX_MEMORY_BASE)
+    }
+
+    /// Current byte length of memory 0, as i64.
+    pub fn memory_length(&self, builder: &mut FunctionBuilder) -> Value {
+        let def = self.load_slot(builder, VMCTX_MEMORY_DEF);
+        builder.ins().load(types::I64, trusted(), def, MEMORY_LENGTH)
+    }
+
+    // ----- globals ------------------------------------------------------------------------
+
+    /// Address of global `g`'s value.
+    pub fn global_addr(&self, builder: &mut FunctionBuilder, g: GlobalIndex) -> Value {
+        self.load_slot(builder, self.offsets.global(g))
+    }
+
+    // ----- tables -------------------------------------------------------------------------
+
+    /// `(base, length)` of table `t`; `length` is i32.
+    pub fn table_bounds(&self, builder: &mut FunctionBuilder, t: TableIndex) -> (Value, Value) {
+        let def = self.load_slot(builder, self.offsets.table(t));
+        let base = builder.ins().load(types::I64, trusted(), def, TABLE_BASE);
+        let len = builder.ins().load(types::I32, trusted(), def, TABLE_LENGTH);
+        (base, len)
+    }
+
+    /// Address of element `index` (an i32 already bounds-checked) of a table with `base`.
+    pub fn table_elem_addr(&self, builder: &mut FunctionBuilder, base: Value, index: Value) -> Value {
+        let index = builder.ins().uextend(types::I64, index);
+        let offset = builder.ins().ishl_imm_u(index, 3);
+        builder.ins().iadd(base, offset)
+    }
+
+    // ----- functions ----------------------------------------------------------------------
+
+    /// `ref.func f`: the function's `*const VMFuncRef`.
+    pub fn func_ref(&self, builder: &mut FunctionBuilder, f: FuncIndex) -> Value {
+        let refs = self.load_slot(builder, VMCTX_FUNC_REFS);
+        builder.ins().load(types::I64, readonly(), refs, 8 * f.0 as i32)
+    }
+
+    /// The canonical signature id of the module's type `ty`, as i32.
+    pub fn type_id(&self, builder: &mut FunctionBuilder, ty: TypeIndex) -> Value {
+        let ids = self.load_slot(builder, VMCTX_TYPE_IDS);
+        builder.ins().load(types::I32, readonly(), ids, 4 * ty.0 as i32)
+    }
+
+    /// The imported signature for the module's type `ty`.
+    pub fn signature(&mut self, builder: &mut FunctionBuilder, ty: TypeIndex) -> ir::SigRef {
+        if let Some(sig) = self.sigs.get(&ty) {
+            return *sig;
+        }
+        let sig = builder.import_signature(wasm_signature(&self.module.types[ty.index()], self.call_conv));
+        self.sigs.insert(ty, sig);
+        sig
+    }
+
+    /// Calls function `f` with `args` (without the context arguments); returns the results.
+    pub fn call(&mut self, builder: &mut FunctionBuilder, f: FuncIndex, args: &[Value]) -> Vec<Value> {
+        let vmctx = self.vmctx();
+        let mut full = Vec::with_capacity(args.len() + 2);
+        let inst = match self.module.defined_func(f) {
+            Some(_) => {
+                // A defined function: a direct, PC-relative call with our own context.
+                let callee = match self.direct.get(&f) {
+                    Some(r) => *r,
+                    None => {
+                        let sig = self.signature(builder, self.module.functions[f.index()]);
+                        let name = builder.func.declare_imported_user_function(ir::UserExternalName::new(0, f.0));
+                        let r = builder.import_function(ir::ExtFuncData {
+                            name: ir::ExternalName::user(name),
+                            signature: sig,
+                            colocated: true,
+                            patchable: false,
+                        });
+                        self.direct.insert(f, r);
+                        r
+                    }
+                };
+                full.extend([vmctx, vmctx]);
+                full.extend_from_slice(args);
+                builder.ins().call(callee, &full)
+            }
+            None => {
+                // An import: call through its function reference with the callee's context.
+                let sig = self.signature(builder, self.module.functions[f.index()]);
+                let func_ref = self.func_ref(builder, f);
+                let code = builder.ins().load(types::I64, readonly(), func_ref, FUNCREF_WASM_CALL);
+                let callee_vmctx = builder.ins().load(types::I64, readonly(), func_ref, FUNCREF_VMCTX);
+                full.extend([callee_vmctx, vmctx]);
+                full.extend_from_slice(args);
+                builder.ins().call_indirect(sig, code, &full)
+            }
+        };
+        builder.inst_results(inst).to_vec()
+    }
+
+    /// Calls the (non-null, type-checked) function reference `func_ref` of type `ty`.
+    pub fn call_ref(
+        &mut self,
+        builder: &mut FunctionBuilder,
+        ty: TypeIndex,
+        func_ref: Value,
+        args: &[Value],
+    ) -> Vec<Value> {
+        let sig = self.signature(builder, ty);
+        let code = builder.ins().load(types::I64, trusted(), func_ref, FUNCREF_WASM_CALL);
+        let callee_vmctx = builder.ins().load(types::I64, trusted(), func_ref, FUNCREF_VMCTX);
+        let mut full = vec![callee_vmctx, self.vmctx()];
+        full.extend_from_slice(args);
+        let inst = builder.ins().call_indirect(sig, code, &full);
+        builder.inst_results(inst).to_vec()
+    }
+
+    /// Loads the signature id stored in a function reference.
+    pub fn func_ref_type_id(&self, builder: &mut FunctionBuilder, func_ref: Value) -> Value {
+        builder.ins().load(types::I32, trusted(), func_ref, FUNCREF_TYPE_ID)
+    }
+
+    // ----- builtins -----------------------------------------------------------------------
+
+    /// Calls a builtin with `args` (after the context); returns its result, if any.
+    pub fn call_builtin(&mut self, builder: &mut FunctionBuilder, builtin: Builtin, args: &[Value]) -> Option<Value> {
+        let sig = match self.builtin_sigs.get(&(builtin as u8)) {
+            Some(s) => *s,
+            None => {
+                let mut sig = Signature::new(self.call_conv);
+                sig.params.push(AbiParam::new(types::I64));
+                for arg in args {
+                    sig.params.push(AbiParam::new(builder.func.dfg.value_type(*arg)));
+                }
+                if !matches!(builtin, Builtin::DataDrop | Builtin::ElemDrop) {
+                    sig.returns.push(AbiParam::new(types::I32));
+                }
+                let s = builder.import_signature(sig);
+                self.builtin_sigs.insert(builtin as u8, s);
+                s
+            }
+        };
+        let table = self.load_slot(builder, VMCTX_BUILTINS);
+        let func = builder.ins().load(types::I64, readonly(), table, builtin.offset());
+        let mut full = vec![self.vmctx()];
+        full.extend_from_slice(args);
+        let inst = builder.ins().call_indirect(sig, func, &full);
+        builder.inst_results(inst).first().copied()
+    }
+}

@@ -1,0 +1,57 @@
+//! THE MEMORY SANDBOX. Every linear-memory address compiled code computes comes from
+//! [`memory_addr`]; nothing else turns a wasm address into a native pointer.
+//!
+//! A wasm access reads `size` bytes at `index + offset`, where `index` is an unsigned 32-bit
+//! operand and `offset` a static unsigned 32-bit immediate. It is in bounds iff
+//! `index + offset + size <= current_length`.
+//!
+//! Two strategies, chosen per engine (see [`BoundsStrategy`]):
+//!
+//! 1. **Guard pages.** The memory owns a reservation of 4 GiB + [`GUARD_SIZE`] bytes, of which
+//!    only the first `current_length` are accessible; the rest is `PROT_NONE`. If
+//!    `offset + size <= GUARD_SIZE`, then `index + offset + size < 4 GiB + GUARD_SIZE`, so the
+//!    access lies entirely inside the reservation: either in the accessible prefix (in bounds)
+//!    or it touches an inaccessible page and faults. The load/store carries the
+//!    `HEAP_OUT_OF_BOUNDS` trap code, so the fault is reported as an out-of-bounds trap. No
+//!    check is emitted. Larger static offsets fall back to case 2.
+//! 2. **Explicit check.** Compute `end = zext64(index) + offset + size` in 64 bits (it cannot
+//!    overflow: at most 2^33) and trap with `HEAP_OUT_OF_BOUNDS` if `end > current_length`,
+//!    reading the length at every access because `memory.grow` (possibly by another instance
+//!    sharing the memory) changes it. The base never moves, so it may be hoisted.
+//!
+//! In both cases the native address is `base + zext64(index) + offset`; `zext` (never `sext`)
+//! matters: a negative i32 is a large unsigned index, not an access below the base.
+
+use super::env::FuncEnv;
+use crate::trap::TrapKind;
+use crate::vm::memory::{BoundsStrategy, GUARD_SIZE};
+use cranelift_codegen::ir::{condcodes::IntCC, types, InstBuilder, Value};
+use cranelift_frontend::FunctionBuilder;
+
+/// Native address of a `size`-byte access at wasm address `index` (i32) + `offset`, checked
+/// as the module's strategy requires. The caller uses the result with offset 0.
+pub fn memory_addr(env: &FuncEnv, builder: &mut FunctionBuilder, index: Value, offset: u64, size: u32) -> Value {
+    let index = builder.ins().uextend(types::I64, index);
+    let needs_check = match env.bounds {
+        BoundsStrategy::GuardPages => offset + u64::from(size) > GUARD_SIZE,
+        BoundsStrategy::Explicit => true,
+    };
+    if needs_check {
+        let end = builder.ins().iadd_imm_s(index, (offset + u64::from(size)) as i64);
+        let length = env.memory_length(builder);
+        let oob = builder.ins().icmp(IntCC::UnsignedGreaterThan, end, length);
+        builder.ins().trapnz(oob, TrapKind::MemoryOutOfBounds.to_trap_code());
+    }
+    let base = env.memory_base(builder);
+    let addr = builder.ins().iadd(base, index);
+    if offset == 0 {
+        addr
+    } else {
+        builder.ins().iadd_imm_s(addr, offset as i64)
+    }
+}
+
+/// Traps with an out-of-bounds memory access unless `status` (a builtin's result) is zero.
+pub fn trap_on_status(builder: &mut FunctionBuilder, status: Value, kind: TrapKind) {
+    builder.ins().trapnz(status, kind.to_trap_code());
+}

@@ -1,0 +1,117 @@
+//! Values crossing the host boundary, and handles to store objects.
+
+use crate::types::ValType;
+use crate::vm::vmctx::{VMFuncRef, ValRaw};
+use std::num::NonZeroUsize;
+use std::ptr::NonNull;
+
+/// An opaque, non-null host reference (`externref`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ExternRef(pub NonZeroUsize);
+
+/// A function in a store: a host function, or a function reference compiled code can call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Func {
+    pub(crate) store: u64,
+    pub(crate) kind: FuncKind,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum FuncKind {
+    /// A host function not (yet) seen by wasm: index into the store's host functions.
+    Host(u32),
+    /// A function reference.
+    Ref(NonNull<VMFuncRef>),
+}
+
+macro_rules! handle {
+    ($(#[$doc:meta] $name:ident),*) => {$(
+        #[$doc]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub struct $name {
+            pub(crate) store: u64,
+            pub(crate) index: u32,
+        }
+    )*};
+}
+
+handle!(
+    /// A table in a store.
+    Table,
+    /// A linear memory in a store.
+    Memory,
+    /// A global in a store.
+    Global,
+    /// An instance in a store.
+    Instance
+);
+
+/// Something an instance can import or export.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Extern {
+    /// A function.
+    Func(Func),
+    /// A table.
+    Table(Table),
+    /// A memory.
+    Memory(Memory),
+    /// A global.
+    Global(Global),
+}
+
+/// A WebAssembly value.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Val {
+    /// `i32`.
+    I32(i32),
+    /// `i64`.
+    I64(i64),
+    /// `f32`, as bits (NaN payloads are preserved).
+    F32(u32),
+    /// `f64`, as bits.
+    F64(u64),
+    /// `funcref`.
+    FuncRef(Option<Func>),
+    /// `externref`.
+    ExternRef(Option<ExternRef>),
+}
+
+impl Val {
+    /// The value's type.
+    pub fn ty(&self) -> ValType {
+        match self {
+            Val::I32(_) => ValType::I32,
+            Val::I64(_) => ValType::I64,
+            Val::F32(_) => ValType::F32,
+            Val::F64(_) => ValType::F64,
+            Val::FuncRef(_) => ValType::FuncRef,
+            Val::ExternRef(_) => ValType::ExternRef,
+        }
+    }
+
+    /// The zero (or null) value of a type.
+    pub fn default_for(ty: ValType) -> Val {
+        match ty {
+            ValType::I32 => Val::I32(0),
+            ValType::I64 => Val::I64(0),
+            ValType::F32 => Val::F32(0),
+            ValType::F64 => Val::F64(0),
+            ValType::FuncRef => Val::FuncRef(None),
+            ValType::ExternRef => Val::ExternRef(None),
+        }
+    }
+
+    /// Decodes a raw slot of type `ty` (function references belong to store `store`).
+    pub(crate) fn from_raw(raw: ValRaw, ty: ValType, store: u64) -> Val {
+        match ty {
+            ValType::I32 => Val::I32(raw as u32 as i32),
+            ValType::I64 => Val::I64(raw as u64 as i64),
+            ValType::F32 => Val::F32(raw as u32),
+            ValType::F64 => Val::F64(raw as u64),
+            ValType::FuncRef => Val::FuncRef(
+                NonNull::new(raw as usize as *mut VMFuncRef).map(|p| Func { store, kind: FuncKind::Ref(p) }),
+            ),
+            ValType::ExternRef => Val::ExternRef(NonZeroUsize::new(raw as usize).map(ExternRef)),
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! The layout of the data compiled code reads: the per-instance `VMContext` and the structures
+//! it points to. The translator reads offsets from here and the runtime writes the data, so this
+//! file is the single contract between them.
+//!
+//! A `VMContext` is a block of pointer-sized slots:
+//!
+//! | offset            | slot                                                   |
+//! |-------------------|--------------------------------------------------------|
+//! | 0                 | `*mut Instance` (runtime back-pointer, used by builtins) |
+//! | 8                 | `*const VMLimits` (the store's stack limit)            |
+//! | 16                | `*const [usize; BUILTIN_COUNT]` (builtin functions)    |
+//! | 24                | `*const u32` (canonical signature id per type index)   |
+//! | 32                | base address of memory 0 (never moves)                 |
+//! | 40                | `*mut VMMemoryDefinition` of memory 0                  |
+//! | 48                | `*const *const VMFuncRef` (one per function index)     |
+//! | 56 + 8·t          | `*mut VMTableDefinition` of table t                    |
+//! | 56 + 8·T + 8·g    | `*mut VMGlobal` of global g                            |
+
+use crate::module_info::ModuleInfo;
+use crate::types::{GlobalIndex, TableIndex};
+
+/// Offset of the instance back-pointer.
+pub const VMCTX_INSTANCE: i32 = 0;
+/// Offset of the `*const VMLimits` slot.
+pub const VMCTX_LIMITS: i32 = 8;
+/// Offset of the builtin-function table pointer.
+pub const VMCTX_BUILTINS: i32 = 16;
+/// Offset of the signature-id array pointer.
+pub const VMCTX_TYPE_IDS: i32 = 24;
+/// Offset of memory 0's base address.
+pub const VMCTX_MEMORY_BASE: i32 = 32;
+/// Offset of memory 0's `*mut VMMemoryDefinition`.
+pub const VMCTX_MEMORY_DEF: i32 = 40;
+/// Offset of the function-reference array pointer.
+pub const VMCTX_FUNC_REFS: i32 = 48;
+const VMCTX_TABLES: i32 = 56;
+
+/// Offsets of the module-dependent slots of a `VMContext`.
+#[derive(Clone, Copy, Debug)]
+pub struct VMOffsets {
+    num_tables: u32,
+    num_globals: u32,
+}
+
+impl VMOffsets {
+    /// Layout for instances of `module`.
+    pub fn new(module: &ModuleInfo) -> Self {
+        VMOffsets { num_tables: module.tables.len() as u32, num_globals: module.globals.len() as u32 }
+    }
+
+    /// Slot of table `t`'s definition pointer.
+    pub fn table(&self, t: TableIndex) -> i32 {
+        VMCTX_TABLES + 8 * t.0 as i32
+    }
+
+    /// Slot of global `g`'s pointer.
+    pub fn global(&self, g: GlobalIndex) -> i32 {
+        VMCTX_TABLES + 8 * (self.num_tables + g.0) as i32
+    }
+
+    /// Size of the whole context in bytes.
+    pub fn size(&self) -> usize {
+        (VMCTX_TABLES as usize) + 8 * (self.num_tables + self.num_globals) as usize
+    }
+}
+
+/// Per-store execution limits read by function prologues.
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct VMLimits {
+    /// Lowest stack address wasm code may use; the prologue traps below it.
+    pub stack_limit: usize,
+}
+
+/// Offset of `VMLimits::stack_limit`.
+pub const VMLIMITS_STACK_LIMIT: i32 = 0;
+
+/// A function as compiled code sees it: what `ref.func`, tables and imports point to.
+#[repr(C)]
+#[derive(Debug)]
+pub struct VMFuncRef {
+    /// Code with the wasm calling convention `(callee_vmctx, caller_vmctx, params...)`.
+    pub wasm_call: *const u8,
+    /// The callee's context: its instance's `VMContext`, or a host function's context.
+    pub vmctx: *mut u8,
+    /// Trampoline `extern "C" fn(callee_vmctx, wasm_call, caller_vmctx, values: *mut ValRaw)`.
+    pub array_call: *const u8,
+    /// Canonical signature id (engine-wide).
+    pub type_id: u32,
+}
+
+/// Offset of `VMFuncRef::wasm_call`.
+pub const FUNCREF_WASM_CALL: i32 = 0;
+/// Offset of `VMFuncRef::vmctx`.
+pub const FUNCREF_VMCTX: i32 = 8;
+/// Offset of `VMFuncRef::type_id`.
+pub const FUNCREF_TYPE_ID: i32 = 24;
+
+/// A table's storage as compiled code sees it.
+#[repr(C)]
+#[derive(Debug)]
+pub struct VMTableDefinition {
+    /// Elements: `*const VMFuncRef` or extern handles, 0 = null.
+    pub base: *mut usize,
+    /// Current number of elements.
+    pub current_elements: u32,
+}
+
+/// Offset of `VMTableDefinition::base`.
+pub const TABLE_BASE: i32 = 0;
+/// Offset of `VMTableDefinition::current_elements`.
+pub const TABLE_LENGTH: i32 = 8;
+
+/// Offset of `VMMemoryDefinition::current_length`.
+pub const MEMORY_LENGTH: i32 = 8;
+
+/// A global's storage: the value in little-endian at offset 0.
+#[repr(C, align(16))]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct VMGlobal {
+    /// Raw bytes of the value.
+    pub bits: u128,
+}
+
+/// One value crossing the host boundary through the array-call trampolines.
+pub type ValRaw = u128;
+
+/// Size of a [`ValRaw`] slot.
+pub const VALRAW_SIZE: u32 = 16;
+
+/// The runtime functions compiled code calls through the builtin table, in table order.
+/// Every one takes the caller's `VMContext` first; the ones returning a status return 0 on
+/// success and non-zero when the operation is out of bounds (the code then traps).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Builtin {
+    /// `(vmctx, delta: i32) -> i32` old size in pages or -1.
+    MemoryGrow,
+    /// `(vmctx, dst: i32, value: i32, len: i32) -> i32` status.
+    MemoryFill,
+    /// `(vmctx, dst: i32, src: i32, len: i32) -> i32` status.
+    MemoryCopy,
+    /// `(vmctx, segment: i32, dst: i32, src: i32, len: i32) -> i32` status.
+    MemoryInit,
+    /// `(vmctx, segment: i32)`.
+    DataDrop,
+    /// `(vmctx, table: i32, init: i64, delta: i32) -> i32` old size or -1.
+    TableGrow,
+    /// `(vmctx, table: i32, dst: i32, value: i64, len: i32) -> i32` status.
+    TableFill,
+    /// `(vmctx, dst_table: i32, src_table: i32, dst: i32, src: i32, len: i32) -> i32` status.
+    TableCopy,
+    /// `(vmctx, table: i32, segment: i32, dst: i32, src: i32, len: i32) -> i32` status.
+    TableInit,
+    /// `(vmctx, segment: i32)`.
+    ElemDrop,
+}
+
+/// Number of builtins.
+pub const BUILTIN_COUNT: usize = 10;
+
+impl Builtin {
+    /// Byte offset of this builtin's pointer in the builtin table.
+    pub fn offset(self) -> i32 {
+        8 * self as i32
+    }
+}

@@ -1,0 +1,282 @@
+//! Engine behaviour on hand-written WAT: control flow, memory growth against the embedder's
+//! limit, every trap kind, recovery after traps, host functions, both bounds strategies and
+//! the artifact round trip.
+
+use engine::*;
+
+fn engine(bounds: BoundsStrategy) -> Engine {
+    Engine::new(Config { bounds: Some(bounds), ..Config::default() }).expect("engine")
+}
+
+fn instantiate(engine: &Engine, wat: &str) -> (Store, Instance) {
+    let module = Module::new(engine, wat.as_bytes()).expect("module compiles");
+    let mut store = Store::new(engine);
+    let instance = store.instantiate(&module, &[]).expect("instantiates");
+    (store, instance)
+}
+
+fn call(store: &mut Store, instance: Instance, name: &str, args: &[Val]) -> Result<Vec<Val>, CallError> {
+    let f = store.get_func(instance, name).unwrap_or_else(|| panic!("export {name}"));
+    store.call(f, args)
+}
+
+fn trap_kind(r: Result<Vec<Val>, CallError>) -> TrapKind {
+    match r {
+        Err(CallError::Trap(t)) => t.kind,
+        other => panic!("expected a trap, got {other:?}"),
+    }
+}
+
+const CONTROL: &str = r#"
+(module
+  (func (export "multi") (param i32) (result i32 i64)
+    (block (result i32 i64) (local.get 0) (i64.const 7)))
+  (func (export "swap") (param i32 i32) (result i32 i32)
+    (local.get 1) (local.get 0)
+    (block (param i32 i32) (result i32 i32)))
+  (func (export "loop_sum") (param i32) (result i32) (local i32)
+    (loop $l (param) (result)
+      (local.set 1 (i32.add (local.get 1) (local.get 0)))
+      (local.set 0 (i32.sub (local.get 0) (i32.const 1)))
+      (br_if $l (local.get 0)))
+    (local.get 1))
+  (func (export "table") (param i32) (result i32)
+    (block $c (result i32)
+      (block $b (result i32)
+        (block $a (result i32)
+          (i32.const 100)
+          (br_table $a $b $c (local.get 0)))
+        (i32.add (i32.const 1)) (return))
+      (i32.add (i32.const 2)) (return))
+    (i32.add (i32.const 3)))
+  (func (export "dead") (param i32) (result i32)
+    (block (result i32)
+      (br 0 (local.get 0))
+      (i32.add) (unreachable) (block (loop (if (i32.const 0) (then) (else)))) (drop)))
+  (func (export "after_return") (result i32)
+    (return (i32.const 5))
+    (i64.const 1) (drop) (i32.add))
+  (func (export "if_params") (param i32) (result i32)
+    (i32.const 10)
+    (if (param i32) (result i32) (local.get 0)
+      (then (i32.const 1) (i32.add))
+      (else (i32.const 2) (i32.sub))))
+  (func $fac (export "fac") (param i64) (result i64)
+    (if (result i64) (i64.eqz (local.get 0))
+      (then (i64.const 1))
+      (else (i64.mul (local.get 0) (call $fac (i64.sub (local.get 0) (i64.const 1)))))))
+)"#;
+
+#[test]
+fn control_flow() {
+    let engine = engine(BoundsStrategy::GuardPages);
+    let (mut store, i) = instantiate(&engine, CONTROL);
+    assert_eq!(call(&mut store, i, "multi", &[Val::I32(3)]).unwrap(), vec![Val::I32(3), Val::I64(7)]);
+    assert_eq!(call(&mut store, i, "swap", &[Val::I32(1), Val::I32(2)]).unwrap(), vec![Val::I32(2), Val::I32(1)]);
+    assert_eq!(call(&mut store, i, "loop_sum", &[Val::I32(100)]).unwrap(), vec![Val::I32(5050)]);
+    for (arg, want) in [(0, 101), (1, 102), (2, 103), (7, 103), (-1, 103)] {
+        assert_eq!(call(&mut store, i, "table", &[Val::I32(arg)]).unwrap(), vec![Val::I32(want)], "br_table {arg}");
+    }
+    assert_eq!(call(&mut store, i, "dead", &[Val::I32(9)]).unwrap(), vec![Val::I32(9)]);
+    assert_eq!(call(&mut store, i, "after_return", &[]).unwrap(), vec![Val::I32(5)]);
+    assert_eq!(call(&mut store, i, "if_params", &[Val::I32(1)]).unwrap(), vec![Val::I32(11)]);
+    assert_eq!(call(&mut store, i, "if_params", &[Val::I32(0)]).unwrap(), vec![Val::I32(8)]);
+    assert_eq!(call(&mut store, i, "fac", &[Val::I64(20)]).unwrap(), vec![Val::I64(2432902008176640000)]);
+}
+
+const MEMORY: &str = r#"
+(module
+  (memory (export "mem") 1 100)
+  (func (export "grow") (param i32) (result i32) (memory.grow (local.get 0)))
+  (func (export "size") (result i32) (memory.size))
+  (func (export "load") (param i32) (result i32) (i32.load (local.get 0)))
+  (func (export "store") (param i32 i32) (i32.store (local.get 0) (local.get 1)))
+  (func (export "load_far") (param i32) (result i32) (i32.load offset=0xfffffff0 (local.get 0)))
+)"#;
+
+fn memory_growth(bounds: BoundsStrategy) {
+    let engine = engine(bounds);
+    let module = Module::new(&engine, MEMORY.as_bytes()).unwrap();
+    let mut store = Store::new(&engine);
+    store.set_memory_limit(4 << 16); // four pages
+    let i = store.instantiate(&module, &[]).unwrap();
+    assert_eq!(call(&mut store, i, "size", &[]).unwrap(), vec![Val::I32(1)]);
+    assert_eq!(call(&mut store, i, "grow", &[Val::I32(2)]).unwrap(), vec![Val::I32(1)]);
+    assert_eq!(call(&mut store, i, "grow", &[Val::I32(1)]).unwrap(), vec![Val::I32(3)]);
+    // At the embedder's limit: growing fails with -1 and the size stays.
+    assert_eq!(call(&mut store, i, "grow", &[Val::I32(1)]).unwrap(), vec![Val::I32(-1)]);
+    assert_eq!(call(&mut store, i, "size", &[]).unwrap(), vec![Val::I32(4)]);
+    let last = (4 << 16) - 4;
+    call(&mut store, i, "store", &[Val::I32(last), Val::I32(42)]).unwrap();
+    assert_eq!(call(&mut store, i, "load", &[Val::I32(last)]).unwrap(), vec![Val::I32(42)]);
+    assert_eq!(trap_kind(call(&mut store, i, "load", &[Val::I32(last + 1)])), TrapKind::MemoryOutOfBounds);
+    assert_eq!(trap_kind(call(&mut store, i, "load", &[Val::I32(-1)])), TrapKind::MemoryOutOfBounds);
+    assert_eq!(trap_kind(call(&mut store, i, "load_far", &[Val::I32(0x100)])), TrapKind::MemoryOutOfBounds);
+    // The instance is still usable after the traps.
+    assert_eq!(call(&mut store, i, "load", &[Val::I32(last)]).unwrap(), vec![Val::I32(42)]);
+}
+
+#[test]
+fn memory_growth_with_guard_pages() {
+    memory_growth(BoundsStrategy::GuardPages);
+}
+
+#[test]
+fn memory_growth_with_explicit_checks() {
+    memory_growth(BoundsStrategy::Explicit);
+}
+
+const TRAPS: &str = r#"
+(module
+  (type $v (func))
+  (type $i (func (result i32)))
+  (table 3 funcref)
+  (elem (i32.const 0) $nop)
+  (func $nop)
+  (func (export "unreachable") (unreachable))
+  (func (export "div0") (result i32) (i32.div_s (i32.const 1) (i32.const 0)))
+  (func (export "overflow") (result i32) (i32.div_s (i32.const 0x80000000) (i32.const -1)))
+  (func (export "nan") (result i32) (i32.trunc_f32_s (f32.const nan)))
+  (func (export "too_big") (result i32) (i32.trunc_f64_s (f64.const 1e100)))
+  (func (export "mismatch") (result i32) (call_indirect (type $i) (i32.const 0)))
+  (func (export "null") (call_indirect (type $v) (i32.const 1)))
+  (func (export "undefined") (call_indirect (type $v) (i32.const 5)))
+  (func (export "table_oob") (drop (table.get (i32.const 7))))
+  (func (export "memory_oob") (memory.fill (i32.const 0) (i32.const 0) (i32.const 70000)))
+  (memory 1)
+  (func $rec (export "recurse") (param i64) (result i64)
+    (i64.add (i64.const 1) (call $rec (local.get 0))))
+  (func (export "ok") (result i32) (i32.const 1))
+)"#;
+
+#[test]
+fn every_trap_kind_then_recovery() {
+    let engine = engine(BoundsStrategy::GuardPages);
+    let (mut store, i) = instantiate(&engine, TRAPS);
+    let cases = [
+        ("unreachable", TrapKind::Unreachable),
+        ("div0", TrapKind::IntegerDivideByZero),
+        ("overflow", TrapKind::IntegerOverflow),
+        ("nan", TrapKind::InvalidConversionToInteger),
+        ("too_big", TrapKind::IntegerOverflow),
+        ("mismatch", TrapKind::IndirectCallTypeMismatch),
+        ("null", TrapKind::UninitializedElement),
+        ("undefined", TrapKind::UndefinedElement),
+        ("table_oob", TrapKind::TableOutOfBounds),
+        ("memory_oob", TrapKind::MemoryOutOfBounds),
+    ];
+    for (name, kind) in cases {
+        assert_eq!(trap_kind(call(&mut store, i, name, &[])), kind, "{name}");
+        assert_eq!(call(&mut store, i, "ok", &[]).unwrap(), vec![Val::I32(1)], "usable after {name}");
+    }
+    match call(&mut store, i, "recurse", &[Val::I64(0)]) {
+        Err(CallError::Trap(t)) => {
+            assert_eq!(t.kind, TrapKind::StackOverflow);
+            assert_eq!(t.function.as_ref().map(|f| f.1.as_str()), Some("rec"), "named by the name section");
+        }
+        other => panic!("expected stack overflow, got {other:?}"),
+    }
+    assert_eq!(call(&mut store, i, "ok", &[]).unwrap(), vec![Val::I32(1)]);
+}
+
+#[test]
+fn trap_reports_function_and_offset() {
+    let engine = engine(BoundsStrategy::GuardPages);
+    let (mut store, i) = instantiate(&engine, r#"(module (func $boom (export "boom") (unreachable)))"#);
+    match call(&mut store, i, "boom", &[]) {
+        Err(CallError::Trap(t)) => {
+            assert_eq!(t.kind, TrapKind::Unreachable);
+            assert_eq!(t.function, Some((0, "boom".to_string())));
+            assert!(t.offset.is_some());
+            assert!(t.to_string().contains("unreachable"), "{t}");
+        }
+        other => panic!("expected a trap, got {other:?}"),
+    }
+}
+
+#[derive(Debug)]
+struct Exit(i32);
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit {}", self.0)
+    }
+}
+impl std::error::Error for Exit {}
+
+#[test]
+fn host_functions_see_memory_and_unwind_with_errors() {
+    let engine = engine(BoundsStrategy::GuardPages);
+    let module = Module::new(
+        &engine,
+        br#"(module
+          (import "host" "sum" (func $sum (param i32 i32) (result i32)))
+          (import "host" "exit" (func $exit (param i32)))
+          (memory (export "memory") 1)
+          (data (i32.const 16) "\01\02\03\04")
+          (func (export "run") (result i32) (call $sum (i32.const 16) (i32.const 4)))
+          (func (export "quit") (result i32) (call $exit (i32.const 42)) (i32.const 0)))"#,
+    )
+    .unwrap();
+    let mut store = Store::new(&engine);
+    let sum =
+        store.new_host_func(FuncType::new([ValType::I32, ValType::I32], [ValType::I32]), |caller, args, results| {
+            let (Val::I32(ptr), Val::I32(len)) = (args[0], args[1]) else { unreachable!() };
+            let mem = caller.memory().expect("caller has memory");
+            results[0] = Val::I32(mem[ptr as usize..(ptr + len) as usize].iter().map(|b| i32::from(*b)).sum());
+            Ok(())
+        });
+    let exit = store.new_host_func(FuncType::new([ValType::I32], []), |_, args, _| {
+        let Val::I32(code) = args[0] else { unreachable!() };
+        Err(Box::new(Exit(code)))
+    });
+    let mut linker = Linker::new();
+    linker.define("host", "sum", Extern::Func(sum)).define("host", "exit", Extern::Func(exit));
+    let i = linker.instantiate(&mut store, &module).unwrap();
+    assert_eq!(call(&mut store, i, "run", &[]).unwrap(), vec![Val::I32(10)]);
+    match call(&mut store, i, "quit", &[]) {
+        Err(CallError::Host(e)) => assert_eq!(e.downcast_ref::<Exit>().map(|e| e.0), Some(42)),
+        other => panic!("expected the host error, got {other:?}"),
+    }
+    assert_eq!(call(&mut store, i, "run", &[]).unwrap(), vec![Val::I32(10)]);
+}
+
+#[test]
+fn missing_import_names_module_field_and_type() {
+    let engine = engine(BoundsStrategy::GuardPages);
+    let module = Module::new(
+        &engine,
+        br#"(module (import "wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32 i32) (result i32))))"#,
+    )
+    .unwrap();
+    let mut store = Store::new(&engine);
+    let err = Linker::new().instantiate(&mut store, &module).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "unknown import wasi_snapshot_preview1.fd_write: expected func(i32, i32, i32, i32) -> (i32)"
+    );
+}
+
+#[test]
+fn artifact_round_trip_runs_the_same() {
+    let engine = engine(BoundsStrategy::GuardPages);
+    let wasm = wat::parse_str(CONTROL).unwrap();
+    let (_, artifact) = Module::compile(&engine, &wasm).unwrap();
+    let bytes = artifact.to_bytes();
+    let module = Module::from_artifact(&engine, &wasm, &bytes).unwrap();
+    let mut store = Store::new(&engine);
+    let i = store.instantiate(&module, &[]).unwrap();
+    assert_eq!(call(&mut store, i, "fac", &[Val::I64(10)]).unwrap(), vec![Val::I64(3628800)]);
+    // A damaged artifact is an error, not a crash.
+    let mut damaged = bytes.clone();
+    damaged.truncate(bytes.len() - 3);
+    assert!(Module::from_artifact(&engine, &wasm, &damaged).is_err());
+}
+
+#[test]
+fn unsupported_features_are_rejected_with_offset() {
+    let engine = engine(BoundsStrategy::GuardPages);
+    let err = Module::new(&engine, br#"(module (memory i64 1))"#).err().expect("memory64 rejected");
+    assert!(matches!(err, ModuleError::Load(engine::module_info::LoadError::Unsupported { .. })), "{err}");
+    let err = Module::new(&engine, b"\0asm\x01\0\0\0\x01").err().expect("truncated rejected");
+    assert!(err.to_string().contains("offset"), "{err}");
+}

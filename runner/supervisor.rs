@@ -1,0 +1,150 @@
+//! The supervising parent's side of a run: fork the child, wait for it with a wall-clock
+//! deadline (killing it at the deadline), and collect its exit status and resource usage.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+/// How the child process ended, as the kernel tells it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// `exit(code)`.
+    Exited(i32),
+    /// Killed by a signal.
+    Signaled(i32),
+}
+
+/// What the parent observed of the child.
+#[derive(Clone, Copy, Debug)]
+pub struct ChildExit {
+    /// How it ended.
+    pub status: ExitStatus,
+    /// Whether the parent killed it at the wall-clock deadline.
+    pub wall_timeout: bool,
+    /// Wall time from fork to exit.
+    pub wall_time: Duration,
+    /// User + system CPU time of the child and its reaped descendants.
+    pub cpu_time: Duration,
+    /// Peak resident set size in bytes (`ru_maxrss`).
+    pub peak_rss_bytes: u64,
+}
+
+/// Forks; the child runs `child` and exits with its return value (never returning here).
+///
+/// # Safety
+/// Must be called while the process has a single thread (the child of a multi-threaded
+/// process may only call async-signal-safe functions before exec, and ours does much more).
+pub unsafe fn fork(child: impl FnOnce() -> i32) -> io::Result<libc::pid_t> {
+    // SAFETY: the caller guarantees a single-threaded process.
+    let pid = unsafe { libc::fork() };
+    match pid {
+        -1 => Err(io::Error::last_os_error()),
+        0 => {
+            let code = child();
+            // SAFETY: `_exit` skips atexit handlers and stdio flushing inherited from the
+            // parent; the child flushes what it wrote itself.
+            unsafe { libc::_exit(code) }
+        }
+        pid => Ok(pid),
+    }
+}
+
+fn pidfd_open(pid: libc::pid_t) -> io::Result<OwnedFd> {
+    // SAFETY: plain syscall with integer arguments.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel returned a new file descriptor that we now own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Waits for `pid` to exit, killing it (SIGKILL) once `wall_limit` has passed since `started`.
+pub fn wait(pid: libc::pid_t, started: Instant, wall_limit: Duration) -> io::Result<ChildExit> {
+    let pidfd = pidfd_open(pid)?;
+    let deadline = started + wall_limit;
+    let mut wall_timeout = false;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            // SAFETY: signalling our own unreaped child: the pid cannot have been reused.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            wall_timeout = true;
+            break;
+        }
+        let mut poll = libc::pollfd { fd: pidfd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        let ms = left.as_millis().clamp(1, i32::MAX as u128) as i32;
+        // SAFETY: one valid pollfd.
+        let n = unsafe { libc::poll(&mut poll, 1, ms) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if n > 0 {
+            break;
+        }
+    }
+    let mut status = 0;
+    // SAFETY: all-zero is a valid rusage.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: valid out-pointers; waits for our own child.
+        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+        if r == pid {
+            break;
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+    let wall_time = started.elapsed();
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    let status = if libc::WIFEXITED(status) {
+        ExitStatus::Exited(libc::WEXITSTATUS(status))
+    } else {
+        ExitStatus::Signaled(libc::WTERMSIG(status))
+    };
+    Ok(ChildExit {
+        status,
+        wall_timeout,
+        wall_time,
+        cpu_time: tv(usage.ru_utime) + tv(usage.ru_stime),
+        peak_rss_bytes: usage.ru_maxrss as u64 * 1024,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // These fork: the test harness is multi-threaded, but the children only call
+    // async-signal-safe functions (busy loops, `_exit`).
+
+    #[test]
+    fn exit_code_and_timeout() {
+        let started = Instant::now();
+        // SAFETY: the child only calls `_exit`.
+        let pid = unsafe { fork(|| 7) }.unwrap();
+        let exit = wait(pid, started, Duration::from_secs(10)).unwrap();
+        assert_eq!(exit.status, ExitStatus::Exited(7));
+        assert!(!exit.wall_timeout);
+
+        let started = Instant::now();
+        // SAFETY: the child spins without calling anything.
+        let pid = unsafe {
+            fork(|| loop {
+                std::hint::spin_loop()
+            })
+        }
+        .unwrap();
+        let exit = wait(pid, started, Duration::from_millis(200)).unwrap();
+        assert_eq!(exit.status, ExitStatus::Signaled(libc::SIGKILL));
+        assert!(exit.wall_timeout);
+        assert!(exit.wall_time >= Duration::from_millis(200) && exit.wall_time < Duration::from_secs(2));
+        assert!(exit.cpu_time > Duration::from_millis(50), "{:?}", exit.cpu_time);
+    }
+}
