@@ -17,6 +17,9 @@ use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
+/// Builds one trampoline for a function type.
+type TrampolineBuilder = fn(&mut ir::Function, &mut FunctionBuilderContext, &FuncType, &dyn TargetIsa);
+
 type UserFuncNames = cranelift_codegen::entity::PrimaryMap<ir::UserExternalNameRef, ir::UserExternalName>;
 
 /// Why compilation failed.
@@ -113,10 +116,7 @@ impl Compiler {
                 } else {
                     let t = (job - num_funcs) / 2;
                     let ty = &module.types[t];
-                    let (wanted, build): (
-                        bool,
-                        fn(&mut ir::Function, &mut FunctionBuilderContext, &FuncType, &dyn TargetIsa),
-                    ) = if (job - num_funcs) % 2 == 0 {
+                    let (wanted, build): (bool, TrampolineBuilder) = if (job - num_funcs).is_multiple_of(2) {
                         (used.array[t], build_array_trampoline)
                     } else {
                         (used.host[t], build_host_trampoline)

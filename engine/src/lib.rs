@@ -8,6 +8,10 @@
 //!
 //! Only x86-64 Linux is supported for now (the trap handling is written for it).
 
+// Errors carry the offending types and names for one-line messages; they are only built on
+// cold paths, so their size does not matter.
+#![allow(clippy::result_large_err)]
+
 pub mod artifact;
 pub mod compile;
 mod engine;

@@ -79,6 +79,8 @@ pub(crate) struct GlobalData {
 }
 
 /// The part of a store with a stable address (compiled code and host functions point here).
+/// Objects are boxed so their addresses stay fixed as the vectors grow.
+#[allow(clippy::vec_box)]
 pub(crate) struct StoreInner {
     pub(crate) id: u64,
     pub(crate) engine: Engine,

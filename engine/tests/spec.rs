@@ -129,8 +129,8 @@ enum Outcome {
 }
 
 impl<'t> Runner<'t> {
-    fn new(file: &str, text: &'t str) -> Self {
-        let engine = Engine::new(Config::default()).expect("engine");
+    fn new(file: &str, text: &'t str, bounds: BoundsStrategy) -> Self {
+        let engine = Engine::new(Config { bounds: Some(bounds), ..Config::default() }).expect("engine");
         let mut store = Store::new(&engine);
         let mut linker = Linker::new();
         spectest(&mut store, &mut linker);
@@ -348,7 +348,7 @@ impl<'t> Runner<'t> {
     }
 }
 
-fn run_file(name: &str, text: &str) -> Counts {
+fn run_file(name: &str, text: &str, bounds: BoundsStrategy) -> Counts {
     let mut lexer = wast::lexer::Lexer::new(text);
     lexer.allow_confusing_unicode(true);
     let buffer = match wast::parser::ParseBuffer::new_with_lexer(lexer) {
@@ -359,15 +359,26 @@ fn run_file(name: &str, text: &str) -> Counts {
         Ok(w) => w,
         Err(e) => return Counts { passed: 0, failed: 1, failures: vec![format!("{name}: {e}")] },
     };
-    let mut runner = Runner::new(name, text);
+    let mut runner = Runner::new(name, text, bounds);
     for directive in wast.directives {
         runner.run(directive);
     }
     runner.counts
 }
 
+/// The suite with guard-page memories (the default on 64-bit hosts).
 #[test]
 fn spec_wasm_v2() {
+    run_suite(BoundsStrategy::GuardPages);
+}
+
+/// The suite again with explicit bounds checks (the fallback where reservations fail).
+#[test]
+fn spec_wasm_v2_explicit_bounds() {
+    run_suite(BoundsStrategy::Explicit);
+}
+
+fn run_suite(bounds: BoundsStrategy) {
     let filter = std::env::var("SPEC_FILTER").ok();
     let verbose = std::env::var_os("SPEC_VERBOSE").is_some();
     let files: Vec<_> = spec(SpecVersion::V2)
@@ -387,7 +398,7 @@ fn spec_wasm_v2() {
                 .spawn_scoped(s, || loop {
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let Some((name, text)) = files.get(i) else { break };
-                    let counts = run_file(name, text);
+                    let counts = run_file(name, text, bounds);
                     results.lock().unwrap().push((name.clone(), counts));
                 })
                 .expect("spawn");
@@ -405,6 +416,6 @@ fn spec_wasm_v2() {
         passed += counts.passed;
         failed += counts.failed;
     }
-    println!("{passed} passed, {failed} failed");
+    println!("spec ({bounds:?}): {passed} passed, {failed} failed");
     assert_eq!(failed, 0, "{failed} spec assertions failed");
 }
