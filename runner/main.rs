@@ -1,1 +1,97 @@
-fn main() {}
+//! The `sandboxrun` binary. Exit statuses: the guest's exit code; 134 trap; 124 time limit;
+//! 125 sandboxrun could not run the module; 137 memory limit; 153 output limit; 128+N killed
+//! by signal N.
+
+use clap::Parser;
+use sandboxrun::cli::{PolicyCommand, RunCli, Tool, ToolCli, SUBCOMMANDS};
+use sandboxrun::report::{Report, EXIT_ERROR};
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let first = std::env::args().nth(1).unwrap_or_default();
+    let code = if SUBCOMMANDS.contains(&first.as_str()) { tool(ToolCli::parse()) } else { run(RunCli::parse()) };
+    ExitCode::from(code as u8)
+}
+
+fn fail(message: impl std::fmt::Display) -> i32 {
+    eprintln!("sandboxrun: error: {message}");
+    EXIT_ERROR
+}
+
+fn tool(cli: ToolCli) -> i32 {
+    match cli.command {
+        Tool::Policy(PolicyCommand::Check { file }) => match policy::Policy::load(&file) {
+            Ok(p) => {
+                print!("{}", p.to_yaml());
+                0
+            }
+            Err(e) => fail(e),
+        },
+        Tool::Inspect(args) => match std::fs::read(&args.module) {
+            Ok(bytes) => match sandboxrun::inspect::inspect(&bytes) {
+                Ok(text) => {
+                    print!("{text}");
+                    0
+                }
+                Err(e) => fail(format!("{}: {e}", args.module.display())),
+            },
+            Err(e) => fail(format!("failed to read {}: {e}", args.module.display())),
+        },
+    }
+}
+
+fn run(cli: RunCli) -> i32 {
+    if cli.verbose {
+        tracing_subscriber::fmt().with_writer(std::io::stderr).with_target(false).init();
+    }
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let policy = match &cli.policy {
+        Some(path) => policy::Policy::load(path),
+        None => Ok(policy::Policy::default_policy()),
+    };
+    let mut policy = match policy {
+        Ok(p) => p,
+        Err(e) => return fail(e),
+    };
+    for d in &cli.dirs {
+        if let Err(e) = policy.add_cli_mount(d, &cwd) {
+            return fail(e);
+        }
+    }
+    for e in &cli.env {
+        if let Err(e) = policy.add_cli_env(e) {
+            return fail(e);
+        }
+    }
+    let module = match std::fs::read(&cli.module) {
+        Ok(m) => m,
+        Err(e) => return fail(format!("failed to read {}: {e}", cli.module.display())),
+    };
+    let argv0 = cli.module.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let report =
+        sandboxrun::run::run(sandboxrun::run::Run { policy, module, argv0, args: cli.args, invoke: cli.invoke });
+    log_stages(&report);
+    if let Some(line) = report.summary() {
+        eprintln!("{line}");
+    }
+    if let Some(path) = &cli.report {
+        let json = serde_json::to_string_pretty(&report).unwrap_or_default();
+        if let Err(e) = std::fs::write(path, json + "\n") {
+            eprintln!("sandboxrun: error: failed to write report {}: {e}", path.display());
+        }
+    }
+    report.exit_status()
+}
+
+fn log_stages(report: &Report) {
+    let s = &report.stages;
+    tracing::info!(
+        load_ms = s.load,
+        compile_ms = s.compile,
+        link_ms = s.link,
+        instantiate_ms = s.instantiate,
+        execute_ms = s.execute,
+        "run finished: {:?}",
+        report.status
+    );
+}

@@ -1,1 +1,438 @@
-//! placeholder
+//! The sandboxrun policy (YAML, schema version 1): what a run may see and use.
+//!
+//! A [`Policy`] can only be obtained validated: from a file ([`Policy::load`]), from text
+//! ([`Policy::parse`]), or as the default for runs without `-p` ([`Policy::default`]). Every
+//! error names the file, line and column. The full reference is `docs/policy.md`.
+
+mod units;
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use units::{format_duration, format_size, parse_duration, parse_size};
+
+/// Why a policy is unusable.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PolicyError {
+    /// The file could not be read.
+    #[error("failed to read policy {path}: {message}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The host's error.
+        message: String,
+    },
+    /// A syntax, type or validation error at a place in the file.
+    #[error("{file}:{line}:{column}: {message}")]
+    At {
+        /// The file (or `<policy>`).
+        file: String,
+        /// 1-based line.
+        line: u64,
+        /// 1-based column.
+        column: u64,
+        /// What is wrong.
+        message: String,
+    },
+    /// A command-line override is wrong.
+    #[error("{0}")]
+    Override(String),
+}
+
+/// An absolute, normalised guest path: starts with `/`, no `.`, `..` or empty components,
+/// no NUL, no trailing slash (except `/` itself).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct GuestPath(String);
+
+impl GuestPath {
+    /// Validates a guest path.
+    pub fn new(path: &str) -> Result<GuestPath, String> {
+        if !path.starts_with('/') {
+            return Err(format!("guest path '{path}' must be absolute"));
+        }
+        if path.contains('\0') {
+            return Err("guest path contains a NUL byte".into());
+        }
+        if path == "/" {
+            return Ok(GuestPath(path.into()));
+        }
+        for component in path[1..].split('/') {
+            match component {
+                "" => return Err(format!("guest path '{path}' has an empty component or trailing slash")),
+                "." | ".." => return Err(format!("guest path '{path}' must not contain '{component}'")),
+                _ => {}
+            }
+        }
+        Ok(GuestPath(path.into()))
+    }
+
+    /// The path.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether `self` is `other` or lies inside it.
+    pub fn is_within(&self, other: &GuestPath) -> bool {
+        other.0 == "/" || self.0 == other.0 || self.0.starts_with(&format!("{}/", other.0))
+    }
+}
+
+impl fmt::Display for GuestPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Access to a mount.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// Read-only (the default).
+    #[default]
+    Ro,
+    /// Read-write.
+    Rw,
+}
+
+/// A host directory visible to the guest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mount {
+    /// Absolute host directory (it existed when the policy was validated).
+    pub host: PathBuf,
+    /// Where the guest sees it.
+    pub guest: GuestPath,
+    /// Access.
+    pub mode: Mode,
+}
+
+/// The guest's standard input.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub enum Stdin {
+    /// Empty (the default).
+    #[default]
+    Null,
+    /// The host's standard input.
+    Inherit,
+    /// A host file (absolute).
+    File(PathBuf),
+}
+
+/// Resource limits of a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// CPU time.
+    pub cpu_time: Duration,
+    /// Wall-clock time.
+    pub wall_time: Duration,
+    /// Linear memory plus the process's own memory, in bytes.
+    pub memory: u64,
+    /// Bytes to stdout and stderr together.
+    pub output: u64,
+    /// Largest file the guest may write.
+    pub file_size: u64,
+    /// Bytes the run may add to its rw mounts.
+    pub disk: u64,
+    /// Files, directories and links the run may create.
+    pub files: u64,
+    /// Open guest descriptors.
+    pub open_files: u64,
+    /// Native stack for wasm code.
+    pub wasm_stack: u64,
+}
+
+impl Default for Limits {
+    /// The documented defaults, suited to graders.
+    fn default() -> Self {
+        Limits {
+            cpu_time: Duration::from_secs(10),
+            wall_time: Duration::from_secs(30),
+            memory: 512 << 20,
+            output: 16 << 20,
+            file_size: 64 << 20,
+            disk: 256 << 20,
+            files: 1000,
+            open_files: 64,
+            wasm_stack: 1 << 20,
+        }
+    }
+}
+
+/// A validated policy.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Policy {
+    /// Guest arguments after argv[0].
+    pub args: Vec<String>,
+    /// The guest's entire environment, in order.
+    pub env: Vec<(String, String)>,
+    /// Mounts, in order (preopened as descriptors 3, 4, ...).
+    pub mounts: Vec<Mount>,
+    /// Standard input.
+    pub stdin: Stdin,
+    /// Limits.
+    pub limits: Limits,
+    /// Whether a kernel without landlock makes the run fail (default true).
+    pub require_landlock: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    version: Option<Spanned<String>>,
+    #[serde(default)]
+    args: Vec<Spanned<String>>,
+    #[serde(default)]
+    env: BTreeMap<String, Spanned<String>>,
+    #[serde(default)]
+    mounts: Vec<Spanned<RawMount>>,
+    stdin: Option<Spanned<String>>,
+    limits: Option<RawLimits>,
+    require_landlock: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMount {
+    host: Spanned<String>,
+    guest: Spanned<String>,
+    mode: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    cpu_time: Option<Spanned<String>>,
+    wall_time: Option<Spanned<String>>,
+    memory: Option<Spanned<String>>,
+    output: Option<Spanned<String>>,
+    file_size: Option<Spanned<String>>,
+    disk: Option<Spanned<String>>,
+    files: Option<Spanned<String>>,
+    open_files: Option<Spanned<String>>,
+    wasm_stack: Option<Spanned<String>>,
+}
+
+impl Policy {
+    /// The policy of a run without `-p`: no mounts, empty environment, default limits.
+    pub fn default_policy() -> Policy {
+        Policy { require_landlock: true, ..Policy::default() }
+    }
+
+    /// Reads and validates a policy file. Relative host paths are relative to its folder.
+    pub fn load(path: &Path) -> Result<Policy, PolicyError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| PolicyError::Read { path: path.to_path_buf(), message: e.to_string() })?;
+        let base = path.parent().map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p });
+        let base = std::fs::canonicalize(base.unwrap_or(Path::new(".")))
+            .map_err(|e| PolicyError::Read { path: path.to_path_buf(), message: e.to_string() })?;
+        Policy::parse(&text, &base, &path.display().to_string())
+    }
+
+    /// Validates policy text; `base` resolves relative host paths, `file` names the source.
+    pub fn parse(text: &str, base: &Path, file: &str) -> Result<Policy, PolicyError> {
+        let at = |line: u64, column: u64, message: String| PolicyError::At { file: file.into(), line, column, message };
+        let spanned_err = |s: &Spanned<String>, field: &str, message: String| {
+            at(s.referenced.line(), s.referenced.column(), format!("{field}: {message}"))
+        };
+        let raw: RawPolicy = serde_saphyr::from_str(text).map_err(|e| {
+            let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((1, 1));
+            let first = e.to_string().lines().next().unwrap_or_default().to_string();
+            // "error: line L column C: message" → "message".
+            let message = first.split_once(": ").map(|(_, rest)| rest).unwrap_or(&first);
+            let message = message.split_once(": ").filter(|(l, _)| l.starts_with("line ")).map_or(message, |(_, m)| m);
+            at(line, column, message.to_string())
+        })?;
+        let version = raw.version.ok_or_else(|| at(1, 1, "missing required key 'version' (use version: 1)".into()))?;
+        if version.value.trim() != "1" {
+            return Err(spanned_err(
+                &version,
+                "version",
+                format!("unsupported version '{}' (this is version 1)", version.value),
+            ));
+        }
+        let mut policy = Policy { require_landlock: raw.require_landlock.unwrap_or(true), ..Policy::default() };
+        for a in &raw.args {
+            if a.value.contains('\0') {
+                return Err(spanned_err(a, "args", "contains a NUL byte".into()));
+            }
+            policy.args.push(a.value.clone());
+        }
+        for (k, v) in &raw.env {
+            if k.is_empty() || k.contains('=') || k.contains('\0') {
+                return Err(spanned_err(
+                    v,
+                    &format!("env.{k}"),
+                    "variable names must be non-empty, without '=' or NUL".into(),
+                ));
+            }
+            if v.value.contains('\0') {
+                return Err(spanned_err(v, &format!("env.{k}"), "contains a NUL byte".into()));
+            }
+            policy.env.push((k.clone(), v.value.clone()));
+        }
+        for m in &raw.mounts {
+            let m = &m.value;
+            let guest = GuestPath::new(&m.guest.value).map_err(|e| spanned_err(&m.guest, "mounts.guest", e))?;
+            let mode = match m.mode.as_ref().map(|s| s.value.as_str()) {
+                None | Some("ro") => Mode::Ro,
+                Some("rw") => Mode::Rw,
+                Some(other) => {
+                    return Err(spanned_err(
+                        m.mode.as_ref().expect("some"),
+                        "mounts.mode",
+                        format!("'{other}' is not ro or rw"),
+                    ))
+                }
+            };
+            let host = resolve_dir(base, &m.host.value).map_err(|e| spanned_err(&m.host, "mounts.host", e))?;
+            let mount = Mount { host, guest, mode };
+            policy.check_new_mount(&mount).map_err(|e| spanned_err(&m.guest, "mounts.guest", e))?;
+            policy.mounts.push(mount);
+        }
+        if let Some(s) = &raw.stdin {
+            policy.stdin = match s.value.as_str() {
+                "null" | "" => Stdin::Null,
+                "inherit" => Stdin::Inherit,
+                path => {
+                    let p = base.join(path);
+                    if !p.is_file() {
+                        return Err(spanned_err(s, "stdin", format!("no such file '{}'", p.display())));
+                    }
+                    Stdin::File(p)
+                }
+            };
+        }
+        if let Some(l) = &raw.limits {
+            let d = Limits::default();
+            let size = |v: &Option<Spanned<String>>, name: &str, default: u64| match v {
+                None => Ok(default),
+                Some(s) => parse_size(&s.value).map_err(|e| spanned_err(s, &format!("limits.{name}"), e)),
+            };
+            let count = |v: &Option<Spanned<String>>, name: &str, default: u64| match v {
+                None => Ok(default),
+                Some(s) => match s.value.trim().parse::<u64>() {
+                    Ok(0) => Err(spanned_err(s, &format!("limits.{name}"), "must be greater than zero".into())),
+                    Ok(n) => Ok(n),
+                    Err(_) => Err(spanned_err(
+                        s,
+                        &format!("limits.{name}"),
+                        format!("'{}' is not a positive whole number", s.value),
+                    )),
+                },
+            };
+            let duration = |v: &Option<Spanned<String>>, name: &str, default: Duration| match v {
+                None => Ok(default),
+                Some(s) => parse_duration(&s.value).map_err(|e| spanned_err(s, &format!("limits.{name}"), e)),
+            };
+            policy.limits = Limits {
+                cpu_time: duration(&l.cpu_time, "cpu_time", d.cpu_time)?,
+                wall_time: duration(&l.wall_time, "wall_time", d.wall_time)?,
+                memory: size(&l.memory, "memory", d.memory)?,
+                output: size(&l.output, "output", d.output)?,
+                file_size: size(&l.file_size, "file_size", d.file_size)?,
+                disk: size(&l.disk, "disk", d.disk)?,
+                files: count(&l.files, "files", d.files)?,
+                open_files: count(&l.open_files, "open_files", d.open_files)?,
+                wasm_stack: size(&l.wasm_stack, "wasm_stack", d.wasm_stack)?,
+            };
+        }
+        Ok(policy)
+    }
+
+    fn check_new_mount(&self, mount: &Mount) -> Result<(), String> {
+        for existing in &self.mounts {
+            if existing.guest == mount.guest {
+                return Err(format!("guest path '{}' is mounted twice", mount.guest));
+            }
+            if mount.guest.is_within(&existing.guest) || existing.guest.is_within(&mount.guest) {
+                return Err(format!("guest path '{}' overlaps mount '{}'", mount.guest, existing.guest));
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds a mount from `--dir HOST::GUEST[:ro|:rw]` (relative host paths: to `cwd`).
+    pub fn add_cli_mount(&mut self, spec: &str, cwd: &Path) -> Result<(), PolicyError> {
+        let err = |m: String| PolicyError::Override(format!("--dir {spec}: {m}"));
+        let (host, rest) = spec.split_once("::").ok_or_else(|| err("expected HOST::GUEST[:ro|:rw]".into()))?;
+        let (guest, mode) = match rest.rsplit_once(':') {
+            Some((g, "ro")) => (g, Mode::Ro),
+            Some((g, "rw")) => (g, Mode::Rw),
+            _ => (rest, Mode::Ro),
+        };
+        let mount =
+            Mount { host: resolve_dir(cwd, host).map_err(err)?, guest: GuestPath::new(guest).map_err(err)?, mode };
+        self.check_new_mount(&mount).map_err(err)?;
+        self.mounts.push(mount);
+        Ok(())
+    }
+
+    /// Sets an environment variable from `--env K=V` (replacing one of the same name).
+    pub fn add_cli_env(&mut self, spec: &str) -> Result<(), PolicyError> {
+        let (k, v) =
+            spec.split_once('=').ok_or_else(|| PolicyError::Override(format!("--env {spec}: expected K=V")))?;
+        if k.is_empty() || k.contains('\0') || v.contains('\0') {
+            return Err(PolicyError::Override(format!("--env {spec}: invalid name or value")));
+        }
+        self.env.retain(|(name, _)| name != k);
+        self.env.push((k.into(), v.into()));
+        Ok(())
+    }
+
+    /// The effective policy as YAML (every default filled in); it parses back to `self`.
+    pub fn to_yaml(&self) -> String {
+        let q = |s: &str| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""));
+        let mut out = String::from("version: 1\n");
+        out += &format!("args: [{}]\n", self.args.iter().map(|a| q(a)).collect::<Vec<_>>().join(", "));
+        out += &format!(
+            "env: {{{}}}\n",
+            self.env.iter().map(|(k, v)| format!("{}: {}", q(k), q(v))).collect::<Vec<_>>().join(", ")
+        );
+        out += "mounts:\n";
+        if self.mounts.is_empty() {
+            out.truncate(out.len() - 1);
+            out += " []\n";
+        }
+        for m in &self.mounts {
+            let mode = if m.mode == Mode::Rw { "rw" } else { "ro" };
+            out += &format!(
+                "  - {{host: {}, guest: {}, mode: {mode}}}\n",
+                q(&m.host.display().to_string()),
+                q(m.guest.as_str())
+            );
+        }
+        out += &match &self.stdin {
+            Stdin::Null => "stdin: \"null\"\n".to_string(),
+            Stdin::Inherit => "stdin: inherit\n".to_string(),
+            Stdin::File(p) => format!("stdin: {}\n", q(&p.display().to_string())),
+        };
+        let l = &self.limits;
+        out += "limits:\n";
+        out += &format!("  cpu_time: {}\n  wall_time: {}\n", format_duration(l.cpu_time), format_duration(l.wall_time));
+        for (name, v) in [("memory", l.memory), ("output", l.output), ("file_size", l.file_size), ("disk", l.disk)] {
+            out += &format!("  {name}: {}\n", format_size(v));
+        }
+        out += &format!(
+            "  files: {}\n  open_files: {}\n  wasm_stack: {}\n",
+            l.files,
+            l.open_files,
+            format_size(l.wasm_stack)
+        );
+        out += &format!("require_landlock: {}\n", self.require_landlock);
+        out
+    }
+}
+
+fn resolve_dir(base: &Path, host: &str) -> Result<PathBuf, String> {
+    if host.contains('\0') || host.is_empty() {
+        return Err("host path is empty or contains a NUL byte".into());
+    }
+    let path = base.join(host);
+    match std::fs::metadata(&path) {
+        Ok(m) if m.is_dir() => std::fs::canonicalize(&path).map_err(|e| format!("'{}': {e}", path.display())),
+        Ok(_) => Err(format!("'{}' is not a directory", path.display())),
+        Err(_) => Err(format!("no such directory '{}'", path.display())),
+    }
+}

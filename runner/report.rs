@@ -1,0 +1,167 @@
+//! The outcome of a run: what the child tells the parent, the verdict the parent decides,
+//! the JSON report and the exit status.
+
+use serde::{Deserialize, Serialize};
+
+/// Exit status when the guest trapped (Wasmtime's convention).
+pub const EXIT_TRAP: i32 = 134;
+/// Exit status when a time limit was hit.
+pub const EXIT_TIME_LIMIT: i32 = 124;
+/// Exit status when sandboxrun itself could not run the module.
+pub const EXIT_ERROR: i32 = 125;
+/// Exit status when the memory limit was hit.
+pub const EXIT_MEMORY_LIMIT: i32 = 137;
+/// Exit status when the output limit was hit (128 + SIGXFSZ).
+pub const EXIT_OUTPUT_LIMIT: i32 = 153;
+
+/// A trap as reported.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrapReport {
+    /// The specification's wording, e.g. "integer divide by zero".
+    pub kind: String,
+    /// `name` (index) of the function, if known.
+    pub function: Option<String>,
+    /// Offset in the function's machine code.
+    pub offset: Option<u32>,
+}
+
+/// How the guest's run ended, as the child saw it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum ChildOutcome {
+    /// Returned from `_start`, called `proc_exit`, or returned from `--invoke`.
+    Exited {
+        /// The exit code.
+        code: i32,
+    },
+    /// Trapped.
+    Trapped(TrapReport),
+    /// Wrote past the output limit.
+    OutputLimit,
+    /// Raised a signal with `proc_raise`.
+    Raised {
+        /// The signal number.
+        signal: u8,
+    },
+    /// sandboxrun could not run it (invalid module, missing import, ...).
+    Error {
+        /// One line.
+        message: String,
+    },
+}
+
+/// Per-stage timings in milliseconds.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Stages {
+    /// Parse and validate.
+    pub load: f64,
+    /// Compile (or load from the cache).
+    pub compile: f64,
+    /// Resolve imports.
+    pub link: f64,
+    /// Instantiate (segments, start function).
+    pub instantiate: f64,
+    /// Run `_start` or the invoked export.
+    pub execute: f64,
+}
+
+/// What the child sends the parent when it is done.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChildReport {
+    /// How the run ended.
+    pub outcome: ChildOutcome,
+    /// Stage timings.
+    pub stages: Stages,
+    /// Bytes the guest wrote to stdout.
+    pub stdout_bytes: u64,
+    /// Bytes the guest wrote to stderr.
+    pub stderr_bytes: u64,
+}
+
+/// The verdict: how the run ended, all things considered.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// The guest exited.
+    Exited,
+    /// The guest trapped.
+    Trapped,
+    /// A time limit (cpu or wall) was hit.
+    TimeLimit,
+    /// The memory limit was hit.
+    MemoryLimit,
+    /// The output limit was hit.
+    OutputLimit,
+    /// The child was killed by a signal.
+    Killed,
+    /// sandboxrun could not run the module.
+    Error,
+}
+
+/// The JSON report of `--report FILE`.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    /// The verdict.
+    pub status: Status,
+    /// The guest's exit code, when it exited.
+    pub exit_code: Option<i32>,
+    /// Details of the verdict: which time limit, which signal.
+    pub details: Option<String>,
+    /// The trap, when it trapped.
+    pub trap: Option<TrapReport>,
+    /// The error, when sandboxrun could not run the module.
+    pub error: Option<String>,
+    /// CPU time of the child.
+    pub cpu_time_ms: u64,
+    /// Wall time of the child.
+    pub wall_time_ms: u64,
+    /// Peak resident memory of the child.
+    pub peak_memory_bytes: u64,
+    /// Bytes written to stdout.
+    pub stdout_bytes: u64,
+    /// Bytes written to stderr.
+    pub stderr_bytes: u64,
+    /// SHA-256 of the module file.
+    pub module_sha256: String,
+    /// Per-stage timings in milliseconds.
+    pub stages: Stages,
+}
+
+impl Report {
+    /// The process exit status for this verdict.
+    pub fn exit_status(&self) -> i32 {
+        match self.status {
+            Status::Exited => self.exit_code.unwrap_or(0) & 0xff,
+            Status::Trapped => EXIT_TRAP,
+            Status::TimeLimit => EXIT_TIME_LIMIT,
+            Status::MemoryLimit => EXIT_MEMORY_LIMIT,
+            Status::OutputLimit => EXIT_OUTPUT_LIMIT,
+            Status::Killed => self.exit_code.unwrap_or(EXIT_ERROR),
+            Status::Error => EXIT_ERROR,
+        }
+    }
+
+    /// The one line printed to stderr for verdicts other than a normal exit.
+    pub fn summary(&self) -> Option<String> {
+        match self.status {
+            Status::Exited => None,
+            Status::Trapped => {
+                let t = self.trap.as_ref()?;
+                let mut line = format!("sandboxrun: wasm trap: {}", t.kind);
+                if let Some(f) = &t.function {
+                    line += &format!(" in function {f}");
+                }
+                if let Some(o) = t.offset {
+                    line += &format!(" at code offset {o:#x}");
+                }
+                Some(line)
+            }
+            Status::Error => Some(format!("sandboxrun: error: {}", self.error.as_deref().unwrap_or("unknown"))),
+            _ => Some(format!(
+                "sandboxrun: {}{}",
+                serde_json::to_value(&self.status).ok()?.as_str()?.replace('_', " "),
+                self.details.as_ref().map(|d| format!(" ({d})")).unwrap_or_default()
+            )),
+        }
+    }
+}

@@ -1,0 +1,265 @@
+//! The WASI instance state: arguments, environment, the descriptor table (stdio and one
+//! preopened directory per mount), limits and usage counters.
+
+use crate::sys;
+use std::collections::BTreeMap;
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+/// Every right preview1 defines (bits 0..=29); reported for every descriptor, as Wasmtime does.
+pub const ALL_RIGHTS: u64 = (1 << 30) - 1;
+
+/// Where the guest's standard input comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Stdin {
+    /// Reads return end-of-file.
+    Null,
+    /// The host process's standard input.
+    Inherit,
+    /// A host file.
+    File(PathBuf),
+}
+
+/// Where the guest's standard output or error goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// The host process's stream.
+    Inherit,
+    /// Kept in memory (up to the output limit) for the embedder to take.
+    Capture,
+}
+
+/// Resource limits (each `u64::MAX` for "none").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WasiLimits {
+    /// Open guest descriptors, stdio and preopens included (`EMFILE` beyond).
+    pub open_files: u64,
+    /// Largest size a written file may reach (`EFBIG` beyond).
+    pub file_size: u64,
+    /// Bytes the run may add to files (writes and size extensions; `ENOSPC` beyond).
+    pub disk_bytes: u64,
+    /// Files, directories and links the run may create (`EDQUOT` beyond).
+    pub files_created: u64,
+    /// Bytes to stdout and stderr together (the run ends with [`crate::Exit::OutputLimit`]).
+    pub output_bytes: u64,
+}
+
+impl Default for WasiLimits {
+    fn default() -> Self {
+        WasiLimits {
+            open_files: u64::MAX,
+            file_size: u64::MAX,
+            disk_bytes: u64::MAX,
+            files_created: u64::MAX,
+            output_bytes: u64::MAX,
+        }
+    }
+}
+
+/// What a descriptor is.
+#[derive(Debug)]
+pub(crate) enum Kind {
+    Stdin,
+    Stdout,
+    Stderr,
+    File,
+    Dir { preopen: Option<String> },
+}
+
+/// One guest descriptor.
+#[derive(Debug)]
+pub(crate) struct FdEntry {
+    pub(crate) kind: Kind,
+    /// The host descriptor (`None` for null stdin and captured output).
+    pub(crate) host: Option<OwnedFd>,
+    /// Whether it lies in a writable mount (stdio counts as writable).
+    pub(crate) writable: bool,
+    pub(crate) rights_base: u64,
+    pub(crate) rights_inheriting: u64,
+}
+
+impl FdEntry {
+    pub(crate) fn fd(&self) -> io::Result<BorrowedFd<'_>> {
+        self.host.as_ref().map(|f| f.as_fd()).ok_or_else(|| io::Error::from_raw_os_error(libc::EBADF))
+    }
+}
+
+/// Why a WASI context could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// A preopened directory could not be opened.
+    #[error("failed to open mount '{guest}' ({host}): {source}")]
+    Preopen {
+        /// Guest path.
+        guest: String,
+        /// Host path.
+        host: PathBuf,
+        /// The host's error.
+        source: io::Error,
+    },
+    /// The stdin file could not be opened.
+    #[error("failed to open stdin file {path}: {source}")]
+    Stdin {
+        /// Host path.
+        path: PathBuf,
+        /// The host's error.
+        source: io::Error,
+    },
+    /// An argument or environment entry contains a NUL byte.
+    #[error("argument or environment entry contains a NUL byte: {0:?}")]
+    Nul(String),
+}
+
+/// Builds a [`WasiCtx`].
+#[derive(Debug, Default)]
+pub struct WasiCtxBuilder {
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    preopens: Vec<(PathBuf, String, bool)>,
+    stdin: Option<Stdin>,
+    stdout: Option<Output>,
+    stderr: Option<Output>,
+    limits: WasiLimits,
+}
+
+impl WasiCtxBuilder {
+    /// An empty builder: no args, no env, no preopens, null stdin, inherited output.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The guest's argv (argv[0] included).
+    pub fn args(mut self, args: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.args = args.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The guest's whole environment.
+    pub fn env(mut self, env: impl IntoIterator<Item = (String, String)>) -> Self {
+        self.env = env.into_iter().collect();
+        self
+    }
+
+    /// Preopens host directory `host` as `guest` (descriptors 3, 4, ... in call order).
+    pub fn preopen(mut self, host: impl AsRef<Path>, guest: impl Into<String>, writable: bool) -> Self {
+        self.preopens.push((host.as_ref().to_path_buf(), guest.into(), writable));
+        self
+    }
+
+    /// Standard input.
+    pub fn stdin(mut self, stdin: Stdin) -> Self {
+        self.stdin = Some(stdin);
+        self
+    }
+
+    /// Standard output and error.
+    pub fn output(mut self, stdout: Output, stderr: Output) -> Self {
+        self.stdout = Some(stdout);
+        self.stderr = Some(stderr);
+        self
+    }
+
+    /// Limits.
+    pub fn limits(mut self, limits: WasiLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Opens the preopens and stdio and builds the context.
+    pub fn build(self) -> Result<WasiCtx, BuildError> {
+        let nul = |s: &str| if s.contains('\0') { Err(BuildError::Nul(s.to_string())) } else { Ok(()) };
+        for a in &self.args {
+            nul(a)?;
+        }
+        for (k, v) in &self.env {
+            nul(k)?;
+            nul(v)?;
+        }
+        let dup_std = |fd: i32| {
+            // SAFETY: descriptors 0-2 are open for the life of the process (or the dup fails).
+            let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+            sys::dup(borrowed).ok()
+        };
+        let mut fds = BTreeMap::new();
+        let stdin_host = match self.stdin.unwrap_or(Stdin::Null) {
+            Stdin::Null => None,
+            Stdin::Inherit => dup_std(0),
+            Stdin::File(path) => Some(
+                std::fs::File::open(&path).map(OwnedFd::from).map_err(|source| BuildError::Stdin { path, source })?,
+            ),
+        };
+        let stdio = |kind, host| FdEntry { kind, host, writable: true, rights_base: ALL_RIGHTS, rights_inheriting: 0 };
+        fds.insert(0, stdio(Kind::Stdin, stdin_host));
+        let stdout = self.stdout.unwrap_or(Output::Inherit);
+        let stderr = self.stderr.unwrap_or(Output::Inherit);
+        fds.insert(1, stdio(Kind::Stdout, if stdout == Output::Inherit { dup_std(1) } else { None }));
+        fds.insert(2, stdio(Kind::Stderr, if stderr == Output::Inherit { dup_std(2) } else { None }));
+        for (i, (host, guest, writable)) in self.preopens.into_iter().enumerate() {
+            let dir = std::fs::File::open(&host)
+                .and_then(
+                    |f| if f.metadata()?.is_dir() { Ok(f) } else { Err(io::Error::from_raw_os_error(libc::ENOTDIR)) },
+                )
+                .map_err(|source| BuildError::Preopen { guest: guest.clone(), host, source })?;
+            fds.insert(
+                3 + i as u32,
+                FdEntry {
+                    kind: Kind::Dir { preopen: Some(guest) },
+                    host: Some(dir.into()),
+                    writable,
+                    rights_base: ALL_RIGHTS,
+                    rights_inheriting: ALL_RIGHTS,
+                },
+            );
+        }
+        Ok(WasiCtx {
+            args: self.args.into_iter().map(String::into_bytes).collect(),
+            env: self.env.into_iter().map(|(k, v)| format!("{k}={v}").into_bytes()).collect(),
+            fds,
+            limits: self.limits,
+            stdout,
+            stderr,
+            captured: [Vec::new(), Vec::new()],
+            usage: Usage::default(),
+        })
+    }
+}
+
+/// What the run has consumed so far.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Bytes written to stdout.
+    pub stdout_bytes: u64,
+    /// Bytes written to stderr.
+    pub stderr_bytes: u64,
+    /// Bytes added to files.
+    pub disk_bytes: u64,
+    /// Entries created.
+    pub files_created: u64,
+}
+
+/// The state of one WASI instance.
+#[derive(Debug)]
+pub struct WasiCtx {
+    pub(crate) args: Vec<Vec<u8>>,
+    pub(crate) env: Vec<Vec<u8>>,
+    pub(crate) fds: BTreeMap<u32, FdEntry>,
+    pub(crate) limits: WasiLimits,
+    pub(crate) stdout: Output,
+    pub(crate) stderr: Output,
+    pub(crate) captured: [Vec<u8>; 2],
+    pub(crate) usage: Usage,
+}
+
+impl WasiCtx {
+    /// What the run consumed.
+    pub fn usage(&self) -> Usage {
+        self.usage
+    }
+
+    /// Takes the captured stdout and stderr.
+    pub fn take_captured(&mut self) -> (Vec<u8>, Vec<u8>) {
+        let [out, err] = std::mem::take(&mut self.captured);
+        (out, err)
+    }
+}

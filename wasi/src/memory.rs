@@ -1,0 +1,106 @@
+//! Checked access to guest memory: every pointer and length the guest passes goes through
+//! here, and anything out of bounds is `EFAULT`.
+
+use crate::errno::{Errno, WasiResult};
+
+/// The caller's linear memory.
+pub struct GuestMemory<'m> {
+    bytes: &'m mut [u8],
+}
+
+impl<'m> GuestMemory<'m> {
+    /// Wraps the caller's memory.
+    pub fn new(bytes: &'m mut [u8]) -> Self {
+        GuestMemory { bytes }
+    }
+
+    fn range(&self, ptr: u32, len: u32) -> WasiResult<std::ops::Range<usize>> {
+        let start = ptr as usize;
+        let end = start.checked_add(len as usize).ok_or(Errno::Fault)?;
+        if end > self.bytes.len() {
+            return Err(Errno::Fault);
+        }
+        Ok(start..end)
+    }
+
+    /// `len` bytes at `ptr`.
+    pub fn slice(&self, ptr: u32, len: u32) -> WasiResult<&[u8]> {
+        let r = self.range(ptr, len)?;
+        Ok(&self.bytes[r])
+    }
+
+    /// `len` writable bytes at `ptr`.
+    pub fn slice_mut(&mut self, ptr: u32, len: u32) -> WasiResult<&mut [u8]> {
+        let r = self.range(ptr, len)?;
+        Ok(&mut self.bytes[r])
+    }
+
+    /// Copies `data` to `ptr`.
+    pub fn write(&mut self, ptr: u32, data: &[u8]) -> WasiResult<()> {
+        let len = u32::try_from(data.len()).map_err(|_| Errno::Fault)?;
+        self.slice_mut(ptr, len)?.copy_from_slice(data);
+        Ok(())
+    }
+
+    /// Reads a little-endian u16.
+    pub fn read_u16(&self, ptr: u32) -> WasiResult<u16> {
+        Ok(u16::from_le_bytes(self.slice(ptr, 2)?.try_into().expect("2 bytes")))
+    }
+
+    /// Reads a little-endian u32.
+    pub fn read_u32(&self, ptr: u32) -> WasiResult<u32> {
+        Ok(u32::from_le_bytes(self.slice(ptr, 4)?.try_into().expect("4 bytes")))
+    }
+
+    /// Reads a little-endian u64.
+    pub fn read_u64(&self, ptr: u32) -> WasiResult<u64> {
+        Ok(u64::from_le_bytes(self.slice(ptr, 8)?.try_into().expect("8 bytes")))
+    }
+
+    /// Writes a little-endian u32.
+    pub fn write_u32(&mut self, ptr: u32, v: u32) -> WasiResult<()> {
+        self.write(ptr, &v.to_le_bytes())
+    }
+
+    /// Writes a little-endian u64.
+    pub fn write_u64(&mut self, ptr: u32, v: u64) -> WasiResult<()> {
+        self.write(ptr, &v.to_le_bytes())
+    }
+
+    /// A UTF-8 path of `len` bytes at `ptr` (`EILSEQ` if not UTF-8).
+    pub fn str(&self, ptr: u32, len: u32) -> WasiResult<&str> {
+        std::str::from_utf8(self.slice(ptr, len)?).map_err(|_| Errno::Ilseq)
+    }
+
+    /// The `(ptr, len)` pairs of an iovec array.
+    pub fn iovecs(&self, iovs: u32, count: u32) -> WasiResult<Vec<(u32, u32)>> {
+        let bytes = self.slice(iovs, count.checked_mul(8).ok_or(Errno::Fault)?)?;
+        let list: Vec<(u32, u32)> = bytes
+            .chunks_exact(8)
+            .map(|c| {
+                (u32::from_le_bytes(c[0..4].try_into().expect("4")), u32::from_le_bytes(c[4..8].try_into().expect("4")))
+            })
+            .collect();
+        for (ptr, len) in &list {
+            self.range(*ptr, *len)?;
+        }
+        Ok(list)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounds_are_efault() {
+        let mut bytes = vec![0u8; 16];
+        let mut m = GuestMemory::new(&mut bytes);
+        assert!(m.write_u64(8, 1).is_ok());
+        assert_eq!(m.write_u64(9, 1), Err(Errno::Fault));
+        assert_eq!(m.slice(u32::MAX, 2).err(), Some(Errno::Fault));
+        assert_eq!(m.iovecs(0, u32::MAX).err(), Some(Errno::Fault));
+        m.write(0, &[8, 0, 0, 0, 100, 0, 0, 0]).unwrap();
+        assert_eq!(m.iovecs(0, 1).err(), Some(Errno::Fault), "iovec pointing past the end");
+    }
+}
