@@ -102,13 +102,14 @@ pub fn run(run: Run) -> Report {
         report.stdout_bytes = c.stdout_bytes;
         report.stderr_bytes = c.stderr_bytes;
     }
-    let cpu_exceeded = exit.cpu_time >= limits.cpu_time;
+    let cpu_exceeded = exit.cpu_time >= limits.cpu_time || exit.status == ExitStatus::Signaled(libc::SIGXCPU);
     match (exit.status, child_report.map(|c| c.outcome)) {
         _ if exit.wall_timeout => {
             report.status = Status::TimeLimit;
             report.details = Some(format!("wall time limit of {}", policy::format_duration(limits.wall_time)));
         }
-        (ExitStatus::Signaled(libc::SIGXCPU | libc::SIGKILL), None) if cpu_exceeded => {
+        // SIGXCPU comes only from the CPU rlimit; SIGKILL from its hard limit a second later.
+        (ExitStatus::Signaled(libc::SIGXCPU), None) | (ExitStatus::Signaled(libc::SIGKILL), None) if cpu_exceeded => {
             report.status = Status::TimeLimit;
             report.details = Some(format!("cpu time limit of {}", policy::format_duration(limits.cpu_time)));
         }

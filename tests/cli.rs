@@ -1,0 +1,266 @@
+//! End-to-end tests of the `sandboxrun` binary: exit statuses, output, WASI over mounts,
+//! limits, reports and bad input.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_sandboxrun"))
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+}
+
+/// A fresh directory for one test.
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("sandboxrun-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.stdin(Stdio::null()).output().expect("sandboxrun runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+const HELLO: &str = r#"
+(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 16) "hello, world\n")
+  (func (export "_start")
+    (i32.store (i32.const 0) (i32.const 16))
+    (i32.store (i32.const 4) (i32.const 13))
+    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
+    (call $exit (i32.const 42)))
+  (func (export "add") (param i32 i64) (result i64) (i64.add (i64.extend_i32_s (local.get 0)) (local.get 1)))
+  (func $div (export "div") (param i32 i32) (result i32) (i32.div_s (local.get 0) (local.get 1)))
+  (func (export "spin") (loop $l (br $l)))
+  (func $rec (export "recurse") (result i32) (i32.add (i32.const 1) (call $rec)))
+)"#;
+
+#[test]
+fn hello_exit_code_and_stdout() {
+    let dir = temp_dir("hello");
+    let wat = write(&dir, "hello.wat", HELLO);
+    let o = run(bin().arg(&wat));
+    assert_eq!(o.status.code(), Some(42), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "hello, world\n");
+    assert_eq!(stderr(&o), "");
+}
+
+#[test]
+fn invoke_prints_results() {
+    let dir = temp_dir("invoke");
+    let wat = write(&dir, "m.wat", HELLO);
+    let o = run(bin().args(["--invoke", "add"]).arg(&wat).args(["-2", "40"]));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "38\n");
+    let o = run(bin().args(["--invoke", "add"]).arg(&wat).args(["x", "1"]));
+    assert_eq!(o.status.code(), Some(125));
+    assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+}
+
+#[test]
+fn trap_is_134_with_one_line_and_report() {
+    let dir = temp_dir("trap");
+    let wat = write(&dir, "m.wat", HELLO);
+    let report = dir.join("report.json");
+    let o = run(bin().arg("--report").arg(&report).args(["--invoke", "div"]).arg(&wat).args(["1", "0"]));
+    assert_eq!(o.status.code(), Some(134));
+    let err = stderr(&o);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("integer divide by zero") && err.contains("div"), "{err}");
+    let json = std::fs::read_to_string(&report).unwrap();
+    for key in [
+        "\"status\": \"trapped\"",
+        "\"kind\": \"integer divide by zero\"",
+        "\"module_sha256\"",
+        "\"cpu_time_ms\"",
+        "\"wall_time_ms\"",
+        "\"peak_memory_bytes\"",
+        "\"stdout_bytes\"",
+        "\"stderr_bytes\"",
+        "\"compile\"",
+        "\"execute\"",
+    ] {
+        assert!(json.contains(key), "{key} missing in {json}");
+    }
+}
+
+#[test]
+fn stack_overflow_is_a_trap() {
+    let dir = temp_dir("stack");
+    let wat = write(&dir, "m.wat", HELLO);
+    let o = run(bin().args(["--invoke", "recurse"]).arg(&wat));
+    assert_eq!(o.status.code(), Some(134));
+    assert!(stderr(&o).contains("call stack exhausted"), "{}", stderr(&o));
+}
+
+#[test]
+fn wall_time_limit_is_124() {
+    let dir = temp_dir("wall");
+    let wat = write(&dir, "m.wat", HELLO);
+    let policy = write(&dir, "p.yaml", "version: 1\nlimits:\n  wall_time: 500ms\n  cpu_time: 10s\n");
+    let report = dir.join("r.json");
+    let started = Instant::now();
+    let o = run(bin().arg("-p").arg(&policy).arg("--report").arg(&report).args(["--invoke", "spin"]).arg(&wat));
+    let took = started.elapsed();
+    assert_eq!(o.status.code(), Some(124), "{}", stderr(&o));
+    assert!(took < Duration::from_millis(550 + 500), "took {took:?}");
+    assert!(std::fs::read_to_string(&report).unwrap().contains("\"time_limit\""));
+    assert!(stderr(&o).contains("wall time"), "{}", stderr(&o));
+}
+
+#[test]
+fn cpu_time_limit_is_124() {
+    let dir = temp_dir("cpu");
+    let wat = write(&dir, "m.wat", HELLO);
+    let policy = write(&dir, "p.yaml", "version: 1\nlimits:\n  cpu_time: 1s\n  wall_time: 20s\n");
+    let o = run(bin().arg("-p").arg(&policy).args(["--invoke", "spin"]).arg(&wat));
+    assert_eq!(o.status.code(), Some(124), "{}", stderr(&o));
+    assert!(stderr(&o).contains("cpu time"), "{}", stderr(&o));
+}
+
+#[test]
+fn files_over_mounts_behave_and_nothing_escapes() {
+    let dir = temp_dir("files");
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    std::fs::create_dir_all(dir.join("out")).unwrap();
+    write(&dir.join("data"), "input.txt", "hello from host\n");
+    write(&dir, "secret.txt", "secret\n");
+    let policy = write(
+        &dir,
+        "p.yaml",
+        "version: 1\nargs: [arg1]\nenv: {GREETING: hi}\nmounts:\n  - {host: data, guest: /ro}\n  - {host: out, guest: /rw, mode: rw}\n",
+    );
+    let o = run(bin().arg("-p").arg(&policy).arg(fixture("files.wasm")));
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.starts_with("argc=2 argv1=arg1 env=hi\n"), "{out}");
+    assert!(out.contains("content=hello from host\n"), "{out}");
+    for line in out.lines().skip(1).filter(|l| !l.starts_with("content=")) {
+        assert!(line.ends_with(": ok"), "{line}\n{out}");
+    }
+    assert_eq!(out.lines().filter(|l| l.ends_with(": ok")).count(), 15, "{out}");
+    assert_eq!(std::fs::read_dir(dir.join("out")).unwrap().count(), 0, "the guest cleaned up");
+}
+
+#[test]
+fn stdin_to_stdout_and_exit_codes() {
+    let dir = temp_dir("stdin");
+    write(&dir, "in.txt", "abc\n");
+    let policy = write(&dir, "p.yaml", "version: 1\nstdin: in.txt\n");
+    for code in ["0", "1", "42"] {
+        let o = run(bin().arg("-p").arg(&policy).arg(fixture("echo.wasm")).arg(code));
+        assert_eq!(o.status.code(), Some(code.parse().unwrap()), "{}", stderr(&o));
+        assert_eq!(stdout(&o), "ABC\n");
+    }
+    // stdin: inherit.
+    let policy = write(&dir, "q.yaml", "version: 1\nstdin: inherit\n");
+    let mut child = bin()
+        .arg("-p")
+        .arg(&policy)
+        .arg(fixture("echo.wasm"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"piped\n").unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(stdout(&o), "PIPED\n");
+    // Default: no stdin.
+    let o = run(bin().arg(fixture("echo.wasm")));
+    assert_eq!((o.status.code(), stdout(&o)), (Some(0), String::new()));
+}
+
+#[test]
+fn output_limit_ends_the_run() {
+    let dir = temp_dir("output");
+    write(&dir, "in.txt", &"x".repeat(10_000));
+    let policy = write(&dir, "p.yaml", "version: 1\nstdin: in.txt\nlimits:\n  output: 1KiB\n");
+    let report = dir.join("r.json");
+    let o = run(bin().arg("-p").arg(&policy).arg("--report").arg(&report).arg(fixture("echo.wasm")));
+    assert_eq!(o.status.code(), Some(153), "{}", stderr(&o));
+    assert_eq!(o.stdout.len(), 1024);
+    let json = std::fs::read_to_string(&report).unwrap();
+    assert!(json.contains("\"output_limit\"") && json.contains("\"stdout_bytes\": 1024"), "{json}");
+}
+
+#[test]
+fn host_environment_is_not_visible() {
+    let dir = temp_dir("env");
+    let policy = write(&dir, "p.yaml", "version: 1\nargs: [0]\n");
+    // files.wasm prints GREETING; the host's variable must not reach the guest.
+    let o = run(bin().arg("-p").arg(&policy).arg(fixture("files.wasm")).env("GREETING", "from-host"));
+    assert!(stdout(&o).contains("env=-"), "{}", stdout(&o));
+}
+
+#[test]
+fn bad_input_is_125_with_one_line() {
+    let dir = temp_dir("bad");
+    let truncated = write(&dir, "t.wasm", "\0asm\x01\0\0\0\x01\x05");
+    let invalid = write(&dir, "i.wat", "(module (func (result i32)))");
+    let missing =
+        write(&dir, "m.wat", r#"(module (import "wasi_snapshot_preview1" "nope" (func)) (func (export "_start")))"#);
+    let env = write(&dir, "e.wat", r#"(module (import "env" "f" (func (param i32))) (func (export "_start")))"#);
+    let bad_policy = write(&dir, "p.yaml", "version: 1\nlimits:\n  memory: 5MB\n");
+    let absent = dir.join("absent.wasm");
+    let cases: Vec<(Vec<&std::ffi::OsStr>, &str)> = vec![
+        (vec![truncated.as_os_str()], "invalid module"),
+        (vec![invalid.as_os_str()], "type mismatch"),
+        (vec![missing.as_os_str()], "unknown import wasi_snapshot_preview1.nope: expected func() -> ()"),
+        (vec![env.as_os_str()], "unknown import env.f: expected func(i32) -> ()"),
+        (vec!["-p".as_ref(), bad_policy.as_os_str(), env.as_os_str()], "p.yaml:3:11: limits.memory: unknown unit 'MB'"),
+        (vec![absent.as_os_str()], "failed to read"),
+    ];
+    for (args, expected) in cases {
+        let o = run(bin().args(&args));
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(125), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains(expected), "{args:?}: expected '{expected}' in {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
+
+#[test]
+fn policy_check_and_inspect() {
+    let dir = temp_dir("check");
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    let policy =
+        write(&dir, "p.yaml", "version: 1\nmounts:\n  - {host: data, guest: /data}\nlimits:\n  memory: 64MiB\n");
+    let o = run(bin().args(["policy", "check"]).arg(&policy));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("memory: 64MiB") && out.contains("wall_time: 30s") && out.contains("guest: \"/data\""),
+        "{out}"
+    );
+    let wat = write(&dir, "m.wat", HELLO);
+    let o = run(bin().arg("inspect").arg(&wat));
+    assert_eq!(o.status.code(), Some(0));
+    assert!(
+        stdout(&o).contains("wasi_snapshot_preview1.fd_write: func(i32, i32, i32, i32) -> (i32)"),
+        "{}",
+        stdout(&o)
+    );
+}
