@@ -1,0 +1,127 @@
+//! Policy parsing and validation: each error names the file, line, column and field.
+
+use policy::{GuestPath, Limits, Mode, Policy, PolicyError, Stdin};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+fn base() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("sandboxrun-policy-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    std::fs::create_dir_all(dir.join("out")).unwrap();
+    std::fs::write(dir.join("input.txt"), "x").unwrap();
+    std::fs::write(dir.join("afile"), "x").unwrap();
+    dir
+}
+
+fn parse(text: &str) -> Result<Policy, PolicyError> {
+    Policy::parse(text, &base(), "p.yaml")
+}
+
+/// Asserts that `text` fails with a message starting `p.yaml:LINE:COL: ` and containing `what`.
+fn fails(text: &str, line: u64, column: u64, what: &str) {
+    let err = parse(text).expect_err(text).to_string();
+    let prefix = format!("p.yaml:{line}:{column}: ");
+    assert!(err.starts_with(&prefix), "expected prefix {prefix} in: {err}");
+    assert!(err.contains(what), "expected '{what}' in: {err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+#[test]
+fn full_policy_parses() {
+    let p = parse(
+        "version: 1\nargs: [--fast]\nenv: {LANG: C.UTF-8}\nmounts:\n  - {host: data, guest: /data, mode: ro}\n  - {host: out, guest: /out, mode: rw}\nstdin: input.txt\nlimits:\n  cpu_time: 10s\n  wall_time: 30s\n  memory: 512MiB\n  output: 16MiB\n  file_size: 64MiB\n  disk: 256MiB\n  files: 1000\n  open_files: 64\n  wasm_stack: 1MiB\n",
+    )
+    .unwrap();
+    assert_eq!(p.args, vec!["--fast"]);
+    assert_eq!(p.env, vec![("LANG".to_string(), "C.UTF-8".to_string())]);
+    assert_eq!(p.mounts.len(), 2);
+    assert_eq!(p.mounts[0].host, std::fs::canonicalize(base().join("data")).unwrap());
+    assert_eq!(p.mounts[1].mode, Mode::Rw);
+    assert_eq!(p.stdin, Stdin::File(base().join("input.txt")));
+    assert_eq!(p.limits, Limits::default());
+}
+
+#[test]
+fn defaults_when_omitted() {
+    let p = parse("version: 1\n").unwrap();
+    assert!(p.mounts.is_empty() && p.env.is_empty() && p.args.is_empty());
+    assert_eq!(p.stdin, Stdin::Null);
+    assert_eq!(p.limits.cpu_time, Duration::from_secs(10));
+    assert_eq!(p.limits.memory, 512 << 20);
+    assert!(p.require_landlock);
+}
+
+#[test]
+fn each_error_names_its_place() {
+    fails("version: 1\nlimits:\n  memry: 5\n", 3, 3, "unknown field `memry`");
+    fails("version: 1\nbogus: 1\n", 2, 1, "unknown field `bogus`");
+    fails("args: []\n", 1, 1, "missing required key 'version'");
+    fails("version: 2\n", 1, 10, "unsupported version");
+    fails("version: 1\nargs: 5\n", 2, 7, "");
+    fails("version: 1\nmounts:\n  - {host: data, guest: data}\n", 3, 25, "must be absolute");
+    fails("version: 1\nmounts:\n  - {host: data, guest: /a/../b}\n", 3, 25, "must not contain '..'");
+    fails("version: 1\nmounts:\n  - {host: data, guest: /a//b}\n", 3, 25, "empty component");
+    fails("version: 1\nmounts:\n  - {host: data, guest: /d}\n  - {host: out, guest: /d}\n", 4, 24, "mounted twice");
+    fails(
+        "version: 1\nmounts:\n  - {host: data, guest: /d}\n  - {host: out, guest: /d/e}\n",
+        4,
+        24,
+        "overlaps mount '/d'",
+    );
+    fails("version: 1\nmounts:\n  - {host: nope, guest: /d}\n", 3, 12, "no such directory");
+    fails("version: 1\nmounts:\n  - {host: afile, guest: /d}\n", 3, 12, "is not a directory");
+    fails("version: 1\nmounts:\n  - {host: data, guest: /d, mode: rx}\n", 3, 35, "'rx' is not ro or rw");
+    fails("version: 1\nlimits:\n  memory: 5MB\n", 3, 11, "limits.memory: unknown unit 'MB'");
+    fails("version: 1\nlimits:\n  memory: 0\n", 3, 11, "greater than zero");
+    fails("version: 1\nlimits:\n  files: -3\n", 3, 10, "not a positive whole number");
+    fails("version: 1\nlimits:\n  disk: 99999999999999GiB\n", 3, 9, "too large");
+    fails("version: 1\nlimits:\n  cpu_time: 10\n", 3, 13, "needs a unit");
+    fails("version: 1\nlimits:\n  wall_time: 0s\n", 3, 14, "greater than zero");
+    fails("version: 1\nstdin: missing.txt\n", 2, 8, "no such file");
+    fails("version: 1\nenv: {\"A=B\": x}\n", 2, 14, "without '='");
+    fails("version: 1\nmounts: [\n", 2, 9, "");
+}
+
+#[test]
+fn guest_paths() {
+    assert!(GuestPath::new("/").is_ok());
+    assert!(GuestPath::new("/a/b").is_ok());
+    for bad in ["", "a", "/a/", "/a/./b", "/..", "/a\0b"] {
+        assert!(GuestPath::new(bad).is_err(), "{bad:?}");
+    }
+    let a = GuestPath::new("/a").unwrap();
+    assert!(GuestPath::new("/a/b").unwrap().is_within(&a));
+    assert!(!GuestPath::new("/ab").unwrap().is_within(&a));
+}
+
+#[test]
+fn cli_overrides() {
+    let mut p = Policy::default_policy();
+    p.add_cli_mount("data::/data", &base()).unwrap();
+    p.add_cli_mount("out::/out:rw", &base()).unwrap();
+    assert_eq!(p.mounts[0].mode, Mode::Ro);
+    assert_eq!(p.mounts[1].mode, Mode::Rw);
+    assert!(p.add_cli_mount("out::/data", &base()).unwrap_err().to_string().contains("mounted twice"));
+    assert!(p.add_cli_mount("out:/x", &base()).is_err());
+    p.add_cli_env("A=1").unwrap();
+    p.add_cli_env("A=2").unwrap();
+    assert_eq!(p.env, vec![("A".to_string(), "2".to_string())]);
+    assert!(p.add_cli_env("novalue").is_err());
+}
+
+#[test]
+fn effective_policy_round_trips() {
+    let p = parse("version: 1\nargs: [\"a b\", \"q\\\"\"]\nenv: {X: \"1\"}\nmounts:\n  - {host: data, guest: /data}\nstdin: inherit\nlimits:\n  memory: 64MiB\n  cpu_time: 1500ms\n").unwrap();
+    let yaml = p.to_yaml();
+    let again = Policy::parse(&yaml, Path::new("/"), "effective").unwrap();
+    assert_eq!(again, p, "{yaml}");
+}
+
+#[test]
+fn load_resolves_relative_to_the_policy_folder() {
+    let dir = base();
+    std::fs::write(dir.join("p.yaml"), "version: 1\nmounts:\n  - {host: data, guest: /data}\n").unwrap();
+    let p = Policy::load(&dir.join("p.yaml")).unwrap();
+    assert_eq!(p.mounts[0].host, std::fs::canonicalize(dir.join("data")).unwrap());
+    assert!(matches!(Policy::load(&dir.join("absent.yaml")), Err(PolicyError::Read { .. })));
+}
