@@ -53,7 +53,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 /// Formats a size with the largest exact unit.
 pub fn format_size(bytes: u64) -> String {
     for (unit, m) in [("GiB", 1u64 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
-        if bytes % m == 0 {
+        if bytes.is_multiple_of(m) {
             return format!("{}{unit}", bytes / m);
         }
     }
@@ -63,9 +63,9 @@ pub fn format_size(bytes: u64) -> String {
 /// Formats a duration with the largest exact unit.
 pub fn format_duration(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms % 60_000 == 0 {
+    if ms.is_multiple_of(60_000) {
         format!("{}m", ms / 60_000)
-    } else if ms % 1000 == 0 {
+    } else if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{ms}ms")

@@ -129,7 +129,7 @@ impl Abi {
         match self {
             Abi::Preview1 => {
                 out.extend_from_slice(&[0; 7]);
-                out.extend_from_slice(&(st.st_nlink as u64).to_le_bytes());
+                out.extend_from_slice(&st.st_nlink.to_le_bytes());
             }
             Abi::Unstable => {
                 out.extend_from_slice(&[0; 3]);

@@ -1,0 +1,245 @@
+//! WASI functions called directly over a plain byte vector as guest memory, against real
+//! temporary directories: success and failure paths, limits, and the legacy ABI's layouts.
+
+use std::path::PathBuf;
+use wasi::{call, Abi, Errno, Exit, Output, WasiCtx, WasiCtxBuilder, WasiLimits};
+
+const MEM: usize = 1 << 16;
+const PATH: u32 = 1024; // where tests put path strings
+const OUT: u32 = 2048; // where results are written
+const IOV: u32 = 3072; // iovec array
+const BUF: u32 = 4096; // data buffers
+
+struct Guest {
+    ctx: WasiCtx,
+    abi: Abi,
+    mem: Vec<u8>,
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("sandboxrun-wasi-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+impl Guest {
+    fn new(builder: WasiCtxBuilder) -> Self {
+        Guest { ctx: builder.build().unwrap(), abi: Abi::Preview1, mem: vec![0; MEM] }
+    }
+
+    fn call(&mut self, name: &str, args: &[u64]) -> Result<u64, Exit> {
+        let index = self.abi.functions().iter().position(|f| f.name == name).expect(name);
+        call(&mut self.ctx, self.abi, index, &mut self.mem, args)
+    }
+
+    fn errno(&mut self, name: &str, args: &[u64]) -> u64 {
+        self.call(name, args).expect("no exit")
+    }
+
+    fn put(&mut self, at: u32, bytes: &[u8]) {
+        self.mem[at as usize..at as usize + bytes.len()].copy_from_slice(bytes);
+    }
+
+    fn u32(&self, at: u32) -> u32 {
+        u32::from_le_bytes(self.mem[at as usize..at as usize + 4].try_into().unwrap())
+    }
+
+    fn u64(&self, at: u32) -> u64 {
+        u64::from_le_bytes(self.mem[at as usize..at as usize + 8].try_into().unwrap())
+    }
+
+    /// path_open(dirfd, path) with the given oflags and rights; returns errno and new fd.
+    fn open(&mut self, dir: u32, path: &str, oflags: u64, rights: u64, fdflags: u64) -> (u64, u32) {
+        self.put(PATH, path.as_bytes());
+        let e = self.errno(
+            "path_open",
+            &[dir as u64, 1, PATH as u64, path.len() as u64, oflags, rights, rights, fdflags, OUT as u64],
+        );
+        (e, self.u32(OUT))
+    }
+
+    /// fd_write(fd, data) returning errno and bytes written.
+    fn write(&mut self, fd: u32, data: &[u8]) -> Result<(u64, u32), Exit> {
+        self.put(BUF, data);
+        self.put(IOV, &BUF.to_le_bytes());
+        self.put(IOV + 4, &(data.len() as u32).to_le_bytes());
+        let e = self.call("fd_write", &[fd as u64, IOV as u64, 1, OUT as u64])?;
+        Ok((e, self.u32(OUT)))
+    }
+
+    fn read(&mut self, fd: u32, len: u32) -> (u64, Vec<u8>) {
+        self.put(IOV, &BUF.to_le_bytes());
+        self.put(IOV + 4, &len.to_le_bytes());
+        let e = self.errno("fd_read", &[fd as u64, IOV as u64, 1, OUT as u64]);
+        let n = self.u32(OUT) as usize;
+        (e, self.mem[BUF as usize..BUF as usize + n].to_vec())
+    }
+
+    fn path_op(&mut self, name: &str, dir: u32, path: &str) -> u64 {
+        self.put(PATH, path.as_bytes());
+        self.errno(name, &[dir as u64, PATH as u64, path.len() as u64])
+    }
+}
+
+const WRITE: u64 = 1 << 6;
+const READ: u64 = 1 << 1;
+const CREAT: u64 = 1;
+const TRUNC: u64 = 8;
+
+#[test]
+fn args_environ_clock_random() {
+    let mut g = Guest::new(WasiCtxBuilder::new().args(["prog", "a"]).env([("K".into(), "V".into())]));
+    assert_eq!(g.errno("args_sizes_get", &[OUT as u64, OUT as u64 + 4]), 0);
+    assert_eq!((g.u32(OUT), g.u32(OUT + 4)), (2, 7));
+    assert_eq!(g.errno("args_get", &[OUT as u64, BUF as u64]), 0);
+    assert_eq!(&g.mem[BUF as usize..BUF as usize + 7], b"prog\0a\0");
+    assert_eq!(g.errno("environ_get", &[OUT as u64, BUF as u64]), 0);
+    assert_eq!(&g.mem[BUF as usize..BUF as usize + 4], b"K=V\0");
+    assert_eq!(g.errno("clock_time_get", &[1, 0, OUT as u64]), 0);
+    assert!(g.u64(OUT) > 0);
+    assert_eq!(g.errno("clock_time_get", &[9, 0, OUT as u64]), Errno::Inval as u64);
+    assert_eq!(g.errno("random_get", &[BUF as u64, 64]), 0);
+    assert_eq!(g.errno("random_get", &[MEM as u64 - 8, 64]), Errno::Fault as u64);
+    assert_eq!(g.errno("args_get", &[MEM as u64 - 2, BUF as u64]), Errno::Fault as u64);
+    assert_eq!(g.errno("sched_yield", &[]), 0);
+    assert_eq!(g.call("proc_exit", &[7]), Err(Exit::Code(7)));
+}
+
+#[test]
+fn files_in_a_rw_mount() {
+    let dir = temp_dir("rw");
+    let mut g = Guest::new(WasiCtxBuilder::new().preopen(&dir, "/rw", true));
+    assert_eq!(g.errno("fd_prestat_get", &[3, OUT as u64]), 0);
+    assert_eq!(g.u32(OUT + 4), 3);
+    assert_eq!(g.errno("fd_prestat_dir_name", &[3, BUF as u64, 3]), 0);
+    assert_eq!(&g.mem[BUF as usize..BUF as usize + 3], b"/rw");
+    assert_eq!(g.errno("fd_prestat_get", &[1, OUT as u64]), Errno::Badf as u64);
+
+    let (e, fd) = g.open(3, "f.txt", CREAT | TRUNC, READ | WRITE, 0);
+    assert_eq!(e, 0);
+    assert_eq!(g.write(fd, b"hello world").unwrap(), (0, 11));
+    assert_eq!(g.errno("fd_seek", &[fd as u64, 6, 0, OUT as u64]), 0, "SEEK_SET is 0 in preview1");
+    assert_eq!(g.read(fd, 100), (0, b"world".to_vec()));
+    assert_eq!(g.errno("fd_tell", &[fd as u64, OUT as u64]), 0);
+    assert_eq!(g.u64(OUT), 11);
+    assert_eq!(g.errno("fd_filestat_get", &[fd as u64, OUT as u64]), 0);
+    assert_eq!(g.mem[OUT as usize + 16], 4, "regular file");
+    assert_eq!(g.u64(OUT + 32), 11, "size at offset 32 in preview1");
+    assert_eq!(g.errno("fd_filestat_set_size", &[fd as u64, 5]), 0);
+    assert_eq!(std::fs::read(dir.join("f.txt")).unwrap(), b"hello");
+    assert_eq!(g.errno("fd_close", &[fd as u64]), 0);
+    assert_eq!(g.errno("fd_close", &[fd as u64]), Errno::Badf as u64);
+
+    assert_eq!(g.path_op("path_create_directory", 3, "d"), 0);
+    assert_eq!(g.path_op("path_create_directory", 3, "d"), Errno::Exist as u64);
+    assert_eq!(g.open(3, "missing", 0, READ, 0).0, Errno::Noent as u64);
+    assert_eq!(g.open(3, "f.txt/", 0, READ, 0).0, Errno::Notdir as u64, "trailing slash on a file");
+    assert_eq!(g.open(3, "../x", 0, READ, 0).0, Errno::Notcapable as u64);
+    assert_eq!(g.open(3, "/etc/passwd", 0, READ, 0).0, Errno::Notcapable as u64);
+    assert_eq!(g.open(3, "d/../../x", 0, READ, 0).0, Errno::Notcapable as u64);
+    std::os::unix::fs::symlink("/etc/passwd", dir.join("abs")).unwrap();
+    assert_eq!(g.open(3, "abs", 0, READ, 1).0 /* follow */, Errno::Notcapable as u64);
+    std::os::unix::fs::symlink("d/../..", dir.join("up")).unwrap();
+    assert_eq!(g.open(3, "up/x", 0, READ, 0).0, Errno::Notcapable as u64);
+
+    // Rename into the directory, list it, remove everything.
+    g.put(PATH, b"f.txt");
+    g.put(PATH + 100, b"d/g.txt");
+    assert_eq!(g.errno("path_rename", &[3, PATH as u64, 5, 3, PATH as u64 + 100, 7]), 0);
+    let (e, dfd) = g.open(3, "d", 2, READ, 0);
+    assert_eq!(e, 0);
+    assert_eq!(g.errno("fd_readdir", &[dfd as u64, BUF as u64, 1024, 0, OUT as u64]), 0);
+    let used = g.u32(OUT) as usize;
+    let listing = &g.mem[BUF as usize..BUF as usize + used];
+    assert!(listing.windows(5).any(|w| w == b"g.txt"));
+    // A buffer too small is filled completely (the guest then retries larger).
+    assert_eq!(g.errno("fd_readdir", &[dfd as u64, BUF as u64, 10, 0, OUT as u64]), 0);
+    assert_eq!(g.u32(OUT), 10);
+    assert_eq!(g.path_op("path_remove_directory", 3, "d"), Errno::Notempty as u64);
+    assert_eq!(g.path_op("path_unlink_file", 3, "d/g.txt"), 0);
+    assert_eq!(g.path_op("path_remove_directory", 3, "d"), 0);
+    // Sockets: none exist.
+    assert_eq!(g.errno("sock_shutdown", &[3, 0]), Errno::Notsock as u64);
+    assert_eq!(g.errno("sock_shutdown", &[99, 0]), Errno::Badf as u64);
+}
+
+#[test]
+fn read_only_mounts_refuse_mutation() {
+    let dir = temp_dir("ro");
+    std::fs::write(dir.join("f"), "x").unwrap();
+    std::fs::create_dir(dir.join("d")).unwrap();
+    let mut g = Guest::new(WasiCtxBuilder::new().preopen(&dir, "/ro", false));
+    assert_eq!(g.open(3, "f", 0, READ, 0).0, 0);
+    assert_eq!(g.open(3, "f", 0, WRITE, 0).0, Errno::Rofs as u64);
+    assert_eq!(g.open(3, "new", CREAT, READ, 0).0, Errno::Rofs as u64);
+    assert_eq!(g.open(3, "f", TRUNC, READ, 0).0, Errno::Rofs as u64);
+    assert_eq!(g.path_op("path_create_directory", 3, "x"), Errno::Rofs as u64);
+    assert_eq!(g.path_op("path_unlink_file", 3, "f"), Errno::Rofs as u64);
+    assert_eq!(g.path_op("path_remove_directory", 3, "d"), Errno::Rofs as u64);
+    g.put(PATH, b"f");
+    g.put(PATH + 100, b"g");
+    assert_eq!(g.errno("path_rename", &[3, PATH as u64, 1, 3, PATH as u64 + 100, 1]), Errno::Rofs as u64);
+    assert_eq!(g.errno("path_symlink", &[PATH as u64, 1, 3, PATH as u64 + 100, 1]), Errno::Rofs as u64);
+    assert!(dir.join("f").exists() && dir.join("d").exists());
+}
+
+#[test]
+fn limits_open_files_size_disk_and_quota() {
+    let dir = temp_dir("limits");
+    let limits = WasiLimits { open_files: 6, file_size: 100, disk_bytes: 150, files_created: 3, output_bytes: 10 };
+    let mut g = Guest::new(
+        WasiCtxBuilder::new().preopen(&dir, "/rw", true).limits(limits).output(Output::Capture, Output::Capture),
+    );
+    let (e, a) = g.open(3, "a", CREAT, WRITE, 0);
+    assert_eq!(e, 0);
+    assert_eq!(g.open(3, "a", 0, READ, 0).0, 0, "fd 5 is the last one allowed");
+    assert_eq!(g.open(3, "a", 0, READ, 0).0, Errno::Mfile as u64);
+    // File size: 100 bytes at most; the write is cut there, the next one fails.
+    assert_eq!(g.write(a, &[1; 120]).unwrap(), (0, 100));
+    assert_eq!(g.write(a, &[1; 10]).unwrap().0, Errno::Fbig as u64);
+    g.errno("fd_close", &[5]);
+    let (_, b) = g.open(3, "b", CREAT, WRITE, 0);
+    assert_eq!(g.write(b, &[1; 50]).unwrap(), (0, 50), "disk: 150 bytes in all");
+    assert_eq!(g.write(b, &[1; 10]).unwrap().0, Errno::Nospc as u64);
+    // Quota of created entries: a, b, and one more.
+    assert_eq!(g.path_op("path_create_directory", 3, "c"), 0);
+    assert_eq!(g.path_op("path_create_directory", 3, "e"), Errno::Dquot as u64);
+    // Output: 10 bytes, then the run ends.
+    assert_eq!(g.write(1, b"12345").unwrap(), (0, 5));
+    assert_eq!(g.write(2, b"abcdefgh"), Err(Exit::OutputLimit));
+    assert_eq!(g.ctx.take_captured(), (b"12345".to_vec(), b"abcde".to_vec()));
+}
+
+#[test]
+fn legacy_abi_layouts() {
+    let dir = temp_dir("legacy");
+    std::fs::write(dir.join("f"), "0123456789").unwrap();
+    let mut g = Guest::new(WasiCtxBuilder::new().preopen(&dir, "/d", false));
+    g.abi = Abi::Unstable;
+    assert_eq!(Abi::from_module_name("wasi_unstable"), Some(Abi::Unstable));
+    let (e, fd) = g.open(3, "f", 0, READ, 0);
+    assert_eq!(e, 0);
+    // whence: snapshot 0 numbers them cur=0, end=1, set=2.
+    assert_eq!(g.errno("fd_seek", &[fd as u64, (-3i64) as u64, 1, OUT as u64]), 0);
+    assert_eq!(g.u64(OUT), 7, "END");
+    assert_eq!(g.errno("fd_seek", &[fd as u64, 2, 2, OUT as u64]), 0);
+    assert_eq!(g.u64(OUT), 2, "SET");
+    // filestat: u32 nlink at 20, size at 24.
+    assert_eq!(g.errno("fd_filestat_get", &[fd as u64, OUT as u64]), 0);
+    assert_eq!(g.u32(OUT + 20), 1);
+    assert_eq!(g.u64(OUT + 24), 10);
+}
+
+#[test]
+fn renumber_and_stdio() {
+    let mut g = Guest::new(WasiCtxBuilder::new().output(Output::Capture, Output::Capture));
+    assert_eq!(g.read(0, 10), (0, vec![]), "null stdin reads end-of-file");
+    assert_eq!(g.errno("fd_fdstat_get", &[1, OUT as u64]), 0);
+    assert_eq!(g.errno("fd_renumber", &[2, 1]), 0);
+    assert_eq!(g.write(1, b"to stderr").unwrap(), (0, 9));
+    assert_eq!(g.ctx.take_captured().1, b"to stderr".to_vec());
+    assert_eq!(g.errno("fd_renumber", &[7, 1]), Errno::Badf as u64);
+    assert_eq!(g.errno("fd_seek", &[1, 0, 0, OUT as u64]), Errno::Spipe as u64);
+    assert_eq!(g.errno("poll_oneoff", &[0, 0, 0, OUT as u64]), Errno::Inval as u64);
+}
