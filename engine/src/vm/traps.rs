@@ -216,10 +216,9 @@ unsafe extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, conte
     }
     // Not a trap of ours: behave as if we were not here.
     let i = SIGNALS.iter().position(|s| *s == sig).expect("registered signal");
-    // PREVIOUS was written before our handler was installed.
-    let slot = &raw const PREVIOUS[i];
-    // SAFETY: as above; `slot` points into a static.
-    let previous = unsafe { (*slot).assume_init_ref() };
+    // SAFETY: PREVIOUS was written (once) before our handler was installed and is only read
+    // afterwards; we take a raw pointer, never a reference to the mutable static.
+    let previous = unsafe { (*(&raw const PREVIOUS[i])).assume_init_ref() };
     let target = previous.sa_sigaction;
     if target == libc::SIG_DFL || target == libc::SIG_IGN {
         // Restore the default and return: the fault happens again and takes the default
