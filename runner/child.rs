@@ -20,6 +20,12 @@ pub struct RunSpec<'a> {
     pub policy: &'a Policy,
     /// `--invoke NAME VALUES...` instead of `_start`.
     pub invoke: Option<(String, Vec<String>)>,
+    /// A cached artifact for this module, if the parent found one.
+    pub artifact: Option<&'a [u8]>,
+    /// Where to send a freshly compiled artifact (the parent stores it in the cache).
+    pub artifact_out: Option<std::fs::File>,
+    /// Stop after compiling (`sandboxrun compile`).
+    pub compile_only: bool,
 }
 
 fn ms(since: Instant) -> f64 {
@@ -39,20 +45,58 @@ fn error(message: impl ToString) -> ChildOutcome {
 }
 
 /// Runs the module and describes how it ended.
-pub fn run(spec: RunSpec) -> ChildReport {
+pub fn run(mut spec: RunSpec) -> ChildReport {
     let mut stages = Stages::default();
+    let mut compiled = false;
     let ctx_cell: Rc<RefCell<Option<Rc<RefCell<wasi::WasiCtx>>>>> = Rc::default();
-    let outcome = run_stages(&spec, &mut stages, &ctx_cell);
+    let outcome = run_stages(&mut spec, &mut stages, &mut compiled, &ctx_cell);
     let usage = ctx_cell.borrow().as_ref().map(|c| c.borrow().usage()).unwrap_or_default();
-    ChildReport { outcome, stages, stdout_bytes: usage.stdout_bytes, stderr_bytes: usage.stderr_bytes }
+    ChildReport { outcome, compiled, stages, stdout_bytes: usage.stdout_bytes, stderr_bytes: usage.stderr_bytes }
+}
+
+/// Loads the cached artifact, or validates and compiles (sending the new artifact out).
+fn module(
+    engine: &Engine,
+    spec: &mut RunSpec,
+    wasm: &[u8],
+    stages: &mut Stages,
+    compiled: &mut bool,
+) -> Result<Module, String> {
+    if let Some(artifact) = spec.artifact {
+        let t = Instant::now();
+        // The cache key covers these exact bytes and this compiler: no re-validation needed.
+        if let Ok(m) = Module::from_artifact(engine, wasm, artifact) {
+            stages.compile = ms(t);
+            return Ok(m);
+        }
+        // A damaged artifact: compile afresh (the parent replaces the row).
+    }
+    let t = Instant::now();
+    engine::module_info::validate(wasm).map_err(|e| e.to_string())?;
+    let info = engine::module_info::parse(wasm).map_err(|e| e.to_string())?;
+    stages.load = ms(t);
+    let t = Instant::now();
+    let artifact =
+        engine.compiler().compile_module(&info, wasm, engine.compile_threads()).map_err(|e| e.to_string())?;
+    *compiled = true;
+    if let Some(mut out) = spec.artifact_out.take() {
+        use std::io::Write;
+        // Sent before any guest code runs; a failure only loses the cache entry.
+        let _ = out.write_all(&artifact.to_bytes());
+    }
+    let module = Module::load(engine, info, &artifact).map_err(|e| e.to_string())?;
+    stages.compile = ms(t);
+    Ok(module)
 }
 
 fn run_stages(
-    spec: &RunSpec,
+    spec: &mut RunSpec,
     stages: &mut Stages,
+    compiled: &mut bool,
     ctx_out: &Rc<RefCell<Option<Rc<RefCell<wasi::WasiCtx>>>>>,
 ) -> ChildOutcome {
-    let limits = &spec.policy.limits;
+    let policy: &Policy = spec.policy;
+    let limits = &policy.limits;
     let engine = match Engine::new(Config { max_wasm_stack: limits.wasm_stack as usize, ..Config::default() }) {
         Ok(e) => e,
         Err(e) => return error(e),
@@ -60,35 +104,26 @@ fn run_stages(
 
     let t = Instant::now();
     let wasm = match engine::module_info::wat_to_binary(spec.module) {
-        Ok(w) => w,
-        Err(e) => return error(e),
-    };
-    let info = match engine::module_info::validate(&wasm).and_then(|()| engine::module_info::parse(&wasm)) {
-        Ok(i) => i,
+        Ok(w) => w.into_owned(),
         Err(e) => return error(e),
     };
     stages.load = ms(t);
-
-    let t = Instant::now();
-    let module = engine
-        .compiler()
-        .compile_module(&info, &wasm, engine.compile_threads())
-        .map_err(engine::ModuleError::from)
-        .and_then(|artifact| Module::load(&engine, info, &artifact));
-    let module = match module {
+    let module = match module(&engine, spec, &wasm, stages, compiled) {
         Ok(m) => m,
         Err(e) => return error(e),
     };
-    stages.compile = ms(t);
+    if spec.compile_only {
+        return ChildOutcome::Exited { code: 0 };
+    }
 
     let t = Instant::now();
     let mut args = vec![spec.argv0.clone()];
-    args.extend(spec.policy.args.iter().cloned());
+    args.extend(policy.args.iter().cloned());
     args.extend(spec.extra_args.iter().cloned());
     let mut builder = wasi::WasiCtxBuilder::new()
         .args(args)
-        .env(spec.policy.env.iter().cloned())
-        .stdin(match &spec.policy.stdin {
+        .env(policy.env.iter().cloned())
+        .stdin(match &policy.stdin {
             policy::Stdin::Null => wasi::Stdin::Null,
             policy::Stdin::Inherit => wasi::Stdin::Inherit,
             policy::Stdin::File(p) => wasi::Stdin::File(p.clone()),
@@ -100,7 +135,7 @@ fn run_stages(
             files_created: limits.files,
             output_bytes: limits.output,
         });
-    for m in &spec.policy.mounts {
+    for m in &policy.mounts {
         builder = builder.preopen(&m.host, m.guest.as_str(), m.mode == Mode::Rw);
     }
     let ctx = match builder.build() {

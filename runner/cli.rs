@@ -25,6 +25,8 @@ pub struct RunCli {
     /// Log each pipeline stage with its duration to stderr.
     #[arg(short = 'v', long = "verbose")]
     pub verbose: bool,
+    #[command(flatten)]
+    pub cache: CacheArgs,
     /// The module (`.wasm` or `.wat`).
     pub module: PathBuf,
     /// Arguments for the guest (appended to the policy's).
@@ -32,7 +34,38 @@ pub struct RunCli {
     pub args: Vec<String>,
 }
 
-/// `sandboxrun policy|inspect ...`.
+/// Where the code cache is.
+#[derive(Args, Debug, Clone, Default)]
+pub struct CacheArgs {
+    /// The code cache file (default: $SANDBOXRUN_CACHE, the policy's cache.path, or
+    /// $XDG_CACHE_HOME/sandboxrun/code-cache.sqlite).
+    #[arg(long = "cache", value_name = "PATH")]
+    pub cache: Option<PathBuf>,
+    /// Do not use the code cache.
+    #[arg(long = "no-cache", conflicts_with = "cache")]
+    pub no_cache: bool,
+}
+
+impl CacheArgs {
+    /// The cache file and bound, by precedence: `--no-cache`, `--cache`, `SANDBOXRUN_CACHE`,
+    /// the policy, the XDG default; `None` when disabled or no location can be found.
+    pub fn location(&self, policy: &policy::CachePolicy) -> Option<(PathBuf, u64)> {
+        if self.no_cache {
+            return None;
+        }
+        let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+        let path = self
+            .cache
+            .clone()
+            .or_else(|| env("SANDBOXRUN_CACHE"))
+            .or_else(|| policy.path.clone())
+            .or_else(|| env("XDG_CACHE_HOME").map(|d| d.join("sandboxrun/code-cache.sqlite")))
+            .or_else(|| env("HOME").map(|d| d.join(".cache/sandboxrun/code-cache.sqlite")))?;
+        Some((path, policy.max_size))
+    }
+}
+
+/// `sandboxrun policy|inspect|compile|cache ...`.
 #[derive(Parser, Debug)]
 #[command(name = "sandboxrun", version)]
 pub struct ToolCli {
@@ -49,6 +82,39 @@ pub enum Tool {
     Policy(PolicyCommand),
     /// Print a module's imports, exports, memories and tables.
     Inspect(InspectArgs),
+    /// Compile a module into the code cache without running it.
+    Compile(CompileArgs),
+    /// Code cache maintenance.
+    Cache {
+        #[command(flatten)]
+        location: CacheArgs,
+        /// What to do.
+        #[command(subcommand)]
+        command: CacheCommand,
+    },
+}
+
+/// `sandboxrun compile app.wasm`.
+#[derive(Args, Debug)]
+pub struct CompileArgs {
+    /// The policy (for its limits and cache settings).
+    #[arg(short = 'p', long = "policy", value_name = "POLICY")]
+    pub policy: Option<PathBuf>,
+    #[command(flatten)]
+    pub cache: CacheArgs,
+    /// The module.
+    pub module: PathBuf,
+}
+
+/// `sandboxrun cache ...`.
+#[derive(Subcommand, Debug)]
+pub enum CacheCommand {
+    /// Entries, bytes, hits and misses.
+    Stats,
+    /// Remove every entry.
+    Clear,
+    /// Remove damaged entries, enforce the size bound, compact the file.
+    Gc,
 }
 
 /// `sandboxrun policy ...`.
@@ -69,4 +135,4 @@ pub struct InspectArgs {
 }
 
 /// Names of subcommands; anything else as the first argument is a module to run.
-pub const SUBCOMMANDS: &[&str] = &["policy", "inspect", "help"];
+pub const SUBCOMMANDS: &[&str] = &["policy", "inspect", "compile", "cache", "help"];

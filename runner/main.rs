@@ -3,7 +3,7 @@
 //! by signal N.
 
 use clap::Parser;
-use sandboxrun::cli::{PolicyCommand, RunCli, Tool, ToolCli, SUBCOMMANDS};
+use sandboxrun::cli::{CacheCommand, PolicyCommand, RunCli, Tool, ToolCli, SUBCOMMANDS};
 use sandboxrun::report::{Report, EXIT_ERROR};
 use std::process::ExitCode;
 
@@ -37,6 +37,76 @@ fn tool(cli: ToolCli) -> i32 {
             },
             Err(e) => fail(format!("failed to read {}: {e}", args.module.display())),
         },
+        Tool::Compile(args) => {
+            let policy = match &args.policy {
+                Some(path) => policy::Policy::load(path),
+                None => Ok(policy::Policy::default_policy()),
+            };
+            let policy = match policy {
+                Ok(p) => p,
+                Err(e) => return fail(e),
+            };
+            let Some(cache) = args.cache.location(&policy.cache) else {
+                return fail("compile needs a code cache (remove --no-cache)");
+            };
+            let module = match std::fs::read(&args.module) {
+                Ok(m) => m,
+                Err(e) => return fail(format!("failed to read {}: {e}", args.module.display())),
+            };
+            let path = cache.0.clone();
+            let report = sandboxrun::run::run(sandboxrun::run::Run {
+                policy,
+                module,
+                argv0: String::new(),
+                args: Vec::new(),
+                invoke: None,
+                cache: Some(cache),
+                compile_only: true,
+            });
+            if report.exit_status() != 0 {
+                if let Some(line) = report.summary() {
+                    eprintln!("{line}");
+                }
+                return report.exit_status();
+            }
+            match report.cache.as_str() {
+                "hit" => println!("{}: already in {}", args.module.display(), path.display()),
+                _ => println!(
+                    "{}: compiled in {:.1} ms into {}",
+                    args.module.display(),
+                    report.compile_ms,
+                    path.display()
+                ),
+            }
+            0
+        }
+        Tool::Cache { location, command } => {
+            let Some((path, max)) = location.location(&policy::CachePolicy::default()) else {
+                return fail("no code cache location (set --cache or SANDBOXRUN_CACHE)");
+            };
+            let cache = match engine::cache::CodeCache::open(&path, max) {
+                Ok(c) => c,
+                Err(e) => return fail(e),
+            };
+            let result = match command {
+                CacheCommand::Stats => cache.stats().map(|s| {
+                    println!(
+                        "path: {}\nentries: {}\nbytes: {}\nhits: {}\nmisses: {}",
+                        path.display(),
+                        s.entries,
+                        s.bytes,
+                        s.hits,
+                        s.misses
+                    )
+                }),
+                CacheCommand::Clear => cache.clear().map(|()| println!("cleared {}", path.display())),
+                CacheCommand::Gc => cache.gc().map(|n| println!("removed {n} entries from {}", path.display())),
+            };
+            match result {
+                Ok(()) => 0,
+                Err(e) => fail(e),
+            }
+        }
     }
 }
 
@@ -68,8 +138,15 @@ fn run(cli: RunCli) -> i32 {
         Err(e) => return fail(format!("failed to read {}: {e}", cli.module.display())),
     };
     let argv0 = cli.module.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let report =
-        sandboxrun::run::run(sandboxrun::run::Run { policy, module, argv0, args: cli.args, invoke: cli.invoke });
+    let report = sandboxrun::run::run(sandboxrun::run::Run {
+        cache: cli.cache.location(&policy.cache),
+        policy,
+        module,
+        argv0,
+        args: cli.args,
+        invoke: cli.invoke,
+        compile_only: false,
+    });
     log_stages(&report);
     if let Some(line) = report.summary() {
         eprintln!("{line}");
@@ -91,6 +168,7 @@ fn log_stages(report: &Report) {
         link_ms = s.link,
         instantiate_ms = s.instantiate,
         execute_ms = s.execute,
+        cache = report.cache.as_str(),
         "run finished: {:?}",
         report.status
     );

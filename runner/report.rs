@@ -70,6 +70,8 @@ pub struct Stages {
 pub struct ChildReport {
     /// How the run ended.
     pub outcome: ChildOutcome,
+    /// Whether the child compiled the module (rather than loading the cached artifact).
+    pub compiled: bool,
     /// Stage timings.
     pub stages: Stages,
     /// Bytes the guest wrote to stdout.
@@ -123,6 +125,12 @@ pub struct Report {
     pub stderr_bytes: u64,
     /// SHA-256 of the module file.
     pub module_sha256: String,
+    /// The code cache: "hit", "miss" or "disabled".
+    pub cache: String,
+    /// Time spent compiling (0 on a cache hit).
+    pub compile_ms: f64,
+    /// Time spent loading cached code (0 on a miss).
+    pub load_ms: f64,
     /// Per-stage timings in milliseconds.
     pub stages: Stages,
 }

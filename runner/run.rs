@@ -4,10 +4,13 @@
 use crate::child::{self, RunSpec};
 use crate::report::{ChildOutcome, ChildReport, Report, Status};
 use crate::supervisor::{self, ExitStatus};
+use engine::cache::{CacheKey, CodeCache};
+use engine::{Config, Engine};
 use policy::Policy;
 use sha2::{Digest, Sha256};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::fd::{FromRawFd, OwnedFd};
+use std::path::PathBuf;
 use std::time::Instant;
 
 /// Everything the parent needs to run a module.
@@ -22,6 +25,40 @@ pub struct Run {
     pub args: Vec<String>,
     /// `--invoke`.
     pub invoke: Option<String>,
+    /// The code cache file and its size bound; `None`: disabled.
+    pub cache: Option<(PathBuf, u64)>,
+    /// Only compile (and cache), do not run.
+    pub compile_only: bool,
+}
+
+/// The cache as this run uses it.
+struct Cache {
+    cache: CodeCache,
+    key: CacheKey,
+}
+
+/// Opens the cache and looks the module up. Any cache failure is one warning line and the
+/// run continues without the cache.
+fn lookup(run: &Run, sha: &[u8; 32]) -> (Option<Cache>, Option<Vec<u8>>) {
+    let Some((path, max)) = &run.cache else { return (None, None) };
+    let opened = Engine::new(Config::default())
+        .map_err(|e| e.to_string())
+        .and_then(|engine| Ok((CodeCache::open(path, *max).map_err(|e| e.to_string())?, engine)));
+    let (cache, engine) = match opened {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("sandboxrun: warning: {e}; running without the code cache");
+            return (None, None);
+        }
+    };
+    let key = CacheKey::new(sha, &engine.compiler().fingerprint());
+    match cache.get(&key) {
+        Ok(artifact) => (Some(Cache { cache, key }), artifact),
+        Err(e) => {
+            eprintln!("sandboxrun: warning: {e}; running without the code cache");
+            (None, None)
+        }
+    }
 }
 
 fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
@@ -43,7 +80,14 @@ fn limit_cpu(seconds: u64) {
 
 /// Runs the module in a forked child and reports.
 pub fn run(run: Run) -> Report {
-    let sha = format!("{:x}", Sha256::digest(&run.module));
+    let digest: [u8; 32] = Sha256::digest(&run.module).into();
+    let sha = digest.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let (cache, cached) = lookup(&run, &digest);
+    let cache_status = match (&cache, &cached) {
+        (None, _) => "disabled",
+        (Some(_), Some(_)) => "hit",
+        (Some(_), None) => "miss",
+    };
     let base = |status, error: Option<String>| Report {
         status,
         exit_code: None,
@@ -56,12 +100,18 @@ pub fn run(run: Run) -> Report {
         stdout_bytes: 0,
         stderr_bytes: 0,
         module_sha256: sha.clone(),
+        cache: cache_status.to_string(),
+        compile_ms: 0.0,
+        load_ms: 0.0,
         stages: Default::default(),
     };
-    let (read_end, write_end) = match pipe() {
-        Ok(p) => p,
-        Err(e) => return base(Status::Error, Some(format!("failed to create a pipe: {e}"))),
+    let (pipes, artifact_pipes) = match (pipe(), pipe()) {
+        (Ok(p), Ok(a)) => (p, a),
+        (Err(e), _) | (_, Err(e)) => return base(Status::Error, Some(format!("failed to create a pipe: {e}"))),
     };
+    let (read_end, write_end) = pipes;
+    let (artifact_read, artifact_write) = artifact_pipes;
+    let wants_artifact = cache.is_some();
     let limits = run.policy.limits;
     let started = Instant::now();
     let child = || {
@@ -74,6 +124,9 @@ pub fn run(run: Run) -> Report {
             extra_args,
             policy: &run.policy,
             invoke,
+            artifact: cached.as_deref(),
+            artifact_out: wants_artifact.then(|| std::fs::File::from(artifact_write)),
+            compile_only: run.compile_only,
         });
         let _ = std::io::stdout().flush();
         let mut pipe = std::fs::File::from(write_end);
@@ -85,13 +138,22 @@ pub fn run(run: Run) -> Report {
         Ok(pid) => pid,
         Err(e) => return base(Status::Error, Some(format!("failed to fork: {e}"))),
     };
-    let exit = match supervisor::wait(pid, started, limits.wall_time) {
+    let mut pipes = [(read_end, Vec::new()), (artifact_read, Vec::new())];
+    let exit = match supervisor::wait(pid, started, limits.wall_time, &mut pipes) {
         Ok(e) => e,
         Err(e) => return base(Status::Error, Some(format!("failed to wait for the run: {e}"))),
     };
-    let mut message = Vec::new();
-    let _ = std::fs::File::from(read_end).read_to_end(&mut message);
+    let [(_, message), (_, artifact)] = pipes;
     let child_report: Option<ChildReport> = serde_json::from_slice(&message).ok();
+    let compiled = child_report.as_ref().is_some_and(|c| c.compiled);
+    if let (Some(c), true) = (&cache, compiled && !artifact.is_empty()) {
+        // Only well-formed artifacts are stored; the child cannot write the cache itself.
+        if engine::artifact::Artifact::from_bytes(&artifact).is_ok() {
+            if let Err(e) = c.cache.put(&c.key, &artifact) {
+                eprintln!("sandboxrun: warning: {e}; the compiled code was not cached");
+            }
+        }
+    }
 
     let mut report = base(Status::Error, None);
     report.cpu_time_ms = exit.cpu_time.as_millis() as u64;
@@ -99,6 +161,14 @@ pub fn run(run: Run) -> Report {
     report.peak_memory_bytes = exit.peak_rss_bytes;
     if let Some(c) = &child_report {
         report.stages = c.stages.clone();
+        if c.compiled {
+            report.compile_ms = c.stages.compile;
+            if report.cache == "hit" {
+                report.cache = "miss".into(); // the cached artifact was damaged
+            }
+        } else {
+            report.load_ms = c.stages.compile;
+        }
         report.stdout_bytes = c.stdout_bytes;
         report.stderr_bytes = c.stderr_bytes;
     }

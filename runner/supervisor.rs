@@ -59,9 +59,28 @@ fn pidfd_open(pid: libc::pid_t) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
+/// Reads what is available from `fd` into `buf`; `false` at end of file.
+fn drain(fd: &OwnedFd, buf: &mut Vec<u8>) -> bool {
+    let mut chunk = [0u8; 64 << 10];
+    // SAFETY: valid descriptor and buffer.
+    let n = unsafe { libc::read(fd.as_raw_fd(), chunk.as_mut_ptr().cast(), chunk.len()) };
+    if n > 0 {
+        buf.extend_from_slice(&chunk[..n as usize]);
+    }
+    n > 0 || (n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted)
+}
+
 /// Waits for `pid` to exit, killing it (SIGKILL) once `wall_limit` has passed since `started`.
-pub fn wait(pid: libc::pid_t, started: Instant, wall_limit: Duration) -> io::Result<ChildExit> {
+/// Meanwhile reads everything the child writes to the `pipes` (their read ends) into their
+/// buffers, so a child writing more than a pipe holds never blocks.
+pub fn wait(
+    pid: libc::pid_t,
+    started: Instant,
+    wall_limit: Duration,
+    pipes: &mut [(OwnedFd, Vec<u8>)],
+) -> io::Result<ChildExit> {
     let pidfd = pidfd_open(pid)?;
+    let mut open: Vec<bool> = vec![true; pipes.len()];
     let deadline = started + wall_limit;
     let mut wall_timeout = false;
     loop {
@@ -72,10 +91,15 @@ pub fn wait(pid: libc::pid_t, started: Instant, wall_limit: Duration) -> io::Res
             wall_timeout = true;
             break;
         }
-        let mut poll = libc::pollfd { fd: pidfd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        let mut fds = vec![libc::pollfd { fd: pidfd.as_raw_fd(), events: libc::POLLIN, revents: 0 }];
+        for (i, (fd, _)) in pipes.iter().enumerate() {
+            // A closed pipe is polled as -1, which poll ignores.
+            let raw = if open[i] { fd.as_raw_fd() } else { -1 };
+            fds.push(libc::pollfd { fd: raw, events: libc::POLLIN, revents: 0 });
+        }
         let ms = left.as_millis().clamp(1, i32::MAX as u128) as i32;
-        // SAFETY: one valid pollfd.
-        let n = unsafe { libc::poll(&mut poll, 1, ms) };
+        // SAFETY: a valid array of pollfds.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
         if n < 0 {
             let e = io::Error::last_os_error();
             if e.kind() == io::ErrorKind::Interrupted {
@@ -83,7 +107,12 @@ pub fn wait(pid: libc::pid_t, started: Instant, wall_limit: Duration) -> io::Res
             }
             return Err(e);
         }
-        if n > 0 {
+        for (i, (fd, buf)) in pipes.iter_mut().enumerate() {
+            if fds[i + 1].revents != 0 {
+                open[i] = drain(fd, buf);
+            }
+        }
+        if n > 0 && fds[0].revents != 0 {
             break;
         }
     }
@@ -102,6 +131,10 @@ pub fn wait(pid: libc::pid_t, started: Instant, wall_limit: Duration) -> io::Res
         }
     }
     let wall_time = started.elapsed();
+    // The child is gone: what is left in the pipes ends at end of file.
+    for (i, (fd, buf)) in pipes.iter_mut().enumerate() {
+        while open[i] && drain(fd, buf) {}
+    }
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
     let status = if libc::WIFEXITED(status) {
         ExitStatus::Exited(libc::WEXITSTATUS(status))
@@ -129,7 +162,7 @@ mod tests {
         let started = Instant::now();
         // SAFETY: the child only calls `_exit`.
         let pid = unsafe { fork(|| 7) }.unwrap();
-        let exit = wait(pid, started, Duration::from_secs(10)).unwrap();
+        let exit = wait(pid, started, Duration::from_secs(10), &mut []).unwrap();
         assert_eq!(exit.status, ExitStatus::Exited(7));
         assert!(!exit.wall_timeout);
 
@@ -141,7 +174,7 @@ mod tests {
             })
         }
         .unwrap();
-        let exit = wait(pid, started, Duration::from_millis(200)).unwrap();
+        let exit = wait(pid, started, Duration::from_millis(200), &mut []).unwrap();
         assert_eq!(exit.status, ExitStatus::Signaled(libc::SIGKILL));
         assert!(exit.wall_timeout);
         assert!(exit.wall_time >= Duration::from_millis(200) && exit.wall_time < Duration::from_secs(2));

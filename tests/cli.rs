@@ -7,7 +7,13 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_sandboxrun"))
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sandboxrun"));
+    // Never touch the user's own code cache.
+    cmd.env(
+        "SANDBOXRUN_CACHE",
+        std::env::temp_dir().join(format!("sandboxrun-test-{}-cache.sqlite", std::process::id())),
+    );
+    cmd
 }
 
 fn fixture(name: &str) -> PathBuf {

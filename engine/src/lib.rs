@@ -13,6 +13,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod artifact;
+pub mod cache;
 pub mod compile;
 mod engine;
 pub mod func;

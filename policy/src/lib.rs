@@ -160,6 +160,21 @@ impl Default for Limits {
     }
 }
 
+/// Where compiled code is cached.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CachePolicy {
+    /// The SQLite file; `None`: the default location (CLI and environment may override).
+    pub path: Option<PathBuf>,
+    /// Size bound in bytes (least-recently-used entries are evicted beyond it).
+    pub max_size: u64,
+}
+
+impl Default for CachePolicy {
+    fn default() -> Self {
+        CachePolicy { path: None, max_size: 1 << 30 }
+    }
+}
+
 /// A validated policy.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Policy {
@@ -175,6 +190,8 @@ pub struct Policy {
     pub limits: Limits,
     /// Whether a kernel without landlock makes the run fail (default true).
     pub require_landlock: bool,
+    /// The code cache.
+    pub cache: CachePolicy,
 }
 
 #[derive(Deserialize)]
@@ -190,6 +207,14 @@ struct RawPolicy {
     stdin: Option<Spanned<String>>,
     limits: Option<RawLimits>,
     require_landlock: Option<bool>,
+    cache: Option<RawCache>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCache {
+    path: Option<Spanned<String>>,
+    max_size: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -338,6 +363,17 @@ impl Policy {
                 wasm_stack: size(&l.wasm_stack, "wasm_stack", d.wasm_stack)?,
             };
         }
+        if let Some(c) = &raw.cache {
+            if let Some(p) = &c.path {
+                if p.value.is_empty() || p.value.contains('\0') {
+                    return Err(spanned_err(p, "cache.path", "must be a non-empty path".into()));
+                }
+                policy.cache.path = Some(base.join(&p.value));
+            }
+            if let Some(m) = &c.max_size {
+                policy.cache.max_size = parse_size(&m.value).map_err(|e| spanned_err(m, "cache.max_size", e))?;
+            }
+        }
         Ok(policy)
     }
 
@@ -421,6 +457,11 @@ impl Policy {
             format_size(l.wasm_stack)
         );
         out += &format!("require_landlock: {}\n", self.require_landlock);
+        out += "cache:\n";
+        if let Some(p) = &self.cache.path {
+            out += &format!("  path: {}\n", q(&p.display().to_string()));
+        }
+        out += &format!("  max_size: {}\n", format_size(self.cache.max_size));
         out
     }
 }

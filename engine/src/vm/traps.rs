@@ -218,6 +218,7 @@ unsafe extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, conte
     let i = SIGNALS.iter().position(|s| *s == sig).expect("registered signal");
     // SAFETY: PREVIOUS was written (once) before our handler was installed and is only read
     // afterwards; we take a raw pointer, never a reference to the mutable static.
+    #[allow(clippy::deref_addrof)]
     let previous = unsafe { (*(&raw const PREVIOUS[i])).assume_init_ref() };
     let target = previous.sa_sigaction;
     if target == libc::SIG_DFL || target == libc::SIG_IGN {

@@ -1,0 +1,340 @@
+//! The code cache: compiled artifacts in one SQLite file, keyed by everything that shapes
+//! the generated code, so a later run of the same module loads native code instead of
+//! compiling.
+//!
+//! - **Key**: SHA-256 over the module's SHA-256, the engine's version, the artifact format
+//!   version and the compiler's fingerprint (Cranelift version, target, CPU features, flags,
+//!   bounds strategy). Any change is a miss, never a wrong hit.
+//! - **Value**: the artifact bytes with their SHA-256; a row whose checksum does not match is
+//!   deleted and reported as a miss.
+//! - **Concurrency**: WAL mode and a busy timeout; concurrent writers of the same key insert
+//!   the same bytes (`INSERT OR REPLACE`), so exactly one row results.
+//! - **Size**: after each insert, least-recently-used rows are evicted until the total size
+//!   is within the bound; `last_used` is updated on every hit.
+//! - **Schema** versions live in SQLite's `user_version` and are migrated on open.
+//!
+//! A damaged, full or read-only database is a [`CacheError`]; the caller degrades to
+//! compiling without caching.
+
+use rusqlite::{params, Connection, OptionalExtension};
+use sha2::{Digest, Sha256};
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Why the cache could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    /// SQLite refused (corrupt, read-only, full, locked too long...).
+    #[error("code cache {path}: {source}")]
+    Sqlite {
+        /// The database file.
+        path: String,
+        /// SQLite's error.
+        source: rusqlite::Error,
+    },
+    /// The cache's folder could not be created.
+    #[error("code cache {path}: {source}")]
+    Io {
+        /// The folder.
+        path: String,
+        /// The host's error.
+        source: std::io::Error,
+    },
+    /// The database was written by a newer sandboxrun.
+    #[error("code cache {path}: schema version {found} is newer than this sandboxrun's {SCHEMA_VERSION}")]
+    NewerSchema {
+        /// The database file.
+        path: String,
+        /// Its version.
+        found: i64,
+    },
+}
+
+/// The schema version this code writes.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// A cache key: see the module documentation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CacheKey(pub [u8; 32]);
+
+impl CacheKey {
+    /// The key of a module (by its SHA-256) compiled with `fingerprint`.
+    pub fn new(module_sha256: &[u8; 32], fingerprint: &str) -> CacheKey {
+        let mut h = Sha256::new();
+        h.update(b"sandboxrun code cache\0");
+        h.update(module_sha256);
+        h.update(env!("CARGO_PKG_VERSION").as_bytes());
+        h.update(crate::artifact::FORMAT_VERSION.to_le_bytes());
+        h.update(fingerprint.as_bytes());
+        CacheKey(h.finalize().into())
+    }
+}
+
+/// Counts for `sandboxrun cache stats`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Rows.
+    pub entries: u64,
+    /// Bytes of artifacts.
+    pub bytes: u64,
+    /// Lookups that found a valid row.
+    pub hits: u64,
+    /// Lookups that did not.
+    pub misses: u64,
+}
+
+/// An open code cache.
+pub struct CodeCache {
+    conn: Connection,
+    path: String,
+    max_bytes: u64,
+}
+
+fn now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
+}
+
+impl CodeCache {
+    /// Opens (creating if needed) the cache at `path`, bounded to `max_bytes`.
+    pub fn open(path: &Path, max_bytes: u64) -> Result<CodeCache, CacheError> {
+        let name = path.display().to_string();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|source| CacheError::Io { path: dir.display().to_string(), source })?;
+        }
+        let sql = |source| CacheError::Sqlite { path: name.clone(), source };
+        let conn = Connection::open(path).map_err(sql)?;
+        conn.busy_timeout(Duration::from_secs(10)).map_err(sql)?;
+        // WAL lets readers proceed during a write; a read-only database keeps its mode.
+        let _ = conn.pragma_update(None, "journal_mode", "WAL");
+        let cache = CodeCache { conn, path: name, max_bytes };
+        cache.migrate()?;
+        Ok(cache)
+    }
+
+    fn err(&self) -> impl Fn(rusqlite::Error) -> CacheError + '_ {
+        move |source| CacheError::Sqlite { path: self.path.clone(), source }
+    }
+
+    fn migrate(&self) -> Result<(), CacheError> {
+        let version: i64 = self.conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(self.err())?;
+        if version > SCHEMA_VERSION {
+            return Err(CacheError::NewerSchema { path: self.path.clone(), found: version });
+        }
+        if version < 1 {
+            self.conn
+                .execute_batch(
+                    "BEGIN IMMEDIATE;
+                     CREATE TABLE IF NOT EXISTS artifacts (
+                         key BLOB PRIMARY KEY,
+                         checksum BLOB NOT NULL,
+                         size INTEGER NOT NULL,
+                         data BLOB NOT NULL,
+                         created INTEGER NOT NULL,
+                         last_used INTEGER NOT NULL
+                     );
+                     CREATE INDEX IF NOT EXISTS artifacts_last_used ON artifacts(last_used);
+                     CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+                     PRAGMA user_version = 1;
+                     COMMIT;",
+                )
+                .map_err(self.err())?;
+        }
+        Ok(())
+    }
+
+    fn count(&self, name: &str) {
+        // Counters are informational: a failure to bump one is not worth failing a run.
+        let _ = self.conn.execute(
+            "INSERT INTO counters(name, value) VALUES (?1, 1) ON CONFLICT(name) DO UPDATE SET value = value + 1",
+            params![name],
+        );
+    }
+
+    /// The artifact stored under `key`, if present and intact. A damaged row is deleted.
+    pub fn get(&self, key: &CacheKey) -> Result<Option<Vec<u8>>, CacheError> {
+        let row: Option<(Vec<u8>, Vec<u8>)> = self
+            .conn
+            .query_row("SELECT checksum, data FROM artifacts WHERE key = ?1", params![&key.0[..]], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()
+            .map_err(self.err())?;
+        let Some((checksum, data)) = row else {
+            self.count("misses");
+            return Ok(None);
+        };
+        if Sha256::digest(&data)[..] != checksum[..] {
+            self.conn.execute("DELETE FROM artifacts WHERE key = ?1", params![&key.0[..]]).map_err(self.err())?;
+            self.count("misses");
+            return Ok(None);
+        }
+        let _ = self.conn.execute("UPDATE artifacts SET last_used = ?2 WHERE key = ?1", params![&key.0[..], now()]);
+        self.count("hits");
+        Ok(Some(data))
+    }
+
+    /// Stores an artifact, then evicts least-recently-used rows beyond the size bound.
+    pub fn put(&self, key: &CacheKey, data: &[u8]) -> Result<(), CacheError> {
+        if data.len() as u64 > self.max_bytes {
+            return Ok(()); // would evict everything and still not fit
+        }
+        let checksum = Sha256::digest(data);
+        let t = now();
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO artifacts(key, checksum, size, data, created, last_used) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+                params![&key.0[..], &checksum[..], data.len() as i64, data, t],
+            )
+            .map_err(self.err())?;
+        self.evict(self.max_bytes)
+    }
+
+    /// Evicts least-recently-used rows until the total is at most `bound` bytes.
+    fn evict(&self, bound: u64) -> Result<(), CacheError> {
+        let total: i64 = self
+            .conn
+            .query_row("SELECT COALESCE(SUM(size), 0) FROM artifacts", [], |r| r.get(0))
+            .map_err(self.err())?;
+        let mut excess = total - bound as i64;
+        if excess <= 0 {
+            return Ok(());
+        }
+        let mut stmt =
+            self.conn.prepare("SELECT key, size FROM artifacts ORDER BY last_used ASC").map_err(self.err())?;
+        let victims: Vec<(Vec<u8>, i64)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(self.err())?
+            .collect::<Result<_, _>>()
+            .map_err(self.err())?;
+        for (key, size) in victims {
+            if excess <= 0 {
+                break;
+            }
+            self.conn.execute("DELETE FROM artifacts WHERE key = ?1", params![key]).map_err(self.err())?;
+            excess -= size;
+        }
+        Ok(())
+    }
+
+    /// Entries, bytes and hit/miss counts.
+    pub fn stats(&self) -> Result<CacheStats, CacheError> {
+        let (entries, bytes): (i64, i64) = self
+            .conn
+            .query_row("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM artifacts", [], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(self.err())?;
+        let counter = |name: &str| -> Result<i64, CacheError> {
+            self.conn
+                .query_row("SELECT value FROM counters WHERE name = ?1", params![name], |r| r.get(0))
+                .optional()
+                .map(|v| v.unwrap_or(0))
+                .map_err(self.err())
+        };
+        Ok(CacheStats {
+            entries: entries as u64,
+            bytes: bytes as u64,
+            hits: counter("hits")? as u64,
+            misses: counter("misses")? as u64,
+        })
+    }
+
+    /// Removes every entry and counter.
+    pub fn clear(&self) -> Result<(), CacheError> {
+        self.conn.execute_batch("DELETE FROM artifacts; DELETE FROM counters; VACUUM;").map_err(self.err())
+    }
+
+    /// Deletes damaged rows, enforces the size bound and compacts the file; returns how many
+    /// rows were removed.
+    pub fn gc(&self) -> Result<u64, CacheError> {
+        let before = self.stats()?.entries;
+        let mut stmt = self.conn.prepare("SELECT key, checksum, data FROM artifacts").map_err(self.err())?;
+        let bad: Vec<Vec<u8>> = stmt
+            .query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, Vec<u8>>(2)?)))
+            .map_err(self.err())?
+            .filter_map(|row| row.ok())
+            .filter(|(_, checksum, data)| Sha256::digest(data)[..] != checksum[..])
+            .map(|(key, _, _)| key)
+            .collect();
+        drop(stmt);
+        for key in bad {
+            self.conn.execute("DELETE FROM artifacts WHERE key = ?1", params![key]).map_err(self.err())?;
+        }
+        self.evict(self.max_bytes)?;
+        self.conn.execute_batch("VACUUM;").map_err(self.err())?;
+        Ok(before - self.stats()?.entries)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("sandboxrun-cache-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.join("cache.sqlite")
+    }
+
+    fn key(n: u8) -> CacheKey {
+        CacheKey::new(&[n; 32], "fp")
+    }
+
+    #[test]
+    fn put_get_and_keys_differ() {
+        let c = CodeCache::open(&temp("basic"), 1 << 20).unwrap();
+        assert_eq!(c.get(&key(1)).unwrap(), None);
+        c.put(&key(1), b"artifact").unwrap();
+        assert_eq!(c.get(&key(1)).unwrap(), Some(b"artifact".to_vec()));
+        assert_ne!(CacheKey::new(&[1; 32], "fp"), CacheKey::new(&[1; 32], "fp2"));
+        let s = c.stats().unwrap();
+        assert_eq!((s.entries, s.bytes, s.hits, s.misses), (1, 8, 1, 1));
+        c.clear().unwrap();
+        assert_eq!(c.stats().unwrap(), CacheStats::default());
+    }
+
+    #[test]
+    fn damaged_row_is_a_miss_and_deleted() {
+        let path = temp("damaged");
+        let c = CodeCache::open(&path, 1 << 20).unwrap();
+        c.put(&key(1), b"artifact").unwrap();
+        c.conn.execute("UPDATE artifacts SET data = X'00'", []).unwrap();
+        assert_eq!(c.get(&key(1)).unwrap(), None);
+        assert_eq!(c.stats().unwrap().entries, 0);
+    }
+
+    #[test]
+    fn least_recently_used_is_evicted() {
+        let c = CodeCache::open(&temp("lru"), 250).unwrap();
+        c.put(&key(1), &[1; 100]).unwrap();
+        std::thread::sleep(Duration::from_millis(2));
+        c.put(&key(2), &[2; 100]).unwrap();
+        std::thread::sleep(Duration::from_millis(2));
+        assert!(c.get(&key(1)).unwrap().is_some(), "touch 1: now 2 is the least recently used");
+        std::thread::sleep(Duration::from_millis(2));
+        c.put(&key(3), &[3; 100]).unwrap();
+        assert!(c.get(&key(2)).unwrap().is_none());
+        assert!(c.get(&key(1)).unwrap().is_some() && c.get(&key(3)).unwrap().is_some());
+    }
+
+    #[test]
+    fn garbage_and_read_only_files_are_errors_not_panics() {
+        let path = temp("garbage");
+        std::fs::write(&path, vec![0x5a; 4096]).unwrap();
+        assert!(CodeCache::open(&path, 1 << 20).is_err());
+
+        let path = temp("readonly");
+        CodeCache::open(&path, 1 << 20).unwrap().put(&key(1), b"x").unwrap();
+        let ro = Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+        let c = CodeCache { conn: ro, path: "ro".into(), max_bytes: 1 << 20 };
+        assert_eq!(c.get(&key(1)).unwrap(), Some(b"x".to_vec()), "reads still work");
+        assert!(c.put(&key(2), b"y").is_err(), "writes fail cleanly");
+    }
+
+    #[test]
+    fn newer_schema_is_refused() {
+        let path = temp("newer");
+        Connection::open(&path).unwrap().pragma_update(None, "user_version", 9).unwrap();
+        assert!(matches!(CodeCache::open(&path, 1 << 20), Err(CacheError::NewerSchema { found: 9, .. })));
+    }
+}

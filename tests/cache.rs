@@ -1,0 +1,158 @@
+//! The code cache through the binary: hits, misses, damaged rows and files, concurrency.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("sandboxrun-cache-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn run(cache: &Path, module: &Path, report: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sandboxrun"))
+        .arg("--cache")
+        .arg(cache)
+        .arg("--report")
+        .arg(report)
+        .arg(module)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn cache_status(report: &Path) -> String {
+    let json = std::fs::read_to_string(report).unwrap();
+    let at = json.find("\"cache\": \"").expect("cache field") + 10;
+    json[at..].split('"').next().unwrap().to_string()
+}
+
+fn module(dir: &Path, text: &str) -> PathBuf {
+    let wat = format!(
+        r#"(module
+          (import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
+          (memory (export "memory") 1)
+          (data (i32.const 16) "{text}\n")
+          (func (export "_start")
+            (i32.store (i32.const 0) (i32.const 16))
+            (i32.store (i32.const 4) (i32.const {}))
+            (drop (call $w (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"#,
+        text.len() + 1
+    );
+    let path = dir.join(format!("{text}.wasm"));
+    std::fs::write(&path, wat::parse_str(&wat).unwrap()).unwrap();
+    path
+}
+
+fn entries(cache: &Path) -> i64 {
+    let conn = rusqlite::Connection::open(cache).unwrap();
+    conn.query_row("SELECT COUNT(*) FROM artifacts", [], |r| r.get(0)).unwrap()
+}
+
+#[test]
+fn second_run_hits_and_a_changed_module_misses() {
+    let dir = temp_dir("hit");
+    let cache = dir.join("c.sqlite");
+    let report = dir.join("r.json");
+    let m = module(&dir, "first");
+    let a = run(&cache, &m, &report);
+    assert_eq!((a.status.code(), cache_status(&report)), (Some(0), "miss".to_string()));
+    let b = run(&cache, &m, &report);
+    assert_eq!((b.status.code(), cache_status(&report)), (Some(0), "hit".to_string()));
+    assert_eq!(a.stdout, b.stdout);
+    assert_eq!(b.stdout, b"first\n");
+    let other = module(&dir, "other");
+    run(&cache, &other, &report);
+    assert_eq!(cache_status(&report), "miss", "one changed byte is another key");
+    assert_eq!(entries(&cache), 2);
+}
+
+#[test]
+fn damaged_row_is_detected_and_replaced() {
+    let dir = temp_dir("damaged");
+    let cache = dir.join("c.sqlite");
+    let report = dir.join("r.json");
+    let m = module(&dir, "flip");
+    run(&cache, &m, &report);
+    {
+        let conn = rusqlite::Connection::open(&cache).unwrap();
+        let data: Vec<u8> = conn.query_row("SELECT data FROM artifacts", [], |r| r.get(0)).unwrap();
+        let mut flipped = data.clone();
+        let mid = flipped.len() / 2;
+        flipped[mid] ^= 0x40;
+        conn.execute("UPDATE artifacts SET data = ?1", [flipped]).unwrap();
+    }
+    let o = run(&cache, &m, &report);
+    assert_eq!((o.status.code(), o.stdout.as_slice()), (Some(0), &b"flip\n"[..]));
+    assert_eq!(cache_status(&report), "miss");
+    run(&cache, &m, &report);
+    assert_eq!(cache_status(&report), "hit", "the row was replaced with a good one");
+}
+
+#[test]
+fn garbage_database_degrades_to_compiling() {
+    let dir = temp_dir("garbage");
+    let cache = dir.join("c.sqlite");
+    std::fs::write(&cache, vec![0x42; 8192]).unwrap();
+    let report = dir.join("r.json");
+    let o = run(&cache, &module(&dir, "garbage"), &report);
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(o.stdout, b"garbage\n");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("warning") && err.contains("without the code cache"), "{err}");
+    assert_eq!(cache_status(&report), "disabled");
+}
+
+#[test]
+fn concurrent_runs_of_a_new_module_leave_one_entry() {
+    let dir = temp_dir("concurrent");
+    let cache = dir.join("c.sqlite");
+    let m = module(&dir, "together");
+    let children: Vec<_> = (0..8)
+        .map(|i| {
+            Command::new(env!("CARGO_BIN_EXE_sandboxrun"))
+                .arg("--cache")
+                .arg(&cache)
+                .arg("--report")
+                .arg(dir.join(format!("r{i}.json")))
+                .arg(&m)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let o = child.wait_with_output().unwrap();
+        assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(o.stdout, b"together\n");
+        assert!(o.stderr.is_empty(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    assert_eq!(entries(&cache), 1);
+}
+
+#[test]
+fn compile_and_cache_commands() {
+    let dir = temp_dir("commands");
+    let cache = dir.join("c.sqlite");
+    let m = module(&dir, "cmd");
+    let sr = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_sandboxrun")).env("SANDBOXRUN_CACHE", &cache).args(args).output().unwrap()
+    };
+    let o = sr(&["compile", m.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("compiled"));
+    let o = sr(&["compile", m.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("already in"));
+    let o = sr(&["cache", "stats"]);
+    let stats = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(stats.contains("entries: 1") && stats.contains("hits: 1") && stats.contains("misses: 1"), "{stats}");
+    assert_eq!(sr(&["cache", "gc"]).status.code(), Some(0));
+    assert_eq!(sr(&["cache", "clear"]).status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&sr(&["cache", "stats"]).stdout).contains("entries: 0"));
+    let o = sr(&["compile", dir.join("absent.wasm").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(125));
+}
