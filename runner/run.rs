@@ -31,9 +31,11 @@ pub struct Run {
     pub compile_only: bool,
 }
 
-/// The cache as this run uses it.
+/// The cache as this run uses it. The database is closed while the child runs, so the
+/// child never holds a descriptor that could write to it.
 struct Cache {
-    cache: CodeCache,
+    path: PathBuf,
+    max: u64,
     key: CacheKey,
 }
 
@@ -53,7 +55,7 @@ fn lookup(run: &Run, sha: &[u8; 32]) -> (Option<Cache>, Option<Vec<u8>>) {
     };
     let key = CacheKey::new(sha, &engine.compiler().fingerprint());
     match cache.get(&key) {
-        Ok(artifact) => (Some(Cache { cache, key }), artifact),
+        Ok(artifact) => (Some(Cache { path: path.clone(), max: *max, key }), artifact),
         Err(e) => {
             eprintln!("sandboxrun: warning: {e}; running without the code cache");
             (None, None)
@@ -149,7 +151,7 @@ pub fn run(run: Run) -> Report {
     if let (Some(c), true) = (&cache, compiled && !artifact.is_empty()) {
         // Only well-formed artifacts are stored; the child cannot write the cache itself.
         if engine::artifact::Artifact::from_bytes(&artifact).is_ok() {
-            if let Err(e) = c.cache.put(&c.key, &artifact) {
+            if let Err(e) = CodeCache::open(&c.path, c.max).and_then(|cache| cache.put(&c.key, &artifact)) {
                 eprintln!("sandboxrun: warning: {e}; the compiled code was not cached");
             }
         }
