@@ -1,7 +1,7 @@
 //! The child's run sequence: load, compile, build WASI, link, instantiate, execute. It runs
 //! inside the forked (and, later, confined) child and reports a [`ChildReport`].
 
-use crate::report::{ChildOutcome, ChildReport, Stages, TrapReport};
+use crate::report::{ChildOutcome, ChildReport, Confinement, Stages, TrapReport};
 use engine::{CallError, Config, Engine, LinkError, Linker, Module, Store, Trap, Val, ValType};
 use policy::{Mode, Policy};
 use std::cell::RefCell;
@@ -26,6 +26,9 @@ pub struct RunSpec<'a> {
     pub artifact_out: Option<std::fs::File>,
     /// Stop after compiling (`sandboxrun compile`).
     pub compile_only: bool,
+    /// The seccomp filters, built by the parent before forking; `None` runs unconfined
+    /// (only for the engine's own tests of this sequence).
+    pub filters: Option<&'a sandbox::Filters>,
 }
 
 fn ms(since: Instant) -> f64 {
@@ -49,9 +52,17 @@ pub fn run(mut spec: RunSpec) -> ChildReport {
     let mut stages = Stages::default();
     let mut compiled = false;
     let ctx_cell: Rc<RefCell<Option<Rc<RefCell<wasi::WasiCtx>>>>> = Rc::default();
-    let outcome = run_stages(&mut spec, &mut stages, &mut compiled, &ctx_cell);
+    let confinement = RefCell::new(None);
+    let outcome = run_stages(&mut spec, &mut stages, &mut compiled, &ctx_cell, &confinement);
     let usage = ctx_cell.borrow().as_ref().map(|c| c.borrow().usage()).unwrap_or_default();
-    ChildReport { outcome, compiled, stages, stdout_bytes: usage.stdout_bytes, stderr_bytes: usage.stderr_bytes }
+    ChildReport {
+        outcome,
+        compiled,
+        stages,
+        stdout_bytes: usage.stdout_bytes,
+        stderr_bytes: usage.stderr_bytes,
+        confinement: confinement.into_inner(),
+    }
 }
 
 /// Loads the cached artifact, or validates and compiles (sending the new artifact out).
@@ -94,9 +105,52 @@ fn run_stages(
     stages: &mut Stages,
     compiled: &mut bool,
     ctx_out: &Rc<RefCell<Option<Rc<RefCell<wasi::WasiCtx>>>>>,
+    confinement_out: &RefCell<Option<Confinement>>,
 ) -> ChildOutcome {
     let policy: &Policy = spec.policy;
     let limits = &policy.limits;
+
+    // WASI opens the mounts and the stdin file by path: before confinement, after which only
+    // these already-open descriptors reach the filesystem.
+    let t = Instant::now();
+    let ctx = match wasi_context(spec) {
+        Ok(c) => Rc::new(RefCell::new(c)),
+        Err(e) => return error(e),
+    };
+    *ctx_out.borrow_mut() = Some(ctx.clone());
+    stages.link = ms(t);
+
+    if let Some(filters) = spec.filters {
+        let mut paths: Vec<(std::path::PathBuf, bool)> =
+            policy.mounts.iter().map(|m| (m.host.clone(), m.mode == Mode::Rw)).collect();
+        if let policy::Stdin::File(p) = &policy.stdin {
+            paths.push((p.clone(), false));
+        }
+        let c = sandbox::Confinement {
+            paths,
+            require_landlock: policy.require_landlock,
+            rlimits: sandbox::Rlimits {
+                cpu_seconds: Some(limits.cpu_time.as_secs_f64().ceil() as u64),
+                file_size: Some(limits.file_size),
+                // The guest's own limit is enforced by WASI; the process needs a few more.
+                open_files: Some(limits.open_files + 64),
+                data: None,
+            },
+        };
+        match sandbox::confine(&c, filters) {
+            Ok(applied) => {
+                *confinement_out.borrow_mut() = Some(Confinement {
+                    namespaces: sandbox::spawn::NAMESPACES.iter().map(|(n, _)| n.to_string()).collect(),
+                    landlock: format!("{:?}", applied.landlock).to_lowercase(),
+                    seccomp: applied.seccomp,
+                    no_new_privs: true,
+                    capabilities: "none".into(),
+                })
+            }
+            Err(e) => return error(format!("confinement failed: {e}")),
+        }
+    }
+
     let engine = match Engine::new(Config { max_wasm_stack: limits.wasm_stack as usize, ..Config::default() }) {
         Ok(e) => e,
         Err(e) => return error(e),
@@ -117,37 +171,11 @@ fn run_stages(
     }
 
     let t = Instant::now();
-    let mut args = vec![spec.argv0.clone()];
-    args.extend(policy.args.iter().cloned());
-    args.extend(spec.extra_args.iter().cloned());
-    let mut builder = wasi::WasiCtxBuilder::new()
-        .args(args)
-        .env(policy.env.iter().cloned())
-        .stdin(match &policy.stdin {
-            policy::Stdin::Null => wasi::Stdin::Null,
-            policy::Stdin::Inherit => wasi::Stdin::Inherit,
-            policy::Stdin::File(p) => wasi::Stdin::File(p.clone()),
-        })
-        .limits(wasi::WasiLimits {
-            open_files: limits.open_files,
-            file_size: limits.file_size,
-            disk_bytes: limits.disk,
-            files_created: limits.files,
-            output_bytes: limits.output,
-        });
-    for m in &policy.mounts {
-        builder = builder.preopen(&m.host, m.guest.as_str(), m.mode == Mode::Rw);
-    }
-    let ctx = match builder.build() {
-        Ok(c) => Rc::new(RefCell::new(c)),
-        Err(e) => return error(e),
-    };
-    *ctx_out.borrow_mut() = Some(ctx.clone());
     let mut store = Store::new(&engine);
     store.set_memory_limit(limits.memory);
     let mut linker = Linker::new();
     crate::wasi_link::define_wasi(&mut linker, &mut store, &module, &ctx);
-    stages.link = ms(t);
+    stages.link += ms(t);
 
     let t = Instant::now();
     let instance = match linker.instantiate(&mut store, &module) {
@@ -171,6 +199,34 @@ fn run_stages(
     };
     stages.execute = ms(t);
     outcome
+}
+
+/// Builds the WASI context: arguments, environment, stdin, limits, one preopen per mount.
+fn wasi_context(spec: &RunSpec) -> Result<wasi::WasiCtx, wasi::BuildError> {
+    let policy = spec.policy;
+    let limits = &policy.limits;
+    let mut args = vec![spec.argv0.clone()];
+    args.extend(policy.args.iter().cloned());
+    args.extend(spec.extra_args.iter().cloned());
+    let mut builder = wasi::WasiCtxBuilder::new()
+        .args(args)
+        .env(policy.env.iter().cloned())
+        .stdin(match &policy.stdin {
+            policy::Stdin::Null => wasi::Stdin::Null,
+            policy::Stdin::Inherit => wasi::Stdin::Inherit,
+            policy::Stdin::File(p) => wasi::Stdin::File(p.clone()),
+        })
+        .limits(wasi::WasiLimits {
+            open_files: limits.open_files,
+            file_size: limits.file_size,
+            disk_bytes: limits.disk,
+            files_created: limits.files,
+            output_bytes: limits.output,
+        });
+    for m in &policy.mounts {
+        builder = builder.preopen(&m.host, m.guest.as_str(), m.mode == Mode::Rw);
+    }
+    builder.build()
 }
 
 fn call_outcome(result: Result<(), CallError>) -> ChildOutcome {

@@ -65,6 +65,21 @@ pub struct Stages {
     pub execute: f64,
 }
 
+/// The confinement the child applied to itself.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Confinement {
+    /// New namespaces.
+    pub namespaces: Vec<String>,
+    /// Landlock: "full", "partial" or "unsupported".
+    pub landlock: String,
+    /// Seccomp allowlist on.
+    pub seccomp: bool,
+    /// no_new_privs set.
+    pub no_new_privs: bool,
+    /// Capabilities left ("none").
+    pub capabilities: String,
+}
+
 /// What the child sends the parent when it is done.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ChildReport {
@@ -78,6 +93,8 @@ pub struct ChildReport {
     pub stdout_bytes: u64,
     /// Bytes the guest wrote to stderr.
     pub stderr_bytes: u64,
+    /// What confinement was applied (`None`: none, or it failed).
+    pub confinement: Option<Confinement>,
 }
 
 /// The verdict: how the run ended, all things considered.
@@ -133,6 +150,8 @@ pub struct Report {
     pub load_ms: f64,
     /// Per-stage timings in milliseconds.
     pub stages: Stages,
+    /// The confinement applied to the run.
+    pub confinement: Option<Confinement>,
 }
 
 impl Report {

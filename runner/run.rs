@@ -73,13 +73,6 @@ fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
-/// Sets the child's CPU-time backstop: SIGXCPU at the limit, SIGKILL a second later.
-fn limit_cpu(seconds: u64) {
-    let limit = libc::rlimit { rlim_cur: seconds, rlim_max: seconds + 1 };
-    // SAFETY: valid rlimit for our own process.
-    unsafe { libc::setrlimit(libc::RLIMIT_CPU, &limit) };
-}
-
 /// Runs the module in a forked child and reports.
 pub fn run(run: Run) -> Report {
     let digest: [u8; 32] = Sha256::digest(&run.module).into();
@@ -106,6 +99,7 @@ pub fn run(run: Run) -> Report {
         compile_ms: 0.0,
         load_ms: 0.0,
         stages: Default::default(),
+        confinement: None,
     };
     let (pipes, artifact_pipes) = match (pipe(), pipe()) {
         (Ok(p), Ok(a)) => (p, a),
@@ -115,9 +109,13 @@ pub fn run(run: Run) -> Report {
     let (artifact_read, artifact_write) = artifact_pipes;
     let wants_artifact = cache.is_some();
     let limits = run.policy.limits;
+    // Built once, before forking; applied by the child as its last confinement step.
+    let filters = match sandbox::compile_filters() {
+        Ok(f) => f,
+        Err(e) => return base(Status::Error, Some(e.to_string())),
+    };
     let started = Instant::now();
     let child = || {
-        limit_cpu(limits.cpu_time.as_secs_f64().ceil() as u64);
         let invoke = run.invoke.clone().map(|name| (name, run.args.clone()));
         let extra_args = if invoke.is_some() { Vec::new() } else { run.args.clone() };
         let report = child::run(RunSpec {
@@ -129,6 +127,7 @@ pub fn run(run: Run) -> Report {
             artifact: cached.as_deref(),
             artifact_out: wants_artifact.then(|| std::fs::File::from(artifact_write)),
             compile_only: run.compile_only,
+            filters: Some(&filters),
         });
         let _ = std::io::stdout().flush();
         let mut pipe = std::fs::File::from(write_end);
@@ -136,7 +135,7 @@ pub fn run(run: Run) -> Report {
         0
     };
     // SAFETY: the CLI is single-threaded here (compilation threads start in the child).
-    let pid = match unsafe { supervisor::fork(child) } {
+    let pid = match unsafe { sandbox::spawn::spawn(true, child) } {
         Ok(pid) => pid,
         Err(e) => return base(Status::Error, Some(format!("failed to fork: {e}"))),
     };
@@ -163,6 +162,7 @@ pub fn run(run: Run) -> Report {
     report.peak_memory_bytes = exit.peak_rss_bytes;
     if let Some(c) = &child_report {
         report.stages = c.stages.clone();
+        report.confinement = c.confinement.clone();
         if c.compiled {
             report.compile_ms = c.stages.compile;
             if report.cache == "hit" {
@@ -203,6 +203,11 @@ pub fn run(run: Run) -> Report {
             report.details = Some(format!("guest raised signal {signal}"));
         }
         (_, Some(ChildOutcome::Error { message })) => report.error = Some(message),
+        (ExitStatus::Signaled(libc::SIGSYS), None) => {
+            report.status = Status::Killed;
+            report.exit_code = Some(128 + libc::SIGSYS);
+            report.details = Some("reason: seccomp (a forbidden system call)".into());
+        }
         (ExitStatus::Signaled(sig), None) => {
             report.status = Status::Killed;
             report.exit_code = Some(128 + sig);

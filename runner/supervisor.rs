@@ -1,5 +1,6 @@
-//! The supervising parent's side of a run: fork the child, wait for it with a wall-clock
-//! deadline (killing it at the deadline), and collect its exit status and resource usage.
+//! The supervising parent's side of a run: wait for the child (started by
+//! `sandbox::spawn`) with a wall-clock deadline, killing it at the deadline, and collect its
+//! exit status and resource usage.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -27,26 +28,6 @@ pub struct ChildExit {
     pub cpu_time: Duration,
     /// Peak resident set size in bytes (`ru_maxrss`).
     pub peak_rss_bytes: u64,
-}
-
-/// Forks; the child runs `child` and exits with its return value (never returning here).
-///
-/// # Safety
-/// Must be called while the process has a single thread (the child of a multi-threaded
-/// process may only call async-signal-safe functions before exec, and ours does much more).
-pub unsafe fn fork(child: impl FnOnce() -> i32) -> io::Result<libc::pid_t> {
-    // SAFETY: the caller guarantees a single-threaded process.
-    let pid = unsafe { libc::fork() };
-    match pid {
-        -1 => Err(io::Error::last_os_error()),
-        0 => {
-            let code = child();
-            // SAFETY: `_exit` skips atexit handlers and stdio flushing inherited from the
-            // parent; the child flushes what it wrote itself.
-            unsafe { libc::_exit(code) }
-        }
-        pid => Ok(pid),
-    }
 }
 
 fn pidfd_open(pid: libc::pid_t) -> io::Result<OwnedFd> {
@@ -161,7 +142,7 @@ mod tests {
     fn exit_code_and_timeout() {
         let started = Instant::now();
         // SAFETY: the child only calls `_exit`.
-        let pid = unsafe { fork(|| 7) }.unwrap();
+        let pid = unsafe { sandbox::spawn::spawn(false, || 7) }.unwrap();
         let exit = wait(pid, started, Duration::from_secs(10), &mut []).unwrap();
         assert_eq!(exit.status, ExitStatus::Exited(7));
         assert!(!exit.wall_timeout);
@@ -169,7 +150,7 @@ mod tests {
         let started = Instant::now();
         // SAFETY: the child spins without calling anything.
         let pid = unsafe {
-            fork(|| loop {
+            sandbox::spawn::spawn(false, || loop {
                 std::hint::spin_loop()
             })
         }

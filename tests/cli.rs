@@ -107,6 +107,9 @@ fn trap_is_134_with_one_line_and_report() {
         "\"stderr_bytes\"",
         "\"compile\"",
         "\"execute\"",
+        "\"landlock\": \"full\"",
+        "\"seccomp\": true",
+        "\"network\"",
     ] {
         assert!(json.contains(key), "{key} missing in {json}");
     }
@@ -269,4 +272,44 @@ fn policy_check_and_inspect() {
         "{}",
         stdout(&o)
     );
+}
+
+#[test]
+fn concurrent_runs_do_not_see_each_others_files() {
+    let dir = temp_dir("concurrent");
+    let wat = |name: &str| {
+        format!(
+            r#"(module
+              (import "wasi_snapshot_preview1" "path_open"
+                (func $open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+              (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+              (memory (export "memory") 1)
+              (data (i32.const 100) "{name}")
+              (data (i32.const 200) "../other/{name}")
+              (func (export "_start")
+                ;; create own file in the rw mount (fd 3), then try the neighbour's through ..
+                (drop (call $open (i32.const 3) (i32.const 0) (i32.const 100) (i32.const {len}) (i32.const 1)
+                  (i64.const 64) (i64.const 64) (i32.const 0) (i32.const 0)))
+                (call $exit (call $open (i32.const 3) (i32.const 0) (i32.const 200) (i32.const {len2}) (i32.const 0)
+                  (i64.const 2) (i64.const 2) (i32.const 0) (i32.const 0)))))"#,
+            len = name.len(),
+            len2 = name.len() + 9
+        )
+    };
+    let runs: Vec<_> = ["a", "b"]
+        .iter()
+        .map(|n| {
+            let own = dir.join(n);
+            std::fs::create_dir_all(&own).unwrap();
+            let other = if *n == "a" { "b" } else { "a" };
+            let module = write(&dir, &format!("{n}.wat"), &wat(other));
+            bin().arg("--dir").arg(format!("{}::/box:rw", own.display())).arg(module).spawn().unwrap()
+        })
+        .collect();
+    for child in runs {
+        let o = child.wait_with_output().unwrap();
+        // ENOTCAPABLE (76): the neighbour's directory is outside the mount.
+        assert_eq!(o.status.code(), Some(76));
+    }
+    assert!(dir.join("a/b").exists() && dir.join("b/a").exists());
 }
