@@ -24,8 +24,7 @@ fn attempt(name: &str) -> bool {
     use std::ffi::CString;
     let (ro, rw, outside) = dirs();
     let c = |s: &str| CString::new(s).unwrap();
-    // SAFETY (for every block below): plain system calls with valid arguments; the process
-    // exits right after.
+    // SAFETY: plain system calls with valid arguments; the probe process exits right after.
     unsafe {
         match name {
             "read_ro" => std::fs::read(ro.join("file")).is_ok(),
