@@ -313,3 +313,44 @@ fn concurrent_runs_do_not_see_each_others_files() {
     }
     assert!(dir.join("a/b").exists() && dir.join("b/a").exists());
 }
+
+#[test]
+fn every_other_wasi_function_through_the_binary() {
+    let dir = temp_dir("calls");
+    std::fs::create_dir_all(dir.join("ro")).unwrap();
+    std::fs::create_dir_all(dir.join("rw")).unwrap();
+    write(&dir.join("ro"), "input.txt", "hi\n");
+    let policy = write(
+        &dir,
+        "p.yaml",
+        "version: 1\nmounts:\n  - {host: ro, guest: /ro}\n  - {host: rw, guest: /rw, mode: rw}\nlimits:\n  open_files: 16\n",
+    );
+    let o = run(bin().arg("-p").arg(&policy).arg(fixture("calls.wasm")));
+    assert_eq!(o.status.code(), Some(0), "{}\n{}", stdout(&o), stderr(&o));
+    let out = stdout(&o);
+    assert_eq!(out.lines().count(), 34, "{out}");
+    for line in out.lines() {
+        assert!(line.ends_with(": ok"), "{line}\n{out}");
+    }
+}
+
+#[test]
+fn legacy_wasi_unstable_module_runs() {
+    let dir = temp_dir("unstable");
+    let wat = write(
+        &dir,
+        "u.wat",
+        r#"(module
+          (import "wasi_unstable" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
+          (import "wasi_unstable" "proc_exit" (func $exit (param i32)))
+          (memory (export "memory") 1)
+          (data (i32.const 16) "legacy\n")
+          (func (export "_start")
+            (i32.store (i32.const 0) (i32.const 16))
+            (i32.store (i32.const 4) (i32.const 7))
+            (drop (call $w (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
+            (call $exit (i32.const 9))))"#,
+    );
+    let o = run(bin().arg(&wat));
+    assert_eq!((o.status.code(), stdout(&o)), (Some(9), "legacy\n".to_string()), "{}", stderr(&o));
+}
