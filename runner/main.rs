@@ -162,13 +162,20 @@ fn run(cli: RunCli) -> i32 {
 
 fn log_stages(report: &Report) {
     let s = &report.stages;
+    for (stage, ms) in [
+        ("load", s.load),
+        ("compile", s.compile),
+        ("link", s.link),
+        ("instantiate", s.instantiate),
+        ("execute", s.execute),
+    ] {
+        tracing::info!(stage, ms, "stage finished");
+    }
     tracing::info!(
-        load_ms = s.load,
-        compile_ms = s.compile,
-        link_ms = s.link,
-        instantiate_ms = s.instantiate,
-        execute_ms = s.execute,
         cache = report.cache.as_str(),
+        cpu_ms = report.cpu_time_ms,
+        wall_ms = report.wall_time_ms,
+        peak_memory_bytes = report.peak_memory_bytes,
         "run finished: {:?}",
         report.status
     );
