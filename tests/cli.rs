@@ -354,3 +354,12 @@ fn legacy_wasi_unstable_module_runs() {
     let o = run(bin().arg(&wat));
     assert_eq!((o.status.code(), stdout(&o)), (Some(9), "legacy\n".to_string()), "{}", stderr(&o));
 }
+
+#[test]
+fn shipped_examples_work() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let o = run(bin().args(["policy", "check"]).arg(root.join("examples/grader/policy.yaml")));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = run(bin().arg(root.join("examples/hello.wat")));
+    assert_eq!((o.status.code(), stdout(&o)), (Some(0), "hello from sandboxrun\n".to_string()));
+}
