@@ -363,3 +363,47 @@ fn shipped_examples_work() {
     let o = run(bin().arg(root.join("examples/hello.wat")));
     assert_eq!((o.status.code(), stdout(&o)), (Some(0), "hello from sandboxrun\n".to_string()));
 }
+
+/// The functions C programs rarely reach, called directly from WAT through the binary. Each
+/// check stores its errno at 1000 + 4*i; the guest then writes that table to stdout.
+#[test]
+fn rare_wasi_functions_from_wat() {
+    let dir = temp_dir("rare");
+    std::fs::create_dir_all(dir.join("rw")).unwrap();
+    write(&dir.join("rw"), "f", "x");
+    let wat = write(
+        &dir,
+        "rare.wat",
+        r#"(module
+          (import "wasi_snapshot_preview1" "fd_renumber" (func $renumber (param i32 i32) (result i32)))
+          (import "wasi_snapshot_preview1" "fd_fdstat_set_rights" (func $rights (param i32 i64 i64) (result i32)))
+          (import "wasi_snapshot_preview1" "sock_accept" (func $accept (param i32 i32 i32) (result i32)))
+          (import "wasi_snapshot_preview1" "sock_send" (func $send (param i32 i32 i32 i32 i32) (result i32)))
+          (import "wasi_snapshot_preview1" "path_open"
+            (func $open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+          (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+          (import "wasi_snapshot_preview1" "proc_raise" (func $raise (param i32) (result i32)))
+          (memory (export "memory") 1)
+          (data (i32.const 100) "f/")
+          (func $r (param i32 i32) (i32.store (i32.add (i32.const 1000) (i32.mul (local.get 0) (i32.const 4))) (local.get 1)))
+          (func (export "_start")
+            (call $r (i32.const 0) (call $renumber (i32.const 3) (i32.const 50)))       ;; EBADF: no fd 50
+            (call $r (i32.const 1) (call $rights (i32.const 3) (i64.const 2) (i64.const 2)))  ;; ok: dropping rights
+            (call $r (i32.const 2) (call $rights (i32.const 3) (i64.const -1) (i64.const 0))) ;; ENOTCAPABLE: raising
+            (call $r (i32.const 3) (call $accept (i32.const 3) (i32.const 0) (i32.const 0)))  ;; ENOTSOCK
+            (call $r (i32.const 4) (call $send (i32.const 77) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0))) ;; EBADF
+            (call $r (i32.const 5) (call $open (i32.const 3) (i32.const 0) (i32.const 100) (i32.const 2) (i32.const 0)
+              (i64.const 2) (i64.const 2) (i32.const 0) (i32.const 200)))             ;; ENOTDIR: "f/" is a file
+            (call $r (i32.const 6) (call $renumber (i32.const 2) (i32.const 1)))        ;; ok: stderr now at 1
+            (i32.store (i32.const 0) (i32.const 1000))
+            (i32.store (i32.const 4) (i32.const 28))
+            (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
+            (drop (call $raise (i32.const 6)))))"#,
+    );
+    let o = run(bin().arg("--dir").arg(format!("{}::/rw:rw", dir.join("rw").display())).arg(&wat));
+    // The errno table went to stderr (fd 1 was renumbered to stderr's descriptor).
+    let table: Vec<u32> = o.stderr.chunks_exact(4).take(7).map(|c| u32::from_le_bytes(c.try_into().unwrap())).collect();
+    assert_eq!(table, vec![8, 0, 76, 57, 8, 54, 0], "{:?}", String::from_utf8_lossy(&o.stderr));
+    // proc_raise(SIGABRT) ends the run like the signal would.
+    assert_eq!(o.status.code(), Some(128 + 6));
+}

@@ -10,7 +10,7 @@ use crate::ctx::{FdEntry, Kind, Output, WasiCtx, ALL_RIGHTS};
 use crate::errno::{Errno, WasiResult};
 use crate::memory::GuestMemory;
 use crate::sys;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 /// How a WASI call ends the run instead of returning.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -386,7 +386,8 @@ fn fd_write(
         if at.is_some() {
             return Err(Errno::Spipe);
         }
-        return write_output(ctx, m, stream, &vecs, out);
+        let host = e.host.as_ref().map(|h| h.as_raw_fd());
+        return write_output(ctx, m, stream, host, &vecs, out);
     }
     if !e.writable {
         return Err(Errno::Rofs);
@@ -428,12 +429,14 @@ fn fd_write(
     m.write_u32(out, total as u32)
 }
 
-/// Writes to stdout (`stream` 0) or stderr (1), enforcing the shared output limit: past it,
-/// the part that fits is written and the run ends.
+/// Writes to stdout (`stream` 0) or stderr (1) — whatever guest descriptor they are now
+/// numbered as — through `host` (the descriptor's host fd, `None` when captured), enforcing
+/// the shared output limit: past it, the part that fits is written and the run ends.
 fn write_output(
     ctx: &mut WasiCtx,
     m: &mut GuestMemory,
     stream: usize,
+    host: Option<RawFd>,
     vecs: &[(u32, u32)],
     out: u32,
 ) -> WasiResult<()> {
@@ -452,7 +455,10 @@ fn write_output(
                 data.len()
             }
             Output::Inherit => {
-                let host = ctx.entry(stream as u32 + 1)?.fd()?;
+                let raw = host.ok_or(Errno::Badf)?;
+                // SAFETY: `raw` belongs to a descriptor-table entry, which is not removed while
+                // this call runs.
+                let host = unsafe { BorrowedFd::borrow_raw(raw) };
                 let mut done = 0;
                 while done < data.len() {
                     done += sys::write(host, &data[done..])?;
