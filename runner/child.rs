@@ -145,6 +145,7 @@ fn run_stages(
                     seccomp: applied.seccomp,
                     no_new_privs: true,
                     capabilities: "none".into(),
+                    cgroup: "none".into(),
                 })
             }
             Err(e) => return error(format!("confinement failed: {e}")),

@@ -78,6 +78,9 @@ pub struct Confinement {
     pub no_new_privs: bool,
     /// Capabilities left ("none").
     pub capabilities: String,
+    /// cgroup limits: "none" (memory is capped by the engine, CPU by RLIMIT_CPU and the
+    /// supervisor, peak memory read from rusage).
+    pub cgroup: String,
 }
 
 /// What the child sends the parent when it is done.

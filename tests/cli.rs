@@ -407,3 +407,33 @@ fn rare_wasi_functions_from_wat() {
     // proc_raise(SIGABRT) ends the run like the signal would.
     assert_eq!(o.status.code(), Some(128 + 6));
 }
+
+/// The core cases again as an unprivileged user (uid 65534 through `setpriv` when the suite
+/// runs as root, as CI does): user namespaces, landlock and seccomp need no privilege.
+#[test]
+fn core_cases_as_an_unprivileged_user() {
+    let dir = temp_dir("unprivileged");
+    let wat = write(&dir, "m.wat", HELLO);
+    for p in [&dir, &wat] {
+        std::fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    }
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let unprivileged = |args: &[&std::ffi::OsStr]| -> Output {
+        let mut cmd = if root {
+            let mut c = Command::new("setpriv");
+            c.args(["--reuid=65534", "--regid=65534", "--clear-groups"]).arg(env!("CARGO_BIN_EXE_sandboxrun"));
+            c
+        } else {
+            Command::new(env!("CARGO_BIN_EXE_sandboxrun"))
+        };
+        cmd.arg("--no-cache").args(args).stdin(Stdio::null()).output().expect("setpriv (util-linux) runs")
+    };
+    let o = unprivileged(&[wat.as_os_str()]);
+    assert_eq!((o.status.code(), stdout(&o)), (Some(42), "hello, world\n".to_string()), "{}", stderr(&o));
+    let o = unprivileged(&["--invoke".as_ref(), "div".as_ref(), wat.as_os_str(), "1".as_ref(), "0".as_ref()]);
+    assert_eq!(o.status.code(), Some(134), "{}", stderr(&o));
+    let o = unprivileged(&["--invoke".as_ref(), "recurse".as_ref(), wat.as_os_str()]);
+    assert_eq!(o.status.code(), Some(134), "{}", stderr(&o));
+    assert!(stderr(&o).contains("call stack exhausted"));
+}
