@@ -392,7 +392,10 @@ fn fd_write(
     if !e.writable {
         return Err(Errno::Rofs);
     }
-    let host = e.fd()?.try_clone_to_owned()?;
+    let raw = e.fd()?.as_raw_fd();
+    // SAFETY: `raw` belongs to the entry for `fd`, which stays in the table during this call
+    // (only `fd_close`/`fd_renumber` remove entries); borrowing it avoids a dup per write.
+    let host = unsafe { BorrowedFd::borrow_raw(raw) };
     let size = sys::fstat(host.as_fd())?.st_size as u64;
     let append = sys::status_flags(host.as_fd(), None)? & libc::O_APPEND != 0;
     let mut pos = match (at, append) {
