@@ -136,6 +136,7 @@ fn run_stages(
                 open_files: Some(limits.open_files + 64),
                 data: None,
             },
+            empty_root: true,
         };
         match sandbox::confine(&c, filters) {
             Ok(applied) => {

@@ -37,8 +37,12 @@ pub enum LandlockStatus {
     Unsupported,
 }
 
-/// Restricts filesystem access to `paths` (`(path, writable)`).
-pub fn restrict(paths: &[(PathBuf, bool)], required: bool) -> Result<LandlockStatus, LandlockError> {
+/// A ruleset whose rules are built (their paths opened) but not yet enforced: build it while
+/// the paths still resolve, enforce it after the root has changed.
+pub struct Prepared(landlock::RulesetCreated);
+
+/// Builds the ruleset allowing `paths` (`(path, writable)`) and nothing else.
+pub fn prepare(paths: &[(PathBuf, bool)]) -> Result<Prepared, LandlockError> {
     let abi = ABI::V6;
     let mut ruleset = Ruleset::default()
         .set_compatibility(CompatLevel::BestEffort)
@@ -49,7 +53,12 @@ pub fn restrict(paths: &[(PathBuf, bool)], required: bool) -> Result<LandlockSta
         let access = if *writable { AccessFs::from_all(abi) } else { AccessFs::from_read(abi) };
         ruleset = ruleset.add_rule(PathBeneath::new(fd, access))?;
     }
-    let status = ruleset.restrict_self()?;
+    Ok(Prepared(ruleset))
+}
+
+/// Enforces a prepared ruleset on the calling thread and its future threads.
+pub fn restrict(prepared: Prepared, required: bool) -> Result<LandlockStatus, LandlockError> {
+    let status = prepared.0.restrict_self()?;
     let status = match status.ruleset {
         RulesetStatus::FullyEnforced => LandlockStatus::Full,
         RulesetStatus::PartiallyEnforced => LandlockStatus::Partial,

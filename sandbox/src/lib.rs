@@ -13,6 +13,7 @@
 pub mod filesystem;
 pub mod privileges;
 pub mod rlimits;
+pub mod root;
 pub mod seccomp;
 pub mod spawn;
 
@@ -31,6 +32,8 @@ pub struct Confinement {
     pub require_landlock: bool,
     /// Resource limits.
     pub rlimits: Rlimits,
+    /// Replace the root with an empty tmpfs (needs the namespaces `spawn` creates).
+    pub empty_root: bool,
 }
 
 /// What was actually applied (for the run report).
@@ -54,6 +57,9 @@ pub enum ConfineError {
     /// Landlock.
     #[error(transparent)]
     Landlock(#[from] filesystem::LandlockError),
+    /// The empty root.
+    #[error(transparent)]
+    Root(#[from] root::RootError),
     /// Seccomp.
     #[error(transparent)]
     Seccomp(#[from] seccomp::SeccompError),
@@ -65,9 +71,14 @@ pub fn confine(c: &Confinement, filters: &Filters) -> Result<Applied, ConfineErr
     rlimits::apply(&c.rlimits)?;
     // no_new_privs before landlock and seccomp, which require it when unprivileged.
     privileges::no_new_privs()?;
-    // Landlock opens its rule paths: before seccomp, which would forbid nothing here but is
-    // kept last on principle.
-    let landlock = filesystem::restrict(&c.paths, c.require_landlock)?;
+    // Landlock's rules open their paths: while the host's paths still resolve.
+    let prepared = filesystem::prepare(&c.paths)?;
+    // The empty root: needs CAP_SYS_ADMIN (in our user namespace), so before dropping
+    // capabilities; after it no host path can be named at all.
+    if c.empty_root {
+        root::empty_root()?;
+    }
+    let landlock = filesystem::restrict(prepared, c.require_landlock)?;
     // Capabilities after landlock (which needs none) and before seccomp (capset is not on the
     // allowlist).
     privileges::drop_capabilities()?;

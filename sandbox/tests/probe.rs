@@ -20,19 +20,29 @@ fn dirs() -> (PathBuf, PathBuf, PathBuf) {
     (base.join("ro"), base.join("rw"), base.join("outside"))
 }
 
-fn attempt(name: &str) -> bool {
+/// Makes one attempt; `ro` and `rw` are descriptors of the allowed directories, opened
+/// before confinement (afterwards no host path resolves).
+fn attempt(name: &str, ro_fd: i32, rw_fd: i32) -> bool {
     use std::ffi::CString;
-    let (ro, rw, outside) = dirs();
+    let (_, _, outside) = dirs();
     let c = |s: &str| CString::new(s).unwrap();
     // SAFETY: plain system calls with valid arguments; the probe process exits right after.
     unsafe {
         match name {
-            "read_ro" => std::fs::read(ro.join("file")).is_ok(),
-            "write_rw" => std::fs::write(rw.join("new"), "x").is_ok(),
+            "read_ro" => {
+                let fd = libc::openat(ro_fd, c("file").as_ptr(), libc::O_RDONLY);
+                let mut b = [0u8; 1];
+                fd >= 0 && libc::read(fd, b.as_mut_ptr().cast(), 1) == 1
+            }
+            "write_rw" => {
+                let fd = libc::openat(rw_fd, c("new").as_ptr(), libc::O_WRONLY | libc::O_CREAT, 0o644);
+                fd >= 0 && libc::write(fd, b"x".as_ptr().cast(), 1) == 1
+            }
+            "dotdot_from_mount" => libc::openat(ro_fd, c("../outside/secret").as_ptr(), libc::O_RDONLY) >= 0,
             "thread" => std::thread::spawn(|| 7).join().ok() == Some(7),
             "open_etc_passwd" => std::fs::read("/etc/passwd").is_ok(),
             "open_outside" => std::fs::read(outside.join("secret")).is_ok(),
-            "write_ro" => std::fs::write(ro.join("new"), "x").is_ok(),
+            "write_ro" => libc::openat(ro_fd, c("new").as_ptr(), libc::O_WRONLY | libc::O_CREAT, 0o644) >= 0,
             "connect" => {
                 let s = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
                 if s < 0 {
@@ -83,17 +93,22 @@ fn probe_entry() {
     let (ro, rw, _) = dirs();
     // SAFETY: the probe process runs this single test on one thread besides the harness's
     // main thread, which only waits.
+    let open_dir = |p: &PathBuf| std::fs::File::open(p).map(std::os::fd::OwnedFd::from).expect("dir");
+    let (ro_fd, rw_fd) = (open_dir(&ro), open_dir(&rw));
     let pid = unsafe {
         sandbox::spawn::spawn(true, move || {
+            use std::os::fd::AsRawFd;
             let c = sandbox::Confinement {
                 paths: vec![(ro, false), (rw, true)],
                 require_landlock: true,
                 rlimits: sandbox::Rlimits { open_files: Some(64), ..Default::default() },
+                empty_root: true,
             };
-            if sandbox::confine(&c, &filters).is_err() {
+            if let Err(e) = sandbox::confine(&c, &filters) {
+                eprintln!("confine: {e}");
                 return CONFINE_FAILED;
             }
-            if attempt(&name) {
+            if attempt(&name, ro_fd.as_raw_fd(), rw_fd.as_raw_fd()) {
                 ALLOWED
             } else {
                 BLOCKED
@@ -131,6 +146,7 @@ fn confined_process_can_do_its_job_and_nothing_else() {
         assert_eq!(vec![probe(name)], expected, "{name}");
     }
     let blocked = [
+        "dotdot_from_mount",
         "open_etc_passwd",
         "open_outside",
         "write_ro",
@@ -154,7 +170,8 @@ fn confined_process_can_do_its_job_and_nothing_else() {
         println!("{name}: {}", if code == sigsys { "killed by seccomp".to_string() } else { format!("exit {code}") });
         assert!(code == BLOCKED || code == sigsys, "{name} was not blocked (code {code})");
     }
-    assert!(!rw.join("../ro/new").exists());
+    assert!(!ro.join("new").exists());
+    assert!(rw.join("new").exists());
 }
 
 #[test]
