@@ -15,6 +15,9 @@ pub const NAMESPACES: &[(&str, i32)] = &[
     ("cgroup", libc::CLONE_NEWCGROUP),
 ];
 
+/// Exit status of a child whose function panicked.
+pub const PANIC_EXIT: i32 = 101;
+
 /// Forks into new namespaces (all of [`NAMESPACES`] when `isolate`, none otherwise); the
 /// child runs `child` and exits with its value. Returns the child's pid in our namespace.
 ///
@@ -33,7 +36,9 @@ pub unsafe fn spawn(isolate: bool, child: impl FnOnce() -> i32) -> io::Result<li
             // Die with the supervisor: no orphan keeps running if the parent is killed.
             // SAFETY: plain prctl.
             unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
-            let code = child();
+            // A panic must never unwind out of here: the child would go on running its
+            // parent's code.
+            let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(child)).unwrap_or(PANIC_EXIT);
             // SAFETY: leaves without running the parent's atexit handlers.
             unsafe { libc::_exit(code) }
         }
