@@ -179,3 +179,14 @@ fn filters_compile_and_name_syscalls() {
     assert!(sandbox::compile_filters().is_ok());
     assert_eq!(sandbox::seccomp::syscall_name(libc::SYS_openat2), Some("openat2"));
 }
+
+#[test]
+fn a_panicking_child_exits_with_101() {
+    // SAFETY: the child only panics (printing a message) and exits.
+    let pid = unsafe { sandbox::spawn::spawn(false, || panic!("child panics")) }.unwrap();
+    let mut status = 0;
+    // SAFETY: waiting for our own child.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    assert!(libc::WIFEXITED(status));
+    assert_eq!(libc::WEXITSTATUS(status), sandbox::spawn::PANIC_EXIT);
+}
