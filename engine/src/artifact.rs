@@ -11,7 +11,7 @@ use crate::trap::TrapKind;
 
 const MAGIC: &[u8; 8] = b"SBRNART\0";
 /// Bumped whenever the artifact's meaning changes.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// How a relocation is patched.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -244,7 +244,7 @@ fn build_array_trampoline(
         let v = builder.ins().load(ir_type(*t), MemFlagsData::trusted(), values, (i as u32 * VALRAW_SIZE) as i32);
         args.push(v);
     }
-    let wasm_sig = builder.import_signature(wasm_signature(ty, call_conv));
+    let wasm_sig = builder.import_signature(wasm_signature(ty));
     let call = builder.ins().call_indirect(wasm_sig, code, &args);
     let results = builder.inst_results(call).to_vec();
     for (i, r) in results.into_iter().enumerate() {
@@ -266,7 +266,7 @@ fn build_host_trampoline(
     isa: &dyn TargetIsa,
 ) {
     let call_conv = isa.default_call_conv();
-    func.signature = wasm_signature(ty, call_conv);
+    func.signature = wasm_signature(ty);
     let mut builder = FunctionBuilder::new(func, builder_ctx);
     let block = builder.create_block();
     builder.append_block_params_for_function_params(block);

@@ -22,9 +22,14 @@ pub fn ir_type(ty: ValType) -> ir::Type {
     }
 }
 
+/// The calling convention between wasm functions: Cranelift's `tail` convention, in which
+/// every register is caller-saved, so small functions need no register saves in their
+/// prologues (the host reaches wasm code only through the trampolines).
+pub const WASM_CALL_CONV: CallConv = CallConv::Tail;
+
 /// The wasm calling convention: `(callee_vmctx, caller_vmctx, params...) -> results`.
-pub fn wasm_signature(ty: &FuncType, call_conv: CallConv) -> Signature {
-    let mut sig = Signature::new(call_conv);
+pub fn wasm_signature(ty: &FuncType) -> Signature {
+    let mut sig = Signature::new(WASM_CALL_CONV);
     sig.params.push(AbiParam::special(types::I64, ArgumentPurpose::VMContext));
     sig.params.push(AbiParam::new(types::I64));
     sig.params.extend(ty.params.iter().map(|t| AbiParam::new(ir_type(*t))));
@@ -50,7 +55,7 @@ pub struct FuncEnv<'m> {
     pub offsets: VMOffsets,
     /// How memory accesses are kept in bounds.
     pub bounds: BoundsStrategy,
-    /// The calling convention of compiled functions.
+    /// The host's calling convention (builtins).
     pub call_conv: CallConv,
     /// The target's pointer type and the like.
     pub frontend_config: TargetFrontendConfig,
@@ -171,7 +176,7 @@ impl<'m> FuncEnv<'m> {
         if let Some(sig) = self.sigs.get(&ty) {
             return *sig;
         }
-        let sig = builder.import_signature(wasm_signature(&self.module.types[ty.index()], self.call_conv));
+        let sig = builder.import_signature(wasm_signature(&self.module.types[ty.index()]));
         self.sigs.insert(ty, sig);
         sig
     }

@@ -57,7 +57,7 @@ pub fn translate_function(
 ) -> Result<(), TranslateError> {
     let decode = |source| TranslateError::Decode { func: func.0, source };
     let ty = env.module.func_type(func).clone();
-    func_ir.signature = wasm_signature(&ty, env.call_conv);
+    func_ir.signature = wasm_signature(&ty);
     env.set_stack_limit(func_ir);
     let mut builder = FunctionBuilder::new(func_ir, builder_ctx);
 
