@@ -5,7 +5,12 @@ use std::path::PathBuf;
 
 /// `sandboxrun [-p policy.yaml] [OPTIONS] app.wasm [ARGS...]`: run a module.
 #[derive(Parser, Debug)]
-#[command(name = "sandboxrun", version, about = "Run untrusted WebAssembly (WASI preview1) under a YAML policy")]
+#[command(
+    name = "sandboxrun",
+    version,
+    about = "Run untrusted WebAssembly (WASI preview1) under a YAML policy",
+    after_help = "Other commands:\n  sandboxrun policy check FILE     validate a policy, print the effective one\n  sandboxrun inspect MODULE        imports, exports, memories, tables\n  sandboxrun compile MODULE        compile into the code cache without running\n  sandboxrun cache stats|clear|gc  code cache maintenance\n\nExit status: the guest's exit code; 134 trap; 124 time limit; 125 sandboxrun could not run it;\n137 memory limit; 153 output limit; 128+N killed by signal N (159: seccomp)."
+)]
 pub struct RunCli {
     /// The policy (YAML); without it: no mounts, empty environment, default limits.
     #[arg(short = 'p', long = "policy", value_name = "POLICY")]
@@ -25,6 +30,7 @@ pub struct RunCli {
     /// Log each pipeline stage with its duration to stderr.
     #[arg(short = 'v', long = "verbose")]
     pub verbose: bool,
+    /// Where the code cache is.
     #[command(flatten)]
     pub cache: CacheArgs,
     /// The module (`.wasm` or `.wat`).
@@ -86,6 +92,7 @@ pub enum Tool {
     Compile(CompileArgs),
     /// Code cache maintenance.
     Cache {
+        /// Where the code cache is.
         #[command(flatten)]
         location: CacheArgs,
         /// What to do.
@@ -100,6 +107,7 @@ pub struct CompileArgs {
     /// The policy (for its limits and cache settings).
     #[arg(short = 'p', long = "policy", value_name = "POLICY")]
     pub policy: Option<PathBuf>,
+    /// Where the code cache is.
     #[command(flatten)]
     pub cache: CacheArgs,
     /// The module.
