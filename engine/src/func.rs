@@ -101,6 +101,7 @@ unsafe extern "C" fn host_dispatch(ctx: *mut HostFuncData, caller_vmctx: *mut u8
         Ok(Err(e)) => Box::new(HostUnwind::Error(e)),
         Err(panic) => Box::new(HostUnwind::Panic(panic)),
     };
-    // Everything this frame owned has been moved into `payload`: nothing is left to drop.
-    traps::raise_host(payload)
+    // SAFETY: everything this frame owned has been moved into `payload`: nothing is left to
+    // drop; the frames below up to `catch_traps` are compiled code and its trampolines.
+    unsafe { traps::raise_host(payload) }
 }

@@ -3,18 +3,24 @@
 
 use super::sys::{self, Prot};
 
-/// Why code could not be mapped.
+/// Why code could not be mapped. `E` is the error type of the caller's patch callback.
 #[derive(Debug, thiserror::Error)]
 pub enum CodeMemoryError<E> {
-    /// The patch callback failed.
-    #[error("relocation failed")]
+    /// The patch callback failed; its error is passed through unchanged.
+    #[error("failed to apply relocations: {0}")]
     Patch(E),
     /// The kernel refused a mapping or protection change.
-    #[error("failed to map code: {0}")]
-    Map(#[from] std::io::Error),
+    #[error("failed to map {len} bytes of code: {source}")]
+    Map {
+        /// Bytes of the mapping.
+        len: usize,
+        /// The kernel's answer.
+        source: std::io::Error,
+    },
 }
 
-/// Machine code mapped read+execute.
+/// Machine code mapped read+execute. Dropping it unmaps the code: whoever runs it must keep
+/// it alive.
 pub struct CodeMemory {
     base: *mut u8,
     mapped: usize,
@@ -26,24 +32,39 @@ unsafe impl Send for CodeMemory {}
 // SAFETY: as above: shared access only reads or executes.
 unsafe impl Sync for CodeMemory {}
 
+/// `int3`: fills the rest of the last page, so a stray jump past the code stops loudly.
+const PADDING: u8 = 0xcc;
+
 impl CodeMemory {
-    /// Maps `code`, lets `patch(bytes, base_address)` apply relocations, then seals it.
+    /// Maps `code.len()` bytes (rounded up to whole pages, at least one) read-write, copies
+    /// `code`, lets `patch(bytes, base_address)` apply relocations to the copy (`bytes` is
+    /// exactly `code.len()` long, `base_address` where its first byte lives), then makes the
+    /// pages read+execute. Empty code is allowed (no functions).
+    ///
+    /// # Errors
+    /// [`CodeMemoryError::Patch`] with the callback's error, or [`CodeMemoryError::Map`] if
+    /// the kernel refuses the mapping or a protection change. Nothing stays mapped on error.
     pub fn new<E>(
         code: &[u8],
         patch: impl FnOnce(&mut [u8], usize) -> Result<(), E>,
     ) -> Result<Self, CodeMemoryError<E>> {
         let page = sys::page_size();
         let mapped = code.len().next_multiple_of(page).max(page);
-        let base = sys::reserve(mapped)?;
+        let map_err = |source| CodeMemoryError::Map { len: mapped, source };
+        let base = sys::reserve(mapped).map_err(map_err)?;
+        // From here on, dropping `memory` unmaps the pages.
         let memory = CodeMemory { base, mapped, len: code.len() };
         // SAFETY: our fresh mapping; no references into it exist yet.
-        unsafe { sys::protect(base, mapped, Prot::ReadWrite) }?;
-        // SAFETY: `mapped >= code.len()` bytes are now writable and exclusively ours.
-        let bytes = unsafe { std::slice::from_raw_parts_mut(base, code.len()) };
+        unsafe { sys::protect(base, mapped, Prot::ReadWrite) }.map_err(map_err)?;
+        // SAFETY: the `mapped` bytes are now writable and exclusively ours.
+        let all = unsafe { std::slice::from_raw_parts_mut(base, mapped) };
+        let (bytes, padding) = all.split_at_mut(code.len());
         bytes.copy_from_slice(code);
+        padding.fill(PADDING);
         patch(bytes, base as usize).map_err(CodeMemoryError::Patch)?;
-        // SAFETY: `bytes` is not used after this point.
-        unsafe { sys::protect(base, mapped, Prot::ReadExec) }?;
+        // SAFETY: `all` (and `bytes`) are not used after this point. x86-64 keeps instruction
+        // fetch coherent with these stores, so no cache flush is needed.
+        unsafe { sys::protect(base, mapped, Prot::ReadExec) }.map_err(map_err)?;
         Ok(memory)
     }
 
@@ -52,7 +73,7 @@ impl CodeMemory {
         self.base
     }
 
-    /// Length of the code in bytes.
+    /// Length of the code in bytes (without the padding to a whole page).
     pub fn len(&self) -> usize {
         self.len
     }
@@ -65,13 +86,13 @@ impl CodeMemory {
     /// Whether `pc` points into the code.
     pub fn contains(&self, pc: usize) -> bool {
         let base = self.base as usize;
-        pc >= base && pc < base + self.len
+        pc >= base && pc - base < self.len
     }
 }
 
 impl Drop for CodeMemory {
     fn drop(&mut self) {
-        // SAFETY: we own the mapping; whoever runs the code holds the module alive.
+        // SAFETY: we own the mapping; whoever runs the code holds the code memory alive.
         let _ = unsafe { sys::unmap(self.base, self.mapped) };
     }
 }
@@ -80,28 +101,58 @@ impl Drop for CodeMemory {
 mod tests {
     use super::*;
 
+    /// The permissions `/proc/self/maps` lists for the mapping containing `addr` (adjacent
+    /// mappings with equal permissions may be merged, so match by range, not start).
+    fn permissions_at(addr: usize) -> String {
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        maps.lines()
+            .find_map(|line| {
+                let (range, rest) = line.split_once(' ')?;
+                let (start, end) = range.split_once('-')?;
+                let (start, end) = (usize::from_str_radix(start, 16).ok()?, usize::from_str_radix(end, 16).ok()?);
+                (start <= addr && addr < end).then(|| rest[..4].to_string())
+            })
+            .expect("mapping listed")
+    }
+
     #[test]
     fn runs_patched_code_and_is_not_writable() {
         // mov eax, imm32 ; ret — the immediate is "relocated" by the patch callback.
         let code = [0xb8, 0, 0, 0, 0, 0xc3];
-        let mem = CodeMemory::new(&code, |bytes, _| {
+        let mut seen_base = 0;
+        let mem = CodeMemory::new(&code, |bytes, base| {
+            assert_eq!(bytes.len(), code.len());
+            seen_base = base;
             bytes[1..5].copy_from_slice(&42u32.to_le_bytes());
             Ok::<(), ()>(())
         })
         .unwrap();
+        assert_eq!(seen_base, mem.base() as usize);
+        assert_eq!(mem.len(), 6);
         // SAFETY: the mapped bytes are a complete function with the C ABI.
         let f: extern "C" fn() -> u32 = unsafe { std::mem::transmute(mem.base()) };
         assert_eq!(f(), 42);
         assert!(mem.contains(mem.base() as usize + 5) && !mem.contains(mem.base() as usize + 6));
-        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
-        let start = format!("{:x}-", mem.base() as usize);
-        let line = maps.lines().find(|l| l.starts_with(&start)).expect("mapping listed");
-        assert!(line.contains(" r-xp "), "{line}");
+        assert!(!mem.contains(mem.base() as usize - 1));
+        assert_eq!(permissions_at(mem.base() as usize), "r-xp");
+    }
+
+    #[test]
+    fn empty_code_maps() {
+        let mem = CodeMemory::new(&[], |bytes, _| {
+            assert!(bytes.is_empty());
+            Ok::<(), ()>(())
+        })
+        .unwrap();
+        assert!(mem.is_empty());
+        assert!(!mem.contains(mem.base() as usize));
+        assert_eq!(permissions_at(mem.base() as usize), "r-xp");
     }
 
     #[test]
     fn patch_errors_are_reported() {
-        let r = CodeMemory::new(&[0xc3], |_, _| Err("bad"));
-        assert!(matches!(r, Err(CodeMemoryError::Patch("bad"))));
+        let err = CodeMemory::new(&[0xc3], |_, _| Err("bad")).err().expect("the patch failed");
+        assert!(matches!(err, CodeMemoryError::Patch("bad")));
+        assert_eq!(err.to_string(), "failed to apply relocations: bad");
     }
 }

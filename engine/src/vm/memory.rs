@@ -1,22 +1,32 @@
 //! Linear memories. A memory's base address never moves: it is a reservation of address
-//! space whose accessible prefix grows in place. With [`BoundsStrategy::GuardPages`] the
-//! reservation covers every address a 32-bit index plus a static offset up to
-//! [`GUARD_SIZE`] can form, so compiled code needs no bounds checks (see
-//! `translate/heap.rs`, the memory sandbox).
+//! space whose accessible (read-write) prefix grows in place; the rest stays `PROT_NONE`.
+//!
+//! - [`BoundsStrategy::GuardPages`]: the reservation covers every address a 32-bit index plus
+//!   a static offset up to [`GUARD_SIZE`] can form (4 GiB + [`GUARD_SIZE`]), so compiled code
+//!   needs no bounds checks: an access past the accessible prefix faults, and the trap
+//!   handler (`traps.rs`) turns the fault into a trap (see `translate/heap.rs`, the memory
+//!   sandbox).
+//! - [`BoundsStrategy::Explicit`]: the reservation covers only the maximum the memory can
+//!   grow to (so the base still never moves); compiled code checks every access against
+//!   [`VMMemoryDefinition::current_length`].
 
 use super::sys::{self, Prot};
+use std::io;
+use std::ptr::NonNull;
 use std::sync::OnceLock;
 
 /// Bytes in a WebAssembly page.
 pub const WASM_PAGE_SIZE: usize = 65536;
-/// Guard region after the 4 GiB a 32-bit index can reach: accesses whose static
+/// Bytes of guard region after the 4 GiB a 32-bit index can reach: accesses whose static
 /// offset + size is at most this need no bounds check in guard-page mode.
 pub const GUARD_SIZE: u64 = 2 << 30;
-/// Largest number of pages a 32-bit memory can have.
+/// Largest number of pages a 32-bit memory can have (4 GiB).
 pub const MAX_PAGES: u32 = 65536;
+/// Address space a guard-page memory reserves.
 const GUARD_RESERVATION: usize = (1 << 32) + GUARD_SIZE as usize;
 
-/// A memory's current extent as compiled code reads it.
+/// A memory's current extent as compiled code reads it: `base` at offset 0,
+/// `current_length` at offset 8 (`vmctx::MEMORY_LENGTH`).
 #[repr(C)]
 #[derive(Debug)]
 pub struct VMMemoryDefinition {
@@ -26,10 +36,14 @@ pub struct VMMemoryDefinition {
     pub current_length: usize,
 }
 
+// Compiled code reads these fields at fixed offsets.
+const _: () = assert!(std::mem::offset_of!(VMMemoryDefinition, base) == 0);
+const _: () = assert!(std::mem::offset_of!(VMMemoryDefinition, current_length) == 8);
+
 /// How compiled code keeps memory accesses in bounds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum BoundsStrategy {
-    /// 4 GiB + guard reservation per memory; faults on out-of-bounds accesses.
+    /// A 4 GiB + guard reservation per memory; out-of-bounds accesses fault.
     GuardPages,
     /// A check before every access (where such reservations are impossible).
     Explicit,
@@ -38,39 +52,57 @@ pub enum BoundsStrategy {
 /// Why a memory could not be created.
 #[derive(Debug, thiserror::Error)]
 pub enum MemoryError {
-    /// The module needs more than the embedder allows.
+    /// The initial size is above the maximum (declared, embedder's, or 4 GiB).
     #[error("memory of {min} pages exceeds the limit of {limit} pages")]
     OverLimit {
         /// Initial pages requested.
         min: u32,
-        /// The embedder's limit.
+        /// The smallest of the declared maximum, the embedder's limit and 65536 pages.
         limit: u32,
     },
-    /// The kernel refused the reservation.
+    /// The kernel refused the reservation of address space.
     #[error("failed to reserve {bytes} bytes of address space: {source}")]
     Reserve {
         /// Bytes requested.
         bytes: usize,
         /// The kernel's answer.
-        source: std::io::Error,
+        source: io::Error,
+    },
+    /// The kernel refused to make the initial pages accessible.
+    #[error("failed to commit {bytes} bytes of memory: {source}")]
+    Commit {
+        /// Bytes requested.
+        bytes: usize,
+        /// The kernel's answer.
+        source: io::Error,
     },
 }
 
-/// A linear memory: a fixed reservation with a growing accessible prefix.
+/// A linear memory: a fixed reservation with a growing accessible prefix. Dropping it unmaps
+/// the reservation.
 pub struct LinearMemory {
-    def: Box<VMMemoryDefinition>,
+    /// The definition compiled code reads, in its own allocation (from `Box::leak`) so its
+    /// address is stable and raw pointers to it stay valid however the memory moves.
+    def: NonNull<VMMemoryDefinition>,
+    /// Bytes reserved at `def.base`.
     reservation: usize,
+    /// The most pages the memory may grow to.
     max_pages: u32,
+    /// The maximum the module declared.
     declared_max: Option<u32>,
 }
 
-// SAFETY: the memory exclusively owns its mapping; moving it between threads moves that
-// ownership.
+// SAFETY: the memory exclusively owns its mapping and definition; moving it between threads
+// moves that ownership. (It is not `Sync`: compiled code writes the data without locks.)
 unsafe impl Send for LinearMemory {}
 
 impl LinearMemory {
-    /// Creates a memory of `min_pages`, growable up to `declared_max` and the embedder's
-    /// `limit_pages`, laid out for `strategy`.
+    /// Creates a zero-filled memory of `min_pages`, growable up to the smallest of
+    /// `declared_max`, the embedder's `limit_pages` and 65536 pages, laid out for `strategy`.
+    ///
+    /// # Errors
+    /// [`MemoryError::OverLimit`] if `min_pages` is above that maximum;
+    /// [`MemoryError::Reserve`] / [`MemoryError::Commit`] if the kernel refuses the mapping.
     pub fn new(
         min_pages: u32,
         declared_max: Option<u32>,
@@ -83,41 +115,54 @@ impl LinearMemory {
         }
         let reservation = match strategy {
             BoundsStrategy::GuardPages => GUARD_RESERVATION,
+            // At least one page, so even a 0-page memory has a real, unique base address.
             BoundsStrategy::Explicit => (max_pages as usize * WASM_PAGE_SIZE).max(sys::page_size()),
         };
         let base = sys::reserve(reservation).map_err(|source| MemoryError::Reserve { bytes: reservation, source })?;
-        let mut memory = LinearMemory {
-            def: Box::new(VMMemoryDefinition { base, current_length: 0 }),
-            reservation,
-            max_pages,
-            declared_max,
-        };
-        if memory.grow(min_pages).is_none() {
-            return Err(MemoryError::Reserve {
-                bytes: min_pages as usize * WASM_PAGE_SIZE,
-                source: std::io::Error::last_os_error(),
-            });
-        }
+        let def = Box::new(VMMemoryDefinition { base, current_length: 0 });
+        // From here on, dropping `memory` unmaps the reservation and frees the definition.
+        let mut memory = LinearMemory { def: NonNull::from(Box::leak(def)), reservation, max_pages, declared_max };
+        let bytes = min_pages as usize * WASM_PAGE_SIZE;
+        memory.set_accessible(bytes).map_err(|source| MemoryError::Commit { bytes, source })?;
         Ok(memory)
     }
 
     /// Grows by `delta_pages`; returns the previous size in pages, or `None` if the new size
-    /// would pass the maximum (declared, embedder's, or 4 GiB) or the kernel refuses.
+    /// would pass the maximum (declared, embedder's, or 4 GiB) or the kernel refuses. New
+    /// pages read as zero; the base address does not change. `grow(0)` returns the size.
     pub fn grow(&mut self, delta_pages: u32) -> Option<u32> {
         let old = self.pages();
         let new = old.checked_add(delta_pages).filter(|n| *n <= self.max_pages)?;
-        let old_len = self.def.current_length;
-        let new_len = new as usize * WASM_PAGE_SIZE;
-        // SAFETY: the range lies inside our reservation (new_len <= max pages <= reservation)
-        // and becomes more accessible, so no reference is invalidated.
-        unsafe { sys::protect(self.def.base.add(old_len), new_len - old_len, Prot::ReadWrite) }.ok()?;
-        self.def.current_length = new_len;
+        self.set_accessible(new as usize * WASM_PAGE_SIZE).ok()?;
         Some(old)
+    }
+
+    /// Makes the first `new_len >= current_length` bytes read-write and records the length.
+    fn set_accessible(&mut self, new_len: usize) -> io::Result<()> {
+        let def = self.def_mut();
+        debug_assert!(new_len >= def.current_length);
+        // SAFETY: `current_length..new_len` lies inside our reservation (`new_len` is at most
+        // `max_pages` pages, which the reservation covers) and is page-aligned (wasm pages are
+        // multiples of OS pages); it becomes more accessible, so no reference is invalidated.
+        unsafe { sys::protect(def.base.add(def.current_length), new_len - def.current_length, Prot::ReadWrite) }?;
+        def.current_length = new_len;
+        Ok(())
+    }
+
+    fn def(&self) -> &VMMemoryDefinition {
+        // SAFETY: `def` comes from `Box::leak` and is freed only in `Drop`.
+        unsafe { self.def.as_ref() }
+    }
+
+    fn def_mut(&mut self) -> &mut VMMemoryDefinition {
+        // SAFETY: as in `def`; `&mut self` makes the access exclusive on the host side, and
+        // compiled code only reads the definition, never while the host mutates it.
+        unsafe { self.def.as_mut() }
     }
 
     /// Current size in pages.
     pub fn pages(&self) -> u32 {
-        (self.def.current_length / WASM_PAGE_SIZE) as u32
+        (self.def().current_length / WASM_PAGE_SIZE) as u32
     }
 
     /// The maximum the module declared.
@@ -127,36 +172,41 @@ impl LinearMemory {
 
     /// The definition compiled code reads; its address is stable for the memory's life.
     pub fn definition(&self) -> *mut VMMemoryDefinition {
-        &*self.def as *const VMMemoryDefinition as *mut VMMemoryDefinition
+        self.def.as_ptr()
     }
 
-    /// The base address (never moves).
+    /// The base address; it never moves, in either strategy.
     pub fn base(&self) -> *mut u8 {
-        self.def.base
+        self.def().base
     }
 
-    /// The accessible bytes.
+    /// The accessible bytes (`current_length` of them).
     pub fn data(&self) -> &[u8] {
-        // SAFETY: the first current_length bytes of the reservation are mapped read-write.
-        unsafe { std::slice::from_raw_parts(self.def.base, self.def.current_length) }
+        let def = self.def();
+        // SAFETY: the first current_length bytes of the reservation are mapped read-write and
+        // stay so while `self` is borrowed (only `grow`, taking `&mut self`, changes them).
+        unsafe { std::slice::from_raw_parts(def.base, def.current_length) }
     }
 
     /// The accessible bytes, writable.
     pub fn data_mut(&mut self) -> &mut [u8] {
+        let def = self.def();
         // SAFETY: as in `data`; `&mut self` makes the borrow exclusive on the host side.
-        unsafe { std::slice::from_raw_parts_mut(self.def.base, self.def.current_length) }
+        unsafe { std::slice::from_raw_parts_mut(def.base, def.current_length) }
     }
 }
 
 impl Drop for LinearMemory {
     fn drop(&mut self) {
         // SAFETY: we own the reservation; nothing uses it after the memory is dropped.
-        let _ = unsafe { sys::unmap(self.def.base, self.reservation) };
+        let _ = unsafe { sys::unmap(self.def().base, self.reservation) };
+        // SAFETY: `def` came from `Box::leak` and is freed exactly once, here.
+        drop(unsafe { Box::from_raw(self.def.as_ptr()) });
     }
 }
 
 /// Whether this process can reserve a guard-page memory (it cannot under a tight
-/// `RLIMIT_AS`, for instance). Checked once.
+/// `RLIMIT_AS`, for instance). Tried once; the answer is cached.
 pub fn guard_reservation_possible() -> bool {
     static POSSIBLE: OnceLock<bool> = OnceLock::new();
     *POSSIBLE.get_or_init(|| match sys::reserve(GUARD_RESERVATION) {
@@ -173,36 +223,66 @@ pub fn guard_reservation_possible() -> bool {
 mod tests {
     use super::*;
 
-    fn check(strategy: BoundsStrategy) {
+    fn grow_within_declared_max(strategy: BoundsStrategy) {
         let mut m = LinearMemory::new(1, Some(3), 65536, strategy).unwrap();
         assert_eq!(m.pages(), 1);
+        assert_eq!(m.declared_max(), Some(3));
         assert_eq!(m.grow(1), Some(1));
         assert_eq!(m.grow(2), None, "past the declared max");
-        assert_eq!(m.grow(0), Some(2));
+        assert_eq!(m.grow(u32::MAX), None, "overflowing page count");
+        assert_eq!(m.grow(0), Some(2), "delta 0 returns the size");
+        assert_eq!(m.pages(), 2);
         let len = m.data().len();
+        assert_eq!(len, 2 * WASM_PAGE_SIZE);
         m.data_mut()[len - 1] = 7;
-        assert_eq!(m.data()[len - 1], 7);
-        assert!(m.data()[..len - 1].iter().all(|b| *b == 0));
+        assert_eq!(m.data()[len - 1], 7, "the last byte is writable");
+        assert!(m.data()[..len - 1].iter().all(|b| *b == 0), "initially zero");
         let base = m.base();
+        let def = m.definition();
         assert_eq!(m.grow(1), Some(2));
         assert_eq!(m.base(), base, "the base never moves");
+        assert_eq!(m.definition(), def, "the definition never moves");
+        assert!(m.data()[len..].iter().all(|b| *b == 0), "grown pages are zero");
+        // Moving the memory keeps the definition where compiled code finds it.
+        let moved = Box::new(m);
+        assert_eq!(moved.definition(), def);
         // SAFETY: reading the definition of a live memory.
-        assert_eq!(unsafe { (*m.definition()).current_length }, 3 * WASM_PAGE_SIZE);
+        let d = unsafe { &*moved.definition() };
+        assert_eq!((d.base, d.current_length), (base, 3 * WASM_PAGE_SIZE));
+    }
 
+    fn limits(strategy: BoundsStrategy) {
         let mut limited = LinearMemory::new(0, None, 2, strategy).unwrap();
+        assert_eq!(limited.pages(), 0);
+        assert!(limited.data().is_empty());
+        assert!(!limited.base().is_null());
         assert_eq!(limited.grow(2), Some(0));
         assert_eq!(limited.grow(1), None, "past the embedder's limit");
-        assert!(matches!(LinearMemory::new(3, None, 2, strategy), Err(MemoryError::OverLimit { .. })));
+        assert_eq!(limited.pages(), 2);
+
+        let mut zero = LinearMemory::new(0, Some(0), 65536, strategy).unwrap();
+        assert_eq!(zero.grow(0), Some(0));
+        assert_eq!(zero.grow(1), None);
+
+        let err = LinearMemory::new(3, None, 2, strategy).err().expect("over the limit");
+        assert_eq!(err.to_string(), "memory of 3 pages exceeds the limit of 2 pages");
+        assert!(matches!(LinearMemory::new(4, Some(3), 65536, strategy), Err(MemoryError::OverLimit { .. })));
+
+        let mut full = LinearMemory::new(0, None, 65536, strategy).unwrap();
+        assert_eq!(full.grow(65536), Some(0), "4 GiB is reachable (address space only)");
+        assert_eq!(full.grow(1), None, "past 4 GiB");
     }
 
     #[test]
     fn grow_and_limits_with_guard_pages() {
         assert!(guard_reservation_possible());
-        check(BoundsStrategy::GuardPages);
+        grow_within_declared_max(BoundsStrategy::GuardPages);
+        limits(BoundsStrategy::GuardPages);
     }
 
     #[test]
     fn grow_and_limits_with_explicit_checks() {
-        check(BoundsStrategy::Explicit);
+        grow_within_declared_max(BoundsStrategy::Explicit);
+        limits(BoundsStrategy::Explicit);
     }
 }
