@@ -26,9 +26,9 @@ pub struct RunSpec<'a> {
     pub artifact_out: Option<std::fs::File>,
     /// Stop after compiling (`sandboxrun compile`).
     pub compile_only: bool,
-    /// The seccomp filters, built by the parent before forking; `None` runs unconfined
-    /// (only for the engine's own tests of this sequence).
-    pub filters: Option<&'a sandbox::Filters>,
+    /// The confinement and its seccomp filter, both built by the parent before forking;
+    /// `None` runs unconfined (only for tests of this sequence).
+    pub confine: Option<(&'a sandbox::Confinement, &'a sandbox::Filter)>,
 }
 
 fn ms(since: Instant) -> f64 {
@@ -120,35 +120,12 @@ fn run_stages(
     *ctx_out.borrow_mut() = Some(ctx.clone());
     stages.link = ms(t);
 
-    if let Some(filters) = spec.filters {
-        let mut paths: Vec<(std::path::PathBuf, bool)> =
-            policy.mounts.iter().map(|m| (m.host.clone(), m.mode == Mode::Rw)).collect();
-        if let policy::Stdin::File(p) = &policy.stdin {
-            paths.push((p.clone(), false));
+    if let Some((confinement, filter)) = spec.confine {
+        if let Err(e) = crate::confinement::check_rw_mounts(policy) {
+            return error(e);
         }
-        let c = sandbox::Confinement {
-            paths,
-            require_landlock: policy.require_landlock,
-            rlimits: sandbox::Rlimits {
-                cpu_seconds: Some(limits.cpu_time.as_secs_f64().ceil() as u64),
-                file_size: Some(limits.file_size),
-                // The guest's own limit is enforced by WASI; the process needs a few more.
-                open_files: Some(limits.open_files + 64),
-                data: None,
-            },
-            empty_root: true,
-        };
-        match sandbox::confine(&c, filters) {
-            Ok(applied) => {
-                *confinement_out.borrow_mut() = Some(Confinement {
-                    namespaces: sandbox::spawn::NAMESPACES.iter().map(|(n, _)| n.to_string()).collect(),
-                    landlock: format!("{:?}", applied.landlock).to_lowercase(),
-                    seccomp: applied.seccomp,
-                    no_new_privs: true,
-                    capabilities: "none".into(),
-                    cgroup: "none".into(),
-                })
-            }
+        match sandbox::confine_with(confinement, filter) {
+            Ok(applied) => *confinement_out.borrow_mut() = Some(crate::confinement::describe(&applied)),
             Err(e) => return error(format!("confinement failed: {e}")),
         }
     }

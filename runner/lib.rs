@@ -2,14 +2,19 @@
 //!
 //! - [`cli`]: the command line.
 //! - [`run`]: the parent: fork, supervise, verdict ([`supervisor`], [`report`]).
+//! - [`confinement`]: the run's confinement from its policy; [`verdict`]: how a run ended;
+//!   [`oom`]: failed allocations end the process with a status the parent understands.
 //! - [`child`]: the child's pipeline: load, compile, WASI, link, instantiate, execute.
 //! - [`wasi_link`]: WASI host functions linked into the engine.
 //! - [`inspect`]: `sandboxrun inspect`.
 
 pub mod child;
 pub mod cli;
+pub mod confinement;
 pub mod inspect;
+pub mod oom;
 pub mod report;
 pub mod run;
 pub mod supervisor;
+pub mod verdict;
 pub mod wasi_link;

@@ -7,6 +7,9 @@ use sandboxrun::cli::{CacheCommand, PolicyCommand, RunCli, Tool, ToolCli, SUBCOM
 use sandboxrun::report::{Report, EXIT_ERROR};
 use std::process::ExitCode;
 
+#[global_allocator]
+static ALLOCATOR: sandboxrun::oom::ExitOnOom = sandboxrun::oom::ExitOnOom;
+
 fn main() -> ExitCode {
     let first = std::env::args().nth(1).unwrap_or_default();
     let code = if SUBCOMMANDS.contains(&first.as_str()) { tool(ToolCli::parse()) } else { run(RunCli::parse()) };

@@ -68,9 +68,15 @@ pub struct Stages {
 /// The confinement the child applied to itself.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Confinement {
-    /// New namespaces.
+    /// New namespaces, "user" first.
     pub namespaces: Vec<String>,
-    /// Landlock: "full", "partial" or "unsupported".
+    /// The run's uid (its own for a caller that is not root, `run_as` for root).
+    pub uid: u32,
+    /// The run's gid.
+    pub gid: u32,
+    /// The root was replaced by an empty read-only tmpfs.
+    pub empty_root: bool,
+    /// Landlock: "abi N", "abi N (partial)" or "unsupported".
     pub landlock: String,
     /// Seccomp allowlist on.
     pub seccomp: bool,
@@ -78,9 +84,17 @@ pub struct Confinement {
     pub no_new_privs: bool,
     /// Capabilities left ("none").
     pub capabilities: String,
-    /// cgroup limits: "none" (memory is capped by the engine, CPU by RLIMIT_CPU and the
-    /// supervisor, peak memory read from rusage).
+    /// The resource limits set (soft limit; the hard limit is the same except RLIMIT_CPU's,
+    /// a second later).
+    pub rlimits: std::collections::BTreeMap<String, u64>,
+    /// "v2" when the run has its own cgroup v2 (memory.max, pids.max, peak memory), otherwise
+    /// "none: <why>" (memory is then capped by RLIMIT_DATA and the engine, peak memory read
+    /// from rusage).
     pub cgroup: String,
+    /// The descriptors open when confinement began: stdio, the two pipes to the parent, WASI's
+    /// duplicates of stdout and stderr, one per mount (and the stdin file). Nothing inherited
+    /// from the caller.
+    pub open_fds: Vec<i32>,
 }
 
 /// What the child sends the parent when it is done.
@@ -120,6 +134,28 @@ pub enum Status {
     Error,
 }
 
+/// Why a run was stopped or killed (the `reason` of the report).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// The wall-clock limit: the supervisor killed the run.
+    WallTime,
+    /// The CPU-time limit: the supervisor killed the run, or it ended past the limit.
+    CpuTime,
+    /// A native allocation failed at the process's data limit (`RLIMIT_DATA`).
+    NativeMemory,
+    /// The run's cgroup hit `memory.max` and the kernel killed it.
+    CgroupMemory,
+    /// The output limit.
+    Output,
+    /// Seccomp killed the run for a denied system call.
+    Seccomp,
+    /// The guest raised a signal with `proc_raise`.
+    GuestSignal,
+    /// Another signal killed the run.
+    Signal,
+}
+
 /// The JSON report of `--report FILE`.
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
@@ -127,7 +163,13 @@ pub struct Report {
     pub status: Status,
     /// The guest's exit code, when it exited.
     pub exit_code: Option<i32>,
-    /// Details of the verdict: which time limit, which signal.
+    /// Which limit or what killed the run.
+    pub reason: Option<Reason>,
+    /// The signal that killed the run.
+    pub signal: Option<i32>,
+    /// The system call seccomp denied.
+    pub syscall: Option<String>,
+    /// Details of the verdict in words: which time limit, which signal.
     pub details: Option<String>,
     /// The trap, when it trapped.
     pub trap: Option<TrapReport>,

@@ -2,14 +2,16 @@
 //! module, supervise it, and turn what happened into a report and an exit status.
 
 use crate::child::{self, RunSpec};
-use crate::report::{ChildOutcome, ChildReport, Report, Status};
-use crate::supervisor::{self, ExitStatus};
+use crate::confinement;
+use crate::report::{ChildReport, Report, Status};
+use crate::supervisor;
+use crate::verdict;
 use engine::cache::{CacheKey, CodeCache};
 use engine::{Config, Engine};
 use policy::Policy;
 use sha2::{Digest, Sha256};
 use std::io::Write;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -86,6 +88,9 @@ pub fn run(run: Run) -> Report {
     let base = |status, error: Option<String>| Report {
         status,
         exit_code: None,
+        reason: None,
+        signal: None,
+        syscall: None,
         details: None,
         trap: None,
         error,
@@ -109,13 +114,32 @@ pub fn run(run: Run) -> Report {
     let (artifact_read, artifact_write) = artifact_pipes;
     let wants_artifact = cache.is_some();
     let limits = run.policy.limits;
-    // Built once, before forking; applied by the child as its last confinement step.
-    let filters = match sandbox::compile_filters() {
+    // Built before forking: the child only applies them.
+    let confinement = confinement::for_policy(&run.policy);
+    let Some(arch) = sandbox::Arch::native() else {
+        return base(Status::Error, Some("no seccomp filter for this architecture".into()));
+    };
+    let filter = match sandbox::compile_filter(arch, Some(sandbox::PID_IN_NAMESPACE)) {
         Ok(f) => f,
         Err(e) => return base(Status::Error, Some(e.to_string())),
     };
+    let cgroup_name = format!("sandboxrun-{}", std::process::id());
+    let (cgroup, cgroup_status) = match sandbox::Cgroup::create(&cgroup_name, &confinement::cgroup_limits(&run.policy))
+    {
+        Ok(c) => (Some(c), "v2".to_string()),
+        Err(e) => (None, format!("none: {e}")),
+    };
     let started = Instant::now();
     let child = || {
+        crate::oom::mark_child();
+        // Nothing inherited from the caller reaches the run: only stdio and the two pipes.
+        let keep = [0, 1, 2, write_end.as_raw_fd(), artifact_write.as_raw_fd()];
+        // SAFETY: first thing in the fresh child: the objects alive here own only the kept
+        // descriptors, and the pipes' read ends, which the child never uses.
+        if let Err(e) = unsafe { sandbox::fds::close_inherited(&keep) } {
+            eprintln!("sandboxrun: error: failed to close inherited descriptors: {e}");
+            return crate::report::EXIT_ERROR;
+        }
         let invoke = run.invoke.clone().map(|name| (name, run.args.clone()));
         let extra_args = if invoke.is_some() { Vec::new() } else { run.args.clone() };
         let report = child::run(RunSpec {
@@ -127,7 +151,7 @@ pub fn run(run: Run) -> Report {
             artifact: cached.as_deref(),
             artifact_out: wants_artifact.then(|| std::fs::File::from(artifact_write)),
             compile_only: run.compile_only,
-            filters: Some(&filters),
+            confine: Some((&confinement, &filter)),
         });
         let _ = std::io::stdout().flush();
         let mut pipe = std::fs::File::from(write_end);
@@ -135,12 +159,12 @@ pub fn run(run: Run) -> Report {
         0
     };
     // SAFETY: the CLI is single-threaded here (compilation threads start in the child).
-    let pid = match unsafe { sandbox::spawn::spawn(true, child) } {
-        Ok(pid) => pid,
-        Err(e) => return base(Status::Error, Some(format!("failed to fork: {e}"))),
+    let spawned = match unsafe { sandbox::spawn(&confinement, cgroup.as_ref(), child) } {
+        Ok(c) => c,
+        Err(e) => return base(Status::Error, Some(format!("failed to start the run: {e}"))),
     };
     let mut pipes = [(read_end, Vec::new()), (artifact_read, Vec::new())];
-    let exit = match supervisor::wait(pid, started, limits.wall_time, &mut pipes) {
+    let exit = match supervisor::wait(spawned.pid(), started, limits.wall_time, limits.cpu_time, &mut pipes) {
         Ok(e) => e,
         Err(e) => return base(Status::Error, Some(format!("failed to wait for the run: {e}"))),
     };
@@ -160,9 +184,23 @@ pub fn run(run: Run) -> Report {
     report.cpu_time_ms = exit.cpu_time.as_millis() as u64;
     report.wall_time_ms = exit.wall_time.as_millis() as u64;
     report.peak_memory_bytes = exit.peak_rss_bytes;
+    let mut observed =
+        verdict::Observed { syscall: spawned.violation().map(|v| v.to_string()), ..verdict::Observed::default() };
+    if let Some(cgroup) = cgroup {
+        if let Ok(Some(peak)) = cgroup.memory_peak() {
+            report.peak_memory_bytes = peak;
+        }
+        observed.oom_kills = cgroup.oom_kills().ok().flatten().unwrap_or(0);
+        if let Err(e) = cgroup.remove() {
+            eprintln!("sandboxrun: warning: {e}");
+        }
+    }
     if let Some(c) = &child_report {
         report.stages = c.stages.clone();
         report.confinement = c.confinement.clone();
+        if let Some(conf) = report.confinement.as_mut().filter(|c| c.cgroup == "none") {
+            conf.cgroup = cgroup_status;
+        }
         if c.compiled {
             report.compile_ms = c.stages.compile;
             if report.cache == "hit" {
@@ -174,48 +212,14 @@ pub fn run(run: Run) -> Report {
         report.stdout_bytes = c.stdout_bytes;
         report.stderr_bytes = c.stderr_bytes;
     }
-    let cpu_exceeded = exit.cpu_time >= limits.cpu_time || exit.status == ExitStatus::Signaled(libc::SIGXCPU);
-    match (exit.status, child_report.map(|c| c.outcome)) {
-        _ if exit.wall_timeout => {
-            report.status = Status::TimeLimit;
-            report.details = Some(format!("wall time limit of {}", policy::format_duration(limits.wall_time)));
-        }
-        // SIGXCPU comes only from the CPU rlimit; SIGKILL from its hard limit a second later.
-        (ExitStatus::Signaled(libc::SIGXCPU), None) | (ExitStatus::Signaled(libc::SIGKILL), None) if cpu_exceeded => {
-            report.status = Status::TimeLimit;
-            report.details = Some(format!("cpu time limit of {}", policy::format_duration(limits.cpu_time)));
-        }
-        (_, Some(ChildOutcome::Exited { code })) => {
-            report.status = Status::Exited;
-            report.exit_code = Some(code);
-        }
-        (_, Some(ChildOutcome::Trapped(t))) => {
-            report.status = Status::Trapped;
-            report.trap = Some(t);
-        }
-        (_, Some(ChildOutcome::OutputLimit)) => {
-            report.status = Status::OutputLimit;
-            report.details = Some(format!("output limit of {}", policy::format_size(limits.output)));
-        }
-        (_, Some(ChildOutcome::Raised { signal })) => {
-            report.status = Status::Killed;
-            report.exit_code = Some(128 + i32::from(signal));
-            report.details = Some(format!("guest raised signal {signal}"));
-        }
-        (_, Some(ChildOutcome::Error { message })) => report.error = Some(message),
-        (ExitStatus::Signaled(libc::SIGSYS), None) => {
-            report.status = Status::Killed;
-            report.exit_code = Some(128 + libc::SIGSYS);
-            report.details = Some("reason: seccomp (a forbidden system call)".into());
-        }
-        (ExitStatus::Signaled(sig), None) => {
-            report.status = Status::Killed;
-            report.exit_code = Some(128 + sig);
-            report.details = Some(format!("signal {sig}"));
-        }
-        (ExitStatus::Exited(code), None) => {
-            report.error = Some(format!("the run ended without a report (exit status {code})"));
-        }
-    }
+    let v = verdict::decide(&exit, child_report.map(|c| c.outcome), &limits, &observed);
+    report.status = v.status;
+    report.exit_code = v.exit_code;
+    report.reason = v.reason;
+    report.signal = v.signal;
+    report.syscall = v.syscall;
+    report.details = v.details;
+    report.trap = v.trap;
+    report.error = v.error;
     report
 }

@@ -1,6 +1,11 @@
 //! The supervising parent's side of a run: wait for the child (started by
-//! `sandbox::spawn`) with a wall-clock deadline, killing it at the deadline, and collect its
-//! exit status and resource usage.
+//! `sandbox::spawn`), killing it at its wall-clock deadline or when its CPU time reaches the
+//! limit, and collect its exit status and resource usage.
+//!
+//! The CPU time is read from the child's process CPU clock, not sampled at a fixed rate: the
+//! parent sleeps for the CPU time left divided by the cores the child can use (it cannot
+//! spend it faster), so a run far from its limit costs a handful of wake-ups, and one at its
+//! limit is stopped within a few milliseconds of it.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -22,6 +27,8 @@ pub struct ChildExit {
     pub status: ExitStatus,
     /// Whether the parent killed it at the wall-clock deadline.
     pub wall_timeout: bool,
+    /// Whether the parent killed it when its CPU time reached the limit.
+    pub cpu_timeout: bool,
     /// Wall time from fork to exit.
     pub wall_time: Duration,
     /// User + system CPU time of the child and its reaped descendants.
@@ -40,6 +47,23 @@ fn pidfd_open(pid: libc::pid_t) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
+/// The CPU time (user + system, all threads) of a child not yet reaped.
+fn cpu_time(pid: libc::pid_t) -> io::Result<Duration> {
+    let mut clock: libc::clockid_t = 0;
+    // SAFETY: a valid out-pointer.
+    let r = unsafe { libc::clock_getcpuclockid(pid, &mut clock) };
+    if r != 0 {
+        return Err(io::Error::from_raw_os_error(r));
+    }
+    // SAFETY: all-zero is a valid timespec.
+    let mut t: libc::timespec = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid clock id and out-pointer.
+    if unsafe { libc::clock_gettime(clock, &mut t) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(Duration::new(t.tv_sec as u64, t.tv_nsec as u32))
+}
+
 /// Reads what is available from `fd` into `buf`; `false` at end of file.
 fn drain(fd: &OwnedFd, buf: &mut Vec<u8>) -> bool {
     let mut chunk = [0u8; 64 << 10];
@@ -51,27 +75,33 @@ fn drain(fd: &OwnedFd, buf: &mut Vec<u8>) -> bool {
     n > 0 || (n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted)
 }
 
-/// Waits for `pid` to exit, killing it (SIGKILL) once `wall_limit` has passed since `started`.
-/// Meanwhile reads everything the child writes to the `pipes` (their read ends) into their
-/// buffers, so a child writing more than a pipe holds never blocks.
+/// Waits for `pid` to exit, killing it (SIGKILL) once `wall_limit` has passed since `started`
+/// or its CPU time reaches `cpu_limit`. Meanwhile reads everything the child writes to the
+/// `pipes` (their read ends) into their buffers, so a child writing more than a pipe holds
+/// never blocks.
 pub fn wait(
     pid: libc::pid_t,
     started: Instant,
     wall_limit: Duration,
+    cpu_limit: Duration,
     pipes: &mut [(OwnedFd, Vec<u8>)],
 ) -> io::Result<ChildExit> {
     let pidfd = pidfd_open(pid)?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
     let mut open: Vec<bool> = vec![true; pipes.len()];
     let deadline = started + wall_limit;
-    let mut wall_timeout = false;
+    let (mut wall_timeout, mut cpu_timeout) = (false, false);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
+        // A child that just exited may have no clock any more: pidfd then reports it.
+        let cpu_left = cpu_limit.saturating_sub(cpu_time(pid).unwrap_or_default());
+        if left.is_zero() || cpu_left.is_zero() {
             // SAFETY: signalling our own unreaped child: the pid cannot have been reused.
             unsafe { libc::kill(pid, libc::SIGKILL) };
-            wall_timeout = true;
+            (wall_timeout, cpu_timeout) = (left.is_zero(), !left.is_zero());
             break;
         }
+        let left = left.min(cpu_left / cores);
         let mut fds = vec![libc::pollfd { fd: pidfd.as_raw_fd(), events: libc::POLLIN, revents: 0 }];
         for (i, (fd, _)) in pipes.iter().enumerate() {
             // A closed pipe is polled as -1, which poll ignores.
@@ -125,6 +155,7 @@ pub fn wait(
     Ok(ChildExit {
         status,
         wall_timeout,
+        cpu_timeout,
         wall_time,
         cpu_time: tv(usage.ru_utime) + tv(usage.ru_stime),
         peak_rss_bytes: usage.ru_maxrss as u64 * 1024,
@@ -142,23 +173,43 @@ mod tests {
     fn exit_code_and_timeout() {
         let started = Instant::now();
         // SAFETY: the child only calls `_exit`.
-        let pid = unsafe { sandbox::spawn::spawn(false, || 7) }.unwrap();
-        let exit = wait(pid, started, Duration::from_secs(10), &mut []).unwrap();
+        let pid = unsafe { sandbox::spawn::fork(|| 7) }.unwrap();
+        let exit = wait(pid, started, Duration::from_secs(10), Duration::from_secs(10), &mut []).unwrap();
         assert_eq!(exit.status, ExitStatus::Exited(7));
         assert!(!exit.wall_timeout);
 
         let started = Instant::now();
         // SAFETY: the child spins without calling anything.
         let pid = unsafe {
-            sandbox::spawn::spawn(false, || loop {
+            sandbox::spawn::fork(|| loop {
                 std::hint::spin_loop()
             })
         }
         .unwrap();
-        let exit = wait(pid, started, Duration::from_millis(200), &mut []).unwrap();
+        let exit = wait(pid, started, Duration::from_millis(200), Duration::from_secs(10), &mut []).unwrap();
         assert_eq!(exit.status, ExitStatus::Signaled(libc::SIGKILL));
         assert!(exit.wall_timeout);
         assert!(exit.wall_time >= Duration::from_millis(200) && exit.wall_time < Duration::from_secs(2));
         assert!(exit.cpu_time > Duration::from_millis(50), "{:?}", exit.cpu_time);
+    }
+
+    #[test]
+    fn cpu_limit_stops_a_spinning_child_close_to_the_limit() {
+        let started = Instant::now();
+        // SAFETY: the child spins without calling anything.
+        let pid = unsafe {
+            sandbox::spawn::fork(|| loop {
+                std::hint::spin_loop()
+            })
+        }
+        .unwrap();
+        let exit = wait(pid, started, Duration::from_secs(10), Duration::from_millis(300), &mut []).unwrap();
+        assert_eq!(exit.status, ExitStatus::Signaled(libc::SIGKILL));
+        assert!(exit.cpu_timeout && !exit.wall_timeout);
+        assert!(
+            exit.cpu_time >= Duration::from_millis(300) && exit.cpu_time < Duration::from_millis(400),
+            "{:?}",
+            exit.cpu_time
+        );
     }
 }

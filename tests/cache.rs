@@ -1,14 +1,10 @@
 //! The code cache through the binary: hits, misses, damaged rows and files, concurrency.
 
+mod common;
+
+use common::temp_dir;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("sandboxrun-cache-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 fn run(cache: &Path, module: &Path, report: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_sandboxrun"))

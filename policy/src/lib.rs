@@ -175,6 +175,23 @@ impl Default for CachePolicy {
     }
 }
 
+/// The unprivileged identity a run takes when sandboxrun is started by root (a caller that is
+/// not root always runs as itself). Neither id is 0; rw mounts must be writable by it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RunAs {
+    /// The user id.
+    pub uid: u32,
+    /// The group id (supplementary groups are dropped).
+    pub gid: u32,
+}
+
+impl Default for RunAs {
+    /// `nobody`/`nogroup` (65534), which owns nothing on a normal system.
+    fn default() -> Self {
+        RunAs { uid: 65534, gid: 65534 }
+    }
+}
+
 /// A validated policy.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Policy {
@@ -192,6 +209,8 @@ pub struct Policy {
     pub require_landlock: bool,
     /// The code cache.
     pub cache: CachePolicy,
+    /// The identity of runs started by root.
+    pub run_as: RunAs,
 }
 
 #[derive(Deserialize)]
@@ -208,6 +227,14 @@ struct RawPolicy {
     limits: Option<RawLimits>,
     require_landlock: Option<bool>,
     cache: Option<RawCache>,
+    run_as: Option<RawRunAs>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRunAs {
+    uid: Spanned<String>,
+    gid: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -374,6 +401,19 @@ impl Policy {
                 policy.cache.max_size = parse_size(&m.value).map_err(|e| spanned_err(m, "cache.max_size", e))?;
             }
         }
+        if let Some(r) = &raw.run_as {
+            let id = |s: &Spanned<String>, field: &str| match s.value.trim().parse::<u32>() {
+                Ok(0) => Err(spanned_err(s, field, "must not be 0: runs never take root's identity".into())),
+                Ok(n) if n != u32::MAX => Ok(n),
+                _ => Err(spanned_err(s, field, format!("'{}' is not a numeric id", s.value))),
+            };
+            let uid = id(&r.uid, "run_as.uid")?;
+            let gid = match &r.gid {
+                Some(g) => id(g, "run_as.gid")?,
+                None => uid,
+            };
+            policy.run_as = RunAs { uid, gid };
+        }
         Ok(policy)
     }
 
@@ -462,6 +502,7 @@ impl Policy {
             out += &format!("  path: {}\n", q(&p.display().to_string()));
         }
         out += &format!("  max_size: {}\n", format_size(self.cache.max_size));
+        out += &format!("run_as: {{uid: {}, gid: {}}}\n", self.run_as.uid, self.run_as.gid);
         out
     }
 }

@@ -1,6 +1,6 @@
 //! Policy parsing and validation: each error names the file, line, column and field.
 
-use policy::{GuestPath, Limits, Mode, Policy, PolicyError, Stdin};
+use policy::{GuestPath, Limits, Mode, Policy, PolicyError, RunAs, Stdin};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -49,6 +49,17 @@ fn defaults_when_omitted() {
     assert_eq!(p.limits.cpu_time, Duration::from_secs(10));
     assert_eq!(p.limits.memory, 512 << 20);
     assert!(p.require_landlock);
+    assert_eq!(p.run_as, RunAs { uid: 65534, gid: 65534 });
+}
+
+#[test]
+fn run_as_is_an_unprivileged_identity() {
+    assert_eq!(parse("version: 1\nrun_as: {uid: 1000, gid: 100}\n").unwrap().run_as, RunAs { uid: 1000, gid: 100 });
+    assert_eq!(parse("version: 1\nrun_as: {uid: 2000}\n").unwrap().run_as, RunAs { uid: 2000, gid: 2000 });
+    fails("version: 1\nrun_as: {uid: 0}\n", 2, 15, "run_as.uid: must not be 0");
+    fails("version: 1\nrun_as: {uid: 5, gid: 0}\n", 2, 23, "run_as.gid: must not be 0");
+    fails("version: 1\nrun_as: {uid: nobody}\n", 2, 15, "'nobody' is not a numeric id");
+    fails("version: 1\nrun_as: {gid: 5}\n", 2, 10, "missing field `uid`");
 }
 
 #[test]
@@ -111,7 +122,7 @@ fn cli_overrides() {
 
 #[test]
 fn effective_policy_round_trips() {
-    let p = parse("version: 1\nargs: [\"a b\", \"q\\\"\"]\nenv: {X: \"1\"}\nmounts:\n  - {host: data, guest: /data}\nstdin: inherit\nlimits:\n  memory: 64MiB\n  cpu_time: 1500ms\n").unwrap();
+    let p = parse("version: 1\nargs: [\"a b\", \"q\\\"\"]\nenv: {X: \"1\"}\nmounts:\n  - {host: data, guest: /data}\nstdin: inherit\nlimits:\n  memory: 64MiB\n  cpu_time: 1500ms\nrun_as: {uid: 7, gid: 8}\n").unwrap();
     let yaml = p.to_yaml();
     let again = Policy::parse(&yaml, Path::new("/"), "effective").unwrap();
     assert_eq!(again, p, "{yaml}");

@@ -1,88 +1,132 @@
-//! Confinement of the current process, usable on its own.
+//! Confinement of the current process, usable on its own: the runner builds a [`Confinement`]
+//! (plain data) from its policy; this crate knows nothing of policies.
 //!
-//! The sequence (the runner follows it; `docs/confinement.md` repeats it):
+//! The sequence the runner follows (`docs/confinement.md` repeats it with the threat model):
 //!
-//! 1. Before forking: build the seccomp filters ([`seccomp::compile_filters`]).
-//! 2. [`spawn::spawn`]: fork into new user, pid, mount, network, IPC, UTS and cgroup
-//!    namespaces; the child is pid 1 of its pid namespace and dies with its parent.
-//! 3. In the child, open everything the run needs by path (mount directories, the stdin
-//!    file): after step 4 nothing else can be opened.
-//! 4. [`confine`]: rlimits, `no_new_privs`, landlock, capabilities dropped, seccomp — each
-//!    step failing closed with an error naming the system call.
+//! - **Parent, before forking**: [`compile_filter`] (seccomp BPF, with [`PID_IN_NAMESPACE`]),
+//!   and optionally [`Cgroup::create`] (memory.max, pids.max).
+//! - **Parent**: [`spawn()`] — `clone(2)` into new namespaces (the run is pid 1 of its own),
+//!   id maps written, child moved into the cgroup, then the child runs its function.
+//! - **Child**: open everything the run needs by path (WASI's preopened directories, the stdin
+//!   file): after confinement no host path resolves. Then [`confine_with`] (or [`confine`],
+//!   which compiles the filter itself), and only then touch untrusted input.
+//! - **Parent**: wait for the child; [`Child::termination`] names the system call of a seccomp
+//!   death; read [`Cgroup::memory_peak`] and [`Cgroup::oom_kills`], then [`Cgroup::remove`].
+//!
+//! The steps, in the order [`confine_with`] applies them, each failing closed with an error
+//! naming the step and the system call:
+//!
+//! 0. the descriptors left open are listed (the caller closes the inherited ones first with
+//!    [`fds::close_inherited`]) — [`fds`];
+//! 1. namespaces (created by [`spawn()`]; checked here) — [`namespaces`];
+//! 2. an empty read-only root — [`root`];
+//! 3. `no_new_privs`, not dumpable, securebits locked, every capability dropped — [`privileges`];
+//! 4. landlock — [`landlock_rules`];
+//! 5. rlimits — [`rlimits`];
+//! 6. cgroup (placed by [`spawn()`]; reported here) — [`cgroup`];
+//! 7. seccomp, last — [`seccomp`].
 
-pub mod filesystem;
+#![deny(missing_docs)]
+
+pub mod applied;
+pub mod cgroup;
+pub mod config;
+pub mod fds;
+mod handshake;
+pub mod landlock_rules;
+pub mod namespaces;
 pub mod privileges;
 pub mod rlimits;
 pub mod root;
 pub mod seccomp;
 pub mod spawn;
+mod sys;
 
-use std::path::PathBuf;
+pub use applied::{Applied, ConfineError};
+pub use cgroup::{Cgroup, CgroupError, CgroupLimits};
+pub use config::{Access, Confinement, Namespaces, PathRule, Rlimits, RunAs};
+pub use handshake::HandshakeError;
+pub use landlock_rules::LandlockApplied;
+pub use rlimits::AppliedRlimit;
+pub use seccomp::{compile_filter, Arch, Filter, Violation, ViolationSlot, PID_IN_NAMESPACE};
+pub use spawn::{spawn, Child, SpawnError, Termination};
 
-pub use filesystem::LandlockStatus;
-pub use rlimits::Rlimits;
-pub use seccomp::{compile_filters, Filters};
-
-/// What to confine the process to.
-#[derive(Clone, Debug, Default)]
-pub struct Confinement {
-    /// Paths the process may still reach: `(path, writable)`.
-    pub paths: Vec<(PathBuf, bool)>,
-    /// Whether a kernel without landlock is an error.
-    pub require_landlock: bool,
-    /// Resource limits.
-    pub rlimits: Rlimits,
-    /// Replace the root with an empty tmpfs (needs the namespaces `spawn` creates).
-    pub empty_root: bool,
+/// Confines the calling process, compiling the seccomp filter for itself first (see
+/// [`confine_with`]).
+///
+/// # Errors
+/// As for [`confine_with`]; also [`ConfineError::Seccomp`] if the architecture has no list.
+pub fn confine(c: &Confinement) -> Result<Applied, ConfineError> {
+    let arch = Arch::native().ok_or(seccomp::SeccompError::Mismatch {
+        compiled: "no architecture".into(),
+        actual: std::env::consts::ARCH.into(),
+    })?;
+    let filter = compile_filter(arch, Some(nix::unistd::getpid().as_raw()))?;
+    confine_with(c, &filter)
 }
 
-/// What was actually applied (for the run report).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Applied {
-    /// Landlock's enforcement.
-    pub landlock: LandlockStatus,
-    /// Whether seccomp is on.
-    pub seccomp: bool,
-}
+/// Confines the calling process: steps 1 to 7 in order (see the crate documentation). From
+/// here on, it reaches only the descriptors it already holds and the paths of `c.paths`
+/// (through those descriptors), and makes only the system calls of the allowlist.
+///
+/// # Errors
+/// [`ConfineError`] naming the step and system call that failed; the process must then not run
+/// untrusted code (it may be partly confined).
+pub fn confine_with(c: &Confinement, filter: &Filter) -> Result<Applied, ConfineError> {
+    // Landlock and seccomp bind the calling thread and its future threads only. Counted while
+    // /proc still resolves (before step 2).
+    match sys::thread_count() {
+        Ok(1) => {}
+        Ok(n) => return Err(ConfineError::Threads(n)),
+        Err(e) => return Err(ConfineError::ThreadCount(e)),
+    }
 
-/// Why confinement failed (the run must not go on).
-#[derive(Debug, thiserror::Error)]
-pub enum ConfineError {
-    /// A resource limit.
-    #[error(transparent)]
-    Rlimit(#[from] rlimits::RlimitError),
-    /// no_new_privs, securebits or capabilities.
-    #[error(transparent)]
-    Privileges(#[from] privileges::PrivilegeError),
-    /// Landlock.
-    #[error(transparent)]
-    Landlock(#[from] filesystem::LandlockError),
-    /// The empty root.
-    #[error(transparent)]
-    Root(#[from] root::RootError),
-    /// Seccomp.
-    #[error(transparent)]
-    Seccomp(#[from] seccomp::SeccompError),
-}
+    // The descriptors the run keeps, for the report (before step 2 hides /proc).
+    let open_fds = fds::open_fds().map_err(ConfineError::Descriptors)?;
 
-/// Confines the calling process (see the crate documentation for where this fits).
-pub fn confine(c: &Confinement, filters: &Filters) -> Result<Applied, ConfineError> {
-    // Limits first: lowering them needs no privilege, and later steps cannot undo them.
-    rlimits::apply(&c.rlimits)?;
-    // no_new_privs before landlock and seccomp, which require it when unprivileged.
-    privileges::no_new_privs()?;
-    // Landlock's rules open their paths: while the host's paths still resolve.
-    let prepared = filesystem::prepare(&c.paths)?;
-    // The empty root: needs CAP_SYS_ADMIN (in our user namespace), so before dropping
-    // capabilities; after it no host path can be named at all.
+    // 1. Namespaces: entered by spawn (a pid namespace needs a new process); checked here.
+    let namespaces = namespaces::check(&c.namespaces)?;
+
+    // Landlock's rule handles are opened now, while the host's paths still resolve: after
+    // step 2 none does.
+    let rules = landlock_rules::open_rules(&c.paths)?;
+
+    // 2. The empty root. Needs CAP_SYS_ADMIN in our user namespace: before step 3.
     if c.empty_root {
         root::empty_root()?;
     }
-    let landlock = filesystem::restrict(prepared, c.require_landlock)?;
-    // Capabilities after landlock (which needs none) and before seccomp (capset is not on the
-    // allowlist).
-    privileges::drop_capabilities()?;
-    // Seccomp last: from here on only allowlisted system calls work.
-    seccomp::apply(filters)?;
-    Ok(Applied { landlock, seccomp: true })
+
+    // 3. Privileges. no_new_privs before landlock and seccomp, which require it of a process
+    //    without CAP_SYS_ADMIN; capabilities after the last step that needs them (2).
+    privileges::drop_privileges()?;
+
+    // 4. Landlock, enforced with the handles opened above.
+    let landlock = landlock_rules::enforce(rules, c.require_landlock)?;
+
+    // 5. Limits. Lowering needs no privilege; after the filesystem steps so RLIMIT_NOFILE
+    //    cannot starve them; before seccomp, which refuses setrlimit.
+    let rlimits = rlimits::apply(&c.rlimits)?;
+
+    // 6. The cgroup: the parent moved the child in before it ran anything; nothing to do here.
+    let cgroup = namespaces::spawned().is_some_and(|s| s.cgroup);
+    // Read while getuid is still allowed.
+    let (uid, gid) = (nix::unistd::getuid().as_raw(), nix::unistd::getgid().as_raw());
+
+    // 7. Seccomp, last: from here on only allowlisted system calls run (no prctl, no
+    //    setrlimit, no landlock calls, no mount).
+    seccomp::apply(filter)?;
+
+    Ok(Applied {
+        open_fds,
+        namespaces,
+        uid,
+        gid,
+        empty_root: c.empty_root,
+        no_new_privs: true,
+        capabilities_dropped: true,
+        landlock,
+        rlimits,
+        cgroup,
+        seccomp: true,
+    })
 }

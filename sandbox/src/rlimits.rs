@@ -1,52 +1,91 @@
-//! Resource limits, the kernel's backstops behind the supervisor's own checks.
+//! Step 5, resource limits: the kernel's backstops behind the supervisor's own accounting.
+//!
+//! Memory: each linear memory reserves 6 GiB of address space as `PROT_NONE` (`MAP_NORESERVE`)
+//! and `memory.grow` makes a prefix of it accessible with `mprotect`. `RLIMIT_AS` counts the
+//! reservations, so any value small enough to matter breaks instantiation: it is left alone.
+//! `RLIMIT_DATA` counts private writable mappings only — heap, allocator arenas, thread stacks,
+//! and each part of a reservation the moment `mprotect` makes it writable (that `mprotect`
+//! fails with ENOMEM past the limit) — so it bounds the anonymous memory a run can use. Shared
+//! mappings, which it would not count, are refused by seccomp. It does not count page cache or
+//! kernel memory: only a cgroup's `memory.max` (step 6) does.
+//!
+//! Signals: the run is pid 1 of its pid namespace, and the kernel does not apply the default
+//! action of a signal sent to a namespace's init (only of forced ones: SIGKILL, SIGSTOP,
+//! faults, seccomp's SIGSYS). So SIGXCPU at the soft CPU limit does nothing to a spawned run:
+//! the hard limit, a second later, sends SIGKILL, and the supervisor names the verdict by
+//! comparing the run's CPU time to the limit (a process that is not a namespace's init dies of
+//! SIGXCPU at the soft limit). SIGXFSZ is ignored explicitly, pid 1 or not: a write past the
+//! file size limit fails with EFBIG, which WASI passes on to the guest.
 
-/// The limits to set (each `None` leaves the inherited limit).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Rlimits {
-    /// CPU seconds: SIGXCPU at the limit, SIGKILL a second later.
-    pub cpu_seconds: Option<u64>,
-    /// Largest file the process may write, in bytes.
-    pub file_size: Option<u64>,
-    /// Open descriptors.
-    pub open_files: Option<u64>,
-    /// Private writable memory in bytes (RLIMIT_DATA): counts memory made accessible, not the
-    /// PROT_NONE guard reservations of linear memories, which RLIMIT_AS would.
-    pub data: Option<u64>,
-}
+use crate::config::Rlimits;
+use nix::sys::resource::{getrlimit, setrlimit, Resource};
+use nix::sys::signal::{SigHandler, Signal};
+use std::io;
 
 /// Why a limit could not be set.
 #[derive(Debug, thiserror::Error)]
-#[error("setrlimit({resource}): {source}")]
+#[error("rlimits: {call}({resource}): {source}")]
 pub struct RlimitError {
-    /// Which limit.
+    /// `getrlimit` or `setrlimit`.
+    pub call: &'static str,
+    /// The limit.
     pub resource: &'static str,
     /// The error.
-    pub source: std::io::Error,
+    pub source: io::Error,
 }
 
-fn set(resource: libc::__rlimit_resource_t, name: &'static str, soft: u64, hard: u64) -> Result<(), RlimitError> {
-    let limit = libc::rlimit { rlim_cur: soft, rlim_max: hard };
-    // SAFETY: valid rlimit for our own process.
-    if unsafe { libc::setrlimit(resource, &limit) } != 0 {
-        return Err(RlimitError { resource: name, source: std::io::Error::last_os_error() });
-    }
-    Ok(())
+/// A limit as set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AppliedRlimit {
+    /// The resource, `"RLIMIT_CPU"` etc.
+    pub resource: &'static str,
+    /// The soft limit.
+    pub soft: u64,
+    /// The hard limit.
+    pub hard: u64,
 }
 
-/// Sets the limits, and no core dumps.
-pub fn apply(limits: &Rlimits) -> Result<(), RlimitError> {
-    set(libc::RLIMIT_CORE, "RLIMIT_CORE", 0, 0)?;
+fn set(resource: Resource, name: &'static str, soft: u64, hard: u64) -> Result<AppliedRlimit, RlimitError> {
+    let fail = |call| move |e| RlimitError { call, resource: name, source: crate::sys::io(e) };
+    // Never above the inherited hard limit: raising it needs CAP_SYS_RESOURCE, and lowering
+    // a requested value is stricter, never laxer.
+    let (_, current_hard) = getrlimit(resource).map_err(fail("getrlimit"))?;
+    let (soft, hard) = (soft.min(current_hard), hard.min(current_hard));
+    setrlimit(resource, soft, hard).map_err(fail("setrlimit"))?;
+    Ok(AppliedRlimit { resource: name, soft, hard })
+}
+
+/// Sets the limits, and no core dumps or locked memory. Returns what was set.
+pub fn apply(limits: &Rlimits) -> Result<Vec<AppliedRlimit>, RlimitError> {
+    let mut applied = vec![
+        set(Resource::RLIMIT_CORE, "RLIMIT_CORE", 0, 0)?,
+        // Nothing to lock: mlock, io_uring and bpf are all refused by seccomp anyway.
+        set(Resource::RLIMIT_MEMLOCK, "RLIMIT_MEMLOCK", 0, 0)?,
+    ];
     if let Some(s) = limits.cpu_seconds {
-        set(libc::RLIMIT_CPU, "RLIMIT_CPU", s, s + 1)?;
+        // SIGXCPU at the soft limit (ignored by a namespace's init), SIGKILL a second later.
+        applied.push(set(Resource::RLIMIT_CPU, "RLIMIT_CPU", s, s.saturating_add(1))?);
     }
-    if let Some(b) = limits.file_size {
-        set(libc::RLIMIT_FSIZE, "RLIMIT_FSIZE", b, b)?;
+    if limits.file_size.is_some() {
+        // A write past the limit fails with EFBIG instead of raising SIGXFSZ.
+        // SAFETY: SIG_IGN installs no handler.
+        unsafe { nix::sys::signal::signal(Signal::SIGXFSZ, SigHandler::SigIgn) }.map_err(|e| RlimitError {
+            call: "rt_sigaction",
+            resource: "SIGXFSZ",
+            source: crate::sys::io(e),
+        })?;
     }
-    if let Some(n) = limits.open_files {
-        set(libc::RLIMIT_NOFILE, "RLIMIT_NOFILE", n, n)?;
+    let plain = [
+        (limits.data, Resource::RLIMIT_DATA, "RLIMIT_DATA"),
+        (limits.address_space, Resource::RLIMIT_AS, "RLIMIT_AS"),
+        (limits.file_size, Resource::RLIMIT_FSIZE, "RLIMIT_FSIZE"),
+        (limits.open_files, Resource::RLIMIT_NOFILE, "RLIMIT_NOFILE"),
+        (limits.processes, Resource::RLIMIT_NPROC, "RLIMIT_NPROC"),
+    ];
+    for (value, resource, name) in plain {
+        if let Some(v) = value {
+            applied.push(set(resource, name, v, v)?);
+        }
     }
-    if let Some(b) = limits.data {
-        set(libc::RLIMIT_DATA, "RLIMIT_DATA", b, b)?;
-    }
-    Ok(())
+    Ok(applied)
 }

@@ -1,0 +1,137 @@
+//! The shape of the seccomp lists: one entry per system call with its number, name, argument
+//! rule and who needs it (allowlist), or why it must never be allowed (denylist). The lists
+//! themselves are data, one file per architecture.
+
+use seccompiler::TargetArch;
+
+/// A CPU architecture with a system call list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Arch {
+    /// x86-64 (the engine's only target so far).
+    X86_64,
+    /// AArch64 (lists kept, never run yet).
+    Aarch64,
+}
+
+const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+const AUDIT_ARCH_AARCH64: u32 = 0xc000_00b7;
+
+impl Arch {
+    /// The architecture this crate is compiled for, if it has a list.
+    pub const fn native() -> Option<Arch> {
+        if cfg!(target_arch = "x86_64") {
+            Some(Arch::X86_64)
+        } else if cfg!(target_arch = "aarch64") {
+            Some(Arch::Aarch64)
+        } else {
+            None
+        }
+    }
+
+    /// The `AUDIT_ARCH_*` value the kernel reports (in `seccomp_data` and in SIGSYS's siginfo).
+    pub const fn audit(self) -> u32 {
+        match self {
+            Arch::X86_64 => AUDIT_ARCH_X86_64,
+            Arch::Aarch64 => AUDIT_ARCH_AARCH64,
+        }
+    }
+
+    /// The architecture of an `AUDIT_ARCH_*` value.
+    pub const fn from_audit(audit: u32) -> Option<Arch> {
+        match audit {
+            AUDIT_ARCH_X86_64 => Some(Arch::X86_64),
+            AUDIT_ARCH_AARCH64 => Some(Arch::Aarch64),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn target(self) -> TargetArch {
+        match self {
+            Arch::X86_64 => TargetArch::x86_64,
+            Arch::Aarch64 => TargetArch::aarch64,
+        }
+    }
+
+    /// The allowlist.
+    pub fn allowed(self) -> &'static [Entry] {
+        match self {
+            Arch::X86_64 => super::x86_64::ALLOWED,
+            Arch::Aarch64 => super::aarch64::ALLOWED,
+        }
+    }
+
+    /// System calls that must never be allowed (checked by tests; named in reports).
+    pub fn denied(self) -> &'static [Denied] {
+        match self {
+            Arch::X86_64 => super::x86_64::DENIED,
+            Arch::Aarch64 => super::aarch64::DENIED,
+        }
+    }
+}
+
+/// When an allowlisted system call is allowed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rule {
+    /// With any arguments.
+    Always,
+    /// `clone`: only for a thread (`CLONE_THREAD`, `CLONE_VM`, `CLONE_SIGHAND`, `CLONE_FS`,
+    /// `CLONE_FILES` all set) and never with a `CLONE_NEW*` flag. No new process, no namespace.
+    ThreadsOnly,
+    /// `mmap`: only private mappings (no `MAP_SHARED`/`MAP_SHARED_VALIDATE`), so every
+    /// writable anonymous mapping counts against `RLIMIT_DATA`.
+    PrivateOnly,
+    /// `prctl`: only `PR_SET_NAME` and `PR_GET_NAME` (thread names).
+    ThreadName,
+    /// `tgkill`: only to a thread of the process itself (its pid given to
+    /// [`super::compile_filter`]); denied when that pid is unknown.
+    OwnProcess,
+    /// `rt_sigaction`: any signal but SIGSYS, whose handler reports violations. Changing
+    /// SIGSYS's disposition is `SECCOMP_RET_KILL_PROCESS` (the second filter); the reporter
+    /// itself ends the process that way.
+    NotSigsys,
+    /// `clone3`: answered ENOSYS (the third filter) without running, so glibc falls back to
+    /// `clone`, whose flags — unlike `clone3`'s, behind a pointer — a filter can inspect.
+    Enosys,
+}
+
+/// An allowlisted system call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// Its number on the list's architecture.
+    pub nr: i64,
+    /// Its name.
+    pub name: &'static str,
+    /// When it is allowed.
+    pub rule: Rule,
+    /// Who needs it after confinement.
+    pub needed_by: &'static str,
+}
+
+impl Entry {
+    pub(crate) const fn new(nr: i64, name: &'static str, rule: Rule, needed_by: &'static str) -> Entry {
+        Entry { nr, name, rule, needed_by }
+    }
+}
+
+/// A system call that must never be allowed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Denied {
+    /// Its number on the list's architecture.
+    pub nr: i64,
+    /// Its name.
+    pub name: &'static str,
+    /// What it would give an attacker.
+    pub why: &'static str,
+}
+
+impl Denied {
+    pub(crate) const fn new(nr: i64, name: &'static str, why: &'static str) -> Denied {
+        Denied { nr, name, why }
+    }
+}
+
+/// The name of a system call number, where the lists know it.
+pub fn syscall_name(arch: Arch, nr: i64) -> Option<&'static str> {
+    let allowed = arch.allowed().iter().find(|e| e.nr == nr).map(|e| e.name);
+    allowed.or_else(|| arch.denied().iter().find(|d| d.nr == nr).map(|d| d.name))
+}
