@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Everything the parent needs to run a module.
 pub struct Run {
@@ -33,33 +33,42 @@ pub struct Run {
     pub compile_only: bool,
 }
 
-/// The cache as this run uses it. The database is closed while the child runs, so the
-/// child never holds a descriptor that could write to it.
+/// The cache as this run uses it. The parent alone holds the database; the child closes its
+/// inherited copies of the descriptors before anything else, so it can never write to it.
 struct Cache {
-    path: PathBuf,
-    max: u64,
+    db: CodeCache,
     key: CacheKey,
 }
+
+/// How long recording a hit may wait for another process's write: it happens while the run
+/// is under way, and must not delay the supervisor.
+const TOUCH_PATIENCE: Duration = Duration::from_millis(20);
 
 /// Opens the cache and looks the module up. Any cache failure is one warning line and the
 /// run continues without the cache.
 fn lookup(run: &Run, sha: &[u8; 32]) -> (Option<Cache>, Option<Vec<u8>>) {
     let Some((path, max)) = &run.cache else { return (None, None) };
-    let opened = Engine::new(Config::default())
-        .map_err(|e| e.to_string())
-        .and_then(|engine| Ok((CodeCache::open(path, *max).map_err(|e| e.to_string())?, engine)));
-    let (cache, engine) = match opened {
-        Ok(c) => c,
+    let warn = |e: &dyn std::fmt::Display| eprintln!("sandboxrun: warning: {e}; running without the code cache");
+    let db = match CodeCache::open(path, *max) {
+        Ok(db) => db,
         Err(e) => {
-            eprintln!("sandboxrun: warning: {e}; running without the code cache");
+            warn(&e);
             return (None, None);
         }
     };
-    let key = CacheKey::new(sha, &engine.compiler().fingerprint());
-    match cache.get(&key) {
-        Ok(artifact) => (Some(Cache { path: path.clone(), max: *max, key }), artifact),
+    // The engine the child will build (same configuration, same machine): its fingerprint.
+    let fingerprint = match Engine::new(Config::default()) {
+        Ok(engine) => engine.compiler().fingerprint(),
         Err(e) => {
-            eprintln!("sandboxrun: warning: {e}; running without the code cache");
+            warn(&e);
+            return (None, None);
+        }
+    };
+    let key = CacheKey::new(sha, &fingerprint);
+    match db.get(&key) {
+        Ok(artifact) => (Some(Cache { db, key }), artifact),
+        Err(e) => {
+            warn(&e);
             (None, None)
         }
     }
@@ -163,6 +172,10 @@ pub fn run(run: Run) -> Report {
         Ok(c) => c,
         Err(e) => return base(Status::Error, Some(format!("failed to start the run: {e}"))),
     };
+    if let (Some(c), Some(_)) = (&cache, &cached) {
+        // While the run starts: the bookkeeping of a hit is off its critical path.
+        c.db.touch(&c.key, TOUCH_PATIENCE);
+    }
     let mut pipes = [(read_end, Vec::new()), (artifact_read, Vec::new())];
     let exit = match supervisor::wait(spawned.pid(), started, limits.wall_time, limits.cpu_time, &mut pipes) {
         Ok(e) => e,
@@ -174,7 +187,7 @@ pub fn run(run: Run) -> Report {
     if let (Some(c), true) = (&cache, compiled && !artifact.is_empty()) {
         // Only well-formed artifacts are stored; the child cannot write the cache itself.
         if engine::artifact::Artifact::from_bytes(&artifact).is_ok() {
-            if let Err(e) = CodeCache::open(&c.path, c.max).and_then(|cache| cache.put(&c.key, &artifact)) {
+            if let Err(e) = c.db.put(&c.key, &artifact) {
                 eprintln!("sandboxrun: warning: {e}; the compiled code was not cached");
             }
         }

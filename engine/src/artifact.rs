@@ -8,10 +8,11 @@
 //! length and offset, so a damaged artifact is an error, never an out-of-bounds write.
 
 use crate::trap::TrapKind;
+use crate::vm::memory::BoundsStrategy;
 
 const MAGIC: &[u8; 8] = b"SBRNART\0";
 /// Bumped whenever the artifact's meaning changes.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 
 /// How a relocation is patched.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -151,8 +152,11 @@ pub struct CompiledFunction {
 }
 
 /// Everything compiled for one module.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Artifact {
+    /// The memory strategy the code assumes: code relying on guard pages must never run
+    /// against memories without them (checked when it is loaded).
+    pub bounds: BoundsStrategy,
     /// Defined functions, in order.
     pub functions: Vec<CompiledFunction>,
     /// Per type index: `extern "C" fn(callee_vmctx, wasm_call, caller_vmctx, values)`.
@@ -181,6 +185,10 @@ impl Artifact {
         let mut out = Vec::new();
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        out.push(match self.bounds {
+            BoundsStrategy::GuardPages => 0,
+            BoundsStrategy::Explicit => 1,
+        });
         for list in [&self.functions, &self.array_trampolines, &self.host_trampolines] {
             out.extend_from_slice(&(list.len() as u32).to_le_bytes());
             for f in list {
@@ -223,6 +231,11 @@ impl Artifact {
         if version != FORMAT_VERSION {
             return Err(ArtifactError::Version(version));
         }
+        let bounds = match r.u8()? {
+            0 => BoundsStrategy::GuardPages,
+            1 => BoundsStrategy::Explicit,
+            _ => return Err(ArtifactError::Corrupt("bounds strategy")),
+        };
         let mut lists = Vec::with_capacity(3);
         for _ in 0..3 {
             let count = r.count(4)?;
@@ -274,7 +287,7 @@ impl Artifact {
         let host_trampolines = lists.pop().expect("3 lists");
         let array_trampolines = lists.pop().expect("3 lists");
         let functions = lists.pop().expect("3 lists");
-        Ok(Artifact { functions, array_trampolines, host_trampolines })
+        Ok(Artifact { bounds, functions, array_trampolines, host_trampolines })
     }
 }
 
@@ -327,6 +340,7 @@ mod tests {
             traps: vec![(2, TrapKind::Unreachable), (20, TrapKind::MemoryOutOfBounds)],
         };
         Artifact {
+            bounds: BoundsStrategy::GuardPages,
             functions: vec![f.clone(), CompiledFunction::default()],
             array_trampolines: vec![f],
             host_trampolines: vec![],

@@ -53,6 +53,14 @@ pub enum CacheError {
 /// The schema version this code writes.
 pub const SCHEMA_VERSION: i64 = 1;
 
+/// How long a statement waits for another process's write to finish.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The write-ahead log is folded back into the database (and truncated) once it passes this
+/// size. Every connection that opens the database scans the whole log to index it, so a long
+/// log taxes every run; checkpointing costs a writer two fsyncs, so not after every write.
+const WAL_CHECKPOINT_BYTES: u64 = 256 << 10;
+
 /// A cache key: see the module documentation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CacheKey(pub [u8; 32]);
@@ -77,9 +85,9 @@ pub struct CacheStats {
     pub entries: u64,
     /// Bytes of artifacts.
     pub bytes: u64,
-    /// Lookups that found a valid row.
+    /// Lookups that found a valid row (recorded by [`CodeCache::touch`]).
     pub hits: u64,
-    /// Lookups that did not.
+    /// Artifacts stored after a miss.
     pub misses: u64,
 }
 
@@ -104,14 +112,14 @@ impl CodeCache {
         }
         let sql = |source| CacheError::Sqlite { path: name.clone(), source };
         let conn = Connection::open(path).map_err(sql)?;
-        conn.busy_timeout(Duration::from_secs(10)).map_err(sql)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(sql)?;
         // WAL lets readers proceed during a write; a read-only database keeps its mode.
         // In WAL mode `synchronous = NORMAL` stays consistent after a crash (a power loss may
         // only lose the latest entries, which are recompiled), and skips an fsync per write.
         let _ = conn.pragma_update(None, "journal_mode", "WAL");
         let _ = conn.pragma_update(None, "synchronous", "NORMAL");
         // Every run closes its connection: checkpointing the WAL on each close would cost a
-        // run several fsyncs; SQLite checkpoints automatically as the WAL grows.
+        // run several fsyncs; writers bound it instead (`bound_wal`).
         let _ = conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true);
         let cache = CodeCache { conn, path: name, max_bytes };
         cache.migrate()?;
@@ -157,7 +165,8 @@ impl CodeCache {
         );
     }
 
-    /// The artifact stored under `key`, if present and intact. A damaged row is deleted.
+    /// The artifact stored under `key`, if present and intact: a read, nothing written (a
+    /// damaged row is deleted). Record the use with [`CodeCache::touch`], off the critical path.
     pub fn get(&self, key: &CacheKey) -> Result<Option<Vec<u8>>, CacheError> {
         let row: Option<(Vec<u8>, Vec<u8>)> = self
             .conn
@@ -166,21 +175,25 @@ impl CodeCache {
             })
             .optional()
             .map_err(self.err())?;
-        let Some((checksum, data)) = row else {
-            self.count("misses");
-            return Ok(None);
-        };
+        let Some((checksum, data)) = row else { return Ok(None) };
         if Sha256::digest(&data)[..] != checksum[..] {
             self.conn.execute("DELETE FROM artifacts WHERE key = ?1", params![&key.0[..]]).map_err(self.err())?;
-            self.count("misses");
             return Ok(None);
         }
-        // Bookkeeping in one small transaction; failing it (a read-only file) loses nothing.
+        Ok(Some(data))
+    }
+
+    /// Records a hit on `key`: its `last_used` time (for eviction) and the hit count, waiting
+    /// at most `patience` for a concurrent writer. Bookkeeping only: a failure (a busy or
+    /// read-only file) loses nothing.
+    pub fn touch(&self, key: &CacheKey, patience: Duration) {
+        let _ = self.conn.busy_timeout(patience);
         let _ = self.conn.execute_batch("BEGIN");
         let _ = self.conn.execute("UPDATE artifacts SET last_used = ?2 WHERE key = ?1", params![&key.0[..], now()]);
         self.count("hits");
         let _ = self.conn.execute_batch("COMMIT");
-        Ok(Some(data))
+        self.bound_wal();
+        let _ = self.conn.busy_timeout(BUSY_TIMEOUT);
     }
 
     /// Stores an artifact, then evicts least-recently-used rows beyond the size bound.
@@ -196,7 +209,19 @@ impl CodeCache {
                 params![&key.0[..], &checksum[..], data.len() as i64, data, t],
             )
             .map_err(self.err())?;
-        self.evict(self.max_bytes)
+        self.count("misses");
+        self.evict(self.max_bytes)?;
+        self.bound_wal();
+        Ok(())
+    }
+
+    /// Checkpoints and truncates the write-ahead log once it passes [`WAL_CHECKPOINT_BYTES`]
+    /// (best effort: a busy reader only postpones it).
+    fn bound_wal(&self) {
+        let wal = format!("{}-wal", self.path);
+        if std::fs::metadata(wal).is_ok_and(|m| m.len() > WAL_CHECKPOINT_BYTES) {
+            let _ = self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        }
     }
 
     /// Evicts least-recently-used rows until the total is at most `bound` bytes.
@@ -295,6 +320,7 @@ mod tests {
         assert_eq!(c.get(&key(1)).unwrap(), None);
         c.put(&key(1), b"artifact").unwrap();
         assert_eq!(c.get(&key(1)).unwrap(), Some(b"artifact".to_vec()));
+        c.touch(&key(1), Duration::from_millis(50));
         assert_ne!(CacheKey::new(&[1; 32], "fp"), CacheKey::new(&[1; 32], "fp2"));
         let s = c.stats().unwrap();
         assert_eq!((s.entries, s.bytes, s.hits, s.misses), (1, 8, 1, 1));
@@ -319,11 +345,25 @@ mod tests {
         std::thread::sleep(Duration::from_millis(2));
         c.put(&key(2), &[2; 100]).unwrap();
         std::thread::sleep(Duration::from_millis(2));
-        assert!(c.get(&key(1)).unwrap().is_some(), "touch 1: now 2 is the least recently used");
+        assert!(c.get(&key(1)).unwrap().is_some());
+        c.touch(&key(1), Duration::from_millis(50)); // now 2 is the least recently used
         std::thread::sleep(Duration::from_millis(2));
         c.put(&key(3), &[3; 100]).unwrap();
         assert!(c.get(&key(2)).unwrap().is_none());
         assert!(c.get(&key(1)).unwrap().is_some() && c.get(&key(3)).unwrap().is_some());
+    }
+
+    #[test]
+    fn the_write_ahead_log_stays_short() {
+        let path = temp("wal");
+        let c = CodeCache::open(&path, 64 << 20).unwrap();
+        for n in 0..40 {
+            c.put(&key(n), &[n; 64 << 10]).unwrap();
+            c.touch(&key(n), Duration::from_millis(50));
+        }
+        let wal = std::fs::metadata(format!("{}-wal", path.display())).map_or(0, |m| m.len());
+        assert!(wal <= WAL_CHECKPOINT_BYTES + (128 << 10), "the log is {wal} bytes");
+        assert_eq!(c.stats().unwrap().entries, 40);
     }
 
     #[test]

@@ -258,7 +258,9 @@ fn missing_import_names_module_field_and_type() {
 
 #[test]
 fn artifact_round_trip_runs_the_same() {
-    let engine = engine(BoundsStrategy::GuardPages);
+    let guarded = engine(BoundsStrategy::GuardPages);
+    let explicit = engine(BoundsStrategy::Explicit);
+    let engine = guarded;
     let wasm = wat::parse_str(CONTROL).unwrap();
     let (_, artifact) = Module::compile(&engine, &wasm).unwrap();
     let bytes = artifact.to_bytes();
@@ -270,6 +272,9 @@ fn artifact_round_trip_runs_the_same() {
     let mut damaged = bytes.clone();
     damaged.truncate(bytes.len() - 3);
     assert!(Module::from_artifact(&engine, &wasm, &damaged).is_err());
+    // Code that relies on guard pages never runs against memories without them.
+    let err = Module::from_artifact(&explicit, &wasm, &bytes).err().expect("bounds strategy mismatch");
+    assert!(err.to_string().contains("bounds strategy"), "{err}");
 }
 
 #[test]
