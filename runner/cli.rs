@@ -117,7 +117,7 @@ pub struct CompileArgs {
 /// `sandboxrun cache ...`.
 #[derive(Subcommand, Debug)]
 pub enum CacheCommand {
-    /// Entries, bytes, hits and misses.
+    /// Entries, bytes and artifacts stored (hits are not counted: each run's report says).
     Stats,
     /// Remove every entry.
     Clear,

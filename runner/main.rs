@@ -94,12 +94,11 @@ fn tool(cli: ToolCli) -> i32 {
             let result = match command {
                 CacheCommand::Stats => cache.stats().map(|s| {
                     println!(
-                        "path: {}\nentries: {}\nbytes: {}\nhits: {}\nmisses: {}",
+                        "path: {}\nentries: {}\nbytes: {}\nstores: {}",
                         path.display(),
                         s.entries,
                         s.bytes,
-                        s.hits,
-                        s.misses
+                        s.stores
                     )
                 }),
                 CacheCommand::Clear => cache.clear().map(|()| println!("cleared {}", path.display())),

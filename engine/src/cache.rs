@@ -56,10 +56,9 @@ pub const SCHEMA_VERSION: i64 = 1;
 /// How long a statement waits for another process's write to finish.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The write-ahead log is folded back into the database (and truncated) once it passes this
-/// size. Every connection that opens the database scans the whole log to index it, so a long
-/// log taxes every run; checkpointing costs a writer two fsyncs, so not after every write.
-const WAL_CHECKPOINT_BYTES: u64 = 256 << 10;
+/// How stale a row's `last_used` may get before a use rewrites it: eviction order is exact to
+/// this granularity, and a cache hit is a pure read in all but one run a minute.
+pub const LRU_GRANULARITY: Duration = Duration::from_secs(60);
 
 /// A cache key: see the module documentation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -85,10 +84,10 @@ pub struct CacheStats {
     pub entries: u64,
     /// Bytes of artifacts.
     pub bytes: u64,
-    /// Lookups that found a valid row (recorded by [`CodeCache::touch`]).
-    pub hits: u64,
-    /// Artifacts stored after a miss.
-    pub misses: u64,
+    /// Artifacts stored (each after a miss, or by `sandboxrun compile`). Hits are not
+    /// counted: counting them would make every hit a write (each run's report says hit or
+    /// miss).
+    pub stores: u64,
 }
 
 /// An open code cache.
@@ -96,6 +95,7 @@ pub struct CodeCache {
     conn: Connection,
     path: String,
     max_bytes: u64,
+    lru_granularity: Duration,
 }
 
 fn now() -> i64 {
@@ -121,7 +121,7 @@ impl CodeCache {
         // Every run closes its connection: checkpointing the WAL on each close would cost a
         // run several fsyncs; writers bound it instead (`bound_wal`).
         let _ = conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true);
-        let cache = CodeCache { conn, path: name, max_bytes };
+        let cache = CodeCache { conn, path: name, max_bytes, lru_granularity: LRU_GRANULARITY };
         cache.migrate()?;
         Ok(cache)
     }
@@ -183,16 +183,20 @@ impl CodeCache {
         Ok(Some(data))
     }
 
-    /// Records a hit on `key`: its `last_used` time (for eviction) and the hit count, waiting
-    /// at most `patience` for a concurrent writer. Bookkeeping only: a failure (a busy or
-    /// read-only file) loses nothing.
+    /// Records a use of `key` for eviction: its `last_used` time, when older than
+    /// [`LRU_GRANULARITY`] (so a module run again and again costs a write a minute, not a
+    /// write a run), waiting at most `patience` for a concurrent writer. Bookkeeping only: a
+    /// failure (a busy or read-only file) loses nothing.
     pub fn touch(&self, key: &CacheKey, patience: Duration) {
         let _ = self.conn.busy_timeout(patience);
-        let _ = self.conn.execute_batch("BEGIN");
-        let _ = self.conn.execute("UPDATE artifacts SET last_used = ?2 WHERE key = ?1", params![&key.0[..], now()]);
-        self.count("hits");
-        let _ = self.conn.execute_batch("COMMIT");
-        self.bound_wal();
+        let t = now();
+        let changed = self.conn.execute(
+            "UPDATE artifacts SET last_used = ?2 WHERE key = ?1 AND last_used < ?3",
+            params![&key.0[..], t, t - self.lru_granularity.as_micros() as i64],
+        );
+        if changed.is_ok_and(|n| n > 0) {
+            self.checkpoint();
+        }
         let _ = self.conn.busy_timeout(BUSY_TIMEOUT);
     }
 
@@ -209,19 +213,22 @@ impl CodeCache {
                 params![&key.0[..], &checksum[..], data.len() as i64, data, t],
             )
             .map_err(self.err())?;
-        self.count("misses");
+        self.count("stores");
         self.evict(self.max_bytes)?;
-        self.bound_wal();
+        self.checkpoint();
         Ok(())
     }
 
-    /// Checkpoints and truncates the write-ahead log once it passes [`WAL_CHECKPOINT_BYTES`]
-    /// (best effort: a busy reader only postpones it).
-    fn bound_wal(&self) {
-        let wal = format!("{}-wal", self.path);
-        if std::fs::metadata(wal).is_ok_and(|m| m.len() > WAL_CHECKPOINT_BYTES) {
-            let _ = self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
-        }
+    /// Folds the write-ahead log into the database and truncates it (best effort: a busy
+    /// reader only postpones it). Every connection that opens the database scans the whole
+    /// log to index it, so writers, which are rare, leave it empty for the readers.
+    fn checkpoint(&self) {
+        let _ = self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+    }
+
+    /// Sets how stale `last_used` must be before [`CodeCache::touch`] rewrites it.
+    pub fn set_lru_granularity(&mut self, granularity: Duration) {
+        self.lru_granularity = granularity;
     }
 
     /// Evicts least-recently-used rows until the total is at most `bound` bytes.
@@ -264,12 +271,7 @@ impl CodeCache {
                 .map(|v| v.unwrap_or(0))
                 .map_err(self.err())
         };
-        Ok(CacheStats {
-            entries: entries as u64,
-            bytes: bytes as u64,
-            hits: counter("hits")? as u64,
-            misses: counter("misses")? as u64,
-        })
+        Ok(CacheStats { entries: entries as u64, bytes: bytes as u64, stores: counter("stores")? as u64 })
     }
 
     /// Removes every entry and counter.
@@ -323,7 +325,7 @@ mod tests {
         c.touch(&key(1), Duration::from_millis(50));
         assert_ne!(CacheKey::new(&[1; 32], "fp"), CacheKey::new(&[1; 32], "fp2"));
         let s = c.stats().unwrap();
-        assert_eq!((s.entries, s.bytes, s.hits, s.misses), (1, 8, 1, 1));
+        assert_eq!((s.entries, s.bytes, s.stores), (1, 8, 1));
         c.clear().unwrap();
         assert_eq!(c.stats().unwrap(), CacheStats::default());
     }
@@ -340,7 +342,8 @@ mod tests {
 
     #[test]
     fn least_recently_used_is_evicted() {
-        let c = CodeCache::open(&temp("lru"), 250).unwrap();
+        let mut c = CodeCache::open(&temp("lru"), 250).unwrap();
+        c.set_lru_granularity(Duration::ZERO);
         c.put(&key(1), &[1; 100]).unwrap();
         std::thread::sleep(Duration::from_millis(2));
         c.put(&key(2), &[2; 100]).unwrap();
@@ -354,16 +357,29 @@ mod tests {
     }
 
     #[test]
-    fn the_write_ahead_log_stays_short() {
+    fn readers_find_an_empty_write_ahead_log() {
         let path = temp("wal");
-        let c = CodeCache::open(&path, 64 << 20).unwrap();
-        for n in 0..40 {
+        let mut c = CodeCache::open(&path, 64 << 20).unwrap();
+        c.set_lru_granularity(Duration::ZERO);
+        for n in 0..20 {
             c.put(&key(n), &[n; 64 << 10]).unwrap();
+            std::thread::sleep(Duration::from_millis(1));
             c.touch(&key(n), Duration::from_millis(50));
         }
         let wal = std::fs::metadata(format!("{}-wal", path.display())).map_or(0, |m| m.len());
-        assert!(wal <= WAL_CHECKPOINT_BYTES + (128 << 10), "the log is {wal} bytes");
-        assert_eq!(c.stats().unwrap().entries, 40);
+        assert_eq!(wal, 0);
+        assert_eq!(c.stats().unwrap().entries, 20);
+    }
+
+    #[test]
+    fn a_recent_use_is_not_rewritten() {
+        let c = CodeCache::open(&temp("granularity"), 1 << 20).unwrap();
+        c.put(&key(1), b"x").unwrap();
+        let last_used = || -> i64 { c.conn.query_row("SELECT last_used FROM artifacts", [], |r| r.get(0)).unwrap() };
+        let before = last_used();
+        std::thread::sleep(Duration::from_millis(2));
+        c.touch(&key(1), Duration::from_millis(50));
+        assert_eq!(last_used(), before, "used less than a minute ago: no write");
     }
 
     #[test]
@@ -375,7 +391,7 @@ mod tests {
         let path = temp("readonly");
         CodeCache::open(&path, 1 << 20).unwrap().put(&key(1), b"x").unwrap();
         let ro = Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
-        let c = CodeCache { conn: ro, path: "ro".into(), max_bytes: 1 << 20 };
+        let c = CodeCache { conn: ro, path: "ro".into(), max_bytes: 1 << 20, lru_granularity: LRU_GRANULARITY };
         assert_eq!(c.get(&key(1)).unwrap(), Some(b"x".to_vec()), "reads still work");
         assert!(c.put(&key(2), b"y").is_err(), "writes fail cleanly");
     }

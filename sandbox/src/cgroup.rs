@@ -70,9 +70,17 @@ impl Cgroup {
     /// that is not one path component; [`CgroupError::Io`] otherwise.
     pub fn create(name: &str, limits: &CgroupLimits) -> Result<Cgroup, CgroupError> {
         let unavailable = |reason: String| CgroupError::Unavailable { reason };
-        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| unavailable(e.to_string()))?;
         let membership = std::fs::read_to_string("/proc/self/cgroup").map_err(|e| unavailable(e.to_string()))?;
-        let parent = own_cgroup_dir(&mountinfo, &membership).map_err(unavailable)?;
+        // The usual places first (a unified or a hybrid system, our cgroup beneath the mount's
+        // root): no need to read the mount table, which is long on busy hosts.
+        let parent = match usual_cgroup_dir(&membership) {
+            Some(dir) => dir,
+            None => {
+                let mountinfo =
+                    std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| unavailable(e.to_string()))?;
+                own_cgroup_dir(&mountinfo, &membership).map_err(unavailable)?
+            }
+        };
         Cgroup::create_in(&parent, name, limits)
     }
 
@@ -228,6 +236,19 @@ fn event_count(text: &str, key: &str) -> Option<u64> {
 }
 
 /// This process's cgroup v2 directory, from `/proc/self/mountinfo` and `/proc/self/cgroup`.
+/// This process's cgroup v2 directory when the hierarchy is mounted at `/sys/fs/cgroup` or
+/// `/sys/fs/cgroup/unified` and the directory exists; `None` means: read the mount table.
+fn usual_cgroup_dir(membership: &str) -> Option<PathBuf> {
+    const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
+    let own = membership.lines().find_map(|l| l.strip_prefix("0::"))?;
+    ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"].into_iter().find_map(|mount| {
+        let is_cgroup2 =
+            nix::sys::statfs::statfs(mount).is_ok_and(|s| s.filesystem_type().0 as i64 == CGROUP2_SUPER_MAGIC);
+        let dir = Path::new(mount).join(own.trim_start_matches('/'));
+        (is_cgroup2 && dir.is_dir()).then_some(dir)
+    })
+}
+
 fn own_cgroup_dir(mountinfo: &str, membership: &str) -> Result<PathBuf, String> {
     let own = membership
         .lines()
