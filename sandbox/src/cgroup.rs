@@ -242,8 +242,7 @@ fn usual_cgroup_dir(membership: &str) -> Option<PathBuf> {
     const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
     let own = membership.lines().find_map(|l| l.strip_prefix("0::"))?;
     ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"].into_iter().find_map(|mount| {
-        let is_cgroup2 =
-            nix::sys::statfs::statfs(mount).is_ok_and(|s| s.filesystem_type().0 as i64 == CGROUP2_SUPER_MAGIC);
+        let is_cgroup2 = nix::sys::statfs::statfs(mount).is_ok_and(|s| s.filesystem_type().0 == CGROUP2_SUPER_MAGIC);
         let dir = Path::new(mount).join(own.trim_start_matches('/'));
         (is_cgroup2 && dir.is_dir()).then_some(dir)
     })
