@@ -178,6 +178,7 @@ fn log_stages(report: &Report) {
         cpu_ms = report.cpu_time_ms,
         wall_ms = report.wall_time_ms,
         peak_memory_bytes = report.peak_memory_bytes,
+        supervisor_peak_memory_bytes = sandboxrun::supervisor::own_peak_rss_bytes(),
         "run finished: {:?}",
         report.status
     );

@@ -56,15 +56,8 @@ fn lookup(run: &Run, sha: &[u8; 32]) -> (Option<Cache>, Option<Vec<u8>>) {
             return (None, None);
         }
     };
-    // The engine the child will build (same configuration, same machine): its fingerprint.
-    let fingerprint = match Engine::new(Config::default()) {
-        Ok(engine) => engine.compiler().fingerprint(),
-        Err(e) => {
-            warn(&e);
-            return (None, None);
-        }
-    };
-    let key = CacheKey::new(sha, &fingerprint);
+    // The code the child's engine would generate (same configuration, same machine).
+    let key = CacheKey::new(sha, &Engine::cache_identity(&Config::default()));
     match db.get(&key) {
         Ok(artifact) => (Some(Cache { db, key }), artifact),
         Err(e) => {

@@ -64,6 +64,15 @@ fn cpu_time(pid: libc::pid_t) -> io::Result<Duration> {
     Ok(Duration::new(t.tv_sec as u64, t.tv_nsec as u32))
 }
 
+/// The peak resident set size of this process (the supervisor itself, not its children).
+pub fn own_peak_rss_bytes() -> u64 {
+    // SAFETY: all-zero is a valid rusage; getrusage only writes it.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid out-pointer.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    usage.ru_maxrss as u64 * 1024
+}
+
 /// Reads what is available from `fd` into `buf`; `false` at end of file.
 fn drain(fd: &OwnedFd, buf: &mut Vec<u8>) -> bool {
     let mut chunk = [0u8; 64 << 10];

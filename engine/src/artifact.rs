@@ -8,7 +8,6 @@
 //! length and offset, so a damaged artifact is an error, never an out-of-bounds write.
 
 use crate::trap::TrapKind;
-use crate::vm::memory::BoundsStrategy;
 
 const MAGIC: &[u8; 8] = b"SBRNART\0";
 /// Bumped whenever the artifact's meaning changes.
@@ -154,9 +153,11 @@ pub struct CompiledFunction {
 /// Everything compiled for one module.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Artifact {
-    /// The memory strategy the code assumes: code relying on guard pages must never run
-    /// against memories without them (checked when it is loaded).
-    pub bounds: BoundsStrategy,
+    /// The fingerprint of the compiler that made it ([`crate::Compiler::fingerprint`]: target,
+    /// CPU features, flags, memory strategy). Code is only loaded by an engine with the same
+    /// fingerprint: code relying on guard pages must never run against memories without them,
+    /// nor AVX code on a CPU without AVX.
+    pub fingerprint: String,
     /// Defined functions, in order.
     pub functions: Vec<CompiledFunction>,
     /// Per type index: `extern "C" fn(callee_vmctx, wasm_call, caller_vmctx, values)`.
@@ -185,10 +186,8 @@ impl Artifact {
         let mut out = Vec::new();
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-        out.push(match self.bounds {
-            BoundsStrategy::GuardPages => 0,
-            BoundsStrategy::Explicit => 1,
-        });
+        out.extend_from_slice(&(self.fingerprint.len() as u32).to_le_bytes());
+        out.extend_from_slice(self.fingerprint.as_bytes());
         for list in [&self.functions, &self.array_trampolines, &self.host_trampolines] {
             out.extend_from_slice(&(list.len() as u32).to_le_bytes());
             for f in list {
@@ -231,11 +230,9 @@ impl Artifact {
         if version != FORMAT_VERSION {
             return Err(ArtifactError::Version(version));
         }
-        let bounds = match r.u8()? {
-            0 => BoundsStrategy::GuardPages,
-            1 => BoundsStrategy::Explicit,
-            _ => return Err(ArtifactError::Corrupt("bounds strategy")),
-        };
+        let fingerprint_len = r.count(1)?;
+        let fingerprint = String::from_utf8(r.take(fingerprint_len)?.to_vec())
+            .map_err(|_| ArtifactError::Corrupt("compiler fingerprint"))?;
         let mut lists = Vec::with_capacity(3);
         for _ in 0..3 {
             let count = r.count(4)?;
@@ -287,7 +284,7 @@ impl Artifact {
         let host_trampolines = lists.pop().expect("3 lists");
         let array_trampolines = lists.pop().expect("3 lists");
         let functions = lists.pop().expect("3 lists");
-        Ok(Artifact { bounds, functions, array_trampolines, host_trampolines })
+        Ok(Artifact { fingerprint, functions, array_trampolines, host_trampolines })
     }
 }
 
@@ -340,7 +337,7 @@ mod tests {
             traps: vec![(2, TrapKind::Unreachable), (20, TrapKind::MemoryOutOfBounds)],
         };
         Artifact {
-            bounds: BoundsStrategy::GuardPages,
+            fingerprint: "test compiler".into(),
             functions: vec![f.clone(), CompiledFunction::default()],
             array_trampolines: vec![f],
             host_trampolines: vec![],
@@ -369,9 +366,10 @@ mod tests {
         let mut bytes = sample().to_bytes();
         bytes[8] = 99;
         assert_eq!(Artifact::from_bytes(&bytes), Err(ArtifactError::Version(99)));
-        // First relocation's offset (after magic, version, count, code_len, code, reloc count).
+        // First relocation's offset (after magic, version, fingerprint, count, code_len, code,
+        // reloc count).
         let mut bytes = sample().to_bytes();
-        let at = 8 + 4 + 4 + 4 + 32 + 4;
+        let at = 8 + 4 + 4 + "test compiler".len() + 4 + 4 + 32 + 4;
         bytes[at..at + 4].copy_from_slice(&30u32.to_le_bytes());
         assert!(Artifact::from_bytes(&bytes).is_err());
     }

@@ -156,7 +156,7 @@ impl Compiler {
             array_trampolines.push(results.next().expect("job"));
             host_trampolines.push(results.next().expect("job"));
         }
-        Ok(Artifact { bounds: self.bounds, functions, array_trampolines, host_trampolines })
+        Ok(Artifact { fingerprint: self.fingerprint(), functions, array_trampolines, host_trampolines })
     }
 
     fn emit(&self, ctx: &mut Context, func: u32) -> Result<CompiledFunction, CompileError> {

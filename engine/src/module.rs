@@ -76,8 +76,8 @@ impl Module {
 
     /// Maps compiled code and applies its relocations.
     pub fn load(engine: &Engine, info: ModuleInfo, artifact: &Artifact) -> Result<Module, ModuleError> {
-        if artifact.bounds != engine.compiler().bounds() {
-            return Err(ModuleError::Mismatch("bounds strategy"));
+        if artifact.fingerprint != engine.compiler().fingerprint() {
+            return Err(ModuleError::Mismatch("compiler fingerprint (target, CPU features, flags or bounds strategy)"));
         }
         if artifact.functions.len() != info.num_defined_funcs() {
             return Err(ModuleError::Mismatch("function count"));
