@@ -87,8 +87,10 @@ fn module(
     let info = engine::module_info::parse(wasm).map_err(|e| e.to_string())?;
     stages.load = ms(t);
     let t = Instant::now();
-    let artifact =
-        engine.compiler().compile_module(&info, wasm, engine.compile_threads()).map_err(|e| e.to_string())?;
+    let artifact = engine
+        .compiler()
+        .and_then(|c| c.compile_module(&info, wasm, engine.compile_threads()))
+        .map_err(|e| e.to_string())?;
     *compiled = true;
     if let Some(mut out) = spec.artifact_out.take() {
         use std::io::Write;

@@ -153,11 +153,11 @@ pub struct CompiledFunction {
 /// Everything compiled for one module.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Artifact {
-    /// The fingerprint of the compiler that made it ([`crate::Compiler::fingerprint`]: target,
-    /// CPU features, flags, memory strategy). Code is only loaded by an engine with the same
-    /// fingerprint: code relying on guard pages must never run against memories without them,
-    /// nor AVX code on a CPU without AVX.
-    pub fingerprint: String,
+    /// The identity of the engine that made it ([`crate::Engine::identity`]: version, memory
+    /// strategy, CPU features). Code is only loaded by an engine of the same identity: code
+    /// relying on guard pages must never run against memories without them, nor AVX code on
+    /// a CPU without AVX.
+    pub identity: String,
     /// Defined functions, in order.
     pub functions: Vec<CompiledFunction>,
     /// Per type index: `extern "C" fn(callee_vmctx, wasm_call, caller_vmctx, values)`.
@@ -186,8 +186,8 @@ impl Artifact {
         let mut out = Vec::new();
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-        out.extend_from_slice(&(self.fingerprint.len() as u32).to_le_bytes());
-        out.extend_from_slice(self.fingerprint.as_bytes());
+        out.extend_from_slice(&(self.identity.len() as u32).to_le_bytes());
+        out.extend_from_slice(self.identity.as_bytes());
         for list in [&self.functions, &self.array_trampolines, &self.host_trampolines] {
             out.extend_from_slice(&(list.len() as u32).to_le_bytes());
             for f in list {
@@ -230,9 +230,9 @@ impl Artifact {
         if version != FORMAT_VERSION {
             return Err(ArtifactError::Version(version));
         }
-        let fingerprint_len = r.count(1)?;
-        let fingerprint = String::from_utf8(r.take(fingerprint_len)?.to_vec())
-            .map_err(|_| ArtifactError::Corrupt("compiler fingerprint"))?;
+        let identity_len = r.count(1)?;
+        let identity =
+            String::from_utf8(r.take(identity_len)?.to_vec()).map_err(|_| ArtifactError::Corrupt("engine identity"))?;
         let mut lists = Vec::with_capacity(3);
         for _ in 0..3 {
             let count = r.count(4)?;
@@ -284,7 +284,7 @@ impl Artifact {
         let host_trampolines = lists.pop().expect("3 lists");
         let array_trampolines = lists.pop().expect("3 lists");
         let functions = lists.pop().expect("3 lists");
-        Ok(Artifact { fingerprint, functions, array_trampolines, host_trampolines })
+        Ok(Artifact { identity, functions, array_trampolines, host_trampolines })
     }
 }
 
@@ -337,7 +337,7 @@ mod tests {
             traps: vec![(2, TrapKind::Unreachable), (20, TrapKind::MemoryOutOfBounds)],
         };
         Artifact {
-            fingerprint: "test compiler".into(),
+            identity: "test compiler".into(),
             functions: vec![f.clone(), CompiledFunction::default()],
             array_trampolines: vec![f],
             host_trampolines: vec![],
@@ -366,7 +366,7 @@ mod tests {
         let mut bytes = sample().to_bytes();
         bytes[8] = 99;
         assert_eq!(Artifact::from_bytes(&bytes), Err(ArtifactError::Version(99)));
-        // First relocation's offset (after magic, version, fingerprint, count, code_len, code,
+        // First relocation's offset (after magic, version, identity, count, code_len, code,
         // reloc count).
         let mut bytes = sample().to_bytes();
         let at = 8 + 4 + 4 + "test compiler".len() + 4 + 4 + 32 + 4;

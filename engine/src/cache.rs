@@ -3,14 +3,16 @@
 //! compiling.
 //!
 //! - **Key**: SHA-256 over the module's SHA-256, the engine's version, the artifact format
-//!   version and the compiler's fingerprint (Cranelift version, target, CPU features, flags,
-//!   bounds strategy). Any change is a miss, never a wrong hit.
+//!   version and the engine's identity ([`crate::Engine::identity`]: a hash of the engine's
+//!   sources and lock file, the bounds strategy, the CPU's feature words). Any change is a
+//!   miss, never a wrong hit; the artifact carries the identity too, checked when loaded.
 //! - **Value**: the artifact bytes with their SHA-256; a row whose checksum does not match is
 //!   deleted and reported as a miss.
 //! - **Concurrency**: WAL mode and a busy timeout; concurrent writers of the same key insert
 //!   the same bytes (`INSERT OR REPLACE`), so exactly one row results.
 //! - **Size**: after each insert, least-recently-used rows are evicted until the total size
-//!   is within the bound; `last_used` is updated on every hit.
+//!   is within the bound; [`CodeCache::touch`] refreshes `last_used` at most once a minute,
+//!   and writers truncate the write-ahead log, so a hit is a pure read.
 //! - **Schema** versions live in SQLite's `user_version` and are migrated on open.
 //!
 //! A damaged, full or read-only database is a [`CacheError`]; the caller degrades to
@@ -65,14 +67,14 @@ pub const LRU_GRANULARITY: Duration = Duration::from_secs(60);
 pub struct CacheKey(pub [u8; 32]);
 
 impl CacheKey {
-    /// The key of a module (by its SHA-256) compiled with `fingerprint`.
-    pub fn new(module_sha256: &[u8; 32], fingerprint: &str) -> CacheKey {
+    /// The key of a module (by its SHA-256) compiled by an engine of `identity`.
+    pub fn new(module_sha256: &[u8; 32], identity: &str) -> CacheKey {
         let mut h = Sha256::new();
         h.update(b"sandboxrun code cache\0");
         h.update(module_sha256);
         h.update(env!("CARGO_PKG_VERSION").as_bytes());
         h.update(crate::artifact::FORMAT_VERSION.to_le_bytes());
-        h.update(fingerprint.as_bytes());
+        h.update(identity.as_bytes());
         CacheKey(h.finalize().into())
     }
 }

@@ -45,11 +45,13 @@ pub enum CompileError {
 pub struct Compiler {
     isa: OwnedTargetIsa,
     bounds: BoundsStrategy,
+    identity: String,
 }
 
 impl Compiler {
-    /// A compiler for the host CPU with `bounds` as the memory strategy.
-    pub fn new(bounds: BoundsStrategy) -> Result<Self, CompileError> {
+    /// A compiler for the host CPU with `bounds` as the memory strategy; its artifacts carry
+    /// `identity` (the engine's, [`crate::Engine::identity`]).
+    pub fn new(bounds: BoundsStrategy, identity: String) -> Result<Self, CompileError> {
         let mut flags = settings::builder();
         for (name, value) in [
             ("opt_level", "speed"),
@@ -62,19 +64,7 @@ impl Compiler {
         }
         let isa_builder = cranelift_native::builder().map_err(|e| CompileError::Isa(e.to_string()))?;
         let isa = isa_builder.finish(settings::Flags::new(flags)).map_err(|e| CompileError::Isa(e.to_string()))?;
-        Ok(Compiler { isa, bounds })
-    }
-
-    /// A description of everything that changes generated code (for cache keys).
-    pub fn fingerprint(&self) -> String {
-        format!(
-            "cranelift-{} {} {:?} flags[{}] isa[{}]",
-            env!("CARGO_PKG_VERSION"),
-            self.isa.triple(),
-            self.bounds,
-            self.isa.flags(),
-            self.isa.isa_flags().iter().map(|v| v.to_string()).collect::<Vec<_>>().join(","),
-        )
+        Ok(Compiler { isa, bounds, identity })
     }
 
     /// The memory strategy compiled code assumes.
@@ -156,7 +146,7 @@ impl Compiler {
             array_trampolines.push(results.next().expect("job"));
             host_trampolines.push(results.next().expect("job"));
         }
-        Ok(Artifact { fingerprint: self.fingerprint(), functions, array_trampolines, host_trampolines })
+        Ok(Artifact { identity: self.identity.clone(), functions, array_trampolines, host_trampolines })
     }
 
     fn emit(&self, ctx: &mut Context, func: u32) -> Result<CompiledFunction, CompileError> {

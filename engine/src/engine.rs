@@ -4,7 +4,7 @@ use crate::compile::{CompileError, Compiler};
 use crate::types::FuncType;
 use crate::vm::memory::{guard_reservation_possible, BoundsStrategy};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// Engine settings.
 #[derive(Clone, Debug)]
@@ -32,7 +32,10 @@ pub struct Engine {
 
 struct EngineInner {
     config: Config,
-    compiler: Compiler,
+    bounds: BoundsStrategy,
+    identity: String,
+    /// Built on first use: an engine that only loads cached code never needs it.
+    compiler: OnceLock<Compiler>,
     signatures: Mutex<Signatures>,
 }
 
@@ -44,20 +47,42 @@ struct Signatures {
 
 impl Engine {
     /// Creates an engine for the host CPU.
+    ///
+    /// # Errors
+    /// Cranelift has no code generator for this host.
     pub fn new(config: Config) -> Result<Self, CompileError> {
+        cranelift_native::builder().map_err(|e| CompileError::Isa(e.to_string()))?;
         let bounds = config.bounds.unwrap_or_else(default_bounds);
-        let compiler = Compiler::new(bounds)?;
-        Ok(Engine { inner: Arc::new(EngineInner { config, compiler, signatures: Mutex::default() }) })
+        let identity = identity(bounds);
+        Ok(Engine {
+            inner: Arc::new(EngineInner {
+                config,
+                bounds,
+                identity,
+                compiler: OnceLock::new(),
+                signatures: Mutex::default(),
+            }),
+        })
     }
 
-    /// What identifies the code an engine with `config` would generate on this host, for cache
-    /// keys, computed without building a compiler (a supervisor that never compiles stays
-    /// small and quick): the engine's version, the memory strategy it would choose, and the
-    /// CPU's feature words, from which Cranelift derives its ISA flags. An artifact also
-    /// carries the compiler's full fingerprint, checked when it is loaded.
+    /// What identifies the code an engine with `config` would generate on this host, computed
+    /// without building a compiler (a supervisor that never compiles stays small and quick):
+    /// see [`Engine::identity`].
     pub fn cache_identity(config: &Config) -> String {
-        let bounds = config.bounds.unwrap_or_else(default_bounds);
-        format!("sandboxrun-engine {} {bounds:?} {}", env!("CARGO_PKG_VERSION"), cpu_identity())
+        identity(config.bounds.unwrap_or_else(default_bounds))
+    }
+
+    /// What identifies the code this engine generates, for cache keys and artifacts: the
+    /// engine's version and a hash of its sources, the memory strategy, and the CPU's feature
+    /// words, from which Cranelift derives its ISA flags. An artifact made by an engine of
+    /// another identity is refused when loaded.
+    pub fn identity(&self) -> &str {
+        &self.inner.identity
+    }
+
+    /// The memory strategy compiled code assumes.
+    pub fn bounds(&self) -> BoundsStrategy {
+        self.inner.bounds
     }
 
     /// The configuration.
@@ -65,9 +90,16 @@ impl Engine {
         &self.inner.config
     }
 
-    /// The compiler.
-    pub fn compiler(&self) -> &Compiler {
-        &self.inner.compiler
+    /// The compiler, built on first use.
+    ///
+    /// # Errors
+    /// Cranelift rejected the host's settings.
+    pub fn compiler(&self) -> Result<&Compiler, CompileError> {
+        if let Some(compiler) = self.inner.compiler.get() {
+            return Ok(compiler);
+        }
+        let compiler = Compiler::new(self.inner.bounds, self.inner.identity.clone())?;
+        Ok(self.inner.compiler.get_or_init(|| compiler))
     }
 
     /// Threads to compile with.
@@ -102,6 +134,16 @@ impl Engine {
     }
 }
 
+/// See [`Engine::identity`].
+fn identity(bounds: BoundsStrategy) -> String {
+    format!(
+        "sandboxrun-engine {} source {} {bounds:?} {}",
+        env!("CARGO_PKG_VERSION"),
+        env!("ENGINE_SOURCE_HASH"),
+        cpu_identity()
+    )
+}
+
 /// Guard pages when the address space allows the reservations, explicit checks otherwise.
 fn default_bounds() -> BoundsStrategy {
     if guard_reservation_possible() {
@@ -132,8 +174,12 @@ fn cpu_identity() -> String {
     )
 }
 
-/// Elsewhere, the compiler's own fingerprint (which builds the target's code generator).
+/// Elsewhere, the ISA flags Cranelift detects (which builds the target's code generator).
 #[cfg(not(target_arch = "x86_64"))]
 fn cpu_identity() -> String {
-    crate::compile::Compiler::new(default_bounds()).map(|c| c.fingerprint()).unwrap_or_default()
+    use cranelift_codegen::settings;
+    match cranelift_native::builder().map(|b| b.finish(settings::Flags::new(settings::builder()))) {
+        Ok(Ok(isa)) => isa.isa_flags().iter().map(|v| v.to_string()).collect::<Vec<_>>().join(","),
+        _ => "no code generator".into(),
+    }
 }

@@ -61,7 +61,7 @@ impl Module {
     pub fn compile(engine: &Engine, wasm: &[u8]) -> Result<(ModuleInfo, Artifact), ModuleError> {
         module_info::validate(wasm)?;
         let info = module_info::parse(wasm)?;
-        let artifact = engine.compiler().compile_module(&info, wasm, engine.compile_threads())?;
+        let artifact = engine.compiler()?.compile_module(&info, wasm, engine.compile_threads())?;
         Ok((info, artifact))
     }
 
@@ -76,8 +76,8 @@ impl Module {
 
     /// Maps compiled code and applies its relocations.
     pub fn load(engine: &Engine, info: ModuleInfo, artifact: &Artifact) -> Result<Module, ModuleError> {
-        if artifact.fingerprint != engine.compiler().fingerprint() {
-            return Err(ModuleError::Mismatch("compiler fingerprint (target, CPU features, flags or bounds strategy)"));
+        if artifact.identity != engine.identity() {
+            return Err(ModuleError::Mismatch("engine identity (version, CPU features or bounds strategy)"));
         }
         if artifact.functions.len() != info.num_defined_funcs() {
             return Err(ModuleError::Mismatch("function count"));

@@ -152,12 +152,7 @@ impl Store {
     /// Creates a memory.
     pub fn new_memory(&mut self, ty: MemoryType) -> Result<Memory, crate::vm::memory::MemoryError> {
         let inner = &mut *self.inner;
-        let memory = LinearMemory::new(
-            ty.limits.min,
-            ty.limits.max,
-            inner.memory_limit_pages,
-            inner.engine.compiler().bounds(),
-        )?;
+        let memory = LinearMemory::new(ty.limits.min, ty.limits.max, inner.memory_limit_pages, inner.engine.bounds())?;
         inner.memories.push(Box::new(memory));
         Ok(Memory { store: inner.id, index: inner.memories.len() as u32 - 1 })
     }
