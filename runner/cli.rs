@@ -21,6 +21,10 @@ pub struct RunCli {
     /// Set a guest environment variable.
     #[arg(long = "env", value_name = "K=V")]
     pub env: Vec<String>,
+    /// The identity of the run when sandboxrun is started by root (overrides the policy's
+    /// `run_as`; default 65534): give concurrent runs distinct uids to keep them apart.
+    #[arg(long = "run-as", value_name = "UID[:GID]")]
+    pub run_as: Option<String>,
     /// Call this export instead of `_start` and print its results; the ARGS are its arguments.
     #[arg(long = "invoke", value_name = "NAME")]
     pub invoke: Option<String>,

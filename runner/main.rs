@@ -135,6 +135,11 @@ fn run(cli: RunCli) -> i32 {
             return fail(e);
         }
     }
+    if let Some(spec) = &cli.run_as {
+        if let Err(e) = policy.set_cli_run_as(spec) {
+            return fail(e);
+        }
+    }
     let module = match std::fs::read(&cli.module) {
         Ok(m) => m,
         Err(e) => return fail(format!("failed to read {}: {e}", cli.module.display())),

@@ -239,14 +239,29 @@ fn concurrent_runs_do_not_see_each_others_files() {
             len2 = name.len() + 9
         )
     };
+    // As root, each run also gets a uid of its own (`--run-as`), owning its rw directory.
+    let uids = [60001u32, 60002];
     let runs: Vec<_> = ["a", "b"]
         .iter()
-        .map(|n| {
+        .zip(uids)
+        .map(|(n, uid)| {
             let own = dir.join(n);
-            rw_dir(&own);
+            std::fs::create_dir_all(&own).unwrap();
+            if is_root() {
+                std::os::unix::fs::chown(&own, Some(uid), Some(uid)).unwrap();
+            }
             let other = if *n == "a" { "b" } else { "a" };
             let module = write(&dir, &format!("{n}.wat"), &wat(other));
-            bin().arg("--dir").arg(format!("{}::/box:rw", own.display())).arg(module).spawn().unwrap()
+            bin()
+                .arg("--run-as")
+                .arg(uid.to_string())
+                .arg("--report")
+                .arg(dir.join(format!("{n}.json")))
+                .arg("--dir")
+                .arg(format!("{}::/box:rw", own.display()))
+                .arg(module)
+                .spawn()
+                .unwrap()
         })
         .collect();
     for child in runs {
@@ -255,6 +270,16 @@ fn concurrent_runs_do_not_see_each_others_files() {
         assert_eq!(o.status.code(), Some(76));
     }
     assert!(dir.join("a/b").exists() && dir.join("b/a").exists());
+    if is_root() {
+        for (n, uid) in ["a", "b"].iter().zip(uids) {
+            let json = report_json(&dir.join(format!("{n}.json")));
+            assert_eq!(json["confinement"]["uid"].as_u64(), Some(u64::from(uid)));
+            let owner = std::os::unix::fs::MetadataExt::uid(
+                &std::fs::metadata(dir.join(n).join(if *n == "a" { "b" } else { "a" })).unwrap(),
+            );
+            assert_eq!(owner, uid, "the file the run created belongs to its uid");
+        }
+    }
 }
 
 #[test]

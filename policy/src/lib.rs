@@ -185,6 +185,17 @@ pub struct RunAs {
     pub gid: u32,
 }
 
+impl RunAs {
+    /// Validates one id: a number, not 0 (root) and not -1 (the kernel's "no change").
+    fn id(text: &str) -> Result<u32, String> {
+        match text.trim().parse::<u32>() {
+            Ok(0) => Err("must not be 0: runs never take root's identity".into()),
+            Ok(n) if n != u32::MAX => Ok(n),
+            _ => Err(format!("'{text}' is not a numeric id")),
+        }
+    }
+}
+
 impl Default for RunAs {
     /// `nobody`/`nogroup` (65534), which owns nothing on a normal system.
     fn default() -> Self {
@@ -402,11 +413,7 @@ impl Policy {
             }
         }
         if let Some(r) = &raw.run_as {
-            let id = |s: &Spanned<String>, field: &str| match s.value.trim().parse::<u32>() {
-                Ok(0) => Err(spanned_err(s, field, "must not be 0: runs never take root's identity".into())),
-                Ok(n) if n != u32::MAX => Ok(n),
-                _ => Err(spanned_err(s, field, format!("'{}' is not a numeric id", s.value))),
-            };
+            let id = |s: &Spanned<String>, field: &str| RunAs::id(&s.value).map_err(|e| spanned_err(s, field, e));
             let uid = id(&r.uid, "run_as.uid")?;
             let gid = match &r.gid {
                 Some(g) => id(g, "run_as.gid")?,
@@ -442,6 +449,15 @@ impl Policy {
             Mount { host: resolve_dir(cwd, host).map_err(err)?, guest: GuestPath::new(guest).map_err(err)?, mode };
         self.check_new_mount(&mount).map_err(err)?;
         self.mounts.push(mount);
+        Ok(())
+    }
+
+    /// Sets the identity of runs started by root from `--run-as UID[:GID]` (GID defaults to
+    /// UID).
+    pub fn set_cli_run_as(&mut self, spec: &str) -> Result<(), PolicyError> {
+        let err = |m: String| PolicyError::Override(format!("--run-as {spec}: {m}"));
+        let (uid, gid) = spec.split_once(':').unwrap_or((spec, spec));
+        self.run_as = RunAs { uid: RunAs::id(uid).map_err(err)?, gid: RunAs::id(gid).map_err(err)? };
         Ok(())
     }
 

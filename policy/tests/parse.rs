@@ -60,6 +60,13 @@ fn run_as_is_an_unprivileged_identity() {
     fails("version: 1\nrun_as: {uid: 5, gid: 0}\n", 2, 23, "run_as.gid: must not be 0");
     fails("version: 1\nrun_as: {uid: nobody}\n", 2, 15, "'nobody' is not a numeric id");
     fails("version: 1\nrun_as: {gid: 5}\n", 2, 10, "missing field `uid`");
+    let mut p = parse("version: 1\n").unwrap();
+    p.set_cli_run_as("60001").unwrap();
+    assert_eq!(p.run_as, RunAs { uid: 60001, gid: 60001 });
+    p.set_cli_run_as("60002:100").unwrap();
+    assert_eq!(p.run_as, RunAs { uid: 60002, gid: 100 });
+    assert!(p.set_cli_run_as("0").unwrap_err().to_string().contains("must not be 0"));
+    assert!(p.set_cli_run_as("5:x").unwrap_err().to_string().contains("'x' is not a numeric id"));
 }
 
 #[test]
