@@ -4,7 +4,7 @@
 //! the other case). Operands come from and results go to the operand stack of
 //! [`TranslationState`]; anything touching runtime data goes through [`FuncEnv`].
 
-use super::env::{ir_type, trusted, FuncEnv};
+use super::env::{heap, ir_type, trusted, FuncEnv};
 use super::heap::{memory_addr, trap_on_status};
 use super::state::{ControlFrame, TranslationState};
 use crate::trap::TrapKind;
@@ -186,7 +186,7 @@ pub fn translate_operator(
         ($memarg:expr, $ty:expr, $size:expr, $f:ident) => {{
             let index = state.pop1();
             let addr = memory_addr(env, builder, index, $memarg.offset, $size);
-            let r = builder.ins().$f($ty, MemFlagsData::new(), addr, 0);
+            let r = builder.ins().$f($ty, heap(), addr, 0);
             state.stack.push(r);
         }};
     }
@@ -194,7 +194,7 @@ pub fn translate_operator(
         ($memarg:expr, $size:expr, $f:ident) => {{
             let (index, value) = state.pop2();
             let addr = memory_addr(env, builder, index, $memarg.offset, $size);
-            builder.ins().$f(MemFlagsData::new(), value, addr, 0);
+            builder.ins().$f(heap(), value, addr, 0);
         }};
     }
     macro_rules! extend {
@@ -397,8 +397,8 @@ pub fn translate_operator(
             let index = state.pop1();
             let addr = memory_addr(env, builder, index, memarg.offset, 4);
             let r = match *op {
-                O::I64Load32S { .. } => builder.ins().sload32(MemFlagsData::new(), addr, 0),
-                _ => builder.ins().uload32(MemFlagsData::new(), addr, 0),
+                O::I64Load32S { .. } => builder.ins().sload32(heap(), addr, 0),
+                _ => builder.ins().uload32(heap(), addr, 0),
             };
             state.stack.push(r);
         }

@@ -6,7 +6,9 @@ use crate::module_info::ModuleInfo;
 use crate::types::*;
 use crate::vm::memory::BoundsStrategy;
 use crate::vm::vmctx::*;
-use cranelift_codegen::ir::{self, types, AbiParam, ArgumentPurpose, InstBuilder, MemFlagsData, Signature, Value};
+use cranelift_codegen::ir::{
+    self, types, AbiParam, AliasRegion, AliasRegionData, ArgumentPurpose, InstBuilder, MemFlagsData, Signature, Value,
+};
 use cranelift_codegen::isa::{CallConv, TargetFrontendConfig, TargetIsa};
 use cranelift_frontend::FunctionBuilder;
 use std::collections::HashMap;
@@ -37,14 +39,29 @@ pub fn wasm_signature(ty: &FuncType) -> Signature {
     sig
 }
 
+/// The alias region of the guest's linear memory, for Cranelift's alias analysis: no access to
+/// it aliases an access to [`RUNTIME`] data, so a store to linear memory does not force a
+/// reload of a global, a table's bounds or the memory's length (calls still clobber both).
+/// Declared first in every function by [`FuncEnv::begin_ir`]; this is its index.
+pub const HEAP: u32 = 0;
+
+/// The alias region of the runtime's own data: `VMContext` fields, globals, tables, function
+/// references.
+pub const RUNTIME: u32 = 1;
+
 /// Flags for loads of runtime data that never changes during an instance's life.
 pub fn readonly() -> MemFlagsData {
-    MemFlagsData::trusted().with_readonly().with_can_move()
+    trusted().with_readonly().with_can_move()
 }
 
 /// Flags for loads and stores of runtime data that may change.
 pub fn trusted() -> MemFlagsData {
-    MemFlagsData::trusted()
+    MemFlagsData::trusted().with_alias_region(Some(AliasRegion::from_u32(RUNTIME)))
+}
+
+/// Flags for loads and stores of linear memory (they may trap: guard pages).
+pub fn heap() -> MemFlagsData {
+    MemFlagsData::new().with_alias_region(Some(AliasRegion::from_u32(HEAP)))
 }
 
 /// The environment of one function's translation.
@@ -100,8 +117,15 @@ impl<'m> FuncEnv<'m> {
         builder.ins().load(types::I64, readonly(), vmctx, offset)
     }
 
-    /// Installs the stack-limit check in the function's prologue.
-    pub fn set_stack_limit(&self, func: &mut ir::Function) {
+    /// Prepares a new function's IR: declares the alias regions [`HEAP`] and [`RUNTIME`] (in
+    /// that order, so the constants name them) and installs the stack-limit check in the
+    /// prologue.
+    pub fn begin_ir(&self, func: &mut ir::Function) {
+        for (index, description) in [(HEAP, "linear memory"), (RUNTIME, "runtime data")] {
+            let region =
+                func.dfg.alias_regions.insert(AliasRegionData { user_id: index, description: description.into() });
+            debug_assert_eq!(region, AliasRegion::from_u32(index), "declared first, in order");
+        }
         let vmctx = func.create_global_value(ir::GlobalValueData::VMContext);
         let flags = func.dfg.mem_flags.insert_unchecked(readonly());
         let limits = func.create_global_value(ir::GlobalValueData::Load {

@@ -58,7 +58,7 @@ pub fn translate_function(
     let decode = |source| TranslateError::Decode { func: func.0, source };
     let ty = env.module.func_type(func).clone();
     func_ir.signature = wasm_signature(&ty);
-    env.set_stack_limit(func_ir);
+    env.begin_ir(func_ir);
     let mut builder = FunctionBuilder::new(func_ir, builder_ctx);
 
     let entry = builder.create_block();

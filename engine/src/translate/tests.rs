@@ -40,13 +40,14 @@ fn guard_pages_small_offset_has_no_check() {
     let ir = clif(&load(16), BoundsStrategy::GuardPages);
     assert_eq!(
         ir,
-        // The load carries the default trap code (heap_oob), which the printer omits.
+        // The load carries the default trap code (heap_oob), which the printer omits; region0
+        // is linear memory, region1 the runtime's data.
         "v4 = uextend.i64 v2\n\
-         v5 = load.i64 notrap aligned readonly can_move v0+32\n\
+         v5 = load.i64 notrap aligned readonly can_move region1 v0+32\n\
          v6 = iadd v5, v4\n\
          v7 = iconst.i64 16\n\
          v8 = iadd v6, v7  ; v7 = 16\n\
-         v9 = load.i32 v8\n\
+         v9 = load.i32 region0 v8\n\
          jump block1(v9)\n\
          return v3",
         "{ir}"
@@ -70,13 +71,13 @@ fn explicit_strategy_checks_every_access() {
         "v4 = uextend.i64 v2\n\
          v5 = iconst.i64 4\n\
          v6 = iadd v4, v5  ; v5 = 4\n\
-         v7 = load.i64 notrap aligned readonly can_move v0+40\n\
-         v8 = load.i64 notrap aligned v7+8\n\
+         v7 = load.i64 notrap aligned readonly can_move region1 v0+40\n\
+         v8 = load.i64 notrap aligned region1 v7+8\n\
          v9 = icmp ugt v6, v8\n\
          trapnz v9, heap_oob\n\
-         v10 = load.i64 notrap aligned readonly can_move v0+32\n\
+         v10 = load.i64 notrap aligned readonly can_move region1 v0+32\n\
          v11 = iadd v10, v4\n\
-         v12 = load.i32 v11\n\
+         v12 = load.i32 region0 v11\n\
          jump block1(v12)\n\
          return v3",
         "{ir}"
