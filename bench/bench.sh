@@ -274,6 +274,9 @@ check_output() {
 }
 
 mkdir -p "$RESULTS/expected" "$SCRATCH" build/cwasm
+# Started by root, sandboxrun runs as uid/gid 65534 (the policy's run_as): the rw mount must
+# be writable by it.
+if [ "$(id -u)" = 0 ]; then chown 65534:65534 "$SCRATCH"; fi
 
 [ -f build/wasm/fib.wasm ] || { echo "bench.sh: run ./build.sh first" >&2; exit 1; }
 active=""
