@@ -1,8 +1,11 @@
 //! The shape of the seccomp lists: one entry per system call with its number, name, argument
-//! rule and who needs it (allowlist), or why it must never be allowed (denylist). The lists
-//! themselves are data, one file per architecture.
+//! rule and who needs it (allowlist), or why it must never be allowed (denylist), for one
+//! architecture. The lists themselves are data, in [`super::calls`], with every
+//! architecture's number side by side.
 
+use super::calls;
 use seccompiler::TargetArch;
+use std::sync::OnceLock;
 
 /// A CPU architecture with a system call list.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -52,20 +55,32 @@ impl Arch {
         }
     }
 
-    /// The allowlist.
-    pub fn allowed(self) -> &'static [Entry] {
+    /// A number of [`calls`] on this architecture.
+    fn nr(self, nr: calls::Nr) -> Option<i64> {
         match self {
-            Arch::X86_64 => super::x86_64::ALLOWED,
-            Arch::Aarch64 => super::aarch64::ALLOWED,
+            Arch::X86_64 => nr.x86_64,
+            Arch::Aarch64 => nr.aarch64,
         }
+    }
+
+    /// The allowlist (built from [`calls`] on first use).
+    pub fn allowed(self) -> &'static [Entry] {
+        static LISTS: [OnceLock<Vec<Entry>>; 2] = [OnceLock::new(), OnceLock::new()];
+        LISTS[self as usize].get_or_init(|| {
+            let entry = |c: &calls::Allow| {
+                Some(Entry { nr: self.nr(c.nr)?, name: c.name, rule: c.rule, needed_by: c.needed_by })
+            };
+            calls::ALLOWED.iter().filter_map(entry).collect()
+        })
     }
 
     /// System calls that must never be allowed (checked by tests; named in reports).
     pub fn denied(self) -> &'static [Denied] {
-        match self {
-            Arch::X86_64 => super::x86_64::DENIED,
-            Arch::Aarch64 => super::aarch64::DENIED,
-        }
+        static LISTS: [OnceLock<Vec<Denied>>; 2] = [OnceLock::new(), OnceLock::new()];
+        LISTS[self as usize].get_or_init(|| {
+            let entry = |c: &calls::Deny| Some(Denied { nr: self.nr(c.nr)?, name: c.name, why: c.why });
+            calls::DENIED.iter().filter_map(entry).collect()
+        })
     }
 }
 
@@ -107,12 +122,6 @@ pub struct Entry {
     pub needed_by: &'static str,
 }
 
-impl Entry {
-    pub(crate) const fn new(nr: i64, name: &'static str, rule: Rule, needed_by: &'static str) -> Entry {
-        Entry { nr, name, rule, needed_by }
-    }
-}
-
 /// A system call that must never be allowed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Denied {
@@ -122,12 +131,6 @@ pub struct Denied {
     pub name: &'static str,
     /// What it would give an attacker.
     pub why: &'static str,
-}
-
-impl Denied {
-    pub(crate) const fn new(nr: i64, name: &'static str, why: &'static str) -> Denied {
-        Denied { nr, name, why }
-    }
 }
 
 /// The name of a system call number, where the lists know it.

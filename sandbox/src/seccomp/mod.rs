@@ -2,15 +2,14 @@
 //! process dies by SIGSYS with the call named for the parent.
 //!
 //! - [`list`]: the shape of the lists and the number-to-name lookup;
-//! - [`x86_64`], [`aarch64`]: the lists, data reviewed like code;
+//! - [`calls`]: the lists, data reviewed like code, every architecture's numbers side by side;
 //! - [`filter`]: compiling them (once, before forking) and installing them;
 //! - [`report`]: the SIGSYS reporter and the page the parent reads the number from.
 
-pub mod aarch64;
+mod calls;
 pub mod filter;
 pub mod list;
 pub mod report;
-pub mod x86_64;
 
 pub use filter::{apply, compile_filter, Filter, SeccompError, PID_IN_NAMESPACE};
 pub use list::{syscall_name, Arch, Denied, Entry, Rule};
