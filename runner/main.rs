@@ -66,11 +66,11 @@ fn tool(cli: ToolCli) -> i32 {
                 cache: Some(cache),
                 compile_only: true,
             });
-            if report.exit_status() != 0 {
-                if let Some(line) = report.summary() {
+            if report.verdict.exit_status() != 0 {
+                if let Some(line) = report.verdict.summary() {
                     eprintln!("{line}");
                 }
-                return report.exit_status();
+                return report.verdict.exit_status();
             }
             match report.cache.as_str() {
                 "hit" => println!("{}: already in {}", args.module.display(), path.display()),
@@ -155,7 +155,7 @@ fn run(cli: RunCli) -> i32 {
         compile_only: false,
     });
     log_stages(&report);
-    if let Some(line) = report.summary() {
+    if let Some(line) = report.verdict.summary() {
         eprintln!("{line}");
     }
     if let Some(path) = &cli.report {
@@ -164,7 +164,7 @@ fn run(cli: RunCli) -> i32 {
             eprintln!("sandboxrun: error: failed to write report {}: {e}", path.display());
         }
     }
-    report.exit_status()
+    report.verdict.exit_status()
 }
 
 fn log_stages(report: &Report) {
@@ -185,6 +185,6 @@ fn log_stages(report: &Report) {
         peak_memory_bytes = report.peak_memory_bytes,
         supervisor_peak_memory_bytes = sandboxrun::supervisor::own_peak_rss_bytes(),
         "run finished: {:?}",
-        report.status
+        report.verdict.status
     );
 }

@@ -1,6 +1,7 @@
 //! The outcome of a run: what the child tells the parent, the verdict the parent decides,
 //! the JSON report and the exit status.
 
+use crate::verdict::Verdict;
 use serde::{Deserialize, Serialize};
 
 /// Exit status when the guest trapped (Wasmtime's convention).
@@ -159,22 +160,10 @@ pub enum Reason {
 /// The JSON report of `--report FILE`.
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
-    /// The verdict.
-    pub status: Status,
-    /// The guest's exit code, when it exited.
-    pub exit_code: Option<i32>,
-    /// Which limit or what killed the run.
-    pub reason: Option<Reason>,
-    /// The signal that killed the run.
-    pub signal: Option<i32>,
-    /// The system call seccomp denied.
-    pub syscall: Option<String>,
-    /// Details of the verdict in words: which time limit, which signal.
-    pub details: Option<String>,
-    /// The trap, when it trapped.
-    pub trap: Option<TrapReport>,
-    /// The error, when sandboxrun could not run the module.
-    pub error: Option<String>,
+    /// The verdict: status, exit code, reason, signal, syscall, details, trap, error (flattened
+    /// into the report's top level).
+    #[serde(flatten)]
+    pub verdict: Verdict,
     /// CPU time of the child.
     pub cpu_time_ms: u64,
     /// Wall time of the child.
@@ -199,7 +188,7 @@ pub struct Report {
     pub confinement: Option<Confinement>,
 }
 
-impl Report {
+impl Verdict {
     /// The process exit status for this verdict.
     pub fn exit_status(&self) -> i32 {
         match self.status {

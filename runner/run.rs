@@ -3,9 +3,9 @@
 
 use crate::child::{self, RunSpec};
 use crate::confinement;
-use crate::report::{ChildReport, Report, Status};
+use crate::report::{ChildReport, Report};
 use crate::supervisor;
-use crate::verdict;
+use crate::verdict::{self, Verdict};
 use engine::cache::{CacheKey, CodeCache};
 use engine::{Config, Engine};
 use policy::Policy;
@@ -87,15 +87,8 @@ pub fn run(run: Run) -> Report {
         (Some(_), Some(_)) => "hit",
         (Some(_), None) => "miss",
     };
-    let base = |status, error: Option<String>| Report {
-        status,
-        exit_code: None,
-        reason: None,
-        signal: None,
-        syscall: None,
-        details: None,
-        trap: None,
-        error,
+    let base = |verdict| Report {
+        verdict,
         cpu_time_ms: 0,
         wall_time_ms: 0,
         peak_memory_bytes: 0,
@@ -110,7 +103,7 @@ pub fn run(run: Run) -> Report {
     };
     let (pipes, artifact_pipes) = match (pipe(), pipe()) {
         (Ok(p), Ok(a)) => (p, a),
-        (Err(e), _) | (_, Err(e)) => return base(Status::Error, Some(format!("failed to create a pipe: {e}"))),
+        (Err(e), _) | (_, Err(e)) => return base(Verdict::error(format!("failed to create a pipe: {e}"))),
     };
     let (read_end, write_end) = pipes;
     let (artifact_read, artifact_write) = artifact_pipes;
@@ -119,11 +112,11 @@ pub fn run(run: Run) -> Report {
     // Built before forking: the child only applies them.
     let confinement = confinement::for_policy(&run.policy);
     let Some(arch) = sandbox::Arch::native() else {
-        return base(Status::Error, Some("no seccomp filter for this architecture".into()));
+        return base(Verdict::error("no seccomp filter for this architecture".into()));
     };
     let filter = match sandbox::compile_filter(arch, Some(sandbox::PID_IN_NAMESPACE)) {
         Ok(f) => f,
-        Err(e) => return base(Status::Error, Some(e.to_string())),
+        Err(e) => return base(Verdict::error(e.to_string())),
     };
     let cgroup_name = format!("sandboxrun-{}", std::process::id());
     let (cgroup, cgroup_status) = match sandbox::Cgroup::create(&cgroup_name, &confinement::cgroup_limits(&run.policy))
@@ -163,7 +156,7 @@ pub fn run(run: Run) -> Report {
     // SAFETY: the CLI is single-threaded here (compilation threads start in the child).
     let spawned = match unsafe { sandbox::spawn(&confinement, cgroup.as_ref(), child) } {
         Ok(c) => c,
-        Err(e) => return base(Status::Error, Some(format!("failed to start the run: {e}"))),
+        Err(e) => return base(Verdict::error(format!("failed to start the run: {e}"))),
     };
     if let (Some(c), Some(_)) = (&cache, &cached) {
         // While the run starts: the bookkeeping of a hit is off its critical path.
@@ -172,7 +165,7 @@ pub fn run(run: Run) -> Report {
     let mut pipes = [(read_end, Vec::new()), (artifact_read, Vec::new())];
     let exit = match supervisor::wait(spawned.pid(), started, limits.wall_time, limits.cpu_time, &mut pipes) {
         Ok(e) => e,
-        Err(e) => return base(Status::Error, Some(format!("failed to wait for the run: {e}"))),
+        Err(e) => return base(Verdict::error(format!("failed to wait for the run: {e}"))),
     };
     let [(_, message), (_, artifact)] = pipes;
     let child_report: Option<ChildReport> = serde_json::from_slice(&message).ok();
@@ -186,21 +179,23 @@ pub fn run(run: Run) -> Report {
         }
     }
 
-    let mut report = base(Status::Error, None);
-    report.cpu_time_ms = exit.cpu_time.as_millis() as u64;
-    report.wall_time_ms = exit.wall_time.as_millis() as u64;
-    report.peak_memory_bytes = exit.peak_rss_bytes;
     let mut observed =
         verdict::Observed { syscall: spawned.violation().map(|v| v.to_string()), ..verdict::Observed::default() };
+    let mut peak_memory_bytes = exit.peak_rss_bytes;
     if let Some(cgroup) = cgroup {
         if let Ok(Some(peak)) = cgroup.memory_peak() {
-            report.peak_memory_bytes = peak;
+            peak_memory_bytes = peak;
         }
         observed.oom_kills = cgroup.oom_kills().ok().flatten().unwrap_or(0);
         if let Err(e) = cgroup.remove() {
             eprintln!("sandboxrun: warning: {e}");
         }
     }
+    let outcome = child_report.as_ref().map(|c| c.outcome.clone());
+    let mut report = base(verdict::decide(&exit, outcome, &limits, &observed));
+    report.cpu_time_ms = exit.cpu_time.as_millis() as u64;
+    report.wall_time_ms = exit.wall_time.as_millis() as u64;
+    report.peak_memory_bytes = peak_memory_bytes;
     if let Some(c) = &child_report {
         report.stages = c.stages.clone();
         report.confinement = c.confinement.clone();
@@ -218,14 +213,5 @@ pub fn run(run: Run) -> Report {
         report.stdout_bytes = c.stdout_bytes;
         report.stderr_bytes = c.stderr_bytes;
     }
-    let v = verdict::decide(&exit, child_report.map(|c| c.outcome), &limits, &observed);
-    report.status = v.status;
-    report.exit_code = v.exit_code;
-    report.reason = v.reason;
-    report.signal = v.signal;
-    report.syscall = v.syscall;
-    report.details = v.details;
-    report.trap = v.trap;
-    report.error = v.error;
     report
 }

@@ -5,6 +5,7 @@
 use crate::report::{ChildOutcome, Reason, Status, TrapReport};
 use crate::supervisor::{ChildExit, ExitStatus};
 use policy::Limits;
+use serde::Serialize;
 
 /// Exit status of a child whose allocation failed (at `RLIMIT_DATA`): see [`crate::oom`].
 pub const CHILD_OUT_OF_MEMORY: i32 = 102;
@@ -18,8 +19,8 @@ pub struct Observed {
     pub oom_kills: u64,
 }
 
-/// The verdict and its details.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// The verdict and its details (`--report` shows them at its top level).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Verdict {
     /// How the run ended.
     pub status: Status,
@@ -40,6 +41,11 @@ pub struct Verdict {
 }
 
 impl Verdict {
+    /// sandboxrun could not run the module.
+    pub fn error(message: String) -> Verdict {
+        Verdict { error: Some(message), ..Verdict::new(Status::Error) }
+    }
+
     fn new(status: Status) -> Verdict {
         Verdict {
             status,
@@ -96,7 +102,7 @@ pub fn decide(exit: &ChildExit, outcome: Option<ChildOutcome>, limits: &Limits, 
         (_, Some(ChildOutcome::Raised { signal })) => {
             Verdict::killed(i32::from(signal), Reason::GuestSignal, format!("guest raised signal {signal}"))
         }
-        (_, Some(ChildOutcome::Error { message })) => Verdict { error: Some(message), ..Verdict::new(Status::Error) },
+        (_, Some(ChildOutcome::Error { message })) => Verdict::error(message),
         (ExitStatus::Exited(CHILD_OUT_OF_MEMORY), None) => {
             Verdict::limit(Status::MemoryLimit, Reason::NativeMemory, memory())
         }

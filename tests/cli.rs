@@ -183,6 +183,8 @@ fn bad_input_is_125_with_one_line() {
         (vec![env.as_os_str()], "unknown import env.f: expected func(i32) -> ()"),
         (vec!["-p".as_ref(), bad_policy.as_os_str(), env.as_os_str()], "p.yaml:3:11: limits.memory: unknown unit 'MB'"),
         (vec![absent.as_os_str()], "failed to read"),
+        (vec!["--run-as".as_ref(), "0".as_ref(), env.as_os_str()], "--run-as 0: must not be 0"),
+        (vec!["--dir".as_ref(), "nope::/x".as_ref(), env.as_os_str()], "--dir nope::/x: no such directory"),
     ];
     for (args, expected) in cases {
         let o = run(bin().args(&args));
