@@ -1,6 +1,6 @@
 //! The thin wrapper around the raw system calls `nix` does not cover: each turns -1/errno into
 //! [`io::Error`] and carries the `// SAFETY:` argument for its one `unsafe` block. Everything
-//! else in the crate calls `nix`, `caps`, `landlock` or `seccompiler`.
+//! else in the crate calls `nix`, `caps` or `landlock`.
 
 use std::io;
 
@@ -35,6 +35,24 @@ pub fn prctl(option: libc::c_int, arg2: libc::c_ulong) -> io::Result<libc::c_int
     // touch no memory of ours.
     let r = unsafe { libc::prctl(option, arg2, 0 as libc::c_ulong, 0 as libc::c_ulong, 0 as libc::c_ulong) };
     check(r as libc::c_long).map(|r| r as libc::c_int)
+}
+
+/// `seccomp(SECCOMP_SET_MODE_FILTER, 0, program)`: installs a BPF program on the calling
+/// thread (no_new_privs or CAP_SYS_ADMIN required).
+pub fn seccomp_set_filter(program: &[libc::sock_filter]) -> io::Result<()> {
+    let len = libc::c_ushort::try_from(program.len()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let fprog = libc::sock_fprog { len, filter: program.as_ptr().cast_mut() };
+    // SAFETY: `fprog` points to `len` valid instructions, which the kernel copies before
+    // returning; it never writes through the pointer.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            0 as libc::c_ulong,
+            &fprog as *const libc::sock_fprog,
+        )
+    };
+    check(r).map(|_| ())
 }
 
 /// The kernel's landlock ABI version (`landlock_create_ruleset(NULL, 0,

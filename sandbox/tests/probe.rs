@@ -119,7 +119,7 @@ fn hostile() -> Vec<(&'static str, Attempt, Expect)> {
             |_| {
                 let mut args = [0u64; 11]; // struct clone_args, CLONE_ARGS_SIZE_VER2
                 args[4] = libc::SIGCHLD as u64; // exit_signal
-                                                // SAFETY: the third filter answers ENOSYS before the kernel reads the arguments.
+                                                // SAFETY: the filter answers ENOSYS before the kernel reads the arguments.
                 cvt(unsafe { libc::syscall(libc::SYS_clone3, args.as_mut_ptr(), size_of_val(&args)) }).map(drop)
             },
             Expect::Errno(&[libc::ENOSYS]),

@@ -4,7 +4,6 @@
 //! architecture's number side by side.
 
 use super::calls;
-use seccompiler::TargetArch;
 use std::sync::OnceLock;
 
 /// A CPU architecture with a system call list.
@@ -45,13 +44,6 @@ impl Arch {
             AUDIT_ARCH_X86_64 => Some(Arch::X86_64),
             AUDIT_ARCH_AARCH64 => Some(Arch::Aarch64),
             _ => None,
-        }
-    }
-
-    pub(crate) fn target(self) -> TargetArch {
-        match self {
-            Arch::X86_64 => TargetArch::x86_64,
-            Arch::Aarch64 => TargetArch::aarch64,
         }
     }
 
@@ -101,10 +93,10 @@ pub enum Rule {
     /// [`super::compile_filter`]); denied when that pid is unknown.
     OwnProcess,
     /// `rt_sigaction`: any signal but SIGSYS, whose handler reports violations. Changing
-    /// SIGSYS's disposition is `SECCOMP_RET_KILL_PROCESS` (the second filter); the reporter
+    /// SIGSYS's disposition is `SECCOMP_RET_KILL_PROCESS`; the reporter
     /// itself ends the process that way.
     NotSigsys,
-    /// `clone3`: answered ENOSYS (the third filter) without running, so glibc falls back to
+    /// `clone3`: answered ENOSYS without running, so glibc falls back to
     /// `clone`, whose flags — unlike `clone3`'s, behind a pointer — a filter can inspect.
     Enosys,
 }

@@ -3,9 +3,11 @@
 //!
 //! - [`list`]: the shape of the lists and the number-to-name lookup;
 //! - [`calls`]: the lists, data reviewed like code, every architecture's numbers side by side;
+//! - [`bpf`]: the code generator (a decision tree over the numbers) and an evaluator for tests;
 //! - [`filter`]: compiling them (once, before forking) and installing them;
 //! - [`report`]: the SIGSYS reporter and the page the parent reads the number from.
 
+pub mod bpf;
 mod calls;
 pub mod filter;
 pub mod list;
