@@ -1,6 +1,7 @@
 //! The child's run sequence: load, compile, build WASI, link, instantiate, execute. It runs
 //! inside the forked (and, later, confined) child and reports a [`ChildReport`].
 
+use crate::code_channel::{Cached, Receiver};
 use crate::report::{ChildOutcome, ChildReport, Confinement, Stages, TrapReport};
 use engine::{CallError, Config, Engine, LinkError, Linker, Module, Store, Trap, Val, ValType};
 use policy::{Mode, Policy};
@@ -20,10 +21,8 @@ pub struct RunSpec<'a> {
     pub policy: &'a Policy,
     /// `--invoke NAME VALUES...` instead of `_start`.
     pub invoke: Option<(String, Vec<String>)>,
-    /// A cached artifact for this module, if the parent found one.
-    pub artifact: Option<&'a [u8]>,
-    /// Where to send a freshly compiled artifact (the parent stores it in the cache).
-    pub artifact_out: Option<std::fs::File>,
+    /// The code cache, through the supervisor; `None`: no cache.
+    pub code: Option<Receiver>,
     /// Stop after compiling (`sandboxrun compile`).
     pub compile_only: bool,
     /// The confinement and its seccomp filter, both built by the parent before forking;
@@ -73,7 +72,10 @@ fn module(
     stages: &mut Stages,
     compiled: &mut bool,
 ) -> Result<Module, String> {
-    if let Some(artifact) = spec.artifact {
+    // The supervisor has been looking the module up while this process confined itself. A
+    // channel failure only costs the cache: compile.
+    let cached = spec.code.as_mut().map_or(Ok(Cached::NoCache), Receiver::receive).unwrap_or(Cached::NoCache);
+    if let Cached::Hit(artifact) = &cached {
         let t = Instant::now();
         // The cache key covers these exact bytes and this compiler: no re-validation needed.
         if let Ok(m) = Module::from_artifact(engine, wasm, artifact) {
@@ -92,10 +94,9 @@ fn module(
         .and_then(|c| c.compile_module(&info, wasm, engine.compile_threads()))
         .map_err(|e| e.to_string())?;
     *compiled = true;
-    if let Some(mut out) = spec.artifact_out.take() {
-        use std::io::Write;
-        // Sent before any guest code runs; a failure only loses the cache entry.
-        let _ = out.write_all(&artifact.to_bytes());
+    if let Some(code) = spec.code.as_mut() {
+        // Sent before any guest code runs.
+        code.send_back(&artifact.to_bytes());
     }
     let module = Module::load(engine, info, &artifact).map_err(|e| e.to_string())?;
     stages.compile = ms(t);

@@ -4,12 +4,14 @@
 //! - [`run`]: the parent: fork, supervise, verdict ([`supervisor`], [`report`]).
 //! - [`confinement`]: the run's confinement from its policy; [`verdict`]: how a run ended;
 //!   [`oom`]: failed allocations end the process with a status the parent understands.
+//! - [`code_channel`]: the code cache as the child sees it, through the supervisor.
 //! - [`child`]: the child's pipeline: load, compile, WASI, link, instantiate, execute.
 //! - [`wasi_link`]: WASI host functions linked into the engine.
 //! - [`inspect`]: `sandboxrun inspect`.
 
 pub mod child;
 pub mod cli;
+pub mod code_channel;
 pub mod confinement;
 pub mod inspect;
 pub mod oom;

@@ -2,6 +2,7 @@
 //! module, supervise it, and turn what happened into a report and an exit status.
 
 use crate::child::{self, RunSpec};
+use crate::code_channel;
 use crate::confinement;
 use crate::report::{ChildReport, Report};
 use crate::supervisor;
@@ -33,8 +34,8 @@ pub struct Run {
     pub compile_only: bool,
 }
 
-/// The cache as this run uses it. The parent alone holds the database; the child closes its
-/// inherited copies of the descriptors before anything else, so it can never write to it.
+/// The cache as this run uses it. The parent alone opens the database, after the fork: the
+/// child never holds a descriptor of it.
 struct Cache {
     db: CodeCache,
     key: CacheKey,
@@ -77,46 +78,53 @@ fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
+fn hex(digest: &[u8; 32]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Runs the module in a forked child and reports.
+///
+/// Order: everything the child needs from the parent is made before the fork (pipes, the
+/// confinement, the seccomp filter, the cgroup, the code channel); then, while the child sets
+/// up and confines itself, the parent hashes the module and looks it up in the code cache, and
+/// answers through the code channel; then it supervises.
 pub fn run(run: Run) -> Report {
-    let digest: [u8; 32] = Sha256::digest(&run.module).into();
-    let sha = digest.iter().map(|b| format!("{b:02x}")).collect::<String>();
-    let (cache, cached) = lookup(&run, &digest);
-    let cache_status = match (&cache, &cached) {
-        (None, _) => "disabled",
-        (Some(_), Some(_)) => "hit",
-        (Some(_), None) => "miss",
-    };
-    let base = |verdict| Report {
+    let base = |verdict, module_sha256: String, cache: &str| Report {
         verdict,
         cpu_time_ms: 0,
         wall_time_ms: 0,
         peak_memory_bytes: 0,
         stdout_bytes: 0,
         stderr_bytes: 0,
-        module_sha256: sha.clone(),
-        cache: cache_status.to_string(),
+        module_sha256,
+        cache: cache.to_string(),
         compile_ms: 0.0,
         load_ms: 0.0,
         stages: Default::default(),
         confinement: None,
     };
-    let (pipes, artifact_pipes) = match (pipe(), pipe()) {
-        (Ok(p), Ok(a)) => (p, a),
-        (Err(e), _) | (_, Err(e)) => return base(Verdict::error(format!("failed to create a pipe: {e}"))),
+    // A run that never starts: its report still names the module.
+    let failed = |message: String| {
+        let digest: [u8; 32] = Sha256::digest(&run.module).into();
+        base(Verdict::error(message), hex(&digest), "disabled")
     };
-    let (read_end, write_end) = pipes;
-    let (artifact_read, artifact_write) = artifact_pipes;
-    let wants_artifact = cache.is_some();
+    let (read_end, write_end) = match pipe() {
+        Ok(p) => p,
+        Err(e) => return failed(format!("failed to create a pipe: {e}")),
+    };
+    let (mut code_sender, code_receiver) = match code_channel::channel() {
+        Ok(c) => c,
+        Err(e) => return failed(format!("failed to create the code channel: {e}")),
+    };
     let limits = run.policy.limits;
     // Built before forking: the child only applies them.
     let confinement = confinement::for_policy(&run.policy);
     let Some(arch) = sandbox::Arch::native() else {
-        return base(Verdict::error("no seccomp filter for this architecture".into()));
+        return failed("no seccomp filter for this architecture".into());
     };
     let filter = match sandbox::compile_filter(arch, Some(sandbox::PID_IN_NAMESPACE)) {
         Ok(f) => f,
-        Err(e) => return base(Verdict::error(e.to_string())),
+        Err(e) => return failed(e.to_string()),
     };
     let cgroup_name = format!("sandboxrun-{}", std::process::id());
     let (cgroup, cgroup_status) = match sandbox::Cgroup::create(&cgroup_name, &confinement::cgroup_limits(&run.policy))
@@ -127,10 +135,16 @@ pub fn run(run: Run) -> Report {
     let started = Instant::now();
     let child = || {
         crate::oom::mark_child();
-        // Nothing inherited from the caller reaches the run: only stdio and the two pipes.
-        let keep = [0, 1, 2, write_end.as_raw_fd(), artifact_write.as_raw_fd()];
+        // Moved in: the parent's copies close when `spawn` returns (else it would never see
+        // end of file on the pipes the child writes).
+        let code = code_receiver;
+        // Nothing inherited from the caller reaches the run: stdio, the report pipe and the
+        // code channel.
+        let mut keep = vec![0, 1, 2, write_end.as_raw_fd()];
+        keep.extend(code.fds());
         // SAFETY: first thing in the fresh child: the objects alive here own only the kept
-        // descriptors, and the pipes' read ends, which the child never uses.
+        // descriptors, and the parent's ends, which the child never uses or drops (it leaves
+        // by `_exit`).
         if let Err(e) = unsafe { sandbox::fds::close_inherited(&keep) } {
             eprintln!("sandboxrun: error: failed to close inherited descriptors: {e}");
             return crate::report::EXIT_ERROR;
@@ -143,8 +157,7 @@ pub fn run(run: Run) -> Report {
             extra_args,
             policy: &run.policy,
             invoke,
-            artifact: cached.as_deref(),
-            artifact_out: wants_artifact.then(|| std::fs::File::from(artifact_write)),
+            code: Some(code),
             compile_only: run.compile_only,
             confine: Some((&confinement, &filter)),
         });
@@ -156,16 +169,39 @@ pub fn run(run: Run) -> Report {
     // SAFETY: the CLI is single-threaded here (compilation threads start in the child).
     let spawned = match unsafe { sandbox::spawn(&confinement, cgroup.as_ref(), child) } {
         Ok(c) => c,
-        Err(e) => return base(Verdict::error(format!("failed to start the run: {e}"))),
+        Err(e) => return failed(format!("failed to start the run: {e}")),
     };
-    if let (Some(c), Some(_)) = (&cache, &cached) {
+
+    // While the child confines itself.
+    let digest: [u8; 32] = Sha256::digest(&run.module).into();
+    let sha = hex(&digest);
+    let (cache, cached) = lookup(&run, &digest);
+    let cache_status = match (&cache, &cached) {
+        (None, _) => "disabled",
+        (Some(_), Some(_)) => "hit",
+        (Some(_), None) => "miss",
+    };
+    let answer = match (&cache, &cached) {
+        (None, _) => code_channel::Answer::NoCache,
+        (Some(_), Some(artifact)) => code_channel::Answer::Hit(artifact),
+        (Some(_), None) => code_channel::Answer::Miss,
+    };
+    match code_sender.answer(answer) {
+        // A broken pipe: the child ended before asking (its report says why).
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        // The child reads end of file and compiles.
+        Err(e) => eprintln!("sandboxrun: warning: failed to pass the cached code to the run: {e}"),
+    }
+    drop(cached);
+    if let (Some(c), "hit") = (&cache, cache_status) {
         // While the run starts: the bookkeeping of a hit is off its critical path.
         c.db.touch(&c.key, TOUCH_PATIENCE);
     }
-    let mut pipes = [(read_end, Vec::new()), (artifact_read, Vec::new())];
+    let mut pipes = [(read_end, Vec::new()), (code_sender.returned(), Vec::new())];
     let exit = match supervisor::wait(spawned.pid(), started, limits.wall_time, limits.cpu_time, &mut pipes) {
         Ok(e) => e,
-        Err(e) => return base(Verdict::error(format!("failed to wait for the run: {e}"))),
+        Err(e) => return base(Verdict::error(format!("failed to wait for the run: {e}")), sha, cache_status),
     };
     let [(_, message), (_, artifact)] = pipes;
     let child_report: Option<ChildReport> = serde_json::from_slice(&message).ok();
@@ -192,7 +228,7 @@ pub fn run(run: Run) -> Report {
         }
     }
     let outcome = child_report.as_ref().map(|c| c.outcome.clone());
-    let mut report = base(verdict::decide(&exit, outcome, &limits, &observed));
+    let mut report = base(verdict::decide(&exit, outcome, &limits, &observed), sha, cache_status);
     report.cpu_time_ms = exit.cpu_time.as_millis() as u64;
     report.wall_time_ms = exit.wall_time.as_millis() as u64;
     report.peak_memory_bytes = peak_memory_bytes;

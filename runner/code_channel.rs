@@ -1,0 +1,244 @@
+//! The code cache as the child sees it: through a channel to the supervisor, which alone opens
+//! the database.
+//!
+//! The supervisor starts the child first and looks the module up while the child builds its
+//! WASI context and confines itself: the two take about as long (0.3-0.6 ms each), on
+//! different cores. It then answers on a pipe: no cache, a miss, or a hit whose artifact it has
+//! written into a memfd made before the fork, which the child maps privately (no copy through
+//! the pipe). Freshly compiled code goes back on a second pipe for the supervisor to check and
+//! store. A supervisor that drops its end without answering means "no cache": the child
+//! compiles and sends nothing.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+/// What the supervisor found (its side of the answer).
+#[derive(Clone, Copy, Debug)]
+pub enum Answer<'a> {
+    /// No usable cache: compile, send nothing back.
+    NoCache,
+    /// Not cached: compile and send the artifact back.
+    Miss,
+    /// This artifact.
+    Hit(&'a [u8]),
+}
+
+/// What the child learned (its side of the answer).
+#[derive(Debug)]
+pub enum Cached {
+    /// No usable cache.
+    NoCache,
+    /// Not cached.
+    Miss,
+    /// The cached artifact, mapped.
+    Hit(Mapped),
+}
+
+const NO_CACHE: u8 = 0;
+const MISS: u8 = 1;
+const HIT: u8 = 2;
+
+/// The supervisor's ends.
+#[derive(Debug)]
+pub struct Sender {
+    answer: File,
+    code: File,
+    returned: OwnedFd,
+}
+
+/// The child's ends.
+#[derive(Debug)]
+pub struct Receiver {
+    answer: File,
+    code: OwnedFd,
+    back: Option<File>,
+}
+
+fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: a valid out-array of two descriptors.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel returned two new descriptors, now owned here.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Creates the channel; call before forking (the child inherits its ends).
+///
+/// # Errors
+/// `pipe2` or `memfd_create` failed.
+pub fn channel() -> io::Result<(Sender, Receiver)> {
+    let (answer_read, answer_write) = pipe()?;
+    let (back_read, back_write) = pipe()?;
+    // SAFETY: a NUL-terminated name and valid flags.
+    let fd = unsafe { libc::memfd_create(c"sandboxrun-artifact".as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a new descriptor, owned from here on; duplicated so each side owns one.
+    let code = unsafe { OwnedFd::from_raw_fd(fd) };
+    let code_child = code.try_clone()?;
+    Ok((
+        Sender { answer: answer_write.into(), code: code.into(), returned: back_read },
+        Receiver { answer: answer_read.into(), code: code_child, back: Some(back_write.into()) },
+    ))
+}
+
+impl Sender {
+    /// Answers the child; the artifact of a hit is written before the answer.
+    ///
+    /// # Errors
+    /// Writing failed (the child then reads end of file, and compiles without the cache).
+    pub fn answer(&mut self, answer: Answer<'_>) -> io::Result<()> {
+        let (kind, len) = match answer {
+            Answer::NoCache => (NO_CACHE, 0),
+            Answer::Miss => (MISS, 0),
+            Answer::Hit(artifact) => {
+                self.code.write_all(artifact)?;
+                (HIT, artifact.len() as u64)
+            }
+        };
+        let mut message = [0u8; 9];
+        message[0] = kind;
+        message[1..].copy_from_slice(&len.to_le_bytes());
+        // Nine bytes never fill a pipe: this does not block on the child.
+        self.answer.write_all(&message)
+    }
+
+    /// The read end of the pipe the child sends compiled code back on.
+    pub fn returned(self) -> OwnedFd {
+        self.returned
+    }
+}
+
+impl Receiver {
+    /// The descriptors the child must keep open.
+    pub fn fds(&self) -> Vec<RawFd> {
+        let mut fds = vec![self.answer.as_raw_fd(), self.code.as_raw_fd()];
+        fds.extend(self.back.as_ref().map(|b| b.as_raw_fd()));
+        fds
+    }
+
+    /// Waits for the supervisor's answer (it is looking the module up meanwhile).
+    ///
+    /// # Errors
+    /// A malformed answer or a failed mapping.
+    pub fn receive(&mut self) -> io::Result<Cached> {
+        let mut message = [0u8; 9];
+        match self.answer.read_exact(&mut message) {
+            Ok(()) => {}
+            // The supervisor gave up on the cache without a word.
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(self.no_cache()),
+            Err(e) => return Err(e),
+        }
+        let len = u64::from_le_bytes(message[1..].try_into().expect("eight bytes"));
+        match message[0] {
+            NO_CACHE => Ok(self.no_cache()),
+            MISS => Ok(Cached::Miss),
+            HIT => Ok(Cached::Hit(Mapped::new(&self.code, len)?)),
+            kind => Err(io::Error::new(io::ErrorKind::InvalidData, format!("unknown cache answer {kind}"))),
+        }
+    }
+
+    fn no_cache(&mut self) -> Cached {
+        self.back = None;
+        Cached::NoCache
+    }
+
+    /// Sends freshly compiled code back, if the supervisor caches it (a failure only loses
+    /// the cache entry).
+    pub fn send_back(&mut self, artifact: &[u8]) {
+        if let Some(mut back) = self.back.take() {
+            let _ = back.write_all(artifact);
+        }
+    }
+}
+
+/// A private, read-only mapping of the artifact the supervisor wrote into the memfd.
+#[derive(Debug)]
+pub struct Mapped {
+    ptr: *mut libc::c_void,
+    len: usize,
+}
+
+impl Mapped {
+    fn new(fd: &OwnedFd, len: u64) -> io::Result<Mapped> {
+        let len = usize::try_from(len).map_err(|_| io::Error::from_raw_os_error(libc::EFBIG))?;
+        if len == 0 {
+            return Ok(Mapped { ptr: std::ptr::NonNull::dangling().as_ptr(), len });
+        }
+        // SAFETY: a fresh mapping at an address the kernel picks; read-only and private, so
+        // nothing another process does to the memfd later can change what this process reads
+        // through it except by writing the file, which only the supervisor, before answering,
+        // did.
+        let ptr =
+            unsafe { libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ, libc::MAP_PRIVATE, fd.as_raw_fd(), 0) };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Mapped { ptr, len })
+    }
+}
+
+impl std::ops::Deref for Mapped {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        // SAFETY: `ptr` maps `len` readable bytes (or is dangling with `len` 0) until drop.
+        unsafe { std::slice::from_raw_parts(self.ptr.cast::<u8>(), self.len) }
+    }
+}
+
+impl Drop for Mapped {
+    fn drop(&mut self) {
+        if self.len > 0 {
+            // SAFETY: unmaps exactly the mapping made in `new`; no slice of it outlives `self`.
+            unsafe { libc::munmap(self.ptr, self.len) };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hit_arrives_mapped_and_a_miss_asks_for_the_code_back() {
+        let (mut sender, mut receiver) = channel().unwrap();
+        let artifact: Vec<u8> = (0..100_000u32).map(|i| i as u8).collect();
+        sender.answer(Answer::Hit(&artifact)).unwrap();
+        match receiver.receive().unwrap() {
+            Cached::Hit(mapped) => assert_eq!(&mapped[..], &artifact[..]),
+            other => panic!("{other:?}"),
+        }
+
+        let (mut sender, mut receiver) = channel().unwrap();
+        sender.answer(Answer::Miss).unwrap();
+        assert!(matches!(receiver.receive().unwrap(), Cached::Miss));
+        receiver.send_back(b"code");
+        drop(receiver);
+        let mut returned = Vec::new();
+        File::from(sender.returned()).read_to_end(&mut returned).unwrap();
+        assert_eq!(returned, b"code");
+    }
+
+    #[test]
+    fn silence_or_no_cache_means_compile_and_send_nothing() {
+        for answer in [None, Some(Answer::NoCache)] {
+            let (mut sender, mut receiver) = channel().unwrap();
+            if let Some(a) = answer {
+                sender.answer(a).unwrap();
+            }
+            let Sender { answer: answer_end, code, returned } = sender;
+            drop((answer_end, code));
+            assert!(matches!(receiver.receive().unwrap(), Cached::NoCache));
+            receiver.send_back(b"code");
+            drop(receiver);
+            let mut got = Vec::new();
+            File::from(returned).read_to_end(&mut got).unwrap();
+            assert!(got.is_empty());
+        }
+    }
+}
