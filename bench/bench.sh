@@ -72,7 +72,7 @@ sandboxrun_cmd() {
     echo "$SANDBOXRUN -p $POLICY $wasm $*"
 }
 sandboxrun_clear_cache() {
-    echo "rm -f $SANDBOXRUN_CACHE $SANDBOXRUN_CACHE-wal $SANDBOXRUN_CACHE-shm"
+    echo "rm -f $SANDBOXRUN_CACHE $SANDBOXRUN_CACHE-journal"
 }
 sandboxrun_compile_cmd() {
     echo "$SANDBOXRUN compile $1"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Start-up and code-cache benchmark (not a test): hello world end to end, cold (empty cache)
 # and warm (cache hit), beside `wasmtime run` with its own cache warm and cold; and the big
-# generated module: compile time vs load-from-cache time.
+# generated module: compile time vs load-from-cache time. With WASMI (cargo install wasmi_cli),
+# also the wasmi interpreter's hello, which starts without compiling.
 #
 # Needs: hyperfine, a release build (cargo build --release), the workloads built by
 # ../shared/bench/build.sh (set BENCH_WASM to their build/wasm folder), and optionally
@@ -11,6 +12,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 SR=${SANDBOXRUN:-$HERE/../target/release/sandboxrun}
 WASM=${BENCH_WASM:?set BENCH_WASM to the folder with hello.wasm and bigmod.wasm}
 WASMTIME=${WASMTIME:-$(command -v wasmtime || true)}
+WASMI=${WASMI:-$(command -v wasmi || true)}
 RUNS=${RUNS:-30}
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
@@ -18,7 +20,7 @@ export SANDBOXRUN_CACHE=$TMP/cache.sqlite
 
 # hyperfine takes either one --prepare for all commands or one per command: every command
 # gets its own here ("true" where nothing is to be prepared).
-RM="rm -f $TMP/cache.sqlite $TMP/cache.sqlite-wal $TMP/cache.sqlite-shm"
+RM="rm -f $TMP/cache.sqlite $TMP/cache.sqlite-journal"
 cmds=(
   -n "sandboxrun hello cold" --prepare "$RM" "$SR $WASM/hello.wasm"
   -n "sandboxrun hello warm" --prepare "true" "$SR $WASM/hello.wasm"
@@ -26,6 +28,9 @@ cmds=(
 if [ -n "$WASMTIME" ]; then
   cmds+=(-n "wasmtime hello cold" --prepare "true" "$WASMTIME run -C cache=n $WASM/hello.wasm"
          -n "wasmtime hello warm" --prepare "true" "$WASMTIME run $WASM/hello.wasm")
+fi
+if [ -n "$WASMI" ]; then
+  cmds+=(-n "wasmi hello" --prepare "true" "$WASMI $WASM/hello.wasm")
 fi
 "$SR" "$WASM/hello.wasm" >/dev/null
 [ -n "$WASMTIME" ] && "$WASMTIME" run "$WASM/hello.wasm" >/dev/null

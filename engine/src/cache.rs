@@ -121,7 +121,9 @@ impl CodeCache {
         // read is a shared lock and a few page reads. Writes (misses) are rare and short:
         // readers wait for them under the busy timeout. A WAL database of an older version is
         // converted by the first run that opens it alone.
-        let _ = conn.pragma_update(None, "journal_mode", "DELETE");
+        // TRUNCATE rather than DELETE: a commit empties the journal instead of unlinking it, so
+        // it needs no directory sync; an empty journal is no hot journal to readers.
+        let _ = conn.pragma_update(None, "journal_mode", "TRUNCATE");
         let _ = conn.pragma_update(None, "synchronous", "NORMAL");
         let cache = CodeCache { conn, path: name, max_bytes, lru_granularity: LRU_GRANULARITY };
         cache.migrate()?;
@@ -206,14 +208,27 @@ impl CodeCache {
         }
         let checksum = Sha256::digest(data);
         let t = now();
-        self.conn
+        // One transaction for the row, the counter and the eviction: one commit (its journal
+        // write and syncs) instead of three.
+        self.conn.execute_batch("BEGIN IMMEDIATE").map_err(self.err())?;
+        let written = self
+            .conn
             .execute(
                 "INSERT OR REPLACE INTO artifacts(key, checksum, size, data, created, last_used) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
                 params![&key.0[..], &checksum[..], data.len() as i64, data, t],
             )
-            .map_err(self.err())?;
-        self.count("stores");
-        self.evict(self.max_bytes)
+            .map_err(self.err())
+            .and_then(|_| {
+                self.count("stores");
+                self.evict(self.max_bytes)
+            });
+        match written {
+            Ok(()) => self.conn.execute_batch("COMMIT").map_err(self.err()),
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                Err(e)
+            }
+        }
     }
 
     /// Sets how stale `last_used` must be before [`CodeCache::touch`] rewrites it.
@@ -362,10 +377,13 @@ mod tests {
             c.touch(&key(n), Duration::from_millis(50));
         }
         let mode: String = c.conn.pragma_query_value(None, "journal_mode", |r| r.get(0)).unwrap();
-        assert_eq!(mode, "delete");
-        for leftover in ["-wal", "-shm", "-journal"] {
+        assert_eq!(mode, "truncate");
+        for leftover in ["-wal", "-shm"] {
             assert!(!Path::new(&format!("{}{leftover}", path.display())).exists(), "{leftover} left behind");
         }
+        // The rollback journal stays, empty: nothing for a reader to roll back.
+        let journal = std::fs::metadata(format!("{}-journal", path.display())).map_or(0, |m| m.len());
+        assert_eq!(journal, 0);
         assert_eq!(c.stats().unwrap().entries, 20);
     }
 
