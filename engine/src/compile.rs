@@ -91,8 +91,7 @@ impl Compiler {
             let mut ctx = Context::new();
             let mut builder_ctx = FunctionBuilderContext::new();
             let mut env = FuncEnv::new(module, self.bounds, &*self.isa);
-            loop {
-                let Some(&job) = order.get(next.fetch_add(1, Ordering::Relaxed)) else { break };
+            while let Some(&job) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
                 if first_error.lock().map(|e| e.is_some()).unwrap_or(true) {
                     break;
                 }
