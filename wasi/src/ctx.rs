@@ -2,6 +2,7 @@
 //! preopened directory per mount), limits and usage counters.
 
 use crate::sys;
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -77,9 +78,37 @@ pub(crate) struct FdEntry {
     pub(crate) writable: bool,
     pub(crate) rights_base: u64,
     pub(crate) rights_inheriting: u64,
+    /// What the last sequential `fd_write` through this entry left behind, so the next one
+    /// needs no `fstat`/`fcntl`/`lseek` to account the file's growth (see [`WriteState`]).
+    pub(crate) write_state: Cell<Option<WriteState>>,
+}
+
+/// A file descriptor's offset, its file's size and its append flag, as known after a
+/// sequential write. Valid while nothing else moved the offset (any read or seek through the
+/// entry, or a flag change, clears it) and no file shrank (`WasiCtx::shrinks`, bumped by every
+/// truncation, must still equal `shrinks`). Only under-estimating growth would let a guest
+/// exceed its disk quota: the offset is never stale (only this entry moves it), and the size
+/// can only be stale-low (another descriptor extended the file), which over-counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct WriteState {
+    pub(crate) pos: u64,
+    pub(crate) size: u64,
+    pub(crate) append: bool,
+    pub(crate) shrinks: u64,
 }
 
 impl FdEntry {
+    /// An entry without a known write state.
+    pub(crate) fn new(
+        kind: Kind,
+        host: Option<OwnedFd>,
+        writable: bool,
+        rights_base: u64,
+        rights_inheriting: u64,
+    ) -> Self {
+        FdEntry { kind, host, writable, rights_base, rights_inheriting, write_state: Cell::new(None) }
+    }
+
     pub(crate) fn fd(&self) -> io::Result<BorrowedFd<'_>> {
         self.host.as_ref().map(|f| f.as_fd()).ok_or_else(|| io::Error::from_raw_os_error(libc::EBADF))
     }
@@ -189,7 +218,7 @@ impl WasiCtxBuilder {
                 std::fs::File::open(&path).map(OwnedFd::from).map_err(|source| BuildError::Stdin { path, source })?,
             ),
         };
-        let stdio = |kind, host| FdEntry { kind, host, writable: true, rights_base: ALL_RIGHTS, rights_inheriting: 0 };
+        let stdio = |kind, host| FdEntry::new(kind, host, true, ALL_RIGHTS, 0);
         fds.insert(0, stdio(Kind::Stdin, stdin_host));
         let stdout = self.stdout.unwrap_or(Output::Inherit);
         let stderr = self.stderr.unwrap_or(Output::Inherit);
@@ -203,13 +232,7 @@ impl WasiCtxBuilder {
                 .map_err(|source| BuildError::Preopen { guest: guest.clone(), host, source })?;
             fds.insert(
                 3 + i as u32,
-                FdEntry {
-                    kind: Kind::Dir { preopen: Some(guest) },
-                    host: Some(dir.into()),
-                    writable,
-                    rights_base: ALL_RIGHTS,
-                    rights_inheriting: ALL_RIGHTS,
-                },
+                FdEntry::new(Kind::Dir { preopen: Some(guest) }, Some(dir.into()), writable, ALL_RIGHTS, ALL_RIGHTS),
             );
         }
         Ok(WasiCtx {
@@ -221,6 +244,7 @@ impl WasiCtxBuilder {
             stderr,
             captured: [Vec::new(), Vec::new()],
             usage: Usage::default(),
+            shrinks: 0,
         })
     }
 }
@@ -249,6 +273,8 @@ pub struct WasiCtx {
     pub(crate) stderr: Output,
     pub(crate) captured: [Vec<u8>; 2],
     pub(crate) usage: Usage,
+    /// Truncations so far (they invalidate every cached [`WriteState`]).
+    pub(crate) shrinks: u64,
 }
 
 impl WasiCtx {

@@ -6,7 +6,7 @@
 //! `ENOTCAPABLE`; a bad guest pointer is `EFAULT`.
 
 use crate::abi::{dirent_type, filetype, Abi};
-use crate::ctx::{FdEntry, Kind, Output, WasiCtx, ALL_RIGHTS};
+use crate::ctx::{FdEntry, Kind, Output, WasiCtx, WriteState, ALL_RIGHTS};
 use crate::errno::{Errno, WasiResult};
 use crate::memory::GuestMemory;
 use crate::sys;
@@ -215,6 +215,7 @@ fn fd_fdstat_get(ctx: &WasiCtx, m: &mut GuestMemory, fd: u32, out: u32) -> WasiR
 
 fn fd_fdstat_set_flags(ctx: &WasiCtx, fd: u32, flags: u16) -> WasiResult<()> {
     let e = ctx.file(fd)?;
+    e.write_state.set(None); // the append flag may change
     if flags & !(FDFLAGS_APPEND | FDFLAGS_NONBLOCK) != 0 {
         return Err(Errno::Notsup);
     }
@@ -282,6 +283,7 @@ fn fd_filestat_set_size(ctx: &mut WasiCtx, fd: u32, size: u64) -> WasiResult<()>
         return Err(Errno::Fbig);
     }
     let current = sys::fstat(host.as_fd())?.st_size as u64;
+    ctx.shrinks += 1; // the file may be open through other entries, their sizes now stale
     account_growth(ctx, current, size, 0)?;
     if size > current {
         account_growth(ctx, current, current, size - current)?;
@@ -344,6 +346,9 @@ fn fd_read(
         Kind::Stdin if at.is_some() => return Err(Errno::Spipe),
         _ => {}
     }
+    if at.is_none() {
+        e.write_state.set(None); // the offset moves
+    }
     let vecs = m.iovecs(iovs, count)?;
     let Some(host) = e.host.as_ref() else {
         return m.write_u32(out, 0); // null stdin: end of file
@@ -393,15 +398,24 @@ fn fd_write(
         return Err(Errno::Rofs);
     }
     let raw = e.fd()?.as_raw_fd();
+    // Taken: a write that fails half-way leaves no state behind (the offset may have moved).
+    let known = e.write_state.take().filter(|s| at.is_none() && s.shrinks == ctx.shrinks);
     // SAFETY: `raw` belongs to the entry for `fd`, which stays in the table during this call
     // (only `fd_close`/`fd_renumber` remove entries); borrowing it avoids a dup per write.
     let host = unsafe { BorrowedFd::borrow_raw(raw) };
-    let size = sys::fstat(host.as_fd())?.st_size as u64;
-    let append = sys::status_flags(host.as_fd(), None)? & libc::O_APPEND != 0;
-    let mut pos = match (at, append) {
-        (Some(offset), _) => offset,
-        (None, true) => size,
-        (None, false) => sys::lseek(host.as_fd(), 0, libc::SEEK_CUR)?,
+    // A sequential write after another needs no system call but the write itself.
+    let (mut pos, size, append) = match known {
+        Some(s) => (s.pos, s.size, s.append),
+        None => {
+            let size = sys::fstat(host.as_fd())?.st_size as u64;
+            let append = sys::status_flags(host.as_fd(), None)? & libc::O_APPEND != 0;
+            let pos = match (at, append) {
+                (Some(offset), _) => offset,
+                (None, true) => size,
+                (None, false) => sys::lseek(host.as_fd(), 0, libc::SEEK_CUR)?,
+            };
+            (pos, size, append)
+        }
     };
     let mut total = 0u64;
     let mut size = size;
@@ -428,6 +442,10 @@ fn fd_write(
         if n < u64::from(len) {
             break;
         }
+    }
+    if at.is_none() {
+        let state = WriteState { pos, size, append, shrinks: ctx.shrinks };
+        ctx.entry(fd)?.write_state.set(Some(state));
     }
     m.write_u32(out, total as u32)
 }
@@ -558,6 +576,7 @@ fn fd_seek(
     out: u32,
 ) -> WasiResult<()> {
     let e = ctx.file(fd)?;
+    e.write_state.set(None); // the offset moves
     let whence = abi.whence(whence).ok_or(Errno::Inval)?;
     let pos = sys::lseek(e.fd()?, offset, whence)?;
     m.write_u64(out, pos)
@@ -738,17 +757,20 @@ fn path_open(
     } else {
         sys::open_beneath(dir_fd.as_fd(), &path, flags, 0)?
     };
+    if oflags & OFLAGS_TRUNC != 0 {
+        ctx.shrinks += 1; // the file may be open through other entries, their sizes now stale
+    }
     let st = sys::fstat(host.as_fd())?;
     let kind = if st.st_mode & libc::S_IFMT == libc::S_IFDIR { Kind::Dir { preopen: None } } else { Kind::File };
     ctx.fds.insert(
         new_fd,
-        FdEntry {
+        FdEntry::new(
             kind,
-            host: Some(host),
+            Some(host),
             writable,
-            rights_base: rights_base & inheriting & ALL_RIGHTS,
-            rights_inheriting: rights_inheriting & inheriting & ALL_RIGHTS,
-        },
+            rights_base & inheriting & ALL_RIGHTS,
+            rights_inheriting & inheriting & ALL_RIGHTS,
+        ),
     );
     m.write_u32(out, new_fd)
 }

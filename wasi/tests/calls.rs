@@ -211,6 +211,50 @@ fn limits_open_files_size_disk_and_quota() {
     assert_eq!(g.ctx.take_captured(), (b"12345".to_vec(), b"abcde".to_vec()));
 }
 
+/// Sequential writes reuse the offset and size the previous write left (no fstat, fcntl or
+/// lseek each): the disk quota must count exactly what it counted before, whatever moved the
+/// offset or shrank the file in between.
+#[test]
+fn disk_accounting_survives_seeks_reads_flags_and_truncations() {
+    let dir = temp_dir("accounting");
+    let limits = WasiLimits { disk_bytes: 250, ..WasiLimits::default() };
+    let mut g = Guest::new(WasiCtxBuilder::new().preopen(&dir, "/rw", true).limits(limits));
+    let (_, f) = g.open(3, "f", CREAT, READ | WRITE, 0);
+    assert_eq!(g.write(f, &[1; 200]).unwrap(), (0, 200));
+    // After a seek the write overwrites: no growth (counted from the old offset, 200..300,
+    // it would exceed the quota).
+    assert_eq!(g.errno("fd_seek", &[f as u64, 0, 0, OUT as u64]), 0);
+    assert_eq!(g.write(f, &[2; 100]).unwrap(), (0, 100), "0..100: no growth");
+    // After a read the write starts where the read ended: 150..250 grows the file by 50
+    // (counted from 100 it would grow it by nothing, and the quota would be short by 50).
+    assert_eq!(g.read(f, 50).1.len(), 50);
+    assert_eq!(g.write(f, &[3; 100]).unwrap(), (0, 100), "150..250: 50 bytes of growth");
+    assert_eq!(g.write(f, &[4; 1]).unwrap().0, Errno::Nospc as u64, "250 of 250 used");
+    // Append mode switched on after a seek: the write lands at the end, still no room.
+    assert_eq!(g.errno("fd_seek", &[f as u64, 0, 0, OUT as u64]), 0);
+    assert_eq!(g.errno("fd_fdstat_set_flags", &[f as u64, 1]), 0);
+    assert_eq!(g.write(f, &[5; 1]).unwrap().0, Errno::Nospc as u64);
+    assert_eq!(std::fs::metadata(dir.join("f")).unwrap().len(), 250);
+
+    // A file truncated through another descriptor: the first one's cached size is stale, and
+    // its next write past the old end grows the file from zero (the hole counts, as without
+    // the cache).
+    let limits = WasiLimits { disk_bytes: 1000, ..WasiLimits::default() };
+    let mut g = Guest::new(WasiCtxBuilder::new().preopen(&dir, "/rw", true).limits(limits));
+    let (_, a) = g.open(3, "g", CREAT, WRITE, 0);
+    assert_eq!(g.write(a, &[1; 400]).unwrap(), (0, 400));
+    let (e, _) = g.open(3, "g", TRUNC, WRITE, 0);
+    assert_eq!(e, 0);
+    assert_eq!(g.write(a, &[1; 400]).unwrap().0, Errno::Nospc as u64, "400..800 from an empty file: 800 > 600 left");
+    // The same through fd_filestat_set_size.
+    let (_, b) = g.open(3, "h", CREAT, WRITE, 0);
+    assert_eq!(g.write(b, &[1; 300]).unwrap(), (0, 300), "700 of 1000 used");
+    let (_, c) = g.open(3, "h", 0, WRITE, 0);
+    assert_eq!(g.errno("fd_filestat_set_size", &[c as u64, 0]), 0);
+    assert_eq!(g.write(b, &[1; 100]).unwrap().0, Errno::Nospc as u64, "300..400 from an empty file: 400 > 300 left");
+    assert_eq!(g.write(b, &[1; 0]).unwrap(), (0, 0));
+}
+
 #[test]
 fn legacy_abi_layouts() {
     let dir = temp_dir("legacy");
