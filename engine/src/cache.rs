@@ -20,6 +20,7 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 use sha2::{Digest, Sha256};
+use std::cell::Cell;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -98,6 +99,10 @@ pub struct CodeCache {
     path: String,
     max_bytes: u64,
     lru_granularity: Duration,
+    /// Whether the connection is set up for writing ([`CodeCache::for_writing`]).
+    writing: Cell<bool>,
+    /// The key and `last_used` of the row [`CodeCache::get`] last returned.
+    last_read: Cell<Option<(CacheKey, i64)>>,
 }
 
 fn now() -> i64 {
@@ -115,19 +120,35 @@ impl CodeCache {
         let sql = |source| CacheError::Sqlite { path: name.clone(), source };
         let conn = Connection::open(path).map_err(sql)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(sql)?;
-        // A rollback journal, not WAL: runs are short-lived processes that each open the
-        // database once to read one row, and the first connection to a WAL database rebuilds
-        // its shared-memory index on every open (0.1-0.3 ms a run), while a rollback-journal
-        // read is a shared lock and a few page reads. Writes (misses) are rare and short:
-        // readers wait for them under the busy timeout. A WAL database of an older version is
-        // converted by the first run that opens it alone.
-        // TRUNCATE rather than DELETE: a commit empties the journal instead of unlinking it, so
-        // it needs no directory sync; an empty journal is no hot journal to readers.
-        let _ = conn.pragma_update(None, "journal_mode", "TRUNCATE");
-        let _ = conn.pragma_update(None, "synchronous", "NORMAL");
-        let cache = CodeCache { conn, path: name, max_bytes, lru_granularity: LRU_GRANULARITY };
+        let cache = CodeCache {
+            conn,
+            path: name,
+            max_bytes,
+            lru_granularity: LRU_GRANULARITY,
+            writing: Cell::new(false),
+            last_read: Cell::new(None),
+        };
         cache.migrate()?;
         Ok(cache)
+    }
+
+    /// Sets the connection up for writing, once, before its first write; a run that only
+    /// reads (a hit) never pays for these statements.
+    ///
+    /// A rollback journal, not WAL: runs are short-lived processes that each open the database
+    /// once to read one row, and the first connection to a WAL database rebuilds its
+    /// shared-memory index on every open (0.1-0.3 ms a run), while a rollback-journal read is a
+    /// shared lock and a few page reads. Writes (misses) are rare and short: readers wait for
+    /// them under the busy timeout. A WAL database of an older version is converted by its next
+    /// writer (when it has the file to itself; until then it is read in WAL mode). TRUNCATE
+    /// rather than DELETE: a commit empties the journal instead of unlinking it, so it needs no
+    /// directory sync; an empty journal is no hot journal to readers. Both settings belong to
+    /// the connection, not the file.
+    fn for_writing(&self) {
+        if !self.writing.replace(true) {
+            let _ = self.conn.pragma_update(None, "journal_mode", "TRUNCATE");
+            let _ = self.conn.pragma_update(None, "synchronous", "NORMAL");
+        }
     }
 
     fn err(&self) -> impl Fn(rusqlite::Error) -> CacheError + '_ {
@@ -140,6 +161,7 @@ impl CodeCache {
             return Err(CacheError::NewerSchema { path: self.path.clone(), found: version });
         }
         if version < 1 {
+            self.for_writing();
             self.conn
                 .execute_batch(
                     "BEGIN IMMEDIATE;
@@ -172,15 +194,17 @@ impl CodeCache {
     /// The artifact stored under `key`, if present and intact: a read, nothing written (a
     /// damaged row is deleted). Record the use with [`CodeCache::touch`], off the critical path.
     pub fn get(&self, key: &CacheKey) -> Result<Option<Vec<u8>>, CacheError> {
-        let row: Option<(Vec<u8>, Vec<u8>)> = self
+        let row: Option<(Vec<u8>, Vec<u8>, i64)> = self
             .conn
-            .query_row("SELECT checksum, data FROM artifacts WHERE key = ?1", params![&key.0[..]], |r| {
-                Ok((r.get(0)?, r.get(1)?))
+            .query_row("SELECT checksum, data, last_used FROM artifacts WHERE key = ?1", params![&key.0[..]], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
             })
             .optional()
             .map_err(self.err())?;
-        let Some((checksum, data)) = row else { return Ok(None) };
+        let Some((checksum, data, last_used)) = row else { return Ok(None) };
+        self.last_read.set(Some((*key, last_used)));
         if Sha256::digest(&data)[..] != checksum[..] {
+            self.for_writing();
             self.conn.execute("DELETE FROM artifacts WHERE key = ?1", params![&key.0[..]]).map_err(self.err())?;
             return Ok(None);
         }
@@ -192,11 +216,17 @@ impl CodeCache {
     /// write a run), waiting at most `patience` for a concurrent writer. Bookkeeping only: a
     /// failure (a busy or read-only file) loses nothing.
     pub fn touch(&self, key: &CacheKey, patience: Duration) {
-        let _ = self.conn.busy_timeout(patience);
         let t = now();
+        let stale_before = t - self.lru_granularity.as_micros() as i64;
+        // Read by `get` a moment ago and recent enough: no statement at all.
+        if self.last_read.get().is_some_and(|(k, used)| k == *key && used >= stale_before) {
+            return;
+        }
+        self.for_writing();
+        let _ = self.conn.busy_timeout(patience);
         let _ = self.conn.execute(
             "UPDATE artifacts SET last_used = ?2 WHERE key = ?1 AND last_used < ?3",
-            params![&key.0[..], t, t - self.lru_granularity.as_micros() as i64],
+            params![&key.0[..], t, stale_before],
         );
         let _ = self.conn.busy_timeout(BUSY_TIMEOUT);
     }
@@ -208,6 +238,7 @@ impl CodeCache {
         }
         let checksum = Sha256::digest(data);
         let t = now();
+        self.for_writing();
         // One transaction for the row, the counter and the eviction: one commit (its journal
         // write and syncs) instead of three.
         self.conn.execute_batch("BEGIN IMMEDIATE").map_err(self.err())?;
@@ -281,12 +312,14 @@ impl CodeCache {
 
     /// Removes every entry and counter.
     pub fn clear(&self) -> Result<(), CacheError> {
+        self.for_writing();
         self.conn.execute_batch("DELETE FROM artifacts; DELETE FROM counters; VACUUM;").map_err(self.err())
     }
 
     /// Deletes damaged rows, enforces the size bound and compacts the file; returns how many
     /// rows were removed.
     pub fn gc(&self) -> Result<u64, CacheError> {
+        self.for_writing();
         let before = self.stats()?.entries;
         let mut stmt = self.conn.prepare("SELECT key, checksum, data FROM artifacts").map_err(self.err())?;
         let bad: Vec<Vec<u8>> = stmt
@@ -389,13 +422,34 @@ mod tests {
 
     #[test]
     fn a_recent_use_is_not_rewritten() {
-        let c = CodeCache::open(&temp("granularity"), 1 << 20).unwrap();
+        let mut c = CodeCache::open(&temp("granularity"), 1 << 20).unwrap();
         c.put(&key(1), b"x").unwrap();
-        let last_used = || -> i64 { c.conn.query_row("SELECT last_used FROM artifacts", [], |r| r.get(0)).unwrap() };
-        let before = last_used();
+        let last_used = |c: &CodeCache| -> i64 {
+            c.conn
+                .query_row("SELECT last_used FROM artifacts WHERE key = ?1", params![&key(1).0[..]], |r| r.get(0))
+                .unwrap()
+        };
+        let before = last_used(&c);
         std::thread::sleep(Duration::from_millis(2));
         c.touch(&key(1), Duration::from_millis(50));
-        assert_eq!(last_used(), before, "used less than a minute ago: no write");
+        assert_eq!(last_used(&c), before, "used less than a minute ago: no write");
+        // The same after a hit, which remembers the row's last use (no statement at all).
+        assert!(c.get(&key(1)).unwrap().is_some());
+        c.touch(&key(1), Duration::from_millis(50));
+        assert_eq!(last_used(&c), before);
+        // A hit whose last use is stale is rewritten.
+        c.set_lru_granularity(Duration::ZERO);
+        std::thread::sleep(Duration::from_millis(2));
+        assert!(c.get(&key(1)).unwrap().is_some());
+        c.touch(&key(1), Duration::from_millis(50));
+        let written = last_used(&c);
+        assert!(written > before, "granularity zero: every use is written");
+        // The remembered row is another key's: no shortcut.
+        c.put(&key(2), b"y").unwrap();
+        assert!(c.get(&key(2)).unwrap().is_some());
+        std::thread::sleep(Duration::from_millis(2));
+        c.touch(&key(1), Duration::from_millis(50));
+        assert!(last_used(&c) > written);
     }
 
     #[test]
@@ -407,7 +461,14 @@ mod tests {
         let path = temp("readonly");
         CodeCache::open(&path, 1 << 20).unwrap().put(&key(1), b"x").unwrap();
         let ro = Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
-        let c = CodeCache { conn: ro, path: "ro".into(), max_bytes: 1 << 20, lru_granularity: LRU_GRANULARITY };
+        let c = CodeCache {
+            conn: ro,
+            path: "ro".into(),
+            max_bytes: 1 << 20,
+            lru_granularity: LRU_GRANULARITY,
+            writing: Cell::new(false),
+            last_read: Cell::new(None),
+        };
         assert_eq!(c.get(&key(1)).unwrap(), Some(b"x".to_vec()), "reads still work");
         assert!(c.put(&key(2), b"y").is_err(), "writes fail cleanly");
     }
