@@ -47,11 +47,12 @@ pub struct Sender {
     returned: OwnedFd,
 }
 
-/// The child's ends.
+/// The child's ends. The answer pipe and the memfd are closed once the answer is in (a
+/// mapping outlives its descriptor); the pipe back once the code is sent or not wanted.
 #[derive(Debug)]
 pub struct Receiver {
-    answer: File,
-    code: OwnedFd,
+    answer: Option<File>,
+    code: Option<OwnedFd>,
     back: Option<File>,
 }
 
@@ -82,7 +83,7 @@ pub fn channel() -> io::Result<(Sender, Receiver)> {
     let code_child = code.try_clone()?;
     Ok((
         Sender { answer: answer_write.into(), code: code.into(), returned: back_read },
-        Receiver { answer: answer_read.into(), code: code_child, back: Some(back_write.into()) },
+        Receiver { answer: Some(answer_read.into()), code: Some(code_child), back: Some(back_write.into()) },
     ))
 }
 
@@ -116,18 +117,22 @@ impl Sender {
 impl Receiver {
     /// The descriptors the child must keep open.
     pub fn fds(&self) -> Vec<RawFd> {
-        let mut fds = vec![self.answer.as_raw_fd(), self.code.as_raw_fd()];
-        fds.extend(self.back.as_ref().map(|b| b.as_raw_fd()));
-        fds
+        let answer = self.answer.as_ref().map(|a| a.as_raw_fd());
+        let code = self.code.as_ref().map(|c| c.as_raw_fd());
+        answer.into_iter().chain(code).chain(self.back.as_ref().map(|b| b.as_raw_fd())).collect()
     }
 
-    /// Waits for the supervisor's answer (it is looking the module up meanwhile).
+    /// Waits for the supervisor's answer (it is looking the module up meanwhile). Only the
+    /// first call waits; later ones answer "no cache".
     ///
     /// # Errors
     /// A malformed answer or a failed mapping.
     pub fn receive(&mut self) -> io::Result<Cached> {
+        let (Some(mut answer), Some(code)) = (self.answer.take(), self.code.take()) else {
+            return Ok(self.no_cache());
+        };
         let mut message = [0u8; 9];
-        match self.answer.read_exact(&mut message) {
+        match answer.read_exact(&mut message) {
             Ok(()) => {}
             // The supervisor gave up on the cache without a word.
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(self.no_cache()),
@@ -137,7 +142,7 @@ impl Receiver {
         match message[0] {
             NO_CACHE => Ok(self.no_cache()),
             MISS => Ok(Cached::Miss),
-            HIT => Ok(Cached::Hit(Mapped::new(&self.code, len)?)),
+            HIT => Ok(Cached::Hit(Mapped::new(&code, len)?)),
             kind => Err(io::Error::new(io::ErrorKind::InvalidData, format!("unknown cache answer {kind}"))),
         }
     }
@@ -209,8 +214,13 @@ mod tests {
         let (mut sender, mut receiver) = channel().unwrap();
         let artifact: Vec<u8> = (0..100_000u32).map(|i| i as u8).collect();
         sender.answer(Answer::Hit(&artifact)).unwrap();
+        assert_eq!(receiver.fds().len(), 3);
         match receiver.receive().unwrap() {
-            Cached::Hit(mapped) => assert_eq!(&mapped[..], &artifact[..]),
+            // The answer pipe and the memfd are closed: the mapping stays.
+            Cached::Hit(mapped) => {
+                assert_eq!(receiver.fds().len(), 1, "only the pipe back is left");
+                assert_eq!(&mapped[..], &artifact[..]);
+            }
             other => panic!("{other:?}"),
         }
 
