@@ -51,9 +51,15 @@ mod tests {
     #[test]
     fn lists_a_new_descriptor() {
         let f = std::fs::File::open("/proc/self/status").unwrap();
-        let fd = std::os::fd::AsRawFd::as_raw_fd(&f);
+        // A high number: other test threads open descriptors meanwhile and get the lowest free
+        // ones, so this one cannot be reused between the close and the second listing.
+        // SAFETY: duplicating a descriptor we own; the new one is owned below.
+        let fd = unsafe { libc::fcntl(std::os::fd::AsRawFd::as_raw_fd(&f), libc::F_DUPFD_CLOEXEC, 900) };
+        assert!(fd >= 900, "{}", std::io::Error::last_os_error());
+        // SAFETY: `fd` is a new descriptor owned by nothing else.
+        let high = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
         assert!(open_fds().unwrap().contains(&fd));
-        drop(f);
+        drop(high);
         assert!(!open_fds().unwrap().contains(&fd));
     }
 }
