@@ -175,24 +175,33 @@ pub fn run(run: Run) -> Report {
     // While the child confines itself.
     let digest: [u8; 32] = Sha256::digest(&run.module).into();
     let sha = hex(&digest);
+    let mut answer = |answer| match code_sender.answer(answer) {
+        // A broken pipe: the child ended before asking (its report says why).
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        // The child reads end of file and compiles.
+        Err(e) => eprintln!("sandboxrun: warning: failed to pass the cached code to the run: {e}"),
+    };
+    // No database yet: certainly a miss. The child compiles while the parent creates it
+    // (2 ms, with its syncs), instead of waiting for that.
+    let fresh = run.cache.as_ref().is_some_and(|(path, _)| !path.exists());
+    if fresh {
+        answer(code_channel::Answer::Miss);
+    }
     let (cache, cached) = lookup(&run, &digest);
     let cache_status = match (&cache, &cached) {
         (None, _) => "disabled",
         (Some(_), Some(_)) => "hit",
         (Some(_), None) => "miss",
     };
-    let answer = match (&cache, &cached) {
-        (None, _) => code_channel::Answer::NoCache,
-        (Some(_), Some(artifact)) => code_channel::Answer::Hit(artifact),
-        (Some(_), None) => code_channel::Answer::Miss,
-    };
-    match code_sender.answer(answer) {
-        // A broken pipe: the child ended before asking (its report says why).
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
-        // The child reads end of file and compiles.
-        Err(e) => eprintln!("sandboxrun: warning: failed to pass the cached code to the run: {e}"),
+    if !fresh {
+        answer(match (&cache, &cached) {
+            (None, _) => code_channel::Answer::NoCache,
+            (Some(_), Some(artifact)) => code_channel::Answer::Hit(artifact),
+            (Some(_), None) => code_channel::Answer::Miss,
+        });
     }
+    drop(answer);
     drop(cached);
     if let (Some(c), "hit") = (&cache, cache_status) {
         // While the run starts: the bookkeeping of a hit is off its critical path.
