@@ -78,6 +78,17 @@ fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
+/// Answers the child on the code channel; a failure only costs the cache.
+fn answer(sender: &mut code_channel::Sender, answer: code_channel::Answer<'_>) {
+    match sender.answer(answer) {
+        // A broken pipe: the child ended before asking (its report says why).
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        // The child reads end of file and compiles.
+        Err(e) => eprintln!("sandboxrun: warning: failed to pass the cached code to the run: {e}"),
+    }
+}
+
 fn hex(digest: &[u8; 32]) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -175,18 +186,11 @@ pub fn run(run: Run) -> Report {
     // While the child confines itself.
     let digest: [u8; 32] = Sha256::digest(&run.module).into();
     let sha = hex(&digest);
-    let mut answer = |answer| match code_sender.answer(answer) {
-        // A broken pipe: the child ended before asking (its report says why).
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
-        // The child reads end of file and compiles.
-        Err(e) => eprintln!("sandboxrun: warning: failed to pass the cached code to the run: {e}"),
-    };
     // No database yet: certainly a miss. The child compiles while the parent creates it
     // (2 ms, with its syncs), instead of waiting for that.
     let fresh = run.cache.as_ref().is_some_and(|(path, _)| !path.exists());
     if fresh {
-        answer(code_channel::Answer::Miss);
+        answer(&mut code_sender, code_channel::Answer::Miss);
     }
     let (cache, cached) = lookup(&run, &digest);
     let cache_status = match (&cache, &cached) {
@@ -195,13 +199,13 @@ pub fn run(run: Run) -> Report {
         (Some(_), None) => "miss",
     };
     if !fresh {
-        answer(match (&cache, &cached) {
+        let found = match (&cache, &cached) {
             (None, _) => code_channel::Answer::NoCache,
             (Some(_), Some(artifact)) => code_channel::Answer::Hit(artifact),
             (Some(_), None) => code_channel::Answer::Miss,
-        });
+        };
+        answer(&mut code_sender, found);
     }
-    drop(answer);
     drop(cached);
     if let (Some(c), "hit") = (&cache, cache_status) {
         // While the run starts: the bookkeeping of a hit is off its critical path.
