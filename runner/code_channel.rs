@@ -56,25 +56,17 @@ pub struct Receiver {
     back: Option<File>,
 }
 
-fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0; 2];
-    // SAFETY: a valid out-array of two descriptors.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: the kernel returned two new descriptors, now owned here.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
-}
-
 /// Creates the channel; call before forking (the child inherits its ends).
 ///
 /// # Errors
 /// `pipe2` or `memfd_create` failed.
 pub fn channel() -> io::Result<(Sender, Receiver)> {
-    let (answer_read, answer_write) = pipe()?;
-    let (back_read, back_write) = pipe()?;
+    // Close-on-exec, as `std::io::pipe` makes them.
+    let (answer_read, answer_write) = io::pipe()?;
+    let (back_read, back_write) = io::pipe()?;
     // SAFETY: a NUL-terminated name and valid flags.
-    let fd = unsafe { libc::memfd_create(c"sandboxrun-artifact".as_ptr(), libc::MFD_CLOEXEC) };
+    let fd =
+        unsafe { libc::memfd_create(c"sandboxrun-artifact".as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -82,22 +74,34 @@ pub fn channel() -> io::Result<(Sender, Receiver)> {
     let code = unsafe { OwnedFd::from_raw_fd(fd) };
     let code_child = code.try_clone()?;
     Ok((
-        Sender { answer: answer_write.into(), code: code.into(), returned: back_read },
-        Receiver { answer: Some(answer_read.into()), code: Some(code_child), back: Some(back_write.into()) },
+        Sender { answer: File::from(OwnedFd::from(answer_write)), code: code.into(), returned: back_read.into() },
+        Receiver {
+            answer: Some(File::from(OwnedFd::from(answer_read))),
+            code: Some(code_child),
+            back: Some(File::from(OwnedFd::from(back_write))),
+        },
     ))
 }
 
 impl Sender {
-    /// Answers the child; the artifact of a hit is written before the answer.
+    /// Answers the child; the artifact of a hit is written before the answer, and the memfd
+    /// sealed: no one can change or resize it afterwards, so the child's mapping reads fixed
+    /// bytes.
     ///
     /// # Errors
-    /// Writing failed (the child then reads end of file, and compiles without the cache).
+    /// Writing or sealing failed (the child then reads end of file, and compiles without the
+    /// cache).
     pub fn answer(&mut self, answer: Answer<'_>) -> io::Result<()> {
         let (kind, len) = match answer {
             Answer::NoCache => (NO_CACHE, 0),
             Answer::Miss => (MISS, 0),
             Answer::Hit(artifact) => {
                 self.code.write_all(artifact)?;
+                let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
+                // SAFETY: F_ADD_SEALS takes an integer and touches no memory of ours.
+                if unsafe { libc::fcntl(self.code.as_raw_fd(), libc::F_ADD_SEALS, seals) } != 0 {
+                    return Err(io::Error::last_os_error());
+                }
                 (HIT, artifact.len() as u64)
             }
         };
@@ -174,10 +178,9 @@ impl Mapped {
         if len == 0 {
             return Ok(Mapped { ptr: std::ptr::NonNull::dangling().as_ptr(), len });
         }
-        // SAFETY: a fresh mapping at an address the kernel picks; read-only and private, so
-        // nothing another process does to the memfd later can change what this process reads
-        // through it except by writing the file, which only the supervisor, before answering,
-        // did.
+        // SAFETY: a fresh mapping at an address the kernel picks, read-only. The supervisor
+        // sealed the memfd against writes, shrinking and growing before it answered, so the
+        // `len` bytes mapped exist and never change while the slice `deref` hands out lives.
         let ptr =
             unsafe { libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ, libc::MAP_PRIVATE, fd.as_raw_fd(), 0) };
         if ptr == libc::MAP_FAILED {
@@ -215,6 +218,10 @@ mod tests {
         let artifact: Vec<u8> = (0..100_000u32).map(|i| i as u8).collect();
         sender.answer(Answer::Hit(&artifact)).unwrap();
         assert_eq!(receiver.fds().len(), 3);
+        // Sealed: the child's own descriptor cannot change the bytes it is about to map.
+        let code = File::from(receiver.code.as_ref().unwrap().try_clone().unwrap());
+        let refused = std::os::unix::fs::FileExt::write_all_at(&code, b"x", 0);
+        assert_eq!(refused.unwrap_err().raw_os_error(), Some(libc::EPERM));
         match receiver.receive().unwrap() {
             // The answer pipe and the memfd are closed: the mapping stays.
             Cached::Hit(mapped) => {

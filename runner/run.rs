@@ -12,7 +12,7 @@ use engine::{Config, Engine};
 use policy::Policy;
 use sha2::{Digest, Sha256};
 use std::io::Write;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -68,16 +68,6 @@ fn lookup(run: &Run, sha: &[u8; 32]) -> (Option<Cache>, Option<Vec<u8>>) {
     }
 }
 
-fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0; 2];
-    // SAFETY: valid out-array of two descriptors.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: the kernel returned two new descriptors, now owned here.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
-}
-
 /// Answers the child on the code channel; a failure only costs the cache.
 fn answer(sender: &mut code_channel::Sender, answer: code_channel::Answer<'_>) {
     match sender.answer(answer) {
@@ -119,8 +109,9 @@ pub fn run(run: Run) -> Report {
         let digest: [u8; 32] = Sha256::digest(&run.module).into();
         base(Verdict::error(message), hex(&digest), "disabled")
     };
-    let (read_end, write_end) = match pipe() {
-        Ok(p) => p,
+    // The report pipe (close-on-exec, like every descriptor made here).
+    let (read_end, write_end) = match std::io::pipe() {
+        Ok((r, w)) => (OwnedFd::from(r), OwnedFd::from(w)),
         Err(e) => return failed(format!("failed to create a pipe: {e}")),
     };
     let (mut code_sender, code_receiver) = match code_channel::channel() {
@@ -193,17 +184,12 @@ pub fn run(run: Run) -> Report {
         answer(&mut code_sender, code_channel::Answer::Miss);
     }
     let (cache, cached) = lookup(&run, &digest);
-    let cache_status = match (&cache, &cached) {
-        (None, _) => "disabled",
-        (Some(_), Some(_)) => "hit",
-        (Some(_), None) => "miss",
+    let (cache_status, found) = match (&cache, &cached) {
+        (None, _) => ("disabled", code_channel::Answer::NoCache),
+        (Some(_), Some(artifact)) => ("hit", code_channel::Answer::Hit(artifact)),
+        (Some(_), None) => ("miss", code_channel::Answer::Miss),
     };
     if !fresh {
-        let found = match (&cache, &cached) {
-            (None, _) => code_channel::Answer::NoCache,
-            (Some(_), Some(artifact)) => code_channel::Answer::Hit(artifact),
-            (Some(_), None) => code_channel::Answer::Miss,
-        };
         answer(&mut code_sender, found);
     }
     drop(cached);

@@ -5,22 +5,12 @@
 //! rule's edges, on both architectures, with and without a pid for `tgkill`.
 
 use sandbox::seccomp::bpf::{evaluate, SeccompData};
+use sandbox::seccomp::filter::{NAMESPACE_FLAGS, THREAD_FLAGS};
 use sandbox::seccomp::{compile_filter, Arch, Rule};
 use seccompiler::{
     BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter, SeccompRule, TargetArch,
 };
 use std::collections::BTreeMap;
-
-const THREAD_FLAGS: u64 =
-    (libc::CLONE_THREAD | libc::CLONE_VM | libc::CLONE_SIGHAND | libc::CLONE_FS | libc::CLONE_FILES) as u64;
-const NAMESPACE_FLAGS: u64 = (libc::CLONE_NEWUSER
-    | libc::CLONE_NEWPID
-    | libc::CLONE_NEWNS
-    | libc::CLONE_NEWNET
-    | libc::CLONE_NEWIPC
-    | libc::CLONE_NEWUTS
-    | libc::CLONE_NEWCGROUP) as u64
-    | 0x80; // CLONE_NEWTIME
 
 fn cond(arg: u8, len: SeccompCmpArgLen, op: SeccompCmpOp, value: u64) -> SeccompCondition {
     SeccompCondition::new(arg, len, op, value).unwrap()

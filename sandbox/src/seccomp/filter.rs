@@ -66,10 +66,12 @@ impl Filter {
 /// one to give [`compile_filter`] before forking.
 pub const PID_IN_NAMESPACE: libc::pid_t = 1;
 
-const THREAD_FLAGS: u64 =
+/// The `clone` flags a new thread carries, all of which `Rule::ThreadsOnly` requires.
+pub const THREAD_FLAGS: u64 =
     (libc::CLONE_THREAD | libc::CLONE_VM | libc::CLONE_SIGHAND | libc::CLONE_FS | libc::CLONE_FILES) as u64;
 const CLONE_NEWTIME: u64 = 0x80;
-const NAMESPACE_FLAGS: u64 = (libc::CLONE_NEWUSER
+/// The `clone` flags that would create a namespace, none of which `Rule::ThreadsOnly` allows.
+pub const NAMESPACE_FLAGS: u64 = (libc::CLONE_NEWUSER
     | libc::CLONE_NEWPID
     | libc::CLONE_NEWNS
     | libc::CLONE_NEWNET
