@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Regenerates runner/link-order.txt, the order in which the linker places the functions of the
+# sandboxrun binary (runner/build.rs passes it to rust-lld): the code a warm run touches first
+# and together. Not part of the build; rerun after a dependency update or a large change to
+# the warm path, then compare peak RSS (`sandboxrun -v`) before and after.
+#
+# Needs root (it drops the page cache and turns readahead off for a moment, so that every
+# page of code a run touches faults once) and perf. It builds a profiling copy of the binary
+# in which every function starts on its own page, so a fault names one function.
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$HERE/..
+WASM=${BENCH_WASM:-$HERE/build/wasm}
+PROFILE_TARGET=${PROFILE_TARGET:-$ROOT/target/link-order}
+
+(cd "$ROOT" && CARGO_TARGET_DIR=$PROFILE_TARGET RUSTFLAGS="-C llvm-args=-align-all-functions=12" \
+  CFLAGS="-falign-functions=4096" cargo build --release --bin sandboxrun)
+
+TMP=$(mktemp -d)
+chmod 755 "$TMP"  # run as root, sandboxrun runs the guest as uid 65534
+dev=$(stat -c %d "$TMP")
+ra=/sys/class/bdi/$((dev >> 8)):$((dev & 255))/read_ahead_kb
+saved=$(cat "$ra")
+trap 'echo "$saved" > "$ra"; rm -rf "$TMP"' EXIT
+cp "$PROFILE_TARGET/release/sandboxrun" "$TMP/sandboxrun"
+export SANDBOXRUN_CACHE=$TMP/cache.sqlite
+mkdir "$TMP/data"
+cat > "$TMP/policy.yaml" <<POLICY
+version: 1
+mounts:
+  - { host: data, guest: /data, mode: ro }
+env: { LANG: C }
+limits: { memory: 64MiB, wall_time: 5s, cpu_time: 2s, output: 1MiB }
+POLICY
+
+# Two warm runs: the default policy and a policy file.
+runs=("$TMP/sandboxrun $WASM/hello.wasm" "$TMP/sandboxrun -p $TMP/policy.yaml $WASM/hello.wasm")
+for run in "${runs[@]}"; do $run >/dev/null; done
+echo 0 > "$ra"
+for i in "${!runs[@]}"; do
+  sync
+  echo 1 > /proc/sys/vm/drop_caches
+  perf record -q -e page-faults -c 1 -d -o "$TMP/faults$i.data" ${runs[$i]} >/dev/null
+done
+for i in "${!runs[@]}"; do
+  perf script -i "$TMP/faults$i.data" -F pid,addr --show-mmap-events 2>/dev/null
+done | python3 "$HERE/link_order.py" "$TMP/sandboxrun" > "$ROOT/runner/link-order.txt"
+wc -l "$ROOT/runner/link-order.txt"
