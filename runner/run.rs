@@ -47,7 +47,7 @@ const TOUCH_PATIENCE: Duration = Duration::from_millis(20);
 
 /// Opens the cache and looks the module up. Any cache failure is one warning line and the
 /// run continues without the cache.
-fn lookup(run: &Run, sha: &[u8; 32]) -> (Option<Cache>, Option<Vec<u8>>) {
+fn lookup(run: &Run, sha: &[u8; 32], identity: &str) -> (Option<Cache>, Option<Vec<u8>>) {
     let Some((path, max)) = &run.cache else { return (None, None) };
     let warn = |e: &dyn std::fmt::Display| eprintln!("sandboxrun: warning: {e}; running without the code cache");
     let db = match CodeCache::open(path, *max) {
@@ -57,8 +57,7 @@ fn lookup(run: &Run, sha: &[u8; 32]) -> (Option<Cache>, Option<Vec<u8>>) {
             return (None, None);
         }
     };
-    // The code the child's engine would generate (same configuration, same machine).
-    let key = CacheKey::new(sha, &Engine::cache_identity(&Config::default()));
+    let key = CacheKey::new(sha, identity);
     match db.get(&key) {
         Ok(artifact) => (Some(Cache { db, key }), artifact),
         Err(e) => {
@@ -134,6 +133,9 @@ pub fn run(run: Run) -> Report {
         Ok(c) => (Some(c), "v2".to_string()),
         Err(e) => (None, format!("none: {e}")),
     };
+    // The code the child's engine will generate (same configuration, same machine). Asked
+    // before forking: the child inherits the answer instead of asking the CPU again.
+    let identity = Engine::cache_identity(&Config::default());
     let started = Instant::now();
     let child = || {
         crate::oom::mark_child();
@@ -183,7 +185,7 @@ pub fn run(run: Run) -> Report {
     if fresh {
         answer(&mut code_sender, code_channel::Answer::Miss);
     }
-    let (cache, cached) = lookup(&run, &digest);
+    let (cache, cached) = lookup(&run, &digest, &identity);
     let (cache_status, found) = match (&cache, &cached) {
         (None, _) => ("disabled", code_channel::Answer::NoCache),
         (Some(_), Some(artifact)) => ("hit", code_channel::Answer::Hit(artifact)),

@@ -51,6 +51,10 @@ impl Engine {
     /// # Errors
     /// Cranelift has no code generator for this host.
     pub fn new(config: Config) -> Result<Self, CompileError> {
+        // On x86-64 Cranelift supports every host (SSE2 is baseline), and detecting the CPU's
+        // features takes a dozen CPUID instructions, each a trap to the hypervisor in a VM
+        // (3.5 µs here): a run whose code comes from the cache never pays for it.
+        #[cfg(not(target_arch = "x86_64"))]
         cranelift_native::builder().map_err(|e| CompileError::Isa(e.to_string()))?;
         let bounds = config.bounds.unwrap_or_else(default_bounds);
         let identity = identity(bounds);
@@ -154,24 +158,29 @@ fn default_bounds() -> BoundsStrategy {
 }
 
 /// The CPU's feature words (CPUID leaves 1, 7 and 0x8000_0001) and whether the OS saves the
-/// AVX and AVX-512 registers: everything Cranelift's host detection reads.
+/// AVX and AVX-512 registers: everything Cranelift's host detection reads. Computed once a
+/// process (a CPUID costs microseconds in a VM), so a child forked after the supervisor asked
+/// inherits it.
 #[cfg(target_arch = "x86_64")]
-fn cpu_identity() -> String {
-    use std::arch::x86_64::{__cpuid, __cpuid_count};
-    #[allow(unused_unsafe)]
-    // SAFETY: CPUID exists on every x86-64 CPU and only reads identification registers.
-    let (l1, l7, ext) = unsafe { (__cpuid(1), __cpuid_count(7, 0), __cpuid(0x8000_0001)) };
-    format!(
-        "x86_64 cpuid {:08x}{:08x} {:08x}{:08x}{:08x} {:08x} os-avx {} os-avx512 {}",
-        l1.ecx,
-        l1.edx,
-        l7.ebx,
-        l7.ecx,
-        l7.edx,
-        ext.ecx,
-        std::arch::is_x86_feature_detected!("avx"),
-        std::arch::is_x86_feature_detected!("avx512f"),
-    )
+fn cpu_identity() -> &'static str {
+    static IDENTITY: OnceLock<String> = OnceLock::new();
+    IDENTITY.get_or_init(|| {
+        use std::arch::x86_64::{__cpuid, __cpuid_count};
+        #[allow(unused_unsafe)]
+        // SAFETY: CPUID exists on every x86-64 CPU and only reads identification registers.
+        let (l1, l7, ext) = unsafe { (__cpuid(1), __cpuid_count(7, 0), __cpuid(0x8000_0001)) };
+        // The register state the OS saves (XCR0), readable only once it enabled XSAVE.
+        let osxsave = l1.ecx & 1 << 27 != 0;
+        #[allow(unused_unsafe)]
+        // SAFETY: XGETBV is available when CPUID reports OSXSAVE, checked first.
+        let xcr0 = if osxsave { unsafe { std::arch::x86_64::_xgetbv(0) } } else { 0 };
+        let os_avx = l1.ecx & 1 << 28 != 0 && xcr0 & 0b110 == 0b110;
+        let os_avx512 = os_avx && l7.ebx & 1 << 16 != 0 && xcr0 & 0b1110_0000 == 0b1110_0000;
+        format!(
+            "x86_64 cpuid {:08x}{:08x} {:08x}{:08x}{:08x} {:08x} os-avx {os_avx} os-avx512 {os_avx512}",
+            l1.ecx, l1.edx, l7.ebx, l7.ecx, l7.edx, ext.ecx,
+        )
+    })
 }
 
 /// Elsewhere, the ISA flags Cranelift detects (which builds the target's code generator).
