@@ -33,11 +33,17 @@ env: { LANG: C }
 limits: { memory: 64MiB, wall_time: 5s, cpu_time: 2s, output: 1MiB }
 POLICY
 
-# Two warm runs: the default policy and a policy file.
-runs=("$TMP/sandboxrun $WASM/hello.wasm" "$TMP/sandboxrun -p $TMP/policy.yaml $WASM/hello.wasm")
-for run in "${runs[@]}"; do $run >/dev/null; done
+# Warm runs first (their code leads the order): the default policy, a policy file, and a hit
+# whose last use is old enough to be written (the cache's `touch`); then a cold run (a miss:
+# compile and store), whose extra code follows.
+age="import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute('UPDATE artifacts SET last_used = 0'); c.commit()"
+runs=("$TMP/sandboxrun $WASM/hello.wasm" "$TMP/sandboxrun -p $TMP/policy.yaml $WASM/hello.wasm"
+      "$TMP/sandboxrun $WASM/hello.wasm" "$TMP/sandboxrun --cache $TMP/cold.sqlite $WASM/hello.wasm")
+prepare=("true" "true" "python3 -c \"$age\" $SANDBOXRUN_CACHE" "true")
+"$TMP/sandboxrun" "$WASM/hello.wasm" >/dev/null
 echo 0 > "$ra"
 for i in "${!runs[@]}"; do
+  eval "${prepare[$i]}"
   sync
   echo 1 > /proc/sys/vm/drop_caches
   perf record -q -e page-faults -c 1 -d -o "$TMP/faults$i.data" ${runs[$i]} >/dev/null
