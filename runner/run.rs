@@ -11,7 +11,8 @@ use engine::cache::{CacheKey, CodeCache};
 use engine::{Config, Engine};
 use policy::Policy;
 use sha2::{Digest, Sha256};
-use std::io::Write;
+use std::fs::File;
+use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -64,6 +65,17 @@ fn lookup(run: &Run, sha: &[u8; 32], identity: &str) -> (Option<Cache>, Option<V
             warn(&e);
             (None, None)
         }
+    }
+}
+
+/// Stores code the child compiled and sent back. Only a well-formed artifact: the child
+/// cannot write the cache itself. A failure costs only the cache entry.
+fn store(cache: &Cache, artifact: &[u8]) {
+    if artifact.is_empty() || engine::artifact::Artifact::from_bytes(artifact).is_err() {
+        return;
+    }
+    if let Err(e) = cache.db.put(&cache.key, artifact) {
+        eprintln!("sandboxrun: warning: {e}; the compiled code was not cached");
     }
 }
 
@@ -199,22 +211,44 @@ pub fn run(run: Run) -> Report {
         // While the run starts: the bookkeeping of a hit is off its critical path.
         c.db.touch(&c.key, TOUCH_PATIENCE);
     }
-    let mut pipes = [(read_end, Vec::new()), (code_sender.returned(), Vec::new())];
+    let returned = code_sender.returned();
+    let mut pipes = vec![(read_end, Vec::new())];
+    let mut store_after = None;
+    let mut storing = None;
+    match cache {
+        Some(c) if cache_status == "miss" => {
+            // The child sends the code it compiled, and closes the pipe, before any guest
+            // code runs: a second thread stores it (a store syncs the disk, 1-2 ms) while the
+            // run goes on, instead of after it.
+            let spawned = std::thread::Builder::new().name("cache-store".into()).spawn(move || {
+                let mut artifact = Vec::new();
+                if File::from(returned).read_to_end(&mut artifact).is_ok() {
+                    store(&c, &artifact);
+                }
+            });
+            match spawned {
+                Ok(handle) => storing = Some(handle),
+                Err(e) => eprintln!("sandboxrun: warning: {e}; the compiled code will not be cached"),
+            }
+        }
+        // After a hit, code comes back only if the cached artifact was damaged (rare): read
+        // beside the report, stored after the run.
+        c => {
+            pipes.push((returned, Vec::new()));
+            store_after = c;
+        }
+    }
     let exit = match supervisor::wait(spawned.pid(), started, limits.wall_time, limits.cpu_time, &mut pipes) {
         Ok(e) => e,
         Err(e) => return base(Verdict::error(format!("failed to wait for the run: {e}")), sha, cache_status),
     };
-    let [(_, message), (_, artifact)] = pipes;
-    let child_report: Option<ChildReport> = serde_json::from_slice(&message).ok();
-    let compiled = child_report.as_ref().is_some_and(|c| c.compiled);
-    if let (Some(c), true) = (&cache, compiled && !artifact.is_empty()) {
-        // Only well-formed artifacts are stored; the child cannot write the cache itself.
-        if engine::artifact::Artifact::from_bytes(&artifact).is_ok() {
-            if let Err(e) = c.db.put(&c.key, &artifact) {
-                eprintln!("sandboxrun: warning: {e}; the compiled code was not cached");
-            }
-        }
+    if let (Some(c), Some((_, artifact))) = (&store_after, pipes.get(1)) {
+        store(c, artifact);
     }
+    if let Some(handle) = storing {
+        let _ = handle.join();
+    }
+    let child_report: Option<ChildReport> = serde_json::from_slice(&pipes[0].1).ok();
 
     let mut observed =
         verdict::Observed { syscall: spawned.violation().map(|v| v.to_string()), ..verdict::Observed::default() };

@@ -87,6 +87,36 @@ fn damaged_row_is_detected_and_replaced() {
 }
 
 #[test]
+fn a_miss_is_stored_while_the_guest_still_runs() {
+    let dir = temp_dir("overlap");
+    let cache = dir.join("c.sqlite");
+    let m = dir.join("spin.wasm");
+    std::fs::write(&m, wat::parse_str(r#"(module (func (export "_start") (loop (br 0))))"#).unwrap()).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sandboxrun"))
+        .arg("--cache")
+        .arg(&cache)
+        .arg(&m)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stored = |cache: &Path| {
+        let conn = rusqlite::Connection::open(cache).ok()?;
+        conn.query_row("SELECT COUNT(*) FROM artifacts", [], |r| r.get::<_, i64>(0)).ok()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while stored(&cache) != Some(1) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let running = child.try_wait().unwrap().is_none();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(stored(&cache), Some(1), "the compiled code was stored");
+    assert!(running, "stored while the guest was still spinning, not after the run");
+}
+
+#[test]
 fn garbage_database_degrades_to_compiling() {
     let dir = temp_dir("garbage");
     let cache = dir.join("c.sqlite");
