@@ -72,8 +72,10 @@ fn tool(cli: ToolCli) -> i32 {
                 }
                 return report.verdict.exit_status();
             }
-            match report.cache.as_str() {
-                "hit" => println!("{}: already in {}", args.module.display(), path.display()),
+            match report.cache {
+                sandboxrun::report::CacheUse::Hit => {
+                    println!("{}: already in {}", args.module.display(), path.display())
+                }
                 _ => println!(
                     "{}: compiled in {:.1} ms into {}",
                     args.module.display(),

@@ -157,6 +157,29 @@ pub enum Reason {
     Signal,
 }
 
+/// How a run used the code cache (`"hit"`, `"miss"` or `"disabled"` in the report).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CacheUse {
+    /// The compiled code came from the cache.
+    Hit,
+    /// The module was compiled (and stored, when the child sent the code back intact).
+    Miss,
+    /// No cache: `--no-cache`, or it could not be used (a warning said why).
+    Disabled,
+}
+
+impl CacheUse {
+    /// The name the report uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheUse::Hit => "hit",
+            CacheUse::Miss => "miss",
+            CacheUse::Disabled => "disabled",
+        }
+    }
+}
+
 /// The JSON report of `--report FILE`.
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
@@ -176,8 +199,8 @@ pub struct Report {
     pub stderr_bytes: u64,
     /// SHA-256 of the module file.
     pub module_sha256: String,
-    /// The code cache: "hit", "miss" or "disabled".
-    pub cache: String,
+    /// How the run used the code cache.
+    pub cache: CacheUse,
     /// Time spent compiling (0 on a cache hit).
     pub compile_ms: f64,
     /// Time spent loading cached code (0 on a miss).

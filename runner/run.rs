@@ -4,7 +4,7 @@
 use crate::child::{self, RunSpec};
 use crate::code_channel;
 use crate::confinement;
-use crate::report::{ChildReport, Report};
+use crate::report::{CacheUse, ChildReport, Report};
 use crate::supervisor;
 use crate::verdict::{self, Verdict};
 use engine::cache::{CacheKey, CodeCache};
@@ -101,7 +101,7 @@ fn hex(digest: &[u8; 32]) -> String {
 /// up and confines itself, the parent hashes the module and looks it up in the code cache, and
 /// answers through the code channel; then it supervises.
 pub fn run(run: Run) -> Report {
-    let base = |verdict, module_sha256: String, cache: &str| Report {
+    let base = |verdict, module_sha256: String, cache: CacheUse| Report {
         verdict,
         cpu_time_ms: 0,
         wall_time_ms: 0,
@@ -109,7 +109,7 @@ pub fn run(run: Run) -> Report {
         stdout_bytes: 0,
         stderr_bytes: 0,
         module_sha256,
-        cache: cache.to_string(),
+        cache,
         compile_ms: 0.0,
         load_ms: 0.0,
         stages: Default::default(),
@@ -118,7 +118,7 @@ pub fn run(run: Run) -> Report {
     // A run that never starts: its report still names the module.
     let failed = |message: String| {
         let digest: [u8; 32] = Sha256::digest(&run.module).into();
-        base(Verdict::error(message), hex(&digest), "disabled")
+        base(Verdict::error(message), hex(&digest), CacheUse::Disabled)
     };
     // The report pipe (close-on-exec, like every descriptor made here).
     let (read_end, write_end) = match std::io::pipe() {
@@ -199,15 +199,15 @@ pub fn run(run: Run) -> Report {
     }
     let (cache, cached) = lookup(&run, &digest, &identity);
     let (cache_status, found) = match (&cache, &cached) {
-        (None, _) => ("disabled", code_channel::Answer::NoCache),
-        (Some(_), Some(artifact)) => ("hit", code_channel::Answer::Hit(artifact)),
-        (Some(_), None) => ("miss", code_channel::Answer::Miss),
+        (None, _) => (CacheUse::Disabled, code_channel::Answer::NoCache),
+        (Some(_), Some(artifact)) => (CacheUse::Hit, code_channel::Answer::Hit(artifact)),
+        (Some(_), None) => (CacheUse::Miss, code_channel::Answer::Miss),
     };
     if !fresh {
         answer(&mut code_sender, found);
     }
     drop(cached);
-    if let (Some(c), "hit") = (&cache, cache_status) {
+    if let (Some(c), CacheUse::Hit) = (&cache, cache_status) {
         // While the run starts: the bookkeeping of a hit is off its critical path.
         c.db.touch(&c.key, TOUCH_PATIENCE);
     }
@@ -216,7 +216,7 @@ pub fn run(run: Run) -> Report {
     let mut store_after = None;
     let mut storing = None;
     match cache {
-        Some(c) if cache_status == "miss" => {
+        Some(c) if cache_status == CacheUse::Miss => {
             // The child sends the code it compiled, and closes the pipe, before any guest
             // code runs: a second thread stores it (a store syncs the disk, 1-2 ms) while the
             // run goes on, instead of after it.
@@ -275,8 +275,8 @@ pub fn run(run: Run) -> Report {
         }
         if c.compiled {
             report.compile_ms = c.stages.compile;
-            if report.cache == "hit" {
-                report.cache = "miss".into(); // the cached artifact was damaged
+            if report.cache == CacheUse::Hit {
+                report.cache = CacheUse::Miss; // the cached artifact was damaged
             }
         } else {
             report.load_ms = c.stages.compile;
