@@ -223,12 +223,22 @@ impl ModuleInfo {
     }
 }
 
-/// Turns `.wat` text into a binary; binaries pass through.
+/// Turns `.wat` text into a binary; binaries pass through. A parse error is one line: the
+/// message and its place (`wat`'s own rendering adds a source snippet on further lines).
 pub fn wat_to_binary(bytes: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>, LoadError> {
     if bytes.starts_with(b"\0asm") {
         return Ok(std::borrow::Cow::Borrowed(bytes));
     }
-    wat::parse_bytes(bytes).map_err(|e| LoadError::Text(e.to_string()))
+    let text = std::str::from_utf8(bytes)
+        .map_err(|e| LoadError::Text(format!("neither a binary module nor UTF-8 text ({e})")))?;
+    let one_line = |e: wast::Error| {
+        let (line, col) = e.span().linecol_in(text);
+        let message = e.message().replace('\n', " ");
+        LoadError::Text(format!("{message} at line {}, column {}", line + 1, col + 1))
+    };
+    let buffer = wast::parser::ParseBuffer::new(text).map_err(one_line)?;
+    let mut module = wast::parser::parse::<wast::Wat>(&buffer).map_err(one_line)?;
+    module.encode().map(std::borrow::Cow::Owned).map_err(one_line)
 }
 
 /// Validates `wasm` completely (every function body included).
