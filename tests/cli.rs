@@ -202,6 +202,16 @@ fn bad_input_is_125_with_one_line() {
 }
 
 #[test]
+fn a_wrong_command_line_is_2_with_usage() {
+    for args in [&["--bogus", "x.wasm"][..], &[][..]] {
+        let o = run(bin().args(args));
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains("Usage: sandboxrun"), "{args:?}: {}", stderr(&o));
+        assert!(o.stdout.is_empty());
+    }
+}
+
+#[test]
 fn policy_check_and_inspect() {
     let dir = temp_dir("check");
     std::fs::create_dir_all(dir.join("data")).unwrap();
