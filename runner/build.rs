@@ -11,8 +11,8 @@ fn main() {
         let path = std::path::Path::new(&std::env::var("CARGO_MANIFEST_DIR").unwrap()).join(order);
         println!("cargo::rustc-link-arg-bins=-Wl,--symbol-ordering-file={}", path.display());
         println!("cargo::rustc-link-arg-bins=-Wl,--no-warn-symbol-ordering");
-        // Relative relocations as a bitmap (DT_RELR, glibc 2.36+): 16,700 of them took 400 KiB
-        // that the dynamic loader read, page by page, at every start.
+        // Relative relocations as a bitmap (DT_RELR; glibc 2.36+ applies them, here the static
+        // glibc linked in): 16,700 of them took 400 KiB read page by page at every start.
         println!("cargo::rustc-link-arg-bins=-Wl,-z,pack-relative-relocs");
     }
 }

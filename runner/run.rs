@@ -219,16 +219,23 @@ pub fn run(run: Run) -> Report {
         Some(c) if cache_status == CacheUse::Miss => {
             // The child sends the code it compiled, and closes the pipe, before any guest
             // code runs: a second thread stores it (a store syncs the disk, 1-2 ms) while the
-            // run goes on, instead of after it.
-            let spawned = std::thread::Builder::new().name("cache-store".into()).spawn(move || {
-                let mut artifact = Vec::new();
-                if File::from(returned).read_to_end(&mut artifact).is_ok() {
-                    store(&c, &artifact);
-                }
+            // run goes on, instead of after it. The thread reads a duplicate of the pipe: if
+            // it cannot start, the pipe is still drained beside the report (a child writing
+            // to a closed pipe would get SIGPIPE), only the cache entry is lost.
+            let spawned = returned.try_clone().and_then(|thread_end| {
+                std::thread::Builder::new().name("cache-store".into()).spawn(move || {
+                    let mut artifact = Vec::new();
+                    if File::from(thread_end).read_to_end(&mut artifact).is_ok() {
+                        store(&c, &artifact);
+                    }
+                })
             });
             match spawned {
                 Ok(handle) => storing = Some(handle),
-                Err(e) => eprintln!("sandboxrun: warning: {e}; the compiled code will not be cached"),
+                Err(e) => {
+                    eprintln!("sandboxrun: warning: {e}; the compiled code will not be cached");
+                    pipes.push((returned, Vec::new()));
+                }
             }
         }
         // After a hit, code comes back only if the cached artifact was damaged (rare): read

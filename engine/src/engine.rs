@@ -49,7 +49,8 @@ impl Engine {
     /// Creates an engine for the host CPU.
     ///
     /// # Errors
-    /// Cranelift has no code generator for this host.
+    /// Cranelift has no code generator for this host (never on x86-64, where it is not
+    /// checked; elsewhere checked here).
     pub fn new(config: Config) -> Result<Self, CompileError> {
         // On x86-64 Cranelift supports every host (SSE2 is baseline), and detecting the CPU's
         // features takes a dozen CPUID instructions, each a trap to the hypervisor in a VM
@@ -190,5 +191,21 @@ fn cpu_identity() -> String {
     match cranelift_native::builder().map(|b| b.finish(settings::Flags::new(settings::builder()))) {
         Ok(Ok(isa)) => isa.isa_flags().iter().map(|v| v.to_string()).collect::<Vec<_>>().join(","),
         _ => "no code generator".into(),
+    }
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests {
+    use super::cpu_identity;
+
+    /// The identity's OS-support flags are read from XCR0 by hand: they must agree with the
+    /// standard library's detection, which Cranelift's host detection uses.
+    #[test]
+    fn cpu_identity_agrees_with_std_detect() {
+        let identity = cpu_identity();
+        let avx = std::arch::is_x86_feature_detected!("avx");
+        let avx512 = std::arch::is_x86_feature_detected!("avx512f");
+        assert!(identity.ends_with(&format!("os-avx {avx} os-avx512 {avx512}")), "{identity}");
+        assert!(std::ptr::eq(identity, cpu_identity()), "computed once a process");
     }
 }
