@@ -4,30 +4,156 @@
 use crate::code_channel::{Cached, Receiver};
 use crate::report::{ChildOutcome, ChildReport, Confinement, Stages, TrapReport};
 use engine::{CallError, Config, Engine, LinkError, Linker, Module, Store, Trap, Val, ValType};
-use policy::{Mode, Policy};
+use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
+use std::os::fd::{AsFd, OwnedFd};
 use std::rc::Rc;
 use std::time::Instant;
 
-/// What to run.
-pub struct RunSpec<'a> {
-    /// The module's bytes (`.wasm` or `.wat`).
-    pub module: &'a [u8],
-    /// argv[0] for the guest.
-    pub argv0: String,
-    /// Guest arguments after the policy's.
-    pub extra_args: Vec<String>,
-    /// The validated policy.
-    pub policy: &'a Policy,
+/// What the child runs: plain data, the same whether the child was forked for the run or
+/// prepared ahead of it and handed the run over a socket (serialized, the module beside).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RunSpec {
+    /// The module's bytes (`.wasm` or `.wat`); sent beside the rest, not serialized.
+    #[serde(skip)]
+    pub module: Vec<u8>,
+    /// The guest's argv: its name, the policy's arguments, the command line's.
+    pub argv: Vec<String>,
+    /// The guest's environment.
+    pub env: Vec<(String, String)>,
+    /// The policy's limits.
+    pub limits: policy::Limits,
+    /// The mounts, in preopen order (their directories are in [`RunFds::mounts`]).
+    pub mounts: Vec<MountSpec>,
+    /// Where stdin comes from.
+    pub stdin: StdinSpec,
     /// `--invoke NAME VALUES...` instead of `_start`.
     pub invoke: Option<(String, Vec<String>)>,
-    /// The code cache, through the supervisor; `None`: no cache.
-    pub code: Option<Receiver>,
     /// Stop after compiling (`sandboxrun compile`).
     pub compile_only: bool,
-    /// The confinement and its seccomp filter, both built by the parent before forking;
-    /// `None` runs unconfined (only for tests of this sequence).
-    pub confine: Option<(&'a sandbox::Confinement, &'a sandbox::Filter)>,
+    /// Fail when the kernel has no landlock.
+    pub require_landlock: bool,
+    /// Whether root started the run (its identity is then the policy's `run_as`): error
+    /// messages about permissions say so.
+    pub started_by_root: bool,
+}
+
+/// A mount as the child sees it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MountSpec {
+    /// The guest path.
+    pub guest: String,
+    /// The host path, for messages only (the child reaches it through its descriptor).
+    pub host: String,
+    /// Read-write.
+    pub writable: bool,
+}
+
+/// Where the guest's stdin comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StdinSpec {
+    /// End of file.
+    Null,
+    /// The process's stdin.
+    Inherit,
+    /// A file (its descriptor is [`RunFds::stdin`]).
+    File,
+}
+
+/// The host files a run reaches, opened by the parent: the child, confined to an empty root,
+/// can no longer name a host path.
+#[derive(Debug, Default)]
+pub struct RunFds {
+    /// One directory per mount, in [`RunSpec::mounts`] order.
+    pub mounts: Vec<OwnedFd>,
+    /// The stdin file, for [`StdinSpec::File`].
+    pub stdin: Option<OwnedFd>,
+}
+
+impl RunFds {
+    /// Opens the mounts and the stdin file of `policy`.
+    ///
+    /// # Errors
+    /// The one-line message of the first that cannot be opened.
+    pub fn open(policy: &policy::Policy) -> Result<RunFds, String> {
+        let mounts = policy
+            .mounts
+            .iter()
+            .map(|m| wasi::open_preopen(&m.host, m.guest.as_str()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())?;
+        let stdin = match &policy.stdin {
+            policy::Stdin::File(path) => Some(wasi::open_stdin(path).map_err(|e| e.to_string())?),
+            _ => None,
+        };
+        Ok(RunFds { mounts, stdin })
+    }
+
+    /// The descriptors, in the order [`RunFds::from_list`] takes them back.
+    pub fn list(&self) -> Vec<std::os::fd::BorrowedFd<'_>> {
+        self.mounts.iter().chain(&self.stdin).map(AsFd::as_fd).collect()
+    }
+
+    /// Takes back the descriptors of [`RunFds::list`] for `spec`.
+    ///
+    /// # Errors
+    /// Their number does not match `spec`.
+    pub fn from_list(spec: &RunSpec, mut fds: Vec<OwnedFd>) -> Result<RunFds, String> {
+        let stdin = usize::from(spec.stdin == StdinSpec::File);
+        if fds.len() != spec.mounts.len() + stdin {
+            return Err(format!("expected {} descriptors for the run, got {}", spec.mounts.len() + stdin, fds.len()));
+        }
+        let stdin = if stdin == 1 { fds.pop() } else { None };
+        Ok(RunFds { mounts: fds, stdin })
+    }
+}
+
+impl RunSpec {
+    /// The run of `module` under `policy`.
+    pub fn new(policy: &policy::Policy, module: Vec<u8>, argv0: String, args: Vec<String>, invoke: Option<String>) -> RunSpec {
+        let mut argv = vec![argv0];
+        argv.extend(policy.args.iter().cloned());
+        let invoke = invoke.map(|name| (name, args.clone()));
+        if invoke.is_none() {
+            argv.extend(args);
+        }
+        RunSpec {
+            module,
+            argv,
+            env: policy.env.clone(),
+            limits: policy.limits,
+            mounts: policy
+                .mounts
+                .iter()
+                .map(|m| MountSpec {
+                    guest: m.guest.as_str().to_string(),
+                    host: m.host.display().to_string(),
+                    writable: m.mode == policy::Mode::Rw,
+                })
+                .collect(),
+            stdin: match policy.stdin {
+                policy::Stdin::Null => StdinSpec::Null,
+                policy::Stdin::Inherit => StdinSpec::Inherit,
+                policy::Stdin::File(_) => StdinSpec::File,
+            },
+            invoke,
+            compile_only: false,
+            require_landlock: policy.require_landlock,
+            // SAFETY: geteuid has no preconditions.
+            started_by_root: unsafe { libc::geteuid() } == 0,
+        }
+    }
+}
+
+/// How the child confines itself: steps 1 to 3 done (or failed) before the run was known,
+/// the rest from its descriptors and limits.
+pub struct Confine<'a> {
+    /// The outcome of [`sandbox::prepare`].
+    pub prepared: Result<sandbox::Prepared, String>,
+    /// The descriptors the child kept.
+    pub kept: sandbox::fds::KeptFds,
+    /// The seccomp filter, built by the parent.
+    pub filter: &'a sandbox::Filter,
 }
 
 fn ms(since: Instant) -> f64 {
@@ -46,13 +172,15 @@ fn error(message: impl ToString) -> ChildOutcome {
     ChildOutcome::Error { message: message.to_string() }
 }
 
-/// Runs the module and describes how it ended.
-pub fn run(mut spec: RunSpec) -> ChildReport {
+/// Runs the module and describes how it ended. `code`: the code cache through the supervisor
+/// (`None`: no cache); `confine`: `None` runs unconfined (only for tests of this sequence).
+pub fn run(spec: &RunSpec, fds: RunFds, mut code: Option<Receiver>, confine: Option<Confine>) -> ChildReport {
     let mut stages = Stages::default();
     let mut compiled = false;
     let ctx_cell: Rc<RefCell<Option<Rc<RefCell<wasi::WasiCtx>>>>> = Rc::default();
     let confinement = RefCell::new(None);
-    let outcome = run_stages(&mut spec, &mut stages, &mut compiled, &ctx_cell, &confinement);
+    let mut io = ChildIo { fds: Some(fds), code: code.take(), confine };
+    let outcome = run_stages(spec, &mut io, &mut stages, &mut compiled, &ctx_cell, &confinement);
     let usage = ctx_cell.borrow().as_ref().map(|c| c.borrow().usage()).unwrap_or_default();
     ChildReport {
         outcome,
@@ -65,16 +193,60 @@ pub fn run(mut spec: RunSpec) -> ChildReport {
 }
 
 /// Loads the cached artifact, or validates and compiles (sending the new artifact out).
+/// The child's whole life once its descriptors are in place, forked for the run or prepared
+/// ahead of it: closes every other descriptor, confines itself (steps 1 to 3 first, unless
+/// `prepared` already did them), runs, and writes its report to `report`. Returns the exit
+/// status.
+pub fn main(
+    spec: &RunSpec,
+    fds: RunFds,
+    code: Receiver,
+    report: OwnedFd,
+    prepared: Option<Result<sandbox::Prepared, String>>,
+    confinement: &sandbox::Confinement,
+    filter: &sandbox::Filter,
+) -> i32 {
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+    // Nothing inherited from the caller reaches the run but stdio, the report pipe, the code
+    // channel and the run's own files.
+    let mut keep = vec![0, 1, 2, report.as_raw_fd()];
+    keep.extend(code.fds());
+    keep.extend(fds.list().iter().map(|f| f.as_raw_fd()));
+    // SAFETY: the objects alive here own only the kept descriptors; the rest belong to the
+    // parent's objects, which this process never uses or drops (it leaves by `_exit`).
+    let kept = match unsafe { sandbox::fds::close_inherited(&keep) } {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("sandboxrun: error: failed to close inherited descriptors: {e}");
+            return crate::report::EXIT_ERROR;
+        }
+    };
+    let prepared = prepared.unwrap_or_else(|| sandbox::prepare(confinement).map_err(|e| e.to_string()));
+    let child_report = run(spec, fds, Some(code), Some(Confine { prepared, kept, filter }));
+    let _ = std::io::stdout().flush();
+    let mut pipe = std::fs::File::from(report);
+    let _ = pipe.write_all(&serde_json::to_vec(&child_report).unwrap_or_default());
+    0
+}
+
+/// What the child holds besides the spec.
+struct ChildIo<'a> {
+    fds: Option<RunFds>,
+    code: Option<Receiver>,
+    confine: Option<Confine<'a>>,
+}
+
 fn module(
     engine: &Engine,
-    spec: &mut RunSpec,
+    code: &mut Option<Receiver>,
     wasm: &[u8],
     stages: &mut Stages,
     compiled: &mut bool,
 ) -> Result<Module, String> {
     // The supervisor has been looking the module up while this process confined itself. A
     // channel failure only costs the cache: compile.
-    let cached = spec.code.as_mut().map_or(Ok(Cached::NoCache), Receiver::receive).unwrap_or(Cached::NoCache);
+    let cached = code.as_mut().map_or(Ok(Cached::NoCache), Receiver::receive).unwrap_or(Cached::NoCache);
     if let Cached::Hit(artifact) = &cached {
         let t = Instant::now();
         // The cache key covers these exact bytes and this compiler: no re-validation needed.
@@ -94,7 +266,7 @@ fn module(
         .and_then(|c| c.compile_module(&info, wasm, engine.compile_threads()))
         .map_err(|e| e.to_string())?;
     *compiled = true;
-    if let Some(code) = spec.code.as_mut() {
+    if let Some(code) = code.as_mut() {
         // Sent before any guest code runs.
         code.send_back(&artifact.to_bytes());
     }
@@ -104,30 +276,42 @@ fn module(
 }
 
 fn run_stages(
-    spec: &mut RunSpec,
+    spec: &RunSpec,
+    io: &mut ChildIo,
     stages: &mut Stages,
     compiled: &mut bool,
     ctx_out: &Rc<RefCell<Option<Rc<RefCell<wasi::WasiCtx>>>>>,
     confinement_out: &RefCell<Option<Confinement>>,
 ) -> ChildOutcome {
-    let policy: &Policy = spec.policy;
-    let limits = &policy.limits;
+    let limits = &spec.limits;
+    let fds = io.fds.take().unwrap_or_default();
 
-    // WASI opens the mounts and the stdin file by path: before confinement, after which only
-    // these already-open descriptors reach the filesystem.
+    // Landlock's rules are made from the run's descriptors before WASI takes them.
+    let rules = match &io.confine {
+        Some(_) => match crate::confinement::check_mount_access(spec, &fds).and_then(|()| {
+            crate::confinement::landlock_rules(spec, &fds).map_err(|e| format!("confinement failed: {e}"))
+        }) {
+            Ok(r) => Some(r),
+            Err(e) => return error(e),
+        },
+        None => None,
+    };
+
     let t = Instant::now();
-    let ctx = match wasi_context(spec) {
+    let ctx = match wasi_context(spec, fds) {
         Ok(c) => Rc::new(RefCell::new(c)),
         Err(e) => return error(e),
     };
     *ctx_out.borrow_mut() = Some(ctx.clone());
     stages.link = ms(t);
 
-    if let Some((confinement, filter)) = spec.confine {
-        if let Err(e) = crate::confinement::check_rw_mounts(policy) {
-            return error(e);
-        }
-        match sandbox::confine_with(confinement, filter) {
+    if let (Some(confine), Some(rules)) = (io.confine.take(), rules) {
+        let prepared = match confine.prepared {
+            Ok(p) => p,
+            Err(e) => return error(format!("confinement failed: {e}")),
+        };
+        let rlimits = crate::confinement::rlimits(limits);
+        match prepared.finish(rules, spec.require_landlock, &rlimits, confine.kept.list().to_vec(), confine.filter) {
             Ok(applied) => *confinement_out.borrow_mut() = Some(crate::confinement::describe(&applied)),
             Err(e) => return error(format!("confinement failed: {e}")),
         }
@@ -139,12 +323,12 @@ fn run_stages(
     };
 
     let t = Instant::now();
-    let wasm = match engine::module_info::wat_to_binary(spec.module) {
+    let wasm = match engine::module_info::wat_to_binary(&spec.module) {
         Ok(w) => w.into_owned(),
         Err(e) => return error(e),
     };
     stages.load = ms(t);
-    let module = match module(&engine, spec, &wasm, stages, compiled) {
+    let module = match module(&engine, &mut io.code, &wasm, stages, compiled) {
         Ok(m) => m,
         Err(e) => return error(e),
     };
@@ -184,20 +368,18 @@ fn run_stages(
 }
 
 /// Builds the WASI context: arguments, environment, stdin, limits, one preopen per mount.
-fn wasi_context(spec: &RunSpec) -> Result<wasi::WasiCtx, wasi::BuildError> {
-    let policy = spec.policy;
-    let limits = &policy.limits;
-    let mut args = vec![spec.argv0.clone()];
-    args.extend(policy.args.iter().cloned());
-    args.extend(spec.extra_args.iter().cloned());
+fn wasi_context(spec: &RunSpec, fds: RunFds) -> Result<wasi::WasiCtx, String> {
+    let limits = &spec.limits;
+    let stdin = match (spec.stdin, fds.stdin) {
+        (StdinSpec::Null, _) => wasi::Stdin::Null,
+        (StdinSpec::Inherit, _) => wasi::Stdin::Inherit,
+        (StdinSpec::File, Some(fd)) => wasi::Stdin::Open(fd),
+        (StdinSpec::File, None) => return Err("the stdin file was not passed to the run".into()),
+    };
     let mut builder = wasi::WasiCtxBuilder::new()
-        .args(args)
-        .env(policy.env.iter().cloned())
-        .stdin(match &policy.stdin {
-            policy::Stdin::Null => wasi::Stdin::Null,
-            policy::Stdin::Inherit => wasi::Stdin::Inherit,
-            policy::Stdin::File(p) => wasi::Stdin::File(p.clone()),
-        })
+        .args(spec.argv.iter().cloned())
+        .env(spec.env.iter().cloned())
+        .stdin(stdin)
         .limits(wasi::WasiLimits {
             open_files: limits.open_files,
             file_size: limits.file_size,
@@ -205,10 +387,10 @@ fn wasi_context(spec: &RunSpec) -> Result<wasi::WasiCtx, wasi::BuildError> {
             files_created: limits.files,
             output_bytes: limits.output,
         });
-    for m in &policy.mounts {
-        builder = builder.preopen(&m.host, m.guest.as_str(), m.mode == Mode::Rw);
+    for (m, dir) in spec.mounts.iter().zip(fds.mounts) {
+        builder = builder.preopen_dir(dir, m.guest.as_str(), m.writable);
     }
-    builder.build()
+    builder.build().map_err(|e| e.to_string())
 }
 
 fn call_outcome(result: Result<(), CallError>) -> ChildOutcome {

@@ -9,7 +9,7 @@ use std::path::PathBuf;
     name = "sandboxrun",
     version,
     about = "Run untrusted WebAssembly (WASI preview1) under a YAML policy",
-    after_help = "Other commands:\n  sandboxrun policy check FILE     validate a policy, print the effective one\n  sandboxrun inspect MODULE        imports, exports, memories, tables\n  sandboxrun compile MODULE        compile into the code cache without running\n  sandboxrun cache stats|clear|gc  code cache maintenance\n\nExit status: the guest's exit code; 134 trap; 124 time limit; 125 sandboxrun could not run it;\n137 memory limit; 153 output limit; 128+N killed by signal N (159: seccomp)."
+    after_help = "Other commands:\n  sandboxrun policy check FILE     validate a policy, print the effective one\n  sandboxrun inspect MODULE        imports, exports, memories, tables\n  sandboxrun compile MODULE        compile into the code cache without running\n  sandboxrun cache stats|clear|gc  code cache maintenance\n  sandboxrun serve --socket PATH   serve runs for --server clients\n\nExit status: the guest's exit code; 134 trap; 124 time limit; 125 sandboxrun could not run it;\n137 memory limit; 153 output limit; 128+N killed by signal N (159: seccomp)."
 )]
 pub struct RunCli {
     /// The policy (YAML); without it: no mounts, empty environment, default limits.
@@ -31,6 +31,10 @@ pub struct RunCli {
     /// Write a JSON report of the run to this file.
     #[arg(long = "report", value_name = "FILE")]
     pub report: Option<PathBuf>,
+    /// Run through the server listening on this socket (`sandboxrun serve`): the same run,
+    /// confined the same way, with its namespaces and empty root prepared before it was asked.
+    #[arg(long = "server", value_name = "SOCKET")]
+    pub server: Option<PathBuf>,
     /// Log each pipeline stage with its duration to stderr.
     #[arg(short = 'v', long = "verbose")]
     pub verbose: bool,
@@ -94,6 +98,9 @@ pub enum Tool {
     Inspect(InspectArgs),
     /// Compile a module into the code cache without running it.
     Compile(CompileArgs),
+    /// Serve runs for `sandboxrun --server SOCKET ...` clients of the same user, each child
+    /// started and prepared before its run is asked for.
+    Serve(ServeArgs),
     /// Code cache maintenance.
     Cache {
         /// Where the code cache is.
@@ -116,6 +123,17 @@ pub struct CompileArgs {
     pub cache: CacheArgs,
     /// The module.
     pub module: PathBuf,
+}
+
+/// `sandboxrun serve --socket PATH`.
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// The Unix socket to listen on (created with mode 0600; a stale one is replaced).
+    #[arg(long = "socket", value_name = "PATH")]
+    pub socket: PathBuf,
+    /// Children kept prepared: runs in flight beyond it wait for a child to be prepared.
+    #[arg(long = "pool", value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub pool: u16,
 }
 
 /// `sandboxrun cache ...`.
@@ -147,4 +165,4 @@ pub struct InspectArgs {
 }
 
 /// Names of subcommands; anything else as the first argument is a module to run.
-pub const SUBCOMMANDS: &[&str] = &["policy", "inspect", "compile", "cache", "help"];
+pub const SUBCOMMANDS: &[&str] = &["policy", "inspect", "compile", "serve", "cache", "help"];

@@ -126,6 +126,23 @@ impl Receiver {
         answer.into_iter().chain(code).chain(self.back.as_ref().map(|b| b.as_raw_fd())).collect()
     }
 
+    /// The three descriptors, to pass to a child that was not forked with them (see
+    /// [`Receiver::from_fds`]).
+    ///
+    /// # Errors
+    /// The receiver was already used.
+    pub fn into_fds(self) -> io::Result<[OwnedFd; 3]> {
+        match (self.answer, self.code, self.back) {
+            (Some(a), Some(c), Some(b)) => Ok([a.into(), c, b.into()]),
+            _ => Err(io::Error::other("the code channel was already used")),
+        }
+    }
+
+    /// The receiver of [`Receiver::into_fds`]'s descriptors.
+    pub fn from_fds([answer, code, back]: [OwnedFd; 3]) -> Receiver {
+        Receiver { answer: Some(answer.into()), code: Some(code), back: Some(back.into()) }
+    }
+
     /// Waits for the supervisor's answer (it is looking the module up meanwhile). Only the
     /// first call waits; later ones answer "no cache".
     ///

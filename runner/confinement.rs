@@ -2,8 +2,10 @@
 //! check that the run's identity can use its rw mounts, and how the report shows what was
 //! actually applied.
 
+use crate::child::{RunFds, RunSpec};
 use crate::report;
-use policy::{Mode, Policy};
+use policy::{Limits, Policy};
+use std::os::fd::{AsFd, AsRawFd};
 
 /// Private memory the process may use besides the guest's linear memories: the runtime, the
 /// compiler's working set (about 150 MiB for a 2 MB module on two threads), WASI buffers.
@@ -17,37 +19,43 @@ const RUNTIME_DESCRIPTORS: u64 = 64;
 /// room for large machines. Guests cannot start threads.
 const MAX_THREADS: u64 = 256;
 
-/// The confinement of a run of `policy`: every namespace, an empty root, landlock rules for
-/// the mounts (and the stdin file), limits derived from the policy's.
+/// What [`sandbox::spawn`] and [`sandbox::prepare`] need of a run of `policy`: every
+/// namespace, an empty root, the policy's identity. The rest of the confinement depends on
+/// the run's descriptors and limits, and is applied by the child ([`landlock_rules`],
+/// [`rlimits`]).
 pub fn for_policy(policy: &Policy) -> sandbox::Confinement {
-    let limits = &policy.limits;
-    let mut paths: Vec<sandbox::PathRule> = policy
-        .mounts
-        .iter()
-        .map(|m| match m.mode {
-            Mode::Rw => sandbox::PathRule::read_write(&m.host),
-            Mode::Ro => sandbox::PathRule::read_only(&m.host),
-        })
-        .collect();
-    if let policy::Stdin::File(p) = &policy.stdin {
-        paths.push(sandbox::PathRule::read_only(p));
-    }
     sandbox::Confinement {
         run_as: sandbox::RunAs { uid: policy.run_as.uid, gid: policy.run_as.gid },
-        paths,
-        require_landlock: policy.require_landlock,
-        rlimits: sandbox::Rlimits {
-            // A backstop only: the supervisor stops the run at the exact CPU limit.
-            cpu_seconds: Some(limits.cpu_time.as_secs_f64().ceil() as u64 + 1),
-            data: Some(limits.memory.saturating_add(RUNTIME_ALLOWANCE)),
-            file_size: Some(limits.file_size),
-            // WASI enforces the guest's own limit with EMFILE; this bounds the process.
-            open_files: Some(limits.open_files.saturating_add(RUNTIME_DESCRIPTORS)),
-            processes: Some(MAX_THREADS),
-            address_space: None,
-        },
         ..sandbox::Confinement::default()
     }
+}
+
+/// The rlimits of a run with these limits.
+pub fn rlimits(limits: &Limits) -> sandbox::Rlimits {
+    sandbox::Rlimits {
+        // A backstop only: the supervisor stops the run at the exact CPU limit.
+        cpu_seconds: Some(limits.cpu_time.as_secs_f64().ceil() as u64 + 1),
+        data: Some(limits.memory.saturating_add(RUNTIME_ALLOWANCE)),
+        file_size: Some(limits.file_size),
+        // WASI enforces the guest's own limit with EMFILE; this bounds the process.
+        open_files: Some(limits.open_files.saturating_add(RUNTIME_DESCRIPTORS)),
+        processes: Some(MAX_THREADS),
+        address_space: None,
+    }
+}
+
+/// Landlock's rules for a run: its mounts (read-only or read-write) and its stdin file, by
+/// their descriptors.
+pub fn landlock_rules(spec: &RunSpec, fds: &RunFds) -> Result<sandbox::landlock_rules::Rules, sandbox::ConfineError> {
+    let access = |writable| if writable { sandbox::Access::ReadWrite } else { sandbox::Access::ReadOnly };
+    let rules: Vec<sandbox::FdRule> = spec
+        .mounts
+        .iter()
+        .zip(&fds.mounts)
+        .map(|(m, fd)| sandbox::FdRule { fd: fd.as_fd(), access: access(m.writable) })
+        .chain(fds.stdin.iter().map(|fd| sandbox::FdRule { fd: fd.as_fd(), access: sandbox::Access::ReadOnly }))
+        .collect();
+    Ok(sandbox::landlock_rules::fd_rules(&rules)?)
 }
 
 /// The cgroup limits of a run of `policy` (used where cgroup v2 is available).
@@ -58,27 +66,27 @@ pub fn cgroup_limits(policy: &Policy) -> sandbox::CgroupLimits {
     }
 }
 
-/// Checks, in the child (which has taken the run's identity), that every rw mount is
-/// writable: otherwise the guest would meet EACCES on its first write, far from the cause.
-pub fn check_rw_mounts(policy: &Policy) -> Result<(), String> {
-    for m in policy.mounts.iter().filter(|m| m.mode == Mode::Rw) {
-        let Ok(path) = std::ffi::CString::new(m.host.as_os_str().as_encoded_bytes()) else {
-            return Err(format!("mount {}: host path contains a NUL byte", m.guest));
+/// Checks, in the child (which has taken the run's identity), that it may use every mount as
+/// the policy says — read and search a read-only one, also write a read-write one: the parent
+/// opened them, and the guest would otherwise meet EACCES on its first use, far from the cause.
+/// (Only the directory itself is checked; the parent's identity reached it.)
+pub fn check_mount_access(spec: &RunSpec, fds: &RunFds) -> Result<(), String> {
+    for (m, fd) in spec.mounts.iter().zip(&fds.mounts) {
+        let (mode, what) = if m.writable { (libc::W_OK | libc::X_OK, "writable") } else { (libc::R_OK | libc::X_OK, "readable") };
+        // SAFETY: an open descriptor, an empty NUL-terminated path and valid flags; the call
+        // only reads them.
+        let r = unsafe {
+            libc::syscall(libc::SYS_faccessat2, fd.as_raw_fd(), c"".as_ptr(), mode, libc::AT_EMPTY_PATH | libc::AT_EACCESS)
         };
-        // SAFETY: a valid NUL-terminated path; access only reads it.
-        if unsafe { libc::access(path.as_ptr(), libc::W_OK | libc::X_OK) } != 0 {
-            // SAFETY: getuid and getgid have no preconditions.
-            let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
-            let fix = if uid == policy.run_as.uid {
+        if r != 0 {
+            // SAFETY: geteuid and getegid have no preconditions.
+            let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+            let fix = if spec.started_by_root {
                 " (the identity of runs started by root: chown the directory to it, or set run_as in the policy)"
             } else {
                 ""
             };
-            return Err(format!(
-                "mount {}: '{}' is not writable by uid {uid} gid {gid}{fix}",
-                m.guest,
-                m.host.display()
-            ));
+            return Err(format!("mount {}: '{}' is not {what} by uid {uid} gid {gid}{fix}", m.guest, m.host));
         }
     }
     Ok(())

@@ -11,12 +11,17 @@
 
 pub mod child;
 pub mod cli;
+pub mod client;
 pub mod code_channel;
+pub mod command;
 pub mod confinement;
+pub mod fd_passing;
 pub mod inspect;
 pub mod oom;
+pub mod prepared;
 pub mod report;
 pub mod run;
+pub mod server;
 pub mod supervisor;
 pub mod verdict;
 pub mod wasi_link;

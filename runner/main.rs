@@ -4,7 +4,7 @@
 
 use clap::Parser;
 use sandboxrun::cli::{CacheCommand, PolicyCommand, RunCli, Tool, ToolCli, SUBCOMMANDS};
-use sandboxrun::report::{Report, EXIT_ERROR};
+use sandboxrun::report::EXIT_ERROR;
 use std::process::ExitCode;
 
 #[global_allocator]
@@ -57,7 +57,7 @@ fn tool(cli: ToolCli) -> i32 {
                 Err(e) => return fail(format!("failed to read {}: {e}", args.module.display())),
             };
             let path = cache.0.clone();
-            let report = sandboxrun::run::run(sandboxrun::run::Run {
+            let run = sandboxrun::run::Run {
                 policy,
                 module,
                 argv0: String::new(),
@@ -65,7 +65,8 @@ fn tool(cli: ToolCli) -> i32 {
                 invoke: None,
                 cache: Some(cache),
                 compile_only: true,
-            });
+            };
+            let report = sandboxrun::run::run(run, sandboxrun::run::Start::Spawn);
             if report.verdict.exit_status() != 0 {
                 if let Some(line) = report.verdict.summary() {
                     eprintln!("{line}");
@@ -85,6 +86,10 @@ fn tool(cli: ToolCli) -> i32 {
             }
             0
         }
+        Tool::Serve(args) => match sandboxrun::server::serve(&args.socket, usize::from(args.pool)) {
+            Ok(()) => 0,
+            Err(e) => fail(e),
+        },
         Tool::Cache { location, command } => {
             let Some((path, max)) = location.location(&policy::CachePolicy::default()) else {
                 return fail("no code cache location (set --cache or SANDBOXRUN_CACHE)");
@@ -115,78 +120,8 @@ fn tool(cli: ToolCli) -> i32 {
 }
 
 fn run(cli: RunCli) -> i32 {
-    if cli.verbose {
-        tracing_subscriber::fmt().with_writer(std::io::stderr).with_target(false).init();
+    match &cli.server {
+        Some(socket) => sandboxrun::client::forward(socket),
+        None => sandboxrun::command::run(cli, sandboxrun::run::Start::Spawn),
     }
-    let cwd = std::env::current_dir().unwrap_or_default();
-    let policy = match &cli.policy {
-        Some(path) => policy::Policy::load(path),
-        None => Ok(policy::Policy::default_policy()),
-    };
-    let mut policy = match policy {
-        Ok(p) => p,
-        Err(e) => return fail(e),
-    };
-    for d in &cli.dirs {
-        if let Err(e) = policy.add_cli_mount(d, &cwd) {
-            return fail(e);
-        }
-    }
-    for e in &cli.env {
-        if let Err(e) = policy.add_cli_env(e) {
-            return fail(e);
-        }
-    }
-    if let Some(spec) = &cli.run_as {
-        if let Err(e) = policy.set_cli_run_as(spec) {
-            return fail(e);
-        }
-    }
-    let module = match std::fs::read(&cli.module) {
-        Ok(m) => m,
-        Err(e) => return fail(format!("failed to read {}: {e}", cli.module.display())),
-    };
-    let argv0 = cli.module.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let report = sandboxrun::run::run(sandboxrun::run::Run {
-        cache: cli.cache.location(&policy.cache),
-        policy,
-        module,
-        argv0,
-        args: cli.args,
-        invoke: cli.invoke,
-        compile_only: false,
-    });
-    log_stages(&report);
-    if let Some(line) = report.verdict.summary() {
-        eprintln!("{line}");
-    }
-    if let Some(path) = &cli.report {
-        let json = serde_json::to_string_pretty(&report).unwrap_or_default();
-        if let Err(e) = std::fs::write(path, json + "\n") {
-            eprintln!("sandboxrun: error: failed to write report {}: {e}", path.display());
-        }
-    }
-    report.verdict.exit_status()
-}
-
-fn log_stages(report: &Report) {
-    let s = &report.stages;
-    for (stage, ms) in [
-        ("load", s.load),
-        ("compile", s.compile),
-        ("link", s.link),
-        ("instantiate", s.instantiate),
-        ("execute", s.execute),
-    ] {
-        tracing::info!(stage, ms, "stage finished");
-    }
-    tracing::info!(
-        cache = report.cache.as_str(),
-        cpu_ms = report.cpu_time_ms,
-        wall_ms = report.wall_time_ms,
-        peak_memory_bytes = report.peak_memory_bytes,
-        supervisor_peak_memory_bytes = sandboxrun::supervisor::own_peak_rss_bytes(),
-        "run finished: {:?}",
-        report.verdict.status
-    );
 }

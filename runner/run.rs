@@ -1,7 +1,8 @@
 //! The parent's side of `sandboxrun app.wasm`: prepare, fork the child that runs the
 //! module, supervise it, and turn what happened into a report and an exit status.
 
-use crate::child::{self, RunSpec};
+use crate::child::{self, RunFds, RunSpec};
+use crate::prepared::PreparedChild;
 use crate::code_channel;
 use crate::confinement;
 use crate::report::{CacheUse, ChildReport, Report};
@@ -12,8 +13,8 @@ use engine::{Config, Engine};
 use policy::Policy;
 use sha2::{Digest, Sha256};
 use std::fs::File;
-use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::io::Read;
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -35,6 +36,15 @@ pub struct Run {
     pub compile_only: bool,
 }
 
+/// How the run's child comes to be.
+pub enum Start {
+    /// Forked into new namespaces for this run.
+    Spawn,
+    /// Started and prepared before the run was known (by a server's slot, see
+    /// [`crate::server`]); spawned afresh instead if it does not fit the run's policy.
+    Prepared(PreparedChild),
+}
+
 /// The cache as this run uses it. The parent alone opens the database, after the fork: the
 /// child never holds a descriptor of it.
 struct Cache {
@@ -48,8 +58,8 @@ const TOUCH_PATIENCE: Duration = Duration::from_millis(20);
 
 /// Opens the cache and looks the module up. Any cache failure is one warning line and the
 /// run continues without the cache.
-fn lookup(run: &Run, sha: &[u8; 32], identity: &str) -> (Option<Cache>, Option<Vec<u8>>) {
-    let Some((path, max)) = &run.cache else { return (None, None) };
+fn lookup(location: &Option<(PathBuf, u64)>, sha: &[u8; 32], identity: &str) -> (Option<Cache>, Option<Vec<u8>>) {
+    let Some((path, max)) = location else { return (None, None) };
     let warn = |e: &dyn std::fmt::Display| eprintln!("sandboxrun: warning: {e}; running without the code cache");
     let db = match CodeCache::open(path, *max) {
         Ok(db) => db,
@@ -100,7 +110,7 @@ fn hex(digest: &[u8; 32]) -> String {
 /// confinement, the seccomp filter, the cgroup, the code channel); then, while the child sets
 /// up and confines itself, the parent hashes the module and looks it up in the code cache, and
 /// answers through the code channel; then it supervises.
-pub fn run(run: Run) -> Report {
+pub fn run(run: Run, start: Start) -> Report {
     let base = |verdict, module_sha256: String, cache: CacheUse| Report {
         verdict,
         cpu_time_ms: 0,
@@ -116,28 +126,33 @@ pub fn run(run: Run) -> Report {
         confinement: None,
     };
     // A run that never starts: its report still names the module.
-    let failed = |message: String| {
-        let digest: [u8; 32] = Sha256::digest(&run.module).into();
+    let failed = |module: &[u8], message: String| {
+        let digest: [u8; 32] = Sha256::digest(module).into();
         base(Verdict::error(message), hex(&digest), CacheUse::Disabled)
     };
     // The report pipe (close-on-exec, like every descriptor made here).
     let (read_end, write_end) = match std::io::pipe() {
         Ok((r, w)) => (OwnedFd::from(r), OwnedFd::from(w)),
-        Err(e) => return failed(format!("failed to create a pipe: {e}")),
+        Err(e) => return failed(&run.module, format!("failed to create a pipe: {e}")),
     };
     let (mut code_sender, code_receiver) = match code_channel::channel() {
         Ok(c) => c,
-        Err(e) => return failed(format!("failed to create the code channel: {e}")),
+        Err(e) => return failed(&run.module, format!("failed to create the code channel: {e}")),
     };
     let limits = run.policy.limits;
     // Built before forking: the child only applies them.
     let confinement = confinement::for_policy(&run.policy);
     let Some(arch) = sandbox::Arch::native() else {
-        return failed("no seccomp filter for this architecture".into());
+        return failed(&run.module, "no seccomp filter for this architecture".into());
     };
     let filter = match sandbox::compile_filter(arch, Some(sandbox::PID_IN_NAMESPACE)) {
         Ok(f) => f,
-        Err(e) => return failed(e.to_string()),
+        Err(e) => return failed(&run.module, e.to_string()),
+    };
+    // The child, confined to an empty root, reaches the host only through these.
+    let fds = match RunFds::open(&run.policy) {
+        Ok(f) => f,
+        Err(e) => return failed(&run.module, e),
     };
     let cgroup_name = format!("sandboxrun-{}", std::process::id());
     let (cgroup, cgroup_status) = match sandbox::Cgroup::create(&cgroup_name, &confinement::cgroup_limits(&run.policy))
@@ -145,51 +160,40 @@ pub fn run(run: Run) -> Report {
         Ok(c) => (Some(c), "v2".to_string()),
         Err(e) => (None, format!("none: {e}")),
     };
-    // The code the child's engine will generate (same configuration, same machine). Asked
-    // before forking: the child inherits the answer instead of asking the CPU again.
-    let identity = Engine::cache_identity(&Config::default());
+    let mut spec = RunSpec::new(&run.policy, run.module, run.argv0, run.args, run.invoke);
+    spec.compile_only = run.compile_only;
     let started = Instant::now();
-    let child = || {
-        crate::oom::mark_child();
-        // Moved in: the parent's copies close when `spawn` returns (else it would never see
-        // end of file on the pipes the child writes).
-        let code = code_receiver;
-        // Nothing inherited from the caller reaches the run: stdio, the report pipe and the
-        // code channel.
-        let mut keep = vec![0, 1, 2, write_end.as_raw_fd()];
-        keep.extend(code.fds());
-        // SAFETY: first thing in the fresh child: the objects alive here own only the kept
-        // descriptors, and the parent's ends, which the child never uses or drops (it leaves
-        // by `_exit`).
-        if let Err(e) = unsafe { sandbox::fds::close_inherited(&keep) } {
-            eprintln!("sandboxrun: error: failed to close inherited descriptors: {e}");
-            return crate::report::EXIT_ERROR;
+    let spawned = match start {
+        Start::Prepared(prepared) if prepared.fits(&confinement) => {
+            prepared.hand_over(&spec, fds, write_end, code_receiver, cgroup.as_ref())
         }
-        let invoke = run.invoke.clone().map(|name| (name, run.args.clone()));
-        let extra_args = if invoke.is_some() { Vec::new() } else { run.args.clone() };
-        let report = child::run(RunSpec {
-            module: &run.module,
-            argv0: run.argv0.clone(),
-            extra_args,
-            policy: &run.policy,
-            invoke,
-            code: Some(code),
-            compile_only: run.compile_only,
-            confine: Some((&confinement, &filter)),
-        });
-        let _ = std::io::stdout().flush();
-        let mut pipe = std::fs::File::from(write_end);
-        let _ = pipe.write_all(&serde_json::to_vec(&report).unwrap_or_default());
-        0
+        start => {
+            if let Start::Prepared(unfit) = start {
+                unfit.discard();
+            }
+            // The code the child's engine will generate (same configuration, same machine).
+            // Asked before forking: the child inherits the answer instead of asking the CPU.
+            Engine::cache_identity(&Config::default());
+            let child = || {
+                crate::oom::mark_child();
+                // Moved in: the parent's copies close when `spawn` returns (else it would never
+                // see end of file on the pipes the child writes).
+                let (fds, code, report) = (fds, code_receiver, write_end);
+                child::main(&spec, fds, code, report, None, &confinement, &filter)
+            };
+            // SAFETY: the CLI is single-threaded here (compilation threads start in the child).
+            unsafe { sandbox::spawn(&confinement, cgroup.as_ref(), child) }.map_err(|e| e.to_string())
+        }
     };
-    // SAFETY: the CLI is single-threaded here (compilation threads start in the child).
-    let spawned = match unsafe { sandbox::spawn(&confinement, cgroup.as_ref(), child) } {
+    let spawned = match spawned {
         Ok(c) => c,
-        Err(e) => return failed(format!("failed to start the run: {e}")),
+        Err(e) => return failed(&spec.module, format!("failed to start the run: {e}")),
     };
+    let module = &spec.module;
+    let identity = Engine::cache_identity(&Config::default());
 
     // While the child confines itself.
-    let digest: [u8; 32] = Sha256::digest(&run.module).into();
+    let digest: [u8; 32] = Sha256::digest(module).into();
     let sha = hex(&digest);
     // No database yet: certainly a miss. The child compiles while the parent creates it
     // (2 ms, with its syncs), instead of waiting for that.
@@ -197,7 +201,7 @@ pub fn run(run: Run) -> Report {
     if fresh {
         answer(&mut code_sender, code_channel::Answer::Miss);
     }
-    let (cache, cached) = lookup(&run, &digest, &identity);
+    let (cache, cached) = lookup(&run.cache, &digest, &identity);
     let (cache_status, found) = match (&cache, &cached) {
         (None, _) => (CacheUse::Disabled, code_channel::Answer::NoCache),
         (Some(_), Some(artifact)) => (CacheUse::Hit, code_channel::Answer::Hit(artifact)),

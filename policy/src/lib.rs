@@ -120,8 +120,8 @@ pub enum Stdin {
     File(PathBuf),
 }
 
-/// Resource limits of a run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Resource limits of a run. Any value is valid (so it may cross a process boundary as data).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Limits {
     /// CPU time.
     pub cpu_time: Duration,

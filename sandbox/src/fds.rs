@@ -18,11 +18,7 @@ pub fn open_fds() -> io::Result<Vec<RawFd>> {
         }
     }
     // The directory's own descriptor was listed too, and is closed by now.
-    fds.retain(|fd| {
-        // SAFETY: F_GETFD only queries the descriptor table.
-        let flags = unsafe { libc::fcntl(*fd, libc::F_GETFD) };
-        flags != -1
-    });
+    fds.retain(|fd| is_open(*fd));
     fds.sort_unstable();
     Ok(fds)
 }
@@ -38,7 +34,7 @@ pub fn open_fds() -> io::Result<Vec<RawFd>> {
 /// # Safety
 /// No live object of this process may own or use a descriptor missing from `keep` (call it
 /// first thing in a freshly forked child, keeping those the child's own objects hold).
-pub unsafe fn close_inherited(keep: &[RawFd]) -> io::Result<()> {
+pub unsafe fn close_inherited(keep: &[RawFd]) -> io::Result<KeptFds> {
     for (first, last) in gaps(keep) {
         // SAFETY: the caller guarantees nothing still uses a descriptor missing from `keep`,
         // and [first, last] holds none of them.
@@ -49,10 +45,32 @@ pub unsafe fn close_inherited(keep: &[RawFd]) -> io::Result<()> {
                 return Err(e);
             }
             // SAFETY: as above.
-            return unsafe { close_listed(keep) };
+            unsafe { close_listed(keep) }?;
+            break;
         }
     }
-    Ok(())
+    let mut open: Vec<RawFd> = keep.iter().copied().filter(|fd| is_open(*fd)).collect();
+    open.sort_unstable();
+    open.dedup();
+    Ok(KeptFds(open))
+}
+
+/// The descriptors left open by [`close_inherited`], ascending: every descriptor of the
+/// process, found without `/proc` (for a process that can no longer reach it, see
+/// [`crate::Prepared`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeptFds(Vec<RawFd>);
+
+impl KeptFds {
+    /// The descriptors, ascending.
+    pub fn list(&self) -> &[RawFd] {
+        &self.0
+    }
+}
+
+fn is_open(fd: RawFd) -> bool {
+    // SAFETY: F_GETFD only queries the descriptor table.
+    unsafe { libc::fcntl(fd, libc::F_GETFD) != -1 }
 }
 
 /// The ranges of descriptor numbers (inclusive) around and between `keep`, up to the largest.

@@ -13,6 +13,7 @@ use landlock::{
     Access as _, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, PathBeneath, PathFd, Ruleset, RulesetAttr,
     RulesetCreated, RulesetCreatedAttr, RulesetStatus, Scope, ABI,
 };
+use std::os::fd::BorrowedFd;
 use std::path::PathBuf;
 
 /// The landlock ABI whose rights this crate asks for: 6 (Linux 6.12) adds signal and abstract
@@ -84,20 +85,46 @@ fn rights(access: Access, is_dir: bool) -> BitFlags<AccessFs> {
     }
 }
 
-/// Builds the ruleset: every right of [`TARGET_ABI`] handled (so denied unless a rule grants
-/// it), one rule per path. Must run while the paths still resolve.
-pub fn open_rules(paths: &[PathRule]) -> Result<Rules, LandlockError> {
-    let mut ruleset = Ruleset::default()
+/// A rule on an already open file or directory (for a process that can no longer name the
+/// host's paths, see [`crate::Prepared`]).
+#[derive(Clone, Copy, Debug)]
+pub struct FdRule<'a> {
+    /// The file or directory.
+    pub fd: BorrowedFd<'a>,
+    /// What the run may do beneath it.
+    pub access: Access,
+}
+
+/// An empty ruleset: every right of [`TARGET_ABI`] handled, so denied unless a rule grants it.
+fn ruleset() -> Result<RulesetCreated, LandlockError> {
+    Ok(Ruleset::default()
         .set_compatibility(CompatLevel::BestEffort)
         .handle_access(AccessFs::from_all(TARGET_ABI))?
         .handle_access(AccessNet::from_all(TARGET_ABI))?
         .scope(Scope::from_all(TARGET_ABI))?
-        .create()?;
+        .create()?)
+}
+
+/// Builds the ruleset, one rule per path. Must run while the paths still resolve.
+pub fn open_rules(paths: &[PathRule]) -> Result<Rules, LandlockError> {
+    let mut ruleset = ruleset()?;
     for rule in paths {
         let fail = |message: String| LandlockError::Path { path: rule.path.clone(), message };
         let is_dir = std::fs::metadata(&rule.path).map_err(|e| fail(e.to_string()))?.is_dir();
         let fd = PathFd::new(&rule.path).map_err(|e| fail(e.to_string()))?;
         ruleset = ruleset.add_rule(PathBeneath::new(fd, rights(rule.access, is_dir)))?;
+    }
+    Ok(Rules(ruleset))
+}
+
+/// Builds the ruleset, one rule per open file or directory.
+pub fn fd_rules(rules: &[FdRule<'_>]) -> Result<Rules, LandlockError> {
+    let mut ruleset = ruleset()?;
+    for (i, rule) in rules.iter().enumerate() {
+        let fail = |message: String| LandlockError::Path { path: format!("descriptor of rule {i}").into(), message };
+        let stat = nix::sys::stat::fstat(rule.fd).map_err(|e| fail(e.to_string()))?;
+        let is_dir = stat.st_mode & libc::S_IFMT == libc::S_IFDIR;
+        ruleset = ruleset.add_rule(PathBeneath::new(rule.fd, rights(rule.access, is_dir)))?;
     }
     Ok(Rules(ruleset))
 }

@@ -46,7 +46,7 @@ pub use applied::{Applied, ConfineError};
 pub use cgroup::{Cgroup, CgroupError, CgroupLimits};
 pub use config::{Access, Confinement, Namespaces, PathRule, Rlimits, RunAs};
 pub use handshake::HandshakeError;
-pub use landlock_rules::LandlockApplied;
+pub use landlock_rules::{FdRule, LandlockApplied};
 pub use rlimits::AppliedRlimit;
 pub use seccomp::{compile_filter, Arch, Filter, Violation, ViolationSlot, PID_IN_NAMESPACE};
 pub use spawn::{spawn, Child, SpawnError, Termination};
@@ -73,6 +73,31 @@ pub fn confine(c: &Confinement) -> Result<Applied, ConfineError> {
 /// [`ConfineError`] naming the step and system call that failed; the process must then not run
 /// untrusted code (it may be partly confined).
 pub fn confine_with(c: &Confinement, filter: &Filter) -> Result<Applied, ConfineError> {
+    // The descriptors the run keeps, for the report (before step 2 hides /proc).
+    let open_fds = fds::open_fds().map_err(ConfineError::Descriptors)?;
+    // Landlock's rule handles are opened now, while the host's paths still resolve: after
+    // step 2 none does.
+    let rules = landlock_rules::open_rules(&c.paths)?;
+    prepare(c)?.finish(rules, c.require_landlock, &c.rlimits, open_fds, filter)
+}
+
+/// A process confined up to the steps that depend on what it will run: namespaces checked, the
+/// empty root in place, privileges dropped (steps 1 to 3). [`Prepared::finish`] applies the
+/// rest — landlock on descriptors, rlimits, seccomp — once the run is known: a supervisor can
+/// start and prepare a child ahead of time, then hand it a run's descriptors.
+#[derive(Debug)]
+pub struct Prepared {
+    namespaces: Vec<&'static str>,
+    empty_root: bool,
+}
+
+/// Steps 1 to 3 of [`confine_with`] (see [`Prepared`]). Anything the run will reach by path
+/// must be open before this; afterwards no host path resolves. The process must stay
+/// single-threaded until [`Prepared::finish`].
+///
+/// # Errors
+/// [`ConfineError`] naming the step and system call that failed.
+pub fn prepare(c: &Confinement) -> Result<Prepared, ConfineError> {
     // Landlock and seccomp bind the calling thread and its future threads only. Counted while
     // /proc still resolves (before step 2).
     match sys::thread_count() {
@@ -81,15 +106,8 @@ pub fn confine_with(c: &Confinement, filter: &Filter) -> Result<Applied, Confine
         Err(e) => return Err(ConfineError::ThreadCount(e)),
     }
 
-    // The descriptors the run keeps, for the report (before step 2 hides /proc).
-    let open_fds = fds::open_fds().map_err(ConfineError::Descriptors)?;
-
     // 1. Namespaces: entered by spawn (a pid namespace needs a new process); checked here.
     let namespaces = namespaces::check(&c.namespaces)?;
-
-    // Landlock's rule handles are opened now, while the host's paths still resolve: after
-    // step 2 none does.
-    let rules = landlock_rules::open_rules(&c.paths)?;
 
     // 2. The empty root. Needs CAP_SYS_ADMIN in our user namespace: before step 3.
     if c.empty_root {
@@ -99,34 +117,54 @@ pub fn confine_with(c: &Confinement, filter: &Filter) -> Result<Applied, Confine
     // 3. Privileges. no_new_privs before landlock and seccomp, which require it of a process
     //    without CAP_SYS_ADMIN; capabilities after the last step that needs them (2).
     privileges::drop_privileges()?;
+    Ok(Prepared { namespaces, empty_root: c.empty_root })
+}
 
-    // 4. Landlock, enforced with the handles opened above.
-    let landlock = landlock_rules::enforce(rules, c.require_landlock)?;
+impl Prepared {
+    /// Steps 4 to 7: landlock with `rules` (required or best effort), `rlimits`, then
+    /// seccomp. `open_fds` are the descriptors the run keeps, for the report: from
+    /// [`fds::open_fds`] before step 2, or [`fds::KeptFds::list`] after.
+    ///
+    /// # Errors
+    /// [`ConfineError`] naming the step and system call that failed; the process must then not
+    /// run untrusted code.
+    pub fn finish(
+        self,
+        rules: landlock_rules::Rules,
+        require_landlock: bool,
+        rlimits: &Rlimits,
+        open_fds: Vec<std::os::fd::RawFd>,
+        filter: &Filter,
+    ) -> Result<Applied, ConfineError> {
+        // 4. Landlock, enforced with the handles opened before step 2.
+        let landlock = landlock_rules::enforce(rules, require_landlock)?;
 
-    // 5. Limits. Lowering needs no privilege; after the filesystem steps so RLIMIT_NOFILE
-    //    cannot starve them; before seccomp, which refuses setrlimit.
-    let rlimits = rlimits::apply(&c.rlimits)?;
+        // 5. Limits. Lowering needs no privilege; after the filesystem steps so RLIMIT_NOFILE
+        //    cannot starve them; before seccomp, which refuses setrlimit.
+        let rlimits = rlimits::apply(rlimits)?;
 
-    // 6. The cgroup: the parent moved the child in before it ran anything; nothing to do here.
-    let cgroup = namespaces::spawned().is_some_and(|s| s.cgroup);
-    // Read while getuid is still allowed.
-    let (uid, gid) = (nix::unistd::getuid().as_raw(), nix::unistd::getgid().as_raw());
+        // 6. The cgroup: the parent moved the child in before it ran anything; nothing to do
+        //    here.
+        let cgroup = namespaces::spawned().is_some_and(|s| s.cgroup);
+        // Read while getuid is still allowed.
+        let (uid, gid) = (nix::unistd::getuid().as_raw(), nix::unistd::getgid().as_raw());
 
-    // 7. Seccomp, last: from here on only allowlisted system calls run (no prctl, no
-    //    setrlimit, no landlock calls, no mount).
-    seccomp::apply(filter)?;
+        // 7. Seccomp, last: from here on only allowlisted system calls run (no prctl, no
+        //    setrlimit, no landlock calls, no mount).
+        seccomp::apply(filter)?;
 
-    Ok(Applied {
-        open_fds,
-        namespaces,
-        uid,
-        gid,
-        empty_root: c.empty_root,
-        no_new_privs: true,
-        capabilities_dropped: true,
-        landlock,
-        rlimits,
-        cgroup,
-        seccomp: true,
-    })
+        Ok(Applied {
+            open_fds,
+            namespaces: self.namespaces,
+            uid,
+            gid,
+            empty_root: self.empty_root,
+            no_new_privs: true,
+            capabilities_dropped: true,
+            landlock,
+            rlimits,
+            cgroup,
+            seccomp: true,
+        })
+    }
 }

@@ -12,14 +12,43 @@ use std::path::{Path, PathBuf};
 pub const ALL_RIGHTS: u64 = (1 << 30) - 1;
 
 /// Where the guest's standard input comes from.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Stdin {
     /// Reads return end-of-file.
     Null,
     /// The host process's standard input.
     Inherit,
-    /// A host file.
+    /// A host file, opened by [`WasiCtxBuilder::build`] (see [`open_stdin`]).
     File(PathBuf),
+    /// A host file already open (by [`open_stdin`], say, before the process lost sight of the
+    /// host's paths).
+    Open(OwnedFd),
+}
+
+/// Opens the host directory of a preopen, as [`WasiCtxBuilder::build`] does: for a caller
+/// that must open it early and pass it on ([`WasiCtxBuilder::preopen_dir`]).
+///
+/// # Errors
+/// [`BuildError::Preopen`]: it cannot be opened or is not a directory.
+pub fn open_preopen(host: &Path, guest: &str) -> Result<OwnedFd, BuildError> {
+    std::fs::File::open(host)
+        .and_then(|f| if f.metadata()?.is_dir() { Ok(f.into()) } else { Err(io::Error::from_raw_os_error(libc::ENOTDIR)) })
+        .map_err(|source| BuildError::Preopen { guest: guest.to_string(), host: host.to_path_buf(), source })
+}
+
+/// Opens a stdin file, as [`WasiCtxBuilder::build`] does for [`Stdin::File`].
+///
+/// # Errors
+/// [`BuildError::Stdin`].
+pub fn open_stdin(path: &Path) -> Result<OwnedFd, BuildError> {
+    std::fs::File::open(path).map(OwnedFd::from).map_err(|source| BuildError::Stdin { path: path.to_path_buf(), source })
+}
+
+/// A preopen's host directory: a path to open, or a directory already open.
+#[derive(Debug)]
+enum HostDir {
+    Path(PathBuf),
+    Open(OwnedFd),
 }
 
 /// Where the guest's standard output or error goes.
@@ -145,7 +174,7 @@ pub enum BuildError {
 pub struct WasiCtxBuilder {
     args: Vec<String>,
     env: Vec<(String, String)>,
-    preopens: Vec<(PathBuf, String, bool)>,
+    preopens: Vec<(HostDir, String, bool)>,
     stdin: Option<Stdin>,
     stdout: Option<Output>,
     stderr: Option<Output>,
@@ -172,7 +201,13 @@ impl WasiCtxBuilder {
 
     /// Preopens host directory `host` as `guest` (descriptors 3, 4, ... in call order).
     pub fn preopen(mut self, host: impl AsRef<Path>, guest: impl Into<String>, writable: bool) -> Self {
-        self.preopens.push((host.as_ref().to_path_buf(), guest.into(), writable));
+        self.preopens.push((HostDir::Path(host.as_ref().to_path_buf()), guest.into(), writable));
+        self
+    }
+
+    /// Preopens an already open host directory as `guest` (see [`open_preopen`]).
+    pub fn preopen_dir(mut self, dir: OwnedFd, guest: impl Into<String>, writable: bool) -> Self {
+        self.preopens.push((HostDir::Open(dir), guest.into(), writable));
         self
     }
 
@@ -214,9 +249,8 @@ impl WasiCtxBuilder {
         let stdin_host = match self.stdin.unwrap_or(Stdin::Null) {
             Stdin::Null => None,
             Stdin::Inherit => dup_std(0),
-            Stdin::File(path) => Some(
-                std::fs::File::open(&path).map(OwnedFd::from).map_err(|source| BuildError::Stdin { path, source })?,
-            ),
+            Stdin::File(path) => Some(open_stdin(&path)?),
+            Stdin::Open(fd) => Some(fd),
         };
         let stdio = |kind, host| FdEntry::new(kind, host, true, ALL_RIGHTS, 0);
         fds.insert(0, stdio(Kind::Stdin, stdin_host));
@@ -225,14 +259,13 @@ impl WasiCtxBuilder {
         fds.insert(1, stdio(Kind::Stdout, if stdout == Output::Inherit { dup_std(1) } else { None }));
         fds.insert(2, stdio(Kind::Stderr, if stderr == Output::Inherit { dup_std(2) } else { None }));
         for (i, (host, guest, writable)) in self.preopens.into_iter().enumerate() {
-            let dir = std::fs::File::open(&host)
-                .and_then(
-                    |f| if f.metadata()?.is_dir() { Ok(f) } else { Err(io::Error::from_raw_os_error(libc::ENOTDIR)) },
-                )
-                .map_err(|source| BuildError::Preopen { guest: guest.clone(), host, source })?;
+            let dir = match host {
+                HostDir::Path(path) => open_preopen(&path, &guest)?,
+                HostDir::Open(fd) => fd,
+            };
             fds.insert(
                 3 + i as u32,
-                FdEntry::new(Kind::Dir { preopen: Some(guest) }, Some(dir.into()), writable, ALL_RIGHTS, ALL_RIGHTS),
+                FdEntry::new(Kind::Dir { preopen: Some(guest) }, Some(dir), writable, ALL_RIGHTS, ALL_RIGHTS),
             );
         }
         Ok(WasiCtx {

@@ -1,0 +1,51 @@
+//! `sandboxrun --server SOCKET ...`: hands the whole command — command line, environment,
+//! working directory, standard streams — to a server ([`crate::server`]) and exits with the
+//! status it answers.
+
+use crate::fd_passing;
+use crate::report::EXIT_ERROR;
+use crate::server::Request;
+use std::io::Read;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::ffi::OsStringExt;
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+
+/// Runs this process's command through the server on `socket`; returns the exit status.
+pub fn forward(socket: &Path) -> i32 {
+    match ask(socket) {
+        Ok(status) => status,
+        Err(e) => {
+            eprintln!("sandboxrun: error: server {}: {e}", socket.display());
+            EXIT_ERROR
+        }
+    }
+}
+
+fn ask(socket: &Path) -> std::io::Result<i32> {
+    let mut conn = UnixStream::connect(socket)?;
+    let request = Request {
+        argv: std::env::args_os().map(|a| a.into_vec()).collect(),
+        env: std::env::vars_os()
+            .map(|(k, v)| {
+                let mut entry = k.into_vec();
+                entry.push(b'=');
+                entry.extend(v.into_vec());
+                entry
+            })
+            .collect(),
+    };
+    let cwd = std::fs::File::open(".")?;
+    // SAFETY: this process's standard streams stay open while the message is sent.
+    let stdio = [0, 1, 2].map(|fd| unsafe { BorrowedFd::borrow_raw(fd) });
+    let body = serde_json::to_vec(&request).map_err(std::io::Error::other)?;
+    fd_passing::send(&mut conn, &body, &[cwd.as_fd(), stdio[0], stdio[1], stdio[2]])?;
+    // The answer: the exit status, or a line saying why the server could not run it.
+    let mut answer = Vec::new();
+    conn.read_to_end(&mut answer)?;
+    match <[u8; 4]>::try_from(answer.as_slice()) {
+        Ok(status) => Ok(i32::from_le_bytes(status)),
+        Err(_) if answer.is_empty() => Err(std::io::Error::other("the server ended the run without an exit status")),
+        Err(_) => Err(std::io::Error::other(String::from_utf8_lossy(&answer).trim().trim_start_matches("sandboxrun: error: ").to_string())),
+    }
+}

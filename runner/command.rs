@@ -1,0 +1,91 @@
+//! `sandboxrun [OPTIONS] app.wasm [ARGS...]` once parsed: the policy with the command line's
+//! overrides, the run, the summary line and the report file; returns the exit status. The
+//! same whether the binary runs it or a server's slot does for a client.
+
+use crate::cli::RunCli;
+use crate::report::{Report, EXIT_ERROR};
+use crate::run::{Run, Start};
+
+fn fail(message: impl std::fmt::Display) -> i32 {
+    eprintln!("sandboxrun: error: {message}");
+    EXIT_ERROR
+}
+
+/// Runs the module of `cli`, its child started as `start` says, and returns the exit status.
+pub fn run(cli: RunCli, start: Start) -> i32 {
+    if cli.verbose {
+        tracing_subscriber::fmt().with_writer(std::io::stderr).with_target(false).init();
+    }
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let policy = match &cli.policy {
+        Some(path) => policy::Policy::load(path),
+        None => Ok(policy::Policy::default_policy()),
+    };
+    let mut policy = match policy {
+        Ok(p) => p,
+        Err(e) => return fail(e),
+    };
+    for d in &cli.dirs {
+        if let Err(e) = policy.add_cli_mount(d, &cwd) {
+            return fail(e);
+        }
+    }
+    for e in &cli.env {
+        if let Err(e) = policy.add_cli_env(e) {
+            return fail(e);
+        }
+    }
+    if let Some(spec) = &cli.run_as {
+        if let Err(e) = policy.set_cli_run_as(spec) {
+            return fail(e);
+        }
+    }
+    let module = match std::fs::read(&cli.module) {
+        Ok(m) => m,
+        Err(e) => return fail(format!("failed to read {}: {e}", cli.module.display())),
+    };
+    let argv0 = cli.module.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let run = Run {
+        cache: cli.cache.location(&policy.cache),
+        policy,
+        module,
+        argv0,
+        args: cli.args,
+        invoke: cli.invoke,
+        compile_only: false,
+    };
+    let report = crate::run::run(run, start);
+    log_stages(&report);
+    if let Some(line) = report.verdict.summary() {
+        eprintln!("{line}");
+    }
+    if let Some(path) = &cli.report {
+        let json = serde_json::to_string_pretty(&report).unwrap_or_default();
+        if let Err(e) = std::fs::write(path, json + "\n") {
+            eprintln!("sandboxrun: error: failed to write report {}: {e}", path.display());
+        }
+    }
+    report.verdict.exit_status()
+}
+
+fn log_stages(report: &Report) {
+    let s = &report.stages;
+    for (stage, ms) in [
+        ("load", s.load),
+        ("compile", s.compile),
+        ("link", s.link),
+        ("instantiate", s.instantiate),
+        ("execute", s.execute),
+    ] {
+        tracing::info!(stage, ms, "stage finished");
+    }
+    tracing::info!(
+        cache = report.cache.as_str(),
+        cpu_ms = report.cpu_time_ms,
+        wall_ms = report.wall_time_ms,
+        peak_memory_bytes = report.peak_memory_bytes,
+        supervisor_peak_memory_bytes = crate::supervisor::own_peak_rss_bytes(),
+        "run finished: {:?}",
+        report.verdict.status
+    );
+}

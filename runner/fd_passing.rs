@@ -1,0 +1,116 @@
+//! Messages with descriptors attached (`SCM_RIGHTS`) over a Unix stream socket: how a client
+//! hands its standard streams and working directory to a server, and a supervisor hands a run
+//! to a child prepared before it.
+//!
+//! A message is a fixed-size header, sent with the descriptors, then a body of the length the
+//! header gives, sent plainly.
+
+use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
+use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
+
+/// Most descriptors one message carries (the kernel's `SCM_MAX_FD`).
+pub const MAX_FDS: usize = 253;
+
+/// Largest body accepted (a module of 1 GiB is far beyond any limit a run could load).
+const MAX_BODY: u64 = 1 << 30;
+
+/// Sends `body` with `fds` attached.
+///
+/// # Errors
+/// Too many descriptors, or the socket's error.
+pub fn send(stream: &mut UnixStream, body: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<()> {
+    if fds.len() > MAX_FDS {
+        return Err(io::Error::other(format!("{} descriptors: at most {MAX_FDS} fit one message", fds.len())));
+    }
+    let raw: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
+    let header = (body.len() as u64).to_le_bytes();
+    let rights = [ControlMessage::ScmRights(&raw)];
+    let control: &[ControlMessage] = if raw.is_empty() { &[] } else { &rights };
+    let sent = sendmsg::<()>(stream.as_raw_fd(), &[IoSlice::new(&header)], control, MsgFlags::MSG_NOSIGNAL, None)
+        .map_err(io::Error::from)?;
+    stream.write_all(&header[sent..])?;
+    stream.write_all(body)
+}
+
+/// Receives one message: its body and descriptors (close-on-exec). `Ok(None)` at end of file
+/// before a message.
+///
+/// # Errors
+/// The socket's error, a truncated message, or one larger than any this program sends.
+pub fn recv(stream: &mut UnixStream) -> io::Result<Option<(Vec<u8>, Vec<OwnedFd>)>> {
+    let mut header = [0u8; 8];
+    let mut space = nix::cmsg_space!([RawFd; MAX_FDS]);
+    let (got, fds) = {
+        let mut iov = [IoSliceMut::new(&mut header)];
+        let msg = recvmsg::<()>(stream.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC)
+            .map_err(io::Error::from)?;
+        let mut fds = Vec::new();
+        for cmsg in msg.cmsgs().map_err(io::Error::from)? {
+            if let ControlMessageOwned::ScmRights(raw) = cmsg {
+                // SAFETY: the kernel just installed these descriptors in this process; nothing
+                // else owns them.
+                fds.extend(raw.into_iter().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }));
+            }
+        }
+        if msg.flags.contains(MsgFlags::MSG_CTRUNC) {
+            return Err(io::Error::other("a message carried more descriptors than fit"));
+        }
+        (msg.bytes, fds)
+    };
+    if got == 0 {
+        return Ok(None);
+    }
+    stream.read_exact(&mut header[got..])?;
+    let len = u64::from_le_bytes(header);
+    if len > MAX_BODY {
+        return Err(io::Error::other(format!("a message of {len} bytes")));
+    }
+    let mut body = vec![0; len as usize];
+    stream.read_exact(&mut body)?;
+    Ok(Some((body, fds)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+
+    #[test]
+    fn a_message_carries_its_descriptors() {
+        let (mut a, mut b) = UnixStream::pair().unwrap();
+        let (r, mut w) = std::io::pipe().unwrap();
+        send(&mut a, b"hello", &[r.as_fd()]).unwrap();
+        drop(r);
+        let (body, fds) = recv(&mut b).unwrap().unwrap();
+        assert_eq!(body, b"hello");
+        assert_eq!(fds.len(), 1);
+        w.write_all(b"x").unwrap();
+        drop(w);
+        let mut got = String::new();
+        std::fs::File::from(fds.into_iter().next().unwrap()).read_to_string(&mut got).unwrap();
+        assert_eq!(got, "x", "the passed descriptor is the pipe's read end");
+        drop(a);
+        assert!(recv(&mut b).unwrap().is_none(), "end of file between messages");
+    }
+
+    #[test]
+    fn a_large_body_and_no_descriptors() {
+        let (mut a, mut b) = UnixStream::pair().unwrap();
+        let body = vec![7u8; 1 << 20];
+        let sender = std::thread::spawn(move || send(&mut a, &body, &[]).unwrap());
+        let (got, fds) = recv(&mut b).unwrap().unwrap();
+        sender.join().unwrap();
+        assert_eq!((got.len(), fds.len()), (1 << 20, 0));
+    }
+
+    #[test]
+    fn a_truncated_message_is_an_error() {
+        let (mut a, mut b) = UnixStream::pair().unwrap();
+        a.write_all(&100u64.to_le_bytes()).unwrap();
+        a.write_all(b"short").unwrap();
+        drop(a);
+        assert!(recv(&mut b).is_err());
+    }
+}

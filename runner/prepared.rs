@@ -1,0 +1,157 @@
+//! A run's child started before the run is known: in its namespaces, with its identity, its
+//! empty root and no privileges ([`sandbox::prepare`]), waiting on a socket. A server keeps
+//! a few ready (see [`crate::server`]) so a run pays only for what depends on it — landlock
+//! on its descriptors, rlimits, seccomp — instead of creating namespaces and a root (about
+//! 1 ms of kernel work) on its critical path.
+//!
+//! The handover: one message on the socket, its body the [`RunSpec`] (JSON, its length first)
+//! and the module, its descriptors the run's standard streams, report pipe, code channel and
+//! files ([`RunFds`]).
+
+use crate::child::{self, RunFds, RunSpec};
+use crate::code_channel::Receiver;
+use crate::fd_passing;
+use engine::{Config, Engine};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+
+/// Descriptors of a handover before the run's files: stdin, stdout, stderr, the report pipe
+/// and the three of the code channel.
+const FIXED_FDS: usize = 7;
+
+/// A started, prepared child waiting for its run.
+#[derive(Debug)]
+pub struct PreparedChild {
+    child: sandbox::Child,
+    socket: UnixStream,
+    confinement: sandbox::Confinement,
+}
+
+impl PreparedChild {
+    /// Starts a child confined as `confinement` says, up to what depends on the run.
+    ///
+    /// # Errors
+    /// The one-line message of what failed.
+    ///
+    /// # Safety
+    /// As for [`sandbox::spawn`]: the process must be single-threaded.
+    pub unsafe fn start(confinement: sandbox::Confinement) -> Result<PreparedChild, String> {
+        let arch = sandbox::Arch::native().ok_or("no seccomp filter for this architecture")?;
+        let filter = sandbox::compile_filter(arch, Some(sandbox::PID_IN_NAMESPACE)).map_err(|e| e.to_string())?;
+        let (socket, child_end) = UnixStream::pair().map_err(|e| format!("socketpair: {e}"))?;
+        // Asked before forking: the child inherits the answer instead of asking the CPU.
+        Engine::cache_identity(&Config::default());
+        let child = || {
+            crate::oom::mark_child();
+            await_run(child_end, &confinement, &filter)
+        };
+        // SAFETY: the caller guarantees a single-threaded process.
+        let child = unsafe { sandbox::spawn(&confinement, None, child) }.map_err(|e| e.to_string())?;
+        Ok(PreparedChild { child, socket, confinement })
+    }
+
+    /// Whether a run confined as `confinement` can use this child: same namespaces, root and
+    /// identity (what was applied before the run was known).
+    pub fn fits(&self, confinement: &sandbox::Confinement) -> bool {
+        let c = &self.confinement;
+        (c.namespaces, c.run_as, c.empty_root) == (confinement.namespaces, confinement.run_as, confinement.empty_root)
+    }
+
+    /// Kills and reaps the child.
+    pub fn discard(self) {
+        // SAFETY: kill has no memory effects; the pid is our unreaped child.
+        unsafe { libc::kill(self.child.pid(), libc::SIGKILL) };
+        let _ = self.child.wait();
+    }
+
+    /// Hands the run over: moves the child into `cgroup`, sends it `spec` and the descriptors
+    /// (this process's standard streams included), and returns it for supervision.
+    ///
+    /// # Errors
+    /// The one-line message of what failed; the child is killed.
+    pub fn hand_over(
+        mut self,
+        spec: &RunSpec,
+        fds: RunFds,
+        report: OwnedFd,
+        code: Receiver,
+        cgroup: Option<&sandbox::Cgroup>,
+    ) -> Result<sandbox::Child, String> {
+        let sent = (|| {
+            if let Some(cgroup) = cgroup {
+                cgroup.add(self.child.pid()).map_err(|e| e.to_string())?;
+            }
+            let code = code.into_fds().map_err(|e| e.to_string())?;
+            let json = serde_json::to_vec(spec).map_err(|e| e.to_string())?;
+            let mut body = (json.len() as u64).to_le_bytes().to_vec();
+            body.extend_from_slice(&json);
+            body.extend_from_slice(&spec.module);
+            // SAFETY: this process's standard streams stay open while the message is sent.
+            let stdio = [0, 1, 2].map(|fd| unsafe { BorrowedFd::borrow_raw(fd) });
+            let mut passed: Vec<BorrowedFd> = stdio.to_vec();
+            passed.push(report.as_fd());
+            passed.extend(code.iter().map(AsFd::as_fd));
+            passed.extend(fds.list());
+            fd_passing::send(&mut self.socket, &body, &passed).map_err(|e| format!("handing the run over: {e}"))
+        })();
+        match sent {
+            Ok(()) => Ok(self.child),
+            Err(e) => {
+                self.discard();
+                Err(e)
+            }
+        }
+    }
+}
+
+/// The prepared child: keeps only stdio and the socket, prepares, waits for the run, takes
+/// the run's standard streams as its own, and goes on as a forked child would.
+fn await_run(mut socket: UnixStream, confinement: &sandbox::Confinement, filter: &sandbox::Filter) -> i32 {
+    // SAFETY: first thing in the fresh child: the objects alive here own only stdio and the
+    // socket; the rest belong to the parent's objects, never used or dropped here.
+    if let Err(e) = unsafe { sandbox::fds::close_inherited(&[0, 1, 2, socket.as_raw_fd()]) } {
+        eprintln!("sandboxrun: error: failed to close inherited descriptors: {e}");
+        return crate::report::EXIT_ERROR;
+    }
+    let prepared = sandbox::prepare(confinement).map_err(|e| e.to_string());
+    let (body, fds) = match fd_passing::recv(&mut socket) {
+        Ok(Some(message)) => message,
+        // No run came: the supervisor discarded this child.
+        Ok(None) => return 0,
+        Err(e) => {
+            eprintln!("sandboxrun: error: receiving the run: {e}");
+            return crate::report::EXIT_ERROR;
+        }
+    };
+    drop(socket);
+    match take_run(&body, fds) {
+        Ok((spec, run_fds, report, code)) => child::main(&spec, run_fds, code, report, Some(prepared), confinement, filter),
+        Err(e) => {
+            eprintln!("sandboxrun: error: receiving the run: {e}");
+            crate::report::EXIT_ERROR
+        }
+    }
+}
+
+/// Decodes a handover and puts the run's standard streams in place of this process's.
+fn take_run(body: &[u8], fds: Vec<OwnedFd>) -> Result<(RunSpec, RunFds, OwnedFd, Receiver), String> {
+    let len = body.get(..8).map(|b| u64::from_le_bytes(b.try_into().expect("eight bytes"))).ok_or("no header")?;
+    let json = body.get(8..).and_then(|rest| rest.get(..usize::try_from(len).ok()?)).ok_or("truncated")?;
+    let mut spec: RunSpec = serde_json::from_slice(json).map_err(|e| e.to_string())?;
+    spec.module = body[8 + json.len()..].to_vec();
+    if fds.len() < FIXED_FDS {
+        return Err(format!("{} descriptors, expected at least {FIXED_FDS}", fds.len()));
+    }
+    let mut fds = fds.into_iter();
+    for target in 0..3 {
+        let fd = fds.next().expect("counted");
+        // SAFETY: dup2 onto a standard stream this process owns; nothing else holds it.
+        if unsafe { libc::dup2(fd.as_raw_fd(), target) } < 0 {
+            return Err(format!("dup2: {}", std::io::Error::last_os_error()));
+        }
+    }
+    let report = fds.next().expect("counted");
+    let code = Receiver::from_fds([0; 3].map(|_| fds.next().expect("counted")));
+    let run_fds = RunFds::from_list(&spec, fds.collect())?;
+    Ok((spec, run_fds, report, code))
+}
