@@ -4,9 +4,11 @@
 Reads `perf script -F pid,addr --show-mmap-events` of a warm `sandboxrun` run recorded with
 the page cache dropped and readahead off (link_order.sh does both), so that every page of
 code the run touched faulted once. Prints the symbols of the binary's `.text` that overlap a
-touched page: the supervisor's first, then the child's, each in address order. The linker
-places them first and together (`--symbol-ordering-file`), so the kernel's fault-around
-(64 KiB a fault) maps warm code instead of its neighbours.
+touched page: per process in order of appearance, each in address order. The linker places
+them first and together (`--symbol-ordering-file`), so the kernel's fault-around (64 KiB a
+fault) maps warm code instead of its neighbours. Input after a line `--- cold` is a cold run:
+its extra code follows the warm runs', and the markers of runner/warm_text.rs enclose the
+warm runs' code.
 
 usage: link_order.py BINARY < perf-script-output > runner/link-order.txt
 """
@@ -30,6 +32,9 @@ def text_symbols(binary):
                 symbols.append((start, start + size, parts[3]))
     symbols.sort()
     return symbols
+
+
+MARKERS = ("sandboxrun_warm_text_begin", "sandboxrun_warm_text_end")
 
 
 def touched_pages(lines, binary_name):
@@ -58,23 +63,35 @@ def touched_pages(lines, binary_name):
     return pages
 
 
+def names_of(pages, symbols, starts, written):
+    """The symbols overlapping `pages` not yet written, in address order."""
+    names = []
+    for page in sorted(pages):
+        lo, hi = page * PAGE, (page + 1) * PAGE
+        i = max(bisect.bisect_right(starts, lo) - 1, 0)
+        while i < len(symbols) and symbols[i][0] < hi:
+            if symbols[i][1] > lo and symbols[i][2] not in written and symbols[i][2] not in MARKERS:
+                written.add(symbols[i][2])
+                names.append(symbols[i][2])
+            i += 1
+    return names
+
+
 def main():
     binary = sys.argv[1]
     symbols = text_symbols(binary)
     starts = [s[0] for s in symbols]
+    lines = sys.stdin.read().split("\n--- cold\n")
+    warm, cold = lines[0].splitlines(), (lines[1].splitlines() if len(lines) > 1 else [])
+    name = binary.rsplit("/", 1)[-1]
     written = set()
-    per_pid = touched_pages(sys.stdin, binary.rsplit("/", 1)[-1])
-    for pid_pages in per_pid.values():
-        names = []
-        for page in sorted(pid_pages):
-            lo, hi = page * PAGE, (page + 1) * PAGE
-            i = max(bisect.bisect_right(starts, lo) - 1, 0)
-            while i < len(symbols) and symbols[i][0] < hi:
-                if symbols[i][1] > lo and symbols[i][2] not in written:
-                    written.add(symbols[i][2])
-                    names.append(symbols[i][2])
-                i += 1
-        sys.stdout.write("".join(name + "\n" for name in names))
+    out = [MARKERS[0]]
+    for pid_pages in touched_pages(warm, name).values():
+        out += names_of(pid_pages, symbols, starts, written)
+    out.append(MARKERS[1])
+    for pid_pages in touched_pages(cold, name).values():
+        out += names_of(pid_pages, symbols, starts, written)
+    sys.stdout.write("".join(n + "\n" for n in out))
 
 
 if __name__ == "__main__":

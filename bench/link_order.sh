@@ -13,7 +13,8 @@ ROOT=$HERE/..
 WASM=${BENCH_WASM:-$HERE/build/wasm}
 PROFILE_TARGET=${PROFILE_TARGET:-$ROOT/target/link-order}
 
-(cd "$ROOT" && CARGO_TARGET_DIR=$PROFILE_TARGET RUSTFLAGS="-C target-feature=+crt-static -C llvm-args=-align-all-functions=12" \
+# `--cfg no_prefault`: the copy must fault every page it uses, not map the old warm stretch ahead.
+(cd "$ROOT" && CARGO_TARGET_DIR=$PROFILE_TARGET RUSTFLAGS="-C target-feature=+crt-static -C llvm-args=-align-all-functions=12 --cfg no_prefault" \
   CFLAGS="-falign-functions=4096" cargo build --release --bin sandboxrun)
 
 TMP=$(mktemp -d)
@@ -48,7 +49,27 @@ for i in "${!runs[@]}"; do
   echo 1 > /proc/sys/vm/drop_caches
   perf record -q -e page-faults -c 1 -d -o "$TMP/faults$i.data" ${runs[$i]} >/dev/null
 done
-for i in "${!runs[@]}"; do
-  perf script -i "$TMP/faults$i.data" -F pid,addr --show-mmap-events 2>/dev/null
-done | python3 "$HERE/link_order.py" "$TMP/sandboxrun" > "$ROOT/runner/link-order.txt"
+# A run through a server (`sandboxrun serve`): the server, its slot and the prepared child
+# are recorded together (perf follows forks), the client on its own.
+perf record -q -e page-faults -c 1 -d -o "$TMP/faults-server.data" \
+  "$TMP/sandboxrun" serve --socket "$TMP/server.sock" --pool 1 2>/dev/null &
+perf_pid=$!
+for _ in $(seq 100); do [ -S "$TMP/server.sock" ] && break; sleep 0.05; done
+sleep 0.5
+sync
+echo 1 > /proc/sys/vm/drop_caches
+perf record -q -e page-faults -c 1 -d -o "$TMP/faults-client.data" \
+  "$TMP/sandboxrun" --server "$TMP/server.sock" "$WASM/hello.wasm" >/dev/null
+sleep 0.5
+pkill -TERM -f "$TMP/sandboxrun serve" || true
+wait "$perf_pid" || true
+
+# The warm runs' code between the two markers of runner/warm_text.rs, the cold run's after.
+{
+  for data in faults0 faults1 faults2 faults-server faults-client; do
+    perf script -i "$TMP/$data.data" -F pid,addr --show-mmap-events 2>/dev/null
+  done
+  echo "--- cold"
+  perf script -i "$TMP/faults3.data" -F pid,addr --show-mmap-events 2>/dev/null
+} | python3 "$HERE/link_order.py" "$TMP/sandboxrun" > "$ROOT/runner/link-order.txt"
 wc -l "$ROOT/runner/link-order.txt"

@@ -192,7 +192,6 @@ pub fn run(spec: &RunSpec, fds: RunFds, mut code: Option<Receiver>, confine: Opt
     }
 }
 
-/// Loads the cached artifact, or validates and compiles (sending the new artifact out).
 /// The child's whole life once its descriptors are in place, forked for the run or prepared
 /// ahead of it: closes every other descriptor, confines itself (steps 1 to 3 first, unless
 /// `prepared` already did them), runs, and writes its report to `report`. Returns the exit
@@ -237,6 +236,7 @@ struct ChildIo<'a> {
     confine: Option<Confine<'a>>,
 }
 
+/// Loads the cached artifact, or validates and compiles (sending the new artifact out).
 fn module(
     engine: &Engine,
     code: &mut Option<Receiver>,

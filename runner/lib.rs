@@ -24,4 +24,5 @@ pub mod run;
 pub mod server;
 pub mod supervisor;
 pub mod verdict;
+pub mod warm_text;
 pub mod wasi_link;

@@ -25,6 +25,7 @@ pub struct PreparedChild {
     child: sandbox::Child,
     socket: UnixStream,
     confinement: sandbox::Confinement,
+    held: Vec<OwnedFd>,
 }
 
 impl PreparedChild {
@@ -47,7 +48,12 @@ impl PreparedChild {
         };
         // SAFETY: the caller guarantees a single-threaded process.
         let child = unsafe { sandbox::spawn(&confinement, None, child) }.map_err(|e| e.to_string())?;
-        Ok(PreparedChild { child, socket, confinement })
+        let held = ["mnt", "net", "pid", "ipc", "uts", "cgroup", "user"]
+            .iter()
+            .filter_map(|ns| std::fs::File::open(format!("/proc/{}/ns/{ns}", child.pid())).ok())
+            .map(OwnedFd::from)
+            .collect();
+        Ok(PreparedChild { child, socket, confinement, held })
     }
 
     /// Whether a run confined as `confinement` can use this child: same namespaces, root and
@@ -95,7 +101,10 @@ impl PreparedChild {
             fd_passing::send(&mut self.socket, &body, &passed).map_err(|e| format!("handing the run over: {e}"))
         })();
         match sent {
-            Ok(()) => Ok(self.child),
+            Ok(()) => {
+                std::mem::forget(self.held);
+                Ok(self.child)
+            }
             Err(e) => {
                 self.discard();
                 Err(e)
@@ -114,6 +123,7 @@ fn await_run(mut socket: UnixStream, confinement: &sandbox::Confinement, filter:
         return crate::report::EXIT_ERROR;
     }
     let prepared = sandbox::prepare(confinement).map_err(|e| e.to_string());
+    crate::warm_text::map_ahead();
     let (body, fds) = match fd_passing::recv(&mut socket) {
         Ok(Some(message)) => message,
         // No run came: the supervisor discarded this child.

@@ -41,8 +41,36 @@ pub enum Start {
     /// Forked into new namespaces for this run.
     Spawn,
     /// Started and prepared before the run was known (by a server's slot, see
-    /// [`crate::server`]); spawned afresh instead if it does not fit the run's policy.
-    Prepared(PreparedChild),
+    /// [`crate::server`]); spawned afresh instead if it does not fit the run's policy. The
+    /// code cache may be open already too.
+    Prepared(PreparedChild, Option<OpenCache>),
+}
+
+/// A code cache opened before the run was known; used if the run's cache is the same file.
+pub struct OpenCache {
+    db: CodeCache,
+    location: (PathBuf, u64),
+    file: (u64, u64),
+}
+
+impl OpenCache {
+    /// Opens the cache at `location` if its file exists (a run creates a missing one).
+    pub fn open(location: (PathBuf, u64)) -> Option<OpenCache> {
+        let file = file_identity(&location.0)?;
+        let db = CodeCache::open(&location.0, location.1).ok()?;
+        Some(OpenCache { db, location, file })
+    }
+
+    /// The open cache, if `location` names it and its file was not replaced since.
+    fn take_for(this: Option<OpenCache>, location: &(PathBuf, u64)) -> Option<CodeCache> {
+        this.filter(|c| c.location == *location && file_identity(&location.0) == Some(c.file)).map(|c| c.db)
+    }
+}
+
+/// A file's device and inode.
+fn file_identity(path: &std::path::Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
 /// The cache as this run uses it. The parent alone opens the database, after the fork: the
@@ -58,10 +86,15 @@ const TOUCH_PATIENCE: Duration = Duration::from_millis(20);
 
 /// Opens the cache and looks the module up. Any cache failure is one warning line and the
 /// run continues without the cache.
-fn lookup(location: &Option<(PathBuf, u64)>, sha: &[u8; 32], identity: &str) -> (Option<Cache>, Option<Vec<u8>>) {
-    let Some((path, max)) = location else { return (None, None) };
+fn lookup(
+    location: &Option<(PathBuf, u64)>,
+    open: Option<OpenCache>,
+    sha: &[u8; 32],
+    identity: &str,
+) -> (Option<Cache>, Option<Vec<u8>>) {
+    let Some(location) = location else { return (None, None) };
     let warn = |e: &dyn std::fmt::Display| eprintln!("sandboxrun: warning: {e}; running without the code cache");
-    let db = match CodeCache::open(path, *max) {
+    let db = match OpenCache::take_for(open, location).map_or_else(|| CodeCache::open(&location.0, location.1), Ok) {
         Ok(db) => db,
         Err(e) => {
             warn(&e);
@@ -142,13 +175,6 @@ pub fn run(run: Run, start: Start) -> Report {
     let limits = run.policy.limits;
     // Built before forking: the child only applies them.
     let confinement = confinement::for_policy(&run.policy);
-    let Some(arch) = sandbox::Arch::native() else {
-        return failed(&run.module, "no seccomp filter for this architecture".into());
-    };
-    let filter = match sandbox::compile_filter(arch, Some(sandbox::PID_IN_NAMESPACE)) {
-        Ok(f) => f,
-        Err(e) => return failed(&run.module, e.to_string()),
-    };
     // The child, confined to an empty root, reaches the host only through these.
     let fds = match RunFds::open(&run.policy) {
         Ok(f) => f,
@@ -163,14 +189,25 @@ pub fn run(run: Run, start: Start) -> Report {
     let mut spec = RunSpec::new(&run.policy, run.module, run.argv0, run.args, run.invoke);
     spec.compile_only = run.compile_only;
     let started = Instant::now();
-    let spawned = match start {
-        Start::Prepared(prepared) if prepared.fits(&confinement) => {
+    let (prepared, open_cache) = match start {
+        Start::Spawn => (None, None),
+        Start::Prepared(child, cache) => (Some(child), cache),
+    };
+    let spawned = match prepared {
+        Some(prepared) if prepared.fits(&confinement) => {
             prepared.hand_over(&spec, fds, write_end, code_receiver, cgroup.as_ref())
         }
-        start => {
-            if let Start::Prepared(unfit) = start {
+        unfit => {
+            if let Some(unfit) = unfit {
                 unfit.discard();
             }
+            let Some(arch) = sandbox::Arch::native() else {
+                return failed(&spec.module, "no seccomp filter for this architecture".into());
+            };
+            let filter = match sandbox::compile_filter(arch, Some(sandbox::PID_IN_NAMESPACE)) {
+                Ok(f) => f,
+                Err(e) => return failed(&spec.module, e.to_string()),
+            };
             // The code the child's engine will generate (same configuration, same machine).
             // Asked before forking: the child inherits the answer instead of asking the CPU.
             Engine::cache_identity(&Config::default());
@@ -201,7 +238,7 @@ pub fn run(run: Run, start: Start) -> Report {
     if fresh {
         answer(&mut code_sender, code_channel::Answer::Miss);
     }
-    let (cache, cached) = lookup(&run.cache, &digest, &identity);
+    let (cache, cached) = lookup(&run.cache, open_cache, &digest, &identity);
     let (cache_status, found) = match (&cache, &cached) {
         (None, _) => (CacheUse::Disabled, code_channel::Answer::NoCache),
         (Some(_), Some(artifact)) => (CacheUse::Hit, code_channel::Answer::Hit(artifact)),

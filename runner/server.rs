@@ -16,8 +16,9 @@
 use crate::cli::RunCli;
 use crate::fd_passing;
 use crate::prepared::PreparedChild;
-use crate::run::Start;
+use crate::run::{OpenCache, Start};
 use clap::Parser;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 use std::ffi::OsString;
@@ -50,15 +51,49 @@ pub fn serve(socket: &Path, pool: usize) -> Result<(), String> {
     // Slots end on their own: the kernel reaps them.
     // SAFETY: setting a signal's disposition to SIG_IGN runs no code of ours.
     unsafe { libc::signal(libc::SIGCHLD, libc::SIG_IGN) };
-    let mut slots = VecDeque::new();
-    while slots.len() < pool {
-        slots.push_back(new_slot().map_err(|e| format!("failed to start a slot: {e}"))?);
+    let mut ready = VecDeque::new();
+    while ready.len() < pool {
+        ready.push_back(new_slot().map_err(|e| format!("failed to start a slot: {e}"))?);
     }
     eprintln!("sandboxrun: serving on {} ({pool} prepared children)", socket.display());
+    // Slots running a client's command. One is replaced when it ends, not when it starts: the
+    // kernel work of preparing a child (about 1 ms of CPU) would otherwise compete with the
+    // run it was dispatched beside.
+    let mut busy: Vec<UnixStream> = Vec::new();
     loop {
+        let mut polled: Vec<PollFd> = std::iter::once(listener.as_fd())
+            .chain(busy.iter().map(AsFd::as_fd))
+            .map(|fd| PollFd::new(fd, PollFlags::POLLIN))
+            .collect();
+        if let Err(e) = poll(&mut polled, PollTimeout::NONE) {
+            if e != nix::errno::Errno::EINTR {
+                return Err(format!("poll: {e}"));
+            }
+            continue;
+        }
+        let ended: Vec<bool> = polled[1..].iter().map(|p| p.any().unwrap_or(true)).collect();
+        let accepting = polled[0].any().unwrap_or(false);
+        drop(polled);
+        // A busy slot's socket becomes readable (end of file) when the slot ends.
+        let mut i = 0;
+        busy.retain(|_| {
+            i += 1;
+            !ended[i - 1]
+        });
+        while ready.len() + busy.len() < pool {
+            match new_slot() {
+                Ok(s) => ready.push_back(s),
+                Err(e) => {
+                    eprintln!("sandboxrun: warning: failed to start a slot: {e}");
+                    break;
+                }
+            }
+        }
+        if !accepting {
+            continue;
+        }
         let conn = match listener.accept() {
             Ok((conn, _)) => conn,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => {
                 eprintln!("sandboxrun: warning: accept: {e}");
                 continue;
@@ -68,16 +103,7 @@ pub fn serve(socket: &Path, pool: usize) -> Result<(), String> {
             let _ = writeln!(&conn, "sandboxrun: error: {e}");
             continue;
         }
-        dispatch(conn, &mut slots);
-        while slots.len() < pool {
-            match new_slot() {
-                Ok(s) => slots.push_back(s),
-                Err(e) => {
-                    eprintln!("sandboxrun: warning: failed to start a slot: {e}");
-                    break;
-                }
-            }
-        }
+        busy.extend(dispatch(conn, &mut ready));
     }
 }
 
@@ -116,22 +142,23 @@ fn check_peer(conn: &UnixStream) -> Result<(), String> {
     }
 }
 
-/// Hands `conn` to the oldest slot that takes it, starting one if none does.
-fn dispatch(conn: UnixStream, slots: &mut VecDeque<UnixStream>) {
+/// Hands `conn` to the oldest ready slot that takes it, starting one if none does; returns
+/// the slot, now busy.
+fn dispatch(conn: UnixStream, ready: &mut VecDeque<UnixStream>) -> Option<UnixStream> {
     loop {
-        let mut slot = match slots.pop_front() {
+        let mut slot = match ready.pop_front() {
             Some(s) => s,
             None => match new_slot() {
                 Ok(s) => s,
                 Err(e) => {
                     let _ = writeln!(&conn, "sandboxrun: error: the server failed to start a slot: {e}");
-                    return;
+                    return None;
                 }
             },
         };
         // A slot that died (its child failed to start) refuses: try the next.
         if fd_passing::send(&mut slot, &[], &[conn.as_fd()]).is_ok() {
-            return;
+            return Some(slot);
         }
     }
 }
@@ -158,11 +185,14 @@ fn slot(mut server: UnixStream) -> i32 {
     // SAFETY: the slot is single-threaded. A child that failed to start is started afresh by
     // the run, which reports why if it fails again.
     let prepared = unsafe { PreparedChild::start(default) }.ok();
+    // The cache a run with the default settings uses, opened while no run waits for it.
+    let cache = crate::cli::CacheArgs::default().location(&policy::CachePolicy::default()).and_then(OpenCache::open);
+    crate::warm_text::map_ahead();
+    // Kept open to the end: the server replaces this slot when it closes.
     let conn = match fd_passing::recv(&mut server) {
         Ok(Some((_, fds))) => fds.into_iter().next(),
         _ => None,
     };
-    drop(server);
     let Some(conn) = conn else {
         // The server is gone, or sent nothing usable.
         if let Some(p) = prepared {
@@ -171,7 +201,10 @@ fn slot(mut server: UnixStream) -> i32 {
         return 0;
     };
     let mut conn = UnixStream::from(conn);
-    let start = prepared.map_or(Start::Spawn, Start::Prepared);
+    let start = match prepared {
+        Some(p) => Start::Prepared(p, cache),
+        None => Start::Spawn,
+    };
     let status = match take_client(&mut conn) {
         Ok(argv) => match RunCli::try_parse_from(argv) {
             Ok(cli) => crate::command::run(cli, start),
