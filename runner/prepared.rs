@@ -56,6 +56,11 @@ impl PreparedChild {
         Ok(PreparedChild { child, socket, confinement, held })
     }
 
+    /// The child's pid.
+    pub fn pid(&self) -> libc::pid_t {
+        self.child.pid()
+    }
+
     /// Whether a run confined as `confinement` can use this child: same namespaces, root and
     /// identity (what was applied before the run was known).
     pub fn fits(&self, confinement: &sandbox::Confinement) -> bool {

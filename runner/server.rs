@@ -48,12 +48,13 @@ pub const REQUEST_FDS: usize = 4;
 /// The socket cannot be created, or the first slot cannot be started.
 pub fn serve(socket: &Path, pool: usize) -> Result<(), String> {
     let listener = listen(socket)?;
+    let idle = idle_scheduling_works();
     // Slots end on their own: the kernel reaps them.
     // SAFETY: setting a signal's disposition to SIG_IGN runs no code of ours.
     unsafe { libc::signal(libc::SIGCHLD, libc::SIG_IGN) };
     let mut ready = VecDeque::new();
     while ready.len() < pool {
-        ready.push_back(new_slot().map_err(|e| format!("failed to start a slot: {e}"))?);
+        ready.push_back(new_slot(idle).map_err(|e| format!("failed to start a slot: {e}"))?);
     }
     eprintln!("sandboxrun: serving on {} ({pool} prepared children)", socket.display());
     // Slots running a client's command. One is replaced when it ends, not when it starts: the
@@ -81,7 +82,7 @@ pub fn serve(socket: &Path, pool: usize) -> Result<(), String> {
             !ended[i - 1]
         });
         while ready.len() + busy.len() < pool {
-            match new_slot() {
+            match new_slot(idle) {
                 Ok(s) => ready.push_back(s),
                 Err(e) => {
                     eprintln!("sandboxrun: warning: failed to start a slot: {e}");
@@ -103,7 +104,7 @@ pub fn serve(socket: &Path, pool: usize) -> Result<(), String> {
             let _ = writeln!(&conn, "sandboxrun: error: {e}");
             continue;
         }
-        busy.extend(dispatch(conn, &mut ready));
+        busy.extend(dispatch(conn, &mut ready, idle));
     }
 }
 
@@ -144,11 +145,11 @@ fn check_peer(conn: &UnixStream) -> Result<(), String> {
 
 /// Hands `conn` to the oldest ready slot that takes it, starting one if none does; returns
 /// the slot, now busy.
-fn dispatch(conn: UnixStream, ready: &mut VecDeque<UnixStream>) -> Option<UnixStream> {
+fn dispatch(conn: UnixStream, ready: &mut VecDeque<UnixStream>, idle: bool) -> Option<UnixStream> {
     loop {
         let mut slot = match ready.pop_front() {
             Some(s) => s,
-            None => match new_slot() {
+            None => match new_slot(idle) {
                 Ok(s) => s,
                 Err(e) => {
                     let _ = writeln!(&conn, "sandboxrun: error: the server failed to start a slot: {e}");
@@ -164,19 +165,46 @@ fn dispatch(conn: UnixStream, ready: &mut VecDeque<UnixStream>) -> Option<UnixSt
 }
 
 /// Forks a slot; returns the server's end of its socket.
-fn new_slot() -> io::Result<UnixStream> {
+fn new_slot(idle: bool) -> io::Result<UnixStream> {
     let (server_end, slot_end) = UnixStream::pair()?;
     // SAFETY: the server is single-threaded.
-    unsafe { sandbox::spawn::fork(|| slot(slot_end)) }?;
+    unsafe { sandbox::spawn::fork(|| slot(slot_end, idle)) }?;
     Ok(server_end)
 }
 
-/// A slot's life: prepare a child, wait for a client, run its command.
-fn slot(mut server: UnixStream) -> i32 {
+/// Sets the scheduling policy of `pid` (0: this thread) to SCHED_IDLE or back to SCHED_OTHER;
+/// whether it worked.
+fn schedule(pid: libc::pid_t, idle: bool) -> bool {
+    let param = libc::sched_param { sched_priority: 0 };
+    let policy = if idle { libc::SCHED_IDLE } else { libc::SCHED_OTHER };
+    // SAFETY: a valid sched_param; the call changes only scheduling.
+    unsafe { libc::sched_setscheduler(pid, policy, &param) == 0 }
+}
+
+/// Whether a slot may wait under SCHED_IDLE: it must be able to return to normal scheduling
+/// when a client comes (CAP_SYS_NICE, or a high enough RLIMIT_NICE). A throwaway child tries.
+fn idle_scheduling_works() -> bool {
+    // SAFETY: the server is single-threaded; the child only makes two system calls.
+    let Ok(pid) = (unsafe { sandbox::spawn::fork(|| i32::from(!(schedule(0, true) && schedule(0, false)))) }) else {
+        return false;
+    };
+    let mut status = 0;
+    // SAFETY: waiting for our own child, with a valid out-pointer.
+    let reaped = unsafe { libc::waitpid(pid, &mut status, 0) } == pid;
+    reaped && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0
+}
+
+/// A slot's life: prepare a child, wait for a client, run its command. With `idle`, it waits
+/// under SCHED_IDLE — preparing a child, about 1 ms of kernel work, then takes only CPU time
+/// no run wants — and returns to normal scheduling, with its child, when a client comes.
+fn slot(mut server: UnixStream, idle: bool) -> i32 {
     // SAFETY: first thing in the fresh process: the objects alive here own only stdio and the
     // socket; the rest belong to the server's objects, never used or dropped here.
     if unsafe { sandbox::fds::close_inherited(&[0, 1, 2, server.as_raw_fd()]) }.is_err() {
         return crate::report::EXIT_ERROR;
+    }
+    if idle {
+        schedule(0, true);
     }
     // The slot reaps its run's child itself.
     // SAFETY: restoring the default disposition runs no code of ours.
@@ -200,6 +228,12 @@ fn slot(mut server: UnixStream) -> i32 {
         }
         return 0;
     };
+    if idle {
+        schedule(0, false);
+        if let Some(p) = &prepared {
+            schedule(p.pid(), false);
+        }
+    }
     let mut conn = UnixStream::from(conn);
     let start = match prepared {
         Some(p) => Start::Prepared(p, cache),
@@ -214,12 +248,17 @@ fn slot(mut server: UnixStream) -> i32 {
             }
         },
         Err(e) => {
+            // The client prints this line and exits 125.
             let _ = writeln!(&conn, "sandboxrun: error: bad request: {e}");
-            crate::report::EXIT_ERROR
+            return 0;
         }
     };
     let _ = std::io::stdout().flush();
     let _ = (&conn).write_all(&status.to_le_bytes());
+    if idle {
+        // Tearing the slot and its run's namespaces down can wait for idle time too.
+        schedule(0, true);
+    }
     0
 }
 

@@ -7,15 +7,20 @@
 //! (`bench/link_order.sh` writes them there). A build whose order file lacks them (or any
 //! other target) places them anywhere: the stretch is then checked and ignored.
 
-/// First of the warm path's functions.
+/// First of the warm path's functions. (The two markers return different values so that the
+/// linker cannot fold them into one.)
 #[no_mangle]
 #[inline(never)]
-pub extern "C" fn sandboxrun_warm_text_begin() {}
+pub extern "C" fn sandboxrun_warm_text_begin() -> u32 {
+    0x5741_524d
+}
 
 /// Last of the warm path's functions.
 #[no_mangle]
 #[inline(never)]
-pub extern "C" fn sandboxrun_warm_text_end() {}
+pub extern "C" fn sandboxrun_warm_text_end() -> u32 {
+    0x454e_4421
+}
 
 /// Longest stretch mapped: a bound in case the markers are misplaced.
 const MAX_WARM_TEXT: usize = 4 << 20;
@@ -42,6 +47,6 @@ mod tests {
     #[test]
     fn mapping_ahead_is_harmless() {
         super::map_ahead();
-        super::sandboxrun_warm_text_end();
+        assert_ne!(super::sandboxrun_warm_text_begin(), super::sandboxrun_warm_text_end());
     }
 }

@@ -1,0 +1,225 @@
+//! `sandboxrun serve` and `sandboxrun --server`: a run through the server behaves as the same
+//! run started directly — output, exit status, report, confinement — and the server keeps
+//! serving whatever its clients do.
+
+mod common;
+
+use common::*;
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A server for one test, killed when dropped.
+struct Server {
+    child: Child,
+    socket: PathBuf,
+}
+
+impl Server {
+    fn start(dir: &Path) -> Server {
+        let socket = dir.join("server.sock");
+        let child = bin()
+            .args(["serve", "--pool", "2", "--socket"])
+            .arg(&socket)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        while UnixStream::connect(&socket).is_err() {
+            assert!(started.elapsed() < Duration::from_secs(10), "the server did not start");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Server { child, socket }
+    }
+
+    /// `sandboxrun --server SOCKET` with the test's cache.
+    fn client(&self) -> Command {
+        let mut cmd = bin();
+        cmd.arg("--server").arg(&self.socket);
+        cmd
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The parts of a report that must not depend on how the run was started.
+fn comparable(report: &serde_json::Value) -> serde_json::Value {
+    let mut c = report["confinement"].clone();
+    let fds = c["open_fds"].as_array().map(Vec::len);
+    c["open_fds"] = serde_json::json!(fds);
+    serde_json::json!({
+        "status": report["status"], "exit_code": report["exit_code"], "stdout_bytes": report["stdout_bytes"],
+        "stderr_bytes": report["stderr_bytes"], "module_sha256": report["module_sha256"], "confinement": c,
+    })
+}
+
+#[test]
+fn a_run_through_the_server_is_the_run_started_directly() {
+    let dir = temp_dir("server-same");
+    let server = Server::start(&dir);
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    rw_dir(&dir.join("out"));
+    write(&dir.join("data"), "input.txt", "hello from host\n");
+    let policy = write(
+        &dir,
+        "p.yaml",
+        "version: 1\nargs: [arg1]\nenv: {GREETING: hi}\nmounts:\n  - {host: data, guest: /ro}\n  - {host: out, guest: /rw, mode: rw}\n",
+    );
+    let direct = run(bin().arg("--report").arg(dir.join("direct.json")).arg("-p").arg(&policy).arg(fixture("files.wasm")));
+    let served = run(server
+        .client()
+        .arg("--report")
+        .arg(dir.join("served.json"))
+        .arg("-p")
+        .arg(&policy)
+        .arg(fixture("files.wasm")));
+    assert_eq!(served.status.code(), Some(3), "{}", stderr(&served));
+    assert_eq!((stdout(&served), stderr(&served)), (stdout(&direct), stderr(&direct)));
+    assert_eq!(stdout(&served).lines().filter(|l| l.ends_with(": ok")).count(), 15, "{}", stdout(&served));
+    let (direct, served) = (report_json(&dir.join("direct.json")), report_json(&dir.join("served.json")));
+    assert_eq!(comparable(&served), comparable(&direct));
+    assert_eq!(served["confinement"]["seccomp"], true);
+    assert_eq!(served["confinement"]["empty_root"], true);
+    assert_eq!(served["confinement"]["namespaces"].as_array().unwrap().len(), 7);
+    assert_eq!(served["cache"], "hit", "the direct run cached the module for the served one");
+}
+
+#[test]
+fn exit_statuses_verdicts_and_usage_errors_through_the_server() {
+    let dir = temp_dir("server-status");
+    let server = Server::start(&dir);
+    let wat = write(&dir, "m.wat", HELLO);
+    let o = run(server.client().arg(&wat));
+    assert_eq!((o.status.code(), stdout(&o)), (Some(42), "hello, world\n".to_string()), "{}", stderr(&o));
+
+    let o = run(server.client().args(["--invoke", "div"]).arg(&wat).args(["1", "0"]));
+    assert_eq!(o.status.code(), Some(134));
+    assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+    assert!(stderr(&o).contains("integer divide by zero"), "{}", stderr(&o));
+
+    let policy = write(&dir, "slow.yaml", "version: 1\nlimits: {wall_time: 300ms}\n");
+    let o = run(server.client().arg("-p").arg(&policy).args(["--invoke", "spin"]).arg(&wat));
+    assert_eq!(o.status.code(), Some(124), "{}", stderr(&o));
+
+    let o = run(server.client().arg("--no-such-option").arg(&wat));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("Usage:"), "{}", stderr(&o));
+
+    let o = run(server.client().arg(dir.join("missing.wasm")));
+    assert_eq!(o.status.code(), Some(125));
+    assert!(stderr(&o).contains("missing.wasm"), "{}", stderr(&o));
+}
+
+#[test]
+fn the_clients_directory_environment_and_stdin_are_the_runs() {
+    let dir = temp_dir("server-client");
+    let server = Server::start(&dir);
+    // stdin: inherit reads the client's stdin; the policy and report paths are relative to
+    // the client's working directory; the cache is the client's ($SANDBOXRUN_CACHE).
+    write(&dir, "q.yaml", "version: 1\nstdin: inherit\n");
+    let cache = dir.join("own-cache.sqlite");
+    let mut child = server
+        .client()
+        .current_dir(&dir)
+        .env("SANDBOXRUN_CACHE", &cache)
+        .args(["-p", "q.yaml", "--report", "r.json"])
+        .arg(fixture("echo.wasm"))
+        .arg("7")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"piped\n").unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!((o.status.code(), stdout(&o)), (Some(7), "PIPED\n".to_string()), "{}", stderr(&o));
+    assert_eq!(report_json(&dir.join("r.json"))["exit_code"], 7);
+    assert!(cache.exists(), "the run used the client's cache");
+}
+
+#[test]
+fn concurrent_clients_each_get_their_own_run() {
+    let dir = temp_dir("server-concurrent");
+    let server = Server::start(&dir);
+    let policy = write(&dir, "p.yaml", "version: 1\nstdin: inherit\n");
+    let clients: Vec<_> = (0..6)
+        .map(|i| {
+            let mut child = server
+                .client()
+                .arg("-p")
+                .arg(&policy)
+                .arg(fixture("echo.wasm"))
+                .arg(i.to_string())
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap();
+            child.stdin.take().unwrap().write_all(format!("run{i}\n").as_bytes()).unwrap();
+            child
+        })
+        .collect();
+    for (i, child) in clients.into_iter().enumerate() {
+        let o = child.wait_with_output().unwrap();
+        assert_eq!((o.status.code(), stdout(&o)), (Some(i as i32), format!("RUN{i}\n")));
+    }
+}
+
+#[test]
+fn the_server_outlives_bad_clients_and_guards_its_socket() {
+    let dir = temp_dir("server-bad");
+    let server = Server::start(&dir);
+    let mode = std::fs::metadata(&server.socket).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    // A client that hangs up at once, and one that sends garbage.
+    drop(UnixStream::connect(&server.socket).unwrap());
+    let mut junk = UnixStream::connect(&server.socket).unwrap();
+    junk.write_all(&[0xff; 64]).unwrap();
+    junk.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut answer = String::new();
+    let _ = junk.read_to_string(&mut answer);
+    assert!(answer.contains("bad request"), "{answer:?}");
+    let wat = write(&dir, "m.wat", HELLO);
+    let o = run(server.client().arg(&wat));
+    assert_eq!(o.status.code(), Some(42), "{}", stderr(&o));
+
+    // A second server on the same socket, or a socket path that is a file, is refused.
+    let o = run(bin().args(["serve", "--socket"]).arg(&server.socket));
+    assert_eq!(o.status.code(), Some(125));
+    assert!(stderr(&o).contains("already listening"), "{}", stderr(&o));
+    let file = write(&dir, "not-a-socket", "");
+    let o = run(bin().args(["serve", "--socket"]).arg(&file));
+    assert_eq!(o.status.code(), Some(125));
+    assert!(stderr(&o).contains("not a socket"), "{}", stderr(&o));
+
+    // No server: one line, 125.
+    let o = run(bin().arg("--server").arg(dir.join("none.sock")).arg(&wat));
+    assert_eq!(o.status.code(), Some(125));
+    assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+
+    if is_root() {
+        // Another user: refused by the socket's mode, and by the server if the mode is relaxed.
+        use std::os::unix::process::CommandExt;
+        let as_nobody = || {
+            let mut cmd = server.client();
+            cmd.arg(&wat).current_dir("/").uid(65534).gid(65534);
+            cmd
+        };
+        let o = run(&mut as_nobody());
+        assert_eq!(o.status.code(), Some(125));
+        assert!(stderr(&o).contains("Permission denied"), "{}", stderr(&o));
+        std::fs::set_permissions(&server.socket, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let o = run(&mut as_nobody());
+        assert_eq!(o.status.code(), Some(125));
+        assert!(stderr(&o).contains("serves uid 0 only, not uid 65534"), "{}", stderr(&o));
+    }
+}
