@@ -48,6 +48,10 @@ pub struct RunCli {
     pub args: Vec<String>,
 }
 
+/// The environment variables sandboxrun reads: the code cache's location (the guest's
+/// environment is the policy's alone). A client passes them to the server.
+pub const ENVIRONMENT: &[&str] = &["SANDBOXRUN_CACHE", "XDG_CACHE_HOME", "HOME"];
+
 /// Where the code cache is.
 #[derive(Args, Debug, Clone, Default)]
 pub struct CacheArgs {

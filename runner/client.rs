@@ -7,7 +7,6 @@ use crate::report::EXIT_ERROR;
 use crate::server::Request;
 use std::io::Read;
 use std::os::fd::{AsFd, BorrowedFd};
-use std::os::unix::ffi::OsStringExt;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 
@@ -24,21 +23,10 @@ pub fn forward(socket: &Path) -> i32 {
 
 fn ask(socket: &Path) -> std::io::Result<i32> {
     let mut conn = UnixStream::connect(socket)?;
-    let request = Request {
-        argv: std::env::args_os().map(|a| a.into_vec()).collect(),
-        env: std::env::vars_os()
-            .map(|(k, v)| {
-                let mut entry = k.into_vec();
-                entry.push(b'=');
-                entry.extend(v.into_vec());
-                entry
-            })
-            .collect(),
-    };
     let cwd = std::fs::File::open(".")?;
     // SAFETY: this process's standard streams stay open while the message is sent.
     let stdio = [0, 1, 2].map(|fd| unsafe { BorrowedFd::borrow_raw(fd) });
-    let body = serde_json::to_vec(&request).map_err(std::io::Error::other)?;
+    let body = Request::of_this_process().encode();
     fd_passing::send(&mut conn, &body, &[cwd.as_fd(), stdio[0], stdio[1], stdio[2]])?;
     // The answer: the exit status, or a line saying why the server could not run it.
     let mut answer = Vec::new();

@@ -15,6 +15,21 @@ use engine::{Config, Engine};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 
+thread_local! {
+    /// The namespaces of children handed a run, kept after the child ends (see
+    /// [`take_namespaces`]).
+    static HELD: std::cell::RefCell<Vec<OwnedFd>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The namespaces of the children this process handed runs to. [`PreparedChild::start`]
+/// opens them and [`PreparedChild::hand_over`] keeps them here, so that a child's end does
+/// not tear them down — for the network namespace, half a millisecond of a kernel worker's
+/// time that would compete with the supervisor's last steps and the next run. Whoever takes
+/// them decides when that happens (a server, when it is idle); dropping them is enough.
+pub fn take_namespaces() -> Vec<OwnedFd> {
+    HELD.with(|h| std::mem::take(&mut *h.borrow_mut()))
+}
+
 /// Descriptors of a handover before the run's files: stdin, stdout, stderr, the report pipe
 /// and the three of the code channel.
 const FIXED_FDS: usize = 7;
@@ -25,6 +40,7 @@ pub struct PreparedChild {
     child: sandbox::Child,
     socket: UnixStream,
     confinement: sandbox::Confinement,
+    /// The child's namespaces (see [`take_namespaces`]).
     held: Vec<OwnedFd>,
 }
 
@@ -48,6 +64,8 @@ impl PreparedChild {
         };
         // SAFETY: the caller guarantees a single-threaded process.
         let child = unsafe { sandbox::spawn(&confinement, None, child) }.map_err(|e| e.to_string())?;
+        // Opened now, while the child may still be inspected (it will make itself not
+        // dumpable); a namespace the kernel lacks is skipped.
         let held = ["mnt", "net", "pid", "ipc", "uts", "cgroup", "user"]
             .iter()
             .filter_map(|ns| std::fs::File::open(format!("/proc/{}/ns/{ns}", child.pid())).ok())
@@ -61,11 +79,17 @@ impl PreparedChild {
         self.child.pid()
     }
 
-    /// Whether a run confined as `confinement` can use this child: same namespaces, root and
-    /// identity (what was applied before the run was known).
+    /// Whether a run confined as `confinement` can use this child: same root and identity
+    /// (what was applied before the run was known). The namespaces are the starter's choice
+    /// (see [`PreparedChild::shares_network`]).
     pub fn fits(&self, confinement: &sandbox::Confinement) -> bool {
         let c = &self.confinement;
-        (c.namespaces, c.run_as, c.empty_root) == (confinement.namespaces, confinement.run_as, confinement.empty_root)
+        (c.run_as, c.empty_root) == (confinement.run_as, confinement.empty_root)
+    }
+
+    /// Whether the child stays in its starter's network namespace instead of a new one.
+    pub fn shares_network(&self) -> bool {
+        !self.confinement.namespaces.network
     }
 
     /// Kills and reaps the child.
@@ -107,7 +131,7 @@ impl PreparedChild {
         })();
         match sent {
             Ok(()) => {
-                std::mem::forget(self.held);
+                HELD.with(|h| h.borrow_mut().extend(self.held));
                 Ok(self.child)
             }
             Err(e) => {

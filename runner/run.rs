@@ -80,6 +80,9 @@ struct Cache {
     key: CacheKey,
 }
 
+/// The report's name for the network namespace a server's runs share.
+pub const SHARED_NETWORK: &str = "network (shared, empty)";
+
 /// How long recording a hit may wait for another process's write: it happens while the run
 /// is under way, and must not delay the supervisor.
 const TOUCH_PATIENCE: Duration = Duration::from_millis(20);
@@ -193,6 +196,7 @@ pub fn run(run: Run, start: Start) -> Report {
         Start::Spawn => (None, None),
         Start::Prepared(child, cache) => (Some(child), cache),
     };
+    let shared_network = prepared.as_ref().is_some_and(|p| p.fits(&confinement) && p.shares_network());
     let spawned = match prepared {
         Some(prepared) if prepared.fits(&confinement) => {
             prepared.hand_over(&spec, fds, write_end, code_receiver, cgroup.as_ref())
@@ -318,8 +322,15 @@ pub fn run(run: Run, start: Start) -> Report {
     if let Some(c) = &child_report {
         report.stages = c.stages.clone();
         report.confinement = c.confinement.clone();
-        if let Some(conf) = report.confinement.as_mut().filter(|c| c.cgroup == "none") {
-            conf.cgroup = cgroup_status;
+        if let Some(conf) = report.confinement.as_mut() {
+            if conf.cgroup == "none" {
+                conf.cgroup = cgroup_status;
+            }
+            if shared_network {
+                // Where a network namespace of its own would be listed.
+                let at = conf.namespaces.iter().position(|n| n == "ipc").unwrap_or(conf.namespaces.len());
+                conf.namespaces.insert(at, SHARED_NETWORK.into());
+            }
         }
         if c.compiled {
             report.compile_ms = c.stages.compile;

@@ -19,24 +19,82 @@ use crate::prepared::PreparedChild;
 use crate::run::{OpenCache, Start};
 use clap::Parser;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use serde::{Deserialize, Serialize};
-use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::io::{self, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::os::unix::ffi::OsStringExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 
-/// A client's request: its command line and environment; its working directory and
-/// standard streams travel as descriptors, in that order.
-#[derive(Debug, Serialize, Deserialize)]
+/// A client's request: its command line and the environment variables sandboxrun reads
+/// ([`crate::cli::ENVIRONMENT`]); its working directory and standard streams travel as
+/// descriptors, in that order.
+///
+/// Encoded as the number of arguments (4 bytes, little-endian), then every argument and every
+/// `KEY=VALUE` entry, each ended by a NUL byte (none can hold one).
+#[derive(Debug, PartialEq, Eq)]
 pub struct Request {
     /// The command line, `argv[0]` first.
-    pub argv: Vec<Vec<u8>>,
-    /// The environment, `KEY=VALUE` entries.
-    pub env: Vec<Vec<u8>>,
+    pub argv: Vec<OsString>,
+    /// The environment entries.
+    pub env: Vec<(OsString, OsString)>,
+}
+
+impl Request {
+    /// This process's request.
+    pub fn of_this_process() -> Request {
+        Request {
+            argv: std::env::args_os().collect(),
+            env: crate::cli::ENVIRONMENT
+                .iter()
+                .filter_map(|key| std::env::var_os(key).map(|value| (OsString::from(key), value)))
+                .collect(),
+        }
+    }
+
+    /// The encoded request.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = (self.argv.len() as u32).to_le_bytes().to_vec();
+        for arg in &self.argv {
+            out.extend_from_slice(arg.as_bytes());
+            out.push(0);
+        }
+        for (key, value) in &self.env {
+            out.extend_from_slice(key.as_bytes());
+            out.push(b'=');
+            out.extend_from_slice(value.as_bytes());
+            out.push(0);
+        }
+        out
+    }
+
+    /// Decodes a request.
+    ///
+    /// # Errors
+    /// Malformed: too short, an entry without its NUL, an argument count beyond the entries, an
+    /// environment entry without `=`.
+    pub fn decode(bytes: &[u8]) -> Result<Request, String> {
+        let count = bytes.get(..4).ok_or("too short")?;
+        let argc = u32::from_le_bytes(count.try_into().expect("four bytes")) as usize;
+        let rest = &bytes[4..];
+        if rest.last().is_some_and(|b| *b != 0) {
+            return Err("an entry lacks its end".into());
+        }
+        let entries: Vec<&[u8]> = if rest.is_empty() { Vec::new() } else { rest[..rest.len() - 1].split(|b| *b == 0).collect() };
+        if argc > entries.len() {
+            return Err(format!("{argc} arguments announced, {} entries sent", entries.len()));
+        }
+        let os = |b: &[u8]| OsString::from_vec(b.to_vec());
+        let env = entries[argc..]
+            .iter()
+            .map(|e| match e.iter().position(|b| *b == b'=') {
+                Some(eq) if eq > 0 => Ok((os(&e[..eq]), os(&e[eq + 1..]))),
+                _ => Err("an environment entry without '='".to_string()),
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Request { argv: entries[..argc].iter().map(|a| os(a)).collect(), env })
+    }
 }
 
 /// Descriptors of a request: working directory, stdin, stdout, stderr.
@@ -48,65 +106,78 @@ pub const REQUEST_FDS: usize = 4;
 /// The socket cannot be created, or the first slot cannot be started.
 pub fn serve(socket: &Path, pool: usize) -> Result<(), String> {
     let listener = listen(socket)?;
-    let idle = idle_scheduling_works();
+    let idle_ok = idle_scheduling_works();
+    let shared_network = share_network();
     // Slots end on their own: the kernel reaps them.
     // SAFETY: setting a signal's disposition to SIG_IGN runs no code of ours.
     unsafe { libc::signal(libc::SIGCHLD, libc::SIG_IGN) };
-    let mut ready = VecDeque::new();
-    while ready.len() < pool {
-        ready.push_back(new_slot(idle).map_err(|e| format!("failed to start a slot: {e}"))?);
+    // Each slot's socket, and whether the slot has taken a client.
+    let mut slots: Vec<(UnixStream, bool)> = Vec::new();
+    for _ in 0..pool {
+        slots.push((new_slot(&listener, idle_ok, shared_network).map_err(|e| format!("failed to start a slot: {e}"))?, false));
     }
-    eprintln!("sandboxrun: serving on {} ({pool} prepared children)", socket.display());
-    // Slots running a client's command. One is replaced when it ends, not when it starts: the
-    // kernel work of preparing a child (about 1 ms of CPU) would otherwise compete with the
-    // run it was dispatched beside.
-    let mut busy: Vec<UnixStream> = Vec::new();
+    let network = if shared_network { "one empty network namespace for all runs" } else { "a network namespace per run" };
+    eprintln!("sandboxrun: serving on {} ({pool} prepared children, {network})", socket.display());
+    // Namespaces of finished runs, released when no run is under way (see
+    // `prepared::take_namespaces`), or in a batch once too many are held.
+    let mut held: Vec<OwnedFd> = Vec::new();
     loop {
-        let mut polled: Vec<PollFd> = std::iter::once(listener.as_fd())
-            .chain(busy.iter().map(AsFd::as_fd))
-            .map(|fd| PollFd::new(fd, PollFlags::POLLIN))
-            .collect();
-        if let Err(e) = poll(&mut polled, PollTimeout::NONE) {
-            if e != nix::errno::Errno::EINTR {
-                return Err(format!("poll: {e}"));
-            }
-            continue;
-        }
-        let ended: Vec<bool> = polled[1..].iter().map(|p| p.any().unwrap_or(true)).collect();
-        let accepting = polled[0].any().unwrap_or(false);
+        let mut polled: Vec<PollFd> = slots.iter().map(|(s, _)| PollFd::new(s.as_fd(), PollFlags::POLLIN)).collect();
+        let timeout = if held.is_empty() { PollTimeout::NONE } else { PollTimeout::from(RELEASE_AFTER_MS) };
+        let ready = match poll(&mut polled, timeout) {
+            Ok(n) => n,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(format!("poll: {e}")),
+        };
+        let readable: Vec<bool> = polled.iter().map(|p| p.any().unwrap_or(true)).collect();
         drop(polled);
-        // A busy slot's socket becomes readable (end of file) when the slot ends.
+        // A slot says when it takes a client, hands over its run's namespaces when done, and
+        // closes its socket when it ends.
         let mut i = 0;
-        busy.retain(|_| {
+        slots.retain_mut(|(socket, busy)| {
             i += 1;
-            !ended[i - 1]
+            if !readable[i - 1] {
+                return true;
+            }
+            match fd_passing::recv(socket) {
+                Ok(Some((body, _))) if body == BUSY => {
+                    *busy = true;
+                    true
+                }
+                Ok(Some((body, fds))) if body == DONE => {
+                    held.extend(fds);
+                    true
+                }
+                _ => false,
+            }
         });
-        while ready.len() + busy.len() < pool {
-            match new_slot(idle) {
-                Ok(s) => ready.push_back(s),
+        let idle = !slots.iter().any(|(_, busy)| *busy);
+        if (ready == 0 && idle) || held.len() > MAX_HELD {
+            held.clear();
+        }
+        while slots.iter().filter(|(_, busy)| !busy).count() < pool {
+            match new_slot(&listener, idle_ok, shared_network) {
+                Ok(s) => slots.push((s, false)),
                 Err(e) => {
                     eprintln!("sandboxrun: warning: failed to start a slot: {e}");
                     break;
                 }
             }
         }
-        if !accepting {
-            continue;
-        }
-        let conn = match listener.accept() {
-            Ok((conn, _)) => conn,
-            Err(e) => {
-                eprintln!("sandboxrun: warning: accept: {e}");
-                continue;
-            }
-        };
-        if let Err(e) = check_peer(&conn) {
-            let _ = writeln!(&conn, "sandboxrun: error: {e}");
-            continue;
-        }
-        busy.extend(dispatch(conn, &mut ready, idle));
     }
 }
+
+/// A slot's message: it has taken a client.
+const BUSY: &[u8] = b"busy";
+
+/// A slot's message: its run is over; the descriptors are its namespaces.
+const DONE: &[u8] = b"done";
+
+/// How long the server waits without a message before it counts as idle.
+const RELEASE_AFTER_MS: u16 = 20;
+
+/// Most namespace descriptors held before a batch is released anyway (7 per run).
+const MAX_HELD: usize = 7 * 64;
 
 /// Binds the socket, mode 0600, replacing a stale one (a socket no server answers on).
 fn listen(socket: &Path) -> Result<UnixListener, String> {
@@ -143,32 +214,16 @@ fn check_peer(conn: &UnixStream) -> Result<(), String> {
     }
 }
 
-/// Hands `conn` to the oldest ready slot that takes it, starting one if none does; returns
-/// the slot, now busy.
-fn dispatch(conn: UnixStream, ready: &mut VecDeque<UnixStream>, idle: bool) -> Option<UnixStream> {
-    loop {
-        let mut slot = match ready.pop_front() {
-            Some(s) => s,
-            None => match new_slot(idle) {
-                Ok(s) => s,
-                Err(e) => {
-                    let _ = writeln!(&conn, "sandboxrun: error: the server failed to start a slot: {e}");
-                    return None;
-                }
-            },
-        };
-        // A slot that died (its child failed to start) refuses: try the next.
-        if fd_passing::send(&mut slot, &[], &[conn.as_fd()]).is_ok() {
-            return Some(slot);
-        }
-    }
-}
-
 /// Forks a slot; returns the server's end of its socket.
-fn new_slot(idle: bool) -> io::Result<UnixStream> {
+fn new_slot(listener: &UnixListener, idle: bool, shared_network: bool) -> io::Result<UnixStream> {
     let (server_end, slot_end) = UnixStream::pair()?;
     // SAFETY: the server is single-threaded.
-    unsafe { sandbox::spawn::fork(|| slot(slot_end, idle)) }?;
+    unsafe {
+        sandbox::spawn::fork(|| match listener.try_clone() {
+            Ok(listener) => slot(slot_end, listener, idle, shared_network),
+            Err(_) => crate::report::EXIT_ERROR,
+        })
+    }?;
     Ok(server_end)
 }
 
@@ -181,7 +236,17 @@ fn schedule(pid: libc::pid_t, idle: bool) -> bool {
     unsafe { libc::sched_setscheduler(pid, policy, &param) == 0 }
 }
 
-/// Whether a slot may wait under SCHED_IDLE: it must be able to return to normal scheduling
+/// Moves the server — and so every run it starts — into a new, empty network namespace when
+/// it may (root): a run then needs no network namespace of its own, whose creation and
+/// teardown cost about 1 ms of kernel time per run, mostly in places a run would wait for
+/// (see docs/confinement.md for why sharing it gives a run nothing to reach). Returns whether
+/// it did.
+fn share_network() -> bool {
+    // SAFETY: geteuid has no preconditions; unshare only changes this process's namespaces.
+    unsafe { libc::geteuid() == 0 && libc::unshare(libc::CLONE_NEWNET) == 0 }
+}
+
+/// Whether a slot may prepare under SCHED_IDLE: it must be able to return to normal scheduling
 /// when a client comes (CAP_SYS_NICE, or a high enough RLIMIT_NICE). A throwaway child tries.
 fn idle_scheduling_works() -> bool {
     // SAFETY: the server is single-threaded; the child only makes two system calls.
@@ -194,13 +259,16 @@ fn idle_scheduling_works() -> bool {
     reaped && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0
 }
 
-/// A slot's life: prepare a child, wait for a client, run its command. With `idle`, it waits
+/// A slot's life: prepare a child, accept a client, run its command. With `idle`, it prepares
 /// under SCHED_IDLE — preparing a child, about 1 ms of kernel work, then takes only CPU time
-/// no run wants — and returns to normal scheduling, with its child, when a client comes.
-fn slot(mut server: UnixStream, idle: bool) -> i32 {
-    // SAFETY: first thing in the fresh process: the objects alive here own only stdio and the
-    // socket; the rest belong to the server's objects, never used or dropped here.
-    if unsafe { sandbox::fds::close_inherited(&[0, 1, 2, server.as_raw_fd()]) }.is_err() {
+/// no run wants — and returns to normal scheduling, with its child, before it waits.
+/// Slots accept on the server's socket themselves: the kernel wakes one per connection, with
+/// no hop through the server.
+fn slot(mut server: UnixStream, listener: UnixListener, idle: bool, shared_network: bool) -> i32 {
+    // SAFETY: first thing in the fresh process: the objects alive here own only stdio, the
+    // sockets and the listener's duplicate; the rest belong to the server's objects, never
+    // used or dropped here.
+    if unsafe { sandbox::fds::close_inherited(&[0, 1, 2, server.as_raw_fd(), listener.as_raw_fd()]) }.is_err() {
         return crate::report::EXIT_ERROR;
     }
     if idle {
@@ -209,20 +277,32 @@ fn slot(mut server: UnixStream, idle: bool) -> i32 {
     // The slot reaps its run's child itself.
     // SAFETY: restoring the default disposition runs no code of ours.
     unsafe { libc::signal(libc::SIGCHLD, libc::SIG_DFL) };
-    let default = crate::confinement::for_policy(&policy::Policy::default_policy());
+    let mut default = crate::confinement::for_policy(&policy::Policy::default_policy());
+    default.namespaces.network = !shared_network;
     // SAFETY: the slot is single-threaded. A child that failed to start is started afresh by
     // the run, which reports why if it fails again.
     let prepared = unsafe { PreparedChild::start(default) }.ok();
     // The cache a run with the default settings uses, opened while no run waits for it.
     let cache = crate::cli::CacheArgs::default().location(&policy::CachePolicy::default()).and_then(OpenCache::open);
     crate::warm_text::map_ahead();
-    // Kept open to the end: the server replaces this slot when it closes.
-    let conn = match fd_passing::recv(&mut server) {
-        Ok(Some((_, fds))) => fds.into_iter().next(),
-        _ => None,
+    // Prepared: back to normal scheduling before waiting, so that a client wakes the slot and
+    // its child at once.
+    if idle {
+        schedule(0, false);
+        if let Some(p) = &prepared {
+            schedule(p.pid(), false);
+        }
+    }
+    let conn = loop {
+        match listener.accept() {
+            Ok((conn, _)) => break Some(conn),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => break None,
+        }
     };
-    let Some(conn) = conn else {
-        // The server is gone, or sent nothing usable.
+    drop(listener);
+    // The server starts another slot; it sees this one end when its socket closes.
+    let Some(conn) = conn.filter(|_| fd_passing::send(&mut server, BUSY, &[]).is_ok()) else {
         if let Some(p) = prepared {
             p.discard();
         }
@@ -234,7 +314,11 @@ fn slot(mut server: UnixStream, idle: bool) -> i32 {
             schedule(p.pid(), false);
         }
     }
-    let mut conn = UnixStream::from(conn);
+    if let Err(e) = check_peer(&conn) {
+        let _ = writeln!(&conn, "sandboxrun: error: {e}");
+        return 0;
+    }
+    let mut conn = conn;
     let start = match prepared {
         Some(p) => Start::Prepared(p, cache),
         None => Start::Spawn,
@@ -255,6 +339,9 @@ fn slot(mut server: UnixStream, idle: bool) -> i32 {
     };
     let _ = std::io::stdout().flush();
     let _ = (&conn).write_all(&status.to_le_bytes());
+    drop(conn);
+    let held = crate::prepared::take_namespaces();
+    let _ = fd_passing::send(&mut server, DONE, &held.iter().map(AsFd::as_fd).collect::<Vec<_>>());
     if idle {
         // Tearing the slot and its run's namespaces down can wait for idle time too.
         schedule(0, true);
@@ -266,7 +353,7 @@ fn slot(mut server: UnixStream, idle: bool) -> i32 {
 /// streams; returns its command line.
 fn take_client(conn: &mut UnixStream) -> Result<Vec<OsString>, String> {
     let (body, fds) = fd_passing::recv(conn).map_err(|e| e.to_string())?.ok_or("no request")?;
-    let request: Request = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
+    let request = Request::decode(&body)?;
     let [cwd, stdin, stdout, stderr]: [OwnedFd; REQUEST_FDS] =
         fds.try_into().map_err(|fds: Vec<OwnedFd>| format!("{} descriptors, expected {REQUEST_FDS}", fds.len()))?;
     // SAFETY: fchdir only reads the descriptor.
@@ -279,14 +366,34 @@ fn take_client(conn: &mut UnixStream) -> Result<Vec<OsString>, String> {
             return Err(format!("dup2: {}", io::Error::last_os_error()));
         }
     }
-    for (key, _) in std::env::vars_os() {
+    for key in crate::cli::ENVIRONMENT {
         std::env::remove_var(key);
     }
-    for entry in request.env {
-        if let Some(eq) = entry.iter().position(|b| *b == b'=').filter(|eq| *eq > 0) {
-            let (key, value) = entry.split_at(eq);
-            std::env::set_var(OsString::from_vec(key.to_vec()), OsString::from_vec(value[1..].to_vec()));
+    for (key, value) in request.env.iter().filter(|(k, _)| crate::cli::ENVIRONMENT.iter().any(|e| k == e)) {
+        std::env::set_var(key, value);
+    }
+    Ok(request.argv)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_decodes_to_itself() {
+        let request = Request {
+            argv: vec!["sandboxrun".into(), OsString::from_vec(vec![0xff, b'x']), "".into()],
+            env: vec![("HOME".into(), "/h=x".into()), ("XDG_CACHE_HOME".into(), "".into())],
+        };
+        assert_eq!(Request::decode(&request.encode()).unwrap(), request);
+        let empty = Request { argv: Vec::new(), env: Vec::new() };
+        assert_eq!(Request::decode(&empty.encode()).unwrap(), empty);
+    }
+
+    #[test]
+    fn malformed_requests_are_errors() {
+        for bad in [&b""[..], b"\x01\0\0", b"\x02\0\0\0a\0", b"\x01\0\0\0a\0noequals\0", b"\x01\0\0\0a"] {
+            assert!(Request::decode(bad).is_err(), "{bad:?}");
         }
     }
-    Ok(request.argv.into_iter().map(OsString::from_vec).collect())
 }
