@@ -1,18 +1,20 @@
-//! `sandboxrun --server SOCKET ...`: hands the whole command — command line, environment,
-//! working directory, standard streams — to a server ([`crate::server`]) and exits with the
-//! status it answers.
+//! `sandboxrun --server SOCKET ...` and `sandboxrun-client SOCKET ...`: hand the whole
+//! command — command line, environment, working directory, standard streams — to a server
+//! ([`crate::server`]) and exit with the status it answers.
 
 use crate::fd_passing;
 use crate::report::EXIT_ERROR;
 use crate::server::Request;
+use std::ffi::OsString;
 use std::io::Read;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 
-/// Runs this process's command through the server on `socket`; returns the exit status.
-pub fn forward(socket: &Path) -> i32 {
-    match ask(socket) {
+/// Runs `argv` (a `sandboxrun` command line, `argv[0]` first) through the server on
+/// `socket`; returns the exit status.
+pub fn forward(socket: &Path, argv: Vec<OsString>) -> i32 {
+    match ask(socket, argv) {
         Ok(status) => status,
         Err(e) => {
             eprintln!("sandboxrun: error: server {}: {e}", socket.display());
@@ -21,12 +23,12 @@ pub fn forward(socket: &Path) -> i32 {
     }
 }
 
-fn ask(socket: &Path) -> std::io::Result<i32> {
+fn ask(socket: &Path, argv: Vec<OsString>) -> std::io::Result<i32> {
     let mut conn = UnixStream::connect(socket)?;
     let cwd = std::fs::File::open(".")?;
     // SAFETY: this process's standard streams stay open while the message is sent.
     let stdio = [0, 1, 2].map(|fd| unsafe { BorrowedFd::borrow_raw(fd) });
-    let body = Request::of_this_process().encode();
+    let body = Request::new(argv).encode();
     fd_passing::send(&mut conn, &body, &[cwd.as_fd(), stdio[0], stdio[1], stdio[2]])?;
     // The answer: the exit status, or a line saying why the server could not run it.
     let mut answer = Vec::new();

@@ -121,7 +121,7 @@ fn tool(cli: ToolCli) -> i32 {
 
 fn run(cli: RunCli) -> i32 {
     match &cli.server {
-        Some(socket) => sandboxrun::client::forward(socket),
+        Some(socket) => sandboxrun::client::forward(socket, std::env::args_os().collect()),
         None => sandboxrun::command::run(cli, sandboxrun::run::Start::Spawn),
     }
 }

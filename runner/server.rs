@@ -42,10 +42,10 @@ pub struct Request {
 }
 
 impl Request {
-    /// This process's request.
-    pub fn of_this_process() -> Request {
+    /// The request to run `argv`, with this process's environment.
+    pub fn new(argv: Vec<OsString>) -> Request {
         Request {
-            argv: std::env::args_os().collect(),
+            argv,
             env: crate::cli::ENVIRONMENT
                 .iter()
                 .filter_map(|key| std::env::var_os(key).map(|value| (OsString::from(key), value)))
