@@ -40,10 +40,19 @@ pub struct Run {
 pub enum Start {
     /// Forked into new namespaces for this run.
     Spawn,
-    /// Started and prepared before the run was known (by a server's slot, see
-    /// [`crate::server`]); spawned afresh instead if it does not fit the run's policy. The
-    /// code cache may be open already too.
-    Prepared(PreparedChild, Option<OpenCache>),
+    /// Started and prepared before the run was known, by a server's slot (see
+    /// [`crate::server`]); spawned afresh instead if it does not fit the run's policy.
+    Prepared(Ahead),
+}
+
+/// What a server's slot made ready before its run was known.
+pub struct Ahead {
+    /// The child, prepared.
+    pub child: PreparedChild,
+    /// The code cache at the default location, open.
+    pub cache: Option<OpenCache>,
+    /// Where the run's cgroup goes, made ready for a policy's limits, or why it has none.
+    pub cgroups: Result<sandbox::CgroupParent, String>,
 }
 
 /// A code cache opened before the run was known; used if the run's cache is the same file.
@@ -183,19 +192,24 @@ pub fn run(run: Run, start: Start) -> Report {
         Ok(f) => f,
         Err(e) => return failed(&run.module, e),
     };
+    let (prepared, open_cache, cgroups) = match start {
+        Start::Spawn => (None, None, None),
+        Start::Prepared(ahead) => (Some(ahead.child), ahead.cache, Some(ahead.cgroups)),
+    };
     let cgroup_name = format!("sandboxrun-{}", std::process::id());
-    let (cgroup, cgroup_status) = match sandbox::Cgroup::create(&cgroup_name, &confinement::cgroup_limits(&run.policy))
-    {
+    let cgroup_limits = confinement::cgroup_limits(&run.policy);
+    let cgroup = match cgroups {
+        None => sandbox::Cgroup::create(&cgroup_name, &cgroup_limits).map_err(|e| e.to_string()),
+        Some(Ok(parent)) => parent.create(&cgroup_name, &cgroup_limits).map_err(|e| e.to_string()),
+        Some(Err(reason)) => Err(reason),
+    };
+    let (cgroup, cgroup_status) = match cgroup {
         Ok(c) => (Some(c), "v2".to_string()),
         Err(e) => (None, format!("none: {e}")),
     };
     let mut spec = RunSpec::new(&run.policy, run.module, run.argv0, run.args, run.invoke);
     spec.compile_only = run.compile_only;
     let started = Instant::now();
-    let (prepared, open_cache) = match start {
-        Start::Spawn => (None, None),
-        Start::Prepared(child, cache) => (Some(child), cache),
-    };
     let shared_network = prepared.as_ref().is_some_and(|p| p.fits(&confinement) && p.shares_network());
     let spawned = match prepared {
         Some(prepared) if prepared.fits(&confinement) => {

@@ -16,7 +16,7 @@
 use crate::cli::RunCli;
 use crate::fd_passing;
 use crate::prepared::PreparedChild;
-use crate::run::{OpenCache, Start};
+use crate::run::{Ahead, OpenCache, Start};
 use clap::Parser;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use std::ffi::OsString;
@@ -284,6 +284,8 @@ fn slot(mut server: UnixStream, listener: UnixListener, idle: bool, shared_netwo
     let prepared = unsafe { PreparedChild::start(default) }.ok();
     // The cache a run with the default settings uses, opened while no run waits for it.
     let cache = crate::cli::CacheArgs::default().location(&policy::CachePolicy::default()).and_then(OpenCache::open);
+    let cgroups = sandbox::CgroupParent::find(&crate::confinement::cgroup_limits(&policy::Policy::default_policy()))
+        .map_err(|e| e.to_string());
     crate::warm_text::map_ahead();
     // Prepared: back to normal scheduling before waiting, so that a client wakes the slot and
     // its child at once.
@@ -320,7 +322,7 @@ fn slot(mut server: UnixStream, listener: UnixListener, idle: bool, shared_netwo
     }
     let mut conn = conn;
     let start = match prepared {
-        Some(p) => Start::Prepared(p, cache),
+        Some(child) => Start::Prepared(Ahead { child, cache, cgroups }),
         None => Start::Spawn,
     };
     let status = match take_client(&mut conn) {

@@ -61,14 +61,23 @@ fn io_error<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) 
     move |source| CgroupError::Io { action, path: path.to_path_buf(), source }
 }
 
-impl Cgroup {
-    /// Creates the cgroup `name` beneath this process's own cgroup v2 directory.
+/// A cgroup v2 directory ready to hold run cgroups: the controllers their limits need are
+/// available and enabled for its children. Made ready once ([`CgroupParent::find`]), it
+/// creates each run's cgroup with a few writes ([`CgroupParent::create`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CgroupParent {
+    path: PathBuf,
+    /// The controllers made ready: memory, pids.
+    controllers: (bool, bool),
+}
+
+impl CgroupParent {
+    /// This process's own cgroup v2 directory, ready for cgroups with `limits`.
     ///
     /// # Errors
     /// [`CgroupError::Unavailable`] when there is no cgroup v2 hierarchy, or the controllers the
-    /// limits need are not available or cannot be enabled; [`CgroupError::InvalidName`] for a name
-    /// that is not one path component; [`CgroupError::Io`] otherwise.
-    pub fn create(name: &str, limits: &CgroupLimits) -> Result<Cgroup, CgroupError> {
+    /// limits need are not available or cannot be enabled; [`CgroupError::Io`] otherwise.
+    pub fn find(limits: &CgroupLimits) -> Result<CgroupParent, CgroupError> {
         let unavailable = |reason: String| CgroupError::Unavailable { reason };
         let membership = std::fs::read_to_string("/proc/self/cgroup").map_err(|e| unavailable(e.to_string()))?;
         // The usual places first (a unified or a hybrid system, our cgroup beneath the mount's
@@ -81,19 +90,17 @@ impl Cgroup {
                 own_cgroup_dir(&mountinfo, &membership).map_err(unavailable)?
             }
         };
-        Cgroup::create_in(&parent, name, limits)
+        CgroupParent::at(&parent, limits)
     }
 
-    /// Creates the cgroup `name` beneath `parent` (a cgroup v2 directory), enabling the
-    /// controllers the limits need in `parent` if they are not yet.
+    /// `parent` (a cgroup v2 directory), ready for cgroups with `limits`: the controllers they
+    /// need are enabled for its children if they are not yet.
     ///
     /// # Errors
-    /// As for [`Cgroup::create`].
-    pub fn create_in(parent: &Path, name: &str, limits: &CgroupLimits) -> Result<Cgroup, CgroupError> {
-        if name.is_empty() || name == "." || name == ".." || name.contains('/') {
-            return Err(CgroupError::InvalidName(name.to_string()));
-        }
-        let needed: Vec<&str> = [(limits.memory_max.is_some(), "memory"), (limits.pids_max.is_some(), "pids")]
+    /// As for [`CgroupParent::find`].
+    pub fn at(parent: &Path, limits: &CgroupLimits) -> Result<CgroupParent, CgroupError> {
+        let controllers = (limits.memory_max.is_some(), limits.pids_max.is_some());
+        let needed: Vec<&str> = [(controllers.0, "memory"), (controllers.1, "pids")]
             .into_iter()
             .filter_map(|(needed, controller)| needed.then_some(controller))
             .collect();
@@ -125,6 +132,30 @@ impl Cgroup {
                 ),
             })?;
         }
+        Ok(CgroupParent { path: parent.to_path_buf(), controllers })
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Creates the cgroup `name` here, with `limits`.
+    ///
+    /// # Errors
+    /// [`CgroupError::InvalidName`] for a name that is not one path component;
+    /// [`CgroupError::Unavailable`] for limits needing a controller this directory was not
+    /// made ready for; [`CgroupError::Io`] otherwise.
+    pub fn create(&self, name: &str, limits: &CgroupLimits) -> Result<Cgroup, CgroupError> {
+        if name.is_empty() || name == "." || name == ".." || name.contains('/') {
+            return Err(CgroupError::InvalidName(name.to_string()));
+        }
+        if (limits.memory_max.is_some() && !self.controllers.0) || (limits.pids_max.is_some() && !self.controllers.1) {
+            return Err(CgroupError::Unavailable {
+                reason: format!("'{}' was not made ready for the controllers of these limits", self.path.display()),
+            });
+        }
+        let parent = &self.path;
         let path = parent.join(name);
         std::fs::create_dir(&path).map_err(io_error("create", &path))?;
         let cgroup = Cgroup { path, removed: false };
@@ -144,6 +175,27 @@ impl Cgroup {
             cgroup.write("pids.max", &n.to_string())?;
         }
         Ok(cgroup)
+    }
+}
+
+impl Cgroup {
+    /// Creates the cgroup `name` beneath this process's own cgroup v2 directory.
+    ///
+    /// # Errors
+    /// [`CgroupError::Unavailable`] when there is no cgroup v2 hierarchy, or the controllers the
+    /// limits need are not available or cannot be enabled; [`CgroupError::InvalidName`] for a name
+    /// that is not one path component; [`CgroupError::Io`] otherwise.
+    pub fn create(name: &str, limits: &CgroupLimits) -> Result<Cgroup, CgroupError> {
+        CgroupParent::find(limits)?.create(name, limits)
+    }
+
+    /// Creates the cgroup `name` beneath `parent` (a cgroup v2 directory), enabling the
+    /// controllers the limits need in `parent` if they are not yet.
+    ///
+    /// # Errors
+    /// As for [`Cgroup::create`].
+    pub fn create_in(parent: &Path, name: &str, limits: &CgroupLimits) -> Result<Cgroup, CgroupError> {
+        CgroupParent::at(parent, limits)?.create(name, limits)
     }
 
     fn write(&self, file: &str, value: &str) -> Result<(), CgroupError> {

@@ -43,7 +43,7 @@ pub mod spawn;
 mod sys;
 
 pub use applied::{Applied, ConfineError};
-pub use cgroup::{Cgroup, CgroupError, CgroupLimits};
+pub use cgroup::{Cgroup, CgroupError, CgroupLimits, CgroupParent};
 pub use config::{Access, Confinement, Namespaces, PathRule, Rlimits, RunAs};
 pub use handshake::HandshakeError;
 pub use landlock_rules::{FdRule, LandlockApplied};
