@@ -61,6 +61,14 @@ fn io_error<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) 
     move |source| CgroupError::Io { action, path: path.to_path_buf(), source }
 }
 
+/// A cgroup's name must be one path component.
+fn check_name(name: &str) -> Result<(), CgroupError> {
+    if name.is_empty() || name == "." || name == ".." || name.contains('/') {
+        return Err(CgroupError::InvalidName(name.to_string()));
+    }
+    Ok(())
+}
+
 /// A cgroup v2 directory ready to hold run cgroups: the controllers their limits need are
 /// available and enabled for its children. Made ready once ([`CgroupParent::find`]), it
 /// creates each run's cgroup with a few writes ([`CgroupParent::create`]).
@@ -147,9 +155,7 @@ impl CgroupParent {
     /// [`CgroupError::Unavailable`] for limits needing a controller this directory was not
     /// made ready for; [`CgroupError::Io`] otherwise.
     pub fn create(&self, name: &str, limits: &CgroupLimits) -> Result<Cgroup, CgroupError> {
-        if name.is_empty() || name == "." || name == ".." || name.contains('/') {
-            return Err(CgroupError::InvalidName(name.to_string()));
-        }
+        check_name(name)?;
         if (limits.memory_max.is_some() && !self.controllers.0) || (limits.pids_max.is_some() && !self.controllers.1) {
             return Err(CgroupError::Unavailable {
                 reason: format!("'{}' was not made ready for the controllers of these limits", self.path.display()),
@@ -186,6 +192,7 @@ impl Cgroup {
     /// limits need are not available or cannot be enabled; [`CgroupError::InvalidName`] for a name
     /// that is not one path component; [`CgroupError::Io`] otherwise.
     pub fn create(name: &str, limits: &CgroupLimits) -> Result<Cgroup, CgroupError> {
+        check_name(name)?;
         CgroupParent::find(limits)?.create(name, limits)
     }
 
@@ -195,6 +202,7 @@ impl Cgroup {
     /// # Errors
     /// As for [`Cgroup::create`].
     pub fn create_in(parent: &Path, name: &str, limits: &CgroupLimits) -> Result<Cgroup, CgroupError> {
+        check_name(name)?;
         CgroupParent::at(parent, limits)?.create(name, limits)
     }
 
