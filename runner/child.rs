@@ -150,8 +150,6 @@ impl RunSpec {
 pub struct Confine<'a> {
     /// The outcome of [`sandbox::prepare`].
     pub prepared: Result<sandbox::Prepared, String>,
-    /// The descriptors the child kept.
-    pub kept: sandbox::fds::KeptFds,
     /// The seccomp filter, built by the parent.
     pub filter: &'a sandbox::Filter,
 }
@@ -194,13 +192,14 @@ pub fn run(spec: &RunSpec, fds: RunFds, mut code: Option<Receiver>, confine: Opt
 
 /// The child's whole life once its descriptors are in place, forked for the run or prepared
 /// ahead of it: closes every other descriptor, confines itself (steps 1 to 3 first, unless
-/// `prepared` already did them), runs, and writes its report to `report`. Returns the exit
-/// status.
+/// `prepared` already did them), runs, writes its report to `report`, and waits until the
+/// supervisor closes the other end of `release`. Returns the exit status.
 pub fn main(
     spec: &RunSpec,
     fds: RunFds,
     code: Receiver,
     report: OwnedFd,
+    release: OwnedFd,
     prepared: Option<Result<sandbox::Prepared, String>>,
     confinement: &sandbox::Confinement,
     filter: &sandbox::Filter,
@@ -209,23 +208,27 @@ pub fn main(
     use std::os::fd::AsRawFd;
     // Nothing inherited from the caller reaches the run but stdio, the report pipe, the code
     // channel and the run's own files.
-    let mut keep = vec![0, 1, 2, report.as_raw_fd()];
+    let mut keep = vec![0, 1, 2, report.as_raw_fd(), release.as_raw_fd()];
     keep.extend(code.fds());
     keep.extend(fds.list().iter().map(|f| f.as_raw_fd()));
+    if let Some(Ok(p)) = &prepared {
+        keep.extend(p.descriptors());
+    }
     // SAFETY: the objects alive here own only the kept descriptors; the rest belong to the
     // parent's objects, which this process never uses or drops (it leaves by `_exit`).
-    let kept = match unsafe { sandbox::fds::close_inherited(&keep) } {
-        Ok(k) => k,
-        Err(e) => {
-            eprintln!("sandboxrun: error: failed to close inherited descriptors: {e}");
-            return crate::report::EXIT_ERROR;
-        }
-    };
+    if let Err(e) = unsafe { sandbox::fds::close_inherited(&keep) } {
+        eprintln!("sandboxrun: error: failed to close inherited descriptors: {e}");
+        return crate::report::EXIT_ERROR;
+    }
     let prepared = prepared.unwrap_or_else(|| sandbox::prepare(confinement).map_err(|e| e.to_string()));
-    let child_report = run(spec, fds, Some(code), Some(Confine { prepared, kept, filter }));
+    let child_report = run(spec, fds, Some(code), Some(Confine { prepared, filter }));
     let _ = std::io::stdout().flush();
     let mut pipe = std::fs::File::from(report);
     let _ = pipe.write_all(&serde_json::to_vec(&child_report).unwrap_or_default());
+    drop(pipe);
+    // The supervisor reads this process's CPU time and peak memory now, and answers without
+    // waiting for its exit (which tears its memory and namespaces down), then releases it.
+    let _ = std::io::Read::read(&mut std::fs::File::from(release), &mut [0u8; 1]);
     0
 }
 
@@ -311,7 +314,7 @@ fn run_stages(
             Err(e) => return error(format!("confinement failed: {e}")),
         };
         let rlimits = crate::confinement::rlimits(limits);
-        match prepared.finish(rules, spec.require_landlock, &rlimits, confine.kept.list().to_vec(), confine.filter) {
+        match prepared.finish(rules, spec.require_landlock, &rlimits, confine.filter) {
             Ok(applied) => *confinement_out.borrow_mut() = Some(crate::confinement::describe(&applied)),
             Err(e) => return error(format!("confinement failed: {e}")),
         }

@@ -29,10 +29,15 @@ fn ask(socket: &Path, argv: Vec<OsString>) -> std::io::Result<i32> {
     // SAFETY: this process's standard streams stay open while the message is sent.
     let stdio = [0, 1, 2].map(|fd| unsafe { BorrowedFd::borrow_raw(fd) });
     let body = Request::new(argv).encode();
-    fd_passing::send(&mut conn, &body, &[cwd.as_fd(), stdio[0], stdio[1], stdio[2]])?;
-    // The answer: the exit status, or a line saying why the server could not run it.
+    let sent = fd_passing::send(&mut conn, &body, &[cwd.as_fd(), stdio[0], stdio[1], stdio[2]]);
+    // The answer: the exit status, or a line saying why the server could not run it (which
+    // may have come before the request was read: then sending failed).
     let mut answer = Vec::new();
-    conn.read_to_end(&mut answer)?;
+    let read = conn.read_to_end(&mut answer);
+    if answer.is_empty() {
+        sent?;
+        read?;
+    }
     match <[u8; 4]>::try_from(answer.as_slice()) {
         Ok(status) => Ok(i32::from_le_bytes(status)),
         Err(_) if answer.is_empty() => Err(std::io::Error::other("the server ended the run without an exit status")),

@@ -54,7 +54,8 @@ pub fn run(cli: RunCli, start: Start) -> i32 {
         invoke: cli.invoke,
         compile_only: false,
     };
-    let report = crate::run::run(run, start);
+    // The child, if it still waits, ends when this returns: nothing here waits for that.
+    let (report, _release) = crate::run::run(run, start);
     log_stages(&report);
     if let Some(line) = report.verdict.summary() {
         eprintln!("{line}");

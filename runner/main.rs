@@ -66,7 +66,7 @@ fn tool(cli: ToolCli) -> i32 {
                 cache: Some(cache),
                 compile_only: true,
             };
-            let report = sandboxrun::run::run(run, sandboxrun::run::Start::Spawn);
+            let (report, _release) = sandboxrun::run::run(run, sandboxrun::run::Start::Spawn);
             if report.verdict.exit_status() != 0 {
                 if let Some(line) = report.verdict.summary() {
                     eprintln!("{line}");

@@ -30,9 +30,9 @@ pub fn take_namespaces() -> Vec<OwnedFd> {
     HELD.with(|h| std::mem::take(&mut *h.borrow_mut()))
 }
 
-/// Descriptors of a handover before the run's files: stdin, stdout, stderr, the report pipe
-/// and the three of the code channel.
-const FIXED_FDS: usize = 7;
+/// Descriptors of a handover before the run's files: stdin, stdout, stderr, the report pipe,
+/// the release pipe and the three of the code channel.
+const FIXED_FDS: usize = 8;
 
 /// A started, prepared child waiting for its run.
 #[derive(Debug)]
@@ -109,6 +109,7 @@ impl PreparedChild {
         spec: &RunSpec,
         fds: RunFds,
         report: OwnedFd,
+        release: OwnedFd,
         code: Receiver,
         cgroup: Option<&sandbox::Cgroup>,
     ) -> Result<sandbox::Child, String> {
@@ -125,6 +126,7 @@ impl PreparedChild {
             let stdio = [0, 1, 2].map(|fd| unsafe { BorrowedFd::borrow_raw(fd) });
             let mut passed: Vec<BorrowedFd> = stdio.to_vec();
             passed.push(report.as_fd());
+            passed.push(release.as_fd());
             passed.extend(code.iter().map(AsFd::as_fd));
             passed.extend(fds.list());
             fd_passing::send(&mut self.socket, &body, &passed).map_err(|e| format!("handing the run over: {e}"))
@@ -164,7 +166,9 @@ fn await_run(mut socket: UnixStream, confinement: &sandbox::Confinement, filter:
     };
     drop(socket);
     match take_run(&body, fds) {
-        Ok((spec, run_fds, report, code)) => child::main(&spec, run_fds, code, report, Some(prepared), confinement, filter),
+        Ok((spec, run_fds, report, release, code)) => {
+            child::main(&spec, run_fds, code, report, release, Some(prepared), confinement, filter)
+        }
         Err(e) => {
             eprintln!("sandboxrun: error: receiving the run: {e}");
             crate::report::EXIT_ERROR
@@ -173,7 +177,7 @@ fn await_run(mut socket: UnixStream, confinement: &sandbox::Confinement, filter:
 }
 
 /// Decodes a handover and puts the run's standard streams in place of this process's.
-fn take_run(body: &[u8], fds: Vec<OwnedFd>) -> Result<(RunSpec, RunFds, OwnedFd, Receiver), String> {
+fn take_run(body: &[u8], fds: Vec<OwnedFd>) -> Result<(RunSpec, RunFds, OwnedFd, OwnedFd, Receiver), String> {
     let len = body.get(..8).map(|b| u64::from_le_bytes(b.try_into().expect("eight bytes"))).ok_or("no header")?;
     let json = body.get(8..).and_then(|rest| rest.get(..usize::try_from(len).ok()?)).ok_or("truncated")?;
     let mut spec: RunSpec = serde_json::from_slice(json).map_err(|e| e.to_string())?;
@@ -190,7 +194,8 @@ fn take_run(body: &[u8], fds: Vec<OwnedFd>) -> Result<(RunSpec, RunFds, OwnedFd,
         }
     }
     let report = fds.next().expect("counted");
+    let release = fds.next().expect("counted");
     let code = Receiver::from_fds([0; 3].map(|_| fds.next().expect("counted")));
     let run_fds = RunFds::from_list(&spec, fds.collect())?;
-    Ok((spec, run_fds, report, code))
+    Ok((spec, run_fds, report, release, code))
 }

@@ -6,7 +6,7 @@ use crate::prepared::PreparedChild;
 use crate::code_channel;
 use crate::confinement;
 use crate::report::{CacheUse, ChildReport, Report};
-use crate::supervisor;
+use crate::supervisor::{self, Release};
 use crate::verdict::{self, Verdict};
 use engine::cache::{CacheKey, CodeCache};
 use engine::{Config, Engine};
@@ -155,7 +155,16 @@ fn hex(digest: &[u8; 32]) -> String {
 /// confinement, the seccomp filter, the cgroup, the code channel); then, while the child sets
 /// up and confines itself, the parent hashes the module and looks it up in the code cache, and
 /// answers through the code channel; then it supervises.
-pub fn run(run: Run, start: Start) -> Report {
+///
+/// Returns the report, and the child if it still waits after reporting: drop it to let it
+/// end (a process about to exit need not wait for that), or [`Release::reap`] it.
+pub fn run(run: Run, start: Start) -> (Report, Option<Release>) {
+    let mut release = None;
+    let report = supervise(run, start, &mut release);
+    (report, release)
+}
+
+fn supervise(run: Run, start: Start, release_out: &mut Option<Release>) -> Report {
     let base = |verdict, module_sha256: String, cache: CacheUse| Report {
         verdict,
         cpu_time_ms: 0,
@@ -177,6 +186,11 @@ pub fn run(run: Run, start: Start) -> Report {
     };
     // The report pipe (close-on-exec, like every descriptor made here).
     let (read_end, write_end) = match std::io::pipe() {
+        Ok((r, w)) => (OwnedFd::from(r), OwnedFd::from(w)),
+        Err(e) => return failed(&run.module, format!("failed to create a pipe: {e}")),
+    };
+    // The child waits on it after reporting, until the supervisor has answered.
+    let (release_read, release_write) = match std::io::pipe() {
         Ok((r, w)) => (OwnedFd::from(r), OwnedFd::from(w)),
         Err(e) => return failed(&run.module, format!("failed to create a pipe: {e}")),
     };
@@ -213,7 +227,7 @@ pub fn run(run: Run, start: Start) -> Report {
     let shared_network = prepared.as_ref().is_some_and(|p| p.fits(&confinement) && p.shares_network());
     let spawned = match prepared {
         Some(prepared) if prepared.fits(&confinement) => {
-            prepared.hand_over(&spec, fds, write_end, code_receiver, cgroup.as_ref())
+            prepared.hand_over(&spec, fds, write_end, release_read, code_receiver, cgroup.as_ref())
         }
         unfit => {
             if let Some(unfit) = unfit {
@@ -233,8 +247,8 @@ pub fn run(run: Run, start: Start) -> Report {
                 crate::oom::mark_child();
                 // Moved in: the parent's copies close when `spawn` returns (else it would never
                 // see end of file on the pipes the child writes).
-                let (fds, code, report) = (fds, code_receiver, write_end);
-                child::main(&spec, fds, code, report, None, &confinement, &filter)
+                let (fds, code, report, release) = (fds, code_receiver, write_end, release_read);
+                child::main(&spec, fds, code, report, release, None, &confinement, &filter)
             };
             // SAFETY: the CLI is single-threaded here (compilation threads start in the child).
             unsafe { sandbox::spawn(&confinement, cgroup.as_ref(), child) }.map_err(|e| e.to_string())
@@ -304,8 +318,21 @@ pub fn run(run: Run, start: Start) -> Report {
             store_after = c;
         }
     }
-    let exit = match supervisor::wait(spawned.pid(), started, limits.wall_time, limits.cpu_time, &mut pipes) {
-        Ok(e) => e,
+    let reported = |report: &[u8]| serde_json::from_slice::<ChildReport>(report).is_ok();
+    let waited = supervisor::wait(
+        spawned.pid(),
+        started,
+        limits.wall_time,
+        limits.cpu_time,
+        &mut pipes,
+        &reported,
+        release_write,
+    );
+    let exit = match waited {
+        Ok((exit, release)) => {
+            *release_out = release;
+            exit
+        }
         Err(e) => return base(Verdict::error(format!("failed to wait for the run: {e}")), sha, cache_status),
     };
     if let (Some(c), Some((_, artifact))) = (&store_after, pipes.get(1)) {

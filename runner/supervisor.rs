@@ -18,6 +18,30 @@ pub enum ExitStatus {
     Exited(i32),
     /// Killed by a signal.
     Signaled(i32),
+    /// It sent its complete report and waits to be released ([`Release`]): not waited for.
+    Reported,
+}
+
+/// A child that has sent its report and waits to be released (see [`wait`]). Dropping this
+/// releases it: it exits, and is reaped by [`Release::reap`] or, once this process has ended,
+/// by whoever reaps orphans. A supervisor about to exit need not wait for the child's exit,
+/// which tears down its memory and namespaces (a few hundred microseconds).
+#[derive(Debug)]
+pub struct Release {
+    fd: OwnedFd,
+    pid: libc::pid_t,
+}
+
+impl Release {
+    /// Releases the child and waits for it to end.
+    pub fn reap(self) {
+        drop(self.fd);
+        let mut status = 0;
+        // SAFETY: waiting for our own child, with a valid out-pointer.
+        while unsafe { libc::waitpid(self.pid, &mut status, 0) } < 0
+            && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted
+        {}
+    }
 }
 
 /// What the parent observed of the child.
@@ -73,6 +97,15 @@ pub fn own_peak_rss_bytes() -> u64 {
     usage.ru_maxrss as u64 * 1024
 }
 
+/// The peak resident set size of a child not yet reaped (`VmHWM`, what `ru_maxrss` reports
+/// once it is).
+fn peak_rss(pid: libc::pid_t) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?;
+    let kib: u64 = line.trim().strip_suffix("kB")?.trim().parse().ok()?;
+    Some(kib * 1024)
+}
+
 /// Reads what is available from `fd` into `buf`; `false` at end of file.
 fn drain(fd: &OwnedFd, buf: &mut Vec<u8>) -> bool {
     let mut chunk = [0u8; 64 << 10];
@@ -88,13 +121,21 @@ fn drain(fd: &OwnedFd, buf: &mut Vec<u8>) -> bool {
 /// or its CPU time reaches `cpu_limit`. Meanwhile reads everything the child writes to the
 /// `pipes` (their read ends) into their buffers, so a child writing more than a pipe holds
 /// never blocks.
+///
+/// A child that, once every pipe is closed, has written a first pipe that `reported` accepts,
+/// and then waits until `release` (the write end of a pipe it reads) is closed, is not waited
+/// for: its CPU time and peak memory are read then, and it is returned as
+/// [`ExitStatus::Reported`] with its [`Release`]. Otherwise `release` is closed when the child
+/// is seen to end.
 pub fn wait(
     pid: libc::pid_t,
     started: Instant,
     wall_limit: Duration,
     cpu_limit: Duration,
     pipes: &mut [(OwnedFd, Vec<u8>)],
-) -> io::Result<ChildExit> {
+    reported: &dyn Fn(&[u8]) -> bool,
+    release: OwnedFd,
+) -> io::Result<(ChildExit, Option<Release>)> {
     let pidfd = pidfd_open(pid)?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
     let mut open: Vec<bool> = vec![true; pipes.len()];
@@ -132,10 +173,24 @@ pub fn wait(
                 open[i] = drain(fd, buf);
             }
         }
+        if !open.iter().any(|o| *o) && pipes.first().is_some_and(|(_, report)| reported(report)) {
+            if let (Ok(cpu_time), Some(peak_rss_bytes)) = (cpu_time(pid), peak_rss(pid)) {
+                let exit = ChildExit {
+                    status: ExitStatus::Reported,
+                    wall_timeout: false,
+                    cpu_timeout: false,
+                    wall_time: started.elapsed(),
+                    cpu_time,
+                    peak_rss_bytes,
+                };
+                return Ok((exit, Some(Release { fd: release, pid })));
+            }
+        }
         if n > 0 && fds[0].revents != 0 {
             break;
         }
     }
+    drop(release);
     let mut status = 0;
     // SAFETY: all-zero is a valid rusage.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
@@ -161,14 +216,15 @@ pub fn wait(
     } else {
         ExitStatus::Signaled(libc::WTERMSIG(status))
     };
-    Ok(ChildExit {
+    let exit = ChildExit {
         status,
         wall_timeout,
         cpu_timeout,
         wall_time,
         cpu_time: tv(usage.ru_utime) + tv(usage.ru_stime),
         peak_rss_bytes: usage.ru_maxrss as u64 * 1024,
-    })
+    };
+    Ok((exit, None))
 }
 
 #[cfg(test)]
@@ -176,14 +232,63 @@ mod tests {
     use super::*;
 
     // These fork: the test harness is multi-threaded, but the children only call
-    // async-signal-safe functions (busy loops, `_exit`).
+    // async-signal-safe functions (busy loops, `read`, `write`, `_exit`).
+
+    /// Waits for a child that reports nothing.
+    fn wait_plain(pid: libc::pid_t, started: Instant, wall: Duration, cpu: Duration) -> ChildExit {
+        let (_, release) = std::io::pipe().unwrap();
+        let (exit, pending) = wait(pid, started, wall, cpu, &mut [], &|_| false, release.into()).unwrap();
+        assert!(pending.is_none());
+        exit
+    }
+
+    #[test]
+    fn a_child_that_reported_is_not_waited_for_until_released() {
+        let (report_read, report_write) = std::io::pipe().unwrap();
+        let (release_read, release_write) = std::io::pipe().unwrap();
+        let (report_write, release_read) = (OwnedFd::from(report_write), OwnedFd::from(release_read));
+        let started = Instant::now();
+        // SAFETY: the child only writes, closes, reads and exits.
+        let pid = unsafe {
+            sandbox::spawn::fork(|| {
+                libc::write(report_write.as_raw_fd(), b"done".as_ptr().cast(), 4);
+                libc::close(report_write.as_raw_fd());
+                let mut byte = 0u8;
+                // Blocks until released; then exits 9.
+                libc::read(release_read.as_raw_fd(), (&mut byte as *mut u8).cast(), 1);
+                9
+            })
+        }
+        .unwrap();
+        drop((report_write, release_read));
+        let mut pipes = [(OwnedFd::from(report_read), Vec::new())];
+        let (exit, release) = wait(
+            pid,
+            started,
+            Duration::from_secs(10),
+            Duration::from_secs(10),
+            &mut pipes,
+            &|report| report == b"done",
+            release_write.into(),
+        )
+        .unwrap();
+        assert_eq!(exit.status, ExitStatus::Reported);
+        assert!(exit.peak_rss_bytes > 0);
+        assert_eq!(pipes[0].1, b"done");
+        // Still there, waiting.
+        // SAFETY: a non-blocking query of our own child.
+        assert_eq!(unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) }, 0);
+        release.unwrap().reap();
+        // SAFETY: as above: it is gone.
+        assert_eq!(unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) }, -1);
+    }
 
     #[test]
     fn exit_code_and_timeout() {
         let started = Instant::now();
         // SAFETY: the child only calls `_exit`.
         let pid = unsafe { sandbox::spawn::fork(|| 7) }.unwrap();
-        let exit = wait(pid, started, Duration::from_secs(10), Duration::from_secs(10), &mut []).unwrap();
+        let exit = wait_plain(pid, started, Duration::from_secs(10), Duration::from_secs(10));
         assert_eq!(exit.status, ExitStatus::Exited(7));
         assert!(!exit.wall_timeout);
 
@@ -195,7 +300,7 @@ mod tests {
             })
         }
         .unwrap();
-        let exit = wait(pid, started, Duration::from_millis(200), Duration::from_secs(10), &mut []).unwrap();
+        let exit = wait_plain(pid, started, Duration::from_millis(200), Duration::from_secs(10));
         assert_eq!(exit.status, ExitStatus::Signaled(libc::SIGKILL));
         assert!(exit.wall_timeout);
         assert!(exit.wall_time >= Duration::from_millis(200) && exit.wall_time < Duration::from_secs(2));
@@ -212,7 +317,7 @@ mod tests {
             })
         }
         .unwrap();
-        let exit = wait(pid, started, Duration::from_secs(10), Duration::from_millis(300), &mut []).unwrap();
+        let exit = wait_plain(pid, started, Duration::from_secs(10), Duration::from_millis(300));
         assert_eq!(exit.status, ExitStatus::Signaled(libc::SIGKILL));
         assert!(exit.cpu_timeout && !exit.wall_timeout);
         assert!(

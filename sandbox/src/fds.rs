@@ -1,26 +1,59 @@
 //! Step 0, descriptors: a forked child inherits every descriptor of its parent that is not
 //! close-on-exec — and, since no `exec` follows, those that are too. [`close_inherited`] closes
-//! all but the ones the run needs, before it opens anything of its own; [`open_fds`] lists what
-//! is open, for the report (read while `/proc` still resolves, before the empty root).
+//! all but the ones the run needs, before it opens anything of its own; [`FdList`] lists what
+//! is open, for the report (opened while `/proc` still resolves, before the empty root, and
+//! read when confinement ends).
 
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, RawFd};
+
+/// A handle on this process's descriptor table (`/proc/self/fd`): opened while `/proc`
+/// resolves, it lists the open descriptors later, after the root is gone too.
+#[derive(Debug)]
+pub struct FdList(nix::dir::Dir);
+
+impl FdList {
+    /// Opens `/proc/self/fd`.
+    ///
+    /// # Errors
+    /// No `/proc`.
+    pub fn open() -> io::Result<FdList> {
+        let flags = nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC;
+        let dir = nix::dir::Dir::open("/proc/self/fd", flags, nix::sys::stat::Mode::empty()).map_err(crate::sys::io)?;
+        Ok(FdList(dir))
+    }
+
+    /// The descriptor this holds.
+    pub fn fd(&self) -> RawFd {
+        self.0.as_raw_fd()
+    }
+
+    /// The descriptors open now, ascending, its own excluded.
+    ///
+    /// # Errors
+    /// Reading the directory failed.
+    pub fn list(&mut self) -> io::Result<Vec<RawFd>> {
+        let own = self.fd();
+        let mut fds = Vec::new();
+        for entry in self.0.iter() {
+            let entry = entry.map_err(crate::sys::io)?;
+            if let Some(fd) = entry.file_name().to_str().ok().and_then(|n| n.parse::<RawFd>().ok()) {
+                if fd != own {
+                    fds.push(fd);
+                }
+            }
+        }
+        fds.sort_unstable();
+        Ok(fds)
+    }
+}
 
 /// The descriptors open in this process, ascending (from `/proc/self/fd`).
 ///
 /// # Errors
 /// Reading `/proc/self/fd` failed (no `/proc`).
 pub fn open_fds() -> io::Result<Vec<RawFd>> {
-    let mut fds = Vec::new();
-    for entry in std::fs::read_dir("/proc/self/fd")? {
-        if let Some(fd) = entry?.file_name().to_str().and_then(|n| n.parse::<RawFd>().ok()) {
-            fds.push(fd);
-        }
-    }
-    // The directory's own descriptor was listed too, and is closed by now.
-    fds.retain(|fd| is_open(*fd));
-    fds.sort_unstable();
-    Ok(fds)
+    FdList::open()?.list()
 }
 
 /// Closes every descriptor of this process except `keep`: `close_range(2)` over the gaps
@@ -34,7 +67,7 @@ pub fn open_fds() -> io::Result<Vec<RawFd>> {
 /// # Safety
 /// No live object of this process may own or use a descriptor missing from `keep` (call it
 /// first thing in a freshly forked child, keeping those the child's own objects hold).
-pub unsafe fn close_inherited(keep: &[RawFd]) -> io::Result<KeptFds> {
+pub unsafe fn close_inherited(keep: &[RawFd]) -> io::Result<()> {
     for (first, last) in gaps(keep) {
         // SAFETY: the caller guarantees nothing still uses a descriptor missing from `keep`,
         // and [first, last] holds none of them.
@@ -45,32 +78,10 @@ pub unsafe fn close_inherited(keep: &[RawFd]) -> io::Result<KeptFds> {
                 return Err(e);
             }
             // SAFETY: as above.
-            unsafe { close_listed(keep) }?;
-            break;
+            return unsafe { close_listed(keep) };
         }
     }
-    let mut open: Vec<RawFd> = keep.iter().copied().filter(|fd| is_open(*fd)).collect();
-    open.sort_unstable();
-    open.dedup();
-    Ok(KeptFds(open))
-}
-
-/// The descriptors left open by [`close_inherited`], ascending: every descriptor of the
-/// process, found without `/proc` (for a process that can no longer reach it, see
-/// [`crate::Prepared`]).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct KeptFds(Vec<RawFd>);
-
-impl KeptFds {
-    /// The descriptors, ascending.
-    pub fn list(&self) -> &[RawFd] {
-        &self.0
-    }
-}
-
-fn is_open(fd: RawFd) -> bool {
-    // SAFETY: F_GETFD only queries the descriptor table.
-    unsafe { libc::fcntl(fd, libc::F_GETFD) != -1 }
+    Ok(())
 }
 
 /// The ranges of descriptor numbers (inclusive) around and between `keep`, up to the largest.

@@ -73,12 +73,10 @@ pub fn confine(c: &Confinement) -> Result<Applied, ConfineError> {
 /// [`ConfineError`] naming the step and system call that failed; the process must then not run
 /// untrusted code (it may be partly confined).
 pub fn confine_with(c: &Confinement, filter: &Filter) -> Result<Applied, ConfineError> {
-    // The descriptors the run keeps, for the report (before step 2 hides /proc).
-    let open_fds = fds::open_fds().map_err(ConfineError::Descriptors)?;
     // Landlock's rule handles are opened now, while the host's paths still resolve: after
     // step 2 none does.
     let rules = landlock_rules::open_rules(&c.paths)?;
-    prepare(c)?.finish(rules, c.require_landlock, &c.rlimits, open_fds, filter)
+    prepare(c)?.finish(rules, c.require_landlock, &c.rlimits, filter)
 }
 
 /// A process confined up to the steps that depend on what it will run: namespaces checked, the
@@ -89,6 +87,8 @@ pub fn confine_with(c: &Confinement, filter: &Filter) -> Result<Applied, Confine
 pub struct Prepared {
     namespaces: Vec<&'static str>,
     empty_root: bool,
+    /// Step 0's listing of the descriptors, read by `finish`.
+    fds: fds::FdList,
 }
 
 /// Steps 1 to 3 of [`confine_with`] (see [`Prepared`]). Anything the run will reach by path
@@ -106,6 +106,10 @@ pub fn prepare(c: &Confinement) -> Result<Prepared, ConfineError> {
         Err(e) => return Err(ConfineError::ThreadCount(e)),
     }
 
+    // 0. The descriptors the run keeps are listed when confinement ends, through /proc/self/fd
+    //    opened now (before step 2 hides /proc).
+    let fds = fds::FdList::open().map_err(ConfineError::Descriptors)?;
+
     // 1. Namespaces: entered by spawn (a pid namespace needs a new process); checked here.
     let namespaces = namespaces::check(&c.namespaces)?;
 
@@ -117,13 +121,18 @@ pub fn prepare(c: &Confinement) -> Result<Prepared, ConfineError> {
     // 3. Privileges. no_new_privs before landlock and seccomp, which require it of a process
     //    without CAP_SYS_ADMIN; capabilities after the last step that needs them (2).
     privileges::drop_privileges()?;
-    Ok(Prepared { namespaces, empty_root: c.empty_root })
+    Ok(Prepared { namespaces, empty_root: c.empty_root, fds })
 }
 
 impl Prepared {
+    /// The descriptors this holds until [`Prepared::finish`]: a caller closing descriptors
+    /// in between must keep them.
+    pub fn descriptors(&self) -> Vec<std::os::fd::RawFd> {
+        vec![self.fds.fd()]
+    }
+
     /// Steps 4 to 7: landlock with `rules` (required or best effort), `rlimits`, then
-    /// seccomp. `open_fds` are the descriptors the run keeps, for the report: from
-    /// [`fds::open_fds`] before step 2, or [`fds::KeptFds::list`] after.
+    /// seccomp; the descriptors open when they begin are the report's.
     ///
     /// # Errors
     /// [`ConfineError`] naming the step and system call that failed; the process must then not
@@ -133,9 +142,12 @@ impl Prepared {
         rules: landlock_rules::Rules,
         require_landlock: bool,
         rlimits: &Rlimits,
-        open_fds: Vec<std::os::fd::RawFd>,
         filter: &Filter,
     ) -> Result<Applied, ConfineError> {
+        let Prepared { namespaces, empty_root, fds: mut listing } = self;
+        let open_fds = listing.list().map_err(ConfineError::Descriptors)?;
+        drop(listing);
+
         // 4. Landlock, enforced with the handles opened before step 2.
         let landlock = landlock_rules::enforce(rules, require_landlock)?;
 
@@ -155,10 +167,10 @@ impl Prepared {
 
         Ok(Applied {
             open_fds,
-            namespaces: self.namespaces,
+            namespaces,
             uid,
             gid,
-            empty_root: self.empty_root,
+            empty_root,
             no_new_privs: true,
             capabilities_dropped: true,
             landlock,
