@@ -106,15 +106,19 @@ pub const REQUEST_FDS: usize = 4;
 /// The socket cannot be created, or the first slot cannot be started.
 pub fn serve(socket: &Path, pool: usize) -> Result<(), String> {
     let listener = listen(socket)?;
-    let idle_ok = idle_scheduling_works();
+    let idle_ok = background_scheduling_works();
+    if idle_ok {
+        // The server's own work — starting slots, releasing namespaces — is all background.
+        schedule(0, true);
+    }
     let shared_network = share_network();
     // Slots end on their own: the kernel reaps them.
     // SAFETY: setting a signal's disposition to SIG_IGN runs no code of ours.
     unsafe { libc::signal(libc::SIGCHLD, libc::SIG_IGN) };
-    // Each slot's socket, and whether the slot has taken a client.
-    let mut slots: Vec<(UnixStream, bool)> = Vec::new();
+    let mut slots: Vec<(UnixStream, Slot)> = Vec::new();
     for _ in 0..pool {
-        slots.push((new_slot(&listener, idle_ok, shared_network).map_err(|e| format!("failed to start a slot: {e}"))?, false));
+        let slot = new_slot(&listener, idle_ok, shared_network).map_err(|e| format!("failed to start a slot: {e}"))?;
+        slots.push((slot, Slot::Ready));
     }
     let network = if shared_network { "one empty network namespace for all runs" } else { "a network namespace per run" };
     eprintln!("sandboxrun: serving on {} ({pool} prepared children, {network})", socket.display());
@@ -124,47 +128,61 @@ pub fn serve(socket: &Path, pool: usize) -> Result<(), String> {
     loop {
         let mut polled: Vec<PollFd> = slots.iter().map(|(s, _)| PollFd::new(s.as_fd(), PollFlags::POLLIN)).collect();
         let timeout = if held.is_empty() { PollTimeout::NONE } else { PollTimeout::from(RELEASE_AFTER_MS) };
-        let ready = match poll(&mut polled, timeout) {
+        let events = match poll(&mut polled, timeout) {
             Ok(n) => n,
             Err(nix::errno::Errno::EINTR) => continue,
             Err(e) => return Err(format!("poll: {e}")),
         };
         let readable: Vec<bool> = polled.iter().map(|p| p.any().unwrap_or(true)).collect();
         drop(polled);
-        // A slot says when it takes a client, hands over its run's namespaces when done, and
-        // closes its socket when it ends.
+        // A slot says when it takes a client, hands over its run's namespaces when the run is
+        // over, and closes its socket when it ends.
         let mut i = 0;
-        slots.retain_mut(|(socket, busy)| {
+        slots.retain_mut(|(socket, state)| {
             i += 1;
             if !readable[i - 1] {
                 return true;
             }
             match fd_passing::recv(socket) {
-                Ok(Some((body, _))) if body == BUSY => {
-                    *busy = true;
-                    true
-                }
+                Ok(Some((body, _))) if body == BUSY => *state = Slot::Running,
                 Ok(Some((body, fds))) if body == DONE => {
                     held.extend(fds);
-                    true
+                    *state = Slot::Done;
                 }
-                _ => false,
+                _ => return false,
             }
+            true
         });
-        let idle = !slots.iter().any(|(_, busy)| *busy);
-        if (ready == 0 && idle) || held.len() > MAX_HELD {
+        let count = |wanted: Slot| slots.iter().filter(|(_, state)| *state == wanted).count();
+        if (events == 0 && count(Slot::Running) == 0) || held.len() > MAX_HELD {
             held.clear();
         }
-        while slots.iter().filter(|(_, busy)| !busy).count() < pool {
+        // A running slot is replaced once its run is over, so that preparing the next one
+        // (about 1 ms of kernel work) comes between runs rather than during one; at once only
+        // if fewer than half the pool is ready.
+        let (mut ready, running) = (count(Slot::Ready), count(Slot::Running));
+        while ready + running < pool || ready < pool.div_ceil(2) {
             match new_slot(&listener, idle_ok, shared_network) {
-                Ok(s) => slots.push((s, false)),
+                Ok(s) => slots.push((s, Slot::Ready)),
                 Err(e) => {
                     eprintln!("sandboxrun: warning: failed to start a slot: {e}");
                     break;
                 }
             }
+            ready += 1;
         }
     }
+}
+
+/// Where a slot is in its life, as the server sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Slot {
+    /// Prepared, waiting for a client.
+    Ready,
+    /// Running a client's command.
+    Running,
+    /// Its run is over; it is ending.
+    Done,
 }
 
 /// A slot's message: it has taken a client.
@@ -173,7 +191,8 @@ const BUSY: &[u8] = b"busy";
 /// A slot's message: its run is over; the descriptors are its namespaces.
 const DONE: &[u8] = b"done";
 
-/// How long the server waits without a message before it counts as idle.
+/// How long the server waits without a message before releasing held namespaces (when no
+/// run is under way).
 const RELEASE_AFTER_MS: u16 = 20;
 
 /// Most namespace descriptors held before a batch is released anyway (7 per run).
@@ -227,13 +246,14 @@ fn new_slot(listener: &UnixListener, idle: bool, shared_network: bool) -> io::Re
     Ok(server_end)
 }
 
-/// Sets the scheduling policy of `pid` (0: this thread) to SCHED_IDLE or back to SCHED_OTHER;
-/// whether it worked.
-fn schedule(pid: libc::pid_t, idle: bool) -> bool {
-    let param = libc::sched_param { sched_priority: 0 };
-    let policy = if idle { libc::SCHED_IDLE } else { libc::SCHED_OTHER };
-    // SAFETY: a valid sched_param; the call changes only scheduling.
-    unsafe { libc::sched_setscheduler(pid, policy, &param) == 0 }
+/// Puts `pid` (0: this thread) in the background (nice 19) or back to the foreground (nice
+/// 0); whether it worked. Nice rather than SCHED_IDLE: the scheduler counts a CPU running
+/// only SCHED_IDLE work as idle and wakes a run there, where it waits if that work is in the
+/// kernel (process creation, which this kernel does not preempt).
+fn schedule(pid: libc::pid_t, background: bool) -> bool {
+    let nice = if background { 19 } else { 0 };
+    // SAFETY: setpriority changes only scheduling. The pid is this thread or our child.
+    unsafe { libc::setpriority(libc::PRIO_PROCESS, pid as libc::id_t, nice) == 0 }
 }
 
 /// Moves the server — and so every run it starts — into a new, empty network namespace when
@@ -246,9 +266,10 @@ fn share_network() -> bool {
     unsafe { libc::geteuid() == 0 && libc::unshare(libc::CLONE_NEWNET) == 0 }
 }
 
-/// Whether a slot may prepare under SCHED_IDLE: it must be able to return to normal scheduling
-/// when a client comes (CAP_SYS_NICE, or a high enough RLIMIT_NICE). A throwaway child tries.
-fn idle_scheduling_works() -> bool {
+/// Whether a slot may prepare in the background: it must be able to return to the foreground
+/// before it waits for a client (CAP_SYS_NICE, or a high enough RLIMIT_NICE). A throwaway
+/// child tries.
+fn background_scheduling_works() -> bool {
     // SAFETY: the server is single-threaded; the child only makes two system calls.
     let Ok(pid) = (unsafe { sandbox::spawn::fork(|| i32::from(!(schedule(0, true) && schedule(0, false)))) }) else {
         return false;
@@ -260,8 +281,8 @@ fn idle_scheduling_works() -> bool {
 }
 
 /// A slot's life: prepare a child, accept a client, run its command. With `idle`, it prepares
-/// under SCHED_IDLE — preparing a child, about 1 ms of kernel work, then takes only CPU time
-/// no run wants — and returns to normal scheduling, with its child, before it waits.
+/// in the background — preparing a child, about 1 ms of kernel work, then yields to runs — and
+/// returns to the foreground, with its child, before it waits.
 /// Slots accept on the server's socket themselves: the kernel wakes one per connection, with
 /// no hop through the server.
 fn slot(mut server: UnixStream, listener: UnixListener, idle: bool, shared_network: bool) -> i32 {
@@ -287,8 +308,8 @@ fn slot(mut server: UnixStream, listener: UnixListener, idle: bool, shared_netwo
     let cgroups = sandbox::CgroupParent::find(&crate::confinement::cgroup_limits(&policy::Policy::default_policy()))
         .map_err(|e| e.to_string());
     crate::warm_text::map_ahead();
-    // Prepared: back to normal scheduling before waiting, so that a client wakes the slot and
-    // its child at once.
+    // Prepared: back to the foreground before waiting, so that a client wakes the slot and its
+    // child at once.
     if idle {
         schedule(0, false);
         if let Some(p) = &prepared {
@@ -310,12 +331,6 @@ fn slot(mut server: UnixStream, listener: UnixListener, idle: bool, shared_netwo
         }
         return 0;
     };
-    if idle {
-        schedule(0, false);
-        if let Some(p) = &prepared {
-            schedule(p.pid(), false);
-        }
-    }
     if let Err(e) = check_peer(&conn) {
         let _ = writeln!(&conn, "sandboxrun: error: {e}");
         return 0;
@@ -345,7 +360,7 @@ fn slot(mut server: UnixStream, listener: UnixListener, idle: bool, shared_netwo
     let held = crate::prepared::take_namespaces();
     let _ = fd_passing::send(&mut server, DONE, &held.iter().map(AsFd::as_fd).collect::<Vec<_>>());
     if idle {
-        // Tearing the slot and its run's namespaces down can wait for idle time too.
+        // Tearing the slot down can wait too.
         schedule(0, true);
     }
     0
