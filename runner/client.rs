@@ -8,7 +8,7 @@ use crate::server::Request;
 use std::ffi::OsString;
 use std::io::Read;
 use std::os::fd::{AsFd, BorrowedFd};
-use std::os::unix::net::UnixStream;
+use std::os::unix::net::{UnixDatagram, UnixStream};
 use std::path::Path;
 
 /// Runs `argv` (a `sandboxrun` command line, `argv[0]` first) through the server on
@@ -24,20 +24,18 @@ pub fn forward(socket: &Path, argv: Vec<OsString>) -> i32 {
 }
 
 fn ask(socket: &Path, argv: Vec<OsString>) -> std::io::Result<i32> {
-    let mut conn = UnixStream::connect(socket)?;
+    // The request is one datagram; the answer comes on a socket pair whose other end it carries.
+    let (mut reply, theirs) = UnixStream::pair()?;
     let cwd = std::fs::File::open(".")?;
-    // SAFETY: this process's standard streams stay open while the message is sent.
+    // SAFETY: this process's standard streams stay open while the request is sent.
     let stdio = [0, 1, 2].map(|fd| unsafe { BorrowedFd::borrow_raw(fd) });
     let body = Request::new(argv).encode();
-    let sent = fd_passing::send(&mut conn, &body, &[cwd.as_fd(), stdio[0], stdio[1], stdio[2]]);
-    // The answer: the exit status, or a line saying why the server could not run it (which
-    // may have come before the request was read: then sending failed).
+    let fds = [theirs.as_fd(), cwd.as_fd(), stdio[0], stdio[1], stdio[2]];
+    fd_passing::send_to(&UnixDatagram::unbound()?, socket, &body, &fds)?;
+    drop(theirs);
+    // The answer: the exit status, or a line saying why the server could not run it.
     let mut answer = Vec::new();
-    let read = conn.read_to_end(&mut answer);
-    if answer.is_empty() {
-        sent?;
-        read?;
-    }
+    reply.read_to_end(&mut answer)?;
     match <[u8; 4]>::try_from(answer.as_slice()) {
         Ok(status) => Ok(i32::from_le_bytes(status)),
         Err(_) if answer.is_empty() => Err(std::io::Error::other("the server ended the run without an exit status")),

@@ -2,13 +2,16 @@
 //! hands its standard streams and working directory to a server, and a supervisor hands a run
 //! to a child prepared before it.
 //!
-//! A message is a fixed-size header, sent with the descriptors, then a body of the length the
-//! header gives, sent plainly.
+//! On a stream socket a message is a fixed-size header, sent with the descriptors, then a
+//! body of the length the header gives, sent plainly ([`send`], [`recv`]). On a datagram
+//! socket it is one datagram, which also carries the sender's credentials
+//! ([`send_to`], [`recv_from`]).
 
-use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
+use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags, UnixAddr};
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::net::UnixStream;
+use std::os::unix::net::{UnixDatagram, UnixStream};
+use std::path::Path;
 
 /// Most descriptors one message carries (the kernel's `SCM_MAX_FD`).
 pub const MAX_FDS: usize = 253;
@@ -72,6 +75,56 @@ pub fn recv(stream: &mut UnixStream) -> io::Result<Option<(Vec<u8>, Vec<OwnedFd>
     Ok(Some((body, fds)))
 }
 
+/// Largest datagram [`recv_from`] takes.
+pub const MAX_DATAGRAM: usize = 64 << 10;
+
+/// Sends `body` with `fds` attached, as one datagram, to the socket bound at `to`.
+///
+/// # Errors
+/// Too many descriptors, or the socket's error (ECONNREFUSED: nothing bound there).
+pub fn send_to(socket: &UnixDatagram, to: &Path, body: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<()> {
+    if fds.len() > MAX_FDS {
+        return Err(io::Error::other(format!("{} descriptors: at most {MAX_FDS} fit one message", fds.len())));
+    }
+    let raw: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
+    let address = UnixAddr::new(to).map_err(io::Error::from)?;
+    let rights = [ControlMessage::ScmRights(&raw)];
+    let control: &[ControlMessage] = if raw.is_empty() { &[] } else { &rights };
+    sendmsg(socket.as_raw_fd(), &[IoSlice::new(body)], control, MsgFlags::MSG_NOSIGNAL, Some(&address))
+        .map_err(io::Error::from)?;
+    Ok(())
+}
+
+/// Receives one datagram: its body, its descriptors (close-on-exec) and the uid of its
+/// sender, as the kernel vouches for it (`None` unless the socket has `SO_PASSCRED`).
+///
+/// # Errors
+/// The socket's error, or a datagram larger than [`MAX_DATAGRAM`] or carrying more
+/// descriptors than fit (what it carried is closed).
+pub fn recv_from(socket: &UnixDatagram) -> io::Result<(Vec<u8>, Vec<OwnedFd>, Option<u32>)> {
+    let mut body = vec![0u8; MAX_DATAGRAM];
+    let mut space = nix::cmsg_space!([RawFd; MAX_FDS], libc::ucred);
+    let mut iov = [IoSliceMut::new(&mut body)];
+    let msg = recvmsg::<()>(socket.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC)
+        .map_err(io::Error::from)?;
+    let (mut fds, mut uid) = (Vec::new(), None);
+    for cmsg in msg.cmsgs().map_err(io::Error::from)? {
+        match cmsg {
+            // SAFETY: the kernel just installed these descriptors in this process; nothing
+            // else owns them.
+            ControlMessageOwned::ScmRights(raw) => fds.extend(raw.into_iter().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })),
+            ControlMessageOwned::ScmCredentials(cred) => uid = Some(cred.uid()),
+            _ => {}
+        }
+    }
+    if msg.flags.intersects(MsgFlags::MSG_TRUNC | MsgFlags::MSG_CTRUNC) {
+        return Err(io::Error::other("a request larger than any this program sends"));
+    }
+    let len = msg.bytes;
+    body.truncate(len);
+    Ok((body, fds, uid))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,6 +156,25 @@ mod tests {
         let (got, fds) = recv(&mut b).unwrap().unwrap();
         sender.join().unwrap();
         assert_eq!((got.len(), fds.len()), (1 << 20, 0));
+    }
+
+    #[test]
+    fn a_datagram_carries_descriptors_and_the_senders_uid() {
+        let dir = std::env::temp_dir().join(format!("sandboxrun-fd-passing-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("s");
+        let server = UnixDatagram::bind(&path).unwrap();
+        nix::sys::socket::setsockopt(&server, nix::sys::socket::sockopt::PassCred, &true).unwrap();
+        let client = UnixDatagram::unbound().unwrap();
+        let (r, _w) = std::io::pipe().unwrap();
+        send_to(&client, &path, b"request", &[r.as_fd()]).unwrap();
+        let (body, fds, uid) = recv_from(&server).unwrap();
+        assert_eq!((body.as_slice(), fds.len()), (&b"request"[..], 1));
+        // SAFETY: getuid has no preconditions.
+        assert_eq!(uid, Some(unsafe { libc::getuid() }));
+        assert!(send_to(&client, &dir.join("nobody-there"), b"x", &[]).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -24,7 +24,7 @@ use std::io::{self, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::net::{UnixDatagram, UnixStream};
 use std::path::Path;
 
 /// A client's request: its command line and the environment variables sandboxrun reads
@@ -97,7 +97,7 @@ impl Request {
     }
 }
 
-/// Descriptors of a request: working directory, stdin, stdout, stderr.
+/// Descriptors of a request after the reply socket: working directory, stdin, stdout, stderr.
 pub const REQUEST_FDS: usize = 4;
 
 /// Serves until killed.
@@ -198,43 +198,45 @@ const RELEASE_AFTER_MS: u16 = 20;
 /// Most namespace descriptors held before a batch is released anyway (7 per run).
 const MAX_HELD: usize = 7 * 64;
 
-/// Binds the socket, mode 0600, replacing a stale one (a socket no server answers on).
-fn listen(socket: &Path) -> Result<UnixListener, String> {
+/// Binds the socket (a datagram socket: a request is one datagram), mode 0600, replacing a
+/// stale one (a socket nothing is bound to any more).
+fn listen(socket: &Path) -> Result<UnixDatagram, String> {
     let fail = |e: io::Error| format!("{}: {e}", socket.display());
     if let Ok(meta) = std::fs::symlink_metadata(socket) {
         if !meta.file_type().is_socket() {
             return Err(format!("{}: exists and is not a socket", socket.display()));
         }
-        if UnixStream::connect(socket).is_ok() {
+        if UnixDatagram::unbound().and_then(|probe| probe.connect(socket)).is_ok() {
             return Err(format!("{}: a server is already listening", socket.display()));
         }
         std::fs::remove_file(socket).map_err(fail)?;
     }
     // SAFETY: umask only changes this process's file creation mask.
     let old = unsafe { libc::umask(0o077) };
-    let listener = UnixListener::bind(socket);
+    let bound = UnixDatagram::bind(socket);
     // SAFETY: as above.
     unsafe { libc::umask(old) };
-    let listener = listener.map_err(fail)?;
+    let bound = bound.map_err(fail)?;
     std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600)).map_err(fail)?;
-    Ok(listener)
+    // Each datagram then carries its sender's credentials, which the kernel vouches for.
+    nix::sys::socket::setsockopt(&bound, nix::sys::socket::sockopt::PassCred, &true)
+        .map_err(|e| fail(io::Error::from(e)))?;
+    Ok(bound)
 }
 
 /// Refuses a client of another user than the server's (root excepted).
-fn check_peer(conn: &UnixStream) -> Result<(), String> {
-    let cred = nix::sys::socket::getsockopt(conn, nix::sys::socket::sockopt::PeerCredentials)
-        .map_err(|e| format!("getsockopt(SO_PEERCRED): {e}"))?;
+fn check_sender(uid: Option<u32>) -> Result<(), String> {
     // SAFETY: geteuid has no preconditions.
     let me = unsafe { libc::geteuid() };
-    if cred.uid() == me || cred.uid() == 0 {
-        Ok(())
-    } else {
-        Err(format!("this server serves uid {me} only, not uid {}", cred.uid()))
+    match uid {
+        Some(uid) if uid == me || uid == 0 => Ok(()),
+        Some(uid) => Err(format!("this server serves uid {me} only, not uid {uid}")),
+        None => Err("the request carries no credentials".into()),
     }
 }
 
 /// Forks a slot; returns the server's end of its socket.
-fn new_slot(listener: &UnixListener, idle: bool, shared_network: bool) -> io::Result<UnixStream> {
+fn new_slot(listener: &UnixDatagram, idle: bool, shared_network: bool) -> io::Result<UnixStream> {
     let (server_end, slot_end) = UnixStream::pair()?;
     // SAFETY: the server is single-threaded.
     unsafe {
@@ -285,7 +287,7 @@ fn background_scheduling_works() -> bool {
 /// returns to the foreground, with its child, before it waits.
 /// Slots accept on the server's socket themselves: the kernel wakes one per connection, with
 /// no hop through the server.
-fn slot(mut server: UnixStream, listener: UnixListener, idle: bool, shared_network: bool) -> i32 {
+fn slot(mut server: UnixStream, listener: UnixDatagram, idle: bool, shared_network: bool) -> i32 {
     // SAFETY: first thing in the fresh process: the objects alive here own only stdio, the
     // sockets and the listener's duplicate; the rest belong to the server's objects, never
     // used or dropped here.
@@ -316,31 +318,37 @@ fn slot(mut server: UnixStream, listener: UnixListener, idle: bool, shared_netwo
             schedule(p.pid(), false);
         }
     }
-    let conn = loop {
-        match listener.accept() {
-            Ok((conn, _)) => break Some(conn),
+    // A request: its body, the client's end of the reply socket and its other descriptors,
+    // and its sender. A datagram without a reply socket is dropped unanswered.
+    let request = loop {
+        match fd_passing::recv_from(&listener) {
+            Ok((body, mut fds, uid)) if !fds.is_empty() => {
+                let reply = UnixStream::from(fds.remove(0));
+                break Some((body, fds, uid, reply));
+            }
+            Ok(_) => continue,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == io::ErrorKind::Other => continue,
             Err(_) => break None,
         }
     };
     drop(listener);
     // The server starts another slot; it sees this one end when its socket closes.
-    let Some(conn) = conn.filter(|_| fd_passing::send(&mut server, BUSY, &[]).is_ok()) else {
+    let Some((body, fds, uid, conn)) = request.filter(|_| fd_passing::send(&mut server, BUSY, &[]).is_ok()) else {
         if let Some(p) = prepared {
             p.discard();
         }
         return 0;
     };
-    if let Err(e) = check_peer(&conn) {
+    if let Err(e) = check_sender(uid) {
         let _ = writeln!(&conn, "sandboxrun: error: {e}");
         return 0;
     }
-    let mut conn = conn;
     let start = match prepared {
         Some(child) => Start::Prepared(Ahead { child, cache, cgroups }),
         None => Start::Spawn,
     };
-    let status = match take_client(&mut conn) {
+    let status = match take_client(&body, fds) {
         Ok(argv) => match RunCli::try_parse_from(argv) {
             Ok(cli) => crate::command::run(cli, start),
             Err(e) => {
@@ -368,9 +376,8 @@ fn slot(mut server: UnixStream, listener: UnixListener, idle: bool, shared_netwo
 
 /// Reads a client's request and takes on its working directory, environment and standard
 /// streams; returns its command line.
-fn take_client(conn: &mut UnixStream) -> Result<Vec<OsString>, String> {
-    let (body, fds) = fd_passing::recv(conn).map_err(|e| e.to_string())?.ok_or("no request")?;
-    let request = Request::decode(&body)?;
+fn take_client(body: &[u8], fds: Vec<OwnedFd>) -> Result<Vec<OsString>, String> {
+    let request = Request::decode(body)?;
     let [cwd, stdin, stdout, stderr]: [OwnedFd; REQUEST_FDS] =
         fds.try_into().map_err(|fds: Vec<OwnedFd>| format!("{} descriptors, expected {REQUEST_FDS}", fds.len()))?;
     // SAFETY: fchdir only reads the descriptor.
