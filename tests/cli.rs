@@ -89,9 +89,10 @@ fn inherited_descriptors_are_closed_before_confinement() {
     let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     let fds: Vec<i64> =
         json["confinement"]["open_fds"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
-    // stdio, the report pipe, the code channel (answer pipe, memfd, pipe back), WASI's
-    // duplicates of stdout and stderr, the one mount: nothing else, fd 9 least of all.
-    assert_eq!(fds.len(), 10, "{fds:?}");
+    // stdio, the report pipe, the release pipe, the code channel (answer pipe, memfd, pipe
+    // back), WASI's duplicates of stdout and stderr, the one mount: nothing else, fd 9 least
+    // of all.
+    assert_eq!(fds.len(), 11, "{fds:?}");
     assert_eq!(&fds[..3], &[0, 1, 2]);
     assert!(!fds.contains(&9), "{fds:?}");
 }

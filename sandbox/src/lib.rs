@@ -132,7 +132,7 @@ impl Prepared {
     }
 
     /// Steps 4 to 7: landlock with `rules` (required or best effort), `rlimits`, then
-    /// seccomp; the descriptors open when they begin are the report's.
+    /// seccomp; the descriptors open after landlock are the report's.
     ///
     /// # Errors
     /// [`ConfineError`] naming the step and system call that failed; the process must then not
@@ -145,11 +145,14 @@ impl Prepared {
         filter: &Filter,
     ) -> Result<Applied, ConfineError> {
         let Prepared { namespaces, empty_root, fds: mut listing } = self;
-        let open_fds = listing.list().map_err(ConfineError::Descriptors)?;
-        drop(listing);
 
         // 4. Landlock, enforced with the handles opened before step 2.
         let landlock = landlock_rules::enforce(rules, require_landlock)?;
+
+        // 0. What the run keeps (the ruleset's descriptor is gone now): read through the
+        //    handle step 0 opened, which is closed then.
+        let open_fds = listing.list().map_err(ConfineError::Descriptors)?;
+        drop(listing);
 
         // 5. Limits. Lowering needs no privilege; after the filesystem steps so RLIMIT_NOFILE
         //    cannot starve them; before seccomp, which refuses setrlimit.
