@@ -247,10 +247,14 @@ mod tests {
         let (report_read, report_write) = std::io::pipe().unwrap();
         let (release_read, release_write) = std::io::pipe().unwrap();
         let (report_write, release_read) = (OwnedFd::from(report_write), OwnedFd::from(release_read));
+        let release_write = OwnedFd::from(release_write);
+        let release_write_raw = release_write.as_raw_fd();
         let started = Instant::now();
-        // SAFETY: the child only writes, closes, reads and exits.
+        // SAFETY: the child only closes, writes, reads and exits.
         let pid = unsafe {
             sandbox::spawn::fork(|| {
+                // Its copy of the release pipe's write end would keep it from ever seeing end of file.
+                libc::close(release_write_raw);
                 libc::write(report_write.as_raw_fd(), b"done".as_ptr().cast(), 4);
                 libc::close(report_write.as_raw_fd());
                 let mut byte = 0u8;
@@ -269,7 +273,7 @@ mod tests {
             Duration::from_secs(10),
             &mut pipes,
             &|report| report == b"done",
-            release_write.into(),
+            release_write,
         )
         .unwrap();
         assert_eq!(exit.status, ExitStatus::Reported);

@@ -10,8 +10,8 @@ use crate::seccomp::SeccompError;
 /// What was applied, step by step.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Applied {
-    /// Step 0: the descriptors open when confinement began, ascending: everything the run can
-    /// still reach of the host goes through one of them.
+    /// Step 0: the descriptors open once landlock is enforced, ascending: everything the run
+    /// can still reach of the host goes through one of them.
     pub open_fds: Vec<std::os::fd::RawFd>,
     /// Step 1: the namespaces the process is in (`"user"` first; empty if [`crate::spawn()`] did
     /// not start it).
@@ -47,7 +47,7 @@ pub enum ConfineError {
     /// The thread count could not be read.
     #[error("confine: failed to count threads in /proc/self/status: {0}")]
     ThreadCount(std::io::Error),
-    /// Step 0: `/proc/self/fd` could not be listed.
+    /// Step 0: `/proc/self/fd` could not be opened or read.
     #[error("confine: failed to list /proc/self/fd: {0}")]
     Descriptors(std::io::Error),
     /// Step 1.

@@ -8,15 +8,20 @@
 //! - **Parent**: [`spawn()`] — `clone(2)` into new namespaces (the run is pid 1 of its own),
 //!   id maps written, child moved into the cgroup, then the child runs its function.
 //! - **Child**: open everything the run needs by path (WASI's preopened directories, the stdin
-//!   file): after confinement no host path resolves. Then [`confine_with`] (or [`confine`],
-//!   which compiles the filter itself), and only then touch untrusted input.
+//!   file), or receive it from the parent already open: after confinement no host path
+//!   resolves. Then [`confine_with`] (or [`confine`], which compiles the filter itself), and
+//!   only then touch untrusted input.
+//! - Or in two halves: [`prepare`] (steps 0 to 3) before the run is known — a supervisor can
+//!   start children ahead of time — then [`Prepared::finish`] (steps 4 to 7) with landlock
+//!   rules on the run's open descriptors ([`landlock_rules::fd_rules`]).
 //! - **Parent**: wait for the child; [`Child::termination`] names the system call of a seccomp
 //!   death; read [`Cgroup::memory_peak`] and [`Cgroup::oom_kills`], then [`Cgroup::remove`].
 //!
 //! The steps, in the order [`confine_with`] applies them, each failing closed with an error
 //! naming the step and the system call:
 //!
-//! 0. the descriptors left open are listed (the caller closes the inherited ones first with
+//! 0. the descriptors left open are listed, through `/proc/self/fd` opened before step 2 and
+//!    read after step 4 (the caller closes the inherited ones first with
 //!    [`fds::close_inherited`]) — [`fds`];
 //! 1. namespaces (created by [`spawn()`]; checked here) — [`namespaces`];
 //! 2. an empty read-only root — [`root`];
