@@ -75,10 +75,11 @@ fn inherited_descriptors_are_closed_before_confinement() {
     let raw = std::os::fd::AsRawFd::as_raw_fd(&secret_file);
     let mut cmd = bin();
     cmd.arg("--report").arg(&report).arg("--dir").arg(format!("{}::/data", dir.join("data").display())).arg(&wat);
-    // SAFETY: dup2 is async-signal-safe; the new fd 9 is not close-on-exec, so it is inherited.
+    // SAFETY: dup2 is async-signal-safe; the new fd 900 is not close-on-exec, so it is
+    // inherited. (A high number: a low one could be reused by the run's own descriptors.)
     unsafe {
         cmd.pre_exec(move || {
-            if libc::dup2(raw, 9) == -1 {
+            if libc::dup2(raw, 900) == -1 {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())
@@ -90,11 +91,11 @@ fn inherited_descriptors_are_closed_before_confinement() {
     let fds: Vec<i64> =
         json["confinement"]["open_fds"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
     // stdio, the report pipe, the release pipe, the code channel (answer pipe, memfd, pipe
-    // back), WASI's duplicates of stdout and stderr, the one mount: nothing else, fd 9 least
+    // back), WASI's duplicates of stdout and stderr, the one mount: nothing else, fd 900 least
     // of all.
     assert_eq!(fds.len(), 11, "{fds:?}");
     assert_eq!(&fds[..3], &[0, 1, 2]);
-    assert!(!fds.contains(&9), "{fds:?}");
+    assert!(!fds.contains(&900), "{fds:?}");
 }
 
 #[test]
