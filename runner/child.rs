@@ -110,7 +110,13 @@ impl RunFds {
 
 impl RunSpec {
     /// The run of `module` under `policy`.
-    pub fn new(policy: &policy::Policy, module: Vec<u8>, argv0: String, args: Vec<String>, invoke: Option<String>) -> RunSpec {
+    pub fn new(
+        policy: &policy::Policy,
+        module: Vec<u8>,
+        argv0: String,
+        args: Vec<String>,
+        invoke: Option<String>,
+    ) -> RunSpec {
         let mut argv = vec![argv0];
         argv.extend(policy.args.iter().cloned());
         let invoke = invoke.map(|name| (name, args.clone()));
@@ -190,22 +196,33 @@ pub fn run(spec: &RunSpec, fds: RunFds, mut code: Option<Receiver>, confine: Opt
     }
 }
 
+/// What a run's child holds of its supervisor: the run's files, the code channel, the report
+/// pipe and the release pipe (whose other end the supervisor closes once it has answered).
+pub struct ChildEnds {
+    /// The run's files.
+    pub fds: RunFds,
+    /// The code cache, through the supervisor.
+    pub code: Receiver,
+    /// Where the report goes.
+    pub report: OwnedFd,
+    /// End of file on it: the child may exit.
+    pub release: OwnedFd,
+}
+
 /// The child's whole life once its descriptors are in place, forked for the run or prepared
 /// ahead of it: closes every other descriptor, confines itself (steps 1 to 3 first, unless
-/// `prepared` already did them), runs, writes its report to `report`, and waits until the
-/// supervisor closes the other end of `release`. Returns the exit status.
+/// `prepared` already did them), runs, writes its report, and waits until the supervisor
+/// releases it. Returns the exit status.
 pub fn main(
     spec: &RunSpec,
-    fds: RunFds,
-    code: Receiver,
-    report: OwnedFd,
-    release: OwnedFd,
+    ends: ChildEnds,
     prepared: Option<Result<sandbox::Prepared, String>>,
     confinement: &sandbox::Confinement,
     filter: &sandbox::Filter,
 ) -> i32 {
     use std::io::Write;
     use std::os::fd::AsRawFd;
+    let ChildEnds { fds, code, report, release } = ends;
     // Nothing inherited from the caller reaches the run but stdio, the report pipe, the code
     // channel and the run's own files.
     let mut keep = vec![0, 1, 2, report.as_raw_fd(), release.as_raw_fd()];
@@ -379,17 +396,16 @@ fn wasi_context(spec: &RunSpec, fds: RunFds) -> Result<wasi::WasiCtx, String> {
         (StdinSpec::File, Some(fd)) => wasi::Stdin::Open(fd),
         (StdinSpec::File, None) => return Err("the stdin file was not passed to the run".into()),
     };
-    let mut builder = wasi::WasiCtxBuilder::new()
-        .args(spec.argv.iter().cloned())
-        .env(spec.env.iter().cloned())
-        .stdin(stdin)
-        .limits(wasi::WasiLimits {
-            open_files: limits.open_files,
-            file_size: limits.file_size,
-            disk_bytes: limits.disk,
-            files_created: limits.files,
-            output_bytes: limits.output,
-        });
+    let mut builder =
+        wasi::WasiCtxBuilder::new().args(spec.argv.iter().cloned()).env(spec.env.iter().cloned()).stdin(stdin).limits(
+            wasi::WasiLimits {
+                open_files: limits.open_files,
+                file_size: limits.file_size,
+                disk_bytes: limits.disk,
+                files_created: limits.files,
+                output_bytes: limits.output,
+            },
+        );
     for (m, dir) in spec.mounts.iter().zip(fds.mounts) {
         builder = builder.preopen_dir(dir, m.guest.as_str(), m.writable);
     }

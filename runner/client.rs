@@ -39,6 +39,8 @@ fn ask(socket: &Path, argv: Vec<OsString>) -> std::io::Result<i32> {
     match <[u8; 4]>::try_from(answer.as_slice()) {
         Ok(status) => Ok(i32::from_le_bytes(status)),
         Err(_) if answer.is_empty() => Err(std::io::Error::other("the server ended the run without an exit status")),
-        Err(_) => Err(std::io::Error::other(String::from_utf8_lossy(&answer).trim().trim_start_matches("sandboxrun: error: ").to_string())),
+        Err(_) => Err(std::io::Error::other(
+            String::from_utf8_lossy(&answer).trim().trim_start_matches("sandboxrun: error: ").to_string(),
+        )),
     }
 }

@@ -5,14 +5,16 @@
 use crate::cli::RunCli;
 use crate::report::{Report, EXIT_ERROR};
 use crate::run::{Run, Start};
+use crate::supervisor::Release;
 
-fn fail(message: impl std::fmt::Display) -> i32 {
+fn fail(message: impl std::fmt::Display) -> (i32, Option<Release>) {
     eprintln!("sandboxrun: error: {message}");
-    EXIT_ERROR
+    (EXIT_ERROR, None)
 }
 
-/// Runs the module of `cli`, its child started as `start` says, and returns the exit status.
-pub fn run(cli: RunCli, start: Start) -> i32 {
+/// Runs the module of `cli`, its child started as `start` says, and returns the exit status,
+/// with the child if it still waits to be released (see [`crate::supervisor::Release`]).
+pub fn run(cli: RunCli, start: Start) -> (i32, Option<Release>) {
     if cli.verbose {
         tracing_subscriber::fmt().with_writer(std::io::stderr).with_target(false).init();
     }
@@ -54,8 +56,7 @@ pub fn run(cli: RunCli, start: Start) -> i32 {
         invoke: cli.invoke,
         compile_only: false,
     };
-    // The child, if it still waits, ends when this returns: nothing here waits for that.
-    let (report, _release) = crate::run::run(run, start);
+    let (report, release) = crate::run::run(run, start);
     log_stages(&report);
     if let Some(line) = report.verdict.summary() {
         eprintln!("{line}");
@@ -66,7 +67,7 @@ pub fn run(cli: RunCli, start: Start) -> i32 {
             eprintln!("sandboxrun: error: failed to write report {}: {e}", path.display());
         }
     }
-    report.verdict.exit_status()
+    (report.verdict.exit_status(), release)
 }
 
 fn log_stages(report: &Report) {

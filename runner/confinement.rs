@@ -72,11 +72,18 @@ pub fn cgroup_limits(policy: &Policy) -> sandbox::CgroupLimits {
 /// (Only the directory itself is checked; the parent's identity reached it.)
 pub fn check_mount_access(spec: &RunSpec, fds: &RunFds) -> Result<(), String> {
     for (m, fd) in spec.mounts.iter().zip(&fds.mounts) {
-        let (mode, what) = if m.writable { (libc::W_OK | libc::X_OK, "writable") } else { (libc::R_OK | libc::X_OK, "readable") };
+        let (mode, what) =
+            if m.writable { (libc::W_OK | libc::X_OK, "writable") } else { (libc::R_OK | libc::X_OK, "readable") };
         // SAFETY: an open descriptor, an empty NUL-terminated path and valid flags; the call
         // only reads them.
         let r = unsafe {
-            libc::syscall(libc::SYS_faccessat2, fd.as_raw_fd(), c"".as_ptr(), mode, libc::AT_EMPTY_PATH | libc::AT_EACCESS)
+            libc::syscall(
+                libc::SYS_faccessat2,
+                fd.as_raw_fd(),
+                c"".as_ptr(),
+                mode,
+                libc::AT_EMPTY_PATH | libc::AT_EACCESS,
+            )
         };
         if r != 0 {
             // SAFETY: geteuid and getegid have no preconditions.

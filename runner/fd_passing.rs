@@ -19,6 +19,13 @@ pub const MAX_FDS: usize = 253;
 /// Largest body accepted (a module of 1 GiB is far beyond any limit a run could load).
 const MAX_BODY: u64 = 1 << 30;
 
+/// Takes ownership of descriptors a message carried.
+fn received(raw: Vec<RawFd>) -> impl Iterator<Item = OwnedFd> {
+    // SAFETY: the kernel has just installed these descriptors in this process for the message
+    // received; nothing else owns them.
+    raw.into_iter().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
 /// Sends `body` with `fds` attached.
 ///
 /// # Errors
@@ -52,9 +59,7 @@ pub fn recv(stream: &mut UnixStream) -> io::Result<Option<(Vec<u8>, Vec<OwnedFd>
         let mut fds = Vec::new();
         for cmsg in msg.cmsgs().map_err(io::Error::from)? {
             if let ControlMessageOwned::ScmRights(raw) = cmsg {
-                // SAFETY: the kernel just installed these descriptors in this process; nothing
-                // else owns them.
-                fds.extend(raw.into_iter().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }));
+                fds.extend(received(raw));
             }
         }
         if msg.flags.contains(MsgFlags::MSG_CTRUNC) {
@@ -110,9 +115,7 @@ pub fn recv_from(socket: &UnixDatagram) -> io::Result<(Vec<u8>, Vec<OwnedFd>, Op
     let (mut fds, mut uid) = (Vec::new(), None);
     for cmsg in msg.cmsgs().map_err(io::Error::from)? {
         match cmsg {
-            // SAFETY: the kernel just installed these descriptors in this process; nothing
-            // else owns them.
-            ControlMessageOwned::ScmRights(raw) => fds.extend(raw.into_iter().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })),
+            ControlMessageOwned::ScmRights(raw) => fds.extend(received(raw)),
             ControlMessageOwned::ScmCredentials(cred) => uid = Some(cred.uid()),
             _ => {}
         }

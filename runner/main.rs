@@ -122,6 +122,7 @@ fn tool(cli: ToolCli) -> i32 {
 fn run(cli: RunCli) -> i32 {
     match &cli.server {
         Some(socket) => sandboxrun::client::forward(socket, std::env::args_os().collect()),
-        None => sandboxrun::command::run(cli, sandboxrun::run::Start::Spawn),
+        // The child, if it still waits, ends when this process does: nothing waits for that.
+        None => sandboxrun::command::run(cli, sandboxrun::run::Start::Spawn).0,
     }
 }

@@ -8,27 +8,12 @@
 //! and the module, its descriptors the run's standard streams, report pipe, code channel and
 //! files ([`RunFds`]).
 
-use crate::child::{self, RunFds, RunSpec};
+use crate::child::{self, ChildEnds, RunFds, RunSpec};
 use crate::code_channel::Receiver;
 use crate::fd_passing;
 use engine::{Config, Engine};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
-
-thread_local! {
-    /// The namespaces of children handed a run, kept after the child ends (see
-    /// [`take_namespaces`]).
-    static HELD: std::cell::RefCell<Vec<OwnedFd>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// The namespaces of the children this process handed runs to. [`PreparedChild::start`]
-/// opens them and [`PreparedChild::hand_over`] keeps them here, so that a child's end does
-/// not tear them down — for the network namespace, half a millisecond of a kernel worker's
-/// time that would compete with the supervisor's last steps and the next run. Whoever takes
-/// them decides when that happens (a server, when it is idle); dropping them is enough.
-pub fn take_namespaces() -> Vec<OwnedFd> {
-    HELD.with(|h| std::mem::take(&mut *h.borrow_mut()))
-}
 
 /// Descriptors of a handover before the run's files: stdin, stdout, stderr, the report pipe,
 /// the release pipe and the three of the code channel.
@@ -40,7 +25,7 @@ pub struct PreparedChild {
     child: sandbox::Child,
     socket: UnixStream,
     confinement: sandbox::Confinement,
-    /// The child's namespaces (see [`take_namespaces`]).
+    /// The child's namespaces, kept open (see [`PreparedChild::hand_over`]).
     held: Vec<OwnedFd>,
 }
 
@@ -100,19 +85,20 @@ impl PreparedChild {
     }
 
     /// Hands the run over: moves the child into `cgroup`, sends it `spec` and the descriptors
-    /// (this process's standard streams included), and returns it for supervision.
+    /// (this process's standard streams included), and returns it for supervision, with its
+    /// namespaces: while they are open the child's end does not tear them down (for a network
+    /// namespace, half a millisecond of a kernel worker's time that would compete with the
+    /// supervisor's last steps and the next run), so their holder decides when that happens.
     ///
     /// # Errors
     /// The one-line message of what failed; the child is killed.
     pub fn hand_over(
         mut self,
         spec: &RunSpec,
-        fds: RunFds,
-        report: OwnedFd,
-        release: OwnedFd,
-        code: Receiver,
+        ends: ChildEnds,
         cgroup: Option<&sandbox::Cgroup>,
-    ) -> Result<sandbox::Child, String> {
+    ) -> Result<(sandbox::Child, Vec<OwnedFd>), String> {
+        let ChildEnds { fds, code, report, release } = ends;
         let sent = (|| {
             if let Some(cgroup) = cgroup {
                 cgroup.add(self.child.pid()).map_err(|e| e.to_string())?;
@@ -132,10 +118,7 @@ impl PreparedChild {
             fd_passing::send(&mut self.socket, &body, &passed).map_err(|e| format!("handing the run over: {e}"))
         })();
         match sent {
-            Ok(()) => {
-                HELD.with(|h| h.borrow_mut().extend(self.held));
-                Ok(self.child)
-            }
+            Ok(()) => Ok((self.child, self.held)),
             Err(e) => {
                 self.discard();
                 Err(e)
@@ -166,9 +149,7 @@ fn await_run(mut socket: UnixStream, confinement: &sandbox::Confinement, filter:
     };
     drop(socket);
     match take_run(&body, fds) {
-        Ok((spec, run_fds, report, release, code)) => {
-            child::main(&spec, run_fds, code, report, release, Some(prepared), confinement, filter)
-        }
+        Ok((spec, ends)) => child::main(&spec, ends, Some(prepared), confinement, filter),
         Err(e) => {
             eprintln!("sandboxrun: error: receiving the run: {e}");
             crate::report::EXIT_ERROR
@@ -177,7 +158,7 @@ fn await_run(mut socket: UnixStream, confinement: &sandbox::Confinement, filter:
 }
 
 /// Decodes a handover and puts the run's standard streams in place of this process's.
-fn take_run(body: &[u8], fds: Vec<OwnedFd>) -> Result<(RunSpec, RunFds, OwnedFd, OwnedFd, Receiver), String> {
+fn take_run(body: &[u8], fds: Vec<OwnedFd>) -> Result<(RunSpec, ChildEnds), String> {
     let len = body.get(..8).map(|b| u64::from_le_bytes(b.try_into().expect("eight bytes"))).ok_or("no header")?;
     let json = body.get(8..).and_then(|rest| rest.get(..usize::try_from(len).ok()?)).ok_or("truncated")?;
     let mut spec: RunSpec = serde_json::from_slice(json).map_err(|e| e.to_string())?;
@@ -197,5 +178,5 @@ fn take_run(body: &[u8], fds: Vec<OwnedFd>) -> Result<(RunSpec, RunFds, OwnedFd,
     let release = fds.next().expect("counted");
     let code = Receiver::from_fds([0; 3].map(|_| fds.next().expect("counted")));
     let run_fds = RunFds::from_list(&spec, fds.collect())?;
-    Ok((spec, run_fds, report, release, code))
+    Ok((spec, ChildEnds { fds: run_fds, code, report, release }))
 }

@@ -2,9 +2,9 @@
 //! module, supervise it, and turn what happened into a report and an exit status.
 
 use crate::child::{self, RunFds, RunSpec};
-use crate::prepared::PreparedChild;
 use crate::code_channel;
 use crate::confinement;
+use crate::prepared::PreparedChild;
 use crate::report::{CacheUse, ChildReport, Report};
 use crate::supervisor::{self, Release};
 use crate::verdict::{self, Verdict};
@@ -42,7 +42,7 @@ pub enum Start {
     Spawn,
     /// Started and prepared before the run was known, by a server's slot (see
     /// [`crate::server`]); spawned afresh instead if it does not fit the run's policy.
-    Prepared(Ahead),
+    Prepared(Box<Ahead>),
 }
 
 /// What a server's slot made ready before its run was known.
@@ -208,7 +208,10 @@ fn supervise(run: Run, start: Start, release_out: &mut Option<Release>) -> Repor
     };
     let (prepared, open_cache, cgroups) = match start {
         Start::Spawn => (None, None, None),
-        Start::Prepared(ahead) => (Some(ahead.child), ahead.cache, Some(ahead.cgroups)),
+        Start::Prepared(ahead) => {
+            let Ahead { child, cache, cgroups } = *ahead;
+            (Some(child), cache, Some(cgroups))
+        }
     };
     let cgroup_name = format!("sandboxrun-{}", std::process::id());
     let cgroup_limits = confinement::cgroup_limits(&run.policy);
@@ -225,9 +228,17 @@ fn supervise(run: Run, start: Start, release_out: &mut Option<Release>) -> Repor
     spec.compile_only = run.compile_only;
     let started = Instant::now();
     let shared_network = prepared.as_ref().is_some_and(|p| p.fits(&confinement) && p.shares_network());
+    // The namespaces of a prepared child, kept open past its end (see `hand_over`).
+    let mut namespaces = Vec::new();
+    // What the child holds of this process; the parent's copies close once it has them (else
+    // it would never see end of file on the pipes the child writes).
+    let ends = child::ChildEnds { fds, code: code_receiver, report: write_end, release: release_read };
     let spawned = match prepared {
         Some(prepared) if prepared.fits(&confinement) => {
-            prepared.hand_over(&spec, fds, write_end, release_read, code_receiver, cgroup.as_ref())
+            prepared.hand_over(&spec, ends, cgroup.as_ref()).map(|(child, held)| {
+                namespaces = held;
+                child
+            })
         }
         unfit => {
             if let Some(unfit) = unfit {
@@ -245,10 +256,7 @@ fn supervise(run: Run, start: Start, release_out: &mut Option<Release>) -> Repor
             Engine::cache_identity(&Config::default());
             let child = || {
                 crate::oom::mark_child();
-                // Moved in: the parent's copies close when `spawn` returns (else it would never
-                // see end of file on the pipes the child writes).
-                let (fds, code, report, release) = (fds, code_receiver, write_end, release_read);
-                child::main(&spec, fds, code, report, release, None, &confinement, &filter)
+                child::main(&spec, ends, None, &confinement, &filter)
             };
             // SAFETY: the CLI is single-threaded here (compilation threads start in the child).
             unsafe { sandbox::spawn(&confinement, cgroup.as_ref(), child) }.map_err(|e| e.to_string())
@@ -330,7 +338,10 @@ fn supervise(run: Run, start: Start, release_out: &mut Option<Release>) -> Repor
     );
     let exit = match waited {
         Ok((exit, release)) => {
-            *release_out = release;
+            *release_out = release.map(|mut r| {
+                r.keep(std::mem::take(&mut namespaces));
+                r
+            });
             exit
         }
         Err(e) => return base(Verdict::error(format!("failed to wait for the run: {e}")), sha, cache_status),

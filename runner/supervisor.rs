@@ -30,9 +30,21 @@ pub enum ExitStatus {
 pub struct Release {
     fd: OwnedFd,
     pid: libc::pid_t,
+    namespaces: Vec<OwnedFd>,
 }
 
 impl Release {
+    /// Keeps `namespaces` (descriptors of the child's namespaces) open with it.
+    pub fn keep(&mut self, namespaces: Vec<OwnedFd>) {
+        self.namespaces.extend(namespaces);
+    }
+
+    /// Releases the child without waiting for it; returns the namespaces kept, whose holder
+    /// decides when they are torn down (a server, when no run is under way).
+    pub fn into_namespaces(self) -> Vec<OwnedFd> {
+        self.namespaces
+    }
+
     /// Releases the child and waits for it to end.
     pub fn reap(self) {
         drop(self.fd);
@@ -183,7 +195,7 @@ pub fn wait(
                     cpu_time,
                     peak_rss_bytes,
                 };
-                return Ok((exit, Some(Release { fd: release, pid })));
+                return Ok((exit, Some(Release { fd: release, pid, namespaces: Vec::new() })));
             }
         }
         if n > 0 && fds[0].revents != 0 {

@@ -115,7 +115,9 @@ pub fn decide(exit: &ChildExit, outcome: Option<ChildOutcome>, limits: &Limits, 
         (ExitStatus::Exited(sandbox::spawn::PANIC_EXIT), None) => {
             Verdict { error: Some("internal error: the run's process panicked".into()), ..Verdict::new(Status::Error) }
         }
-        (ExitStatus::Reported, None) => Verdict::error("internal error: a run counted as reported sent no report".into()),
+        (ExitStatus::Reported, None) => {
+            Verdict::error("internal error: a run counted as reported sent no report".into())
+        }
         (ExitStatus::Exited(code), None) => Verdict {
             error: Some(format!("the run ended without a report (exit status {code})")),
             ..Verdict::new(Status::Error)

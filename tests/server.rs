@@ -90,7 +90,8 @@ fn a_run_through_the_server_is_the_run_started_directly() {
         "p.yaml",
         "version: 1\nargs: [arg1]\nenv: {GREETING: hi}\nmounts:\n  - {host: data, guest: /ro}\n  - {host: out, guest: /rw, mode: rw}\n",
     );
-    let direct = run(bin().arg("--report").arg(dir.join("direct.json")).arg("-p").arg(&policy).arg(fixture("files.wasm")));
+    let direct =
+        run(bin().arg("--report").arg(dir.join("direct.json")).arg("-p").arg(&policy).arg(fixture("files.wasm")));
     let served = run(server
         .client()
         .arg("--report")

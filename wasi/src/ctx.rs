@@ -32,7 +32,9 @@ pub enum Stdin {
 /// [`BuildError::Preopen`]: it cannot be opened or is not a directory.
 pub fn open_preopen(host: &Path, guest: &str) -> Result<OwnedFd, BuildError> {
     std::fs::File::open(host)
-        .and_then(|f| if f.metadata()?.is_dir() { Ok(f.into()) } else { Err(io::Error::from_raw_os_error(libc::ENOTDIR)) })
+        .and_then(
+            |f| if f.metadata()?.is_dir() { Ok(f.into()) } else { Err(io::Error::from_raw_os_error(libc::ENOTDIR)) },
+        )
         .map_err(|source| BuildError::Preopen { guest: guest.to_string(), host: host.to_path_buf(), source })
 }
 
@@ -41,7 +43,9 @@ pub fn open_preopen(host: &Path, guest: &str) -> Result<OwnedFd, BuildError> {
 /// # Errors
 /// [`BuildError::Stdin`].
 pub fn open_stdin(path: &Path) -> Result<OwnedFd, BuildError> {
-    std::fs::File::open(path).map(OwnedFd::from).map_err(|source| BuildError::Stdin { path: path.to_path_buf(), source })
+    std::fs::File::open(path)
+        .map(OwnedFd::from)
+        .map_err(|source| BuildError::Stdin { path: path.to_path_buf(), source })
 }
 
 /// A preopen's host directory: a path to open, or a directory already open.

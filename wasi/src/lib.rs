@@ -14,6 +14,8 @@ mod memory;
 mod sys;
 
 pub use abi::{Abi, FuncSig, ValType};
-pub use ctx::{open_preopen, open_stdin, BuildError, Output, Stdin, Usage, WasiCtx, WasiCtxBuilder, WasiLimits, ALL_RIGHTS};
+pub use ctx::{
+    open_preopen, open_stdin, BuildError, Output, Stdin, Usage, WasiCtx, WasiCtxBuilder, WasiLimits, ALL_RIGHTS,
+};
 pub use errno::Errno;
 pub use funcs::{call, Exit};

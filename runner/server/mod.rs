@@ -1,0 +1,191 @@
+//! `sandboxrun serve --socket PATH`: runs for clients (`sandboxrun-client PATH ...`, or
+//! `sandboxrun --server PATH ...`) whose child — namespaces, identity, empty root, no
+//! privileges — was made before the run was asked for.
+//!
+//! The server process stays single-threaded (it forks) and does not serve requests itself:
+//! it keeps a pool of *slots* ([`slot`]), processes that have each prepared a run's child
+//! ([`crate::prepared::PreparedChild`]) and wait on the server's datagram socket. A client
+//! sends its request as one datagram ([`request`]); the kernel gives it to one waiting slot,
+//! which runs it and answers on a socket the request carried. The server only replaces slots
+//! — once their run is over, so that preparing the next one does not compete with a run —
+//! and releases the namespaces of finished runs when no run is under way.
+//!
+//! Only clients of the server's own user (or root) are served, and the socket's mode is 0600:
+//! a run's files are opened by the slot with the server's rights. A root server moves itself
+//! into a new, empty network namespace, which its runs share instead of making one each
+//! (docs/confinement.md says why that gives a run nothing to reach).
+
+mod request;
+mod slot;
+
+pub use request::{Request, REQUEST_FDS};
+
+use crate::fd_passing;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::net::{UnixDatagram, UnixStream};
+use std::path::Path;
+
+/// How the server's slots run, decided once.
+#[derive(Clone, Copy, Debug)]
+struct Settings {
+    /// Slots prepare in the background and return to the foreground before they wait.
+    background: bool,
+    /// Runs share the server's empty network namespace.
+    shared_network: bool,
+}
+
+/// Serves until killed.
+///
+/// # Errors
+/// The socket cannot be created, or the first slot cannot be started.
+pub fn serve(socket: &Path, pool: usize) -> Result<(), String> {
+    let listener = listen(socket)?;
+    let settings = Settings { background: background_scheduling_works(), shared_network: share_network() };
+    if settings.background {
+        // The server's own work — starting slots, releasing namespaces — is all background.
+        slot::schedule(0, true);
+    }
+    // Slots end on their own: the kernel reaps them.
+    // SAFETY: setting a signal's disposition to SIG_IGN runs no code of ours.
+    unsafe { libc::signal(libc::SIGCHLD, libc::SIG_IGN) };
+    let mut slots: Vec<(UnixStream, Slot)> = Vec::new();
+    for _ in 0..pool {
+        let slot = slot::start(&listener, settings).map_err(|e| format!("failed to start a slot: {e}"))?;
+        slots.push((slot, Slot::Ready));
+    }
+    let network = if settings.shared_network {
+        "one empty network namespace for all runs"
+    } else {
+        "a network namespace per run"
+    };
+    eprintln!("sandboxrun: serving on {} ({pool} prepared children, {network})", socket.display());
+    // Namespaces of finished runs, released when no run is under way (see
+    // `PreparedChild::hand_over`), or in a batch once too many are held.
+    let mut held: Vec<OwnedFd> = Vec::new();
+    loop {
+        let mut polled: Vec<PollFd> = slots.iter().map(|(s, _)| PollFd::new(s.as_fd(), PollFlags::POLLIN)).collect();
+        let timeout = if held.is_empty() { PollTimeout::NONE } else { PollTimeout::from(RELEASE_AFTER_MS) };
+        let events = match poll(&mut polled, timeout) {
+            Ok(n) => n,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(format!("poll: {e}")),
+        };
+        let readable: Vec<bool> = polled.iter().map(|p| p.any().unwrap_or(true)).collect();
+        drop(polled);
+        // A slot says when it takes a client, hands over its run's namespaces when the run is
+        // over, and closes its socket when it ends.
+        let mut i = 0;
+        slots.retain_mut(|(socket, state)| {
+            i += 1;
+            if !readable[i - 1] {
+                return true;
+            }
+            match fd_passing::recv(socket) {
+                Ok(Some((body, _))) if body == BUSY => *state = Slot::Running,
+                Ok(Some((body, fds))) if body == DONE => {
+                    held.extend(fds);
+                    *state = Slot::Done;
+                }
+                _ => return false,
+            }
+            true
+        });
+        let count = |wanted: Slot| slots.iter().filter(|(_, state)| *state == wanted).count();
+        if (events == 0 && count(Slot::Running) == 0) || held.len() > MAX_HELD {
+            held.clear();
+        }
+        // A running slot is replaced once its run is over, so that preparing the next one
+        // (about 1 ms of kernel work) comes between runs rather than during one; at once only
+        // if fewer than half the pool is ready.
+        let (mut ready, running) = (count(Slot::Ready), count(Slot::Running));
+        while ready + running < pool || ready < pool.div_ceil(2) {
+            match slot::start(&listener, settings) {
+                Ok(s) => slots.push((s, Slot::Ready)),
+                Err(e) => {
+                    eprintln!("sandboxrun: warning: failed to start a slot: {e}");
+                    break;
+                }
+            }
+            ready += 1;
+        }
+    }
+}
+
+/// Where a slot is in its life, as the server sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Slot {
+    /// Prepared, waiting for a client.
+    Ready,
+    /// Running a client's command.
+    Running,
+    /// Its run is over; it is ending.
+    Done,
+}
+
+/// A slot's message: it has taken a client.
+const BUSY: &[u8] = b"busy";
+
+/// A slot's message: its run is over; the descriptors are its namespaces.
+const DONE: &[u8] = b"done";
+
+/// How long the server waits without a message before releasing held namespaces (when no
+/// run is under way).
+const RELEASE_AFTER_MS: u16 = 20;
+
+/// Most namespace descriptors held before a batch is released anyway (7 per run).
+const MAX_HELD: usize = 7 * 64;
+
+/// Binds the socket (a datagram socket: a request is one datagram), mode 0600, replacing a
+/// stale one (a socket nothing is bound to any more).
+fn listen(socket: &Path) -> Result<UnixDatagram, String> {
+    let fail = |e: io::Error| format!("{}: {e}", socket.display());
+    if let Ok(meta) = std::fs::symlink_metadata(socket) {
+        if !meta.file_type().is_socket() {
+            return Err(format!("{}: exists and is not a socket", socket.display()));
+        }
+        if UnixDatagram::unbound().and_then(|probe| probe.connect(socket)).is_ok() {
+            return Err(format!("{}: a server is already listening", socket.display()));
+        }
+        std::fs::remove_file(socket).map_err(fail)?;
+    }
+    // SAFETY: umask only changes this process's file creation mask.
+    let old = unsafe { libc::umask(0o077) };
+    let bound = UnixDatagram::bind(socket);
+    // SAFETY: as above.
+    unsafe { libc::umask(old) };
+    let bound = bound.map_err(fail)?;
+    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600)).map_err(fail)?;
+    // Each datagram then carries its sender's credentials, which the kernel vouches for.
+    nix::sys::socket::setsockopt(&bound, nix::sys::socket::sockopt::PassCred, &true)
+        .map_err(|e| fail(io::Error::from(e)))?;
+    Ok(bound)
+}
+
+/// Moves the server — and so every run it starts — into a new, empty network namespace when
+/// it may (root): a run then needs no network namespace of its own, whose creation and
+/// teardown cost about 1 ms of kernel time per run, mostly in places a run would wait for
+/// (see docs/confinement.md for why sharing it gives a run nothing to reach). Returns whether
+/// it did.
+fn share_network() -> bool {
+    // SAFETY: geteuid has no preconditions; unshare only changes this process's namespaces.
+    unsafe { libc::geteuid() == 0 && libc::unshare(libc::CLONE_NEWNET) == 0 }
+}
+
+/// Whether a slot may prepare in the background: it must be able to return to the foreground
+/// before it waits for a client (CAP_SYS_NICE, or a high enough RLIMIT_NICE). A throwaway
+/// child tries.
+fn background_scheduling_works() -> bool {
+    // SAFETY: the server is single-threaded; the child only makes two system calls.
+    let Ok(pid) =
+        (unsafe { sandbox::spawn::fork(|| i32::from(!(slot::schedule(0, true) && slot::schedule(0, false)))) })
+    else {
+        return false;
+    };
+    let mut status = 0;
+    // SAFETY: waiting for our own child, with a valid out-pointer.
+    let reaped = unsafe { libc::waitpid(pid, &mut status, 0) } == pid;
+    reaped && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0
+}

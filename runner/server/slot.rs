@@ -1,0 +1,157 @@
+//! A slot: a process forked from the server that prepares a run's child ahead of time, then
+//! takes one request from the server's socket and does what `sandboxrun` would do for it — in
+//! the client's working directory and environment, with the client's standard streams — but
+//! with the child already there. It answers the exit status and ends.
+
+use super::request::take_client;
+use super::{Settings, BUSY, DONE};
+use crate::cli::RunCli;
+use crate::fd_passing;
+use crate::prepared::PreparedChild;
+use crate::run::{Ahead, OpenCache, Start};
+use crate::supervisor::Release;
+use clap::Parser;
+use std::io::{self, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::net::{UnixDatagram, UnixStream};
+
+/// Forks a slot; returns the server's end of its socket.
+pub(super) fn start(listener: &UnixDatagram, settings: Settings) -> io::Result<UnixStream> {
+    let (server_end, slot_end) = UnixStream::pair()?;
+    // SAFETY: the server is single-threaded.
+    unsafe {
+        sandbox::spawn::fork(|| match listener.try_clone() {
+            Ok(listener) => life(slot_end, listener, settings),
+            Err(_) => crate::report::EXIT_ERROR,
+        })
+    }?;
+    Ok(server_end)
+}
+
+/// Puts `pid` (0: this thread) in the background (nice 19) or back to the foreground (nice
+/// 0); whether it worked. Nice rather than SCHED_IDLE: the scheduler counts a CPU running
+/// only SCHED_IDLE work as idle and wakes a run there, where it waits if that work is in the
+/// kernel (process creation, which this kernel does not preempt).
+pub(super) fn schedule(pid: libc::pid_t, background: bool) -> bool {
+    let nice = if background { 19 } else { 0 };
+    // SAFETY: setpriority changes only scheduling. The pid is this thread or our child.
+    unsafe { libc::setpriority(libc::PRIO_PROCESS, pid as libc::id_t, nice) == 0 }
+}
+
+/// What a slot makes ready before a request comes.
+fn prepare(settings: Settings) -> Option<Ahead> {
+    let mut confinement = crate::confinement::for_policy(&policy::Policy::default_policy());
+    confinement.namespaces.network = !settings.shared_network;
+    // SAFETY: the slot is single-threaded. A child that failed to start is started afresh by
+    // the run, which reports why if it fails again.
+    let child = unsafe { PreparedChild::start(confinement) }.ok()?;
+    // The cache a run with the default settings uses, and where cgroups go.
+    let cache = crate::cli::CacheArgs::default().location(&policy::CachePolicy::default()).and_then(OpenCache::open);
+    let cgroups = sandbox::CgroupParent::find(&crate::confinement::cgroup_limits(&policy::Policy::default_policy()))
+        .map_err(|e| e.to_string());
+    Some(Ahead { child, cache, cgroups })
+}
+
+/// A request as it arrives.
+struct Incoming {
+    /// The encoded [`super::Request`].
+    body: Vec<u8>,
+    /// The client's end of the reply socket.
+    reply: UnixStream,
+    /// The descriptors after it.
+    fds: Vec<OwnedFd>,
+    /// The sender's uid, as the kernel vouches for it.
+    uid: Option<u32>,
+}
+
+/// Waits for a request. A datagram without descriptors, or too large, is dropped unanswered.
+/// `None`: the socket failed.
+fn next_request(listener: &UnixDatagram) -> Option<Incoming> {
+    loop {
+        match fd_passing::recv_from(listener) {
+            Ok((body, mut fds, uid)) if !fds.is_empty() => {
+                let reply = UnixStream::from(fds.remove(0));
+                return Some(Incoming { body, reply, fds, uid });
+            }
+            Ok(_) => continue,
+            Err(e) if matches!(e.kind(), io::ErrorKind::Interrupted | io::ErrorKind::Other) => continue,
+            Err(_) => return None,
+        }
+    }
+}
+
+/// Refuses a client of another user than the server's (root excepted): a run's files are
+/// opened with the slot's rights, which serving another user would lend it.
+fn check_sender(uid: Option<u32>) -> Result<(), String> {
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    match uid {
+        Some(uid) if uid == me || uid == 0 => Ok(()),
+        Some(uid) => Err(format!("this server serves uid {me} only, not uid {uid}")),
+        None => Err("the request carries no credentials".into()),
+    }
+}
+
+/// A slot's life. With `settings.background`, it prepares in the background — preparing a
+/// child is about 1 ms of kernel work — and returns to the foreground, with its child,
+/// before it waits for a request.
+fn life(mut server: UnixStream, listener: UnixDatagram, settings: Settings) -> i32 {
+    // SAFETY: first thing in the fresh process: the objects alive here own only stdio, the
+    // socket to the server and the listener's duplicate; the rest belong to the server's
+    // objects, never used or dropped here.
+    if unsafe { sandbox::fds::close_inherited(&[0, 1, 2, server.as_raw_fd(), listener.as_raw_fd()]) }.is_err() {
+        return crate::report::EXIT_ERROR;
+    }
+    if settings.background {
+        schedule(0, true);
+    }
+    // The slot reaps its run's child itself.
+    // SAFETY: restoring the default disposition runs no code of ours.
+    unsafe { libc::signal(libc::SIGCHLD, libc::SIG_DFL) };
+    let ahead = prepare(settings);
+    crate::warm_text::map_ahead();
+    if settings.background {
+        schedule(0, false);
+        if let Some(ahead) = &ahead {
+            schedule(ahead.child.pid(), false);
+        }
+    }
+    let request = next_request(&listener);
+    drop(listener);
+    // The server starts another slot when this one's run is over.
+    let Some(Incoming { body, reply, fds, uid }) = request.filter(|_| fd_passing::send(&mut server, BUSY, &[]).is_ok())
+    else {
+        if let Some(ahead) = ahead {
+            ahead.child.discard();
+        }
+        return 0;
+    };
+    let (status, release) = match check_sender(uid).and_then(|()| take_client(&body, fds)) {
+        Ok(argv) => {
+            let start = ahead.map_or(Start::Spawn, |ahead| Start::Prepared(Box::new(ahead)));
+            match RunCli::try_parse_from(argv) {
+                Ok(cli) => crate::command::run(cli, start),
+                Err(e) => {
+                    let _ = e.print();
+                    (e.exit_code(), None)
+                }
+            }
+        }
+        Err(e) => {
+            // The client prints this line and exits 125.
+            let _ = writeln!(&reply, "sandboxrun: error: {e}");
+            return 0;
+        }
+    };
+    let _ = std::io::stdout().flush();
+    let _ = (&reply).write_all(&status.to_le_bytes());
+    drop(reply);
+    // The child ends now; its namespaces go to the server, which releases them when idle.
+    let held = release.map(Release::into_namespaces).unwrap_or_default();
+    let _ = fd_passing::send(&mut server, DONE, &held.iter().map(AsFd::as_fd).collect::<Vec<_>>());
+    if settings.background {
+        // Tearing the slot down can wait too.
+        schedule(0, true);
+    }
+    0
+}
