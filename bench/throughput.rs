@@ -3,6 +3,9 @@
 //! second.
 //!
 //! `cargo run --release --example throughput -- SANDBOXRUN MODULE [RUNS] [IN_FLIGHT] [EXIT_CODE]`
+//!
+//! SANDBOXRUN is split at spaces: `"sandboxrun-client /tmp/server.sock"` runs through a
+//! server (`sandboxrun serve`).
 
 use std::collections::VecDeque;
 use std::process::{Child, Command, Stdio};
@@ -14,7 +17,10 @@ fn main() {
         eprintln!("usage: throughput SANDBOXRUN MODULE [RUNS=400] [IN_FLIGHT=4] [EXIT_CODE=0]");
         std::process::exit(2);
     }
-    let (bin, module) = (&args[1], &args[2]);
+    let mut command = args[1].split_whitespace();
+    let bin = command.next().expect("a command");
+    let leading: Vec<&str> = command.collect();
+    let module = &args[2];
     let arg = |i: usize, default: u32| args.get(i).and_then(|a| a.parse().ok()).unwrap_or(default);
     let (runs, in_flight, expected) = (arg(3, 400), arg(4, 4), arg(5, 0) as i32);
     let dir = std::env::temp_dir().join(format!("sandboxrun-throughput-{}", std::process::id()));
@@ -22,6 +28,7 @@ fn main() {
     let report = |i: u32| dir.join(format!("{i}.json"));
     let start = |i: u32| -> Child {
         Command::new(bin)
+            .args(&leading)
             .arg("--report")
             .arg(report(i))
             .arg(module)
