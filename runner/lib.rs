@@ -1,7 +1,11 @@
 //! sandboxrun: run untrusted WebAssembly under a policy, in a supervised child process.
 //!
-//! - [`cli`]: the command line.
+//! - [`cli`]: the command line; [`command`]: a run command, from its arguments to its exit
+//!   status.
 //! - [`run`]: the parent: fork, supervise, verdict ([`supervisor`], [`report`]).
+//! - [`server`]: `sandboxrun serve`, whose slots run commands for [`client`]s with a child
+//!   [`prepared`] ahead of time; [`fd_passing`]: messages with descriptors attached;
+//!   [`warm_text`]: the warm path's code mapped ahead.
 //! - [`confinement`]: the run's confinement from its policy; [`verdict`]: how a run ended;
 //!   [`oom`]: failed allocations end the process with a status the parent understands.
 //! - [`code_channel`]: the code cache as the child sees it, through the supervisor.
