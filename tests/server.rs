@@ -137,6 +137,18 @@ fn exit_statuses_verdicts_and_usage_errors_through_the_server() {
     let o = run(server.client().arg(dir.join("missing.wasm")));
     assert_eq!(o.status.code(), Some(125));
     assert!(stderr(&o).contains("missing.wasm"), "{}", stderr(&o));
+
+    // The client binary: the same run; without a socket, its usage.
+    let client = || {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sandboxrun-client"));
+        cmd.envs(bin().get_envs().filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned()))));
+        cmd
+    };
+    let o = run(client().arg(&server.socket).args(["--invoke", "add"]).arg(&wat).args(["2", "40"]));
+    assert_eq!((o.status.code(), stdout(&o)), (Some(0), "42\n".to_string()), "{}", stderr(&o));
+    let o = run(&mut client());
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("usage: sandboxrun-client SOCKET"), "{}", stderr(&o));
 }
 
 #[test]

@@ -126,7 +126,8 @@ fn life(mut server: UnixStream, listener: UnixDatagram, settings: Settings) -> i
         }
         return 0;
     };
-    let (status, release) = match check_sender(uid).and_then(|()| take_client(&body, fds)) {
+    let taken = check_sender(uid).and_then(|()| take_client(&body, fds).map_err(|e| format!("bad request: {e}")));
+    let (status, release) = match taken {
         Ok(argv) => {
             let start = ahead.map_or(Start::Spawn, |ahead| Start::Prepared(Box::new(ahead)));
             match RunCli::try_parse_from(argv) {
