@@ -5,8 +5,8 @@
 //! 1 ms of kernel work) on its critical path.
 //!
 //! The handover: one message on the socket, its body the [`RunSpec`] (JSON, its length first)
-//! and the module, its descriptors the run's standard streams, report pipe, code channel and
-//! files ([`RunFds`]).
+//! and the module, its descriptors the run's standard streams, report and release pipes, code
+//! channel and files ([`RunFds`]).
 
 use crate::child::{self, ChildEnds, RunFds, RunSpec};
 use crate::code_channel::Receiver;
