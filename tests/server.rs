@@ -259,3 +259,30 @@ fn the_server_outlives_bad_clients_and_guards_its_socket() {
         assert!(stderr(&o).contains("serves uid 0 only, not uid 65534"), "{}", stderr(&o));
     }
 }
+
+#[test]
+fn no_process_outlives_the_server() {
+    let dir = temp_dir("server-end");
+    let server = Server::start(&dir);
+    let wat = write(&dir, "m.wat", HELLO);
+    assert_eq!(run(server.client().arg(&wat)).status.code(), Some(42));
+    let socket = server.socket.to_string_lossy().into_owned();
+    // The server's processes: itself, its slots, their prepared children.
+    let ours = || -> Vec<u32> {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|pid| {
+                let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                String::from_utf8_lossy(&cmdline).contains(&socket)
+            })
+            .collect()
+    };
+    assert!(ours().len() >= 3, "the server, a slot and its child: {:?}", ours());
+    drop(server);
+    let started = Instant::now();
+    while !ours().is_empty() {
+        assert!(started.elapsed() < Duration::from_secs(5), "left behind: {:?}", ours());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -195,7 +195,8 @@ fn child_setup(stream: &mut UnixStream, mut spawned: Spawned, slot: &ViolationSl
 
 /// Forks a plain child (no namespaces, no identity change, no confinement) that runs `child`
 /// and exits with its value ([`PANIC_EXIT`] if it panics), killed if the calling thread exits
-/// first. For supervisors' own tests and unconfined runs.
+/// first (or not started at all, if it already has). For supervisors' own processes, tests
+/// and unconfined runs.
 ///
 /// # Errors
 /// The `fork` error.
@@ -203,10 +204,17 @@ fn child_setup(stream: &mut UnixStream, mut spawned: Spawned, slot: &ViolationSl
 /// # Safety
 /// As for [`spawn()`].
 pub unsafe fn fork<F: FnOnce() -> i32>(child: F) -> io::Result<libc::pid_t> {
+    let parent = nix::unistd::getpid();
     // SAFETY: the caller guarantees a single-threaded process.
     let pid = unsafe { crate::sys::clone_fork(0) }?;
     if pid == 0 {
         let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+        // A parent gone before that call would never send the signal: the child has been
+        // handed to another reaper already.
+        if nix::unistd::getppid() != parent {
+            // SAFETY: leaves without running the parent's atexit handlers or destructors.
+            unsafe { libc::_exit(PANIC_EXIT) }
+        }
         let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(child)).unwrap_or(PANIC_EXIT);
         // SAFETY: leaves without running the parent's atexit handlers or destructors.
         unsafe { libc::_exit(code) }
