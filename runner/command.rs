@@ -6,15 +6,17 @@ use crate::cli::RunCli;
 use crate::report::{Report, EXIT_ERROR};
 use crate::run::{Run, Start};
 use crate::supervisor::Release;
+use std::os::fd::OwnedFd;
 
 fn fail(message: impl std::fmt::Display) -> (i32, Option<Release>) {
     eprintln!("sandboxrun: error: {message}");
     (EXIT_ERROR, None)
 }
 
-/// Runs the module of `cli`, its child started as `start` says, and returns the exit status,
-/// with the child if it still waits to be released (see [`crate::supervisor::Release`]).
-pub fn run(cli: RunCli, start: Start) -> (i32, Option<Release>) {
+/// Runs the module of `cli`, its child started as `start` says (ended early if `cancel` hangs
+/// up), and returns the exit status, with the child if it still waits to be released (see
+/// [`crate::supervisor::Release`]).
+pub fn run(cli: RunCli, start: Start, cancel: Option<OwnedFd>) -> (i32, Option<Release>) {
     if cli.verbose {
         tracing_subscriber::fmt().with_writer(std::io::stderr).with_target(false).init();
     }
@@ -55,6 +57,7 @@ pub fn run(cli: RunCli, start: Start) -> (i32, Option<Release>) {
         args: cli.args,
         invoke: cli.invoke,
         compile_only: false,
+        cancel,
     };
     let (report, release) = crate::run::run(run, start);
     log_stages(&report);

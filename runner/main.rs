@@ -65,6 +65,7 @@ fn tool(cli: ToolCli) -> i32 {
                 invoke: None,
                 cache: Some(cache),
                 compile_only: true,
+                cancel: None,
             };
             let (report, _release) = sandboxrun::run::run(run, sandboxrun::run::Start::Spawn);
             if report.verdict.exit_status() != 0 {
@@ -123,6 +124,6 @@ fn run(cli: RunCli) -> i32 {
     match &cli.server {
         Some(socket) => sandboxrun::client::forward(socket, std::env::args_os().collect()),
         // The child, if it still waits, ends when this process does: nothing waits for that.
-        None => sandboxrun::command::run(cli, sandboxrun::run::Start::Spawn).0,
+        None => sandboxrun::command::run(cli, sandboxrun::run::Start::Spawn, None).0,
     }
 }

@@ -155,6 +155,8 @@ pub enum Reason {
     GuestSignal,
     /// Another signal killed the run.
     Signal,
+    /// The supervisor killed the run because its client went away (a run through a server).
+    Cancelled,
 }
 
 /// How a run used the code cache (`"hit"`, `"miss"` or `"disabled"` in the report).

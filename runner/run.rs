@@ -14,7 +14,7 @@ use policy::Policy;
 use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::io::Read;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -34,6 +34,8 @@ pub struct Run {
     pub cache: Option<(PathBuf, u64)>,
     /// Only compile (and cache), do not run.
     pub compile_only: bool,
+    /// A socket whose hangup ends the run (a server's client gone; see [`supervisor::Watch`]).
+    pub cancel: Option<OwnedFd>,
 }
 
 /// How the run's child comes to be.
@@ -327,15 +329,13 @@ fn supervise(run: Run, start: Start, release_out: &mut Option<Release>) -> Repor
         }
     }
     let reported = |report: &[u8]| serde_json::from_slice::<ChildReport>(report).is_ok();
-    let waited = supervisor::wait(
-        spawned.pid(),
+    let watch = supervisor::Watch {
         started,
-        limits.wall_time,
-        limits.cpu_time,
-        &mut pipes,
-        &reported,
-        release_write,
-    );
+        wall_limit: limits.wall_time,
+        cpu_limit: limits.cpu_time,
+        cancel: run.cancel.as_ref().map(AsFd::as_fd),
+    };
+    let waited = supervisor::wait(spawned.pid(), &watch, &mut pipes, &reported, release_write);
     let exit = match waited {
         Ok((exit, release)) => {
             *release_out = release.map(|mut r| {

@@ -8,7 +8,7 @@
 //! limit is stopped within a few milliseconds of it.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 /// How the child process ended, as the kernel tells it.
@@ -65,6 +65,8 @@ pub struct ChildExit {
     pub wall_timeout: bool,
     /// Whether the parent killed it when its CPU time reached the limit.
     pub cpu_timeout: bool,
+    /// Whether the parent killed it because the run's [`Watch::cancel`] hung up.
+    pub cancelled: bool,
     /// Wall time from fork to exit.
     pub wall_time: Duration,
     /// User + system CPU time of the child and its reaped descendants.
@@ -129,10 +131,23 @@ fn drain(fd: &OwnedFd, buf: &mut Vec<u8>) -> bool {
     n > 0 || (n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted)
 }
 
-/// Waits for `pid` to exit, killing it (SIGKILL) once `wall_limit` has passed since `started`
-/// or its CPU time reaches `cpu_limit`. Meanwhile reads everything the child writes to the
-/// `pipes` (their read ends) into their buffers, so a child writing more than a pipe holds
-/// never blocks.
+/// What ends a run early.
+#[derive(Clone, Copy, Debug)]
+pub struct Watch<'a> {
+    /// When the run started.
+    pub started: Instant,
+    /// The wall-clock limit, from `started`.
+    pub wall_limit: Duration,
+    /// The CPU-time limit.
+    pub cpu_limit: Duration,
+    /// A socket whose peer never writes: its hangup (a server's client gone) ends the run.
+    pub cancel: Option<BorrowedFd<'a>>,
+}
+
+/// Waits for `pid` to exit, killing it (SIGKILL) at its wall-clock deadline, when its CPU time
+/// reaches the limit, or when `watch.cancel` hangs up. Meanwhile reads everything the child
+/// writes to the `pipes` (their read ends) into their buffers, so a child writing more than a
+/// pipe holds never blocks.
 ///
 /// A child that, once every pipe is closed, has written a first pipe that `reported` accepts,
 /// and then waits until `release` (the write end of a pipe it reads) is closed, is not waited
@@ -141,18 +156,17 @@ fn drain(fd: &OwnedFd, buf: &mut Vec<u8>) -> bool {
 /// is seen to end.
 pub fn wait(
     pid: libc::pid_t,
-    started: Instant,
-    wall_limit: Duration,
-    cpu_limit: Duration,
+    watch: &Watch,
     pipes: &mut [(OwnedFd, Vec<u8>)],
     reported: &dyn Fn(&[u8]) -> bool,
     release: OwnedFd,
 ) -> io::Result<(ChildExit, Option<Release>)> {
+    let Watch { started, wall_limit, cpu_limit, cancel } = *watch;
     let pidfd = pidfd_open(pid)?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
     let mut open: Vec<bool> = vec![true; pipes.len()];
     let deadline = started + wall_limit;
-    let (mut wall_timeout, mut cpu_timeout) = (false, false);
+    let (mut wall_timeout, mut cpu_timeout, mut cancelled) = (false, false, false);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         // A child that just exited may have no clock any more: pidfd then reports it.
@@ -170,6 +184,8 @@ pub fn wait(
             let raw = if open[i] { fd.as_raw_fd() } else { -1 };
             fds.push(libc::pollfd { fd: raw, events: libc::POLLIN, revents: 0 });
         }
+        // Last, so that the pipes keep their places.
+        fds.push(libc::pollfd { fd: cancel.map_or(-1, |c| c.as_raw_fd()), events: libc::POLLIN, revents: 0 });
         let ms = left.as_millis().clamp(1, i32::MAX as u128) as i32;
         // SAFETY: a valid array of pollfds.
         let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
@@ -185,12 +201,19 @@ pub fn wait(
                 open[i] = drain(fd, buf);
             }
         }
+        if fds.last().is_some_and(|c| c.revents != 0) {
+            // SAFETY: signalling our own unreaped child: the pid cannot have been reused.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            cancelled = true;
+            break;
+        }
         if !open.iter().any(|o| *o) && pipes.first().is_some_and(|(_, report)| reported(report)) {
             if let (Ok(cpu_time), Some(peak_rss_bytes)) = (cpu_time(pid), peak_rss(pid)) {
                 let exit = ChildExit {
                     status: ExitStatus::Reported,
                     wall_timeout: false,
                     cpu_timeout: false,
+                    cancelled: false,
                     wall_time: started.elapsed(),
                     cpu_time,
                     peak_rss_bytes,
@@ -232,6 +255,7 @@ pub fn wait(
         status,
         wall_timeout,
         cpu_timeout,
+        cancelled,
         wall_time,
         cpu_time: tv(usage.ru_utime) + tv(usage.ru_stime),
         peak_rss_bytes: usage.ru_maxrss as u64 * 1024,
@@ -246,10 +270,39 @@ mod tests {
     // These fork: the test harness is multi-threaded, but the children only call
     // async-signal-safe functions (busy loops, `read`, `write`, `_exit`).
 
+    /// In a forked child: closes every descriptor above stdio but `keep` (at most two, in any
+    /// order). The tests run side by side, so a child also holds the other tests' pipes, whose
+    /// end of file it would otherwise delay. Only system calls: no allocation after a fork of
+    /// a threaded process.
+    fn keep_only(keep: [i32; 2]) {
+        let (low, high) = (keep[0].min(keep[1]), keep[0].max(keep[1]));
+        for (first, last) in [(3, low - 1), (low + 1, high - 1), (high + 1, i32::MAX)] {
+            if first <= last {
+                // SAFETY: closes descriptors this child owns and no object of it uses.
+                unsafe { libc::syscall(libc::SYS_close_range, first as u32, last as u32, 0u32) };
+            }
+        }
+    }
+
+    /// A forked child that spins, holding no descriptor of the other tests.
+    fn spinner() -> libc::pid_t {
+        // SAFETY: the child makes one system call, then spins.
+        unsafe {
+            sandbox::spawn::fork(|| {
+                keep_only([0, 0]);
+                loop {
+                    std::hint::spin_loop()
+                }
+            })
+        }
+        .unwrap()
+    }
+
     /// Waits for a child that reports nothing.
     fn wait_plain(pid: libc::pid_t, started: Instant, wall: Duration, cpu: Duration) -> ChildExit {
         let (_, release) = std::io::pipe().unwrap();
-        let (exit, pending) = wait(pid, started, wall, cpu, &mut [], &|_| false, release.into()).unwrap();
+        let watch = Watch { started, wall_limit: wall, cpu_limit: cpu, cancel: None };
+        let (exit, pending) = wait(pid, &watch, &mut [], &|_| false, release.into()).unwrap();
         assert!(pending.is_none());
         exit
     }
@@ -260,13 +313,13 @@ mod tests {
         let (release_read, release_write) = std::io::pipe().unwrap();
         let (report_write, release_read) = (OwnedFd::from(report_write), OwnedFd::from(release_read));
         let release_write = OwnedFd::from(release_write);
-        let release_write_raw = release_write.as_raw_fd();
         let started = Instant::now();
-        // SAFETY: the child only closes, writes, reads and exits.
+        // SAFETY: the child only makes system calls, then exits.
         let pid = unsafe {
             sandbox::spawn::fork(|| {
-                // Its copy of the release pipe's write end would keep it from ever seeing end of file.
-                libc::close(release_write_raw);
+                // Its copy of the release pipe's write end (and the other tests' descriptors)
+                // would keep it from seeing end of file.
+                keep_only([report_write.as_raw_fd(), release_read.as_raw_fd()]);
                 libc::write(report_write.as_raw_fd(), b"done".as_ptr().cast(), 4);
                 libc::close(report_write.as_raw_fd());
                 let mut byte = 0u8;
@@ -278,16 +331,9 @@ mod tests {
         .unwrap();
         drop((report_write, release_read));
         let mut pipes = [(OwnedFd::from(report_read), Vec::new())];
-        let (exit, release) = wait(
-            pid,
-            started,
-            Duration::from_secs(10),
-            Duration::from_secs(10),
-            &mut pipes,
-            &|report| report == b"done",
-            release_write,
-        )
-        .unwrap();
+        let watch =
+            Watch { started, wall_limit: Duration::from_secs(10), cpu_limit: Duration::from_secs(10), cancel: None };
+        let (exit, release) = wait(pid, &watch, &mut pipes, &|report| report == b"done", release_write).unwrap();
         assert_eq!(exit.status, ExitStatus::Reported);
         assert!(exit.peak_rss_bytes > 0);
         assert_eq!(pipes[0].1, b"done");
@@ -309,13 +355,7 @@ mod tests {
         assert!(!exit.wall_timeout);
 
         let started = Instant::now();
-        // SAFETY: the child spins without calling anything.
-        let pid = unsafe {
-            sandbox::spawn::fork(|| loop {
-                std::hint::spin_loop()
-            })
-        }
-        .unwrap();
+        let pid = spinner();
         let exit = wait_plain(pid, started, Duration::from_millis(200), Duration::from_secs(10));
         assert_eq!(exit.status, ExitStatus::Signaled(libc::SIGKILL));
         assert!(exit.wall_timeout);
@@ -324,15 +364,32 @@ mod tests {
     }
 
     #[test]
+    fn a_hangup_of_the_cancel_socket_ends_the_run() {
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+        let started = Instant::now();
+        let pid = spinner();
+        let hangup = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            drop(theirs);
+        });
+        let watch = Watch {
+            started,
+            wall_limit: Duration::from_secs(10),
+            cpu_limit: Duration::from_secs(10),
+            cancel: Some(std::os::fd::AsFd::as_fd(&ours)),
+        };
+        let (_, release) = std::io::pipe().unwrap();
+        let (exit, _) = wait(pid, &watch, &mut [], &|_| false, release.into()).unwrap();
+        hangup.join().unwrap();
+        assert!(exit.cancelled && !exit.wall_timeout && !exit.cpu_timeout);
+        assert_eq!(exit.status, ExitStatus::Signaled(libc::SIGKILL));
+        assert!(exit.wall_time < Duration::from_secs(2), "{:?}", exit.wall_time);
+    }
+
+    #[test]
     fn cpu_limit_stops_a_spinning_child_close_to_the_limit() {
         let started = Instant::now();
-        // SAFETY: the child spins without calling anything.
-        let pid = unsafe {
-            sandbox::spawn::fork(|| loop {
-                std::hint::spin_loop()
-            })
-        }
-        .unwrap();
+        let pid = spinner();
         let exit = wait_plain(pid, started, Duration::from_secs(10), Duration::from_millis(300));
         assert_eq!(exit.status, ExitStatus::Signaled(libc::SIGKILL));
         assert!(exit.cpu_timeout && !exit.wall_timeout);

@@ -78,6 +78,9 @@ impl Verdict {
 /// have reported nothing, or something partial), then the child's own report, then how the
 /// process died.
 pub fn decide(exit: &ChildExit, outcome: Option<ChildOutcome>, limits: &Limits, observed: &Observed) -> Verdict {
+    if exit.cancelled {
+        return Verdict::killed(libc::SIGKILL, Reason::Cancelled, "its client went away".into());
+    }
     if exit.wall_timeout {
         let details = format!("wall time limit of {}", policy::format_duration(limits.wall_time));
         return Verdict::limit(Status::TimeLimit, Reason::WallTime, details);
@@ -135,6 +138,7 @@ mod tests {
             status,
             wall_timeout: false,
             cpu_timeout: false,
+            cancelled: false,
             wall_time: Duration::from_millis(5),
             cpu_time: Duration::from_millis(3),
             peak_rss_bytes: 0,

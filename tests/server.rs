@@ -286,3 +286,48 @@ fn no_process_outlives_the_server() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[test]
+fn a_run_ends_when_its_client_goes_away() {
+    let dir = temp_dir("server-cancel");
+    let server = Server::start(&dir);
+    let wat = write(&dir, "m.wat", HELLO);
+    let policy = write(&dir, "long.yaml", "version: 1\nlimits: {wall_time: 60s, cpu_time: 60s}\n");
+    let socket = server.socket.to_string_lossy().into_owned();
+    // The server's processes that are running (the spinning child), by state.
+    let running = || -> usize {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|pid| {
+                let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+                let state = stat.rsplit(')').next().and_then(|rest| rest.split_whitespace().next());
+                String::from_utf8_lossy(&cmdline).contains(&socket) && state == Some("R")
+            })
+            .count()
+    };
+    let mut client = server
+        .client()
+        .arg("-p")
+        .arg(&policy)
+        .args(["--invoke", "spin"])
+        .arg(&wat)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while running() == 0 {
+        assert!(started.elapsed() < Duration::from_secs(10), "the run did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    client.kill().unwrap();
+    client.wait().unwrap();
+    let killed = Instant::now();
+    while running() > 0 {
+        assert!(killed.elapsed() < Duration::from_secs(5), "the run outlived its client");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -131,7 +131,8 @@ fn life(mut server: UnixStream, listener: UnixDatagram, settings: Settings) -> i
         Ok(argv) => {
             let start = ahead.map_or(Start::Spawn, |ahead| Start::Prepared(Box::new(ahead)));
             match RunCli::try_parse_from(argv) {
-                Ok(cli) => crate::command::run(cli, start),
+                // The run ends if the client goes away (its reply socket hangs up).
+                Ok(cli) => crate::command::run(cli, start, reply.try_clone().ok().map(OwnedFd::from)),
                 Err(e) => {
                     let _ = e.print();
                     (e.exit_code(), None)
