@@ -161,7 +161,26 @@ pub fn wait(
     reported: &dyn Fn(&[u8]) -> bool,
     release: OwnedFd,
 ) -> io::Result<(ChildExit, Option<Release>)> {
+    wait_sampling(pid, watch, pipes, reported, release, &usage_now)
+}
+
+/// The CPU time and peak memory of a child not yet reaped; `None` if either cannot be read
+/// (no `/proc`, say).
+fn usage_now(pid: libc::pid_t) -> Option<(Duration, u64)> {
+    Some((cpu_time(pid).ok()?, peak_rss(pid)?))
+}
+
+/// [`wait`], reading a reported child's usage with `sample`.
+fn wait_sampling(
+    pid: libc::pid_t,
+    watch: &Watch,
+    pipes: &mut [(OwnedFd, Vec<u8>)],
+    reported: &dyn Fn(&[u8]) -> bool,
+    release: OwnedFd,
+    sample: &dyn Fn(libc::pid_t) -> Option<(Duration, u64)>,
+) -> io::Result<(ChildExit, Option<Release>)> {
     let Watch { started, wall_limit, cpu_limit, cancel } = *watch;
+    let mut release = Some(release);
     let pidfd = pidfd_open(pid)?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
     let mut open: Vec<bool> = vec![true; pipes.len()];
@@ -207,8 +226,11 @@ pub fn wait(
             cancelled = true;
             break;
         }
-        if !open.iter().any(|o| *o) && pipes.first().is_some_and(|(_, report)| reported(report)) {
-            if let (Ok(cpu_time), Some(peak_rss_bytes)) = (cpu_time(pid), peak_rss(pid)) {
+        let done = !open.iter().any(|o| *o) && pipes.first().is_some_and(|(_, report)| reported(report));
+        if let Some(fd) = release.take_if(|_| done) {
+            // Its usage unreadable, the child is released at once and waited for as any other
+            // (else it would wait on the release pipe until the wall-clock deadline).
+            if let Some((cpu_time, peak_rss_bytes)) = sample(pid) {
                 let exit = ChildExit {
                     status: ExitStatus::Reported,
                     wall_timeout: false,
@@ -218,7 +240,7 @@ pub fn wait(
                     cpu_time,
                     peak_rss_bytes,
                 };
-                return Ok((exit, Some(Release { fd: release, pid, namespaces: Vec::new() })));
+                return Ok((exit, Some(Release { fd, pid, namespaces: Vec::new() })));
             }
         }
         if n > 0 && fds[0].revents != 0 {
@@ -361,6 +383,36 @@ mod tests {
         assert!(exit.wall_timeout);
         assert!(exit.wall_time >= Duration::from_millis(200) && exit.wall_time < Duration::from_secs(2));
         assert!(exit.cpu_time > Duration::from_millis(50), "{:?}", exit.cpu_time);
+    }
+
+    #[test]
+    fn a_reported_child_whose_usage_cannot_be_read_is_released_and_waited_for() {
+        let (report_read, report_write) = std::io::pipe().unwrap();
+        let (release_read, release_write) = std::io::pipe().unwrap();
+        let (report_write, release_read) = (OwnedFd::from(report_write), OwnedFd::from(release_read));
+        let started = Instant::now();
+        // SAFETY: the child only makes system calls, then exits.
+        let pid = unsafe {
+            sandbox::spawn::fork(|| {
+                keep_only([report_write.as_raw_fd(), release_read.as_raw_fd()]);
+                libc::write(report_write.as_raw_fd(), b"done".as_ptr().cast(), 4);
+                libc::close(report_write.as_raw_fd());
+                let mut byte = 0u8;
+                libc::read(release_read.as_raw_fd(), (&mut byte as *mut u8).cast(), 1);
+                9
+            })
+        }
+        .unwrap();
+        drop((report_write, release_read));
+        let mut pipes = [(OwnedFd::from(report_read), Vec::new())];
+        let watch =
+            Watch { started, wall_limit: Duration::from_secs(10), cpu_limit: Duration::from_secs(10), cancel: None };
+        let (exit, release) =
+            wait_sampling(pid, &watch, &mut pipes, &|report| report == b"done", release_write.into(), &|_| None)
+                .unwrap();
+        assert!(release.is_none());
+        assert_eq!(exit.status, ExitStatus::Exited(9));
+        assert!(!exit.wall_timeout && exit.wall_time < Duration::from_secs(2), "{:?}", exit.wall_time);
     }
 
     #[test]
