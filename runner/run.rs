@@ -153,10 +153,11 @@ fn hex(digest: &[u8; 32]) -> String {
 
 /// Runs the module in a forked child and reports.
 ///
-/// Order: everything the child needs from the parent is made before the fork (pipes, the
-/// confinement, the seccomp filter, the cgroup, the code channel); then, while the child sets
-/// up and confines itself, the parent hashes the module and looks it up in the code cache, and
-/// answers through the code channel; then it supervises.
+/// Order: everything the child needs from the parent is made before the fork, or before the
+/// handover to a prepared child (the pipes, the run's files, the confinement, the seccomp
+/// filter, the cgroup, the code channel); then, while the child confines itself, the parent
+/// hashes the module and looks it up in the code cache, and answers through the code channel;
+/// then it supervises, and answers once the child has reported (see [`supervisor::wait`]).
 ///
 /// Returns the report, and the child if it still waits after reporting: drop it to let it
 /// end (a process about to exit need not wait for that), or [`Release::reap`] it.
@@ -229,23 +230,26 @@ fn supervise(run: Run, start: Start, release_out: &mut Option<Release>) -> Repor
     let mut spec = RunSpec::new(&run.policy, run.module, run.argv0, run.args, run.invoke);
     spec.compile_only = run.compile_only;
     let started = Instant::now();
-    let shared_network = prepared.as_ref().is_some_and(|p| p.fits(&confinement) && p.shares_network());
+    // A prepared child made for another identity cannot serve: one is spawned for the run.
+    let prepared = match prepared {
+        Some(unfit) if !unfit.fits(&confinement) => {
+            unfit.discard();
+            None
+        }
+        fit => fit,
+    };
+    let shared_network = prepared.as_ref().is_some_and(PreparedChild::shares_network);
     // The namespaces of a prepared child, kept open past its end (see `hand_over`).
     let mut namespaces = Vec::new();
     // What the child holds of this process; the parent's copies close once it has them (else
     // it would never see end of file on the pipes the child writes).
     let ends = child::ChildEnds { fds, code: code_receiver, report: write_end, release: release_read };
     let spawned = match prepared {
-        Some(prepared) if prepared.fits(&confinement) => {
-            prepared.hand_over(&spec, ends, cgroup.as_ref()).map(|(child, held)| {
-                namespaces = held;
-                child
-            })
-        }
-        unfit => {
-            if let Some(unfit) = unfit {
-                unfit.discard();
-            }
+        Some(prepared) => prepared.hand_over(&spec, ends, cgroup.as_ref()).map(|(child, held)| {
+            namespaces = held;
+            child
+        }),
+        None => {
             let Some(arch) = sandbox::Arch::native() else {
                 return failed(&spec.module, "no seccomp filter for this architecture".into());
             };

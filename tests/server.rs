@@ -52,6 +52,24 @@ impl Drop for Server {
     }
 }
 
+/// The states (`R`, `S`, ...) of the processes of the server on `socket` — itself, its slots,
+/// their children: forks, whose command line names the socket.
+fn process_states(socket: &Path) -> Vec<String> {
+    let socket = socket.to_string_lossy().into_owned();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            String::from_utf8_lossy(&cmdline).contains(&socket)
+        })
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            Some(stat.rsplit(')').next()?.split_whitespace().next()?.to_string())
+        })
+        .collect()
+}
+
 /// Sends a datagram with descriptors attached, as a client would.
 fn send_with_fds(socket: &UnixDatagram, to: &Path, body: &[u8], fds: &[i32]) {
     use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags, UnixAddr};
@@ -266,23 +284,13 @@ fn no_process_outlives_the_server() {
     let server = Server::start(&dir);
     let wat = write(&dir, "m.wat", HELLO);
     assert_eq!(run(server.client().arg(&wat)).status.code(), Some(42));
-    let socket = server.socket.to_string_lossy().into_owned();
-    // The server's processes: itself, its slots, their prepared children.
-    let ours = || -> Vec<u32> {
-        std::fs::read_dir("/proc")
-            .unwrap()
-            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-            .filter(|pid| {
-                let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-                String::from_utf8_lossy(&cmdline).contains(&socket)
-            })
-            .collect()
-    };
-    assert!(ours().len() >= 3, "the server, a slot and its child: {:?}", ours());
+    let socket = server.socket.clone();
+    let states = || process_states(&socket);
+    assert!(states().len() >= 3, "the server, a slot and its child: {:?}", states());
     drop(server);
     let started = Instant::now();
-    while !ours().is_empty() {
-        assert!(started.elapsed() < Duration::from_secs(5), "left behind: {:?}", ours());
+    while !states().is_empty() {
+        assert!(started.elapsed() < Duration::from_secs(5), "left behind: {:?}", states());
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -293,20 +301,8 @@ fn a_run_ends_when_its_client_goes_away() {
     let server = Server::start(&dir);
     let wat = write(&dir, "m.wat", HELLO);
     let policy = write(&dir, "long.yaml", "version: 1\nlimits: {wall_time: 60s, cpu_time: 60s}\n");
-    let socket = server.socket.to_string_lossy().into_owned();
-    // The server's processes that are running (the spinning child), by state.
-    let running = || -> usize {
-        std::fs::read_dir("/proc")
-            .unwrap()
-            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-            .filter(|pid| {
-                let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-                let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-                let state = stat.rsplit(')').next().and_then(|rest| rest.split_whitespace().next());
-                String::from_utf8_lossy(&cmdline).contains(&socket) && state == Some("R")
-            })
-            .count()
-    };
+    // The server's processes that are running: the spinning child.
+    let running = || process_states(&server.socket).iter().filter(|state| *state == "R").count();
     let mut client = server
         .client()
         .arg("-p")
@@ -330,4 +326,22 @@ fn a_run_ends_when_its_client_goes_away() {
         assert!(killed.elapsed() < Duration::from_secs(5), "the run outlived its client");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+#[test]
+fn another_identity_gets_a_child_of_its_own() {
+    // Slots prepare children for the default identity; a run asking for another one (as
+    // root) is given a child spawned for it, with the same confinement.
+    let dir = temp_dir("server-run-as");
+    let server = Server::start(&dir);
+    let wat = write(&dir, "m.wat", HELLO);
+    let report = dir.join("r.json");
+    let o = run(server.client().args(["--run-as", "4321"]).arg("--report").arg(&report).arg(&wat));
+    assert_eq!((o.status.code(), stdout(&o)), (Some(42), "hello, world\n".to_string()), "{}", stderr(&o));
+    let report = report_json(&report);
+    // SAFETY: getuid has no preconditions.
+    let expected = if is_root() { 4321 } else { unsafe { libc::getuid() } };
+    assert_eq!(report["confinement"]["uid"], expected);
+    assert_eq!(report["confinement"]["seccomp"], true);
+    assert_eq!(report["confinement"]["empty_root"], true);
 }
