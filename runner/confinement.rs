@@ -1,5 +1,6 @@
-//! A run's confinement, from its policy: what the runner asks of the `sandbox` crate, the
-//! check that the run's identity can use its rw mounts, and how the report shows what was
+//! A run's confinement, from its policy: what the runner asks of the `sandbox` crate (the
+//! namespaces and identity, then landlock rules on the run's descriptors and rlimits), the
+//! check that the run's identity can use its mounts, and how the report shows what was
 //! actually applied.
 
 use crate::child::{RunFds, RunSpec};

@@ -19,6 +19,14 @@ pub const MAX_FDS: usize = 253;
 /// Largest body accepted (a module of 1 GiB is far beyond any limit a run could load).
 const MAX_BODY: u64 = 1 << 30;
 
+/// The numbers of descriptors to attach to one message.
+fn raw_fds(fds: &[BorrowedFd<'_>]) -> io::Result<Vec<RawFd>> {
+    if fds.len() > MAX_FDS {
+        return Err(io::Error::other(format!("{} descriptors: at most {MAX_FDS} fit one message", fds.len())));
+    }
+    Ok(fds.iter().map(|f| f.as_raw_fd()).collect())
+}
+
 /// Takes ownership of descriptors a message carried.
 fn received(raw: Vec<RawFd>) -> impl Iterator<Item = OwnedFd> {
     // SAFETY: the kernel has just installed these descriptors in this process for the message
@@ -31,10 +39,7 @@ fn received(raw: Vec<RawFd>) -> impl Iterator<Item = OwnedFd> {
 /// # Errors
 /// Too many descriptors, or the socket's error.
 pub fn send(stream: &mut UnixStream, body: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<()> {
-    if fds.len() > MAX_FDS {
-        return Err(io::Error::other(format!("{} descriptors: at most {MAX_FDS} fit one message", fds.len())));
-    }
-    let raw: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
+    let raw = raw_fds(fds)?;
     let header = (body.len() as u64).to_le_bytes();
     let rights = [ControlMessage::ScmRights(&raw)];
     let control: &[ControlMessage] = if raw.is_empty() { &[] } else { &rights };
@@ -88,10 +93,7 @@ pub const MAX_DATAGRAM: usize = 64 << 10;
 /// # Errors
 /// Too many descriptors, or the socket's error (ECONNREFUSED: nothing bound there).
 pub fn send_to(socket: &UnixDatagram, to: &Path, body: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<()> {
-    if fds.len() > MAX_FDS {
-        return Err(io::Error::other(format!("{} descriptors: at most {MAX_FDS} fit one message", fds.len())));
-    }
-    let raw: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
+    let raw = raw_fds(fds)?;
     let address = UnixAddr::new(to).map_err(io::Error::from)?;
     let rights = [ControlMessage::ScmRights(&raw)];
     let control: &[ControlMessage] = if raw.is_empty() { &[] } else { &rights };
