@@ -345,3 +345,49 @@ fn another_identity_gets_a_child_of_its_own() {
     assert_eq!(report["confinement"]["seccomp"], true);
     assert_eq!(report["confinement"]["empty_root"], true);
 }
+
+#[test]
+fn an_unprivileged_server_gives_each_run_its_own_network_namespace() {
+    // Only root may move the server into a network namespace its runs share; any other user's
+    // runs each get their own, as runs started directly do.
+    let dir = temp_dir("server-unprivileged");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let wat = write(&dir, "m.wat", HELLO);
+    std::fs::set_permissions(&wat, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let socket = dir.join("u.sock");
+    let as_user = |bin: &str| {
+        let mut cmd = if is_root() {
+            let mut c = Command::new("setpriv");
+            c.args(["--reuid=65534", "--regid=65534", "--clear-groups"]).arg(bin);
+            c
+        } else {
+            Command::new(bin)
+        };
+        cmd.env("HOME", &dir).env_remove("SANDBOXRUN_CACHE").env_remove("XDG_CACHE_HOME").current_dir(&dir);
+        cmd
+    };
+    let mut server = as_user(env!("CARGO_BIN_EXE_sandboxrun"))
+        .args(["serve", "--pool", "1", "--socket"])
+        .arg(&socket)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while UnixDatagram::unbound().and_then(|probe| probe.connect(&socket)).is_err() {
+        assert!(started.elapsed() < Duration::from_secs(10), "the server did not start");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let o = as_user(env!("CARGO_BIN_EXE_sandboxrun-client"))
+        .arg(&socket)
+        .args(["--report", "r.json", "m.wat"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!((o.status.code(), stdout(&o)), (Some(42), "hello, world\n".to_string()), "{}", stderr(&o));
+    let report = report_json(&dir.join("r.json"));
+    let namespaces = report["confinement"]["namespaces"].as_array().unwrap();
+    assert!(namespaces.iter().any(|n| n == "network"), "{namespaces:?}");
+    assert_eq!(report["confinement"]["seccomp"], true);
+}
