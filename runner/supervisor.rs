@@ -329,13 +329,12 @@ mod tests {
         exit
     }
 
-    #[test]
-    fn a_child_that_reported_is_not_waited_for_until_released() {
+    /// A forked child that reports `done`, closes the report pipe, waits to be released and
+    /// exits 9; returns it with the report pipe's read end and the release pipe's write end.
+    fn reporting_child() -> (libc::pid_t, OwnedFd, OwnedFd) {
         let (report_read, report_write) = std::io::pipe().unwrap();
         let (release_read, release_write) = std::io::pipe().unwrap();
         let (report_write, release_read) = (OwnedFd::from(report_write), OwnedFd::from(release_read));
-        let release_write = OwnedFd::from(release_write);
-        let started = Instant::now();
         // SAFETY: the child only makes system calls, then exits.
         let pid = unsafe {
             sandbox::spawn::fork(|| {
@@ -345,17 +344,25 @@ mod tests {
                 libc::write(report_write.as_raw_fd(), b"done".as_ptr().cast(), 4);
                 libc::close(report_write.as_raw_fd());
                 let mut byte = 0u8;
-                // Blocks until released; then exits 9.
                 libc::read(release_read.as_raw_fd(), (&mut byte as *mut u8).cast(), 1);
                 9
             })
         }
         .unwrap();
-        drop((report_write, release_read));
-        let mut pipes = [(OwnedFd::from(report_read), Vec::new())];
-        let watch =
-            Watch { started, wall_limit: Duration::from_secs(10), cpu_limit: Duration::from_secs(10), cancel: None };
-        let (exit, release) = wait(pid, &watch, &mut pipes, &|report| report == b"done", release_write).unwrap();
+        (pid, report_read.into(), release_write.into())
+    }
+
+    /// What ends a test's run: only generous limits.
+    fn watch(started: Instant) -> Watch<'static> {
+        Watch { started, wall_limit: Duration::from_secs(10), cpu_limit: Duration::from_secs(10), cancel: None }
+    }
+
+    #[test]
+    fn a_child_that_reported_is_not_waited_for_until_released() {
+        let started = Instant::now();
+        let (pid, report, release) = reporting_child();
+        let mut pipes = [(report, Vec::new())];
+        let (exit, release) = wait(pid, &watch(started), &mut pipes, &|report| report == b"done", release).unwrap();
         assert_eq!(exit.status, ExitStatus::Reported);
         assert!(exit.peak_rss_bytes > 0);
         assert_eq!(pipes[0].1, b"done");
@@ -365,6 +372,18 @@ mod tests {
         release.unwrap().reap();
         // SAFETY: as above: it is gone.
         assert_eq!(unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) }, -1);
+    }
+
+    #[test]
+    fn a_reported_child_whose_usage_cannot_be_read_is_released_and_waited_for() {
+        let started = Instant::now();
+        let (pid, report, release) = reporting_child();
+        let mut pipes = [(report, Vec::new())];
+        let reported = |report: &[u8]| report == b"done";
+        let (exit, release) = wait_sampling(pid, &watch(started), &mut pipes, &reported, release, &|_| None).unwrap();
+        assert!(release.is_none());
+        assert_eq!(exit.status, ExitStatus::Exited(9));
+        assert!(!exit.wall_timeout && exit.wall_time < Duration::from_secs(2), "{:?}", exit.wall_time);
     }
 
     #[test]
@@ -383,36 +402,6 @@ mod tests {
         assert!(exit.wall_timeout);
         assert!(exit.wall_time >= Duration::from_millis(200) && exit.wall_time < Duration::from_secs(2));
         assert!(exit.cpu_time > Duration::from_millis(50), "{:?}", exit.cpu_time);
-    }
-
-    #[test]
-    fn a_reported_child_whose_usage_cannot_be_read_is_released_and_waited_for() {
-        let (report_read, report_write) = std::io::pipe().unwrap();
-        let (release_read, release_write) = std::io::pipe().unwrap();
-        let (report_write, release_read) = (OwnedFd::from(report_write), OwnedFd::from(release_read));
-        let started = Instant::now();
-        // SAFETY: the child only makes system calls, then exits.
-        let pid = unsafe {
-            sandbox::spawn::fork(|| {
-                keep_only([report_write.as_raw_fd(), release_read.as_raw_fd()]);
-                libc::write(report_write.as_raw_fd(), b"done".as_ptr().cast(), 4);
-                libc::close(report_write.as_raw_fd());
-                let mut byte = 0u8;
-                libc::read(release_read.as_raw_fd(), (&mut byte as *mut u8).cast(), 1);
-                9
-            })
-        }
-        .unwrap();
-        drop((report_write, release_read));
-        let mut pipes = [(OwnedFd::from(report_read), Vec::new())];
-        let watch =
-            Watch { started, wall_limit: Duration::from_secs(10), cpu_limit: Duration::from_secs(10), cancel: None };
-        let (exit, release) =
-            wait_sampling(pid, &watch, &mut pipes, &|report| report == b"done", release_write.into(), &|_| None)
-                .unwrap();
-        assert!(release.is_none());
-        assert_eq!(exit.status, ExitStatus::Exited(9));
-        assert!(!exit.wall_timeout && exit.wall_time < Duration::from_secs(2), "{:?}", exit.wall_time);
     }
 
     #[test]

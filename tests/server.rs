@@ -19,14 +19,19 @@ struct Server {
 }
 
 impl Server {
+    /// A server with the test's cache, on `dir/server.sock`.
     fn start(dir: &Path) -> Server {
-        let socket = dir.join("server.sock");
-        let child = bin()
+        Server::launch(bin(), dir.join("server.sock"))
+    }
+
+    /// `sandboxrun` (as `command` starts it) serving on `socket`, once it answers.
+    fn launch(mut command: Command, socket: PathBuf) -> Server {
+        let child = command
             .args(["serve", "--pool", "2", "--socket"])
             .arg(&socket)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            .stderr(Stdio::null())
             .spawn()
             .unwrap();
         let started = Instant::now();
@@ -366,25 +371,14 @@ fn an_unprivileged_server_gives_each_run_its_own_network_namespace() {
         cmd.env("HOME", &dir).env_remove("SANDBOXRUN_CACHE").env_remove("XDG_CACHE_HOME").current_dir(&dir);
         cmd
     };
-    let mut server = as_user(env!("CARGO_BIN_EXE_sandboxrun"))
-        .args(["serve", "--pool", "1", "--socket"])
-        .arg(&socket)
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    while UnixDatagram::unbound().and_then(|probe| probe.connect(&socket)).is_err() {
-        assert!(started.elapsed() < Duration::from_secs(10), "the server did not start");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let server = Server::launch(as_user(env!("CARGO_BIN_EXE_sandboxrun")), socket.clone());
     let o = as_user(env!("CARGO_BIN_EXE_sandboxrun-client"))
         .arg(&socket)
         .args(["--report", "r.json", "m.wat"])
         .stdin(Stdio::null())
         .output()
         .unwrap();
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
     assert_eq!((o.status.code(), stdout(&o)), (Some(42), "hello, world\n".to_string()), "{}", stderr(&o));
     let report = report_json(&dir.join("r.json"));
     let namespaces = report["confinement"]["namespaces"].as_array().unwrap();
