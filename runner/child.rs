@@ -393,7 +393,7 @@ fn wasi_context(spec: &RunSpec, fds: RunFds) -> Result<wasi::WasiCtx, String> {
     let stdin = match (spec.stdin, fds.stdin) {
         (StdinSpec::Null, _) => wasi::Stdin::Null,
         (StdinSpec::Inherit, _) => wasi::Stdin::Inherit,
-        (StdinSpec::File, Some(fd)) => wasi::Stdin::Open(fd),
+        (StdinSpec::File, Some(fd)) => wasi::Stdin::File(fd),
         (StdinSpec::File, None) => return Err("the stdin file was not passed to the run".into()),
     };
     let mut builder =

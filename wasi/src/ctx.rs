@@ -18,11 +18,8 @@ pub enum Stdin {
     Null,
     /// The host process's standard input.
     Inherit,
-    /// A host file, opened by [`WasiCtxBuilder::build`] (see [`open_stdin`]).
-    File(PathBuf),
-    /// A host file already open (by [`open_stdin`], say, before the process lost sight of the
-    /// host's paths).
-    Open(OwnedFd),
+    /// A host file, already open (by [`open_stdin`], say, while the host's paths resolve).
+    File(OwnedFd),
 }
 
 /// Opens the host directory of a preopen, as [`WasiCtxBuilder::build`] does: for a caller
@@ -38,7 +35,7 @@ pub fn open_preopen(host: &Path, guest: &str) -> Result<OwnedFd, BuildError> {
         .map_err(|source| BuildError::Preopen { guest: guest.to_string(), host: host.to_path_buf(), source })
 }
 
-/// Opens a stdin file, as [`WasiCtxBuilder::build`] does for [`Stdin::File`].
+/// Opens a stdin file for [`Stdin::File`].
 ///
 /// # Errors
 /// [`BuildError::Stdin`].
@@ -253,8 +250,7 @@ impl WasiCtxBuilder {
         let stdin_host = match self.stdin.unwrap_or(Stdin::Null) {
             Stdin::Null => None,
             Stdin::Inherit => dup_std(0),
-            Stdin::File(path) => Some(open_stdin(&path)?),
-            Stdin::Open(fd) => Some(fd),
+            Stdin::File(fd) => Some(fd),
         };
         let stdio = |kind, host| FdEntry::new(kind, host, true, ALL_RIGHTS, 0);
         fds.insert(0, stdio(Kind::Stdin, stdin_host));
