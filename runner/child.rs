@@ -76,17 +76,7 @@ impl RunFds {
     /// # Errors
     /// The one-line message of the first that cannot be opened.
     pub fn open(policy: &policy::Policy) -> Result<RunFds, String> {
-        let mounts = policy
-            .mounts
-            .iter()
-            .map(|m| wasi::open_preopen(&m.host, m.guest.as_str()))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| e.to_string())?;
-        let stdin = match &policy.stdin {
-            policy::Stdin::File(path) => Some(wasi::open_stdin(path).map_err(|e| e.to_string())?),
-            _ => None,
-        };
-        Ok(RunFds { mounts, stdin })
+        crate::host_files::open_run_files(policy).map_err(|e| e.to_string())
     }
 
     /// The descriptors, in the order [`RunFds::from_list`] takes them back.
@@ -348,7 +338,12 @@ fn run_stages(
         Err(e) => return error(e),
     };
     stages.load = ms(t);
-    let module = match module(&engine, &mut io.code, &wasm, stages, compiled) {
+    let module = module(&engine, &mut io.code, &wasm, stages, compiled);
+    // The code channel closes here, on every path (hit, miss, no cache, failure), before the
+    // first guest instruction (a start function runs at instantiation): nothing a guest does
+    // can reach the supervisor's cache.
+    io.code = None;
+    let module = match module {
         Ok(m) => m,
         Err(e) => return error(e),
     };

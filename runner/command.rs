@@ -66,8 +66,8 @@ pub fn run(cli: RunCli, start: Start, cancel: Option<OwnedFd>) -> (i32, Option<R
     }
     if let Some(path) = &cli.report {
         let json = serde_json::to_string_pretty(&report).unwrap_or_default();
-        if let Err(e) = std::fs::write(path, json + "\n") {
-            eprintln!("sandboxrun: error: failed to write report {}: {e}", path.display());
+        if let Err(e) = crate::host_files::write_report(path, &(json + "\n")) {
+            eprintln!("sandboxrun: error: {e}");
         }
     }
     (report.verdict.exit_status(), release)

@@ -20,6 +20,7 @@ pub mod code_channel;
 pub mod command;
 pub mod confinement;
 pub mod fd_passing;
+pub mod host_files;
 pub mod inspect;
 pub mod oom;
 pub mod prepared;

@@ -67,7 +67,10 @@ fn tool(cli: ToolCli) -> i32 {
                 compile_only: true,
                 cancel: None,
             };
-            let (report, _release) = sandboxrun::run::run(run, sandboxrun::run::Start::Spawn);
+            let (report, release) = sandboxrun::run::run(run, sandboxrun::run::Start::Spawn);
+            if let Some(release) = release {
+                release.reap();
+            }
             if report.verdict.exit_status() != 0 {
                 if let Some(line) = report.verdict.summary() {
                     eprintln!("{line}");
@@ -123,7 +126,14 @@ fn tool(cli: ToolCli) -> i32 {
 fn run(cli: RunCli) -> i32 {
     match &cli.server {
         Some(socket) => sandboxrun::client::forward(socket, std::env::args_os().collect()),
-        // The child, if it still waits, ends when this process does: nothing waits for that.
-        None => sandboxrun::command::run(cli, sandboxrun::run::Start::Spawn, None).0,
+        None => {
+            let (status, release) = sandboxrun::command::run(cli, sandboxrun::run::Start::Spawn, None);
+            // Everything is said; the child is reaped before this process ends (else it is
+            // left to whoever adopts orphans, and `time`/`wait4` of sandboxrun miss its usage).
+            if let Some(release) = release {
+                release.reap();
+            }
+            status
+        }
     }
 }

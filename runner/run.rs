@@ -98,6 +98,10 @@ pub const SHARED_NETWORK: &str = "network (shared, empty)";
 /// is under way, and must not delay the supervisor.
 const TOUCH_PATIENCE: Duration = Duration::from_millis(20);
 
+/// How long a lookup may wait for another process's write (`sandboxrun cache gc`, a store):
+/// past it the run compiles without the cache.
+const LOOKUP_PATIENCE: Duration = Duration::from_millis(500);
+
 /// Opens the cache and looks the module up. Any cache failure is one warning line and the
 /// run continues without the cache.
 fn lookup(
@@ -116,7 +120,7 @@ fn lookup(
         }
     };
     let key = CacheKey::new(sha, identity);
-    match db.get(&key) {
+    match db.get_within(&key, LOOKUP_PATIENCE) {
         Ok(artifact) => (Some(Cache { db, key }), artifact),
         Err(e) => {
             warn(&e);
@@ -125,14 +129,37 @@ fn lookup(
     }
 }
 
-/// Stores code the child compiled and sent back. Only a well-formed artifact: the child
-/// cannot write the cache itself. A failure costs only the cache entry.
-fn store(cache: &Cache, artifact: &[u8]) {
-    if artifact.is_empty() || engine::artifact::Artifact::from_bytes(artifact).is_err() {
+/// Stores code the child compiled and sent back: only a well-formed artifact of this engine's
+/// identity (the child cannot write the cache itself). A failure costs only the cache entry.
+fn store(cache: &Cache, identity: &str, artifact: &[u8]) {
+    let fits = engine::artifact::Artifact::from_bytes(artifact).is_ok_and(|a| a.identity == identity);
+    if !fits {
         return;
     }
     if let Err(e) = cache.db.put(&cache.key, artifact) {
         eprintln!("sandboxrun: warning: {e}; the compiled code was not cached");
+    }
+}
+
+/// The most a child's report may carry (a few kilobytes in practice): the bound on what a
+/// guest that took over its process can make the supervisor hold.
+const REPORT_LIMIT: usize = 1 << 20;
+
+/// The most compiled code a child may send back for a module of `module_len` bytes: far above
+/// what the compiler makes (two to four times the module), far below the host's memory.
+fn artifact_limit(module_len: usize) -> usize {
+    module_len.saturating_mul(16).max(64 << 20)
+}
+
+/// Whether code sent back is stored: only when it was asked for. On a miss the child sends it
+/// and closes the pipe before any guest code runs. On a hit it closes the pipe unused, also
+/// before any guest code — unless the cached artifact failed to load and it compiled afresh
+/// (`compiled`), which replaces the damaged row.
+fn wanted_back(cache: CacheUse, compiled: bool) -> bool {
+    match cache {
+        CacheUse::Miss => true,
+        CacheUse::Hit => compiled,
+        CacheUse::Disabled => false,
     }
 }
 
@@ -229,7 +256,6 @@ fn supervise(run: Run, start: Start, release_out: &mut Option<Release>) -> Repor
     };
     let mut spec = RunSpec::new(&run.policy, run.module, run.argv0, run.args, run.invoke);
     spec.compile_only = run.compile_only;
-    let started = Instant::now();
     // A prepared child made for another identity cannot serve: one is spawned for the run.
     let prepared = match prepared {
         Some(unfit) if !unfit.fits(&confinement) => {
@@ -299,7 +325,11 @@ fn supervise(run: Run, start: Start, release_out: &mut Option<Release>) -> Repor
         c.db.touch(&c.key, TOUCH_PATIENCE);
     }
     let returned = code_sender.returned();
-    let mut pipes = vec![(read_end, Vec::new())];
+    // The wall clock starts once the child has all it needs of the supervisor: waiting for
+    // the cache (another process may hold its lock) is not the run's time.
+    let started = Instant::now();
+    let code_limit = artifact_limit(module.len());
+    let mut pipes = vec![supervisor::Inbound::new(read_end, REPORT_LIMIT, "report")];
     let mut store_after = None;
     let mut storing = None;
     match cache {
@@ -309,11 +339,14 @@ fn supervise(run: Run, start: Start, release_out: &mut Option<Release>) -> Repor
             // run goes on, instead of after it. The thread reads a duplicate of the pipe: if
             // it cannot start, the pipe is still drained beside the report (a child writing
             // to a closed pipe would get SIGPIPE), only the cache entry is lost.
+            let identity = identity.clone();
             let spawned = returned.try_clone().and_then(|thread_end| {
                 std::thread::Builder::new().name("cache-store".into()).spawn(move || {
                     let mut artifact = Vec::new();
-                    if File::from(thread_end).read_to_end(&mut artifact).is_ok() {
-                        store(&c, &artifact);
+                    let limit = code_limit as u64 + 1;
+                    let read = File::from(thread_end).take(limit).read_to_end(&mut artifact);
+                    if read.is_ok() && artifact.len() <= code_limit {
+                        store(&c, &identity, &artifact);
                     }
                 })
             });
@@ -321,14 +354,14 @@ fn supervise(run: Run, start: Start, release_out: &mut Option<Release>) -> Repor
                 Ok(handle) => storing = Some(handle),
                 Err(e) => {
                     eprintln!("sandboxrun: warning: {e}; the compiled code will not be cached");
-                    pipes.push((returned, Vec::new()));
+                    pipes.push(supervisor::Inbound::new(returned, code_limit, "compiled code"));
                 }
             }
         }
         // After a hit, code comes back only if the cached artifact was damaged (rare): read
-        // beside the report, stored after the run.
+        // beside the report, stored after the run if the report says so.
         c => {
-            pipes.push((returned, Vec::new()));
+            pipes.push(supervisor::Inbound::new(returned, code_limit, "compiled code"));
             store_after = c;
         }
     }
@@ -350,13 +383,17 @@ fn supervise(run: Run, start: Start, release_out: &mut Option<Release>) -> Repor
         }
         Err(e) => return base(Verdict::error(format!("failed to wait for the run: {e}")), sha, cache_status),
     };
-    if let (Some(c), Some((_, artifact))) = (&store_after, pipes.get(1)) {
-        store(c, artifact);
+
+    let child_report: Option<ChildReport> = serde_json::from_slice(&pipes[0].bytes).ok();
+    let compiled = child_report.as_ref().is_some_and(|c| c.compiled);
+    if let (Some(c), Some(back)) = (&store_after, pipes.get(1)) {
+        if wanted_back(cache_status, compiled) {
+            store(c, &identity, &back.bytes);
+        }
     }
     if let Some(handle) = storing {
         let _ = handle.join();
     }
-    let child_report: Option<ChildReport> = serde_json::from_slice(&pipes[0].1).ok();
 
     let mut observed =
         verdict::Observed { syscall: spawned.violation().map(|v| v.to_string()), ..verdict::Observed::default() };
@@ -400,4 +437,26 @@ fn supervise(run: Run, start: Start, release_out: &mut Option<Release>) -> Repor
         report.stderr_bytes = c.stderr_bytes;
     }
     report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn code_sent_back_is_stored_only_where_it_was_asked_for() {
+        assert!(wanted_back(CacheUse::Miss, true));
+        // A hit's child closes the pipe unused before any guest code: whatever arrives is not
+        // the compiler's (a guest that took over its process), unless it compiled afresh.
+        assert!(!wanted_back(CacheUse::Hit, false));
+        assert!(wanted_back(CacheUse::Hit, true));
+        assert!(!wanted_back(CacheUse::Disabled, true));
+    }
+
+    #[test]
+    fn the_artifact_bound_is_generous_and_finite() {
+        assert_eq!(artifact_limit(0), 64 << 20);
+        assert_eq!(artifact_limit(10 << 20), 160 << 20);
+        assert_eq!(artifact_limit(usize::MAX), usize::MAX);
+    }
 }

@@ -20,6 +20,30 @@ pub enum ExitStatus {
     Signaled(i32),
     /// It sent its complete report and waits to be released ([`Release`]): not waited for.
     Reported,
+    /// Killed by the supervisor for breaking the protocol: it wrote more than a pipe's bound.
+    Violated(&'static str),
+}
+
+/// A pipe the child writes and the supervisor reads to its end: what it sent, at most
+/// `limit` bytes; more is a protocol violation that ends the run (everything a confined child
+/// writes is untrusted, and must not grow the supervisor's memory at will).
+#[derive(Debug)]
+pub struct Inbound {
+    /// The read end.
+    pub fd: OwnedFd,
+    /// What was read.
+    pub bytes: Vec<u8>,
+    /// The most it may carry.
+    pub limit: usize,
+    /// What it is, for the verdict's message ("report", "compiled code").
+    pub what: &'static str,
+}
+
+impl Inbound {
+    /// An empty inbound pipe.
+    pub fn new(fd: OwnedFd, limit: usize, what: &'static str) -> Inbound {
+        Inbound { fd, bytes: Vec::new(), limit, what }
+    }
 }
 
 /// A child that has sent its report and waits to be released (see [`wait`]). Dropping this
@@ -120,15 +144,22 @@ fn peak_rss(pid: libc::pid_t) -> Option<u64> {
     Some(kib * 1024)
 }
 
-/// Reads what is available from `fd` into `buf`; `false` at end of file.
-fn drain(fd: &OwnedFd, buf: &mut Vec<u8>) -> bool {
+/// Reads what is available from `pipe`; `false` at end of file, or once it carried more than
+/// its limit (the excess is not kept).
+fn drain(pipe: &mut Inbound) -> bool {
     let mut chunk = [0u8; 64 << 10];
     // SAFETY: valid descriptor and buffer.
-    let n = unsafe { libc::read(fd.as_raw_fd(), chunk.as_mut_ptr().cast(), chunk.len()) };
+    let n = unsafe { libc::read(pipe.fd.as_raw_fd(), chunk.as_mut_ptr().cast(), chunk.len()) };
     if n > 0 {
-        buf.extend_from_slice(&chunk[..n as usize]);
+        let room = (pipe.limit + 1).saturating_sub(pipe.bytes.len());
+        pipe.bytes.extend_from_slice(&chunk[..(n as usize).min(room)]);
+        return !overflowed(pipe);
     }
-    n > 0 || (n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted)
+    n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted
+}
+
+fn overflowed(pipe: &Inbound) -> bool {
+    pipe.bytes.len() > pipe.limit
 }
 
 /// What ends a run early.
@@ -146,18 +177,19 @@ pub struct Watch<'a> {
 
 /// Waits for `pid` to exit, killing it (SIGKILL) at its wall-clock deadline, when its CPU time
 /// reaches the limit, or when `watch.cancel` hangs up. Meanwhile reads everything the child
-/// writes to the `pipes` (their read ends) into their buffers, so a child writing more than a
-/// pipe holds never blocks.
+/// writes to the `pipes` into their buffers, so a child writing more than a pipe holds never
+/// blocks; one that writes more than a pipe's limit is killed ([`ExitStatus::Violated`]).
 ///
 /// A child that, once every pipe is closed, has written a first pipe that `reported` accepts,
 /// and then waits until `release` (the write end of a pipe it reads) is closed, is not waited
 /// for: its CPU time and peak memory are read then, and it is returned as
-/// [`ExitStatus::Reported`] with its [`Release`]. Otherwise `release` is closed when the child
-/// is seen to end.
+/// [`ExitStatus::Reported`] with its [`Release`]. Otherwise `release` is closed when every pipe
+/// is closed (a report that is not accepted gets no answer to wait for) or when the child is
+/// seen to end.
 pub fn wait(
     pid: libc::pid_t,
     watch: &Watch,
-    pipes: &mut [(OwnedFd, Vec<u8>)],
+    pipes: &mut [Inbound],
     reported: &dyn Fn(&[u8]) -> bool,
     release: OwnedFd,
 ) -> io::Result<(ChildExit, Option<Release>)> {
@@ -174,7 +206,7 @@ fn usage_now(pid: libc::pid_t) -> Option<(Duration, u64)> {
 fn wait_sampling(
     pid: libc::pid_t,
     watch: &Watch,
-    pipes: &mut [(OwnedFd, Vec<u8>)],
+    pipes: &mut [Inbound],
     reported: &dyn Fn(&[u8]) -> bool,
     release: OwnedFd,
     sample: &dyn Fn(libc::pid_t) -> Option<(Duration, u64)>,
@@ -186,6 +218,7 @@ fn wait_sampling(
     let mut open: Vec<bool> = vec![true; pipes.len()];
     let deadline = started + wall_limit;
     let (mut wall_timeout, mut cpu_timeout, mut cancelled) = (false, false, false);
+    let mut violated = None;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         // A child that just exited may have no clock any more: pidfd then reports it.
@@ -198,9 +231,9 @@ fn wait_sampling(
         }
         let left = left.min(cpu_left / cores);
         let mut fds = vec![libc::pollfd { fd: pidfd.as_raw_fd(), events: libc::POLLIN, revents: 0 }];
-        for (i, (fd, _)) in pipes.iter().enumerate() {
+        for (i, pipe) in pipes.iter().enumerate() {
             // A closed pipe is polled as -1, which poll ignores.
-            let raw = if open[i] { fd.as_raw_fd() } else { -1 };
+            let raw = if open[i] { pipe.fd.as_raw_fd() } else { -1 };
             fds.push(libc::pollfd { fd: raw, events: libc::POLLIN, revents: 0 });
         }
         // Last, so that the pipes keep their places.
@@ -215,10 +248,16 @@ fn wait_sampling(
             }
             return Err(e);
         }
-        for (i, (fd, buf)) in pipes.iter_mut().enumerate() {
+        for (i, pipe) in pipes.iter_mut().enumerate() {
             if fds[i + 1].revents != 0 {
-                open[i] = drain(fd, buf);
+                open[i] = drain(pipe);
             }
+        }
+        if let Some(pipe) = pipes.iter().find(|p| overflowed(p)) {
+            // SAFETY: signalling our own unreaped child: the pid cannot have been reused.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            violated = Some(pipe.what);
+            break;
         }
         if fds.last().is_some_and(|c| c.revents != 0) {
             // SAFETY: signalling our own unreaped child: the pid cannot have been reused.
@@ -226,11 +265,13 @@ fn wait_sampling(
             cancelled = true;
             break;
         }
-        let done = !open.iter().any(|o| *o) && pipes.first().is_some_and(|(_, report)| reported(report));
-        if let Some(fd) = release.take_if(|_| done) {
-            // Its usage unreadable, the child is released at once and waited for as any other
-            // (else it would wait on the release pipe until the wall-clock deadline).
-            if let Some((cpu_time, peak_rss_bytes)) = sample(pid) {
+        let all_closed = !open.iter().any(|o| *o);
+        if let Some(fd) = release.take_if(|_| all_closed) {
+            // A report not accepted, or its usage unreadable: the child is released at once
+            // and waited for as any other (else it would wait on the release pipe until the
+            // wall-clock deadline).
+            let accepted = pipes.first().is_some_and(|report| reported(&report.bytes));
+            if let Some((cpu_time, peak_rss_bytes)) = sample(pid).filter(|_| accepted) {
                 let exit = ChildExit {
                     status: ExitStatus::Reported,
                     wall_timeout: false,
@@ -264,11 +305,16 @@ fn wait_sampling(
     }
     let wall_time = started.elapsed();
     // The child is gone: what is left in the pipes ends at end of file.
-    for (i, (fd, buf)) in pipes.iter_mut().enumerate() {
-        while open[i] && drain(fd, buf) {}
+    for (i, pipe) in pipes.iter_mut().enumerate() {
+        while open[i] && drain(pipe) {}
+        if violated.is_none() && overflowed(pipe) {
+            violated = Some(pipe.what);
+        }
     }
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    let status = if libc::WIFEXITED(status) {
+    let status = if let Some(what) = violated {
+        ExitStatus::Violated(what)
+    } else if libc::WIFEXITED(status) {
         ExitStatus::Exited(libc::WEXITSTATUS(status))
     } else {
         ExitStatus::Signaled(libc::WTERMSIG(status))
@@ -361,11 +407,11 @@ mod tests {
     fn a_child_that_reported_is_not_waited_for_until_released() {
         let started = Instant::now();
         let (pid, report, release) = reporting_child();
-        let mut pipes = [(report, Vec::new())];
+        let mut pipes = [Inbound::new(report, 64, "report")];
         let (exit, release) = wait(pid, &watch(started), &mut pipes, &|report| report == b"done", release).unwrap();
         assert_eq!(exit.status, ExitStatus::Reported);
         assert!(exit.peak_rss_bytes > 0);
-        assert_eq!(pipes[0].1, b"done");
+        assert_eq!(pipes[0].bytes, b"done");
         // Still there, waiting.
         // SAFETY: a non-blocking query of our own child.
         assert_eq!(unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) }, 0);
@@ -378,12 +424,50 @@ mod tests {
     fn a_reported_child_whose_usage_cannot_be_read_is_released_and_waited_for() {
         let started = Instant::now();
         let (pid, report, release) = reporting_child();
-        let mut pipes = [(report, Vec::new())];
+        let mut pipes = [Inbound::new(report, 64, "report")];
         let reported = |report: &[u8]| report == b"done";
         let (exit, release) = wait_sampling(pid, &watch(started), &mut pipes, &reported, release, &|_| None).unwrap();
         assert!(release.is_none());
         assert_eq!(exit.status, ExitStatus::Exited(9));
         assert!(!exit.wall_timeout && exit.wall_time < Duration::from_secs(2), "{:?}", exit.wall_time);
+    }
+
+    #[test]
+    fn a_report_that_is_not_accepted_gets_its_child_released_at_once() {
+        // Unparseable: the child must not wait on its release pipe until the wall limit.
+        let started = Instant::now();
+        let (pid, report, release) = reporting_child();
+        let mut pipes = [Inbound::new(report, 64, "report")];
+        let (exit, release) = wait(pid, &watch(started), &mut pipes, &|report| report == b"other", release).unwrap();
+        assert!(release.is_none());
+        assert_eq!(exit.status, ExitStatus::Exited(9));
+        assert!(!exit.wall_timeout && exit.wall_time < Duration::from_secs(2), "{:?}", exit.wall_time);
+    }
+
+    #[test]
+    fn a_child_writing_past_a_pipes_bound_is_killed_and_its_excess_not_kept() {
+        let started = Instant::now();
+        let (report_read, report_write) = std::io::pipe().unwrap();
+        let (release_read, release_write) = std::io::pipe().unwrap();
+        let (report_write, release_read) = (OwnedFd::from(report_write), OwnedFd::from(release_read));
+        // SAFETY: the child only makes system calls (an endless write loop).
+        let pid = unsafe {
+            sandbox::spawn::fork(|| {
+                keep_only([report_write.as_raw_fd(), release_read.as_raw_fd()]);
+                let chunk = [b'x'; 4096];
+                loop {
+                    libc::write(report_write.as_raw_fd(), chunk.as_ptr().cast(), chunk.len());
+                }
+            })
+        }
+        .unwrap();
+        drop((report_write, release_read));
+        let mut pipes = [Inbound::new(report_read.into(), 1 << 20, "report")];
+        let (exit, release) = wait(pid, &watch(started), &mut pipes, &|_| true, release_write.into()).unwrap();
+        assert!(release.is_none());
+        assert_eq!(exit.status, ExitStatus::Violated("report"));
+        assert!(pipes[0].bytes.len() <= (1 << 20) + 1, "{}", pipes[0].bytes.len());
+        assert!(exit.wall_time < Duration::from_secs(5), "{:?}", exit.wall_time);
     }
 
     #[test]

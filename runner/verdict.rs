@@ -95,6 +95,10 @@ pub fn decide(exit: &ChildExit, outcome: Option<ChildOutcome>, limits: &Limits, 
         return Verdict::limit(Status::MemoryLimit, Reason::CgroupMemory, memory());
     }
     match (exit.status, outcome) {
+        // Whatever it reported is not believed.
+        (ExitStatus::Violated(what), _) => {
+            Verdict::error(format!("the run's process broke its protocol: it sent more {what} than allowed"))
+        }
         (_, Some(ChildOutcome::Exited { code })) => Verdict { exit_code: Some(code), ..Verdict::new(Status::Exited) },
         (_, Some(ChildOutcome::Trapped(t))) => Verdict { trap: Some(t), ..Verdict::new(Status::Trapped) },
         (_, Some(ChildOutcome::OutputLimit)) => Verdict::limit(

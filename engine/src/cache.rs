@@ -211,6 +211,18 @@ impl CodeCache {
         Ok(Some(data))
     }
 
+    /// [`CodeCache::get`], waiting at most `patience` for another process's write to end
+    /// (a run must not wait long for the cache; it can compile instead).
+    ///
+    /// # Errors
+    /// As [`CodeCache::get`]; a database still locked after `patience` is an error too.
+    pub fn get_within(&self, key: &CacheKey, patience: Duration) -> Result<Option<Vec<u8>>, CacheError> {
+        let _ = self.conn.busy_timeout(patience);
+        let found = self.get(key);
+        let _ = self.conn.busy_timeout(BUSY_TIMEOUT);
+        found
+    }
+
     /// Records a use of `key` for eviction: its `last_used` time, when older than
     /// [`LRU_GRANULARITY`] (so a module run again and again costs a write a minute, not a
     /// write a run), waiting at most `patience` for a concurrent writer. Bookkeeping only: a

@@ -529,7 +529,9 @@ fn resolve_dir(base: &Path, host: &str) -> Result<PathBuf, String> {
     }
     let path = base.join(host);
     match std::fs::metadata(&path) {
-        Ok(m) if m.is_dir() => std::fs::canonicalize(&path).map_err(|e| format!("'{}': {e}", path.display())),
+        // Kept as written, not canonicalised: the runner opens it without following a final
+        // symlink (one a guest may have left), so resolving it here would defeat that.
+        Ok(m) if m.is_dir() => Ok(path),
         Ok(_) => Err(format!("'{}' is not a directory", path.display())),
         Err(_) => Err(format!("no such directory '{}'", path.display())),
     }
