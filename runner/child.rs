@@ -322,9 +322,17 @@ fn run_stages(
         };
         let rlimits = crate::confinement::rlimits(limits);
         match prepared.finish(rules, spec.require_landlock, &rlimits, confine.filter) {
-            Ok(applied) => *confinement_out.borrow_mut() = Some(crate::confinement::describe(&applied)),
+            Ok(applied) => {
+                let stack = applied.rlimits.iter().find(|r| r.resource == "RLIMIT_STACK").map(|r| r.soft);
+                *confinement_out.borrow_mut() = Some(crate::confinement::describe(&applied));
+                if let Err(e) = crate::confinement::check_stack(limits, stack) {
+                    return error(e);
+                }
+            }
             Err(e) => return error(format!("confinement failed: {e}")),
         }
+    } else if let Err(e) = crate::confinement::check_stack(limits, None) {
+        return error(e);
     }
 
     let engine = match Engine::new(Config { max_wasm_stack: limits.wasm_stack as usize, ..Config::default() }) {

@@ -42,6 +42,43 @@ pub fn rlimits(limits: &Limits) -> sandbox::Rlimits {
         open_files: Some(limits.open_files.saturating_add(RUNTIME_DESCRIPTORS)),
         processes: Some(MAX_THREADS),
         address_space: None,
+        stack: Some(stack_needed(limits)),
+    }
+}
+
+/// Stack the host's own frames need below the guest's deepest (WASI calls, the trap handler,
+/// the runtime's entry).
+const HOST_STACK: u64 = 1 << 20;
+
+/// The largest stack a run may ask for: the kernel keeps at least 128 MiB between the stack
+/// and the mappings below it.
+pub const MAX_WASM_STACK: u64 = 64 << 20;
+
+/// The main thread's stack a run with these limits needs: its guest's stack and the host's.
+pub fn stack_needed(limits: &Limits) -> u64 {
+    limits.wasm_stack.saturating_add(HOST_STACK)
+}
+
+/// Checks, in the child, that the stack it was given (`stack`, the soft `RLIMIT_STACK` set,
+/// `None` when unconfined) can hold what the policy allows the guest (`limits.wasm_stack`):
+/// otherwise deep recursion would end in SIGSEGV instead of a stack-exhaustion trap.
+pub fn check_stack(limits: &Limits, stack: Option<u64>) -> Result<(), String> {
+    if limits.wasm_stack > MAX_WASM_STACK {
+        return Err(format!(
+            "limits.wasm_stack of {} is more than the {} a run may have",
+            policy::format_size(limits.wasm_stack),
+            policy::format_size(MAX_WASM_STACK)
+        ));
+    }
+    let need = stack_needed(limits);
+    match stack {
+        Some(soft) if soft < need => Err(format!(
+            "limits.wasm_stack of {} needs a stack of {}, but the stack limit is {} (raise it with ulimit -s, or lower wasm_stack)",
+            policy::format_size(limits.wasm_stack),
+            policy::format_size(need),
+            policy::format_size(soft)
+        )),
+        _ => Ok(()),
     }
 }
 

@@ -112,6 +112,12 @@ fn now() -> i64 {
 impl CodeCache {
     /// Opens (creating if needed) the cache at `path`, bounded to `max_bytes`.
     pub fn open(path: &Path, max_bytes: u64) -> Result<CodeCache, CacheError> {
+        CodeCache::open_within(path, max_bytes, BUSY_TIMEOUT)
+    }
+
+    /// [`CodeCache::open`], waiting at most `patience` for another process's write to end
+    /// (a run must not wait long for the cache; it can compile instead).
+    pub fn open_within(path: &Path, max_bytes: u64, patience: Duration) -> Result<CodeCache, CacheError> {
         let name = path.display().to_string();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
@@ -119,7 +125,7 @@ impl CodeCache {
         }
         let sql = |source| CacheError::Sqlite { path: name.clone(), source };
         let conn = Connection::open(path).map_err(sql)?;
-        conn.busy_timeout(BUSY_TIMEOUT).map_err(sql)?;
+        conn.busy_timeout(patience).map_err(sql)?;
         let cache = CodeCache {
             conn,
             path: name,
@@ -129,6 +135,7 @@ impl CodeCache {
             last_read: Cell::new(None),
         };
         cache.migrate()?;
+        cache.conn.busy_timeout(BUSY_TIMEOUT).map_err(cache.err())?;
         Ok(cache)
     }
 

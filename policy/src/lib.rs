@@ -360,7 +360,9 @@ impl Policy {
                 "inherit" => Stdin::Inherit,
                 path => {
                     let p = base.join(path);
-                    if !p.is_file() {
+                    // Whether it is a file the run may read is the runner's to check, on
+                    // the file it opens (a symlink or a FIFO there is refused then).
+                    if std::fs::symlink_metadata(&p).is_err() {
                         return Err(spanned_err(s, "stdin", format!("no such file '{}'", p.display())));
                     }
                     Stdin::File(p)

@@ -138,6 +138,11 @@ pub struct Rlimits {
     /// Tasks of the run's user in its user namespace (`RLIMIT_NPROC`): with seccomp allowing
     /// only threads, this bounds the threads (compile threads count).
     pub processes: Option<u64>,
+    /// The main thread's stack (`RLIMIT_STACK`, soft and hard): it grows on demand up to this
+    /// (the kernel checks the limit at each growth), so raising it in the process itself
+    /// lets deep recursion through. Never above the inherited hard limit: read the applied
+    /// value back to know what the run may use.
+    pub stack: Option<u64>,
 }
 
 /// What to confine a run to.

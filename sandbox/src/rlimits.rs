@@ -81,6 +81,7 @@ pub fn apply(limits: &Rlimits) -> Result<Vec<AppliedRlimit>, RlimitError> {
         (limits.file_size, Resource::RLIMIT_FSIZE, "RLIMIT_FSIZE"),
         (limits.open_files, Resource::RLIMIT_NOFILE, "RLIMIT_NOFILE"),
         (limits.processes, Resource::RLIMIT_NPROC, "RLIMIT_NPROC"),
+        (limits.stack, Resource::RLIMIT_STACK, "RLIMIT_STACK"),
     ];
     for (value, resource, name) in plain {
         if let Some(v) = value {
