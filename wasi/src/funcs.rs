@@ -69,9 +69,7 @@ pub fn call(ctx: &mut WasiCtx, abi: Abi, index: usize, memory: &mut [u8], args: 
         "fd_fdstat_set_rights" => fd_fdstat_set_rights(ctx, a(0), w(1), w(2)),
         "fd_filestat_get" => fd_filestat_get(ctx, abi, &mut m, a(0), a(1)),
         "fd_filestat_set_size" => fd_filestat_set_size(ctx, a(0), w(1)),
-        "fd_filestat_set_times" => {
-            ctx.entry(a(0)).and_then(|e| set_times(e.writable, e.fd()?, w(1), w(2), a(3)))
-        }
+        "fd_filestat_set_times" => ctx.entry(a(0)).and_then(|e| set_times(e.writable, e.fd()?, w(1), w(2), a(3))),
         "fd_pread" => fd_read(ctx, &mut m, a(0), a(1), a(2), Some(w(3)), a(4)),
         "fd_read" => fd_read(ctx, &mut m, a(0), a(1), a(2), None, a(3)),
         "fd_pwrite" => fd_write(ctx, &mut m, a(0), a(1), a(2), Some(w(3)), a(4)),
@@ -602,4 +600,3 @@ fn fd_seek(
     let pos = sys::lseek(e.fd()?, offset, whence)?;
     m.write_u64(out, pos)
 }
-

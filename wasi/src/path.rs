@@ -295,14 +295,7 @@ pub(crate) fn path_readlink(
 }
 
 /// `path_remove_directory` (`is_dir`) and `path_unlink_file`.
-pub(crate) fn path_remove(
-    ctx: &WasiCtx,
-    m: &GuestMemory,
-    fd: u32,
-    ptr: u32,
-    len: u32,
-    is_dir: bool,
-) -> WasiResult<()> {
+pub(crate) fn path_remove(ctx: &WasiCtx, m: &GuestMemory, fd: u32, ptr: u32, len: u32, is_dir: bool) -> WasiResult<()> {
     let p = parent(writable_dir(ctx, fd)?, guest_path(m, ptr, len, ctx.resolve)?, ctx.resolve)?;
     if p.trailing_slash && !is_dir {
         return Err(Errno::Notdir);

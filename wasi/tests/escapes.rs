@@ -171,3 +171,25 @@ fn no_follow_calls_act_on_the_link_and_refuse_parents_outside() {
     assert!(t.outside.exists() && t.root.join("a").is_dir());
     assert_eq!(std::fs::read(&t.outside).unwrap(), b"host secret");
 }
+
+/// The test seam turns the first wall off: paths then resolve as a naive implementation's
+/// would, so the same attacks reach the host (here, a file of the test's own). The
+/// second-wall test runs these with each mount its own detached mount, where they must fail.
+#[test]
+fn the_test_seam_turns_beneath_resolution_off() {
+    let t = tree("escape-seam");
+    let mut g =
+        Guest::new(WasiCtxBuilder::new().preopen(&t.mount, "/rw", true).insecure_unchecked_paths_for_testing(true));
+    assert_eq!(set_mtime(&mut g, "rel", FOLLOW), 0);
+    assert_eq!(mtime(&t.outside), SystemTime::UNIX_EPOCH + Duration::from_nanos(MARK_NS));
+    let (e, fd) = g.open(3, "../../../../outside.txt", 0, READ, 0);
+    assert_eq!(e, 0);
+    assert_eq!(g.read(fd, 100).1, b"host secret");
+    assert_eq!(g.open(3, t.outside.to_str().unwrap(), 0, READ, 0).0, 0, "absolute paths too");
+    assert_eq!(g.path_op("path_create_directory", 3, "up/made-by-guest"), 0);
+    assert!(t.root.join("made-by-guest").is_dir());
+    // Off by default, and `false` keeps it off.
+    let mut g =
+        Guest::new(WasiCtxBuilder::new().preopen(&t.mount, "/rw", true).insecure_unchecked_paths_for_testing(false));
+    assert_eq!(g.open(3, "../../../../outside.txt", 0, READ, 0).0, Errno::Notcapable as u64);
+}

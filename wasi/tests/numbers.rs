@@ -82,7 +82,10 @@ fn pointers_near_the_top_of_the_address_space_are_efault() {
         assert_eq!(g.errno("poll_oneoff", &[SUBS as u64, p, 1, OUT as u64]), Errno::Fault as u64);
         assert_eq!(g.errno("fd_readdir", &[3, p, 100, 0, OUT as u64]), Errno::Fault as u64);
     }
-    assert_eq!(g.errno("poll_oneoff", &[SUBS as u64, EVENTS as u64, u64::from(u32::MAX), OUT as u64]), Errno::Fault as u64);
+    assert_eq!(
+        g.errno("poll_oneoff", &[SUBS as u64, EVENTS as u64, u64::from(u32::MAX), OUT as u64]),
+        Errno::Fault as u64
+    );
 }
 
 #[test]
