@@ -1,6 +1,7 @@
 //! The WASI instance state: arguments, environment, the descriptor table (stdio and one
 //! preopened directory per mount), limits and usage counters.
 
+use crate::path::Resolve;
 use crate::sys;
 use std::cell::Cell;
 use std::collections::BTreeMap;
@@ -180,6 +181,7 @@ pub struct WasiCtxBuilder {
     stdout: Option<Output>,
     stderr: Option<Output>,
     limits: WasiLimits,
+    unchecked_paths: bool,
 }
 
 impl WasiCtxBuilder {
@@ -231,6 +233,18 @@ impl WasiCtxBuilder {
         self
     }
 
+    /// **Test seam: never use outside that test.** With `true`, WASI stops resolving guest
+    /// paths beneath their mount: they go to plain `openat` and `*at` calls relative to the
+    /// mount's descriptor, following `..`, absolute paths and symlinks as a naive
+    /// implementation would. It exists only for the test that turns this first wall off to
+    /// show that the kernel's (each mount its own detached mount) stops escapes on its own.
+    /// No policy reaches it; the default is `false`.
+    #[doc(hidden)]
+    pub fn insecure_unchecked_paths_for_testing(mut self, unchecked: bool) -> Self {
+        self.unchecked_paths = unchecked;
+        self
+    }
+
     /// Opens the preopens and stdio and builds the context.
     pub fn build(self) -> Result<WasiCtx, BuildError> {
         let nul = |s: &str| if s.contains('\0') { Err(BuildError::Nul(s.to_string())) } else { Ok(()) };
@@ -278,6 +292,7 @@ impl WasiCtxBuilder {
             captured: [Vec::new(), Vec::new()],
             usage: Usage::default(),
             shrinks: 0,
+            resolve: if self.unchecked_paths { Resolve::Unchecked } else { Resolve::Beneath },
         })
     }
 }
@@ -308,6 +323,8 @@ pub struct WasiCtx {
     pub(crate) usage: Usage,
     /// Truncations so far (they invalidate every cached [`WriteState`]).
     pub(crate) shrinks: u64,
+    /// How guest paths resolve (beneath their mount, except in one test).
+    pub(crate) resolve: Resolve,
 }
 
 impl WasiCtx {

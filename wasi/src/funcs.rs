@@ -6,11 +6,12 @@
 //! `ENOTCAPABLE`; a bad guest pointer is `EFAULT`.
 
 use crate::abi::{dirent_type, filetype, Abi};
-use crate::ctx::{FdEntry, Kind, Output, WasiCtx, WriteState, ALL_RIGHTS};
+use crate::ctx::{FdEntry, Kind, Output, WasiCtx, WriteState};
 use crate::errno::{Errno, WasiResult};
-use crate::memory::GuestMemory;
+use crate::memory::{clamp_to_u32_total, GuestMemory, IovecList};
 use crate::sys;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use crate::{path, poll};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 
 /// How a WASI call ends the run instead of returning.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -26,18 +27,18 @@ pub enum Exit {
     Signal(u8),
 }
 
-const FDFLAGS_APPEND: u16 = 1;
-const FDFLAGS_NONBLOCK: u16 = 4;
-const OFLAGS_CREAT: u32 = 1;
-const OFLAGS_DIRECTORY: u32 = 2;
-const OFLAGS_EXCL: u32 = 4;
-const OFLAGS_TRUNC: u32 = 8;
-const LOOKUP_SYMLINK_FOLLOW: u32 = 1;
-const RIGHT_FD_READ: u64 = 1 << 1;
-const RIGHT_FD_WRITE: u64 = 1 << 6;
-const RIGHT_FD_ALLOCATE: u64 = 1 << 8;
-const RIGHT_FD_READDIR: u64 = 1 << 14;
-const RIGHT_FD_FILESTAT_SET_SIZE: u64 = 1 << 22;
+pub(crate) const FDFLAGS_APPEND: u16 = 1;
+pub(crate) const FDFLAGS_NONBLOCK: u16 = 4;
+pub(crate) const OFLAGS_CREAT: u32 = 1;
+pub(crate) const OFLAGS_DIRECTORY: u32 = 2;
+pub(crate) const OFLAGS_EXCL: u32 = 4;
+pub(crate) const OFLAGS_TRUNC: u32 = 8;
+pub(crate) const LOOKUP_SYMLINK_FOLLOW: u32 = 1;
+pub(crate) const RIGHT_FD_READ: u64 = 1 << 1;
+pub(crate) const RIGHT_FD_WRITE: u64 = 1 << 6;
+pub(crate) const RIGHT_FD_ALLOCATE: u64 = 1 << 8;
+pub(crate) const RIGHT_FD_READDIR: u64 = 1 << 14;
+pub(crate) const RIGHT_FD_FILESTAT_SET_SIZE: u64 = 1 << 22;
 const FSTFLAGS_ATIM: u32 = 1;
 const FSTFLAGS_ATIM_NOW: u32 = 2;
 const FSTFLAGS_MTIM: u32 = 4;
@@ -68,9 +69,7 @@ pub fn call(ctx: &mut WasiCtx, abi: Abi, index: usize, memory: &mut [u8], args: 
         "fd_fdstat_set_rights" => fd_fdstat_set_rights(ctx, a(0), w(1), w(2)),
         "fd_filestat_get" => fd_filestat_get(ctx, abi, &mut m, a(0), a(1)),
         "fd_filestat_set_size" => fd_filestat_set_size(ctx, a(0), w(1)),
-        "fd_filestat_set_times" => {
-            ctx.entry(a(0)).and_then(|e| set_times(e.writable, e.fd()?, None, w(1), w(2), a(3), true))
-        }
+        "fd_filestat_set_times" => ctx.entry(a(0)).and_then(|e| set_times(e.writable, e.fd()?, w(1), w(2), a(3))),
         "fd_pread" => fd_read(ctx, &mut m, a(0), a(1), a(2), Some(w(3)), a(4)),
         "fd_read" => fd_read(ctx, &mut m, a(0), a(1), a(2), None, a(3)),
         "fd_pwrite" => fd_write(ctx, &mut m, a(0), a(1), a(2), Some(w(3)), a(4)),
@@ -83,17 +82,17 @@ pub fn call(ctx: &mut WasiCtx, abi: Abi, index: usize, memory: &mut [u8], args: 
         "fd_tell" => {
             ctx.file(a(0)).and_then(|e| Ok(sys::lseek(e.fd()?, 0, libc::SEEK_CUR)?)).and_then(|p| m.write_u64(a(1), p))
         }
-        "path_create_directory" => path_create_directory(ctx, &m, a(0), a(1), a(2)),
-        "path_filestat_get" => path_filestat_get(ctx, abi, &mut m, a(0), a(1), a(2), a(3), a(4)),
-        "path_filestat_set_times" => path_filestat_set_times(ctx, &m, a(0), a(1), a(2), a(3), w(4), w(5), a(6)),
-        "path_link" => path_link(ctx, &m, a(0), a(2), a(3), a(4), a(5), a(6)),
-        "path_open" => path_open(ctx, &mut m, a(0), a(1), a(2), a(3), a(4), w(5), w(6), a(7) as u16, a(8)),
-        "path_readlink" => path_readlink(ctx, &mut m, a(0), a(1), a(2), a(3), a(4), a(5)),
-        "path_remove_directory" => path_remove(ctx, &m, a(0), a(1), a(2), true),
-        "path_unlink_file" => path_remove(ctx, &m, a(0), a(1), a(2), false),
-        "path_rename" => path_rename(ctx, &m, a(0), a(1), a(2), a(3), a(4), a(5)),
-        "path_symlink" => path_symlink(ctx, &m, a(0), a(1), a(2), a(3), a(4)),
-        "poll_oneoff" => poll_oneoff(ctx, abi, &mut m, a(0), a(1), a(2), a(3)),
+        "path_create_directory" => path::path_create_directory(ctx, &m, a(0), a(1), a(2)),
+        "path_filestat_get" => path::path_filestat_get(ctx, abi, &mut m, a(0), a(1), a(2), a(3), a(4)),
+        "path_filestat_set_times" => path::path_filestat_set_times(ctx, &m, a(0), a(1), a(2), a(3), w(4), w(5), a(6)),
+        "path_link" => path::path_link(ctx, &m, a(0), a(1), a(2), a(3), a(4), a(5), a(6)),
+        "path_open" => path::path_open(ctx, &mut m, a(0), a(1), a(2), a(3), a(4), w(5), w(6), a(7) as u16, a(8)),
+        "path_readlink" => path::path_readlink(ctx, &mut m, a(0), a(1), a(2), a(3), a(4), a(5)),
+        "path_remove_directory" => path::path_remove(ctx, &m, a(0), a(1), a(2), true),
+        "path_unlink_file" => path::path_remove(ctx, &m, a(0), a(1), a(2), false),
+        "path_rename" => path::path_rename(ctx, &m, a(0), a(1), a(2), a(3), a(4), a(5)),
+        "path_symlink" => path::path_symlink(ctx, &m, a(0), a(1), a(2), a(3), a(4)),
+        "poll_oneoff" => poll::poll_oneoff(ctx, abi, &mut m, a(0), a(1), a(2), a(3)),
         "proc_exit" => return Err(Exit::Code(a(0))),
         "proc_raise" => return Err(Exit::Signal(a(0) as u8)),
         "random_get" => m.slice_mut(a(0), a(1)).and_then(|buf| Ok(sys::getrandom(buf)?)),
@@ -127,7 +126,7 @@ impl WasiCtx {
         }
     }
 
-    fn dir(&self, fd: u32) -> WasiResult<&FdEntry> {
+    pub(crate) fn dir(&self, fd: u32) -> WasiResult<&FdEntry> {
         let e = self.entry(fd)?;
         match e.kind {
             Kind::Dir { .. } => Ok(e),
@@ -139,7 +138,7 @@ impl WasiCtx {
         self.usage.stdout_bytes + self.usage.stderr_bytes >= self.limits.output_bytes
     }
 
-    fn count_created(&mut self) -> WasiResult<()> {
+    pub(crate) fn count_created(&mut self) -> WasiResult<()> {
         if self.usage.files_created >= self.limits.files_created {
             return Err(Errno::Dquot);
         }
@@ -147,7 +146,7 @@ impl WasiCtx {
         Ok(())
     }
 
-    fn next_fd(&self) -> WasiResult<u32> {
+    pub(crate) fn next_fd(&self) -> WasiResult<u32> {
         if self.fds.len() as u64 >= self.limits.open_files {
             return Err(Errno::Mfile);
         }
@@ -156,7 +155,7 @@ impl WasiCtx {
     }
 }
 
-fn clock_id(id: u32) -> WasiResult<libc::clockid_t> {
+pub(crate) fn clock_id(id: u32) -> WasiResult<libc::clockid_t> {
     Ok(match id {
         0 => libc::CLOCK_REALTIME,
         1 => libc::CLOCK_MONOTONIC,
@@ -175,10 +174,12 @@ fn strings_sizes(list: &[Vec<u8>], m: &mut GuestMemory, count_ptr: u32, size_ptr
 fn strings_get(list: &[Vec<u8>], m: &mut GuestMemory, ptrs: u32, buf: u32) -> WasiResult<()> {
     let mut at = buf;
     for (i, s) in list.iter().enumerate() {
-        m.write_u32(ptrs + 4 * i as u32, at)?;
+        let slot = u32::try_from(i).ok().and_then(|i| i.checked_mul(4)).and_then(|o| ptrs.checked_add(o));
+        m.write_u32(slot.ok_or(Errno::Fault)?, at)?;
         m.write(at, s)?;
-        m.write(at + s.len() as u32, &[0])?;
-        at += s.len() as u32 + 1;
+        let nul = u32::try_from(s.len()).ok().and_then(|n| at.checked_add(n)).ok_or(Errno::Fault)?;
+        m.write(nul, &[0])?;
+        at = nul.checked_add(1).ok_or(Errno::Fault)?;
     }
     Ok(())
 }
@@ -263,9 +264,9 @@ fn account_growth(ctx: &mut WasiCtx, current_size: u64, start: u64, len: u64) ->
         return Err(Errno::Fbig);
     }
     let len = len.min(allowed_end - start.min(allowed_end));
-    let growth = (start + len).saturating_sub(current_size);
+    let growth = start.saturating_add(len).saturating_sub(current_size);
     if growth > 0 {
-        if ctx.usage.disk_bytes + growth > ctx.limits.disk_bytes {
+        if ctx.usage.disk_bytes.saturating_add(growth) > ctx.limits.disk_bytes {
             return Err(Errno::Nospc);
         }
         ctx.usage.disk_bytes += growth;
@@ -298,7 +299,7 @@ fn fd_allocate(ctx: &mut WasiCtx, fd: u32, offset: u64, len: u64) -> WasiResult<
     }
     let host = e.fd()?.try_clone_to_owned()?;
     let end = offset.checked_add(len).ok_or(Errno::Fbig)?;
-    if end > ctx.limits.file_size {
+    if end > ctx.limits.file_size || i64::try_from(end).is_err() {
         return Err(Errno::Fbig);
     }
     let current = sys::fstat(host.as_fd())?.st_size as u64;
@@ -306,15 +307,8 @@ fn fd_allocate(ctx: &mut WasiCtx, fd: u32, offset: u64, len: u64) -> WasiResult<
     Ok(sys::fallocate(host.as_fd(), offset, len)?)
 }
 
-fn set_times(
-    writable: bool,
-    fd: std::os::fd::BorrowedFd,
-    name: Option<&str>,
-    atim: u64,
-    mtim: u64,
-    flags: u32,
-    follow: bool,
-) -> WasiResult<()> {
+/// Sets the times of what `fd` refers to, from the WASI `fstflags`.
+pub(crate) fn set_times(writable: bool, fd: BorrowedFd, atim: u64, mtim: u64, flags: u32) -> WasiResult<()> {
     if !writable {
         return Err(Errno::Rofs);
     }
@@ -327,7 +321,7 @@ fn set_times(
         }
     };
     let times = [pick(FSTFLAGS_ATIM, FSTFLAGS_ATIM_NOW, atim)?, pick(FSTFLAGS_MTIM, FSTFLAGS_MTIM_NOW, mtim)?];
-    Ok(sys::set_times(fd, name, times, follow)?)
+    Ok(sys::set_times(fd, times)?)
 }
 
 fn fd_read(
@@ -354,19 +348,27 @@ fn fd_read(
         return m.write_u32(out, 0); // null stdin: end of file
     };
     let host = host.as_fd();
+    if let Some(offset) = at {
+        sys::off_t(offset)?;
+    }
     let mut total = 0u64;
-    for (ptr, len) in vecs {
+    for i in 0..vecs.count {
+        let (ptr, len) = m.iovec(vecs, i)?;
+        if len == 0 {
+            continue;
+        }
+        let len = clamp_to_u32_total(total, len);
         let buf = m.slice_mut(ptr, len)?;
         let n = match at {
-            Some(offset) => sys::pread(host, buf, offset + total)?,
+            Some(offset) => sys::pread(host, buf, offset.checked_add(total).ok_or(Errno::Overflow)?)?,
             None => sys::read(host, buf)?,
         };
         total += n as u64;
-        if n < len as usize {
+        if n < len as usize || len == 0 {
             break;
         }
     }
-    m.write_u32(out, total as u32)
+    m.write_u32(out, u32::try_from(total).expect("clamped to u32"))
 }
 
 fn fd_write(
@@ -392,10 +394,13 @@ fn fd_write(
             return Err(Errno::Spipe);
         }
         let host = e.host.as_ref().map(|h| h.as_raw_fd());
-        return write_output(ctx, m, stream, host, &vecs, out);
+        return write_output(ctx, m, stream, host, vecs, out);
     }
     if !e.writable {
         return Err(Errno::Rofs);
+    }
+    if let Some(offset) = at {
+        sys::off_t(offset)?; // before any accounting
     }
     let raw = e.fd()?.as_raw_fd();
     // Taken: a write that fails half-way leaves no state behind (the offset may have moved).
@@ -419,9 +424,14 @@ fn fd_write(
     };
     let mut total = 0u64;
     let mut size = size;
-    for (ptr, len) in vecs {
+    for i in 0..vecs.count {
+        let (ptr, len) = m.iovec(vecs, i)?;
         if len == 0 {
             continue;
+        }
+        let len = clamp_to_u32_total(total, len);
+        if len == 0 {
+            break;
         }
         let allowed = match account_growth(ctx, size, pos, u64::from(len)) {
             Ok(n) => n,
@@ -437,7 +447,7 @@ fn fd_write(
             None => sys::write(host.as_fd(), buf)?,
         } as u64;
         total += n;
-        pos += n;
+        pos = pos.saturating_add(n);
         size = size.max(pos);
         if n < u64::from(len) {
             break;
@@ -447,7 +457,7 @@ fn fd_write(
         let state = WriteState { pos, size, append, shrinks: ctx.shrinks };
         ctx.entry(fd)?.write_state.set(Some(state));
     }
-    m.write_u32(out, total as u32)
+    m.write_u32(out, u32::try_from(total).expect("clamped to u32"))
 }
 
 /// Writes to stdout (`stream` 0) or stderr (1) — whatever guest descriptor they are now
@@ -458,17 +468,25 @@ fn write_output(
     m: &mut GuestMemory,
     stream: usize,
     host: Option<RawFd>,
-    vecs: &[(u32, u32)],
+    vecs: IovecList,
     out: u32,
 ) -> WasiResult<()> {
     let mut total = 0u64;
     let mut limited = false;
-    for (ptr, len) in vecs {
-        let used = ctx.usage.stdout_bytes + ctx.usage.stderr_bytes;
+    for i in 0..vecs.count {
+        let (ptr, len) = m.iovec(vecs, i)?;
+        if len == 0 {
+            continue;
+        }
+        let len = clamp_to_u32_total(total, len);
+        if len == 0 {
+            break;
+        }
+        let used = ctx.usage.stdout_bytes.saturating_add(ctx.usage.stderr_bytes);
         let room = ctx.limits.output_bytes.saturating_sub(used);
-        let take = u64::from(*len).min(room);
-        limited |= take < u64::from(*len);
-        let data = &m.slice(*ptr, take as u32)?;
+        let take = u64::from(len).min(room);
+        limited |= take < u64::from(len);
+        let data = &m.slice(ptr, take as u32)?;
         let mode = if stream == 0 { ctx.stdout } else { ctx.stderr };
         let written = match mode {
             Output::Capture => {
@@ -501,14 +519,14 @@ fn write_output(
         // Reported as EPIPE internally; `call` turns it into Exit::OutputLimit.
         return Err(Errno::Pipe);
     }
-    m.write_u32(out, total as u32)
+    m.write_u32(out, u32::try_from(total).expect("clamped to u32"))
 }
 
 fn fd_prestat_get(ctx: &WasiCtx, m: &mut GuestMemory, fd: u32, out: u32) -> WasiResult<()> {
     match &ctx.entry(fd)?.kind {
         Kind::Dir { preopen: Some(name) } => {
             m.write_u32(out, 0)?;
-            m.write_u32(out + 4, name.len() as u32)
+            m.write_u32(out.checked_add(4).ok_or(Errno::Fault)?, name.len() as u32)
         }
         _ => Err(Errno::Badf),
     }
@@ -536,11 +554,12 @@ fn fd_readdir(
     out: u32,
 ) -> WasiResult<()> {
     let e = ctx.dir(fd)?;
+    m.slice(buf, len)?; // EFAULT before any work
     let entries = sys::read_dir(e.fd()?)?;
     let mut bytes = Vec::new();
     for (i, entry) in entries.iter().enumerate().skip(usize::try_from(cookie).unwrap_or(usize::MAX)) {
         if bytes.len() >= len as usize {
-            break;
+            break; // at most one entry past `len` bytes: bounded by the guest's buffer
         }
         let mut header = [0u8; 24];
         header[0..8].copy_from_slice(&(i as u64 + 1).to_le_bytes());
@@ -580,331 +599,4 @@ fn fd_seek(
     let whence = abi.whence(whence).ok_or(Errno::Inval)?;
     let pos = sys::lseek(e.fd()?, offset, whence)?;
     m.write_u64(out, pos)
-}
-
-// ----- paths ------------------------------------------------------------------------------------
-
-/// A path split into the directory that holds its last component (opened beneath the
-/// guest's directory descriptor) and that component.
-struct Parent {
-    dir: OwnedFd,
-    name: String,
-    trailing_slash: bool,
-}
-
-fn guest_path<'a>(m: &'a GuestMemory, ptr: u32, len: u32) -> WasiResult<&'a str> {
-    let path = m.str(ptr, len)?;
-    if path.contains('\0') {
-        return Err(Errno::Ilseq);
-    }
-    if path.starts_with('/') {
-        return Err(Errno::Notcapable);
-    }
-    if path.is_empty() {
-        return Err(Errno::Noent);
-    }
-    Ok(path)
-}
-
-fn parent(dir: &FdEntry, path: &str) -> WasiResult<Parent> {
-    let trimmed = path.trim_end_matches('/');
-    let trailing_slash = trimmed.len() != path.len();
-    if trimmed.is_empty() {
-        return Err(Errno::Notcapable);
-    }
-    let (parent, name) = match trimmed.rfind('/') {
-        Some(i) => (&trimmed[..i], &trimmed[i + 1..]),
-        None => (".", trimmed),
-    };
-    if name == "." || name == ".." {
-        return Err(if name == ".." { Errno::Notcapable } else { Errno::Inval });
-    }
-    let parent = if parent.is_empty() { "." } else { parent };
-    let dir = sys::open_beneath(dir.fd()?, parent, libc::O_PATH | libc::O_DIRECTORY, 0)?;
-    Ok(Parent { dir, name: name.to_string(), trailing_slash })
-}
-
-fn writable_dir(ctx: &WasiCtx, fd: u32) -> WasiResult<&FdEntry> {
-    let dir = ctx.dir(fd)?;
-    if !dir.writable {
-        return Err(Errno::Rofs);
-    }
-    Ok(dir)
-}
-
-fn path_create_directory(ctx: &mut WasiCtx, m: &GuestMemory, fd: u32, ptr: u32, len: u32) -> WasiResult<()> {
-    let p = parent(writable_dir(ctx, fd)?, guest_path(m, ptr, len)?)?;
-    ctx.count_created()?;
-    Ok(sys::mkdir_at(p.dir.as_fd(), &p.name)?)
-}
-
-#[allow(clippy::too_many_arguments)]
-fn path_filestat_get(
-    ctx: &WasiCtx,
-    abi: Abi,
-    m: &mut GuestMemory,
-    fd: u32,
-    flags: u32,
-    ptr: u32,
-    len: u32,
-    out: u32,
-) -> WasiResult<()> {
-    let dir = ctx.dir(fd)?;
-    let path = guest_path(m, ptr, len)?;
-    let mut oflags = libc::O_PATH;
-    if flags & LOOKUP_SYMLINK_FOLLOW == 0 {
-        oflags |= libc::O_NOFOLLOW;
-    }
-    let f = sys::open_beneath(dir.fd()?, path, oflags, 0)?;
-    let st = sys::fstat(f.as_fd())?;
-    m.write(out, &abi.filestat(&st))
-}
-
-#[allow(clippy::too_many_arguments)]
-fn path_filestat_set_times(
-    ctx: &WasiCtx,
-    m: &GuestMemory,
-    fd: u32,
-    flags: u32,
-    ptr: u32,
-    len: u32,
-    atim: u64,
-    mtim: u64,
-    fst: u32,
-) -> WasiResult<()> {
-    let dir = ctx.dir(fd)?;
-    let p = parent(dir, guest_path(m, ptr, len)?)?;
-    set_times(dir.writable, p.dir.as_fd(), Some(&p.name), atim, mtim, fst, flags & LOOKUP_SYMLINK_FOLLOW != 0)
-}
-
-#[allow(clippy::too_many_arguments)]
-fn path_link(
-    ctx: &mut WasiCtx,
-    m: &GuestMemory,
-    old_fd: u32,
-    old_ptr: u32,
-    old_len: u32,
-    new_fd: u32,
-    new_ptr: u32,
-    new_len: u32,
-) -> WasiResult<()> {
-    let from = parent(writable_dir(ctx, old_fd)?, guest_path(m, old_ptr, old_len)?)?;
-    let to = parent(writable_dir(ctx, new_fd)?, guest_path(m, new_ptr, new_len)?)?;
-    if from.trailing_slash || to.trailing_slash {
-        return Err(Errno::Notdir);
-    }
-    ctx.count_created()?;
-    Ok(sys::link_at(from.dir.as_fd(), &from.name, to.dir.as_fd(), &to.name)?)
-}
-
-#[allow(clippy::too_many_arguments)]
-fn path_open(
-    ctx: &mut WasiCtx,
-    m: &mut GuestMemory,
-    fd: u32,
-    lookup: u32,
-    ptr: u32,
-    len: u32,
-    oflags: u32,
-    rights_base: u64,
-    rights_inheriting: u64,
-    fdflags: u16,
-    out: u32,
-) -> WasiResult<()> {
-    let dir = ctx.dir(fd)?;
-    let path = guest_path(m, ptr, len)?.to_string();
-    let write = rights_base & (RIGHT_FD_WRITE | RIGHT_FD_ALLOCATE | RIGHT_FD_FILESTAT_SET_SIZE) != 0
-        || fdflags & FDFLAGS_APPEND != 0
-        || oflags & OFLAGS_TRUNC != 0;
-    let read = rights_base & (RIGHT_FD_READ | RIGHT_FD_READDIR) != 0 || !write;
-    let creates = oflags & OFLAGS_CREAT != 0;
-    if (write || creates) && !dir.writable {
-        return Err(Errno::Rofs);
-    }
-    let mut flags = match (read, write) {
-        (true, true) => libc::O_RDWR,
-        (false, true) => libc::O_WRONLY,
-        _ => libc::O_RDONLY,
-    };
-    if oflags & OFLAGS_DIRECTORY != 0 {
-        flags = libc::O_RDONLY | libc::O_DIRECTORY;
-    }
-    if oflags & OFLAGS_TRUNC != 0 {
-        flags |= libc::O_TRUNC;
-    }
-    if fdflags & FDFLAGS_APPEND != 0 {
-        flags |= libc::O_APPEND;
-    }
-    if fdflags & FDFLAGS_NONBLOCK != 0 {
-        flags |= libc::O_NONBLOCK;
-    }
-    if lookup & LOOKUP_SYMLINK_FOLLOW == 0 {
-        flags |= libc::O_NOFOLLOW;
-    }
-    let writable = dir.writable;
-    let inheriting = dir.rights_inheriting;
-    let new_fd = ctx.next_fd()?;
-    let dir_fd = ctx.dir(fd)?.fd()?.try_clone_to_owned()?;
-    let host = if creates {
-        match sys::open_beneath(dir_fd.as_fd(), &path, flags, 0) {
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) || oflags & OFLAGS_EXCL != 0 => {
-                // Creating: count it against the quota first.
-                ctx.count_created()?;
-                sys::open_beneath(dir_fd.as_fd(), &path, flags | libc::O_CREAT | libc::O_EXCL, 0o666)?
-            }
-            other => other?,
-        }
-    } else {
-        sys::open_beneath(dir_fd.as_fd(), &path, flags, 0)?
-    };
-    if oflags & OFLAGS_TRUNC != 0 {
-        ctx.shrinks += 1; // the file may be open through other entries, their sizes now stale
-    }
-    let st = sys::fstat(host.as_fd())?;
-    let kind = if st.st_mode & libc::S_IFMT == libc::S_IFDIR { Kind::Dir { preopen: None } } else { Kind::File };
-    ctx.fds.insert(
-        new_fd,
-        FdEntry::new(
-            kind,
-            Some(host),
-            writable,
-            rights_base & inheriting & ALL_RIGHTS,
-            rights_inheriting & inheriting & ALL_RIGHTS,
-        ),
-    );
-    m.write_u32(out, new_fd)
-}
-
-#[allow(clippy::too_many_arguments)]
-fn path_readlink(
-    ctx: &WasiCtx,
-    m: &mut GuestMemory,
-    fd: u32,
-    ptr: u32,
-    len: u32,
-    buf: u32,
-    buf_len: u32,
-    out: u32,
-) -> WasiResult<()> {
-    let p = parent(ctx.dir(fd)?, guest_path(m, ptr, len)?)?;
-    let target = sys::readlink_at(p.dir.as_fd(), &p.name)?;
-    let n = target.len().min(buf_len as usize);
-    m.write(buf, &target[..n])?;
-    m.write_u32(out, n as u32)
-}
-
-fn path_remove(ctx: &WasiCtx, m: &GuestMemory, fd: u32, ptr: u32, len: u32, is_dir: bool) -> WasiResult<()> {
-    let p = parent(writable_dir(ctx, fd)?, guest_path(m, ptr, len)?)?;
-    if p.trailing_slash && !is_dir {
-        return Err(Errno::Notdir);
-    }
-    Ok(sys::unlink_at(p.dir.as_fd(), &p.name, is_dir)?)
-}
-
-#[allow(clippy::too_many_arguments)]
-fn path_rename(
-    ctx: &WasiCtx,
-    m: &GuestMemory,
-    old_fd: u32,
-    old_ptr: u32,
-    old_len: u32,
-    new_fd: u32,
-    new_ptr: u32,
-    new_len: u32,
-) -> WasiResult<()> {
-    let from = parent(writable_dir(ctx, old_fd)?, guest_path(m, old_ptr, old_len)?)?;
-    let to = parent(writable_dir(ctx, new_fd)?, guest_path(m, new_ptr, new_len)?)?;
-    Ok(sys::rename_at(from.dir.as_fd(), &from.name, to.dir.as_fd(), &to.name)?)
-}
-
-fn path_symlink(
-    ctx: &mut WasiCtx,
-    m: &GuestMemory,
-    old_ptr: u32,
-    old_len: u32,
-    fd: u32,
-    ptr: u32,
-    len: u32,
-) -> WasiResult<()> {
-    let target = m.str(old_ptr, old_len)?;
-    let p = parent(writable_dir(ctx, fd)?, guest_path(m, ptr, len)?)?;
-    if p.trailing_slash {
-        return Err(Errno::Noent);
-    }
-    ctx.count_created()?;
-    Ok(sys::symlink_at(target, p.dir.as_fd(), &p.name)?)
-}
-
-// ----- polling -----------------------------------------------------------------------------------
-
-fn poll_oneoff(
-    ctx: &WasiCtx,
-    abi: Abi,
-    m: &mut GuestMemory,
-    subs: u32,
-    events: u32,
-    count: u32,
-    out: u32,
-) -> WasiResult<()> {
-    if count == 0 {
-        return Err(Errno::Inval);
-    }
-    let size = abi.subscription_size();
-    m.slice(subs, count.checked_mul(size).ok_or(Errno::Fault)?)?;
-    m.slice(events, count.checked_mul(32).ok_or(Errno::Fault)?)?;
-    let now = sys::clock(libc::CLOCK_MONOTONIC, false)?;
-    let mut ready = Vec::new();
-    let mut earliest: Option<(u64, Vec<u64>)> = None;
-    for i in 0..count {
-        let s = subs + i * size;
-        let userdata = m.read_u64(s)?;
-        let tag = m.slice(s + 8, 1)?[0];
-        match tag {
-            0 => {
-                // Clock: preview1 (id u32 @16, timeout @24, flags u16 @40);
-                // snapshot 0 (identifier u64 @16, id u32 @24, timeout @32, flags @48).
-                let (id, timeout, flags) = match abi {
-                    Abi::Preview1 => (m.read_u32(s + 16)?, m.read_u64(s + 24)?, m.read_u16(s + 40)?),
-                    Abi::Unstable => (m.read_u32(s + 24)?, m.read_u64(s + 32)?, m.read_u16(s + 48)?),
-                };
-                let clock = clock_id(id)?;
-                let deadline = if flags & 1 != 0 {
-                    // Absolute: convert to a relative wait on the same clock.
-                    now + timeout.saturating_sub(sys::clock(clock, false)?)
-                } else {
-                    now + timeout
-                };
-                match &mut earliest {
-                    Some((d, list)) if *d == deadline => list.push(userdata),
-                    Some((d, _)) if *d < deadline => {}
-                    _ => earliest = Some((deadline, vec![userdata])),
-                }
-            }
-            1 | 2 => {
-                let fd = m.read_u32(s + 16)?;
-                let error = match ctx.entry(fd) {
-                    Ok(_) => Errno::Success,
-                    Err(e) => e,
-                };
-                // Files and stdio are always ready: report them at once.
-                ready.push((userdata, error as u16, tag));
-            }
-            _ => return Err(Errno::Inval),
-        }
-    }
-    if ready.is_empty() {
-        if let Some((deadline, list)) = earliest {
-            let wait = deadline.saturating_sub(sys::clock(libc::CLOCK_MONOTONIC, false)?);
-            std::thread::sleep(std::time::Duration::from_nanos(wait));
-            ready.extend(list.into_iter().map(|u| (u, 0, 0)));
-        }
-    }
-    for (i, (userdata, error, tag)) in ready.iter().enumerate() {
-        let mut event = [0u8; 32];
-        event[0..8].copy_from_slice(&userdata.to_le_bytes());
-        event[8..10].copy_from_slice(&error.to_le_bytes());
-        event[10] = *tag;
-        m.write(events + 32 * i as u32, &event)?;
-    }
-    m.write_u32(out, ready.len() as u32)
 }

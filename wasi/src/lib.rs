@@ -11,6 +11,8 @@ mod ctx;
 mod errno;
 mod funcs;
 mod memory;
+mod path;
+mod poll;
 mod sys;
 
 pub use abi::{Abi, FuncSig, ValType};

@@ -72,20 +72,47 @@ impl<'m> GuestMemory<'m> {
         std::str::from_utf8(self.slice(ptr, len)?).map_err(|_| Errno::Ilseq)
     }
 
-    /// The `(ptr, len)` pairs of an iovec array.
-    pub fn iovecs(&self, iovs: u32, count: u32) -> WasiResult<Vec<(u32, u32)>> {
+    /// Checks an iovec array: the array and every buffer it names lie in memory
+    /// (`EFAULT` otherwise). Nothing is copied: [`GuestMemory::iovec`] reads one entry at a
+    /// time, so a guest's count, however large, costs the host no memory.
+    pub fn iovecs(&self, iovs: u32, count: u32) -> WasiResult<IovecList> {
         let bytes = self.slice(iovs, count.checked_mul(8).ok_or(Errno::Fault)?)?;
-        let list: Vec<(u32, u32)> = bytes
-            .chunks_exact(8)
-            .map(|c| {
-                (u32::from_le_bytes(c[0..4].try_into().expect("4")), u32::from_le_bytes(c[4..8].try_into().expect("4")))
-            })
-            .collect();
-        for (ptr, len) in &list {
-            self.range(*ptr, *len)?;
+        for entry in bytes.chunks_exact(8) {
+            let (ptr, len) = parse_iovec(entry);
+            self.range(ptr, len)?;
         }
-        Ok(list)
+        Ok(IovecList { base: iovs, count })
     }
+
+    /// Entry `i` of a checked iovec array: `(buf, len)`.
+    pub fn iovec(&self, list: IovecList, i: u32) -> WasiResult<(u32, u32)> {
+        if i >= list.count {
+            return Err(Errno::Fault);
+        }
+        // In bounds: `iovecs` checked the whole array.
+        Ok(parse_iovec(self.slice(list.base + 8 * i, 8)?))
+    }
+}
+
+/// An iovec array checked by [`GuestMemory::iovecs`].
+#[derive(Clone, Copy, Debug)]
+pub struct IovecList {
+    base: u32,
+    /// Number of entries.
+    pub count: u32,
+}
+
+fn parse_iovec(entry: &[u8]) -> (u32, u32) {
+    let word = |i: usize| u32::from_le_bytes(entry[i..i + 4].try_into().expect("4 bytes"));
+    (word(0), word(4))
+}
+
+/// How much of an iovec of `len` bytes a call that has moved `total` bytes may still move:
+/// the count it reports is a `u32`, and iovecs may overlap (so their lengths can add up to
+/// more than memory holds).
+pub fn clamp_to_u32_total(total: u64, len: u32) -> u32 {
+    let room = u64::from(u32::MAX).saturating_sub(total);
+    u64::from(len).min(room) as u32
 }
 
 #[cfg(test)]
@@ -102,5 +129,17 @@ mod tests {
         assert_eq!(m.iovecs(0, u32::MAX).err(), Some(Errno::Fault));
         m.write(0, &[8, 0, 0, 0, 100, 0, 0, 0]).unwrap();
         assert_eq!(m.iovecs(0, 1).err(), Some(Errno::Fault), "iovec pointing past the end");
+        m.write(0, &[8, 0, 0, 0, 4, 0, 0, 0]).unwrap();
+        let list = m.iovecs(0, 1).unwrap();
+        assert_eq!(m.iovec(list, 0), Ok((8, 4)));
+        assert_eq!(m.iovec(list, 1), Err(Errno::Fault));
+    }
+
+    #[test]
+    fn transfer_totals_stay_within_u32() {
+        assert_eq!(clamp_to_u32_total(0, 10), 10);
+        assert_eq!(clamp_to_u32_total(u64::from(u32::MAX) - 3, 10), 3);
+        assert_eq!(clamp_to_u32_total(u64::from(u32::MAX), 10), 0);
+        assert_eq!(clamp_to_u32_total(u64::MAX, u32::MAX), 0);
     }
 }

@@ -32,8 +32,32 @@ struct OpenHow {
 const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
 const RESOLVE_BENEATH: u64 = 0x08;
 
+/// How many times [`open_beneath`] tries an `openat2` that fails with `EAGAIN` or `EINTR`
+/// before it gives up. The kernel returns `EAGAIN` when a rename or mount elsewhere raced
+/// with a `RESOLVE_BENEATH` walk; a guest renaming in a loop must not make the host spin.
+pub const OPENAT2_ATTEMPTS: u32 = 8;
+
+/// Runs `attempt` until it returns something other than `EAGAIN`/`EINTR`, at most `max`
+/// times in all; past that, the last error is returned (`EAGAIN` for a lost race).
+pub fn retry_bounded<T>(max: u32, mut attempt: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    let mut tries = 1;
+    loop {
+        match attempt() {
+            Err(e) if is_transient(&e) && tries < max => tries += 1,
+            other => return other,
+        }
+    }
+}
+
+fn is_transient(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EAGAIN) | Some(libc::EINTR))
+}
+
 /// `openat2(dir, path, flags, mode, RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)`: opens a path
 /// that cannot leave `dir` (through `..`, absolute paths or symlinks of any kind).
+///
+/// # Errors
+/// The kernel's; `EXDEV` for an escape; `EAGAIN` after [`OPENAT2_ATTEMPTS`] lost races.
 pub fn open_beneath(dir: BorrowedFd, path: &str, flags: i32, mode: u32) -> io::Result<OwnedFd> {
     let path = cstr(path)?;
     let how = OpenHow {
@@ -41,7 +65,7 @@ pub fn open_beneath(dir: BorrowedFd, path: &str, flags: i32, mode: u32) -> io::R
         mode: if flags & (libc::O_CREAT | libc::O_TMPFILE) != 0 { u64::from(mode) } else { 0 },
         resolve: RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
     };
-    loop {
+    retry_bounded(OPENAT2_ATTEMPTS, || {
         // SAFETY: valid pointers to a NUL-terminated path and an open_how of the given size.
         let r = unsafe {
             libc::syscall(
@@ -52,13 +76,20 @@ pub fn open_beneath(dir: BorrowedFd, path: &str, flags: i32, mode: u32) -> io::R
                 size_of::<OpenHow>(),
             )
         };
-        match cvt(r) {
-            // SAFETY: the kernel returned a new descriptor, now owned here.
-            Ok(fd) => return Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) }),
-            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) || e.raw_os_error() == Some(libc::EINTR) => continue,
-            Err(e) => return Err(e),
-        }
-    }
+        // SAFETY: the kernel returned a new descriptor, now owned here.
+        cvt(r).map(|fd| unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+    })
+}
+
+/// Plain `openat(dir, path, flags, mode)`, following `..`, absolute paths and symlinks
+/// wherever they lead. Only for the test seam that turns WASI's own resolution off
+/// (`WasiCtxBuilder::insecure_unchecked_paths_for_testing`).
+pub fn open_unchecked(dir: BorrowedFd, path: &str, flags: i32, mode: u32) -> io::Result<OwnedFd> {
+    let path = cstr(path)?;
+    // SAFETY: valid descriptor and NUL-terminated path.
+    let fd = cvt_int(unsafe { libc::openat(dir.as_raw_fd(), path.as_ptr(), flags | libc::O_CLOEXEC, mode) })?;
+    // SAFETY: the kernel returned a new descriptor, now owned here.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// `fstat`.
@@ -76,10 +107,16 @@ pub fn read(fd: BorrowedFd, buf: &mut [u8]) -> io::Result<usize> {
     cvt(unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) } as libc::c_long).map(|n| n as usize)
 }
 
+/// A file offset as an `off_t` (`EINVAL` past `i64::MAX`, as the kernel says of negative ones).
+pub fn off_t(offset: u64) -> io::Result<i64> {
+    i64::try_from(offset).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
+}
+
 /// `pread`.
 pub fn pread(fd: BorrowedFd, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    let offset = off_t(offset)?;
     // SAFETY: `buf` is valid for writes of its length.
-    cvt(unsafe { libc::pread(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), offset as i64) } as libc::c_long)
+    cvt(unsafe { libc::pread(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), offset) } as libc::c_long)
         .map(|n| n as usize)
 }
 
@@ -91,8 +128,9 @@ pub fn write(fd: BorrowedFd, buf: &[u8]) -> io::Result<usize> {
 
 /// `pwrite`.
 pub fn pwrite(fd: BorrowedFd, buf: &[u8], offset: u64) -> io::Result<usize> {
+    let offset = off_t(offset)?;
     // SAFETY: `buf` is valid for reads of its length.
-    cvt(unsafe { libc::pwrite(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len(), offset as i64) } as libc::c_long)
+    cvt(unsafe { libc::pwrite(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len(), offset) } as libc::c_long)
         .map(|n| n as usize)
 }
 
@@ -111,8 +149,9 @@ pub fn ftruncate(fd: BorrowedFd, len: u64) -> io::Result<()> {
 
 /// `posix_fallocate` (returns the error number instead of setting errno).
 pub fn fallocate(fd: BorrowedFd, offset: u64, len: u64) -> io::Result<()> {
+    let (offset, len) = (off_t(offset)?, off_t(len)?);
     // SAFETY: plain syscall on a valid descriptor.
-    match unsafe { libc::posix_fallocate(fd.as_raw_fd(), offset as i64, len as i64) } {
+    match unsafe { libc::posix_fallocate(fd.as_raw_fd(), offset, len) } {
         0 => Ok(()),
         e => Err(io::Error::from_raw_os_error(e)),
     }
@@ -142,24 +181,26 @@ pub fn status_flags(fd: BorrowedFd, set: Option<i32>) -> io::Result<i32> {
     }
 }
 
-/// `futimens`-style timestamps: `None` leaves a time unchanged, `Some(None)` sets it to now.
-pub fn set_times(fd: BorrowedFd, name: Option<&str>, times: [Option<Option<u64>>; 2], follow: bool) -> io::Result<()> {
+/// A WASI timestamp in nanoseconds as a `timespec` (every `u64` fits: 2^64 ns is about
+/// 1.8e10 s, far inside `i64`).
+fn timespec(ns: u64) -> libc::timespec {
+    const NS: u64 = 1_000_000_000;
+    libc::timespec { tv_sec: (ns / NS) as i64, tv_nsec: (ns % NS) as i64 }
+}
+
+/// Sets the timestamps of what `fd` refers to — an open file, or an `O_PATH` descriptor
+/// (a symlink itself, when opened with `O_NOFOLLOW`) — with
+/// `utimensat(fd, "", times, AT_EMPTY_PATH)` (Linux 5.8 and later), so nothing is looked up
+/// by name. `None` leaves a time unchanged, `Some(None)` sets it to now.
+pub fn set_times(fd: BorrowedFd, times: [Option<Option<u64>>; 2]) -> io::Result<()> {
     let spec = |t: Option<Option<u64>>| match t {
         None => libc::timespec { tv_sec: 0, tv_nsec: libc::UTIME_OMIT },
         Some(None) => libc::timespec { tv_sec: 0, tv_nsec: libc::UTIME_NOW },
-        Some(Some(ns)) => libc::timespec { tv_sec: (ns / 1_000_000_000) as i64, tv_nsec: (ns % 1_000_000_000) as i64 },
+        Some(Some(ns)) => timespec(ns),
     };
     let ts = [spec(times[0]), spec(times[1])];
-    match name {
-        // SAFETY: valid descriptor and two timespecs.
-        None => cvt_int(unsafe { libc::futimens(fd.as_raw_fd(), ts.as_ptr()) }).map(drop),
-        Some(name) => {
-            let name = cstr(name)?;
-            let flags = if follow { 0 } else { libc::AT_SYMLINK_NOFOLLOW };
-            // SAFETY: valid descriptor, path and timespecs.
-            cvt_int(unsafe { libc::utimensat(fd.as_raw_fd(), name.as_ptr(), ts.as_ptr(), flags) }).map(drop)
-        }
-    }
+    // SAFETY: valid descriptor, an empty NUL-terminated path and two timespecs.
+    cvt_int(unsafe { libc::utimensat(fd.as_raw_fd(), c"".as_ptr(), ts.as_ptr(), libc::AT_EMPTY_PATH) }).map(drop)
 }
 
 /// `mkdirat`.
@@ -278,5 +319,57 @@ pub fn clock(id: libc::clockid_t, resolution: bool) -> io::Result<u64> {
             libc::clock_gettime(id, &mut ts)
         }
     })?;
-    Ok(ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64)
+    nanoseconds(&ts).ok_or_else(|| io::Error::from_raw_os_error(libc::EOVERFLOW))
+}
+
+/// A `timespec` in nanoseconds; `None` if negative or past `u64::MAX` ns (year 2554).
+fn nanoseconds(ts: &libc::timespec) -> Option<u64> {
+    u64::try_from(ts.tv_sec).ok()?.checked_mul(1_000_000_000)?.checked_add(u64::try_from(ts.tv_nsec).ok()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn again() -> io::Error {
+        io::Error::from_raw_os_error(libc::EAGAIN)
+    }
+
+    #[test]
+    fn openat2_retries_are_bounded() {
+        let mut calls = 0;
+        let r: io::Result<()> = retry_bounded(OPENAT2_ATTEMPTS, || {
+            calls += 1;
+            Err(again())
+        });
+        assert_eq!(r.unwrap_err().raw_os_error(), Some(libc::EAGAIN), "the race is reported as EAGAIN");
+        assert_eq!(calls, OPENAT2_ATTEMPTS);
+        let mut calls = 0;
+        let r = retry_bounded(OPENAT2_ATTEMPTS, || {
+            calls += 1;
+            if calls < 3 {
+                Err(io::Error::from_raw_os_error(if calls == 1 { libc::EINTR } else { libc::EAGAIN }))
+            } else {
+                Ok(calls)
+            }
+        });
+        assert_eq!(r.unwrap(), 3, "a race lost twice, then won");
+        let mut calls = 0;
+        let r: io::Result<()> = retry_bounded(OPENAT2_ATTEMPTS, || {
+            calls += 1;
+            Err(io::Error::from_raw_os_error(libc::ENOENT))
+        });
+        assert_eq!((r.unwrap_err().raw_os_error(), calls), (Some(libc::ENOENT), 1), "other errors: no retry");
+    }
+
+    #[test]
+    fn time_conversions_do_not_overflow() {
+        assert_eq!(nanoseconds(&libc::timespec { tv_sec: 1, tv_nsec: 5 }), Some(1_000_000_005));
+        assert_eq!(nanoseconds(&libc::timespec { tv_sec: i64::MAX, tv_nsec: 0 }), None);
+        assert_eq!(nanoseconds(&libc::timespec { tv_sec: -1, tv_nsec: 0 }), None);
+        assert_eq!(nanoseconds(&libc::timespec { tv_sec: 18_446_744_073, tv_nsec: 999_999_999 }), None);
+        let ts = timespec(u64::MAX);
+        assert_eq!((ts.tv_sec, ts.tv_nsec), (18_446_744_073, 709_551_615));
+        assert_eq!(nanoseconds(&ts), Some(u64::MAX));
+    }
 }
