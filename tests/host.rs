@@ -249,3 +249,73 @@ fn host_files_as_an_unprivileged_user() {
     let o = unprivileged(&["--dir".into(), format!("{}::/d:rw", out.join("real").display()), w]);
     assert_eq!(o.status.code(), Some(42), "{}", stderr(&o));
 }
+
+/// A guest that tries to leave its rw mount through symlinks an earlier stage left there
+/// (`x -> ..`, an absolute one) and `..`: setting a host file's times (following the final
+/// symlink), opening it to print it. Every attempt fails and the file is untouched — with
+/// WASI's beneath-resolution on, and with it turned off (the debug build's test seam): the
+/// kernel's wall alone holds.
+#[test]
+fn a_guest_cannot_reach_past_its_mount_even_without_wasis_own_checks() {
+    const ESCAPE: &str = r#"
+(module
+  (import "wasi_snapshot_preview1" "path_filestat_set_times"
+    (func $set_times (param i32 i32 i32 i32 i64 i64 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "path_open"
+    (func $open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_read" (func $read (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 100) "x/outside/secret")
+  (data (i32.const 200) "abs/secret")
+  (data (i32.const 300) "../outside/secret")
+  (data (i32.const 400) "x/x/x/x/x/outside/secret")
+  (global $reached (mut i32) (i32.const 0))
+  ;; Sets the times of (ptr, len) following symlinks, then opens it and prints what it reads.
+  (func $try (param $ptr i32) (param $len i32) (param $bit i32)
+    (if (i32.eqz (call $set_times (i32.const 3) (i32.const 1) (local.get $ptr) (local.get $len)
+                   (i64.const 1000000000) (i64.const 1000000000) (i32.const 5)))
+      (then (global.set $reached (i32.or (global.get $reached) (local.get $bit)))))
+    (if (i32.eqz (call $open (i32.const 3) (i32.const 1) (local.get $ptr) (local.get $len) (i32.const 0)
+                   (i64.const 0x1fffffff) (i64.const 0x1fffffff) (i32.const 0) (i32.const 8)))
+      (then
+        (global.set $reached (i32.or (global.get $reached) (i32.shl (local.get $bit) (i32.const 8))))
+        (i32.store (i32.const 16) (i32.const 1024))
+        (i32.store (i32.const 20) (i32.const 256))
+        (drop (call $read (i32.load (i32.const 8)) (i32.const 16) (i32.const 1) (i32.const 24)))
+        (i32.store (i32.const 20) (i32.load (i32.const 24)))
+        (drop (call $write (i32.const 1) (i32.const 16) (i32.const 1) (i32.const 24))))))
+  (func (export "_start")
+    (call $try (i32.const 100) (i32.const 16) (i32.const 1))
+    (call $try (i32.const 200) (i32.const 10) (i32.const 2))
+    (call $try (i32.const 300) (i32.const 17) (i32.const 4))
+    (call $try (i32.const 400) (i32.const 24) (i32.const 8))
+    (call $exit (global.get $reached))))
+"#;
+    let dir = temp_dir("escape");
+    let outside = dir.join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    let secret = write(&outside, "secret", "the host's secret\n");
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o666)).unwrap();
+    // Owned by the run's identity: its times are the run's to set, were it reachable.
+    if is_root() {
+        std::os::unix::fs::chown(&secret, Some(65534), Some(65534)).unwrap();
+    }
+    let out = dir.join("out");
+    rw_dir(&out);
+    std::os::unix::fs::symlink("..", out.join("x")).unwrap();
+    std::os::unix::fs::symlink(&outside, out.join("abs")).unwrap();
+    let wat = write(&dir, "escape.wat", ESCAPE);
+    let before = std::fs::metadata(&secret).unwrap().modified().unwrap();
+    for unchecked in [false, true] {
+        let mut cmd = bin();
+        if unchecked {
+            cmd.env("SANDBOXRUN_TEST_UNCHECKED_PATHS", "1");
+        }
+        let o = run(cmd.arg("--dir").arg(format!("{}::/out:rw", out.display())).arg(&wat));
+        assert_eq!(o.status.code(), Some(0), "unchecked {unchecked}: reached {:?}; {}", o.status.code(), stderr(&o));
+        assert!(!stdout(&o).contains("secret"), "{}", stdout(&o));
+        assert_eq!(std::fs::metadata(&secret).unwrap().modified().unwrap(), before, "unchecked {unchecked}");
+    }
+}
