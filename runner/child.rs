@@ -417,7 +417,7 @@ fn call_outcome(result: Result<(), CallError>) -> ChildOutcome {
         Ok(()) => ChildOutcome::Exited { code: 0 },
         Err(CallError::Trap(t)) => ChildOutcome::Trapped(trap_report(&t)),
         Err(CallError::Host(e)) => match e.downcast_ref::<wasi::Exit>() {
-            Some(wasi::Exit::Code(c)) => ChildOutcome::Exited { code: *c as i32 },
+            Some(wasi::Exit::Code(c)) => ChildOutcome::Exited { code: *c },
             Some(wasi::Exit::OutputLimit) => ChildOutcome::OutputLimit,
             Some(wasi::Exit::Signal(s)) => ChildOutcome::Raised { signal: *s },
             None => error(e),

@@ -12,6 +12,8 @@
 //! - [`child`]: the child's pipeline: load, compile, WASI, link, instantiate, execute.
 //! - [`wasi_link`]: WASI host functions linked into the engine.
 //! - [`inspect`]: `sandboxrun inspect`.
+//! - [`output`]: sandboxrun's own prints (a failed write never changes the exit status) and
+//!   the escaping of text a module controls.
 
 pub mod child;
 pub mod cli;
@@ -22,6 +24,7 @@ pub mod confinement;
 pub mod fd_passing;
 pub mod inspect;
 pub mod oom;
+pub mod output;
 pub mod prepared;
 pub mod report;
 pub mod run;
