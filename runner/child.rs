@@ -224,7 +224,7 @@ pub fn main(
     // SAFETY: the objects alive here own only the kept descriptors; the rest belong to the
     // parent's objects, which this process never uses or drops (it leaves by `_exit`).
     if let Err(e) = unsafe { sandbox::fds::close_inherited(&keep) } {
-        eprintln!("sandboxrun: error: failed to close inherited descriptors: {e}");
+        crate::errln!("sandboxrun: error: failed to close inherited descriptors: {e}");
         return crate::report::EXIT_ERROR;
     }
     let prepared = prepared.unwrap_or_else(|| sandbox::prepare(confinement).map_err(|e| e.to_string()));
@@ -428,7 +428,7 @@ fn call_outcome(result: Result<(), CallError>) -> ChildOutcome {
         Ok(()) => ChildOutcome::Exited { code: 0 },
         Err(CallError::Trap(t)) => ChildOutcome::Trapped(trap_report(&t)),
         Err(CallError::Host(e)) => match e.downcast_ref::<wasi::Exit>() {
-            Some(wasi::Exit::Code(c)) => ChildOutcome::Exited { code: *c as i32 },
+            Some(wasi::Exit::Code(c)) => ChildOutcome::Exited { code: *c },
             Some(wasi::Exit::OutputLimit) => ChildOutcome::OutputLimit,
             Some(wasi::Exit::Signal(s)) => ChildOutcome::Raised { signal: *s },
             None => error(e),

@@ -1,15 +1,18 @@
 //! Command-line interface.
 
 use clap::{Args, Parser, Subcommand};
-use std::path::PathBuf;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
 
-/// `sandboxrun [-p policy.yaml] [OPTIONS] app.wasm [ARGS...]`: run a module.
+/// `sandboxrun [-p policy.yaml] [OPTIONS] app.wasm [ARGS...]`: run a module. Options come
+/// before MODULE; everything after it is the guest's, passed on verbatim, like `wasmtime run`.
 #[derive(Parser, Debug)]
 #[command(
     name = "sandboxrun",
     version,
     about = "Run untrusted WebAssembly (WASI preview1) under a YAML policy",
-    after_help = "Other commands:\n  sandboxrun policy check FILE     validate a policy, print the effective one\n  sandboxrun inspect MODULE        imports, exports, memories, tables\n  sandboxrun compile MODULE        compile into the code cache without running\n  sandboxrun cache stats|clear|gc  code cache maintenance\n  sandboxrun serve --socket PATH   serve runs for --server clients\n\nExit status: the guest's exit code; 134 trap; 124 time limit; 125 sandboxrun could not run it;\n137 memory limit; 153 output limit; 128+N killed by signal N (159: seccomp)."
+    override_usage = "sandboxrun [OPTIONS] MODULE [ARGS]...",
+    after_help = "Everything after MODULE belongs to the guest, verbatim (`sandboxrun -p p.yaml app.wasm -p x` passes\n`-p x` to app.wasm); with --invoke NAME, the export's arguments.\n\nOther commands:\n  sandboxrun policy check FILE     validate a policy, print the effective one\n  sandboxrun inspect MODULE        imports, exports, memories, tables\n  sandboxrun compile MODULE        compile into the code cache without running\n  sandboxrun cache stats|clear|gc  code cache maintenance\n  sandboxrun serve --socket PATH   serve runs for --server clients\n\nExit status: the guest's exit code; 134 trap; 124 time limit; 125 sandboxrun could not run it;\n137 memory limit; 153 output limit; 128+N killed by signal N (159: seccomp)."
 )]
 pub struct RunCli {
     /// The policy (YAML); without it: no mounts, empty environment, default limits.
@@ -41,11 +44,31 @@ pub struct RunCli {
     /// Where the code cache is.
     #[command(flatten)]
     pub cache: CacheArgs,
-    /// The module (`.wasm` or `.wat`).
-    pub module: PathBuf,
-    /// Arguments for the guest (appended to the policy's).
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    pub args: Vec<String>,
+    /// The module (`.wasm` or `.wat`), then the guest's arguments (after the policy's `args`):
+    /// everything after MODULE is the guest's, options and `--` included.
+    #[arg(value_name = "MODULE [ARGS]", required = true, trailing_var_arg = true)]
+    pub command: Vec<OsString>,
+}
+
+/// [`RunCli::command`] split: the module and the guest's arguments.
+impl RunCli {
+    /// The module to run (the first word of [`RunCli::command`]).
+    pub fn module(&self) -> &Path {
+        // clap requires at least one value.
+        self.command.first().map(Path::new).unwrap_or(Path::new(""))
+    }
+
+    /// The guest's arguments: everything after MODULE, verbatim.
+    ///
+    /// # Errors
+    /// An argument is not UTF-8 (WASI's arguments are strings here); the error says which.
+    pub fn guest_args(&self) -> Result<Vec<String>, String> {
+        self.command
+            .iter()
+            .skip(1)
+            .map(|a| a.to_str().map(str::to_owned).ok_or_else(|| format!("guest argument {a:?} is not UTF-8")))
+            .collect()
+    }
 }
 
 /// The environment variables sandboxrun reads: the code cache's location (the guest's

@@ -17,7 +17,7 @@ pub fn forward(socket: &Path, argv: Vec<OsString>) -> i32 {
     match ask(socket, argv) {
         Ok(status) => status,
         Err(e) => {
-            eprintln!("sandboxrun: error: server {}: {e}", socket.display());
+            crate::errln!("sandboxrun: error: server {}: {e}", socket.display());
             EXIT_ERROR
         }
     }

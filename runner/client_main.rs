@@ -14,11 +14,11 @@ fn main() -> ExitCode {
     let socket = match args.next() {
         Some(s) if s != "--help" && s != "-h" => s,
         Some(_) => {
-            println!("{USAGE}");
+            sandboxrun::outln!("{USAGE}");
             return ExitCode::SUCCESS;
         }
         None => {
-            eprintln!("{USAGE}");
+            sandboxrun::errln!("{USAGE}");
             return ExitCode::from(2);
         }
     };

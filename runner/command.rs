@@ -9,7 +9,7 @@ use crate::supervisor::Release;
 use std::os::fd::OwnedFd;
 
 fn fail(message: impl std::fmt::Display) -> (i32, Option<Release>) {
-    eprintln!("sandboxrun: error: {message}");
+    crate::errln!("sandboxrun: error: {message}");
     (EXIT_ERROR, None)
 }
 
@@ -44,17 +44,22 @@ pub fn run(cli: RunCli, start: Start, cancel: Option<OwnedFd>) -> (i32, Option<R
             return fail(e);
         }
     }
-    let module = match std::fs::read(&cli.module) {
-        Ok(m) => m,
-        Err(e) => return fail(format!("failed to read {}: {e}", cli.module.display())),
+    let args = match cli.guest_args() {
+        Ok(a) => a,
+        Err(e) => return fail(e),
     };
-    let argv0 = cli.module.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let path = cli.module();
+    let module = match std::fs::read(path) {
+        Ok(m) => m,
+        Err(e) => return fail(format!("failed to read {}: {e}", path.display())),
+    };
+    let argv0 = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let run = Run {
         cache: cli.cache.location(&policy.cache),
         policy,
         module,
         argv0,
-        args: cli.args,
+        args,
         invoke: cli.invoke,
         compile_only: false,
         cancel,
@@ -62,12 +67,12 @@ pub fn run(cli: RunCli, start: Start, cancel: Option<OwnedFd>) -> (i32, Option<R
     let (report, release) = crate::run::run(run, start);
     log_stages(&report);
     if let Some(line) = report.verdict.summary() {
-        eprintln!("{line}");
+        crate::errln!("{line}");
     }
     if let Some(path) = &cli.report {
         let json = serde_json::to_string_pretty(&report).unwrap_or_default();
         if let Err(e) = crate::host_files::write_report(path, &(json + "\n")) {
-            eprintln!("sandboxrun: error: {e}");
+            crate::errln!("sandboxrun: error: {e}");
         }
     }
     (report.verdict.exit_status(), release)

@@ -1,5 +1,7 @@
-//! `sandboxrun inspect app.wasm`: a module's imports, exports, memories and tables.
+//! `sandboxrun inspect app.wasm`: a module's imports, exports, memories and tables. Names are
+//! the module's choice: escaped ([`crate::output::escape`]).
 
+use crate::output::escape;
 use engine::{Config, Engine, Module};
 use std::fmt::Write;
 
@@ -11,11 +13,11 @@ pub fn inspect(bytes: &[u8]) -> Result<String, engine::ModuleError> {
     let mut out = String::new();
     let _ = writeln!(out, "imports:");
     for (m, name, ty) in module.imports() {
-        let _ = writeln!(out, "  {m}.{name}: {ty}");
+        let _ = writeln!(out, "  {}.{}: {ty}", escape(&m), escape(&name));
     }
     let _ = writeln!(out, "exports:");
     for (name, ty) in module.exports() {
-        let _ = writeln!(out, "  {name}: {ty}");
+        let _ = writeln!(out, "  {}: {ty}", escape(&name));
     }
     let _ = writeln!(out, "memories:");
     for (i, m) in info.memories.iter().enumerate() {

@@ -12,6 +12,8 @@
 //! - [`child`]: the child's pipeline: load, compile, WASI, link, instantiate, execute.
 //! - [`wasi_link`]: WASI host functions linked into the engine.
 //! - [`inspect`]: `sandboxrun inspect`.
+//! - [`output`]: sandboxrun's own prints (a failed write never changes the exit status) and
+//!   the escaping of text a module controls.
 
 pub mod child;
 pub mod cli;
@@ -23,6 +25,7 @@ pub mod fd_passing;
 pub mod host_files;
 pub mod inspect;
 pub mod oom;
+pub mod output;
 pub mod prepared;
 pub mod report;
 pub mod run;

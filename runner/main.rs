@@ -5,6 +5,7 @@
 use clap::Parser;
 use sandboxrun::cli::{CacheCommand, PolicyCommand, RunCli, Tool, ToolCli, SUBCOMMANDS};
 use sandboxrun::report::EXIT_ERROR;
+use sandboxrun::{errln, out, outln};
 use std::process::ExitCode;
 
 #[global_allocator]
@@ -17,7 +18,7 @@ fn main() -> ExitCode {
 }
 
 fn fail(message: impl std::fmt::Display) -> i32 {
-    eprintln!("sandboxrun: error: {message}");
+    errln!("sandboxrun: error: {message}");
     EXIT_ERROR
 }
 
@@ -25,7 +26,7 @@ fn tool(cli: ToolCli) -> i32 {
     match cli.command {
         Tool::Policy(PolicyCommand::Check { file }) => match policy::Policy::load(&file) {
             Ok(p) => {
-                print!("{}", p.to_yaml());
+                out!("{}", p.to_yaml());
                 0
             }
             Err(e) => fail(e),
@@ -33,10 +34,11 @@ fn tool(cli: ToolCli) -> i32 {
         Tool::Inspect(args) => match std::fs::read(&args.module) {
             Ok(bytes) => match sandboxrun::inspect::inspect(&bytes) {
                 Ok(text) => {
-                    print!("{text}");
+                    out!("{text}");
                     0
                 }
-                Err(e) => fail(format!("{}: {e}", args.module.display())),
+                // The error may quote the module's own names.
+                Err(e) => fail(format!("{}: {}", args.module.display(), sandboxrun::output::escape(&e.to_string()))),
             },
             Err(e) => fail(format!("failed to read {}: {e}", args.module.display())),
         },
@@ -73,15 +75,15 @@ fn tool(cli: ToolCli) -> i32 {
             }
             if report.verdict.exit_status() != 0 {
                 if let Some(line) = report.verdict.summary() {
-                    eprintln!("{line}");
+                    errln!("{line}");
                 }
                 return report.verdict.exit_status();
             }
             match report.cache {
                 sandboxrun::report::CacheUse::Hit => {
-                    println!("{}: already in {}", args.module.display(), path.display())
+                    outln!("{}: already in {}", args.module.display(), path.display())
                 }
-                _ => println!(
+                _ => outln!(
                     "{}: compiled in {:.1} ms into {}",
                     args.module.display(),
                     report.compile_ms,
@@ -104,7 +106,7 @@ fn tool(cli: ToolCli) -> i32 {
             };
             let result = match command {
                 CacheCommand::Stats => cache.stats().map(|s| {
-                    println!(
+                    outln!(
                         "path: {}\nentries: {}\nbytes: {}\nstores: {}",
                         path.display(),
                         s.entries,
@@ -112,8 +114,8 @@ fn tool(cli: ToolCli) -> i32 {
                         s.stores
                     )
                 }),
-                CacheCommand::Clear => cache.clear().map(|()| println!("cleared {}", path.display())),
-                CacheCommand::Gc => cache.gc().map(|n| println!("removed {n} entries from {}", path.display())),
+                CacheCommand::Clear => cache.clear().map(|()| outln!("cleared {}", path.display())),
+                CacheCommand::Gc => cache.gc().map(|n| outln!("removed {n} entries from {}", path.display())),
             };
             match result {
                 Ok(()) => 0,

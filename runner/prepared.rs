@@ -133,7 +133,7 @@ fn await_run(mut socket: UnixStream, confinement: &sandbox::Confinement, filter:
     // SAFETY: first thing in the fresh child: the objects alive here own only stdio and the
     // socket; the rest belong to the parent's objects, never used or dropped here.
     if let Err(e) = unsafe { sandbox::fds::close_inherited(&[0, 1, 2, socket.as_raw_fd()]) } {
-        eprintln!("sandboxrun: error: failed to close inherited descriptors: {e}");
+        crate::errln!("sandboxrun: error: failed to close inherited descriptors: {e}");
         return crate::report::EXIT_ERROR;
     }
     let prepared = sandbox::prepare(confinement).map_err(|e| e.to_string());
@@ -143,7 +143,7 @@ fn await_run(mut socket: UnixStream, confinement: &sandbox::Confinement, filter:
         // No run came: the supervisor discarded this child.
         Ok(None) => return 0,
         Err(e) => {
-            eprintln!("sandboxrun: error: receiving the run: {e}");
+            crate::errln!("sandboxrun: error: receiving the run: {e}");
             return crate::report::EXIT_ERROR;
         }
     };
@@ -151,7 +151,7 @@ fn await_run(mut socket: UnixStream, confinement: &sandbox::Confinement, filter:
     match take_run(&body, fds) {
         Ok((spec, ends)) => child::main(&spec, ends, Some(prepared), confinement, filter),
         Err(e) => {
-            eprintln!("sandboxrun: error: receiving the run: {e}");
+            crate::errln!("sandboxrun: error: receiving the run: {e}");
             crate::report::EXIT_ERROR
         }
     }

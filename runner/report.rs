@@ -14,6 +14,10 @@ pub const EXIT_ERROR: i32 = 125;
 pub const EXIT_MEMORY_LIMIT: i32 = 137;
 /// Exit status when the output limit was hit (128 + SIGXFSZ).
 pub const EXIT_OUTPUT_LIMIT: i32 = 153;
+/// Exit status when the guest ended with no status of its own to give: an exit code outside
+/// 0..=255 (`proc_exit(256)`; Wasmtime's choice: never 0, as truncating would give), or a
+/// signal WASI does not define. The report keeps the code.
+pub const EXIT_GUEST_ABNORMAL: i32 = 1;
 
 /// A trap as reported.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,8 +36,8 @@ pub struct TrapReport {
 pub enum ChildOutcome {
     /// Returned from `_start`, called `proc_exit`, or returned from `--invoke`.
     Exited {
-        /// The exit code.
-        code: i32,
+        /// The exit code (`proc_exit`'s `u32`, whole).
+        code: u32,
     },
     /// Trapped.
     Trapped(TrapReport),
@@ -41,7 +45,7 @@ pub enum ChildOutcome {
     OutputLimit,
     /// Raised a signal with `proc_raise`.
     Raised {
-        /// The signal number.
+        /// The signal, in WASI's numbering (its `signal` enum, not Linux's).
         signal: u8,
     },
     /// sandboxrun could not run it (invalid module, missing import, ...).
@@ -214,23 +218,43 @@ pub struct Report {
 }
 
 impl Verdict {
-    /// The process exit status for this verdict.
+    /// The process exit status for this verdict, in 0..=255; the report's `status` says which
+    /// verdict it is.
     pub fn exit_status(&self) -> i32 {
+        let guest = |code: Option<u32>| match code {
+            None => EXIT_GUEST_ABNORMAL,
+            Some(c) => u8::try_from(c).map_or(EXIT_GUEST_ABNORMAL, i32::from),
+        };
         match self.status {
-            Status::Exited => self.exit_code.unwrap_or(0) & 0xff,
+            Status::Exited => guest(Some(self.exit_code.unwrap_or(0))),
             Status::Trapped => EXIT_TRAP,
             Status::TimeLimit => EXIT_TIME_LIMIT,
             Status::MemoryLimit => EXIT_MEMORY_LIMIT,
             Status::OutputLimit => EXIT_OUTPUT_LIMIT,
-            Status::Killed => self.exit_code.unwrap_or(EXIT_ERROR),
+            Status::Killed => guest(self.exit_code),
             Status::Error => EXIT_ERROR,
         }
     }
 
-    /// The one line printed to stderr for verdicts other than a normal exit.
+    /// Whether a guest's own exit `code` reads like a status sandboxrun gives for a verdict or a
+    /// failure: 2, 124, 125, or 128 + N.
+    pub fn is_reserved(code: u32) -> bool {
+        matches!(code, 2 | 124 | 125 | 129..=255)
+    }
+
+    /// The one line printed to stderr for verdicts other than a normal exit, and for an exit
+    /// whose code is out of range or reads like a verdict ([`Verdict::is_reserved`]).
     pub fn summary(&self) -> Option<String> {
         match self.status {
-            Status::Exited => None,
+            Status::Exited => match self.exit_code.unwrap_or(0) {
+                code if code > 255 => Some(format!(
+                    "sandboxrun: the guest exited with code {code}, beyond 255: exit status {EXIT_GUEST_ABNORMAL}"
+                )),
+                code if Verdict::is_reserved(code) => {
+                    Some(format!("sandboxrun: the guest exited with code {code} (its own code, not a verdict)"))
+                }
+                _ => None,
+            },
             Status::Trapped => {
                 let t = self.trap.as_ref()?;
                 let mut line = format!("sandboxrun: wasm trap: {}", t.kind);

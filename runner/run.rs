@@ -111,7 +111,7 @@ fn lookup(
     identity: &str,
 ) -> (Option<Cache>, Option<Vec<u8>>) {
     let Some(location) = location else { return (None, None) };
-    let warn = |e: &dyn std::fmt::Display| eprintln!("sandboxrun: warning: {e}; running without the code cache");
+    let warn = |e: &dyn std::fmt::Display| crate::errln!("sandboxrun: warning: {e}; running without the code cache");
     let db = match OpenCache::take_for(open, location).map_or_else(|| CodeCache::open_within(&location.0, location.1, LOOKUP_PATIENCE), Ok) {
         Ok(db) => db,
         Err(e) => {
@@ -137,7 +137,7 @@ fn store(cache: &Cache, identity: &str, artifact: &[u8]) {
         return;
     }
     if let Err(e) = cache.db.put(&cache.key, artifact) {
-        eprintln!("sandboxrun: warning: {e}; the compiled code was not cached");
+        crate::errln!("sandboxrun: warning: {e}; the compiled code was not cached");
     }
 }
 
@@ -170,7 +170,7 @@ fn answer(sender: &mut code_channel::Sender, answer: code_channel::Answer<'_>) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
         // The child reads end of file and compiles.
-        Err(e) => eprintln!("sandboxrun: warning: failed to pass the cached code to the run: {e}"),
+        Err(e) => crate::errln!("sandboxrun: warning: failed to pass the cached code to the run: {e}"),
     }
 }
 
@@ -353,7 +353,7 @@ fn supervise(run: Run, start: Start, release_out: &mut Option<Release>) -> Repor
             match spawned {
                 Ok(handle) => storing = Some(handle),
                 Err(e) => {
-                    eprintln!("sandboxrun: warning: {e}; the compiled code will not be cached");
+                    crate::errln!("sandboxrun: warning: {e}; the compiled code will not be cached");
                     pipes.push(supervisor::Inbound::new(returned, code_limit, "compiled code"));
                 }
             }
@@ -404,7 +404,7 @@ fn supervise(run: Run, start: Start, release_out: &mut Option<Release>) -> Repor
         }
         observed.oom_kills = cgroup.oom_kills().ok().flatten().unwrap_or(0);
         if let Err(e) = cgroup.remove() {
-            eprintln!("sandboxrun: warning: {e}");
+            crate::errln!("sandboxrun: warning: {e}");
         }
     }
     let outcome = child_report.as_ref().map(|c| c.outcome.clone());

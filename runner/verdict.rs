@@ -2,6 +2,7 @@
 //! process (exit status, limits it enforced, cgroup counters) and what the child reported.
 //! A pure function of those facts, so every branch is tested without running anything.
 
+use crate::output::escape;
 use crate::report::{ChildOutcome, Reason, Status, TrapReport};
 use crate::supervisor::{ChildExit, ExitStatus};
 use policy::Limits;
@@ -24,11 +25,13 @@ pub struct Observed {
 pub struct Verdict {
     /// How the run ended.
     pub status: Status,
-    /// The guest's exit code, or 128 + the signal for [`Status::Killed`].
-    pub exit_code: Option<i32>,
+    /// The guest's exit code (all of it: WASI's exit codes are `u32`), or 128 + the signal for
+    /// [`Status::Killed`].
+    pub exit_code: Option<u32>,
     /// Which limit, which signal.
     pub reason: Option<Reason>,
-    /// The signal, for [`Status::Killed`].
+    /// The signal (Linux's number), for [`Status::Killed`]; `None` when a guest raised a signal
+    /// WASI does not define.
     pub signal: Option<i32>,
     /// The denied system call, for [`Reason::Seccomp`].
     pub syscall: Option<String>,
@@ -65,13 +68,54 @@ impl Verdict {
 
     fn killed(signal: i32, reason: Reason, details: String) -> Verdict {
         Verdict {
-            exit_code: Some(128 + signal),
+            exit_code: Some(128 + signal.unsigned_abs()),
             signal: Some(signal),
             reason: Some(reason),
             details: Some(details),
             ..Verdict::new(Status::Killed)
         }
     }
+}
+
+/// WASI preview1's signals (its `signal` enum), by number from 1, with Linux's number for each.
+/// Not Linux's numbering: WASI has no `SIGSTKFLT`, so from `SIGCHLD` (WASI 16, Linux 17) on the
+/// two differ by one; 0 (`none`) and anything past 30 are no signal.
+const WASI_SIGNALS: [(&str, i32); 30] = [
+    ("SIGHUP", libc::SIGHUP),
+    ("SIGINT", libc::SIGINT),
+    ("SIGQUIT", libc::SIGQUIT),
+    ("SIGILL", libc::SIGILL),
+    ("SIGTRAP", libc::SIGTRAP),
+    ("SIGABRT", libc::SIGABRT),
+    ("SIGBUS", libc::SIGBUS),
+    ("SIGFPE", libc::SIGFPE),
+    ("SIGKILL", libc::SIGKILL),
+    ("SIGUSR1", libc::SIGUSR1),
+    ("SIGSEGV", libc::SIGSEGV),
+    ("SIGUSR2", libc::SIGUSR2),
+    ("SIGPIPE", libc::SIGPIPE),
+    ("SIGALRM", libc::SIGALRM),
+    ("SIGTERM", libc::SIGTERM),
+    ("SIGCHLD", libc::SIGCHLD),
+    ("SIGCONT", libc::SIGCONT),
+    ("SIGSTOP", libc::SIGSTOP),
+    ("SIGTSTP", libc::SIGTSTP),
+    ("SIGTTIN", libc::SIGTTIN),
+    ("SIGTTOU", libc::SIGTTOU),
+    ("SIGURG", libc::SIGURG),
+    ("SIGXCPU", libc::SIGXCPU),
+    ("SIGXFSZ", libc::SIGXFSZ),
+    ("SIGVTALRM", libc::SIGVTALRM),
+    ("SIGPROF", libc::SIGPROF),
+    ("SIGWINCH", libc::SIGWINCH),
+    ("SIGPOLL", libc::SIGPOLL),
+    ("SIGPWR", libc::SIGPWR),
+    ("SIGSYS", libc::SIGSYS),
+];
+
+/// The name and Linux number of WASI signal `signal`, if WASI defines it.
+fn wasi_signal(signal: u8) -> Option<(&'static str, i32)> {
+    WASI_SIGNALS.get(usize::from(signal).checked_sub(1)?).copied()
 }
 
 /// Decides the verdict. Limits the parent saw come first (a run killed at its deadline may
@@ -100,16 +144,34 @@ pub fn decide(exit: &ChildExit, outcome: Option<ChildOutcome>, limits: &Limits, 
             Verdict::error(format!("the run's process broke its protocol: it sent more {what} than allowed"))
         }
         (_, Some(ChildOutcome::Exited { code })) => Verdict { exit_code: Some(code), ..Verdict::new(Status::Exited) },
-        (_, Some(ChildOutcome::Trapped(t))) => Verdict { trap: Some(t), ..Verdict::new(Status::Trapped) },
+        // The child's text quotes the module (function names, import names): escaped here,
+        // once, for the summary line and the report alike.
+        (_, Some(ChildOutcome::Trapped(t))) => {
+            let trap = TrapReport {
+                kind: escape(&t.kind).into_owned(),
+                function: t.function.as_deref().map(|f| escape(f).into_owned()),
+                offset: t.offset,
+            };
+            Verdict { trap: Some(trap), ..Verdict::new(Status::Trapped) }
+        }
         (_, Some(ChildOutcome::OutputLimit)) => Verdict::limit(
             Status::OutputLimit,
             Reason::Output,
             format!("output limit of {}", policy::format_size(limits.output)),
         ),
-        (_, Some(ChildOutcome::Raised { signal })) => {
-            Verdict::killed(i32::from(signal), Reason::GuestSignal, format!("guest raised signal {signal}"))
-        }
-        (_, Some(ChildOutcome::Error { message })) => Verdict::error(message),
+        (_, Some(ChildOutcome::Raised { signal })) => match wasi_signal(signal) {
+            Some((name, linux)) => Verdict::killed(
+                linux,
+                Reason::GuestSignal,
+                format!("the guest raised {name}, WASI signal {signal}"),
+            ),
+            None => Verdict {
+                reason: Some(Reason::GuestSignal),
+                details: Some(format!("the guest raised signal {signal}, which WASI does not define")),
+                ..Verdict::new(Status::Killed)
+            },
+        },
+        (_, Some(ChildOutcome::Error { message })) => Verdict::error(escape(&message).into_owned()),
         (ExitStatus::Exited(CHILD_OUT_OF_MEMORY), None) => {
             Verdict::limit(Status::MemoryLimit, Reason::NativeMemory, memory())
         }
@@ -196,7 +258,7 @@ mod tests {
         let observed = Observed { syscall: Some("ptrace".into()), ..Observed::default() };
         let v = decide(&exit(ExitStatus::Signaled(libc::SIGSYS)), None, &Limits::default(), &observed);
         assert_eq!((v.status, v.reason, v.syscall.as_deref()), (Status::Killed, Some(Reason::Seccomp), Some("ptrace")));
-        assert_eq!(v.exit_code, Some(128 + libc::SIGSYS));
+        assert_eq!(v.exit_code, Some(128 + libc::SIGSYS as u32));
         assert_eq!(v.details.as_deref(), Some("seccomp: system call ptrace denied"));
 
         let v = decide_plain(ExitStatus::Signaled(libc::SIGSEGV), None);
@@ -205,5 +267,80 @@ mod tests {
         let v = decide_plain(ExitStatus::Exited(sandbox::spawn::PANIC_EXIT), None);
         assert_eq!(v.status, Status::Error);
         assert!(v.error.unwrap().contains("panicked"));
+    }
+
+    /// A guest's code beyond 255 never truncates to a status that reads as success or as
+    /// another code; the report keeps it whole.
+    #[test]
+    fn exit_codes_beyond_255_end_as_1() {
+        for code in [256u32, 512, 1 << 31, u32::MAX, 255 + 134] {
+            let v = decide_plain(ExitStatus::Exited(0), Some(ChildOutcome::Exited { code }));
+            assert_eq!((v.status.clone(), v.exit_code, v.exit_status()), (Status::Exited, Some(code), 1), "{code}");
+            let line = v.summary().expect("a line for an out-of-range code");
+            assert!(line.contains(&code.to_string()) && !line.contains('\n'), "{line}");
+        }
+        let v = decide_plain(ExitStatus::Exited(0), Some(ChildOutcome::Exited { code: 255 }));
+        assert_eq!(v.exit_status(), 255);
+    }
+
+    /// A guest's own code that collides with a verdict's status gets one line saying so; an
+    /// ordinary code gets none.
+    #[test]
+    fn reserved_exit_codes_say_they_are_the_guests() {
+        for code in [2u32, 124, 125, 134, 137, 153, 159, 129, 255] {
+            let v = decide_plain(ExitStatus::Exited(0), Some(ChildOutcome::Exited { code }));
+            assert_eq!(v.exit_status(), code as i32);
+            assert_eq!(
+                v.summary().as_deref(),
+                Some(format!("sandboxrun: the guest exited with code {code} (its own code, not a verdict)").as_str())
+            );
+        }
+        for code in [0u32, 1, 3, 42, 126, 127, 128] {
+            let v = decide_plain(ExitStatus::Exited(0), Some(ChildOutcome::Exited { code }));
+            assert_eq!((v.exit_status(), v.summary()), (code as i32, None));
+        }
+    }
+
+    /// WASI numbers its signals its own way: SIGABRT is 6 in both, but WASI's SIGCHLD (16) is
+    /// Linux's 17 and WASI's SIGSYS (30) Linux's 31; 0 and anything past 30 are no signal.
+    #[test]
+    fn raised_signals_are_translated_from_wasi() {
+        let raised = |signal| decide_plain(ExitStatus::Exited(0), Some(ChildOutcome::Raised { signal }));
+        for (wasi, linux) in [(1u8, libc::SIGHUP), (6, libc::SIGABRT), (9, libc::SIGKILL), (15, libc::SIGTERM)] {
+            let v = raised(wasi);
+            assert_eq!((v.status.clone(), v.signal, v.reason), (Status::Killed, Some(linux), Some(Reason::GuestSignal)));
+            assert_eq!(v.exit_status(), 128 + linux);
+        }
+        let v = raised(16);
+        assert_eq!((v.signal, v.exit_code), (Some(libc::SIGCHLD), Some(128 + 17)));
+        let v = raised(30);
+        assert_eq!((v.signal, v.exit_status()), (Some(libc::SIGSYS), 159));
+        assert_eq!(v.details.as_deref(), Some("the guest raised SIGSYS, WASI signal 30"));
+        assert_eq!(v.syscall, None, "not a seccomp kill");
+        for signal in [0u8, 31, 255] {
+            let v = raised(signal);
+            assert_eq!((v.status.clone(), v.reason, v.signal, v.exit_code), (Status::Killed, Some(Reason::GuestSignal), None, None));
+            assert_eq!(v.exit_status(), 1, "{signal}");
+            assert!(v.summary().unwrap().contains(&format!("signal {signal}, which WASI does not define")));
+        }
+    }
+
+    /// Names a module chose reach the summary line and the report escaped.
+    #[test]
+    fn module_text_is_escaped() {
+        let trap = TrapReport {
+            kind: "unreachable".into(),
+            function: Some("f\n\u{1b}[31mred\u{7f}\u{9b} (3)".into()),
+            offset: Some(4),
+        };
+        let v = decide_plain(ExitStatus::Exited(0), Some(ChildOutcome::Trapped(trap)));
+        let function = v.trap.as_ref().unwrap().function.clone().unwrap();
+        assert_eq!(function, "f\\n\\u{1b}[31mred\\u{7f}\\u{9b} (3)");
+        assert!(!v.summary().unwrap().chars().any(char::is_control));
+        let v = decide_plain(
+            ExitStatus::Exited(0),
+            Some(ChildOutcome::Error { message: "unknown import env.a\nb\u{1b}c: expected func() -> ()".into() }),
+        );
+        assert_eq!(v.error.as_deref(), Some("unknown import env.a\\nb\\u{1b}c: expected func() -> ()"));
     }
 }

@@ -349,7 +349,9 @@ impl Policy {
                     ))
                 }
             };
-            let host = resolve_dir(base, &m.host.value).map_err(|e| spanned_err(&m.host, "mounts.host", e))?;
+            let host = resolve_dir(base, &m.host.value)
+                .and_then(|host| check_host(&host, mode).map(|()| host))
+                .map_err(|e| spanned_err(&m.host, "mounts.host", e))?;
             let mount = Mount { host, guest, mode };
             policy.check_new_mount(&mount).map_err(|e| spanned_err(&m.guest, "mounts.guest", e))?;
             policy.mounts.push(mount);
@@ -447,8 +449,9 @@ impl Policy {
             Some((g, "rw")) => (g, Mode::Rw),
             _ => (rest, Mode::Ro),
         };
-        let mount =
-            Mount { host: resolve_dir(cwd, host).map_err(err)?, guest: GuestPath::new(guest).map_err(err)?, mode };
+        let host = resolve_dir(cwd, host).map_err(err)?;
+        check_host(&host, mode).map_err(err)?;
+        let mount = Mount { host, guest: GuestPath::new(guest).map_err(err)?, mode };
         self.check_new_mount(&mount).map_err(err)?;
         self.mounts.push(mount);
         Ok(())
@@ -537,4 +540,24 @@ fn resolve_dir(base: &Path, host: &str) -> Result<PathBuf, String> {
         Ok(_) => Err(format!("'{}' is not a directory", path.display())),
         Err(_) => Err(format!("no such directory '{}'", path.display())),
     }
+}
+
+/// Host directories no mount may be, nor be beneath: the kernel's interfaces (process
+/// information and control, device nodes, kernel tunables), never the guest's business.
+const FORBIDDEN_HOSTS: &[&str] = &["/proc", "/sys", "/dev"];
+
+/// Refuses a mount of `host` that is, or is beneath, a [`FORBIDDEN_HOSTS`] directory, or that
+/// is `/` read-write: by where it leads now (canonicalised for the check only, so a symlink to
+/// `/proc` is `/proc`), for an early, clear error. The runner checks again on the directory it
+/// opens (its real ancestors), which no later change of the path can disguise.
+fn check_host(host: &Path, mode: Mode) -> Result<(), String> {
+    let canonical = std::fs::canonicalize(host).unwrap_or_else(|_| host.to_path_buf());
+    let host = canonical.as_path();
+    if let Some(kernel) = FORBIDDEN_HOSTS.iter().find(|k| host.starts_with(k)) {
+        return Err(format!("'{}' is {kernel} or beneath it: kernel interfaces cannot be mounted", host.display()));
+    }
+    if host == Path::new("/") && mode == Mode::Rw {
+        return Err("'/' can only be mounted read-only (mode: ro)".into());
+    }
+    Ok(())
 }

@@ -61,7 +61,7 @@ pub fn serve(socket: &Path, pool: usize) -> Result<(), String> {
     } else {
         "a network namespace per run"
     };
-    eprintln!("sandboxrun: serving on {} ({pool} prepared children, {network})", socket.display());
+    crate::errln!("sandboxrun: serving on {} ({pool} prepared children, {network})", socket.display());
     // Namespaces of finished runs, released when no run is under way (see
     // `PreparedChild::hand_over`), or in a batch once too many are held.
     let mut held: Vec<OwnedFd> = Vec::new();
@@ -105,7 +105,7 @@ pub fn serve(socket: &Path, pool: usize) -> Result<(), String> {
             match slot::start(&listener, settings) {
                 Ok(s) => slots.push((s, Slot::Ready)),
                 Err(e) => {
-                    eprintln!("sandboxrun: warning: failed to start a slot: {e}");
+                    crate::errln!("sandboxrun: warning: failed to start a slot: {e}");
                     break;
                 }
             }
