@@ -1,6 +1,7 @@
-//! The `sandboxrun` binary. Exit statuses: the guest's exit code; 134 trap; 124 time limit;
-//! 125 sandboxrun could not run the module; 137 memory limit; 153 output limit; 128+N killed
-//! by signal N.
+//! The `sandboxrun` binary. Exit statuses: the guest's exit code (1 for one beyond 255); 134
+//! trap; 124 time limit; 125 sandboxrun could not run the module; 137 memory limit; 153 output
+//! limit; 128+N killed by signal N (or the guest raised it). Its own prints go through
+//! [`sandboxrun::output`]: they never change the exit status.
 
 use clap::Parser;
 use sandboxrun::cli::{CacheCommand, PolicyCommand, RunCli, Tool, ToolCli, SUBCOMMANDS};
@@ -83,12 +84,9 @@ fn tool(cli: ToolCli) -> i32 {
                 sandboxrun::report::CacheUse::Hit => {
                     outln!("{}: already in {}", args.module.display(), path.display())
                 }
-                _ => outln!(
-                    "{}: compiled in {:.1} ms into {}",
-                    args.module.display(),
-                    report.compile_ms,
-                    path.display()
-                ),
+                _ => {
+                    outln!("{}: compiled in {:.1} ms into {}", args.module.display(), report.compile_ms, path.display())
+                }
             }
             0
         }
@@ -106,13 +104,7 @@ fn tool(cli: ToolCli) -> i32 {
             };
             let result = match command {
                 CacheCommand::Stats => cache.stats().map(|s| {
-                    outln!(
-                        "path: {}\nentries: {}\nbytes: {}\nstores: {}",
-                        path.display(),
-                        s.entries,
-                        s.bytes,
-                        s.stores
-                    )
+                    outln!("path: {}\nentries: {}\nbytes: {}\nstores: {}", path.display(), s.entries, s.bytes, s.stores)
                 }),
                 CacheCommand::Clear => cache.clear().map(|()| outln!("cleared {}", path.display())),
                 CacheCommand::Gc => cache.gc().map(|n| outln!("removed {n} entries from {}", path.display())),

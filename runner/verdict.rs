@@ -160,11 +160,9 @@ pub fn decide(exit: &ChildExit, outcome: Option<ChildOutcome>, limits: &Limits, 
             format!("output limit of {}", policy::format_size(limits.output)),
         ),
         (_, Some(ChildOutcome::Raised { signal })) => match wasi_signal(signal) {
-            Some((name, linux)) => Verdict::killed(
-                linux,
-                Reason::GuestSignal,
-                format!("the guest raised {name}, WASI signal {signal}"),
-            ),
+            Some((name, linux)) => {
+                Verdict::killed(linux, Reason::GuestSignal, format!("the guest raised {name}, WASI signal {signal}"))
+            }
             None => Verdict {
                 reason: Some(Reason::GuestSignal),
                 details: Some(format!("the guest raised signal {signal}, which WASI does not define")),
@@ -308,7 +306,10 @@ mod tests {
         let raised = |signal| decide_plain(ExitStatus::Exited(0), Some(ChildOutcome::Raised { signal }));
         for (wasi, linux) in [(1u8, libc::SIGHUP), (6, libc::SIGABRT), (9, libc::SIGKILL), (15, libc::SIGTERM)] {
             let v = raised(wasi);
-            assert_eq!((v.status.clone(), v.signal, v.reason), (Status::Killed, Some(linux), Some(Reason::GuestSignal)));
+            assert_eq!(
+                (v.status.clone(), v.signal, v.reason),
+                (Status::Killed, Some(linux), Some(Reason::GuestSignal))
+            );
             assert_eq!(v.exit_status(), 128 + linux);
         }
         let v = raised(16);
@@ -319,7 +320,10 @@ mod tests {
         assert_eq!(v.syscall, None, "not a seccomp kill");
         for signal in [0u8, 31, 255] {
             let v = raised(signal);
-            assert_eq!((v.status.clone(), v.reason, v.signal, v.exit_code), (Status::Killed, Some(Reason::GuestSignal), None, None));
+            assert_eq!(
+                (v.status.clone(), v.reason, v.signal, v.exit_code),
+                (Status::Killed, Some(Reason::GuestSignal), None, None)
+            );
             assert_eq!(v.exit_status(), 1, "{signal}");
             assert!(v.summary().unwrap().contains(&format!("signal {signal}, which WASI does not define")));
         }

@@ -151,7 +151,10 @@ fn a_guest_code_that_reads_like_a_verdict_says_so() {
         let module = write(&dir, "m.wat", &ending("proc_exit", code));
         let o = run(bin().arg("--report").arg(&report).arg(&module));
         assert_eq!(o.status.code(), Some(code as i32));
-        assert_eq!(stderr(&o), format!("sandboxrun: the guest exited with code {code} (its own code, not a verdict)\n"));
+        assert_eq!(
+            stderr(&o),
+            format!("sandboxrun: the guest exited with code {code} (its own code, not a verdict)\n")
+        );
         assert_eq!(report_json(&report)["status"], "exited", "the report's status is authoritative");
     }
     let module = write(&dir, "m.wat", &ending("proc_exit", 3));
@@ -166,7 +169,8 @@ fn raised_signals_are_wasi_signals() {
     let dir = temp_dir("raise");
     let report = dir.join("r.json");
     // (WASI number, exit status, the report's signal: Linux's number)
-    for (wasi, status, signal) in [(6i64, 134, Some(6)), (16, 128 + 17, Some(17)), (30, 159, Some(31)), (9, 137, Some(9))]
+    for (wasi, status, signal) in
+        [(6i64, 134, Some(6)), (16, 128 + 17, Some(17)), (30, 159, Some(31)), (9, 137, Some(9))]
     {
         let module = write(&dir, "m.wat", &ending("proc_raise", wasi));
         let o = run(bin().arg("--report").arg(&report).arg(&module));
