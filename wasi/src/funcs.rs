@@ -135,7 +135,7 @@ impl WasiCtx {
     }
 
     fn output_limit_hit(&self) -> bool {
-        self.usage.stdout_bytes + self.usage.stderr_bytes >= self.limits.output_bytes
+        self.usage.stdout_bytes.saturating_add(self.usage.stderr_bytes) >= self.limits.output_bytes
     }
 
     pub(crate) fn count_created(&mut self) -> WasiResult<()> {
