@@ -137,7 +137,11 @@ impl Abi {
             }
         }
         out.extend_from_slice(&(st.st_size as u64).to_le_bytes());
-        let ns = |s: i64, n: i64| (s as u64).wrapping_mul(1_000_000_000).wrapping_add(n as u64);
+        // Saturating: a time before 1970 reads as 0, one past 2554 as u64::MAX.
+        let ns = |s: i64, n: i64| match u64::try_from(s) {
+            Err(_) => 0,
+            Ok(s) => s.saturating_mul(1_000_000_000).saturating_add(n as u64),
+        };
         out.extend_from_slice(&ns(st.st_atime, st.st_atime_nsec).to_le_bytes());
         out.extend_from_slice(&ns(st.st_mtime, st.st_mtime_nsec).to_le_bytes());
         out.extend_from_slice(&ns(st.st_ctime, st.st_ctime_nsec).to_le_bytes());

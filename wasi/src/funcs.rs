@@ -135,7 +135,7 @@ impl WasiCtx {
     }
 
     fn output_limit_hit(&self) -> bool {
-        self.usage.stdout_bytes + self.usage.stderr_bytes >= self.limits.output_bytes
+        self.usage.stdout_bytes.saturating_add(self.usage.stderr_bytes) >= self.limits.output_bytes
     }
 
     pub(crate) fn count_created(&mut self) -> WasiResult<()> {
@@ -352,11 +352,7 @@ fn fd_read(
         sys::off_t(offset)?;
     }
     let mut total = 0u64;
-    for i in 0..vecs.count {
-        let (ptr, len) = m.iovec(vecs, i)?;
-        if len == 0 {
-            continue;
-        }
+    vecs.for_each(m, |m, ptr, len| {
         let len = clamp_to_u32_total(total, len);
         let buf = m.slice_mut(ptr, len)?;
         let n = match at {
@@ -364,10 +360,8 @@ fn fd_read(
             None => sys::read(host, buf)?,
         };
         total += n as u64;
-        if n < len as usize || len == 0 {
-            break;
-        }
-    }
+        Ok(n == len as usize && len > 0)
+    })?;
     m.write_u32(out, u32::try_from(total).expect("clamped to u32"))
 }
 
@@ -424,21 +418,14 @@ fn fd_write(
     };
     let mut total = 0u64;
     let mut size = size;
-    for i in 0..vecs.count {
-        let (ptr, len) = m.iovec(vecs, i)?;
-        if len == 0 {
-            continue;
-        }
+    vecs.for_each(m, |m, ptr, len| {
         let len = clamp_to_u32_total(total, len);
         if len == 0 {
-            break;
+            return Ok(false);
         }
         let allowed = match account_growth(ctx, size, pos, u64::from(len)) {
             Ok(n) => n,
-            Err(e) if total > 0 => {
-                let _ = e;
-                break;
-            }
+            Err(_) if total > 0 => return Ok(false), // a short write; the error comes next time
             Err(e) => return Err(e),
         };
         let buf = &m.slice(ptr, len)?[..allowed as usize];
@@ -449,10 +436,8 @@ fn fd_write(
         total += n;
         pos = pos.saturating_add(n);
         size = size.max(pos);
-        if n < u64::from(len) {
-            break;
-        }
-    }
+        Ok(n == u64::from(len))
+    })?;
     if at.is_none() {
         let state = WriteState { pos, size, append, shrinks: ctx.shrinks };
         ctx.entry(fd)?.write_state.set(Some(state));
@@ -473,14 +458,10 @@ fn write_output(
 ) -> WasiResult<()> {
     let mut total = 0u64;
     let mut limited = false;
-    for i in 0..vecs.count {
-        let (ptr, len) = m.iovec(vecs, i)?;
-        if len == 0 {
-            continue;
-        }
+    vecs.for_each(m, |m, ptr, len| {
         let len = clamp_to_u32_total(total, len);
         if len == 0 {
-            break;
+            return Ok(false);
         }
         let used = ctx.usage.stdout_bytes.saturating_add(ctx.usage.stderr_bytes);
         let room = ctx.limits.output_bytes.saturating_sub(used);
@@ -511,10 +492,8 @@ fn write_output(
             ctx.usage.stderr_bytes += written;
         }
         total += written;
-        if limited {
-            break;
-        }
-    }
+        Ok(!limited)
+    })?;
     if limited {
         // Reported as EPIPE internally; `call` turns it into Exit::OutputLimit.
         return Err(Errno::Pipe);

@@ -4,7 +4,10 @@
 //! [`Abi::functions`] as a host function and forwards calls to [`call`] with the caller's
 //! memory. Paths resolve beneath their preopened directory with
 //! `openat2(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)`, so a guest cannot name a file outside
-//! its mounts, whatever symlinks or `..` it uses.
+//! its mounts, whatever symlinks or `..` it uses (see `path.rs` for how each call does it).
+//! Nothing a guest passes makes the host allocate in proportion to it (paths are at most
+//! 4096 bytes, iovec lists and poll subscriptions are read in place), and every guest number
+//! is checked or saturated before arithmetic.
 
 mod abi;
 mod ctx;

@@ -73,33 +73,69 @@ impl<'m> GuestMemory<'m> {
     }
 
     /// Checks an iovec array: the array and every buffer it names lie in memory
-    /// (`EFAULT` otherwise). Nothing is copied: [`GuestMemory::iovec`] reads one entry at a
-    /// time, so a guest's count, however large, costs the host no memory.
+    /// (`EFAULT` otherwise, before any transfer, as `readv`/`writev` do). Nothing is copied:
+    /// [`IovecList::for_each`] reads a bounded number of entries at a time, so a guest's
+    /// count, however large, costs the host no memory.
     pub fn iovecs(&self, iovs: u32, count: u32) -> WasiResult<IovecList> {
         let bytes = self.slice(iovs, count.checked_mul(8).ok_or(Errno::Fault)?)?;
+        let size = self.bytes.len() as u64;
         for entry in bytes.chunks_exact(8) {
             let (ptr, len) = parse_iovec(entry);
-            self.range(ptr, len)?;
+            if u64::from(ptr) + u64::from(len) > size {
+                return Err(Errno::Fault);
+            }
         }
         Ok(IovecList { base: iovs, count })
     }
 
-    /// Entry `i` of a checked iovec array: `(buf, len)`.
-    pub fn iovec(&self, list: IovecList, i: u32) -> WasiResult<(u32, u32)> {
-        if i >= list.count {
-            return Err(Errno::Fault);
+    /// Up to [`IOV_CHUNK`] entries of a checked iovec array from entry `first` on, as
+    /// `(buf, len)` pairs copied into `chunk`; empty past the end.
+    fn iovec_chunk<'c>(&self, list: IovecList, first: u32, chunk: &'c mut IovecChunk) -> &'c [(u32, u32)] {
+        let n = list.count.saturating_sub(first).min(IOV_CHUNK as u32);
+        // In bounds: `iovecs` checked the whole array, and `first + n <= count`.
+        let start = list.base as usize + 8 * first as usize;
+        let bytes = &self.bytes[start..start + 8 * n as usize];
+        for (slot, entry) in chunk.iter_mut().zip(bytes.chunks_exact(8)) {
+            *slot = parse_iovec(entry);
         }
-        // In bounds: `iovecs` checked the whole array.
-        Ok(parse_iovec(self.slice(list.base + 8 * i, 8)?))
+        &chunk[..n as usize]
     }
 }
+
+/// Iovec entries handled per step (a stack array's worth).
+const IOV_CHUNK: usize = 256;
+
+/// Room for one step's iovec entries.
+type IovecChunk = [(u32, u32); IOV_CHUNK];
 
 /// An iovec array checked by [`GuestMemory::iovecs`].
 #[derive(Clone, Copy, Debug)]
 pub struct IovecList {
     base: u32,
-    /// Number of entries.
-    pub count: u32,
+    count: u32,
+}
+
+impl IovecList {
+    /// Calls `f(memory, buf, len)` on each entry with a non-zero length, in order, reading
+    /// [`IOV_CHUNK`] entries at a time, until it returns `Ok(false)` or an error.
+    pub fn for_each(
+        self,
+        m: &mut GuestMemory,
+        mut f: impl FnMut(&mut GuestMemory, u32, u32) -> WasiResult<bool>,
+    ) -> WasiResult<()> {
+        let mut chunk = [(0, 0); IOV_CHUNK];
+        let mut first = 0;
+        while first < self.count {
+            let entries = m.iovec_chunk(self, first, &mut chunk);
+            first += entries.len() as u32;
+            for &(ptr, len) in entries.iter().filter(|(_, len)| *len != 0) {
+                if !f(m, ptr, len)? {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 fn parse_iovec(entry: &[u8]) -> (u32, u32) {
@@ -130,9 +166,16 @@ mod tests {
         m.write(0, &[8, 0, 0, 0, 100, 0, 0, 0]).unwrap();
         assert_eq!(m.iovecs(0, 1).err(), Some(Errno::Fault), "iovec pointing past the end");
         m.write(0, &[8, 0, 0, 0, 4, 0, 0, 0]).unwrap();
-        let list = m.iovecs(0, 1).unwrap();
-        assert_eq!(m.iovec(list, 0), Ok((8, 4)));
-        assert_eq!(m.iovec(list, 1), Err(Errno::Fault));
+        let mut seen = Vec::new();
+        m.write(8, &[0; 8]).unwrap(); // an empty entry: skipped
+        m.iovecs(0, 2)
+            .unwrap()
+            .for_each(&mut m, |_, p, l| {
+                seen.push((p, l));
+                Ok(true)
+            })
+            .unwrap();
+        assert_eq!(seen, [(8, 4)]);
     }
 
     #[test]

@@ -58,8 +58,10 @@ fn measured<R>(f: impl FnOnce() -> R) -> (R, usize, Duration) {
     (r, LARGEST.with(|l| l.get()), start.elapsed())
 }
 
-/// 64 Mi iovecs: 512 MiB of guest memory, all zero, is 64 Mi `{ buf: 0, len: 0 }` entries.
-const HUGE_COUNT: u32 = 64 << 20;
+/// 8 Mi iovecs: 64 MiB of guest memory, all zero, is 8 Mi `{ buf: 0, len: 0 }` entries.
+/// (The code before issue #13 copied them into a 64 MiB vector. 64 Mi entries behave the
+/// same, but take some 8 s per call in a debug build, 0.2 s optimised.)
+const HUGE_COUNT: u32 = 8 << 20;
 
 #[test]
 fn a_huge_iovec_count_allocates_nothing_proportional() {
@@ -86,7 +88,7 @@ fn a_huge_iovec_count_allocates_nothing_proportional() {
         assert_eq!((e, g.u32(out as u32)), (0, 0), "{name}({args:?}): nothing to transfer");
         g.put(out as u32, &[0; 4]);
         assert!(largest < SMALL, "{name}: allocated {largest} bytes");
-        assert!(took < Duration::from_secs(30), "{name}: took {took:?}");
+        assert!(took < Duration::from_secs(10), "{name}: took {took:?}");
     }
     assert_eq!(std::fs::read(dir.join("f")).unwrap(), b"hello");
 }
