@@ -8,54 +8,9 @@ use common::*;
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixDatagram, UnixStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// A server for one test, killed when dropped.
-struct Server {
-    child: Child,
-    socket: PathBuf,
-}
-
-impl Server {
-    /// A server with the test's cache, on `dir/server.sock`.
-    fn start(dir: &Path) -> Server {
-        Server::launch(bin(), dir.join("server.sock"))
-    }
-
-    /// `sandboxrun` (as `command` starts it) serving on `socket`, once it answers.
-    fn launch(mut command: Command, socket: PathBuf) -> Server {
-        let child = command
-            .args(["serve", "--pool", "2", "--socket"])
-            .arg(&socket)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let started = Instant::now();
-        while UnixDatagram::unbound().and_then(|probe| probe.connect(&socket)).is_err() {
-            assert!(started.elapsed() < Duration::from_secs(10), "the server did not start");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        Server { child, socket }
-    }
-
-    /// `sandboxrun --server SOCKET` with the test's cache.
-    fn client(&self) -> Command {
-        let mut cmd = bin();
-        cmd.arg("--server").arg(&self.socket);
-        cmd
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// The states (`R`, `S`, ...) of the processes of the server on `socket` — itself, its slots,
 /// their children: forks, whose command line names the socket.

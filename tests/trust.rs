@@ -7,10 +7,8 @@ mod common;
 
 use common::*;
 use std::os::fd::{FromRawFd, OwnedFd};
-use std::os::unix::net::UnixDatagram;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
 
 /// Writes its argv to stdout (each argument ended by NUL, as `args_get` lays them out) and
 /// exits with `fd_prestat_get(3)`'s errno: 8 (EBADF) when nothing is mounted, 0 when something
@@ -118,11 +116,11 @@ fn everything_after_the_module_is_the_guests_through_a_server() {
     let server = Server::start(&dir);
     let o = run(bin().arg("--server").arg(&server.socket).arg(&module).args(hostile_args(&out)));
     assert_guest_got(&o, &module, &out);
-    let o = run(server.client().arg(&module).args(hostile_args(&out)));
+    let o = run(server.client_binary().arg(&module).args(hostile_args(&out)));
     assert_guest_got(&o, &module, &out);
     // A trap through the server with the client's stdout and stderr broken: still 134.
     let wat = write(&dir, "m.wat", HELLO);
-    let o = with_broken_streams(server.client().args(["--invoke", "div"]).arg(&wat).args(["1", "0"]));
+    let o = with_broken_streams(server.client_binary().args(["--invoke", "div"]).arg(&wat).args(["1", "0"]));
     assert_eq!(o, Some(134));
 }
 
@@ -355,49 +353,3 @@ fn unprivileged() -> Command {
     }
 }
 
-/// A server for one test, killed when dropped.
-struct Server {
-    child: Child,
-    socket: PathBuf,
-}
-
-impl Server {
-    /// `sandboxrun serve` on `dir/server.sock`, with the test's cache, once it answers.
-    fn start(dir: &Path) -> Server {
-        let socket = dir.join("server.sock");
-        let child = bin()
-            .args(["serve", "--pool", "1", "--socket"])
-            .arg(&socket)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let started = Instant::now();
-        while UnixDatagram::unbound().and_then(|probe| probe.connect(&socket)).is_err() {
-            assert!(started.elapsed() < Duration::from_secs(10), "the server did not start");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        Server { child, socket }
-    }
-
-    /// `sandboxrun-client SOCKET`.
-    fn client(&self) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sandboxrun-client"));
-        // The test's code cache, as `bin()` sets it.
-        for (key, value) in bin().get_envs() {
-            if let Some(value) = value {
-                cmd.env(key, value);
-            }
-        }
-        cmd.arg(&self.socket);
-        cmd
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}

@@ -88,3 +88,64 @@ pub const HELLO: &str = r#"
 pub fn report_json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
+
+/// A server for one test, killed when dropped.
+pub struct Server {
+    /// The server process.
+    pub child: std::process::Child,
+    /// Its socket.
+    pub socket: PathBuf,
+}
+
+impl Server {
+    /// A server with the test's cache, on `dir/server.sock`.
+    pub fn start(dir: &Path) -> Server {
+        Server::launch(bin(), dir.join("server.sock"))
+    }
+
+    /// `sandboxrun` (as `command` starts it) serving on `socket`, once it answers.
+    pub fn launch(mut command: Command, socket: PathBuf) -> Server {
+        let child = command
+            .args(["serve", "--pool", "2", "--socket"])
+            .arg(&socket)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let started = std::time::Instant::now();
+        while std::os::unix::net::UnixDatagram::unbound().and_then(|probe| probe.connect(&socket)).is_err() {
+            assert!(started.elapsed() < std::time::Duration::from_secs(10), "the server did not start");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        Server { child, socket }
+    }
+
+    /// `sandboxrun --server SOCKET` with the test's cache.
+    pub fn client(&self) -> Command {
+        let mut cmd = bin();
+        cmd.arg("--server").arg(&self.socket);
+        cmd
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    /// `sandboxrun-client SOCKET`, with the test's cache (as [`bin`] sets it).
+    pub fn client_binary(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sandboxrun-client"));
+        for (key, value) in bin().get_envs() {
+            if let Some(value) = value {
+                cmd.env(key, value);
+            }
+        }
+        cmd.arg(&self.socket);
+        cmd
+    }
+}
