@@ -73,10 +73,8 @@ pub fn open_run_files(policy: &policy::Policy) -> Result<RunFds, HostFileError> 
     if !policy.mounts.is_empty() {
         // Before anything is opened: files opened afterwards are in the namespace where this
         // process may clone them.
-        sandbox::mounts::own_mount_namespace().map_err(|source| HostFileError::Detach {
-            path: policy.mounts[0].host.clone(),
-            source,
-        })?;
+        sandbox::mounts::own_mount_namespace()
+            .map_err(|source| HostFileError::Detach { path: policy.mounts[0].host.clone(), source })?;
     }
     let identity = (policy.run_as.uid, policy.run_as.gid);
     let mut mounts = Vec::with_capacity(policy.mounts.len());
@@ -203,7 +201,8 @@ fn check_mountable(dir: &File, path: &Path, writable: bool) -> Result<(), HostFi
         ["/proc", "/sys", "/dev"].iter().filter_map(|p| std::fs::metadata(p).ok().map(|m| identity(&m))).collect();
     let root = std::fs::metadata("/").map(|m| identity(&m)).ok();
     let forbidden = |reason| HostFileError::Forbidden { path: path.to_path_buf(), reason };
-    let unreadable = |e: io::Error| HostFileError::Open { what: "mount directory", path: path.to_path_buf(), reason: e.to_string() };
+    let unreadable =
+        |e: io::Error| HostFileError::Open { what: "mount directory", path: path.to_path_buf(), reason: e.to_string() };
     let mut here = dir.try_clone().map_err(unreadable)?;
     let mut current = identity(&here.metadata().map_err(unreadable)?);
     if Some(current) == root && writable {

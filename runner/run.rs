@@ -112,7 +112,9 @@ fn lookup(
 ) -> (Option<Cache>, Option<Vec<u8>>) {
     let Some(location) = location else { return (None, None) };
     let warn = |e: &dyn std::fmt::Display| crate::errln!("sandboxrun: warning: {e}; running without the code cache");
-    let db = match OpenCache::take_for(open, location).map_or_else(|| CodeCache::open_within(&location.0, location.1, LOOKUP_PATIENCE), Ok) {
+    let db = match OpenCache::take_for(open, location)
+        .map_or_else(|| CodeCache::open_within(&location.0, location.1, LOOKUP_PATIENCE), Ok)
+    {
         Ok(db) => db,
         Err(e) => {
             warn(&e);

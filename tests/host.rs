@@ -136,9 +136,10 @@ fn no_run_outlives_sandboxrun_and_its_cpu_time_is_sandboxruns() {
         .spawn()
         .unwrap();
     let pid = child.id() as libc::pid_t;
-    // SAFETY: all-zero is a valid rusage; waiting for our own child with valid out-pointers.
+    // SAFETY: all-zero is a valid rusage.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     let mut status = 0;
+    // SAFETY: waiting for our own child, with valid out-pointers.
     assert_eq!(unsafe { libc::wait4(pid, &mut status, 0, &mut usage) }, pid);
     assert_eq!(libc::WEXITSTATUS(status), 124);
     let cpu = Duration::from_micros((usage.ru_utime.tv_sec * 1_000_000 + usage.ru_utime.tv_usec) as u64);

@@ -352,4 +352,3 @@ fn unprivileged() -> Command {
         Command::new(env!("CARGO_BIN_EXE_sandboxrun"))
     }
 }
-

@@ -12,7 +12,10 @@ fn main() {
     let dir = std::env::args().nth(1).unwrap_or_else(|| std::env::temp_dir().display().to_string());
     let t = Instant::now();
     sandbox::mounts::own_mount_namespace().expect("a mount namespace of its own");
-    println!("own mount namespace (unprivileged callers only, once a process): {:.3} ms", t.elapsed().as_secs_f64() * 1e3);
+    println!(
+        "own mount namespace (unprivileged callers only, once a process): {:.3} ms",
+        t.elapsed().as_secs_f64() * 1e3
+    );
     let dir = OwnedFd::from(std::fs::File::open(&dir).expect("open DIR"));
     for writable in [sandbox::Writable::No, sandbox::Writable::Yes] {
         let n = 2000;
@@ -21,6 +24,9 @@ fn main() {
             let tree = sandbox::mounts::detach(dir.as_fd(), writable).expect("detach");
             drop(tree);
         }
-        println!("detach {writable:?}: {:.1} µs per mount (mean of {n}, the clone's release included)", t.elapsed().as_secs_f64() * 1e6 / n as f64);
+        println!(
+            "detach {writable:?}: {:.1} µs per mount (mean of {n}, the clone's release included)",
+            t.elapsed().as_secs_f64() * 1e6 / n as f64
+        );
     }
 }

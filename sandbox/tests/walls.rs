@@ -88,8 +88,9 @@ const ESCAPES: &[&str] = &[
 ];
 
 fn mode_of(dir: RawFd, path: &CString) -> Result<u32, i32> {
-    // SAFETY: all-zero is a valid stat buffer; valid descriptor, path and out-pointer.
+    // SAFETY: all-zero is a valid stat buffer.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid descriptor, NUL-terminated path and out-pointer.
     cvt(unsafe { libc::fstatat(dir, path.as_ptr(), &mut st, 0) }).map(|_| st.st_ino as u32)
 }
 
@@ -108,8 +109,8 @@ fn attempts(rw: &OwnedFd, ro: &OwnedFd) -> Vec<String> {
         for escape in ESCAPES {
             let p = c(escape);
             let name = |call: &str| format!("{call}({label}, {escape})");
-            // SAFETY (every call below): a valid descriptor, NUL-terminated paths, valid
-            // buffers of the sizes passed; each call only reads or writes those.
+            // SAFETY: every call below gets a valid descriptor, NUL-terminated paths and
+            // valid buffers of the sizes passed, and only reads or writes those.
             unsafe {
                 let fd = libc::openat(dir, p.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
                 if fd >= 0 {
@@ -127,31 +128,62 @@ fn attempts(rw: &OwnedFd, ro: &OwnedFd) -> Vec<String> {
                 if !regular {
                     continue;
                 }
-                expect_fail(&mut failures, &name("utimensat"), cvt(libc::utimensat(dir, p.as_ptr(), times.as_ptr(), 0)));
-                expect_fail(&mut failures, 
+                expect_fail(
+                    &mut failures,
+                    &name("utimensat"),
+                    cvt(libc::utimensat(dir, p.as_ptr(), times.as_ptr(), 0)),
+                );
+                expect_fail(
+                    &mut failures,
                     &name("utimensat nofollow"),
                     cvt(libc::utimensat(dir, p.as_ptr(), times.as_ptr(), libc::AT_SYMLINK_NOFOLLOW)),
                 );
                 expect_fail(&mut failures, &name("fstatat"), mode_of(dir, &p).map(i64::from));
                 let mut stx: libc::statx = std::mem::zeroed();
-                expect_fail(&mut failures, &name("statx"), cvt(libc::statx(dir, p.as_ptr(), 0, libc::STATX_BASIC_STATS, &mut stx)));
+                expect_fail(
+                    &mut failures,
+                    &name("statx"),
+                    cvt(libc::statx(dir, p.as_ptr(), 0, libc::STATX_BASIC_STATS, &mut stx)),
+                );
                 expect_fail(&mut failures, &name("fchmodat"), cvt(libc::fchmodat(dir, p.as_ptr(), 0o777, 0)));
-                expect_fail(&mut failures, &name("fchownat"), cvt(libc::fchownat(dir, p.as_ptr(), u32::MAX, u32::MAX, 0)));
+                expect_fail(
+                    &mut failures,
+                    &name("fchownat"),
+                    cvt(libc::fchownat(dir, p.as_ptr(), u32::MAX, u32::MAX, 0)),
+                );
                 let stolen = c("stolen");
-                expect_fail(&mut failures, &name("linkat"), cvt(libc::linkat(dir, p.as_ptr(), dir, stolen.as_ptr(), 0)));
-                expect_fail(&mut failures, 
+                expect_fail(
+                    &mut failures,
+                    &name("linkat"),
+                    cvt(libc::linkat(dir, p.as_ptr(), dir, stolen.as_ptr(), 0)),
+                );
+                expect_fail(
+                    &mut failures,
                     &name("linkat follow"),
                     cvt(libc::linkat(dir, p.as_ptr(), dir, stolen.as_ptr(), libc::AT_SYMLINK_FOLLOW)),
                 );
-                expect_fail(&mut failures, &name("renameat"), cvt(libc::renameat(dir, p.as_ptr(), dir, stolen.as_ptr())));
-                expect_fail(&mut failures, &name("renameat into"), cvt(libc::renameat(dir, c("file").as_ptr(), dir, p.as_ptr())));
+                expect_fail(
+                    &mut failures,
+                    &name("renameat"),
+                    cvt(libc::renameat(dir, p.as_ptr(), dir, stolen.as_ptr())),
+                );
+                expect_fail(
+                    &mut failures,
+                    &name("renameat into"),
+                    cvt(libc::renameat(dir, c("file").as_ptr(), dir, p.as_ptr())),
+                );
                 let mut buf = [0u8; 256];
-                expect_fail(&mut failures, 
+                expect_fail(
+                    &mut failures,
                     &name("readlinkat"),
                     cvt(libc::readlinkat(dir, p.as_ptr(), buf.as_mut_ptr().cast(), buf.len())),
                 );
                 let fifo = c(&escape.replace("secret", "fifo").replace("link", "fifo"));
-                expect_fail(&mut failures, &name("mknodat"), cvt(libc::mknodat(dir, fifo.as_ptr(), libc::S_IFIFO | 0o666, 0)));
+                expect_fail(
+                    &mut failures,
+                    &name("mknodat"),
+                    cvt(libc::mknodat(dir, fifo.as_ptr(), libc::S_IFIFO | 0o666, 0)),
+                );
                 expect_fail(&mut failures, &name("unlinkat"), cvt(libc::unlinkat(dir, p.as_ptr(), 0)));
                 // Path-based calls with no *at form: from inside the mount, by a relative path.
                 if libc::fchdir(dir) == 0 {
@@ -162,7 +194,11 @@ fn attempts(rw: &OwnedFd, ro: &OwnedFd) -> Vec<String> {
                     if got >= 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::ENODATA) {
                         failures.push(format!("{}: reached the file", name("getxattr")));
                     }
-                    expect_fail(&mut failures, &name("setxattr"), cvt(libc::setxattr(p.as_ptr(), key.as_ptr(), b"x".as_ptr().cast(), 1, 0)));
+                    expect_fail(
+                        &mut failures,
+                        &name("setxattr"),
+                        cvt(libc::setxattr(p.as_ptr(), key.as_ptr(), b"x".as_ptr().cast(), 1, 0)),
+                    );
                     expect_fail(&mut failures, &name("truncate"), cvt(libc::truncate(p.as_ptr(), 0)));
                 }
             }
@@ -193,7 +229,11 @@ fn attempts(rw: &OwnedFd, ro: &OwnedFd) -> Vec<String> {
             }
         };
         let ro = ro.as_raw_fd();
-        erofs("openat(O_CREAT)", cvt(libc::openat(ro, c("new").as_ptr(), libc::O_CREAT | libc::O_WRONLY, 0o644)), &mut failures);
+        erofs(
+            "openat(O_CREAT)",
+            cvt(libc::openat(ro, c("new").as_ptr(), libc::O_CREAT | libc::O_WRONLY, 0o644)),
+            &mut failures,
+        );
         erofs("openat(file, O_WRONLY)", cvt(libc::openat(ro, c("file").as_ptr(), libc::O_WRONLY)), &mut failures);
         erofs("mkdirat", cvt(libc::mkdirat(ro, c("d").as_ptr(), 0o755)), &mut failures);
         erofs("utimensat", cvt(libc::utimensat(ro, c("file").as_ptr(), times.as_ptr(), 0)), &mut failures);
@@ -223,8 +263,16 @@ fn check_walls(checks: &mut Checks, who: &str) {
     let flags = |fd: &OwnedFd| sandbox::mounts::mount_flags(std::os::fd::AsFd::as_fd(fd)).unwrap_or(0);
     let (rwf, rof) = (flags(&rw), flags(&ro));
     let want = libc::ST_NOSUID | libc::ST_NODEV | libc::ST_NOEXEC;
-    checks.check(&format!("{who}: rw mount is nosuid,nodev,noexec, writable"), rwf & want == want && rwf & libc::ST_RDONLY == 0, format!("{rwf:#x}"));
-    checks.check(&format!("{who}: ro mount is nosuid,nodev,noexec,ro"), rof & (want | libc::ST_RDONLY) == want | libc::ST_RDONLY, format!("{rof:#x}"));
+    checks.check(
+        &format!("{who}: rw mount is nosuid,nodev,noexec, writable"),
+        rwf & want == want && rwf & libc::ST_RDONLY == 0,
+        format!("{rwf:#x}"),
+    );
+    checks.check(
+        &format!("{who}: ro mount is nosuid,nodev,noexec,ro"),
+        rof & (want | libc::ST_RDONLY) == want | libc::ST_RDONLY,
+        format!("{rof:#x}"),
+    );
     let confinement = sandbox::Confinement::default();
     // SAFETY: this test binary has no other thread (no libtest harness).
     let child = unsafe {
@@ -241,7 +289,11 @@ fn check_walls(checks: &mut Checks, who: &str) {
         })
     };
     let ended = child.expect("spawn").wait().expect("wait");
-    checks.check(&format!("{who}: no raw call leaves a detached mount"), matches!(ended, sandbox::Termination::Exited(0)), format!("{ended:?}"));
+    checks.check(
+        &format!("{who}: no raw call leaves a detached mount"),
+        matches!(ended, sandbox::Termination::Exited(0)),
+        format!("{ended:?}"),
+    );
     let after = layout.fingerprint();
     checks.check(&format!("{who}: the outside is untouched"), before == after, format!("{before} -> {after}"));
     let _ = Path::new(&layout.base);
@@ -270,7 +322,11 @@ fn main() {
         match out {
             Ok(o) => {
                 print!("{}", String::from_utf8_lossy(&o.stdout));
-                checks.check("as uid 65534 (setpriv)", o.status.success(), String::from_utf8_lossy(&o.stderr).trim().to_string());
+                checks.check(
+                    "as uid 65534 (setpriv)",
+                    o.status.success(),
+                    String::from_utf8_lossy(&o.stderr).trim().to_string(),
+                );
             }
             Err(e) => checks.check("as uid 65534 (setpriv)", false, format!("cannot run setpriv: {e}")),
         }
