@@ -83,8 +83,15 @@ pub fn open_run_files(policy: &policy::Policy) -> Result<RunFds, HostFileError> 
         let dir = as_run_identity(identity, || open_directory(&m.host))?;
         check_mountable(&dir, &m.host, writable)?;
         let wall = if writable { sandbox::Writable::Yes } else { sandbox::Writable::No };
-        let tree = sandbox::mounts::detach(dir.as_fd(), wall)
-            .map_err(|source| HostFileError::Detach { path: m.host.clone(), source })?;
+        let idmap = if writable { owner_mapping(&dir, identity) } else { None };
+        let idmapped = idmap.as_ref().and_then(|userns| sandbox::mounts::detach(dir.as_fd(), wall, Some(userns.as_fd())).ok());
+        let tree = match idmapped {
+            Some(tree) => tree,
+            // No idmapping wanted, or the filesystem has none: the child's access check says
+            // whether the run's identity can write it.
+            None => sandbox::mounts::detach(dir.as_fd(), wall, None)
+                .map_err(|source| HostFileError::Detach { path: m.host.clone(), source })?,
+        };
         mounts.push(tree);
     }
     let stdin = match &policy.stdin {
@@ -92,6 +99,24 @@ pub fn open_run_files(policy: &policy::Policy) -> Result<RunFds, HostFileError> 
         _ => None,
     };
     Ok(RunFds { mounts, stdin })
+}
+
+/// For a root caller's rw mount whose directory belongs to someone else than the run's
+/// identity: a user namespace mapping the directory's owner to the run's identity, for an
+/// idmapped mount (the run then writes as the owner, and what it creates belongs to the owner
+/// on the host; no chown). `None` when not root, when the run owns it already, or when the
+/// namespace cannot be made.
+fn owner_mapping(dir: &File, run: (u32, u32)) -> Option<OwnedFd> {
+    if !nix::unistd::geteuid().is_root() {
+        return None;
+    }
+    let meta = dir.metadata().ok()?;
+    if meta.uid() == run.0 && meta.gid() == run.1 {
+        return None;
+    }
+    // SAFETY: the supervisor opens a run's files before it starts any thread (the cache-store
+    // thread comes after the child is spawned), directly or in a server's slot.
+    unsafe { sandbox::mounts::owner_mapping((meta.uid(), meta.gid()), run) }.ok()
 }
 
 fn open_error(what: &'static str, path: &Path, e: &io::Error) -> HostFileError {

@@ -320,3 +320,43 @@ fn a_guest_cannot_reach_past_its_mount_even_without_wasis_own_checks() {
         assert_eq!(std::fs::metadata(&secret).unwrap().modified().unwrap(), before, "unchecked {unchecked}");
     }
 }
+
+/// As root, an rw mount whose directory belongs to another uid than the run's works without a
+/// chown: the mount is idmapped, the run acts as the owner, and what it creates belongs to
+/// the owner on the host; files of other owners inside stay out of its reach.
+#[test]
+fn a_root_callers_rw_mount_of_another_owner_is_idmapped_to_the_run() {
+    // Only root may idmap (an unprivileged run's mounts are its own user's): this test needs
+    // root, as CI has.
+    assert!(is_root(), "this test needs root (CI runs as root)");
+    const CREATE: &str = r#"
+(module
+  (import "wasi_snapshot_preview1" "path_open"
+    (func $open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 100) "made")
+  (data (i32.const 200) "theirs")
+  (func (export "_start")
+    ;; Create `made` (must work), then open `theirs` (root's, 0644) for writing (must fail).
+    (if (call $open (i32.const 3) (i32.const 0) (i32.const 100) (i32.const 4) (i32.const 1)
+                    (i64.const 0x1fffffff) (i64.const 0x1fffffff) (i32.const 0) (i32.const 8))
+      (then (call $exit (i32.const 10))))
+    (if (i32.eqz (call $open (i32.const 3) (i32.const 0) (i32.const 200) (i32.const 6) (i32.const 0)
+                    (i64.const 0x1fffffff) (i64.const 0x1fffffff) (i32.const 0) (i32.const 8)))
+      (then (call $exit (i32.const 11))))
+    (call $exit (i32.const 0))))
+"#;
+    use std::os::unix::fs::MetadataExt;
+    let dir = temp_dir("idmap");
+    let out = dir.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    write(&out, "theirs", "root's\n");
+    std::os::unix::fs::chown(&out, Some(1234), Some(2345)).unwrap();
+    let wat = write(&dir, "create.wat", CREATE);
+    let o = run(bin().arg("--dir").arg(format!("{}::/out:rw", out.display())).arg(&wat));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let made = std::fs::metadata(out.join("made")).unwrap();
+    assert_eq!((made.uid(), made.gid()), (1234, 2345));
+    assert_eq!(std::fs::read_to_string(out.join("theirs")).unwrap(), "root's\n");
+}

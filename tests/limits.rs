@@ -154,15 +154,14 @@ fn ten_thousand_opens_meet_emfile_and_the_run_continues() {
 }
 
 /// An rw mount the run's identity cannot write is refused before the guest runs, with the
-/// fix in the message (as root: the directory belongs to root, the run is uid 65534).
+/// fix in the message. (As root, a directory of another owner is idmapped to the run, which
+/// then has the owner's rights: mode 0555 denies even the owner.)
 #[test]
 fn an_unwritable_rw_mount_is_one_clear_error() {
     let dir = temp_dir("unwritable");
     let out = dir.join("out");
     std::fs::create_dir_all(&out).unwrap();
-    if !is_root() {
-        std::fs::set_permissions(&out, std::os::unix::fs::PermissionsExt::from_mode(0o555)).unwrap();
-    }
+    std::fs::set_permissions(&out, std::os::unix::fs::PermissionsExt::from_mode(0o555)).unwrap();
     let wat = write(&dir, "m.wat", HELLO);
     let o = run(bin().arg("--dir").arg(format!("{}::/out:rw", out.display())).arg(&wat));
     assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));

@@ -21,7 +21,7 @@ fn main() {
         let n = 2000;
         let t = Instant::now();
         for _ in 0..n {
-            let tree = sandbox::mounts::detach(dir.as_fd(), writable).expect("detach");
+            let tree = sandbox::mounts::detach(dir.as_fd(), writable, None).expect("detach");
             drop(tree);
         }
         println!(

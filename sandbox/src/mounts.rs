@@ -50,6 +50,7 @@ const MOUNT_ATTR_RDONLY: u64 = 0x1;
 const MOUNT_ATTR_NOSUID: u64 = 0x2;
 const MOUNT_ATTR_NODEV: u64 = 0x4;
 const MOUNT_ATTR_NOEXEC: u64 = 0x8;
+const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
 const MS_PRIVATE: u64 = 1 << 18;
 
 /// `struct mount_attr` (version 0).
@@ -72,12 +73,15 @@ pub enum Writable {
 
 /// A detached clone of the tree at `dir` (its submounts included), `nosuid,nodev,noexec`,
 /// read-only unless `writable`; the returned descriptor is its root. The clone belongs to no
-/// mount namespace: it lives as long as a descriptor of it or of a file in it.
+/// mount namespace: it lives as long as a descriptor of it or of a file in it. With `idmap`
+/// (a user namespace from [`owner_mapping`]), the clone is an idmapped mount: ids on disk are
+/// seen, and files created are written, through that namespace's mapping.
 ///
 /// # Errors
 /// [`MountError::Call`]: the caller may not clone mounts here (not root, and not in a mount
-/// namespace of its own: see [`own_mount_namespace`]), or `dir` is not in its mount namespace.
-pub fn detach(dir: BorrowedFd, writable: Writable) -> Result<OwnedFd, MountError> {
+/// namespace of its own: see [`own_mount_namespace`]), `dir` is not in its mount namespace,
+/// or (`mount_setattr`) the filesystem cannot be idmapped.
+pub fn detach(dir: BorrowedFd, writable: Writable, idmap: Option<BorrowedFd>) -> Result<OwnedFd, MountError> {
     let flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | libc::AT_EMPTY_PATH as libc::c_uint | AT_RECURSIVE;
     // SAFETY: a valid descriptor, an empty NUL-terminated path and flags; the kernel returns a
     // new descriptor or -1.
@@ -91,7 +95,11 @@ pub fn detach(dir: BorrowedFd, writable: Writable) -> Result<OwnedFd, MountError
     if writable == Writable::No {
         set |= MOUNT_ATTR_RDONLY;
     }
-    let attr = MountAttr { attr_set: set, attr_clr: 0, propagation: MS_PRIVATE, userns_fd: 0 };
+    if idmap.is_some() {
+        set |= MOUNT_ATTR_IDMAP;
+    }
+    let userns_fd = idmap.map_or(0, |fd| fd.as_raw_fd() as u64);
+    let attr = MountAttr { attr_set: set, attr_clr: 0, propagation: MS_PRIVATE, userns_fd };
     let flags = libc::AT_EMPTY_PATH as libc::c_uint | AT_RECURSIVE;
     // SAFETY: a valid descriptor, an empty path, and a mount_attr of the size passed, which
     // the kernel only reads.
@@ -109,6 +117,48 @@ pub fn detach(dir: BorrowedFd, writable: Writable) -> Result<OwnedFd, MountError
         return Err(call("mount_setattr")(io::Error::last_os_error()));
     }
     Ok(tree)
+}
+
+/// A user namespace that maps `owner` (a uid and gid on disk) to `run` (the identity a run
+/// takes), and nothing else: with it, [`detach`] makes an idmapped mount on which `owner`'s
+/// files are the run's, and files the run creates are `owner`'s on disk. For a root caller
+/// whose read-write directory belongs to someone else than the run's identity (no chown).
+///
+/// # Safety
+/// Forks (a child that only waits and exits): call it from a single-threaded process, as for
+/// `fork`.
+///
+/// # Errors
+/// [`MountError`]: the namespace could not be made (the caller is not root, say).
+pub unsafe fn owner_mapping(owner: (u32, u32), run: (u32, u32)) -> Result<OwnedFd, MountError> {
+    let (wait_read, wait_write) = std::io::pipe().map_err(call("pipe2"))?;
+    // SAFETY: the caller guarantees a single-threaded process; the child makes only
+    // async-signal-safe calls (close, read, _exit).
+    let pid = unsafe { crate::sys::clone_fork(libc::CLONE_NEWUSER) }.map_err(call("clone(CLONE_NEWUSER)"))?;
+    if pid == 0 {
+        // SAFETY: in the child: closes its copy of the write end, waits for the parent to
+        // close its own (end of file), and leaves without running any destructor.
+        unsafe {
+            libc::close(wait_write.as_raw_fd());
+            let mut byte = 0u8;
+            libc::read(wait_read.as_raw_fd(), (&mut byte as *mut u8).cast(), 1);
+            libc::_exit(0);
+        }
+    }
+    drop(wait_read);
+    let made = (|| {
+        let write = |file: &str, text: String| {
+            std::fs::write(format!("/proc/{pid}/{file}"), text)
+                .map_err(|source| MountError::Call { call: "write id map", source })
+        };
+        write("uid_map", format!("{} {} 1\n", owner.0, run.0))?;
+        write("gid_map", format!("{} {} 1\n", owner.1, run.1))?;
+        std::fs::File::open(format!("/proc/{pid}/ns/user")).map(OwnedFd::from).map_err(call("open ns/user"))
+    })();
+    drop(wait_write);
+    // SAFETY: waiting for our own child, which exits at once now.
+    unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+    made
 }
 
 static OWN_NAMESPACE: AtomicBool = AtomicBool::new(false);

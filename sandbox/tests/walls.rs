@@ -251,8 +251,8 @@ fn check_walls(checks: &mut Checks, who: &str) {
     let before = layout.fingerprint();
     let open = |name: &str| OwnedFd::from(std::fs::File::open(layout.base.join(name)).unwrap());
     let (rw_dir, ro_dir) = (open("rw"), open("ro"));
-    let rw = sandbox::mounts::detach(std::os::fd::AsFd::as_fd(&rw_dir), sandbox::Writable::Yes);
-    let ro = sandbox::mounts::detach(std::os::fd::AsFd::as_fd(&ro_dir), sandbox::Writable::No);
+    let rw = sandbox::mounts::detach(std::os::fd::AsFd::as_fd(&rw_dir), sandbox::Writable::Yes, None);
+    let ro = sandbox::mounts::detach(std::os::fd::AsFd::as_fd(&ro_dir), sandbox::Writable::No, None);
     let (rw, ro) = match (rw, ro) {
         (Ok(rw), Ok(ro)) => (rw, ro),
         (rw, ro) => {
