@@ -84,7 +84,8 @@ pub fn open_run_files(policy: &policy::Policy) -> Result<RunFds, HostFileError> 
         check_mountable(&dir, &m.host, writable)?;
         let wall = if writable { sandbox::Writable::Yes } else { sandbox::Writable::No };
         let idmap = if writable { owner_mapping(&dir, identity) } else { None };
-        let idmapped = idmap.as_ref().and_then(|userns| sandbox::mounts::detach(dir.as_fd(), wall, Some(userns.as_fd())).ok());
+        let idmapped =
+            idmap.as_ref().and_then(|userns| sandbox::mounts::detach(dir.as_fd(), wall, Some(userns.as_fd())).ok());
         let tree = match idmapped {
             Some(tree) => tree,
             // No idmapping wanted, or the filesystem has none: the child's access check says

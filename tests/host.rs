@@ -251,14 +251,10 @@ fn host_files_as_an_unprivileged_user() {
     assert_eq!(o.status.code(), Some(42), "{}", stderr(&o));
 }
 
-/// A guest that tries to leave its rw mount through symlinks an earlier stage left there
-/// (`x -> ..`, an absolute one) and `..`: setting a host file's times (following the final
-/// symlink), opening it to print it. Every attempt fails and the file is untouched — with
-/// WASI's beneath-resolution on, and with it turned off (the debug build's test seam): the
-/// kernel's wall alone holds.
-#[test]
-fn a_guest_cannot_reach_past_its_mount_even_without_wasis_own_checks() {
-    const ESCAPE: &str = r#"
+/// A guest that tries to leave its rw mount (`/out`, descriptor 3) through symlinks an
+/// earlier stage left there (`x -> ..`, `abs -> <outside>`) and `..`: sets a host file's
+/// times (following the final symlink), opens it and prints it. Exits with a bit per success.
+const ESCAPE: &str = r#"
 (module
   (import "wasi_snapshot_preview1" "path_filestat_set_times"
     (func $set_times (param i32 i32 i32 i32 i64 i64 i32) (result i32)))
@@ -294,20 +290,16 @@ fn a_guest_cannot_reach_past_its_mount_even_without_wasis_own_checks() {
     (call $try (i32.const 400) (i32.const 24) (i32.const 8))
     (call $exit (global.get $reached))))
 "#;
-    let dir = temp_dir("escape");
-    let outside = dir.join("outside");
-    std::fs::create_dir_all(&outside).unwrap();
-    let secret = write(&outside, "secret", "the host's secret\n");
-    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o666)).unwrap();
-    // Owned by the run's identity: its times are the run's to set, were it reachable.
-    if is_root() {
-        std::os::unix::fs::chown(&secret, Some(65534), Some(65534)).unwrap();
-    }
+
+/// A guest that tries to leave its rw mount through symlinks an earlier stage left there
+/// (`x -> ..`, an absolute one) and `..`: setting a host file's times (following the final
+/// symlink), opening it to print it. Every attempt fails and the file is untouched — with
+/// WASI's beneath-resolution on, and with it turned off (the debug build's test seam): the
+/// kernel's wall alone holds.
+#[test]
+fn a_guest_cannot_reach_past_its_mount_even_without_wasis_own_checks() {
+    let (dir, secret, wat) = escape_layout("escape");
     let out = dir.join("out");
-    rw_dir(&out);
-    std::os::unix::fs::symlink("..", out.join("x")).unwrap();
-    std::os::unix::fs::symlink(&outside, out.join("abs")).unwrap();
-    let wat = write(&dir, "escape.wat", ESCAPE);
     let before = std::fs::metadata(&secret).unwrap().modified().unwrap();
     for unchecked in [false, true] {
         let mut cmd = bin();
@@ -359,4 +351,61 @@ fn a_root_callers_rw_mount_of_another_owner_is_idmapped_to_the_run() {
     let made = std::fs::metadata(out.join("made")).unwrap();
     assert_eq!((made.uid(), made.gid()), (1234, 2345));
     assert_eq!(std::fs::read_to_string(out.join("theirs")).unwrap(), "root's\n");
+}
+
+/// `dir/outside/secret` (owned by the run's identity: its times would be the run's to set,
+/// were it reachable), `dir/out` (rw for the run) with `x -> ..` and `abs -> dir/outside`, and
+/// [`ESCAPE`] as `dir/escape.wat`; everything usable by uid 65534.
+fn escape_layout(name: &str) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let dir = temp_dir(name);
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let outside = dir.join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    let secret = write(&outside, "secret", "the host's secret\n");
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o666)).unwrap();
+    if is_root() {
+        std::os::unix::fs::chown(&secret, Some(65534), Some(65534)).unwrap();
+    }
+    let out = dir.join("out");
+    rw_dir(&out);
+    std::os::unix::fs::symlink("..", out.join("x")).unwrap();
+    std::os::unix::fs::symlink(&outside, out.join("abs")).unwrap();
+    let wat = write(&dir, "escape.wat", ESCAPE);
+    std::fs::set_permissions(&wat, std::fs::Permissions::from_mode(0o644)).unwrap();
+    (dir, secret, wat)
+}
+
+/// The same guest through a server, root's and an unprivileged one's (uid 65534), with WASI's
+/// beneath-resolution off in the server's runs: the prepared children's mounts are detached
+/// mounts too, made by the slot.
+#[test]
+fn the_kernels_wall_holds_through_a_server_root_and_unprivileged() {
+    let (dir, secret, _) = escape_layout("escape-server");
+    let before = std::fs::metadata(&secret).unwrap().modified().unwrap();
+    for unprivileged in [false, true] {
+        let as_user = |bin: &str| {
+            let mut cmd = if unprivileged && is_root() {
+                let mut c = std::process::Command::new("setpriv");
+                c.args(["--reuid=65534", "--regid=65534", "--clear-groups"]).arg(bin);
+                c
+            } else {
+                std::process::Command::new(bin)
+            };
+            cmd.env("SANDBOXRUN_TEST_UNCHECKED_PATHS", "1").current_dir(&dir);
+            cmd
+        };
+        let socket = dir.join(format!("s{}.sock", u8::from(unprivileged)));
+        let serve = as_user(env!("CARGO_BIN_EXE_sandboxrun"));
+        let server = Server::launch(serve, socket.clone());
+        let o = run(as_user(env!("CARGO_BIN_EXE_sandboxrun-client")).arg(&socket).args([
+            "--no-cache",
+            "--dir",
+            "out::/out:rw",
+            "escape.wat",
+        ]));
+        assert_eq!(o.status.code(), Some(0), "unprivileged {unprivileged}: {}", stderr(&o));
+        assert!(!stdout(&o).contains("secret"));
+        assert_eq!(std::fs::metadata(&secret).unwrap().modified().unwrap(), before, "unprivileged {unprivileged}");
+        drop(server);
+    }
 }
