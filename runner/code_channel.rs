@@ -259,6 +259,20 @@ mod tests {
     }
 
     #[test]
+    fn after_a_hit_the_pipe_back_ends_once_the_child_is_done_with_the_channel() {
+        // What the child does before any guest code (`child::run_stages` drops its receiver
+        // after loading): the supervisor sees end of file, so nothing written later — by a
+        // guest that took over its process — can arrive, whatever it writes.
+        let (mut sender, mut receiver) = channel().unwrap();
+        sender.answer(Answer::Hit(b"artifact")).unwrap();
+        assert!(matches!(receiver.receive().unwrap(), Cached::Hit(_)));
+        drop(receiver);
+        let mut returned = Vec::new();
+        File::from(sender.returned()).read_to_end(&mut returned).unwrap();
+        assert!(returned.is_empty());
+    }
+
+    #[test]
     fn silence_or_no_cache_means_compile_and_send_nothing() {
         for answer in [None, Some(Answer::NoCache)] {
             let (mut sender, mut receiver) = channel().unwrap();
