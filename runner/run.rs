@@ -134,7 +134,7 @@ fn lookup(
 /// Stores code the child compiled and sent back: only a well-formed artifact of this engine's
 /// identity (the child cannot write the cache itself). A failure costs only the cache entry.
 fn store(cache: &Cache, identity: &str, artifact: &[u8]) {
-    let fits = engine::artifact::Artifact::from_bytes(artifact).is_ok_and(|a| a.identity == identity);
+    let fits = engine::artifact::Artifact::from_bytes(artifact).is_ok_and(|a| a.identity() == identity);
     if !fits {
         return;
     }

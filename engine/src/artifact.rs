@@ -157,13 +157,13 @@ pub struct Artifact {
     /// strategy, CPU features). Code is only loaded by an engine of the same identity: code
     /// relying on guard pages must never run against memories without them, nor AVX code on
     /// a CPU without AVX.
-    pub identity: String,
+    pub(crate) identity: String,
     /// Defined functions, in order.
-    pub functions: Vec<CompiledFunction>,
+    pub(crate) functions: Vec<CompiledFunction>,
     /// Per type index: `extern "C" fn(callee_vmctx, wasm_call, caller_vmctx, values)`.
-    pub array_trampolines: Vec<CompiledFunction>,
+    pub(crate) array_trampolines: Vec<CompiledFunction>,
     /// Per type index: wasm-convention function forwarding to a host dispatcher.
-    pub host_trampolines: Vec<CompiledFunction>,
+    pub(crate) host_trampolines: Vec<CompiledFunction>,
 }
 
 /// Why bytes are not a valid artifact.
@@ -181,6 +181,11 @@ pub enum ArtifactError {
 }
 
 impl Artifact {
+    /// The identity of the engine that made it.
+    pub fn identity(&self) -> &str {
+        &self.identity
+    }
+
     /// Serializes the artifact.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::new();

@@ -54,7 +54,9 @@ impl Module {
     pub fn new(engine: &Engine, bytes: &[u8]) -> Result<Module, ModuleError> {
         let wasm = module_info::wat_to_binary(bytes)?;
         let (info, artifact) = Self::compile(engine, &wasm)?;
-        Self::load(engine, info, &artifact)
+        // SAFETY: the artifact was compiled just now from `wasm`, whose description `info` is,
+        // by `engine`'s own compiler.
+        unsafe { Self::load(engine, info, &artifact) }
     }
 
     /// Validates and compiles `wasm`, returning its description and compiled artifact.
@@ -65,18 +67,37 @@ impl Module {
         Ok((info, artifact))
     }
 
-    /// Loads a module from its binary and an artifact previously compiled from the very same
-    /// binary with the same engine settings (the caller's cache key guarantees that). The
-    /// binary is parsed again but its function bodies are not re-validated.
-    pub fn from_artifact(engine: &Engine, wasm: &[u8], artifact: &[u8]) -> Result<Module, ModuleError> {
+    /// Loads a module from its binary and the bytes of an artifact previously compiled from
+    /// the very same binary. The binary is parsed again but its function bodies are not
+    /// re-validated, and the artifact's machine code is mapped executable as it is.
+    ///
+    /// # Safety
+    /// `artifact` must be the bytes of [`Artifact::to_bytes`] of an artifact that
+    /// [`Module::compile`] made from exactly `wasm`, by an engine of `engine`'s identity (as a
+    /// content-addressed cache, keyed by the module's hash and the engine identity, whose
+    /// storage only trusted code writes, guarantees). The checks made here (format, engine
+    /// identity, counts) catch damage, not malice: any other bytes can run arbitrary code.
+    ///
+    /// # Errors
+    /// [`ModuleError`]: the binary does not parse, or the artifact is damaged or does not fit.
+    pub unsafe fn from_artifact(engine: &Engine, wasm: &[u8], artifact: &[u8]) -> Result<Module, ModuleError> {
         let info = module_info::parse(wasm)?;
         let artifact = Artifact::from_bytes(artifact)?;
-        Self::load(engine, info, &artifact)
+        // SAFETY: the caller's contract, passed on.
+        unsafe { Self::load(engine, info, &artifact) }
     }
 
     /// Maps compiled code and applies its relocations.
-    pub fn load(engine: &Engine, info: ModuleInfo, artifact: &Artifact) -> Result<Module, ModuleError> {
-        if artifact.identity != engine.identity() {
+    ///
+    /// # Safety
+    /// `artifact` must have been made by [`Module::compile`] from the binary `info` describes,
+    /// by an engine of `engine`'s identity (see [`Module::from_artifact`]): its code is mapped
+    /// executable and run as it is.
+    ///
+    /// # Errors
+    /// [`ModuleError`]: the artifact does not fit the module or engine, or mapping failed.
+    pub unsafe fn load(engine: &Engine, info: ModuleInfo, artifact: &Artifact) -> Result<Module, ModuleError> {
+        if artifact.identity() != engine.identity() {
             return Err(ModuleError::Mismatch("engine identity (version, CPU features or bounds strategy)"));
         }
         if artifact.functions.len() != info.num_defined_funcs() {

@@ -264,16 +264,19 @@ fn artifact_round_trip_runs_the_same() {
     let wasm = wat::parse_str(CONTROL).unwrap();
     let (_, artifact) = Module::compile(&engine, &wasm).unwrap();
     let bytes = artifact.to_bytes();
-    let module = Module::from_artifact(&engine, &wasm, &bytes).unwrap();
+    // SAFETY: `bytes` is the artifact compiled from `wasm` just above by this engine.
+    let module = unsafe { Module::from_artifact(&engine, &wasm, &bytes) }.unwrap();
     let mut store = Store::new(&engine);
     let i = store.instantiate(&module, &[]).unwrap();
     assert_eq!(call(&mut store, i, "fac", &[Val::I64(10)]).unwrap(), vec![Val::I64(3628800)]);
     // A damaged artifact is an error, not a crash.
     let mut damaged = bytes.clone();
     damaged.truncate(bytes.len() - 3);
-    assert!(Module::from_artifact(&engine, &wasm, &damaged).is_err());
+    // SAFETY: damaged bytes of that artifact: the checks refuse them before any code maps.
+    assert!(unsafe { Module::from_artifact(&engine, &wasm, &damaged) }.is_err());
     // Code that relies on guard pages never runs against memories without them.
-    let err = Module::from_artifact(&explicit, &wasm, &bytes).err().expect("bounds strategy mismatch");
+    // SAFETY: the same artifact, for another engine: refused by its identity before mapping.
+    let err = unsafe { Module::from_artifact(&explicit, &wasm, &bytes) }.err().expect("bounds strategy mismatch");
     assert!(err.to_string().contains("engine identity"), "{err}");
 }
 
