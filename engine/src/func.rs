@@ -5,10 +5,9 @@
 //! [`host_dispatch`] with the function's [`HostFuncData`] as context. Errors and panics unwind
 //! the wasm frames (see `vm::traps::raise_host`) and reappear at the host's call site.
 
-use crate::instance::InstanceData;
-use crate::store::{HostError, Store, StoreInner};
-use crate::types::FuncType;
-use crate::values::{Func, FuncKind, Val};
+use crate::state::{HostFuncData, InstanceData, StoreInner};
+use crate::store::HostError;
+use crate::values::Val;
 use crate::vm::traps;
 use crate::vm::vmctx::ValRaw;
 use std::any::Any;
@@ -16,16 +15,6 @@ use std::panic::{self, AssertUnwindSafe};
 
 /// The closure type of host functions: `(caller, params, results)`.
 pub type HostFn = dyn Fn(&mut Caller, &[Val], &mut [Val]) -> Result<(), HostError>;
-
-/// A host function's context. `dispatch` must stay the first field: host trampolines call
-/// the function pointer at offset 0 of their context.
-#[repr(C)]
-pub(crate) struct HostFuncData {
-    pub(crate) dispatch: unsafe extern "C" fn(*mut HostFuncData, *mut u8, *mut ValRaw, usize),
-    pub(crate) store: *mut StoreInner,
-    pub(crate) ty: FuncType,
-    pub(crate) func: Box<HostFn>,
-}
 
 /// What a host function learns about its caller.
 pub struct Caller {
@@ -56,26 +45,17 @@ pub(crate) enum HostUnwind {
     Panic(Box<dyn Any + Send>),
 }
 
-impl Store {
-    /// Creates a host function of type `ty`.
-    pub fn new_host_func(
-        &mut self,
-        ty: FuncType,
-        func: impl Fn(&mut Caller, &[Val], &mut [Val]) -> Result<(), HostError> + 'static,
-    ) -> Func {
-        let store: *mut StoreInner = &mut *self.inner;
-        let inner = &mut *self.inner;
-        inner.host_funcs.push(Box::new(HostFuncData { dispatch: host_dispatch, store, ty, func: Box::new(func) }));
-        Func { store: inner.id, kind: FuncKind::Host(inner.host_funcs.len() as u32 - 1) }
-    }
-}
-
 /// Called by host trampolines.
 ///
 /// # Safety
 /// `ctx` is a live `HostFuncData`, `caller_vmctx` null or a live instance's context, and
 /// `values` has `len` slots holding the arguments, with room for the results.
-unsafe extern "C" fn host_dispatch(ctx: *mut HostFuncData, caller_vmctx: *mut u8, values: *mut ValRaw, len: usize) {
+pub(crate) unsafe extern "C" fn host_dispatch(
+    ctx: *mut HostFuncData,
+    caller_vmctx: *mut u8,
+    values: *mut ValRaw,
+    len: usize,
+) {
     let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
         // SAFETY: guaranteed by the caller (see above).
         let (host, values) = unsafe { (&*ctx, std::slice::from_raw_parts_mut(values, len)) };
@@ -84,7 +64,8 @@ unsafe extern "C" fn host_dispatch(ctx: *mut HostFuncData, caller_vmctx: *mut u8
         let args: Vec<Val> =
             host.ty.params.iter().zip(values.iter()).map(|(t, raw)| Val::from_raw(*raw, *t, store_id)).collect();
         let mut results: Vec<Val> = host.ty.results.iter().map(|t| Val::default_for(*t)).collect();
-        let instance = (!caller_vmctx.is_null()).then(|| InstanceData::from_vmctx(caller_vmctx));
+        // SAFETY: non-null, it is the calling instance's context (the caller's contract).
+        let instance = (!caller_vmctx.is_null()).then(|| unsafe { InstanceData::from_vmctx(caller_vmctx) });
         let mut caller = Caller { store: host.store, instance };
         (host.func)(&mut caller, &args, &mut results)?;
         for (slot, (r, t)) in values.iter_mut().zip(results.iter().zip(host.ty.results.iter())) {
@@ -92,7 +73,7 @@ unsafe extern "C" fn host_dispatch(ctx: *mut HostFuncData, caller_vmctx: *mut u8
                 return Err(HostError::from(format!("host function returned {} where {} was expected", r.ty(), t)));
             }
             // SAFETY: the store outlives the call.
-            *slot = unsafe { crate::instance::val_to_raw(&*host.store, *r) }.map_err(HostError::from)?;
+            *slot = unsafe { crate::state::val_to_raw(&*host.store, *r) }.map_err(HostError::from)?;
         }
         Ok(())
     }));

@@ -13,6 +13,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod artifact;
+mod builtins;
 pub mod cache;
 pub mod compile;
 mod engine;
@@ -21,6 +22,7 @@ pub mod instance;
 pub mod linker;
 pub mod module;
 pub mod module_info;
+mod state;
 pub mod store;
 pub mod translate;
 pub mod trap;
