@@ -41,6 +41,10 @@ fn trap_is_134_with_one_line_and_report() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("integer divide by zero") && err.contains("div"), "{err}");
     let json = std::fs::read_to_string(&report).unwrap();
+    // The run's uid: `run_as` (65534 by default) for a root caller, the caller's own otherwise.
+    // SAFETY: geteuid has no preconditions.
+    let uid = if is_root() { 65534 } else { unsafe { libc::geteuid() } };
+    let uid = format!("\"uid\": {uid},");
     for key in [
         "\"status\": \"trapped\"",
         "\"kind\": \"integer divide by zero\"",
@@ -53,7 +57,7 @@ fn trap_is_134_with_one_line_and_report() {
         "\"compile\"",
         "\"execute\"",
         "\"landlock\": \"abi ",
-        if is_root() { "\"uid\": 65534" } else { "\"uid\": " },
+        uid.as_str(),
         "\"seccomp\": true",
         "\"network\"",
     ] {

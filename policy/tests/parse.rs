@@ -19,6 +19,7 @@ fn parse(text: &str) -> Result<Policy, PolicyError> {
 
 /// Asserts that `text` fails with a message starting `p.yaml:LINE:COL: ` and containing `what`.
 fn fails(text: &str, line: u64, column: u64, what: &str) {
+    assert!(!what.is_empty(), "an empty expected message matches any error");
     let err = parse(text).expect_err(text).to_string();
     let prefix = format!("p.yaml:{line}:{column}: ");
     assert!(err.starts_with(&prefix), "expected prefix {prefix} in: {err}");
@@ -75,7 +76,7 @@ fn each_error_names_its_place() {
     fails("version: 1\nbogus: 1\n", 2, 1, "unknown field `bogus`");
     fails("args: []\n", 1, 1, "missing required key 'version'");
     fails("version: 2\n", 1, 10, "unsupported version");
-    fails("version: 1\nargs: 5\n", 2, 7, "");
+    fails("version: 1\nargs: 5\n", 2, 7, "expected sequence start");
     fails("version: 1\nmounts:\n  - {host: data, guest: data}\n", 3, 25, "must be absolute");
     fails("version: 1\nmounts:\n  - {host: data, guest: /a/../b}\n", 3, 25, "must not contain '..'");
     fails("version: 1\nmounts:\n  - {host: data, guest: /a//b}\n", 3, 25, "empty component");
@@ -97,7 +98,7 @@ fn each_error_names_its_place() {
     fails("version: 1\nlimits:\n  wall_time: 0s\n", 3, 14, "greater than zero");
     fails("version: 1\nstdin: missing.txt\n", 2, 8, "no such file");
     fails("version: 1\nenv: {\"A=B\": x}\n", 2, 14, "without '='");
-    fails("version: 1\nmounts: [\n", 2, 9, "");
+    fails("version: 1\nmounts: [\n", 2, 9, "unclosed bracket '['");
 }
 
 #[test]
