@@ -252,7 +252,8 @@ impl<'t> Runner<'t> {
     /// loading (never its text front end: these bytes are always a binary).
     fn compile_bytes(&self, bytes: &[u8]) -> Result<Module, ModuleError> {
         let (info, artifact) = Module::compile(self.store.engine(), bytes)?;
-        Module::load(self.store.engine(), info, &artifact)
+        // SAFETY: the artifact was compiled just now from these bytes by this engine.
+        unsafe { Module::load(self.store.engine(), info, &artifact) }
     }
 
     fn compile(&self, wat: &mut QuoteWat) -> Result<Module, String> {
