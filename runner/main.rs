@@ -98,7 +98,7 @@ fn tool(cli: ToolCli) -> i32 {
             let Some((path, max)) = location.location(&policy::CachePolicy::default()) else {
                 return fail("no code cache location (set --cache or SANDBOXRUN_CACHE)");
             };
-            let cache = match engine::cache::CodeCache::open(&path, max) {
+            let cache = match cache::CodeCache::open(&path, max) {
                 Ok(c) => c,
                 Err(e) => return fail(e),
             };

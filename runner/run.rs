@@ -8,7 +8,7 @@ use crate::prepared::PreparedChild;
 use crate::report::{CacheUse, ChildReport, Report};
 use crate::supervisor::{self, Release};
 use crate::verdict::{self, Verdict};
-use engine::cache::{CacheKey, CodeCache};
+use cache::{CacheKey, CodeCache};
 use engine::{Config, Engine};
 use policy::Policy;
 use sha2::{Digest, Sha256};

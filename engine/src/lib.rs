@@ -14,7 +14,6 @@
 
 pub mod artifact;
 mod builtins;
-pub mod cache;
 pub mod compile;
 mod engine;
 pub mod func;

@@ -1,9 +1,10 @@
-//! The code cache: compiled artifacts in one SQLite file, keyed by everything that shapes
+//! The code cache of sandboxrun (a crate of its own, so that embedders of the engine do not
+//! build SQLite): compiled artifacts in one SQLite file, keyed by everything that shapes
 //! the generated code, so a later run of the same module loads native code instead of
 //! compiling.
 //!
 //! - **Key**: SHA-256 over the module's SHA-256, the engine's version, the artifact format
-//!   version and the engine's identity ([`crate::Engine::identity`]: a hash of the engine's
+//!   version and the engine's identity ([`engine::Engine::identity`]: a hash of the engine's
 //!   sources and lock file, the bounds strategy, the CPU's feature words). Any change is a
 //!   miss, never a wrong hit; the artifact carries the identity too, checked when loaded.
 //! - **Value**: the artifact bytes with their SHA-256; a row whose checksum does not match is
@@ -74,7 +75,7 @@ impl CacheKey {
         h.update(b"sandboxrun code cache\0");
         h.update(module_sha256);
         h.update(env!("CARGO_PKG_VERSION").as_bytes());
-        h.update(crate::artifact::FORMAT_VERSION.to_le_bytes());
+        h.update(engine::artifact::FORMAT_VERSION.to_le_bytes());
         h.update(identity.as_bytes());
         CacheKey(h.finalize().into())
     }
