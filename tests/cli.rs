@@ -179,6 +179,7 @@ fn bad_input_is_125_with_one_line() {
     let invalid = write(&dir, "i.wat", "(module (func (result i32)))");
     let unparsable = write(&dir, "u.wat", "(module\n  (func (i32.cnst 1)))");
     let binary_junk = dir.join("j.wat");
+    let prose = write(&dir, "notes.txt", "hello world\n");
     std::fs::write(&binary_junk, b"\xff\xfe(module)").unwrap();
     let missing =
         write(&dir, "m.wat", r#"(module (import "wasi_snapshot_preview1" "nope" (func)) (func (export "_start")))"#);
@@ -192,7 +193,8 @@ fn bad_input_is_125_with_one_line() {
             vec![unparsable.as_os_str()],
             "invalid text module: unknown operator or unexpected token at line 2, column 10",
         ),
-        (vec![binary_junk.as_os_str()], "neither a binary module nor UTF-8 text"),
+        (vec![binary_junk.as_os_str()], "not a WebAssembly module: neither the binary magic"),
+        (vec![prose.as_os_str()], "not a WebAssembly module: neither the binary magic"),
         (vec![missing.as_os_str()], "unknown import wasi_snapshot_preview1.nope: expected func() -> ()"),
         (vec![env.as_os_str()], "unknown import env.f: expected func(i32) -> ()"),
         (vec!["-p".as_ref(), bad_policy.as_os_str(), env.as_os_str()], "p.yaml:3:11: limits.memory: unknown unit 'MB'"),

@@ -12,6 +12,9 @@ use wasmparser::{Parser, Payload, Validator, WasmFeatures};
 /// Why a module could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
+    /// Neither a binary module nor WebAssembly text.
+    #[error("not a WebAssembly module: neither the binary magic `\\0asm` nor WebAssembly text (which starts with `(`)")]
+    NotWasm,
     /// The text format did not parse.
     #[error("invalid text module: {0}")]
     Text(String),
@@ -229,8 +232,13 @@ pub fn wat_to_binary(bytes: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>, LoadErr
     if bytes.starts_with(b"\0asm") {
         return Ok(std::borrow::Cow::Borrowed(bytes));
     }
-    let text = std::str::from_utf8(bytes)
-        .map_err(|e| LoadError::Text(format!("neither a binary module nor UTF-8 text ({e})")))?;
+    let neither = || LoadError::NotWasm;
+    let text = std::str::from_utf8(bytes).map_err(|_| neither())?;
+    // Text has no NUL bytes, and begins (after blanks and comments) with `(`.
+    let start = text.trim_start();
+    if text.contains('\0') || !(start.is_empty() || start.starts_with('(') || start.starts_with(";;") || start.starts_with("(;")) {
+        return Err(neither());
+    }
     let one_line = |e: wast::Error| {
         let (line, col) = e.span().linecol_in(text);
         let message = e.message().replace('\n', " ");
