@@ -28,6 +28,10 @@ pub struct RunCli {
     /// `run_as`; default 65534): give concurrent runs distinct uids to keep them apart.
     #[arg(long = "run-as", value_name = "UID[:GID]")]
     pub run_as: Option<String>,
+    /// The guest's stdin: this process's (`inherit`, the default unless the policy says
+    /// otherwise), none (`null`), or a file.
+    #[arg(long = "stdin", value_name = "inherit|null|FILE")]
+    pub stdin: Option<String>,
     /// Call this export instead of `_start` and print its results; the ARGS are its arguments.
     #[arg(long = "invoke", value_name = "NAME")]
     pub invoke: Option<String>,

@@ -39,6 +39,11 @@ pub fn run(cli: RunCli, start: Start, cancel: Option<OwnedFd>) -> (i32, Option<R
             return fail(e);
         }
     }
+    if let Some(spec) = &cli.stdin {
+        if let Err(e) = policy.set_cli_stdin(spec, &cwd) {
+            return fail(e);
+        }
+    }
     if let Some(spec) = &cli.run_as {
         if let Err(e) = policy.set_cli_run_as(spec) {
             return fail(e);

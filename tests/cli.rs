@@ -95,9 +95,9 @@ fn inherited_descriptors_are_closed_before_confinement() {
     let fds: Vec<i64> =
         json["confinement"]["open_fds"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
     // stdio, the report pipe, the release pipe, the code channel (answer pipe, memfd, pipe
-    // back), WASI's duplicates of stdout and stderr, the one mount: nothing else, fd 900 least
-    // of all.
-    assert_eq!(fds.len(), 11, "{fds:?}");
+    // back), WASI's duplicates of stdin (inherited, the default), stdout and stderr, the one
+    // mount: nothing else, fd 900 least of all.
+    assert_eq!(fds.len(), 12, "{fds:?}");
     assert_eq!(&fds[..3], &[0, 1, 2]);
     assert!(!fds.contains(&900), "{fds:?}");
 }
@@ -158,9 +158,21 @@ fn stdin_to_stdout_and_exit_codes() {
     child.stdin.take().unwrap().write_all(b"piped\n").unwrap();
     let o = child.wait_with_output().unwrap();
     assert_eq!(stdout(&o), "PIPED\n");
-    // Default: no stdin.
-    let o = run(bin().arg(fixture("echo.wasm")));
-    assert_eq!((o.status.code(), stdout(&o)), (Some(0), String::new()));
+    // Default, as with `wasmtime run`: this process's stdin; `--stdin null` or a policy's
+    // `stdin: null` gives none; `--stdin FILE` a file.
+    let piped = |cmd: &mut Command| {
+        let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+        child.stdin.take().unwrap().write_all(b"piped\n").unwrap();
+        stdout(&child.wait_with_output().unwrap())
+    };
+    assert_eq!(piped(bin().arg(fixture("echo.wasm"))), "PIPED\n");
+    assert_eq!(piped(bin().args(["--stdin", "null"]).arg(fixture("echo.wasm"))), "");
+    let null_policy = write(&dir, "n.yaml", "version: 1\nstdin: \"null\"\n");
+    assert_eq!(piped(bin().arg("-p").arg(&null_policy).arg(fixture("echo.wasm"))), "");
+    assert_eq!(piped(bin().arg("--stdin").arg(dir.join("in.txt")).arg(fixture("echo.wasm"))), "ABC\n");
+    let o = run(bin().args(["--stdin", "absent.txt"]).arg(fixture("echo.wasm")));
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--stdin absent.txt: no such file"), "{}", stderr(&o));
 }
 
 #[test]

@@ -111,10 +111,10 @@ pub struct Mount {
 /// The guest's standard input.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub enum Stdin {
-    /// Empty (the default).
-    #[default]
+    /// Empty.
     Null,
-    /// The host's standard input.
+    /// The host's standard input (the default, as with `wasmtime run`).
+    #[default]
     Inherit,
     /// A host file (absolute).
     File(PathBuf),
@@ -463,6 +463,25 @@ impl Policy {
         let err = |m: String| PolicyError::Override(format!("--run-as {spec}: {m}"));
         let (uid, gid) = spec.split_once(':').unwrap_or((spec, spec));
         self.run_as = RunAs { uid: RunAs::id(uid).map_err(err)?, gid: RunAs::id(gid).map_err(err)? };
+        Ok(())
+    }
+
+    /// Sets the guest's stdin from `--stdin inherit|null|FILE` (a file relative to `cwd`).
+    ///
+    /// # Errors
+    /// [`PolicyError::Override`]: the file does not exist.
+    pub fn set_cli_stdin(&mut self, spec: &str, cwd: &Path) -> Result<(), PolicyError> {
+        self.stdin = match spec {
+            "inherit" => Stdin::Inherit,
+            "null" => Stdin::Null,
+            path => {
+                let p = cwd.join(path);
+                if std::fs::symlink_metadata(&p).is_err() {
+                    return Err(PolicyError::Override(format!("--stdin {spec}: no such file '{}'", p.display())));
+                }
+                Stdin::File(p)
+            }
+        };
         Ok(())
     }
 

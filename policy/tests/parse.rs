@@ -46,7 +46,7 @@ fn full_policy_parses() {
 fn defaults_when_omitted() {
     let p = parse("version: 1\n").unwrap();
     assert!(p.mounts.is_empty() && p.env.is_empty() && p.args.is_empty());
-    assert_eq!(p.stdin, Stdin::Null);
+    assert_eq!(p.stdin, Stdin::Inherit);
     assert_eq!(p.limits.cpu_time, Duration::from_secs(10));
     assert_eq!(p.limits.memory, 512 << 20);
     assert!(p.require_landlock);
