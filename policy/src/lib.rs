@@ -497,54 +497,51 @@ impl Policy {
         Ok(())
     }
 
-    /// The effective policy as YAML (every default filled in); it parses back to `self`.
+    /// The effective policy as YAML (every default filled in), written by the YAML library
+    /// (so any string — newlines, quotes, control characters — is escaped as YAML wants); it
+    /// parses back to `self`.
     pub fn to_yaml(&self) -> String {
-        let q = |s: &str| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""));
-        let mut out = String::from("version: 1\n");
-        out += &format!("args: [{}]\n", self.args.iter().map(|a| q(a)).collect::<Vec<_>>().join(", "));
-        out += &format!(
-            "env: {{{}}}\n",
-            self.env.iter().map(|(k, v)| format!("{}: {}", q(k), q(v))).collect::<Vec<_>>().join(", ")
-        );
-        out += "mounts:\n";
-        if self.mounts.is_empty() {
-            out.truncate(out.len() - 1);
-            out += " []\n";
-        }
-        for m in &self.mounts {
-            let mode = if m.mode == Mode::Rw { "rw" } else { "ro" };
-            out += &format!(
-                "  - {{host: {}, guest: {}, mode: {mode}}}\n",
-                q(&m.host.display().to_string()),
-                q(m.guest.as_str())
-            );
-        }
-        out += &match &self.stdin {
-            Stdin::Null => "stdin: \"null\"\n".to_string(),
-            Stdin::Inherit => "stdin: inherit\n".to_string(),
-            Stdin::File(p) => format!("stdin: {}\n", q(&p.display().to_string())),
-        };
         let l = &self.limits;
-        out += "limits:\n";
-        out += &format!("  cpu_time: {}\n  wall_time: {}\n", format_duration(l.cpu_time), format_duration(l.wall_time));
-        for (name, v) in [("memory", l.memory), ("output", l.output), ("file_size", l.file_size), ("disk", l.disk)] {
-            out += &format!("  {name}: {}\n", format_size(v));
-        }
-        out += &format!(
-            "  files: {}\n  open_files: {}\n  wasm_stack: {}\n",
-            l.files,
-            l.open_files,
-            format_size(l.wasm_stack)
-        );
-        out += &format!("require_landlock: {}\n", self.require_landlock);
-        out += "cache:\n";
-        if let Some(p) = &self.cache.path {
-            out += &format!("  path: {}\n", q(&p.display().to_string()));
-        }
-        out += &format!("  max_size: {}\n", format_size(self.cache.max_size));
-        out += &format!("run_as: {{uid: {}, gid: {}}}\n", self.run_as.uid, self.run_as.gid);
-        out
+        let effective = Effective {
+            version: 1,
+            args: &self.args,
+            env: OrderedMap(&self.env),
+            mounts: self
+                .mounts
+                .iter()
+                .map(|m| EffectiveMount {
+                    host: m.host.display().to_string(),
+                    guest: m.guest.as_str(),
+                    mode: if m.mode == Mode::Rw { "rw" } else { "ro" },
+                })
+                .collect(),
+            stdin: match &self.stdin {
+                Stdin::Null => "null".to_string(),
+                Stdin::Inherit => "inherit".to_string(),
+                Stdin::File(p) => p.display().to_string(),
+            },
+            limits: EffectiveLimits {
+                cpu_time: format_duration(l.cpu_time),
+                wall_time: format_duration(l.wall_time),
+                memory: format_size(l.memory),
+                output: format_size(l.output),
+                file_size: format_size(l.file_size),
+                disk: format_size(l.disk),
+                files: l.files,
+                open_files: l.open_files,
+                wasm_stack: format_size(l.wasm_stack),
+            },
+            require_landlock: self.require_landlock,
+            cache: EffectiveCache {
+                path: self.cache.path.as_ref().map(|p| p.display().to_string()),
+                max_size: format_size(self.cache.max_size),
+            },
+            run_as: EffectiveRunAs { uid: self.run_as.uid, gid: self.run_as.gid },
+        };
+        // Serialising plain strings, numbers and maps cannot fail.
+        serde_saphyr::to_string(&effective).unwrap_or_default()
     }
+
 }
 
 fn resolve_dir(base: &Path, host: &str) -> Result<PathBuf, String> {
@@ -579,4 +576,65 @@ fn check_host(host: &Path, mode: Mode) -> Result<(), String> {
         return Err("'/' can only be mounted read-only (mode: ro)".into());
     }
     Ok(())
+}
+
+/// The effective policy as [`Policy::to_yaml`] writes it: the file's own shape.
+#[derive(serde::Serialize)]
+struct Effective<'a> {
+    version: u32,
+    args: &'a [String],
+    env: OrderedMap<'a>,
+    mounts: Vec<EffectiveMount<'a>>,
+    stdin: String,
+    limits: EffectiveLimits,
+    require_landlock: bool,
+    cache: EffectiveCache,
+    run_as: EffectiveRunAs,
+}
+
+#[derive(serde::Serialize)]
+struct EffectiveMount<'a> {
+    host: String,
+    guest: &'a str,
+    mode: &'static str,
+}
+
+#[derive(serde::Serialize)]
+struct EffectiveLimits {
+    cpu_time: String,
+    wall_time: String,
+    memory: String,
+    output: String,
+    file_size: String,
+    disk: String,
+    files: u64,
+    open_files: u64,
+    wasm_stack: String,
+}
+
+#[derive(serde::Serialize)]
+struct EffectiveCache {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    path: Option<String>,
+    max_size: String,
+}
+
+#[derive(serde::Serialize)]
+struct EffectiveRunAs {
+    uid: u32,
+    gid: u32,
+}
+
+/// The environment as a YAML map, in the policy's order.
+struct OrderedMap<'a>(&'a [(String, String)]);
+
+impl serde::Serialize for OrderedMap<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (k, v) in self.0 {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
 }

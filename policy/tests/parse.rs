@@ -144,3 +144,23 @@ fn load_resolves_relative_to_the_policy_folder() {
     assert_eq!(p.mounts[0].host, std::fs::canonicalize(dir.join("data")).unwrap());
     assert!(matches!(Policy::load(&dir.join("absent.yaml")), Err(PolicyError::Read { .. })));
 }
+
+/// Strings with newlines, tabs, quotes, backslashes, terminal escapes, YAML's own keywords and
+/// punctuation survive `to_yaml` and parse back unchanged (the writer is the YAML library's).
+#[test]
+fn effective_policy_round_trips_with_control_characters() {
+    let dir = base();
+    let odd_dir = dir.join("odd\nname: [x] \"q\" \\ #c");
+    std::fs::create_dir_all(&odd_dir).unwrap();
+    let tricky = ["line\nbreak", "tab\there", "esc\u{1b}[31mred", "quote\"s", "back\\slash", "null", "", "- dash", "a: b", "#hash", "~", "true", "0x10", "trailing "];
+    let mut p = Policy::default_policy();
+    p.args = tricky.iter().map(|s| s.to_string()).collect();
+    p.env = tricky.iter().enumerate().map(|(i, s)| (format!("K{i:02}"), s.to_string())).collect();
+    p.add_cli_mount(&format!("{}::/odd", odd_dir.display()), &dir).unwrap();
+    p.stdin = Stdin::File(dir.join("input.txt"));
+    let yaml = p.to_yaml();
+    let again = Policy::parse(&yaml, Path::new("/"), "effective").unwrap_or_else(|e| panic!("{e}\n{yaml}"));
+    assert_eq!(again, p, "{yaml}");
+    // Nothing raw reaches the text: a control character would let a value forge lines.
+    assert!(!yaml.contains('\u{1b}'), "{yaml}");
+}
