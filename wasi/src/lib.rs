@@ -16,11 +16,11 @@ mod funcs;
 mod memory;
 mod path;
 mod poll;
+mod rights;
 mod sys;
 
 pub use abi::{Abi, FuncSig, ValType};
-pub use ctx::{
-    open_preopen, open_stdin, BuildError, Output, Stdin, Usage, WasiCtx, WasiCtxBuilder, WasiLimits, ALL_RIGHTS,
-};
+pub use ctx::{open_preopen, open_stdin, BuildError, Output, Stdin, Usage, WasiCtx, WasiCtxBuilder, WasiLimits};
 pub use errno::Errno;
 pub use funcs::{call, Exit};
+pub use rights::ALL_RIGHTS;
