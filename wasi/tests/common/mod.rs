@@ -67,7 +67,15 @@ impl Guest {
     }
 
     /// path_open(dirfd, path) with exactly these rights; returns errno and new fd.
-    pub fn open_exact(&mut self, dir: u32, path: &str, oflags: u64, base: u64, inheriting: u64, fdflags: u64) -> (u64, u32) {
+    pub fn open_exact(
+        &mut self,
+        dir: u32,
+        path: &str,
+        oflags: u64,
+        base: u64,
+        inheriting: u64,
+        fdflags: u64,
+    ) -> (u64, u32) {
         self.put(PATH, path.as_bytes());
         self.put(OUT, &[0; 4]);
         let e = self.errno(
