@@ -205,7 +205,7 @@ impl WasiCtxBuilder {
         Self::default()
     }
 
-    /// The guest's argv (argv[0] included).
+    /// The guest's argv (`argv[0]` included).
     pub fn args(mut self, args: impl IntoIterator<Item = impl Into<String>>) -> Self {
         self.args = args.into_iter().map(Into::into).collect();
         self
