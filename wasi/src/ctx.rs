@@ -2,15 +2,13 @@
 //! preopened directory per mount), limits and usage counters.
 
 use crate::path::Resolve;
+use crate::rights::{ALL_RIGHTS, DIR_RIGHTS, STDIN_RIGHTS, STDOUT_RIGHTS};
 use crate::sys;
 use std::cell::Cell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
-
-/// Every right preview1 defines (bits 0..=29); reported for every descriptor, as Wasmtime does.
-pub const ALL_RIGHTS: u64 = (1 << 30) - 1;
 
 /// Where the guest's standard input comes from.
 #[derive(Debug)]
@@ -109,6 +107,9 @@ pub(crate) struct FdEntry {
     pub(crate) writable: bool,
     pub(crate) rights_base: u64,
     pub(crate) rights_inheriting: u64,
+    /// The `DSYNC`/`RSYNC`/`SYNC` fdflags it was opened with (Linux's `F_GETFL` cannot tell
+    /// `O_RSYNC` from `O_SYNC`, so they are kept here for `fd_fdstat_get`).
+    pub(crate) sync_flags: u16,
     /// What the last sequential `fd_write` through this entry left behind, so the next one
     /// needs no `fstat`/`fcntl`/`lseek` to account the file's growth (see [`WriteState`]).
     pub(crate) write_state: Cell<Option<WriteState>>,
@@ -137,7 +138,21 @@ impl FdEntry {
         rights_base: u64,
         rights_inheriting: u64,
     ) -> Self {
-        FdEntry { kind, host, writable, rights_base, rights_inheriting, write_state: Cell::new(None) }
+        FdEntry { kind, host, writable, rights_base, rights_inheriting, sync_flags: 0, write_state: Cell::new(None) }
+    }
+
+    /// `ENOTCAPABLE` unless the entry holds every right in `rights`.
+    pub(crate) fn require(&self, rights: u64) -> crate::errno::WasiResult<()> {
+        crate::rights::require(self.rights_base, rights)
+    }
+
+    /// `ENOTCAPABLE` unless the entry holds at least one right in `rights`.
+    pub(crate) fn require_any(&self, rights: u64) -> crate::errno::WasiResult<()> {
+        if self.rights_base & rights != 0 {
+            Ok(())
+        } else {
+            Err(crate::errno::Errno::Notcapable)
+        }
     }
 
     pub(crate) fn fd(&self) -> io::Result<BorrowedFd<'_>> {
@@ -190,7 +205,7 @@ impl WasiCtxBuilder {
         Self::default()
     }
 
-    /// The guest's argv (argv[0] included).
+    /// The guest's argv (`argv[0]` included).
     pub fn args(mut self, args: impl IntoIterator<Item = impl Into<String>>) -> Self {
         self.args = args.into_iter().map(Into::into).collect();
         self
@@ -266,12 +281,14 @@ impl WasiCtxBuilder {
             Stdin::Inherit => dup_std(0),
             Stdin::File(fd) => Some(fd),
         };
-        let stdio = |kind, host| FdEntry::new(kind, host, true, ALL_RIGHTS, 0);
-        fds.insert(0, stdio(Kind::Stdin, stdin_host));
+        // Stdio gets the rights Wasmtime reports for it (see `rights.rs`), never a file's.
+        let stdio = |kind, host, rights| FdEntry::new(kind, host, true, rights, rights);
+        fds.insert(0, stdio(Kind::Stdin, stdin_host, STDIN_RIGHTS));
         let stdout = self.stdout.unwrap_or(Output::Inherit);
         let stderr = self.stderr.unwrap_or(Output::Inherit);
-        fds.insert(1, stdio(Kind::Stdout, if stdout == Output::Inherit { dup_std(1) } else { None }));
-        fds.insert(2, stdio(Kind::Stderr, if stderr == Output::Inherit { dup_std(2) } else { None }));
+        let host = |mode, fd| if mode == Output::Inherit { dup_std(fd) } else { None };
+        fds.insert(1, stdio(Kind::Stdout, host(stdout, 1), STDOUT_RIGHTS));
+        fds.insert(2, stdio(Kind::Stderr, host(stderr, 2), STDOUT_RIGHTS));
         for (i, (host, guest, writable)) in self.preopens.into_iter().enumerate() {
             let dir = match host {
                 HostDir::Path(path) => open_preopen(&path, &guest)?,
@@ -279,13 +296,14 @@ impl WasiCtxBuilder {
             };
             fds.insert(
                 3 + i as u32,
-                FdEntry::new(Kind::Dir { preopen: Some(guest) }, Some(dir), writable, ALL_RIGHTS, ALL_RIGHTS),
+                FdEntry::new(Kind::Dir { preopen: Some(guest) }, Some(dir), writable, DIR_RIGHTS, ALL_RIGHTS),
             );
         }
         Ok(WasiCtx {
             args: self.args.into_iter().map(String::into_bytes).collect(),
             env: self.env.into_iter().map(|(k, v)| format!("{k}={v}").into_bytes()).collect(),
             fds,
+            free: BTreeSet::new(),
             limits: self.limits,
             stdout,
             stderr,
@@ -316,6 +334,9 @@ pub struct WasiCtx {
     pub(crate) args: Vec<Vec<u8>>,
     pub(crate) env: Vec<Vec<u8>>,
     pub(crate) fds: BTreeMap<u32, FdEntry>,
+    /// Numbers freed by `fd_close` or `fd_renumber` and not reused yet (see the crate docs
+    /// on descriptor numbers).
+    pub(crate) free: BTreeSet<u32>,
     pub(crate) limits: WasiLimits,
     pub(crate) stdout: Output,
     pub(crate) stderr: Output,

@@ -9,6 +9,7 @@ use crate::abi::{dirent_type, filetype, Abi};
 use crate::ctx::{FdEntry, Kind, Output, WasiCtx, WriteState};
 use crate::errno::{Errno, WasiResult};
 use crate::memory::{clamp_to_u32_total, GuestMemory, IovecList};
+use crate::rights::*;
 use crate::sys;
 use crate::{path, poll};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
@@ -28,17 +29,17 @@ pub enum Exit {
 }
 
 pub(crate) const FDFLAGS_APPEND: u16 = 1;
+pub(crate) const FDFLAGS_DSYNC: u16 = 2;
 pub(crate) const FDFLAGS_NONBLOCK: u16 = 4;
+pub(crate) const FDFLAGS_RSYNC: u16 = 8;
+pub(crate) const FDFLAGS_SYNC: u16 = 16;
+/// The fdflags that ask for synchronized I/O.
+pub(crate) const FDFLAGS_SYNCS: u16 = FDFLAGS_DSYNC | FDFLAGS_RSYNC | FDFLAGS_SYNC;
 pub(crate) const OFLAGS_CREAT: u32 = 1;
 pub(crate) const OFLAGS_DIRECTORY: u32 = 2;
 pub(crate) const OFLAGS_EXCL: u32 = 4;
 pub(crate) const OFLAGS_TRUNC: u32 = 8;
 pub(crate) const LOOKUP_SYMLINK_FOLLOW: u32 = 1;
-pub(crate) const RIGHT_FD_READ: u64 = 1 << 1;
-pub(crate) const RIGHT_FD_WRITE: u64 = 1 << 6;
-pub(crate) const RIGHT_FD_ALLOCATE: u64 = 1 << 8;
-pub(crate) const RIGHT_FD_READDIR: u64 = 1 << 14;
-pub(crate) const RIGHT_FD_FILESTAT_SET_SIZE: u64 = 1 << 22;
 const FSTFLAGS_ATIM: u32 = 1;
 const FSTFLAGS_ATIM_NOW: u32 = 2;
 const FSTFLAGS_MTIM: u32 = 4;
@@ -59,17 +60,17 @@ pub fn call(ctx: &mut WasiCtx, abi: Abi, index: usize, memory: &mut [u8], args: 
         "environ_sizes_get" => strings_sizes(&ctx.env, &mut m, a(0), a(1)),
         "clock_res_get" => clock_id(a(0)).and_then(|id| Ok(sys::clock(id, true)?)).and_then(|t| m.write_u64(a(1), t)),
         "clock_time_get" => clock_id(a(0)).and_then(|id| Ok(sys::clock(id, false)?)).and_then(|t| m.write_u64(a(2), t)),
-        "fd_advise" => ctx.file(a(0)).and_then(|_| if a(3) > 5 { Err(Errno::Inval) } else { Ok(()) }),
+        "fd_advise" => ctx.file_with(a(0), FD_ADVISE).and_then(|_| if a(3) > 5 { Err(Errno::Inval) } else { Ok(()) }),
         "fd_allocate" => fd_allocate(ctx, a(0), w(1), w(2)),
-        "fd_close" => ctx.fds.remove(&a(0)).map(drop).ok_or(Errno::Badf),
-        "fd_datasync" => ctx.entry(a(0)).and_then(|e| Ok(sys::sync(e.fd()?, true)?)),
-        "fd_sync" => ctx.entry(a(0)).and_then(|e| Ok(sys::sync(e.fd()?, false)?)),
+        "fd_close" => ctx.close(a(0)).map(drop),
+        "fd_datasync" => ctx.entry_with(a(0), FD_DATASYNC).and_then(|e| Ok(sys::sync(e.fd()?, true)?)),
+        "fd_sync" => ctx.entry_with(a(0), FD_SYNC).and_then(|e| Ok(sys::sync(e.fd()?, false)?)),
         "fd_fdstat_get" => fd_fdstat_get(ctx, &mut m, a(0), a(1)),
         "fd_fdstat_set_flags" => fd_fdstat_set_flags(ctx, a(0), a(1) as u16),
         "fd_fdstat_set_rights" => fd_fdstat_set_rights(ctx, a(0), w(1), w(2)),
         "fd_filestat_get" => fd_filestat_get(ctx, abi, &mut m, a(0), a(1)),
         "fd_filestat_set_size" => fd_filestat_set_size(ctx, a(0), w(1)),
-        "fd_filestat_set_times" => ctx.entry(a(0)).and_then(|e| set_times(e.writable, e.fd()?, w(1), w(2), a(3))),
+        "fd_filestat_set_times" => fd_filestat_set_times(ctx, a(0), w(1), w(2), a(3)),
         "fd_pread" => fd_read(ctx, &mut m, a(0), a(1), a(2), Some(w(3)), a(4)),
         "fd_read" => fd_read(ctx, &mut m, a(0), a(1), a(2), None, a(3)),
         "fd_pwrite" => fd_write(ctx, &mut m, a(0), a(1), a(2), Some(w(3)), a(4)),
@@ -80,7 +81,11 @@ pub fn call(ctx: &mut WasiCtx, abi: Abi, index: usize, memory: &mut [u8], args: 
         "fd_renumber" => fd_renumber(ctx, a(0), a(1)),
         "fd_seek" => fd_seek(ctx, abi, &mut m, a(0), w(1) as i64, a(2), a(3)),
         "fd_tell" => {
-            ctx.file(a(0)).and_then(|e| Ok(sys::lseek(e.fd()?, 0, libc::SEEK_CUR)?)).and_then(|p| m.write_u64(a(1), p))
+            let pos = ctx.file(a(0)).and_then(|e| {
+                e.require_any(FD_TELL | FD_SEEK)?; // FD_SEEK implies FD_TELL
+                Ok(sys::lseek(e.fd()?, 0, libc::SEEK_CUR)?)
+            });
+            pos.and_then(|p| m.write_u64(a(1), p))
         }
         "path_create_directory" => path::path_create_directory(ctx, &m, a(0), a(1), a(2)),
         "path_filestat_get" => path::path_filestat_get(ctx, abi, &mut m, a(0), a(1), a(2), a(3), a(4)),
@@ -117,6 +122,27 @@ impl WasiCtx {
         self.fds.get(&fd).ok_or(Errno::Badf)
     }
 
+    /// The entry for `fd` if it holds every right in `rights`.
+    pub(crate) fn entry_with(&self, fd: u32, rights: u64) -> WasiResult<&FdEntry> {
+        let e = self.entry(fd)?;
+        e.require(rights)?;
+        Ok(e)
+    }
+
+    /// The file `fd` if it holds every right in `rights`.
+    fn file_with(&self, fd: u32, rights: u64) -> WasiResult<&FdEntry> {
+        let e = self.file(fd)?;
+        e.require(rights)?;
+        Ok(e)
+    }
+
+    /// The directory `fd` if it holds every right in `rights`.
+    pub(crate) fn dir_with(&self, fd: u32, rights: u64) -> WasiResult<&FdEntry> {
+        let e = self.dir(fd)?;
+        e.require(rights)?;
+        Ok(e)
+    }
+
     fn file(&self, fd: u32) -> WasiResult<&FdEntry> {
         let e = self.entry(fd)?;
         match e.kind {
@@ -146,12 +172,39 @@ impl WasiCtx {
         Ok(())
     }
 
+    /// Gives back what [`WasiCtx::count_created`] counted for an entry not created after all.
+    pub(crate) fn uncount_created(&mut self) {
+        self.usage.files_created = self.usage.files_created.saturating_sub(1);
+    }
+
+    /// The number the next new descriptor gets, as in Wasmtime (see the crate docs): the
+    /// highest freed number not reused yet, else one past the highest in use.
     pub(crate) fn next_fd(&self) -> WasiResult<u32> {
         if self.fds.len() as u64 >= self.limits.open_files {
             return Err(Errno::Mfile);
         }
-        // The lowest free number, as POSIX does.
-        Ok((0..).find(|n| !self.fds.contains_key(n)).expect("a free number"))
+        if let Some(&n) = self.free.last() {
+            return Ok(n);
+        }
+        match self.fds.last_key_value() {
+            // Every number up to the highest is in use or free (nothing else creates one),
+            // so past u32::MAX there is no number left.
+            Some((&n, _)) => n.checked_add(1).ok_or(Errno::Mfile),
+            None => Ok(0),
+        }
+    }
+
+    /// Installs `entry` as descriptor `fd` (from [`WasiCtx::next_fd`]).
+    pub(crate) fn install(&mut self, fd: u32, entry: FdEntry) {
+        self.free.remove(&fd);
+        self.fds.insert(fd, entry);
+    }
+
+    /// `fd_close`: the number becomes free.
+    fn close(&mut self, fd: u32) -> WasiResult<FdEntry> {
+        let entry = self.fds.remove(&fd).ok_or(Errno::Badf)?;
+        self.free.insert(fd);
+        Ok(entry)
     }
 }
 
@@ -189,10 +242,10 @@ fn strings_get(list: &[Vec<u8>], m: &mut GuestMemory, ptrs: u32, buf: u32) -> Wa
 fn fd_fdstat_get(ctx: &WasiCtx, m: &mut GuestMemory, fd: u32, out: u32) -> WasiResult<()> {
     let e = ctx.entry(fd)?;
     let (filetype, flags) = match &e.kind {
-        Kind::Dir { .. } => (filetype::DIRECTORY, 0),
+        Kind::Dir { .. } => (filetype::DIRECTORY, e.sync_flags),
         Kind::File => {
             let fl = sys::status_flags(e.fd()?, None)?;
-            let mut flags = 0u16;
+            let mut flags = e.sync_flags;
             if fl & libc::O_APPEND != 0 {
                 flags |= FDFLAGS_APPEND;
             }
@@ -214,10 +267,17 @@ fn fd_fdstat_get(ctx: &WasiCtx, m: &mut GuestMemory, fd: u32, out: u32) -> WasiR
     m.write(out, &buf)
 }
 
+/// Sets the append and non-blocking flags. The synchronized-I/O flags cannot change after
+/// the open (`F_SETFL` ignores them): asking for the ones the descriptor has is accepted (so
+/// `fcntl(F_SETFL, fcntl(F_GETFL) | O_NONBLOCK)` works), asking for others is `EINVAL`, the
+/// errno Wasmtime gives for any of them.
 fn fd_fdstat_set_flags(ctx: &WasiCtx, fd: u32, flags: u16) -> WasiResult<()> {
-    let e = ctx.file(fd)?;
+    let e = ctx.file_with(fd, FD_FDSTAT_SET_FLAGS)?;
     e.write_state.set(None); // the append flag may change
-    if flags & !(FDFLAGS_APPEND | FDFLAGS_NONBLOCK) != 0 {
+    if flags & FDFLAGS_SYNCS != e.sync_flags {
+        return Err(Errno::Inval);
+    }
+    if flags & !(FDFLAGS_APPEND | FDFLAGS_NONBLOCK | FDFLAGS_SYNCS) != 0 {
         return Err(Errno::Notsup);
     }
     let mut host = sys::status_flags(e.fd()?, None)? & !(libc::O_APPEND | libc::O_NONBLOCK);
@@ -243,7 +303,7 @@ fn fd_fdstat_set_rights(ctx: &mut WasiCtx, fd: u32, base: u64, inheriting: u64) 
 }
 
 fn fd_filestat_get(ctx: &WasiCtx, abi: Abi, m: &mut GuestMemory, fd: u32, out: u32) -> WasiResult<()> {
-    let e = ctx.entry(fd)?;
+    let e = ctx.entry_with(fd, FD_FILESTAT_GET)?;
     let st = match e.host.as_ref() {
         Some(h) => sys::fstat(h.as_fd())?,
         None => {
@@ -275,7 +335,7 @@ fn account_growth(ctx: &mut WasiCtx, current_size: u64, start: u64, len: u64) ->
 }
 
 fn fd_filestat_set_size(ctx: &mut WasiCtx, fd: u32, size: u64) -> WasiResult<()> {
-    let e = ctx.file(fd)?;
+    let e = ctx.file_with(fd, FD_FILESTAT_SET_SIZE)?;
     if !e.writable {
         return Err(Errno::Rofs);
     }
@@ -293,7 +353,7 @@ fn fd_filestat_set_size(ctx: &mut WasiCtx, fd: u32, size: u64) -> WasiResult<()>
 }
 
 fn fd_allocate(ctx: &mut WasiCtx, fd: u32, offset: u64, len: u64) -> WasiResult<()> {
-    let e = ctx.file(fd)?;
+    let e = ctx.file_with(fd, FD_ALLOCATE)?;
     if !e.writable {
         return Err(Errno::Rofs);
     }
@@ -305,6 +365,17 @@ fn fd_allocate(ctx: &mut WasiCtx, fd: u32, offset: u64, len: u64) -> WasiResult<
     let current = sys::fstat(host.as_fd())?.st_size as u64;
     account_growth(ctx, current, offset, len)?;
     Ok(sys::fallocate(host.as_fd(), offset, len)?)
+}
+
+/// `fd_filestat_set_times`. Stdio is not a file here (`EBADF`, as in Wasmtime): a host file
+/// given as stdin keeps its times.
+fn fd_filestat_set_times(ctx: &WasiCtx, fd: u32, atim: u64, mtim: u64, flags: u32) -> WasiResult<()> {
+    let e = ctx.entry(fd)?;
+    if matches!(e.kind, Kind::Stdin | Kind::Stdout | Kind::Stderr) {
+        return Err(Errno::Badf);
+    }
+    e.require(FD_FILESTAT_SET_TIMES)?;
+    set_times(e.writable, e.fd()?, atim, mtim, flags)
 }
 
 /// Sets the times of what `fd` refers to, from the WASI `fstflags`.
@@ -340,6 +411,7 @@ fn fd_read(
         Kind::Stdin if at.is_some() => return Err(Errno::Spipe),
         _ => {}
     }
+    e.require(if at.is_some() { FD_READ | FD_SEEK } else { FD_READ })?;
     if at.is_none() {
         e.write_state.set(None); // the offset moves
     }
@@ -383,6 +455,7 @@ fn fd_write(
         Kind::Dir { .. } => return Err(Errno::Isdir),
         Kind::File => None,
     };
+    e.require(if at.is_some() { FD_WRITE | FD_SEEK } else { FD_WRITE })?;
     if let Some(stream) = stream {
         if at.is_some() {
             return Err(Errno::Spipe);
@@ -532,7 +605,7 @@ fn fd_readdir(
     cookie: u64,
     out: u32,
 ) -> WasiResult<()> {
-    let e = ctx.dir(fd)?;
+    let e = ctx.dir_with(fd, FD_READDIR)?;
     m.slice(buf, len)?; // EFAULT before any work
     let entries = sys::read_dir(e.fd()?)?;
     let mut bytes = Vec::new();
@@ -554,12 +627,18 @@ fn fd_readdir(
     m.write_u32(out, bytes.len() as u32)
 }
 
+/// `fd_renumber`, as Wasmtime does it: `to` is closed and takes `from`'s entry; `from`
+/// becomes free (renumbering onto itself changes nothing).
 fn fd_renumber(ctx: &mut WasiCtx, from: u32, to: u32) -> WasiResult<()> {
     if !ctx.fds.contains_key(&from) || !ctx.fds.contains_key(&to) {
         return Err(Errno::Badf);
     }
-    let entry = ctx.fds.remove(&from).expect("checked");
-    ctx.fds.insert(to, entry);
+    if from == to {
+        return Ok(());
+    }
+    drop(ctx.close(to)?);
+    let entry = ctx.close(from)?;
+    ctx.install(to, entry);
     Ok(())
 }
 
@@ -574,8 +653,14 @@ fn fd_seek(
     out: u32,
 ) -> WasiResult<()> {
     let e = ctx.file(fd)?;
-    e.write_state.set(None); // the offset moves
     let whence = abi.whence(whence).ok_or(Errno::Inval)?;
+    // Asking where the offset is needs only FD_TELL (which FD_SEEK implies).
+    if offset == 0 && whence == libc::SEEK_CUR {
+        e.require_any(FD_TELL | FD_SEEK)?;
+    } else {
+        e.require(FD_SEEK)?;
+    }
+    e.write_state.set(None); // the offset moves
     let pos = sys::lseek(e.fd()?, offset, whence)?;
     m.write_u64(out, pos)
 }

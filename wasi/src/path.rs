@@ -10,17 +10,29 @@
 //!   `path_link`, `path_symlink`, `path_readlink`), so no lookup the kernel makes on its own
 //!   can leave the mount.
 //!
+//! A trailing slash on the last component acts as in Wasmtime, whose `cap-std` opens that
+//! component as a directory and acts on `.` inside it (`via_parent/open_parent.rs`):
+//! `path_unlink_file("dir/")` is `EISDIR`, `"file/"` `ENOTDIR`; `path_link` and
+//! `path_symlink` to `"missing/"` are `ENOENT`, to `"file/"` `ENOTDIR`, to `"dir/"` `EEXIST`;
+//! `path_link` from `"dir/"` is `EPERM`; `path_rename` from `"file/"` is `ENOTDIR` while a
+//! trailing slash on its target is ignored; `path_create_directory("d/")` creates `d`;
+//! `path_open` leaves it to the kernel (`"file/"` `ENOTDIR`, `"dir/"` opens). One deliberate
+//! difference: `path_remove_directory("dir/")` removes `dir`, as Linux's `rmdir` does
+//! (Wasmtime's `unlinkat(dir, ".", AT_REMOVEDIR)` fails `EINVAL`; its own test suite leaves
+//! this case open).
+//!
 //! A path is at most [`MAX_PATH_LEN`] bytes, refused before it is read or copied.
 //! [`Resolve::Unchecked`] turns the wall off for one test (see
 //! `WasiCtxBuilder::insecure_unchecked_paths_for_testing`).
 
-use crate::ctx::{FdEntry, Kind, WasiCtx, ALL_RIGHTS};
+use crate::ctx::{FdEntry, Kind, WasiCtx};
 use crate::errno::{Errno, WasiResult};
 use crate::funcs::{
-    set_times, FDFLAGS_APPEND, FDFLAGS_NONBLOCK, LOOKUP_SYMLINK_FOLLOW, OFLAGS_CREAT, OFLAGS_DIRECTORY, OFLAGS_EXCL,
-    OFLAGS_TRUNC, RIGHT_FD_ALLOCATE, RIGHT_FD_FILESTAT_SET_SIZE, RIGHT_FD_READ, RIGHT_FD_READDIR, RIGHT_FD_WRITE,
+    set_times, FDFLAGS_APPEND, FDFLAGS_DSYNC, FDFLAGS_NONBLOCK, FDFLAGS_RSYNC, FDFLAGS_SYNC, FDFLAGS_SYNCS,
+    LOOKUP_SYMLINK_FOLLOW, OFLAGS_CREAT, OFLAGS_DIRECTORY, OFLAGS_EXCL, OFLAGS_TRUNC,
 };
 use crate::memory::GuestMemory;
+use crate::rights::*;
 use crate::sys;
 use crate::Abi;
 use std::io;
@@ -108,8 +120,15 @@ fn open_path(ctx: &WasiCtx, dir: &FdEntry, path: &str, follow: bool) -> WasiResu
     Ok(ctx.resolve.open(dir.fd()?, path, flags, 0)?)
 }
 
-fn writable_dir(ctx: &WasiCtx, fd: u32) -> WasiResult<&FdEntry> {
-    let dir = ctx.dir(fd)?;
+/// What a trailing slash makes of `p`'s last component: that component opened as a
+/// directory (beneath the mount). Its errors are the call's (`ENOENT`, `ENOTDIR`, ...).
+fn as_dir(p: &Parent, resolve: Resolve) -> WasiResult<OwnedFd> {
+    Ok(resolve.open(p.dir.as_fd(), &p.name, libc::O_PATH | libc::O_DIRECTORY, 0)?)
+}
+
+/// The directory `fd`, holding `rights`, in a writable mount.
+fn writable_dir(ctx: &WasiCtx, fd: u32, rights: u64) -> WasiResult<&FdEntry> {
+    let dir = ctx.dir_with(fd, rights)?;
     if !dir.writable {
         return Err(Errno::Rofs);
     }
@@ -118,7 +137,8 @@ fn writable_dir(ctx: &WasiCtx, fd: u32) -> WasiResult<&FdEntry> {
 
 /// `path_create_directory`.
 pub(crate) fn path_create_directory(ctx: &mut WasiCtx, m: &GuestMemory, fd: u32, ptr: u32, len: u32) -> WasiResult<()> {
-    let p = parent(writable_dir(ctx, fd)?, guest_path(m, ptr, len, ctx.resolve)?, ctx.resolve)?;
+    let dir = writable_dir(ctx, fd, PATH_CREATE_DIRECTORY)?;
+    let p = parent(dir, guest_path(m, ptr, len, ctx.resolve)?, ctx.resolve)?;
     ctx.count_created()?;
     Ok(sys::mkdir_at(p.dir.as_fd(), &p.name)?)
 }
@@ -135,7 +155,7 @@ pub(crate) fn path_filestat_get(
     len: u32,
     out: u32,
 ) -> WasiResult<()> {
-    let dir = ctx.dir(fd)?;
+    let dir = ctx.dir_with(fd, PATH_FILESTAT_GET)?;
     let f = open_path(ctx, dir, guest_path(m, ptr, len, ctx.resolve)?, flags & LOOKUP_SYMLINK_FOLLOW != 0)?;
     let st = sys::fstat(f.as_fd())?;
     m.write(out, &abi.filestat(&st))
@@ -157,7 +177,7 @@ pub(crate) fn path_filestat_set_times(
     mtim: u64,
     fst: u32,
 ) -> WasiResult<()> {
-    let dir = writable_dir(ctx, fd)?;
+    let dir = writable_dir(ctx, fd, PATH_FILESTAT_SET_TIMES)?;
     let target = open_path(ctx, dir, guest_path(m, ptr, len, ctx.resolve)?, flags & LOOKUP_SYMLINK_FOLLOW != 0)?;
     set_times(true, target.as_fd(), atim, mtim, fst)
 }
@@ -177,31 +197,51 @@ pub(crate) fn path_link(
     new_ptr: u32,
     new_len: u32,
 ) -> WasiResult<()> {
-    let from = parent(writable_dir(ctx, old_fd)?, guest_path(m, old_ptr, old_len, ctx.resolve)?, ctx.resolve)?;
-    let to = parent(writable_dir(ctx, new_fd)?, guest_path(m, new_ptr, new_len, ctx.resolve)?, ctx.resolve)?;
+    let old_dir = writable_dir(ctx, old_fd, PATH_LINK_SOURCE)?;
+    let new_dir = writable_dir(ctx, new_fd, PATH_LINK_TARGET)?;
+    let from = parent(old_dir, guest_path(m, old_ptr, old_len, ctx.resolve)?, ctx.resolve)?;
+    let to = parent(new_dir, guest_path(m, new_ptr, new_len, ctx.resolve)?, ctx.resolve)?;
     if old_flags & LOOKUP_SYMLINK_FOLLOW != 0 {
         return Err(Errno::Inval);
     }
-    if from.trailing_slash || to.trailing_slash {
-        return Err(Errno::Notdir);
+    // Trailing slashes (module docs): a directory cannot be linked, nor a link made over one.
+    if from.trailing_slash {
+        as_dir(&from, ctx.resolve)?;
+        return Err(Errno::Perm);
+    }
+    if to.trailing_slash {
+        as_dir(&to, ctx.resolve)?;
+        return Err(Errno::Exist);
     }
     ctx.count_created()?;
     Ok(sys::link_at(from.dir.as_fd(), &from.name, to.dir.as_fd(), &to.name)?)
 }
 
-/// Host `open` flags for `path_open`'s arguments, and whether the open writes.
+/// Host flags that open a directory: read-only, whatever rights were asked.
+fn dir_flags(lookup: u32) -> i32 {
+    let nofollow = if lookup & LOOKUP_SYMLINK_FOLLOW == 0 { libc::O_NOFOLLOW } else { 0 };
+    libc::O_RDONLY | libc::O_DIRECTORY | nofollow
+}
+
+/// Host `open` flags for `path_open`'s arguments (`rights_base` already cut to what the
+/// directory lets the new descriptor have), and whether the open writes.
 fn open_flags(lookup: u32, oflags: u32, rights_base: u64, fdflags: u16) -> (i32, bool) {
-    let write = rights_base & (RIGHT_FD_WRITE | RIGHT_FD_ALLOCATE | RIGHT_FD_FILESTAT_SET_SIZE) != 0
+    if oflags & OFLAGS_DIRECTORY != 0 {
+        return (dir_flags(lookup), false);
+    }
+    let write = rights_base & (FD_WRITE | FD_ALLOCATE | FD_FILESTAT_SET_SIZE) != 0
         || fdflags & FDFLAGS_APPEND != 0
         || oflags & OFLAGS_TRUNC != 0;
-    let read = rights_base & (RIGHT_FD_READ | RIGHT_FD_READDIR) != 0 || !write;
+    let read = rights_base & (FD_READ | FD_READDIR) != 0 || !write;
     let mut flags = match (read, write) {
         (true, true) => libc::O_RDWR,
         (false, true) => libc::O_WRONLY,
         _ => libc::O_RDONLY,
     };
-    if oflags & OFLAGS_DIRECTORY != 0 {
-        flags = libc::O_RDONLY | libc::O_DIRECTORY;
+    for (bit, host) in [(FDFLAGS_SYNC, libc::O_SYNC), (FDFLAGS_DSYNC, libc::O_DSYNC), (FDFLAGS_RSYNC, libc::O_RSYNC)] {
+        if fdflags & bit != 0 {
+            flags |= host;
+        }
     }
     if oflags & OFLAGS_TRUNC != 0 {
         flags |= libc::O_TRUNC;
@@ -218,7 +258,13 @@ fn open_flags(lookup: u32, oflags: u32, rights_base: u64, fdflags: u16) -> (i32,
     (flags, write)
 }
 
-/// `path_open`.
+/// `path_open`. Rights first: `PATH_OPEN`, plus `PATH_CREATE_FILE` to create and
+/// `PATH_FILESTAT_SET_SIZE` to truncate. `O_CREAT | O_EXCL` on an existing path is `EEXIST`.
+/// A directory is opened read-only whatever rights are asked (the spec lets an open drop the
+/// rights that do not apply to what it opened), so `path_open(".")` with the preopen's own
+/// rights works; Wasmtime instead fails a directory asked with `FD_WRITE` with `EISDIR`.
+/// The synchronized-I/O fdflags go to the host (`O_SYNC`, `O_DSYNC`, `O_RSYNC`) and are
+/// reported by `fd_fdstat_get` (Wasmtime refuses them with `ENOTSUP`).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn path_open(
     ctx: &mut WasiCtx,
@@ -233,45 +279,67 @@ pub(crate) fn path_open(
     fdflags: u16,
     out: u32,
 ) -> WasiResult<()> {
-    let dir = ctx.dir(fd)?;
-    let path = guest_path(m, ptr, len, ctx.resolve)?.to_string();
-    let (flags, write) = open_flags(lookup, oflags, rights_base, fdflags);
     let creates = oflags & OFLAGS_CREAT != 0;
-    if (write || creates) && !dir.writable {
+    let exclusive = creates && oflags & OFLAGS_EXCL != 0;
+    let truncates = oflags & OFLAGS_TRUNC != 0;
+    if oflags & OFLAGS_DIRECTORY != 0 && oflags & (OFLAGS_CREAT | OFLAGS_EXCL | OFLAGS_TRUNC) != 0 {
+        return Err(Errno::Inval); // as Wasmtime (filesystem.rs, open_at)
+    }
+    let mut needed = PATH_OPEN;
+    if creates {
+        needed |= PATH_CREATE_FILE;
+    }
+    if truncates {
+        needed |= PATH_FILESTAT_SET_SIZE;
+    }
+    let dir = ctx.dir_with(fd, needed)?;
+    let path = guest_path(m, ptr, len, ctx.resolve)?.to_string();
+    let inheriting = dir.rights_inheriting;
+    let (base, inherited) = (rights_base & inheriting & ALL_RIGHTS, rights_inheriting & inheriting & ALL_RIGHTS);
+    let (flags, write) = open_flags(lookup, oflags, base, fdflags);
+    let writable = dir.writable;
+    if !writable && (creates || truncates) {
         return Err(Errno::Rofs);
     }
-    let writable = dir.writable;
-    let inheriting = dir.rights_inheriting;
     let new_fd = ctx.next_fd()?;
-    let dir_fd = ctx.dir(fd)?.fd()?.try_clone_to_owned()?;
+    let dir_fd = dir.fd()?.try_clone_to_owned()?;
     let resolve = ctx.resolve;
-    let host = if creates {
-        match resolve.open(dir_fd.as_fd(), &path, flags, 0) {
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) || oflags & OFLAGS_EXCL != 0 => {
+    let open = |flags: i32| resolve.open(dir_fd.as_fd(), &path, flags, 0o666);
+    let is_errno = |e: &io::Error, errno: i32| e.raw_os_error() == Some(errno);
+    let host = if write && !writable {
+        // A read-only mount opens nothing for writing, but a directory opens read-only.
+        open(dir_flags(lookup)).map_err(|_| Errno::Rofs)?
+    } else if exclusive {
+        ctx.count_created()?;
+        open(flags | libc::O_CREAT | libc::O_EXCL).inspect_err(|_| ctx.uncount_created())?
+    } else if creates {
+        match open(flags) {
+            Err(e) if is_errno(&e, libc::ENOENT) => {
                 // Creating: count it against the quota first.
                 ctx.count_created()?;
-                resolve.open(dir_fd.as_fd(), &path, flags | libc::O_CREAT | libc::O_EXCL, 0o666)?
+                open(flags | libc::O_CREAT | libc::O_EXCL).inspect_err(|_| ctx.uncount_created())?
             }
             other => other?,
         }
     } else {
-        resolve.open(dir_fd.as_fd(), &path, flags, 0)?
+        match open(flags) {
+            // A directory asked with write rights: opened read-only, the rights dropped.
+            Err(e) if is_errno(&e, libc::EISDIR) && write && !truncates => open(dir_flags(lookup))?,
+            other => other?,
+        }
     };
-    if oflags & OFLAGS_TRUNC != 0 {
+    if truncates {
         ctx.shrinks += 1; // the file may be open through other entries, their sizes now stale
     }
     let st = sys::fstat(host.as_fd())?;
-    let kind = if st.st_mode & libc::S_IFMT == libc::S_IFDIR { Kind::Dir { preopen: None } } else { Kind::File };
-    ctx.fds.insert(
-        new_fd,
-        FdEntry::new(
-            kind,
-            Some(host),
-            writable,
-            rights_base & inheriting & ALL_RIGHTS,
-            rights_inheriting & inheriting & ALL_RIGHTS,
-        ),
-    );
+    let (kind, base) = if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+        (Kind::Dir { preopen: None }, base & DIR_RIGHTS)
+    } else {
+        (Kind::File, base)
+    };
+    let mut entry = FdEntry::new(kind, Some(host), writable, base, inherited);
+    entry.sync_flags = fdflags & FDFLAGS_SYNCS;
+    ctx.install(new_fd, entry);
     m.write_u32(out, new_fd)
 }
 
@@ -287,18 +355,20 @@ pub(crate) fn path_readlink(
     buf_len: u32,
     out: u32,
 ) -> WasiResult<()> {
-    let p = parent(ctx.dir(fd)?, guest_path(m, ptr, len, ctx.resolve)?, ctx.resolve)?;
+    let p = parent(ctx.dir_with(fd, PATH_READLINK)?, guest_path(m, ptr, len, ctx.resolve)?, ctx.resolve)?;
     let target = sys::readlink_at(p.dir.as_fd(), &p.name)?;
     let n = target.len().min(buf_len as usize);
     m.write(buf, &target[..n])?;
     m.write_u32(out, n as u32)
 }
 
-/// `path_remove_directory` (`is_dir`) and `path_unlink_file`.
+/// `path_remove_directory` (`is_dir`) and `path_unlink_file` (trailing slashes: module docs).
 pub(crate) fn path_remove(ctx: &WasiCtx, m: &GuestMemory, fd: u32, ptr: u32, len: u32, is_dir: bool) -> WasiResult<()> {
-    let p = parent(writable_dir(ctx, fd)?, guest_path(m, ptr, len, ctx.resolve)?, ctx.resolve)?;
+    let right = if is_dir { PATH_REMOVE_DIRECTORY } else { PATH_UNLINK_FILE };
+    let p = parent(writable_dir(ctx, fd, right)?, guest_path(m, ptr, len, ctx.resolve)?, ctx.resolve)?;
     if p.trailing_slash && !is_dir {
-        return Err(Errno::Notdir);
+        as_dir(&p, ctx.resolve)?;
+        return Err(Errno::Isdir);
     }
     Ok(sys::unlink_at(p.dir.as_fd(), &p.name, is_dir)?)
 }
@@ -315,13 +385,21 @@ pub(crate) fn path_rename(
     new_ptr: u32,
     new_len: u32,
 ) -> WasiResult<()> {
-    let from = parent(writable_dir(ctx, old_fd)?, guest_path(m, old_ptr, old_len, ctx.resolve)?, ctx.resolve)?;
-    let to = parent(writable_dir(ctx, new_fd)?, guest_path(m, new_ptr, new_len, ctx.resolve)?, ctx.resolve)?;
+    let old_dir = writable_dir(ctx, old_fd, PATH_RENAME_SOURCE)?;
+    let new_dir = writable_dir(ctx, new_fd, PATH_RENAME_TARGET)?;
+    let from = parent(old_dir, guest_path(m, old_ptr, old_len, ctx.resolve)?, ctx.resolve)?;
+    let to = parent(new_dir, guest_path(m, new_ptr, new_len, ctx.resolve)?, ctx.resolve)?;
+    // A trailing slash on the source asks for a directory (the kernel's `rename("f/", ..)`
+    // checks the entry itself, never a symlink's target); on the target it is ignored.
+    if from.trailing_slash && sys::lstat_at(from.dir.as_fd(), &from.name)?.st_mode & libc::S_IFMT != libc::S_IFDIR {
+        return Err(Errno::Notdir);
+    }
     Ok(sys::rename_at(from.dir.as_fd(), &from.name, to.dir.as_fd(), &to.name)?)
 }
 
 /// `path_symlink`. The target is stored as given (bounded like a path): it is only ever
-/// followed by lookups that resolve beneath a mount.
+/// followed by lookups that resolve beneath a mount. An absolute target is refused with
+/// `EPERM`, as Wasmtime does (`cap-std`'s `symlink` calls it an escape attempt).
 pub(crate) fn path_symlink(
     ctx: &mut WasiCtx,
     m: &GuestMemory,
@@ -335,9 +413,14 @@ pub(crate) fn path_symlink(
         return Err(Errno::Nametoolong);
     }
     let target = m.str(old_ptr, old_len)?;
-    let p = parent(writable_dir(ctx, fd)?, guest_path(m, ptr, len, ctx.resolve)?, ctx.resolve)?;
+    let dir = writable_dir(ctx, fd, PATH_SYMLINK)?;
+    if target.starts_with('/') && ctx.resolve == Resolve::Beneath {
+        return Err(Errno::Perm);
+    }
+    let p = parent(dir, guest_path(m, ptr, len, ctx.resolve)?, ctx.resolve)?;
     if p.trailing_slash {
-        return Err(Errno::Noent);
+        as_dir(&p, ctx.resolve)?;
+        return Err(Errno::Exist);
     }
     ctx.count_created()?;
     Ok(sys::symlink_at(target, p.dir.as_fd(), &p.name)?)

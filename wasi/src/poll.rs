@@ -119,7 +119,7 @@ pub(crate) fn poll_oneoff(
         let (userdata, sub) = read_sub(m, abi, subs, i)?;
         match sub {
             Sub::Fd { tag, fd } if any_fd => {
-                let error = ctx.entry(fd).err().unwrap_or(Errno::Success);
+                let error = ctx.entry_with(fd, crate::rights::POLL_FD_READWRITE).err().unwrap_or(Errno::Success);
                 write_event(m, events, n, userdata, error, tag)?;
             }
             Sub::Clock { id, timeout, absolute } if !any_fd => {

@@ -62,7 +62,13 @@ pub fn open_beneath(dir: BorrowedFd, path: &str, flags: i32, mode: u32) -> io::R
     let path = cstr(path)?;
     let how = OpenHow {
         flags: (flags | libc::O_CLOEXEC) as u64,
-        mode: if flags & (libc::O_CREAT | libc::O_TMPFILE) != 0 { u64::from(mode) } else { 0 },
+        // The kernel refuses a mode without O_CREAT or O_TMPFILE (whose bits include
+        // O_DIRECTORY's, so test all of them).
+        mode: if flags & libc::O_CREAT != 0 || flags & libc::O_TMPFILE == libc::O_TMPFILE {
+            u64::from(mode)
+        } else {
+            0
+        },
         resolve: RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
     };
     retry_bounded(OPENAT2_ATTEMPTS, || {
@@ -98,6 +104,16 @@ pub fn fstat(fd: BorrowedFd) -> io::Result<libc::stat> {
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     // SAFETY: valid descriptor and out-pointer.
     cvt_int(unsafe { libc::fstat(fd.as_raw_fd(), &mut st) })?;
+    Ok(st)
+}
+
+/// `fstatat(dir, name, AT_SYMLINK_NOFOLLOW)`: the entry itself, never a symlink's target.
+pub fn lstat_at(dir: BorrowedFd, name: &str) -> io::Result<libc::stat> {
+    let name = cstr(name)?;
+    // SAFETY: all-zero is a valid stat buffer.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: valid descriptor, NUL-terminated path and out-pointer.
+    cvt_int(unsafe { libc::fstatat(dir.as_raw_fd(), name.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) })?;
     Ok(st)
 }
 

@@ -70,7 +70,7 @@ fn a_huge_iovec_count_allocates_nothing_proportional() {
     let builder = WasiCtxBuilder::new().preopen(&dir, "/rw", true).output(Output::Capture, Output::Capture);
     let mut g = Guest::with_memory(builder, (HUGE_COUNT as usize) * 8);
     g.put(PATH, b"f");
-    let e = g.errno("path_open", &[3, 1, PATH as u64, 1, 0, READ | WRITE, READ | WRITE, 0, OUT as u64]);
+    let e = g.errno("path_open", &[3, 1, PATH as u64, 1, 0, READ | WRITE | SEEK, READ | WRITE | SEEK, 0, OUT as u64]);
     assert_eq!(e, 0);
     let fd = u64::from(g.u32(OUT));
     g.put(PATH, &[0; 8]);

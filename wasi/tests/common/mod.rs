@@ -58,14 +58,38 @@ impl Guest {
         u64::from_le_bytes(self.mem[at as usize..at as usize + 8].try_into().unwrap())
     }
 
-    /// path_open(dirfd, path) with the given oflags and rights; returns errno and new fd.
+    /// path_open(dirfd, path) with the given oflags, following symlinks, asking the rights
+    /// wasi-libc's `open` asks for an access mode of `READ` and/or `WRITE` (see
+    /// [`libc_rights`]); returns errno and new fd.
     pub fn open(&mut self, dir: u32, path: &str, oflags: u64, rights: u64, fdflags: u64) -> (u64, u32) {
+        let rights = libc_rights(rights);
+        self.open_exact(dir, path, oflags, rights, rights, fdflags)
+    }
+
+    /// path_open(dirfd, path) with exactly these rights; returns errno and new fd.
+    pub fn open_exact(
+        &mut self,
+        dir: u32,
+        path: &str,
+        oflags: u64,
+        base: u64,
+        inheriting: u64,
+        fdflags: u64,
+    ) -> (u64, u32) {
         self.put(PATH, path.as_bytes());
+        self.put(OUT, &[0; 4]);
         let e = self.errno(
             "path_open",
-            &[dir as u64, 1, PATH as u64, path.len() as u64, oflags, rights, rights, fdflags, OUT as u64],
+            &[dir as u64, 1, PATH as u64, path.len() as u64, oflags, base, inheriting, fdflags, OUT as u64],
         );
         (e, self.u32(OUT))
+    }
+
+    /// fd_fdstat_get(fd): errno, fdflags, base and inheriting rights.
+    pub fn fdstat(&mut self, fd: u32) -> (u64, u16, u64, u64) {
+        let e = self.errno("fd_fdstat_get", &[fd as u64, OUT as u64]);
+        let flags = u16::from_le_bytes([self.mem[OUT as usize + 2], self.mem[OUT as usize + 3]]);
+        (e, flags, self.u64(OUT + 8), self.u64(OUT + 16))
     }
 
     /// fd_write(fd, data) returning errno and bytes written.
@@ -93,5 +117,26 @@ impl Guest {
 
 pub const WRITE: u64 = 1 << 6;
 pub const READ: u64 = 1 << 1;
+pub const SEEK: u64 = 1 << 2;
+pub const TELL: u64 = 1 << 5;
+pub const ALL_RIGHTS: u64 = (1 << 30) - 1;
+
+/// The rights wasi-libc's `open` asks for: every right no access mode excludes, plus those
+/// of the access modes in `rights` (`READ`: read and readdir; `WRITE`: write, datasync,
+/// allocate and set-size).
+pub fn libc_rights(rights: u64) -> u64 {
+    const DATASYNC: u64 = 1 << 0;
+    const ALLOCATE: u64 = 1 << 8;
+    const READDIR: u64 = 1 << 14;
+    const SET_SIZE: u64 = 1 << 22;
+    let mut r = ALL_RIGHTS & !(DATASYNC | READ | WRITE | ALLOCATE | READDIR | SET_SIZE);
+    if rights & READ != 0 {
+        r |= READ | READDIR;
+    }
+    if rights & WRITE != 0 {
+        r |= WRITE | DATASYNC | ALLOCATE | SET_SIZE;
+    }
+    r
+}
 pub const CREAT: u64 = 1;
 pub const TRUNC: u64 = 8;
