@@ -17,30 +17,31 @@ fn val_type(t: wasi::ValType) -> ValType {
 pub fn define_wasi(linker: &mut Linker, store: &mut Store, module: &Module, ctx: &Rc<RefCell<wasi::WasiCtx>>) {
     for (import_module, name, _) in module.imports() {
         let Some(abi) = wasi::Abi::from_module_name(&import_module) else { continue };
-        let Some(index) = abi.functions().iter().position(|f| f.name == name) else { continue };
-        let sig = abi.functions()[index];
+        // Looked up once, here; a call dispatches on the typed function, allocating nothing.
+        let Some(func) = abi.lookup(&name) else { continue };
+        let sig = func.sig();
         let ty = FuncType::new(
             sig.params.iter().map(|t| val_type(*t)).collect::<Vec<_>>(),
             sig.results.iter().map(|t| val_type(*t)).collect::<Vec<_>>(),
         );
         let ctx = ctx.clone();
-        let func = store.new_host_func(ty, move |caller, params, results| {
-            let raw: Vec<u64> = params
-                .iter()
-                .map(|v| match v {
+        let host = store.new_host_func(ty, move |caller, params, results| {
+            let mut raw = [0u64; wasi::MAX_PARAMS];
+            for (slot, v) in raw.iter_mut().zip(params) {
+                *slot = match v {
                     Val::I32(x) => *x as u32 as u64,
                     Val::I64(x) => *x as u64,
                     _ => 0,
-                })
-                .collect();
+                };
+            }
             let mut empty = [];
             let memory = caller.memory().unwrap_or(&mut empty);
-            let errno = wasi::call(&mut ctx.borrow_mut(), abi, index, memory, &raw)?;
+            let errno = wasi::call(&mut ctx.borrow_mut(), abi, func, memory, &raw[..params.len()])?;
             if let Some(r) = results.first_mut() {
                 *r = Val::I32(errno as i32);
             }
             Ok(())
         });
-        linker.define(&import_module, &name, Extern::Func(func));
+        linker.define(&import_module, &name, Extern::Func(host));
     }
 }

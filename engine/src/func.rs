@@ -45,6 +45,19 @@ pub(crate) enum HostUnwind {
     Panic(Box<dyn Any + Send>),
 }
 
+/// Values a host call keeps on the stack: every WASI function has at most nine parameters.
+const INLINE_VALUES: usize = 16;
+
+/// `len` values in `inline` when they fit, else in `heap`.
+fn values_buffer<'a>(inline: &'a mut [Val; INLINE_VALUES], heap: &'a mut Vec<Val>, len: usize) -> &'a mut [Val] {
+    if len <= INLINE_VALUES {
+        &mut inline[..len]
+    } else {
+        heap.resize(len, Val::I32(0));
+        heap
+    }
+}
+
 /// Called by host trampolines.
 ///
 /// # Safety
@@ -61,13 +74,24 @@ pub(crate) unsafe extern "C" fn host_dispatch(
         let (host, values) = unsafe { (&*ctx, std::slice::from_raw_parts_mut(values, len)) };
         // SAFETY: as above.
         let store_id = unsafe { (*host.store).id };
-        let args: Vec<Val> =
-            host.ty.params.iter().zip(values.iter()).map(|(t, raw)| Val::from_raw(*raw, *t, store_id)).collect();
-        let mut results: Vec<Val> = host.ty.results.iter().map(|t| Val::default_for(*t)).collect();
+        // On the stack for the usual few values (nothing allocated per call), else on the heap.
+        let mut arg_buf = [Val::I32(0); INLINE_VALUES];
+        let mut arg_heap = Vec::new();
+        let args = values_buffer(&mut arg_buf, &mut arg_heap, host.ty.params.len());
+        for ((slot, t), raw) in args.iter_mut().zip(host.ty.params.iter()).zip(values.iter()) {
+            *slot = Val::from_raw(*raw, *t, store_id);
+        }
+        let mut result_buf = [Val::I32(0); INLINE_VALUES];
+        let mut result_heap = Vec::new();
+        let results = values_buffer(&mut result_buf, &mut result_heap, host.ty.results.len());
+        for (slot, t) in results.iter_mut().zip(host.ty.results.iter()) {
+            *slot = Val::default_for(*t);
+        }
+        let (args, results) = (&*args, results);
         // SAFETY: non-null, it is the calling instance's context (the caller's contract).
         let instance = (!caller_vmctx.is_null()).then(|| unsafe { InstanceData::from_vmctx(caller_vmctx) });
         let mut caller = Caller { store: host.store, instance };
-        (host.func)(&mut caller, &args, &mut results)?;
+        (host.func)(&mut caller, args, results)?;
         for (slot, (r, t)) in values.iter_mut().zip(results.iter().zip(host.ty.results.iter())) {
             if r.ty() != *t {
                 return Err(HostError::from(format!("host function returned {} where {} was expected", r.ty(), t)));

@@ -32,59 +32,93 @@ pub struct FuncSig {
 
 use ValType::{I32, I64};
 
-const fn sig(name: &'static str, params: &'static [ValType]) -> FuncSig {
-    FuncSig { name, params, results: &[I32] }
+/// Defines [`Func`] — one variant per WASI function — and its signature table, from one list:
+/// the dispatch in [`crate::call`] matches on the variant (exhaustively), and the linker
+/// looks imports up by name once, when a module is linked, never per call.
+macro_rules! wasi_functions {
+    ($($variant:ident = $name:literal ($($param:ident),*) -> [$($result:ident)?];)*) => {
+        /// A WASI function (both ABIs share names and wasm signatures).
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum Func {
+            $(
+                #[doc = concat!("`", $name, "`.")]
+                $variant,
+            )*
+        }
+
+        impl Func {
+            /// Every function.
+            pub const ALL: &'static [Func] = &[$(Func::$variant),*];
+
+            /// Its import name and wasm signature.
+            pub fn sig(self) -> FuncSig {
+                match self {
+                    $(Func::$variant => FuncSig { name: $name, params: &[$($param),*], results: &[$($result)?] },)*
+                }
+            }
+
+            /// The function an import names, if any.
+            pub fn from_name(name: &str) -> Option<Func> {
+                match name {
+                    $($name => Some(Func::$variant),)*
+                    _ => None,
+                }
+            }
+        }
+    };
 }
 
-/// Every function, in the order [`crate::call`] indexes them.
-pub(crate) static FUNCTIONS: &[FuncSig] = &[
-    sig("args_get", &[I32, I32]),
-    sig("args_sizes_get", &[I32, I32]),
-    sig("environ_get", &[I32, I32]),
-    sig("environ_sizes_get", &[I32, I32]),
-    sig("clock_res_get", &[I32, I32]),
-    sig("clock_time_get", &[I32, I64, I32]),
-    sig("fd_advise", &[I32, I64, I64, I32]),
-    sig("fd_allocate", &[I32, I64, I64]),
-    sig("fd_close", &[I32]),
-    sig("fd_datasync", &[I32]),
-    sig("fd_fdstat_get", &[I32, I32]),
-    sig("fd_fdstat_set_flags", &[I32, I32]),
-    sig("fd_fdstat_set_rights", &[I32, I64, I64]),
-    sig("fd_filestat_get", &[I32, I32]),
-    sig("fd_filestat_set_size", &[I32, I64]),
-    sig("fd_filestat_set_times", &[I32, I64, I64, I32]),
-    sig("fd_pread", &[I32, I32, I32, I64, I32]),
-    sig("fd_prestat_get", &[I32, I32]),
-    sig("fd_prestat_dir_name", &[I32, I32, I32]),
-    sig("fd_pwrite", &[I32, I32, I32, I64, I32]),
-    sig("fd_read", &[I32, I32, I32, I32]),
-    sig("fd_readdir", &[I32, I32, I32, I64, I32]),
-    sig("fd_renumber", &[I32, I32]),
-    sig("fd_seek", &[I32, I64, I32, I32]),
-    sig("fd_sync", &[I32]),
-    sig("fd_tell", &[I32, I32]),
-    sig("fd_write", &[I32, I32, I32, I32]),
-    sig("path_create_directory", &[I32, I32, I32]),
-    sig("path_filestat_get", &[I32, I32, I32, I32, I32]),
-    sig("path_filestat_set_times", &[I32, I32, I32, I32, I64, I64, I32]),
-    sig("path_link", &[I32, I32, I32, I32, I32, I32, I32]),
-    sig("path_open", &[I32, I32, I32, I32, I32, I64, I64, I32, I32]),
-    sig("path_readlink", &[I32, I32, I32, I32, I32, I32]),
-    sig("path_remove_directory", &[I32, I32, I32]),
-    sig("path_rename", &[I32, I32, I32, I32, I32, I32]),
-    sig("path_symlink", &[I32, I32, I32, I32, I32]),
-    sig("path_unlink_file", &[I32, I32, I32]),
-    sig("poll_oneoff", &[I32, I32, I32, I32]),
-    FuncSig { name: "proc_exit", params: &[I32], results: &[] },
-    sig("proc_raise", &[I32]),
-    sig("random_get", &[I32, I32]),
-    sig("sched_yield", &[]),
-    sig("sock_accept", &[I32, I32, I32]),
-    sig("sock_recv", &[I32, I32, I32, I32, I32, I32]),
-    sig("sock_send", &[I32, I32, I32, I32, I32]),
-    sig("sock_shutdown", &[I32, I32]),
-];
+wasi_functions! {
+    ArgsGet = "args_get" (I32, I32) -> [I32];
+    ArgsSizesGet = "args_sizes_get" (I32, I32) -> [I32];
+    EnvironGet = "environ_get" (I32, I32) -> [I32];
+    EnvironSizesGet = "environ_sizes_get" (I32, I32) -> [I32];
+    ClockResGet = "clock_res_get" (I32, I32) -> [I32];
+    ClockTimeGet = "clock_time_get" (I32, I64, I32) -> [I32];
+    FdAdvise = "fd_advise" (I32, I64, I64, I32) -> [I32];
+    FdAllocate = "fd_allocate" (I32, I64, I64) -> [I32];
+    FdClose = "fd_close" (I32) -> [I32];
+    FdDatasync = "fd_datasync" (I32) -> [I32];
+    FdFdstatGet = "fd_fdstat_get" (I32, I32) -> [I32];
+    FdFdstatSetFlags = "fd_fdstat_set_flags" (I32, I32) -> [I32];
+    FdFdstatSetRights = "fd_fdstat_set_rights" (I32, I64, I64) -> [I32];
+    FdFilestatGet = "fd_filestat_get" (I32, I32) -> [I32];
+    FdFilestatSetSize = "fd_filestat_set_size" (I32, I64) -> [I32];
+    FdFilestatSetTimes = "fd_filestat_set_times" (I32, I64, I64, I32) -> [I32];
+    FdPread = "fd_pread" (I32, I32, I32, I64, I32) -> [I32];
+    FdPrestatGet = "fd_prestat_get" (I32, I32) -> [I32];
+    FdPrestatDirName = "fd_prestat_dir_name" (I32, I32, I32) -> [I32];
+    FdPwrite = "fd_pwrite" (I32, I32, I32, I64, I32) -> [I32];
+    FdRead = "fd_read" (I32, I32, I32, I32) -> [I32];
+    FdReaddir = "fd_readdir" (I32, I32, I32, I64, I32) -> [I32];
+    FdRenumber = "fd_renumber" (I32, I32) -> [I32];
+    FdSeek = "fd_seek" (I32, I64, I32, I32) -> [I32];
+    FdSync = "fd_sync" (I32) -> [I32];
+    FdTell = "fd_tell" (I32, I32) -> [I32];
+    FdWrite = "fd_write" (I32, I32, I32, I32) -> [I32];
+    PathCreateDirectory = "path_create_directory" (I32, I32, I32) -> [I32];
+    PathFilestatGet = "path_filestat_get" (I32, I32, I32, I32, I32) -> [I32];
+    PathFilestatSetTimes = "path_filestat_set_times" (I32, I32, I32, I32, I64, I64, I32) -> [I32];
+    PathLink = "path_link" (I32, I32, I32, I32, I32, I32, I32) -> [I32];
+    PathOpen = "path_open" (I32, I32, I32, I32, I32, I64, I64, I32, I32) -> [I32];
+    PathReadlink = "path_readlink" (I32, I32, I32, I32, I32, I32) -> [I32];
+    PathRemoveDirectory = "path_remove_directory" (I32, I32, I32) -> [I32];
+    PathRename = "path_rename" (I32, I32, I32, I32, I32, I32) -> [I32];
+    PathSymlink = "path_symlink" (I32, I32, I32, I32, I32) -> [I32];
+    PathUnlinkFile = "path_unlink_file" (I32, I32, I32) -> [I32];
+    PollOneoff = "poll_oneoff" (I32, I32, I32, I32) -> [I32];
+    ProcExit = "proc_exit" (I32) -> [];
+    ProcRaise = "proc_raise" (I32) -> [I32];
+    RandomGet = "random_get" (I32, I32) -> [I32];
+    SchedYield = "sched_yield" () -> [I32];
+    SockAccept = "sock_accept" (I32, I32, I32) -> [I32];
+    SockRecv = "sock_recv" (I32, I32, I32, I32, I32, I32) -> [I32];
+    SockSend = "sock_send" (I32, I32, I32, I32, I32) -> [I32];
+    SockShutdown = "sock_shutdown" (I32, I32) -> [I32];
+}
+
+/// The most parameters a WASI function takes (`path_open`'s nine).
+pub const MAX_PARAMS: usize = 9;
 
 impl Abi {
     /// The import module name.
@@ -100,13 +134,10 @@ impl Abi {
         [Abi::Preview1, Abi::Unstable].into_iter().find(|a| a.module_name() == name)
     }
 
-    /// The functions; [`crate::call`] takes an index into this list.
-    pub fn functions(self) -> &'static [FuncSig] {
-        // Snapshot 0 has no sock_accept; the rest share names and wasm signatures.
-        match self {
-            Abi::Preview1 => FUNCTIONS,
-            Abi::Unstable => FUNCTIONS,
-        }
+    /// The function `name` imported from this ABI's module, if it is one.
+    pub fn lookup(self, name: &str) -> Option<Func> {
+        // Snapshot 0 shares names and wasm signatures with preview1.
+        Func::from_name(name)
     }
 
     /// Host `lseek` whence for a guest whence, `None` if invalid. Preview1 numbers them
@@ -192,5 +223,24 @@ pub(crate) fn dirent_type(d_type: u8) -> u8 {
         libc::DT_BLK => filetype::BLOCK_DEVICE,
         libc::DT_SOCK => filetype::SOCKET_STREAM,
         _ => filetype::UNKNOWN,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_function_is_found_by_its_name_and_fits_the_argument_buffer() {
+        assert_eq!(Func::ALL.len(), 46);
+        for f in Func::ALL {
+            let sig = f.sig();
+            assert_eq!(Abi::Preview1.lookup(sig.name), Some(*f));
+            assert!(sig.params.len() <= MAX_PARAMS, "{}", sig.name);
+            assert!(sig.results.len() <= 1, "{}", sig.name);
+        }
+        assert_eq!(Abi::Unstable.lookup("fd_write"), Some(Func::FdWrite));
+        assert_eq!(Abi::Preview1.lookup("fd_writ"), None);
+        assert_eq!(Func::ProcExit.sig().results, &[] as &[ValType]);
     }
 }

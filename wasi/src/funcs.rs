@@ -5,7 +5,7 @@
 //! leave its preopen (absolute, `..` past the root, a symlink pointing outside) is
 //! `ENOTCAPABLE`; a bad guest pointer is `EFAULT`.
 
-use crate::abi::{dirent_type, filetype, Abi};
+use crate::abi::{dirent_type, filetype, Abi, Func};
 use crate::ctx::{FdEntry, Kind, Output, WasiCtx, WriteState};
 use crate::errno::{Errno, WasiResult};
 use crate::memory::{clamp_to_u32_total, GuestMemory, IovecList};
@@ -45,69 +45,68 @@ const FSTFLAGS_ATIM_NOW: u32 = 2;
 const FSTFLAGS_MTIM: u32 = 4;
 const FSTFLAGS_MTIM_NOW: u32 = 8;
 
-/// Calls function `index` of `abi.functions()` with raw arguments (i32s zero-extended).
-/// `memory` is the caller's whole linear memory. Returns the errno.
-pub fn call(ctx: &mut WasiCtx, abi: Abi, index: usize, memory: &mut [u8], args: &[u64]) -> Result<u64, Exit> {
-    let sig = abi.functions().get(index).expect("index from Abi::functions");
-    debug_assert_eq!(sig.params.len(), args.len());
+/// Calls `func` with raw arguments (i32s zero-extended; at least as many as it takes, see
+/// [`Func::sig`]). `memory` is the caller's whole linear memory. Returns the errno.
+pub fn call(ctx: &mut WasiCtx, abi: Abi, func: Func, memory: &mut [u8], args: &[u64]) -> Result<u64, Exit> {
+    debug_assert!(args.len() >= func.sig().params.len());
     let mut m = GuestMemory::new(memory);
-    let a = |i: usize| args[i] as u32;
-    let w = |i: usize| args[i];
-    let r = match sig.name {
-        "args_get" => strings_get(&ctx.args, &mut m, a(0), a(1)),
-        "args_sizes_get" => strings_sizes(&ctx.args, &mut m, a(0), a(1)),
-        "environ_get" => strings_get(&ctx.env, &mut m, a(0), a(1)),
-        "environ_sizes_get" => strings_sizes(&ctx.env, &mut m, a(0), a(1)),
-        "clock_res_get" => clock_id(a(0)).and_then(|id| Ok(sys::clock(id, true)?)).and_then(|t| m.write_u64(a(1), t)),
-        "clock_time_get" => clock_id(a(0)).and_then(|id| Ok(sys::clock(id, false)?)).and_then(|t| m.write_u64(a(2), t)),
-        "fd_advise" => ctx.file_with(a(0), FD_ADVISE).and_then(|_| if a(3) > 5 { Err(Errno::Inval) } else { Ok(()) }),
-        "fd_allocate" => fd_allocate(ctx, a(0), w(1), w(2)),
-        "fd_close" => ctx.close(a(0)).map(drop),
-        "fd_datasync" => ctx.entry_with(a(0), FD_DATASYNC).and_then(|e| Ok(sys::sync(e.fd()?, true)?)),
-        "fd_sync" => ctx.entry_with(a(0), FD_SYNC).and_then(|e| Ok(sys::sync(e.fd()?, false)?)),
-        "fd_fdstat_get" => fd_fdstat_get(ctx, &mut m, a(0), a(1)),
-        "fd_fdstat_set_flags" => fd_fdstat_set_flags(ctx, a(0), a(1) as u16),
-        "fd_fdstat_set_rights" => fd_fdstat_set_rights(ctx, a(0), w(1), w(2)),
-        "fd_filestat_get" => fd_filestat_get(ctx, abi, &mut m, a(0), a(1)),
-        "fd_filestat_set_size" => fd_filestat_set_size(ctx, a(0), w(1)),
-        "fd_filestat_set_times" => fd_filestat_set_times(ctx, a(0), w(1), w(2), a(3)),
-        "fd_pread" => fd_read(ctx, &mut m, a(0), a(1), a(2), Some(w(3)), a(4)),
-        "fd_read" => fd_read(ctx, &mut m, a(0), a(1), a(2), None, a(3)),
-        "fd_pwrite" => fd_write(ctx, &mut m, a(0), a(1), a(2), Some(w(3)), a(4)),
-        "fd_write" => fd_write(ctx, &mut m, a(0), a(1), a(2), None, a(3)),
-        "fd_prestat_get" => fd_prestat_get(ctx, &mut m, a(0), a(1)),
-        "fd_prestat_dir_name" => fd_prestat_dir_name(ctx, &mut m, a(0), a(1), a(2)),
-        "fd_readdir" => fd_readdir(ctx, &mut m, a(0), a(1), a(2), w(3), a(4)),
-        "fd_renumber" => fd_renumber(ctx, a(0), a(1)),
-        "fd_seek" => fd_seek(ctx, abi, &mut m, a(0), w(1) as i64, a(2), a(3)),
-        "fd_tell" => {
+    // A missing argument reads as 0 (the linker passes exactly the signature's).
+    let w = |i: usize| args.get(i).copied().unwrap_or(0);
+    let a = |i: usize| w(i) as u32;
+    let r = match func {
+        Func::ArgsGet => strings_get(&ctx.args, &mut m, a(0), a(1)),
+        Func::ArgsSizesGet => strings_sizes(&ctx.args, &mut m, a(0), a(1)),
+        Func::EnvironGet => strings_get(&ctx.env, &mut m, a(0), a(1)),
+        Func::EnvironSizesGet => strings_sizes(&ctx.env, &mut m, a(0), a(1)),
+        Func::ClockResGet => clock_id(a(0)).and_then(|id| Ok(sys::clock(id, true)?)).and_then(|t| m.write_u64(a(1), t)),
+        Func::ClockTimeGet => clock_id(a(0)).and_then(|id| Ok(sys::clock(id, false)?)).and_then(|t| m.write_u64(a(2), t)),
+        Func::FdAdvise => ctx.file_with(a(0), FD_ADVISE).and_then(|_| if a(3) > 5 { Err(Errno::Inval) } else { Ok(()) }),
+        Func::FdAllocate => fd_allocate(ctx, a(0), w(1), w(2)),
+        Func::FdClose => ctx.close(a(0)).map(drop),
+        Func::FdDatasync => ctx.entry_with(a(0), FD_DATASYNC).and_then(|e| Ok(sys::sync(e.fd()?, true)?)),
+        Func::FdSync => ctx.entry_with(a(0), FD_SYNC).and_then(|e| Ok(sys::sync(e.fd()?, false)?)),
+        Func::FdFdstatGet => fd_fdstat_get(ctx, &mut m, a(0), a(1)),
+        Func::FdFdstatSetFlags => fd_fdstat_set_flags(ctx, a(0), a(1) as u16),
+        Func::FdFdstatSetRights => fd_fdstat_set_rights(ctx, a(0), w(1), w(2)),
+        Func::FdFilestatGet => fd_filestat_get(ctx, abi, &mut m, a(0), a(1)),
+        Func::FdFilestatSetSize => fd_filestat_set_size(ctx, a(0), w(1)),
+        Func::FdFilestatSetTimes => fd_filestat_set_times(ctx, a(0), w(1), w(2), a(3)),
+        Func::FdPread => fd_read(ctx, &mut m, a(0), a(1), a(2), Some(w(3)), a(4)),
+        Func::FdRead => fd_read(ctx, &mut m, a(0), a(1), a(2), None, a(3)),
+        Func::FdPwrite => fd_write(ctx, &mut m, a(0), a(1), a(2), Some(w(3)), a(4)),
+        Func::FdWrite => fd_write(ctx, &mut m, a(0), a(1), a(2), None, a(3)),
+        Func::FdPrestatGet => fd_prestat_get(ctx, &mut m, a(0), a(1)),
+        Func::FdPrestatDirName => fd_prestat_dir_name(ctx, &mut m, a(0), a(1), a(2)),
+        Func::FdReaddir => fd_readdir(ctx, &mut m, a(0), a(1), a(2), w(3), a(4)),
+        Func::FdRenumber => fd_renumber(ctx, a(0), a(1)),
+        Func::FdSeek => fd_seek(ctx, abi, &mut m, a(0), w(1) as i64, a(2), a(3)),
+        Func::FdTell => {
             let pos = ctx.file(a(0)).and_then(|e| {
                 e.require_any(FD_TELL | FD_SEEK)?; // FD_SEEK implies FD_TELL
                 Ok(sys::lseek(e.fd()?, 0, libc::SEEK_CUR)?)
             });
             pos.and_then(|p| m.write_u64(a(1), p))
         }
-        "path_create_directory" => path::path_create_directory(ctx, &m, a(0), a(1), a(2)),
-        "path_filestat_get" => path::path_filestat_get(ctx, abi, &mut m, a(0), a(1), a(2), a(3), a(4)),
-        "path_filestat_set_times" => path::path_filestat_set_times(ctx, &m, a(0), a(1), a(2), a(3), w(4), w(5), a(6)),
-        "path_link" => path::path_link(ctx, &m, a(0), a(1), a(2), a(3), a(4), a(5), a(6)),
-        "path_open" => path::path_open(ctx, &mut m, a(0), a(1), a(2), a(3), a(4), w(5), w(6), a(7) as u16, a(8)),
-        "path_readlink" => path::path_readlink(ctx, &mut m, a(0), a(1), a(2), a(3), a(4), a(5)),
-        "path_remove_directory" => path::path_remove(ctx, &m, a(0), a(1), a(2), true),
-        "path_unlink_file" => path::path_remove(ctx, &m, a(0), a(1), a(2), false),
-        "path_rename" => path::path_rename(ctx, &m, a(0), a(1), a(2), a(3), a(4), a(5)),
-        "path_symlink" => path::path_symlink(ctx, &m, a(0), a(1), a(2), a(3), a(4)),
-        "poll_oneoff" => poll::poll_oneoff(ctx, abi, &mut m, a(0), a(1), a(2), a(3)),
-        "proc_exit" => return Err(Exit::Code(a(0))),
-        "proc_raise" => return Err(Exit::Signal(a(0) as u8)),
-        "random_get" => m.slice_mut(a(0), a(1)).and_then(|buf| Ok(sys::getrandom(buf)?)),
-        "sched_yield" => {
+        Func::PathCreateDirectory => path::path_create_directory(ctx, &m, a(0), a(1), a(2)),
+        Func::PathFilestatGet => path::path_filestat_get(ctx, abi, &mut m, a(0), a(1), a(2), a(3), a(4)),
+        Func::PathFilestatSetTimes => path::path_filestat_set_times(ctx, &m, a(0), a(1), a(2), a(3), w(4), w(5), a(6)),
+        Func::PathLink => path::path_link(ctx, &m, a(0), a(1), a(2), a(3), a(4), a(5), a(6)),
+        Func::PathOpen => path::path_open(ctx, &mut m, a(0), a(1), a(2), a(3), a(4), w(5), w(6), a(7) as u16, a(8)),
+        Func::PathReadlink => path::path_readlink(ctx, &mut m, a(0), a(1), a(2), a(3), a(4), a(5)),
+        Func::PathRemoveDirectory => path::path_remove(ctx, &m, a(0), a(1), a(2), true),
+        Func::PathUnlinkFile => path::path_remove(ctx, &m, a(0), a(1), a(2), false),
+        Func::PathRename => path::path_rename(ctx, &m, a(0), a(1), a(2), a(3), a(4), a(5)),
+        Func::PathSymlink => path::path_symlink(ctx, &m, a(0), a(1), a(2), a(3), a(4)),
+        Func::PollOneoff => poll::poll_oneoff(ctx, abi, &mut m, a(0), a(1), a(2), a(3)),
+        Func::ProcExit => return Err(Exit::Code(a(0))),
+        Func::ProcRaise => return Err(Exit::Signal(a(0) as u8)),
+        Func::RandomGet => m.slice_mut(a(0), a(1)).and_then(|buf| Ok(sys::getrandom(buf)?)),
+        Func::SchedYield => {
             std::thread::yield_now();
             Ok(())
         }
         // No socket is ever preopened: every descriptor is a file, a directory or stdio.
-        "sock_accept" | "sock_recv" | "sock_send" | "sock_shutdown" => ctx.entry(a(0)).and(Err(Errno::Notsock)),
-        other => unreachable!("unlisted function {other}"),
+        Func::SockAccept | Func::SockRecv | Func::SockSend | Func::SockShutdown => ctx.entry(a(0)).and(Err(Errno::Notsock)),
     };
     match r {
         Ok(()) => Ok(0),

@@ -1,8 +1,9 @@
 //! WASI preview1 (and the legacy `wasi_unstable`) host functions over guest memory.
 //!
-//! The crate knows nothing of the engine: an embedder links each [`FuncSig`] of
-//! [`Abi::functions`] as a host function and forwards calls to [`call`] with the caller's
-//! memory. Paths resolve beneath their preopened directory with
+//! The crate knows nothing of the engine: an embedder looks each WASI import up once
+//! ([`Abi::lookup`] gives a typed [`Func`], whose [`Func::sig`] is its wasm signature), links
+//! a host function for it, and forwards calls to [`call`] with the caller's memory: the
+//! dispatch is a match on the function, with no name compared and nothing allocated per call. Paths resolve beneath their preopened directory with
 //! `openat2(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)`, so a guest cannot name a file outside
 //! its mounts, whatever symlinks or `..` it uses (see `path.rs` for how each call does it).
 //! Nothing a guest passes makes the host allocate in proportion to it (paths are at most
@@ -37,7 +38,7 @@ mod poll;
 mod rights;
 mod sys;
 
-pub use abi::{Abi, FuncSig, ValType};
+pub use abi::{Abi, Func, FuncSig, ValType, MAX_PARAMS};
 pub use ctx::{open_preopen, open_stdin, BuildError, Output, Stdin, Usage, WasiCtx, WasiCtxBuilder, WasiLimits};
 pub use errno::Errno;
 pub use funcs::{call, Exit};

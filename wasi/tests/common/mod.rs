@@ -38,8 +38,8 @@ impl Guest {
     }
 
     pub fn call(&mut self, name: &str, args: &[u64]) -> Result<u64, Exit> {
-        let index = self.abi.functions().iter().position(|f| f.name == name).expect(name);
-        call(&mut self.ctx, self.abi, index, &mut self.mem, args)
+        let func = self.abi.lookup(name).expect(name);
+        call(&mut self.ctx, self.abi, func, &mut self.mem, args)
     }
 
     pub fn errno(&mut self, name: &str, args: &[u64]) -> u64 {
