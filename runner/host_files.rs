@@ -120,6 +120,23 @@ fn owner_mapping(dir: &File, run: (u32, u32)) -> Option<OwnedFd> {
     unsafe { sandbox::mounts::owner_mapping((meta.uid(), meta.gid()), run) }.ok()
 }
 
+/// Checks that the run's files can be opened as a run would open them (`sandboxrun policy
+/// check`): every mount's directory, the stdin file.
+///
+/// # Errors
+/// The first that is refused, in one line.
+pub fn check(policy: &policy::Policy) -> Result<(), HostFileError> {
+    let identity = (policy.run_as.uid, policy.run_as.gid);
+    for m in &policy.mounts {
+        let dir = as_run_identity(identity, || open_directory(&m.host))?;
+        check_mountable(&dir, &m.host, m.mode == policy::Mode::Rw)?;
+    }
+    if let policy::Stdin::File(path) = &policy.stdin {
+        as_run_identity(identity, || open_stdin(path))?;
+    }
+    Ok(())
+}
+
 fn open_error(what: &'static str, path: &Path, e: &io::Error) -> HostFileError {
     // `O_NOFOLLOW` with `O_DIRECTORY` says ENOTDIR of a symlink.
     let symlink = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());

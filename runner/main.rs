@@ -25,13 +25,18 @@ fn fail(message: impl std::fmt::Display) -> i32 {
 
 fn tool(cli: ToolCli) -> i32 {
     match cli.command {
-        Tool::Policy(PolicyCommand::Check { file }) => match policy::Policy::load(&file) {
-            Ok(p) => {
-                out!("{}", p.to_yaml());
-                0
+        Tool::Policy(PolicyCommand::Check { file }) => {
+            // The policy itself, then its host files as a run would open them.
+            match policy::Policy::load(&file).map_err(|e| e.to_string()).and_then(|p| {
+                sandboxrun::host_files::check(&p).map(|()| p).map_err(|e| e.to_string())
+            }) {
+                Ok(p) => {
+                    out!("{}", p.to_yaml());
+                    0
+                }
+                Err(e) => fail(e),
             }
-            Err(e) => fail(e),
-        },
+        }
         Tool::Inspect(args) => match std::fs::read(&args.module) {
             Ok(bytes) => match sandboxrun::inspect::inspect(&bytes) {
                 Ok(text) => {

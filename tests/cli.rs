@@ -172,7 +172,7 @@ fn stdin_to_stdout_and_exit_codes() {
     assert_eq!(piped(bin().arg("--stdin").arg(dir.join("in.txt")).arg(fixture("echo.wasm"))), "ABC\n");
     let o = run(bin().args(["--stdin", "absent.txt"]).arg(fixture("echo.wasm")));
     assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
-    assert!(stderr(&o).contains("--stdin absent.txt: no such file"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("stdin file") && stderr(&o).contains("absent.txt': does not exist"), "{}", stderr(&o));
 }
 
 #[test]
@@ -212,7 +212,7 @@ fn bad_input_is_125_with_one_line() {
         (vec!["-p".as_ref(), bad_policy.as_os_str(), env.as_os_str()], "p.yaml:3:11: limits.memory: unknown unit 'MB'"),
         (vec![absent.as_os_str()], "failed to read"),
         (vec!["--run-as".as_ref(), "0".as_ref(), env.as_os_str()], "--run-as 0: must not be 0"),
-        (vec!["--dir".as_ref(), "nope::/x".as_ref(), env.as_os_str()], "--dir nope::/x: no such directory"),
+        (vec!["--dir".as_ref(), "nope::/x".as_ref(), env.as_os_str()], "nope': does not exist"),
     ];
     for (args, expected) in cases {
         let o = run(bin().args(&args));

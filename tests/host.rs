@@ -91,9 +91,12 @@ fn kernel_filesystems_cannot_be_mounted_however_named_and_the_root_only_read_onl
         assert_eq!(err.lines().count(), 1, "{err}");
         assert!(err.contains("cannot be mounted") || err.contains("symbolic link"), "{host}: {err}");
     }
-    let o = run(bin().arg("--dir").arg("/::/h:rw").arg(&wat));
-    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
-    assert!(stderr(&o).contains("read-only"), "{}", stderr(&o));
+    std::os::unix::fs::symlink("/", dir.join("up")).unwrap();
+    for root in ["/".to_string(), format!("{}/up/..", dir.display())] {
+        let o = run(bin().arg("--dir").arg(format!("{root}::/h:rw")).arg(&wat));
+        assert_eq!(o.status.code(), Some(125), "{root}: {}", stderr(&o));
+        assert!(stderr(&o).contains("read-only"), "{}", stderr(&o));
+    }
     let o = run(bin().arg("--dir").arg("/::/h").arg(&wat));
     assert_eq!(o.status.code(), Some(42), "{}", stderr(&o));
 }
@@ -408,4 +411,31 @@ fn the_kernels_wall_holds_through_a_server_root_and_unprivileged() {
         assert_eq!(std::fs::metadata(&secret).unwrap().modified().unwrap(), before, "unprivileged {unprivileged}");
         drop(server);
     }
+}
+
+/// `sandboxrun policy check` opens the policy's host files as a run would (the policy crate
+/// itself touches no host path): each refusal is one line, exit 125.
+#[test]
+fn policy_check_opens_the_host_files_as_a_run_would() {
+    let dir = temp_dir("policy-check");
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    write(&dir, "afile", "x");
+    std::os::unix::fs::symlink("/proc", dir.join("p")).unwrap();
+    for (policy, expected) in [
+        ("mounts:\n  - {host: nope, guest: /d}\n", "nope': does not exist"),
+        ("mounts:\n  - {host: afile, guest: /d}\n", "afile': is not a directory"),
+        ("mounts:\n  - {host: p, guest: /d}\n", "p': is a symbolic link"),
+        ("stdin: missing.txt\n", "missing.txt': does not exist"),
+        ("stdin: data\n", "data': is not a regular file"),
+    ] {
+        let file = write(&dir, "p.yaml", &format!("version: 1\n{policy}"));
+        let o = run(bin().args(["policy", "check"]).arg(&file));
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(125), "{policy}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains(expected), "{policy}: {err}");
+    }
+    let file = write(&dir, "p.yaml", "version: 1\nmounts:\n  - {host: data, guest: /d}\n");
+    let o = run(bin().args(["policy", "check"]).arg(&file));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
 }

@@ -288,7 +288,9 @@ impl Policy {
         let text = std::fs::read_to_string(path)
             .map_err(|e| PolicyError::Read { path: path.to_path_buf(), message: e.to_string() })?;
         let base = path.parent().map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p });
-        let base = std::fs::canonicalize(base.unwrap_or(Path::new(".")))
+        // Made absolute as written (against the working directory), not resolved: the runner
+        // opens every host path itself, where it checks it.
+        let base = std::path::absolute(base.unwrap_or(Path::new(".")))
             .map_err(|e| PolicyError::Read { path: path.to_path_buf(), message: e.to_string() })?;
         Policy::parse(&text, &base, &path.display().to_string())
     }
@@ -360,15 +362,9 @@ impl Policy {
             policy.stdin = match s.value.as_str() {
                 "null" | "" => Stdin::Null,
                 "inherit" => Stdin::Inherit,
-                path => {
-                    let p = base.join(path);
-                    // Whether it is a file the run may read is the runner's to check, on
-                    // the file it opens (a symlink or a FIFO there is refused then).
-                    if std::fs::symlink_metadata(&p).is_err() {
-                        return Err(spanned_err(s, "stdin", format!("no such file '{}'", p.display())));
-                    }
-                    Stdin::File(p)
-                }
+                // Whether it exists and is a file the run may read is the runner's to check, on
+                // the file it opens (a symlink or a FIFO there is refused then).
+                path => Stdin::File(base.join(path)),
             };
         }
         if let Some(l) = &raw.limits {
@@ -466,21 +462,16 @@ impl Policy {
         Ok(())
     }
 
-    /// Sets the guest's stdin from `--stdin inherit|null|FILE` (a file relative to `cwd`).
+    /// Sets the guest's stdin from `--stdin inherit|null|FILE` (a file relative to `cwd`; the
+    /// runner opens it, and says if it cannot).
     ///
     /// # Errors
-    /// [`PolicyError::Override`]: the file does not exist.
+    /// None today; kept fallible like the other overrides.
     pub fn set_cli_stdin(&mut self, spec: &str, cwd: &Path) -> Result<(), PolicyError> {
         self.stdin = match spec {
             "inherit" => Stdin::Inherit,
             "null" => Stdin::Null,
-            path => {
-                let p = cwd.join(path);
-                if std::fs::symlink_metadata(&p).is_err() {
-                    return Err(PolicyError::Override(format!("--stdin {spec}: no such file '{}'", p.display())));
-                }
-                Stdin::File(p)
-            }
+            path => Stdin::File(cwd.join(path)),
         };
         Ok(())
     }
@@ -548,14 +539,25 @@ fn resolve_dir(base: &Path, host: &str) -> Result<PathBuf, String> {
     if host.contains('\0') || host.is_empty() {
         return Err("host path is empty or contains a NUL byte".into());
     }
-    let path = base.join(host);
-    match std::fs::metadata(&path) {
-        // Kept as written, not canonicalised: the runner opens it without following a final
-        // symlink (one a guest may have left), so resolving it here would defeat that.
-        Ok(m) if m.is_dir() => Ok(path),
-        Ok(_) => Err(format!("'{}' is not a directory", path.display())),
-        Err(_) => Err(format!("no such directory '{}'", path.display())),
+    // Kept as written, not resolved: the runner opens it without following a final symlink
+    // (one a guest may have left), and says there if it is missing or not a directory.
+    Ok(base.join(host))
+}
+
+/// `path` with `.` and `..` folded away, as text (for the early refusal of kernel
+/// interfaces; the runner checks the directory it opens, which symlinks cannot disguise).
+fn lexically_normal(path: &Path) -> PathBuf {
+    let mut out = PathBuf::from("/");
+    for c in path.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::Normal(n) => out.push(n),
+            _ => {}
+        }
     }
+    out
 }
 
 /// Host directories no mount may be, nor be beneath: the kernel's interfaces (process
@@ -563,12 +565,12 @@ fn resolve_dir(base: &Path, host: &str) -> Result<PathBuf, String> {
 const FORBIDDEN_HOSTS: &[&str] = &["/proc", "/sys", "/dev"];
 
 /// Refuses a mount of `host` that is, or is beneath, a [`FORBIDDEN_HOSTS`] directory, or that
-/// is `/` read-write: by where it leads now (canonicalised for the check only, so a symlink to
-/// `/proc` is `/proc`), for an early, clear error. The runner checks again on the directory it
-/// opens (its real ancestors), which no later change of the path can disguise.
+/// is `/` read-write, by its path as written (`..` folded): an early, clear error. Where the
+/// path leads through symlinks is the runner's to check, on the directory it opens (its real
+/// ancestors), which no symlink can disguise.
 fn check_host(host: &Path, mode: Mode) -> Result<(), String> {
-    let canonical = std::fs::canonicalize(host).unwrap_or_else(|_| host.to_path_buf());
-    let host = canonical.as_path();
+    let normal = lexically_normal(host);
+    let host = normal.as_path();
     if let Some(kernel) = FORBIDDEN_HOSTS.iter().find(|k| host.starts_with(k)) {
         return Err(format!("'{}' is {kernel} or beneath it: kernel interfaces cannot be mounted", host.display()));
     }

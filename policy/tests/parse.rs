@@ -36,7 +36,7 @@ fn full_policy_parses() {
     assert_eq!(p.args, vec!["--fast"]);
     assert_eq!(p.env, vec![("LANG".to_string(), "C.UTF-8".to_string())]);
     assert_eq!(p.mounts.len(), 2);
-    assert_eq!(p.mounts[0].host, std::fs::canonicalize(base().join("data")).unwrap());
+    assert_eq!(p.mounts[0].host, base().join("data"));
     assert_eq!(p.mounts[1].mode, Mode::Rw);
     assert_eq!(p.stdin, Stdin::File(base().join("input.txt")));
     assert_eq!(p.limits, Limits::default());
@@ -87,8 +87,6 @@ fn each_error_names_its_place() {
         24,
         "overlaps mount '/d'",
     );
-    fails("version: 1\nmounts:\n  - {host: nope, guest: /d}\n", 3, 12, "no such directory");
-    fails("version: 1\nmounts:\n  - {host: afile, guest: /d}\n", 3, 12, "is not a directory");
     fails("version: 1\nmounts:\n  - {host: data, guest: /d, mode: rx}\n", 3, 35, "'rx' is not ro or rw");
     fails("version: 1\nlimits:\n  memory: 5MB\n", 3, 11, "limits.memory: unknown unit 'MB'");
     fails("version: 1\nlimits:\n  memory: 0\n", 3, 11, "greater than zero");
@@ -96,7 +94,6 @@ fn each_error_names_its_place() {
     fails("version: 1\nlimits:\n  disk: 99999999999999GiB\n", 3, 9, "too large");
     fails("version: 1\nlimits:\n  cpu_time: 10\n", 3, 13, "needs a unit");
     fails("version: 1\nlimits:\n  wall_time: 0s\n", 3, 14, "greater than zero");
-    fails("version: 1\nstdin: missing.txt\n", 2, 8, "no such file");
     fails("version: 1\nenv: {\"A=B\": x}\n", 2, 14, "without '='");
     fails("version: 1\nmounts: [\n", 2, 9, "unclosed bracket '['");
 }
@@ -141,7 +138,7 @@ fn load_resolves_relative_to_the_policy_folder() {
     let dir = base();
     std::fs::write(dir.join("p.yaml"), "version: 1\nmounts:\n  - {host: data, guest: /data}\n").unwrap();
     let p = Policy::load(&dir.join("p.yaml")).unwrap();
-    assert_eq!(p.mounts[0].host, std::fs::canonicalize(dir.join("data")).unwrap());
+    assert_eq!(p.mounts[0].host, dir.join("data"));
     assert!(matches!(Policy::load(&dir.join("absent.yaml")), Err(PolicyError::Read { .. })));
 }
 
