@@ -231,7 +231,8 @@ pub fn main(
     let child_report = run(spec, fds, Some(code), Some(Confine { prepared, filter }));
     let _ = std::io::stdout().flush();
     let mut pipe = std::fs::File::from(report);
-    let _ = pipe.write_all(&serde_json::to_vec(&child_report).unwrap_or_default());
+    // One frame (protocol::report); the supervisor bounds and checks it as hostile input.
+    let _ = protocol::write(&mut pipe, &child_report);
     drop(pipe);
     // The supervisor reads this process's CPU time and peak memory now, and answers without
     // waiting for its exit (which tears its memory and namespaces down), then releases it.

@@ -143,9 +143,10 @@ fn store(cache: &Cache, identity: &str, artifact: &[u8]) {
     }
 }
 
-/// The most a child's report may carry (a few kilobytes in practice): the bound on what a
-/// guest that took over its process can make the supervisor hold.
-const REPORT_LIMIT: usize = 1 << 20;
+/// The most a child's report may carry (a few kilobytes in practice, 1 MiB at most): the bound
+/// on what a guest that took over its process can make the supervisor hold. The report's
+/// frame can be no longer: a pipe carrying more is a protocol violation.
+const REPORT_LIMIT: usize = protocol::max_frame_len::<ChildReport>();
 
 /// The most compiled code a child may send back for a module of `module_len` bytes: far above
 /// what the compiler makes (two to four times the module), far below the host's memory.
@@ -367,7 +368,7 @@ fn supervise(run: Run, start: Start, release_out: &mut Option<Release>) -> Repor
             store_after = c;
         }
     }
-    let reported = |report: &[u8]| serde_json::from_slice::<ChildReport>(report).is_ok();
+    let reported = |report: &[u8]| protocol::decode_untrusted::<ChildReport>(report).is_ok();
     let watch = supervisor::Watch {
         started,
         wall_limit: limits.wall_time,
@@ -386,7 +387,7 @@ fn supervise(run: Run, start: Start, release_out: &mut Option<Release>) -> Repor
         Err(e) => return base(Verdict::error(format!("failed to wait for the run: {e}")), sha, cache_status),
     };
 
-    let child_report: Option<ChildReport> = serde_json::from_slice(&pipes[0].bytes).ok();
+    let child_report = protocol::decode_untrusted::<ChildReport>(&pipes[0].bytes).ok();
     let compiled = child_report.as_ref().is_some_and(|c| c.compiled);
     if let (Some(c), Some(back)) = (&store_after, pipes.get(1)) {
         if wanted_back(cache_status, compiled) {

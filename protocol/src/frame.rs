@@ -126,8 +126,16 @@ pub const fn max_frame_len<M: Message>() -> usize {
 /// # Errors
 /// The payload cannot be encoded, or is longer than [`Message::MAX_LEN`].
 pub fn encode<M: Message>(message: &M) -> Result<Vec<u8>, ProtocolError> {
+    encode_with::<M>(|out| message.encode_payload(out))
+}
+
+/// The frame of an `M` whose payload `fill` appends (for a message encoded from borrowed
+/// parts).
+pub(crate) fn encode_with<M: Message>(
+    fill: impl FnOnce(&mut Vec<u8>) -> Result<(), String>,
+) -> Result<Vec<u8>, ProtocolError> {
     let mut frame = vec![MAGIC | VERSION, M::KIND, 0, 0, 0, 0];
-    message.encode_payload(&mut frame).map_err(|reason| ProtocolError::Payload { what: M::NAME, reason })?;
+    fill(&mut frame).map_err(|reason| ProtocolError::Payload { what: M::NAME, reason })?;
     let len = (frame.len() - HEADER_LEN) as u64;
     let too_large = || ProtocolError::TooLarge { what: M::NAME, len, max: M::MAX_LEN };
     let len32 = u32::try_from(len).map_err(|_| too_large())?;
@@ -178,14 +186,14 @@ pub fn decode_untrusted<M: Message>(frame: &[u8]) -> Result<M, ProtocolError> {
 /// within it, or as [`decode_untrusted`].
 pub fn read_untrusted<M: Message>(reader: &mut impl Read) -> Result<M, ProtocolError> {
     let mut header = [0u8; HEADER_LEN];
-    match fill::<M>(reader, &mut header, 0)? {
+    match fill(reader, &mut header)? {
         0 => return Err(ProtocolError::Closed),
         HEADER_LEN => {}
         got => return Err(ProtocolError::Truncated { what: M::NAME, needed: HEADER_LEN as u64, got: got as u64 }),
     }
     let len = Header::parse(header)?.expect::<M>()?;
     let mut payload = vec![0u8; len];
-    let got = fill::<M>(reader, &mut payload, 0)?;
+    let got = fill(reader, &mut payload)?;
     if got < len {
         return Err(ProtocolError::Truncated {
             what: M::NAME,
@@ -196,8 +204,9 @@ pub fn read_untrusted<M: Message>(reader: &mut impl Read) -> Result<M, ProtocolE
     decode_payload(&payload)
 }
 
-/// Reads into `buf` from `at` until it is full or the stream ends; returns how much it holds.
-fn fill<M: Message>(reader: &mut impl Read, buf: &mut [u8], mut at: usize) -> Result<usize, ProtocolError> {
+/// Reads into `buf` until it is full or the stream ends; returns how much it holds.
+fn fill(reader: &mut impl Read, buf: &mut [u8]) -> Result<usize, ProtocolError> {
+    let mut at = 0;
     while at < buf.len() {
         match reader.read(&mut buf[at..]) {
             Ok(0) => break,

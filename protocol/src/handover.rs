@@ -22,6 +22,27 @@ pub struct Handover<S> {
     pub module: Vec<u8>,
 }
 
+impl<S: Serialize + DeserializeOwned> Handover<S> {
+    /// The frame of `Handover { spec, module }`, made from borrowed parts (the module is
+    /// copied once, into the frame).
+    ///
+    /// # Errors
+    /// As [`crate::encode`].
+    pub fn encode_parts(spec: &S, module: &[u8]) -> Result<Vec<u8>, crate::ProtocolError> {
+        crate::frame::encode_with::<Self>(|out| encode_payload(spec, module, out))
+    }
+}
+
+fn encode_payload<S: Serialize>(spec: &S, module: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
+    let at = out.len();
+    out.extend_from_slice(&[0; 4]);
+    to_json(spec, out)?;
+    let len = u32::try_from(out.len() - at - 4).map_err(|_| "a description beyond 4 GiB".to_string())?;
+    out[at..at + 4].copy_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(module);
+    Ok(())
+}
+
 impl<S: Serialize + DeserializeOwned> Message for Handover<S> {
     const KIND: u8 = kind::HANDOVER;
     const NAME: &'static str = "Handover";
@@ -29,13 +50,7 @@ impl<S: Serialize + DeserializeOwned> Message for Handover<S> {
     const MAX_LEN: u32 = 1 << 30;
 
     fn encode_payload(&self, out: &mut Vec<u8>) -> Result<(), String> {
-        let at = out.len();
-        out.extend_from_slice(&[0; 4]);
-        to_json(&self.spec, out)?;
-        let len = u32::try_from(out.len() - at - 4).map_err(|_| "a description beyond 4 GiB".to_string())?;
-        out[at..at + 4].copy_from_slice(&len.to_le_bytes());
-        out.extend_from_slice(&self.module);
-        Ok(())
+        encode_payload(&self.spec, &self.module, out)
     }
 
     fn decode_payload(payload: &[u8]) -> Result<Self, String> {
@@ -64,5 +79,8 @@ mod tests {
     fn handover() {
         checks::all(Handover { spec: Spec { argv: vec!["a.wasm".into()], limit: 7 }, module: b"\0asm\x01\0\0\0".to_vec() });
         checks::all(Handover { spec: Spec { argv: Vec::new(), limit: 0 }, module: Vec::new() });
+        let spec = Spec { argv: vec!["x".into()], limit: 1 };
+        let whole = crate::encode(&Handover { spec: spec.clone(), module: vec![1, 2, 3] }).unwrap();
+        assert_eq!(Handover::encode_parts(&spec, &[1, 2, 3]).unwrap(), whole);
     }
 }
