@@ -10,9 +10,9 @@
 //! compiles and sends nothing. The answer is one [`protocol`] frame
 //! ([`protocol::code_channel::CacheAnswer`]).
 
-use std::fs::File;
 use protocol::code_channel::CacheAnswer;
 use protocol::ProtocolError;
+use std::fs::File;
 use std::io::{self, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 

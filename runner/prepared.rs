@@ -113,8 +113,7 @@ impl PreparedChild {
             passed.push(release.as_fd());
             passed.extend(code.iter().map(AsFd::as_fd));
             passed.extend(fds.list());
-            fd_passing::send_frame(&mut self.socket, &frame, &passed)
-                .map_err(|e| format!("handing the run over: {e}"))
+            fd_passing::send_frame(&mut self.socket, &frame, &passed).map_err(|e| format!("handing the run over: {e}"))
         })();
         match sent {
             Ok(()) => Ok((self.child, self.held)),

@@ -77,7 +77,10 @@ mod tests {
 
     #[test]
     fn handover() {
-        checks::all(Handover { spec: Spec { argv: vec!["a.wasm".into()], limit: 7 }, module: b"\0asm\x01\0\0\0".to_vec() });
+        checks::all(Handover {
+            spec: Spec { argv: vec!["a.wasm".into()], limit: 7 },
+            module: b"\0asm\x01\0\0\0".to_vec(),
+        });
         checks::all(Handover { spec: Spec { argv: Vec::new(), limit: 0 }, module: Vec::new() });
         let spec = Spec { argv: vec!["x".into()], limit: 1 };
         let whole = crate::encode(&Handover { spec: spec.clone(), module: vec![1, 2, 3] }).unwrap();

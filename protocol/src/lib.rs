@@ -122,16 +122,8 @@ mod tests {
     #[test]
     fn every_kind_is_its_own() {
         use crate::kind::*;
-        let mut kinds = [
-            HANDSHAKE_TO_CHILD,
-            HANDSHAKE_TO_PARENT,
-            CACHE_ANSWER,
-            HANDOVER,
-            REQUEST,
-            SLOT_NEWS,
-            REPLY,
-            CHILD_REPORT,
-        ];
+        let mut kinds =
+            [HANDSHAKE_TO_CHILD, HANDSHAKE_TO_PARENT, CACHE_ANSWER, HANDOVER, REQUEST, SLOT_NEWS, REPLY, CHILD_REPORT];
         kinds.sort_unstable();
         let before = kinds.len();
         assert_eq!(kinds.iter().collect::<std::collections::BTreeSet<_>>().len(), before);

@@ -121,7 +121,8 @@ fn life(mut server: UnixStream, listener: UnixDatagram, settings: Settings) -> i
     let request = next_request(&listener);
     drop(listener);
     // The server starts another slot when this one's run is over.
-    let Some(Incoming { body, reply, fds, uid }) = request.filter(|_| fd_passing::send(&mut server, &SlotNews::Busy, &[]).is_ok())
+    let Some(Incoming { body, reply, fds, uid }) =
+        request.filter(|_| fd_passing::send(&mut server, &SlotNews::Busy, &[]).is_ok())
     else {
         if let Some(ahead) = ahead {
             ahead.child.discard();

@@ -10,12 +10,12 @@
 use crate::cgroup::{Cgroup, CgroupError};
 use crate::config::Confinement;
 use crate::handshake::{self, HandshakeError};
-use protocol::handshake::{ToChild, ToParent};
 use crate::namespaces::{self, NamespaceError, Spawned};
 use crate::seccomp::{Violation, ViolationSlot};
 use nix::sys::signal::Signal;
 use nix::sys::wait::WaitStatus;
 use nix::unistd::Pid;
+use protocol::handshake::{ToChild, ToParent};
 use std::io;
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
