@@ -143,11 +143,6 @@ fn store(cache: &Cache, identity: &str, artifact: &[u8]) {
     }
 }
 
-/// The most a child's report may carry (a few kilobytes in practice, 1 MiB at most): the bound
-/// on what a guest that took over its process can make the supervisor hold. The report's
-/// frame can be no longer: a pipe carrying more is a protocol violation.
-const REPORT_LIMIT: usize = protocol::max_frame_len::<ChildReport>();
-
 /// The most compiled code a child may send back for a module of `module_len` bytes: far above
 /// what the compiler makes (two to four times the module), far below the host's memory.
 fn artifact_limit(module_len: usize) -> usize {
@@ -332,7 +327,9 @@ fn supervise(run: Run, start: Start, release_out: &mut Option<Release>) -> Repor
     // the cache (another process may hold its lock) is not the run's time.
     let started = Instant::now();
     let code_limit = artifact_limit(module.len());
-    let mut pipes = vec![supervisor::Inbound::new(read_end, REPORT_LIMIT, "report")];
+    // The report is a few kilobytes in practice; its frame's bound (1 MiB) is the most a guest
+    // that took over its process can make the supervisor hold: more is a protocol violation.
+    let mut pipes = vec![supervisor::Inbound::for_message::<ChildReport>(read_end, "report")];
     let mut store_after = None;
     let mut storing = None;
     match cache {

@@ -81,7 +81,7 @@ pub struct Confinement {
     /// a second later).
     pub rlimits: std::collections::BTreeMap<String, u64>,
     /// "v2" when the run has its own cgroup v2 (memory.max, pids.max, peak memory), otherwise
-    /// "none: <why>" (memory is then capped by RLIMIT_DATA and the engine, peak memory read
+    /// `"none: <why>"` (memory is then capped by RLIMIT_DATA and the engine, peak memory read
     /// from rusage).
     pub cgroup: String,
     /// The descriptors open when confinement began: stdio, the two pipes to the parent, WASI's
