@@ -231,7 +231,14 @@ pub fn main(
     let child_report = run(spec, fds, Some(code), Some(Confine { prepared, filter }));
     let _ = std::io::stdout().flush();
     let mut pipe = std::fs::File::from(report);
-    let _ = pipe.write_all(&serde_json::to_vec(&child_report).unwrap_or_default());
+    // One frame (protocol::report); the supervisor bounds and checks it as hostile input. A
+    // report too large for its frame (an error message of a megabyte) says so instead.
+    let frame = protocol::encode(&child_report).or_else(|e| {
+        protocol::encode(&ChildReport { outcome: error(format!("failed to send the report: {e}")), ..child_report })
+    });
+    if let Ok(frame) = frame {
+        let _ = pipe.write_all(&frame);
+    }
     drop(pipe);
     // The supervisor reads this process's CPU time and peak memory now, and answers without
     // waiting for its exit (which tears its memory and namespaces down), then releases it.

@@ -4,7 +4,8 @@
 
 use crate::fd_passing;
 use crate::report::EXIT_ERROR;
-use crate::server::Request;
+use protocol::reply::Reply;
+use protocol::ProtocolError;
 use std::ffi::OsString;
 use std::io::Read;
 use std::os::fd::{AsFd, BorrowedFd};
@@ -23,24 +24,25 @@ pub fn forward(socket: &Path, argv: Vec<OsString>) -> i32 {
     }
 }
 
-fn ask(socket: &Path, argv: Vec<OsString>) -> std::io::Result<i32> {
+fn ask(socket: &Path, argv: Vec<OsString>) -> Result<i32, ProtocolError> {
     // The request is one datagram; the answer comes on a socket pair whose other end it carries.
-    let (mut reply, theirs) = UnixStream::pair()?;
+    let (reply, theirs) = UnixStream::pair()?;
     let cwd = std::fs::File::open(".")?;
     // SAFETY: this process's standard streams stay open while the request is sent.
     let stdio = [0, 1, 2].map(|fd| unsafe { BorrowedFd::borrow_raw(fd) });
-    let body = Request::new(argv).encode();
+    let request = crate::server::request(argv);
     let fds = [theirs.as_fd(), cwd.as_fd(), stdio[0], stdio[1], stdio[2]];
-    fd_passing::send_to(&UnixDatagram::unbound()?, socket, &body, &fds)?;
+    fd_passing::send_to(&UnixDatagram::unbound()?, socket, &request, &fds)?;
     drop(theirs);
-    // The answer: the exit status, or a line saying why the server could not run it.
+    // The answer, once the server closes its end: the exit status, or a line saying why the
+    // server could not run it. Read to its end, bounded: nothing may follow it.
     let mut answer = Vec::new();
-    reply.read_to_end(&mut answer)?;
-    match <[u8; 4]>::try_from(answer.as_slice()) {
-        Ok(status) => Ok(i32::from_le_bytes(status)),
-        Err(_) if answer.is_empty() => Err(std::io::Error::other("the server ended the run without an exit status")),
-        Err(_) => Err(std::io::Error::other(
-            String::from_utf8_lossy(&answer).trim().trim_start_matches("sandboxrun: error: ").to_string(),
-        )),
+    reply.take(protocol::max_frame_len::<Reply>() as u64 + 1).read_to_end(&mut answer)?;
+    if answer.is_empty() {
+        return Err(std::io::Error::other("the server ended the run without an exit status").into());
+    }
+    match protocol::decode_untrusted::<Reply>(&answer)? {
+        Reply::Status(status) => Ok(status),
+        Reply::Refused(why) => Err(std::io::Error::other(why).into()),
     }
 }

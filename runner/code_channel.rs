@@ -7,10 +7,13 @@
 //! written into a memfd made before the fork, which the child maps privately (no copy through
 //! the pipe). Freshly compiled code goes back on a second pipe for the supervisor to check and
 //! store. A supervisor that drops its end without answering means "no cache": the child
-//! compiles and sends nothing.
+//! compiles and sends nothing. The answer is one [`protocol`] frame
+//! ([`protocol::code_channel::CacheAnswer`]).
 
+use protocol::code_channel::CacheAnswer;
+use protocol::ProtocolError;
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 /// What the supervisor found (its side of the answer).
@@ -34,10 +37,6 @@ pub enum Cached {
     /// The cached artifact, mapped.
     Hit(Mapped),
 }
-
-const NO_CACHE: u8 = 0;
-const MISS: u8 = 1;
-const HIT: u8 = 2;
 
 /// The supervisor's ends.
 #[derive(Debug)]
@@ -92,9 +91,9 @@ impl Sender {
     /// Writing or sealing failed (the child then reads end of file, and compiles without the
     /// cache).
     pub fn answer(&mut self, answer: Answer<'_>) -> io::Result<()> {
-        let (kind, len) = match answer {
-            Answer::NoCache => (NO_CACHE, 0),
-            Answer::Miss => (MISS, 0),
+        let message = match answer {
+            Answer::NoCache => CacheAnswer::NoCache,
+            Answer::Miss => CacheAnswer::Miss,
             Answer::Hit(artifact) => {
                 self.code.write_all(artifact)?;
                 let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
@@ -102,14 +101,14 @@ impl Sender {
                 if unsafe { libc::fcntl(self.code.as_raw_fd(), libc::F_ADD_SEALS, seals) } != 0 {
                     return Err(io::Error::last_os_error());
                 }
-                (HIT, artifact.len() as u64)
+                CacheAnswer::Hit { len: artifact.len() as u64 }
             }
         };
-        let mut message = [0u8; 9];
-        message[0] = kind;
-        message[1..].copy_from_slice(&len.to_le_bytes());
-        // Nine bytes never fill a pipe: this does not block on the child.
-        self.answer.write_all(&message)
+        // One frame of a few dozen bytes never fills a pipe: this does not block on the child.
+        protocol::write(&mut self.answer, &message).map_err(|e| match e {
+            ProtocolError::Io(e) => e,
+            e => io::Error::other(e),
+        })
     }
 
     /// The read end of the pipe the child sends compiled code back on.
@@ -152,19 +151,14 @@ impl Receiver {
         let (Some(mut answer), Some(code)) = (self.answer.take(), self.code.take()) else {
             return Ok(self.no_cache());
         };
-        let mut message = [0u8; 9];
-        match answer.read_exact(&mut message) {
-            Ok(()) => {}
-            // The supervisor gave up on the cache without a word.
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(self.no_cache()),
-            Err(e) => return Err(e),
-        }
-        let len = u64::from_le_bytes(message[1..].try_into().expect("eight bytes"));
-        match message[0] {
-            NO_CACHE => Ok(self.no_cache()),
-            MISS => Ok(Cached::Miss),
-            HIT => Ok(Cached::Hit(Mapped::new(&code, len)?)),
-            kind => Err(io::Error::new(io::ErrorKind::InvalidData, format!("unknown cache answer {kind}"))),
+        match protocol::read_untrusted(&mut answer) {
+            Ok(CacheAnswer::NoCache) => Ok(self.no_cache()),
+            Ok(CacheAnswer::Miss) => Ok(Cached::Miss),
+            Ok(CacheAnswer::Hit { len }) => Ok(Cached::Hit(Mapped::new(&code, len)?)),
+            // The supervisor gave up on the cache without a word (or before its last one).
+            Err(ProtocolError::Closed | ProtocolError::Truncated { .. }) => Ok(self.no_cache()),
+            Err(ProtocolError::Io(e)) => Err(e),
+            Err(e) => Err(io::Error::new(io::ErrorKind::InvalidData, e)),
         }
     }
 
@@ -228,6 +222,7 @@ impl Drop for Mapped {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Read;
 
     #[test]
     fn a_hit_arrives_mapped_and_a_miss_asks_for_the_code_back() {
@@ -270,6 +265,17 @@ mod tests {
         let mut returned = Vec::new();
         File::from(sender.returned()).read_to_end(&mut returned).unwrap();
         assert!(returned.is_empty());
+    }
+
+    #[test]
+    fn an_answer_of_another_kind_is_an_error_and_a_cut_one_means_no_cache() {
+        let (mut sender, mut receiver) = channel().unwrap();
+        protocol::write(&mut sender.answer, &protocol::slot::SlotNews::Busy).unwrap();
+        assert_eq!(receiver.receive().unwrap_err().kind(), io::ErrorKind::InvalidData);
+        let (mut sender, mut receiver) = channel().unwrap();
+        sender.answer.write_all(&protocol::encode(&CacheAnswer::Miss).unwrap()[..4]).unwrap();
+        drop(sender);
+        assert!(matches!(receiver.receive().unwrap(), Cached::NoCache));
     }
 
     #[test]

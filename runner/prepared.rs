@@ -4,14 +4,15 @@
 //! on its descriptors, rlimits, seccomp — instead of creating namespaces and a root (about
 //! 1 ms of kernel work) on its critical path.
 //!
-//! The handover: one message on the socket, its body the [`RunSpec`] (JSON, its length first)
-//! and the module, its descriptors the run's standard streams, report and release pipes, code
-//! channel and files ([`RunFds`]).
+//! The handover: one message on the socket, a [`protocol::handover::Handover`] of the
+//! [`RunSpec`] and the module, its descriptors the run's standard streams, report and release
+//! pipes, code channel and files ([`RunFds`]).
 
 use crate::child::{self, ChildEnds, RunFds, RunSpec};
 use crate::code_channel::Receiver;
 use crate::fd_passing;
 use engine::{Config, Engine};
+use protocol::handover::Handover;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 
@@ -104,10 +105,7 @@ impl PreparedChild {
                 cgroup.add(self.child.pid()).map_err(|e| e.to_string())?;
             }
             let code = code.into_fds().map_err(|e| e.to_string())?;
-            let json = serde_json::to_vec(spec).map_err(|e| e.to_string())?;
-            let mut body = (json.len() as u64).to_le_bytes().to_vec();
-            body.extend_from_slice(&json);
-            body.extend_from_slice(&spec.module);
+            let frame = Handover::encode_parts(spec, &spec.module).map_err(|e| e.to_string())?;
             // SAFETY: this process's standard streams stay open while the message is sent.
             let stdio = [0, 1, 2].map(|fd| unsafe { BorrowedFd::borrow_raw(fd) });
             let mut passed: Vec<BorrowedFd> = stdio.to_vec();
@@ -115,7 +113,7 @@ impl PreparedChild {
             passed.push(release.as_fd());
             passed.extend(code.iter().map(AsFd::as_fd));
             passed.extend(fds.list());
-            fd_passing::send(&mut self.socket, &body, &passed).map_err(|e| format!("handing the run over: {e}"))
+            fd_passing::send_frame(&mut self.socket, &frame, &passed).map_err(|e| format!("handing the run over: {e}"))
         })();
         match sent {
             Ok(()) => Ok((self.child, self.held)),
@@ -138,7 +136,7 @@ fn await_run(mut socket: UnixStream, confinement: &sandbox::Confinement, filter:
     }
     let prepared = sandbox::prepare(confinement).map_err(|e| e.to_string());
     crate::warm_text::map_ahead();
-    let (body, fds) = match fd_passing::recv(&mut socket) {
+    let (handover, fds) = match fd_passing::recv::<Handover<RunSpec>>(&mut socket) {
         Ok(Some(message)) => message,
         // No run came: the supervisor discarded this child.
         Ok(None) => return 0,
@@ -148,7 +146,7 @@ fn await_run(mut socket: UnixStream, confinement: &sandbox::Confinement, filter:
         }
     };
     drop(socket);
-    match take_run(&body, fds) {
+    match take_run(handover, fds) {
         Ok((spec, ends)) => child::main(&spec, ends, Some(prepared), confinement, filter),
         Err(e) => {
             crate::errln!("sandboxrun: error: receiving the run: {e}");
@@ -157,12 +155,10 @@ fn await_run(mut socket: UnixStream, confinement: &sandbox::Confinement, filter:
     }
 }
 
-/// Decodes a handover and puts the run's standard streams in place of this process's.
-fn take_run(body: &[u8], fds: Vec<OwnedFd>) -> Result<(RunSpec, ChildEnds), String> {
-    let len = body.get(..8).map(|b| u64::from_le_bytes(b.try_into().expect("eight bytes"))).ok_or("no header")?;
-    let json = body.get(8..).and_then(|rest| rest.get(..usize::try_from(len).ok()?)).ok_or("truncated")?;
-    let mut spec: RunSpec = serde_json::from_slice(json).map_err(|e| e.to_string())?;
-    spec.module = body[8 + json.len()..].to_vec();
+/// Takes a handover: puts the run's standard streams in place of this process's.
+fn take_run(handover: Handover<RunSpec>, fds: Vec<OwnedFd>) -> Result<(RunSpec, ChildEnds), String> {
+    let Handover { mut spec, module } = handover;
+    spec.module = module;
     if fds.len() < FIXED_FDS {
         return Err(format!("{} descriptors, expected at least {FIXED_FDS}", fds.len()));
     }

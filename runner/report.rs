@@ -4,6 +4,8 @@
 use crate::verdict::Verdict;
 use serde::{Deserialize, Serialize};
 
+pub use protocol::report::{ChildOutcome, ChildReport, Confinement, Stages, TrapReport};
+
 /// Exit status when the guest trapped (Wasmtime's convention).
 pub const EXIT_TRAP: i32 = 134;
 /// Exit status when a time limit was hit.
@@ -18,106 +20,6 @@ pub const EXIT_OUTPUT_LIMIT: i32 = 153;
 /// 0..=255 (`proc_exit(256)`; Wasmtime's choice: never 0, as truncating would give), or a
 /// signal WASI does not define. The report keeps the code.
 pub const EXIT_GUEST_ABNORMAL: i32 = 1;
-
-/// A trap as reported.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TrapReport {
-    /// The specification's wording, e.g. "integer divide by zero".
-    pub kind: String,
-    /// `name` (index) of the function, if known.
-    pub function: Option<String>,
-    /// Offset in the function's machine code.
-    pub offset: Option<u32>,
-}
-
-/// How the guest's run ended, as the child saw it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "outcome", rename_all = "snake_case")]
-pub enum ChildOutcome {
-    /// Returned from `_start`, called `proc_exit`, or returned from `--invoke`.
-    Exited {
-        /// The exit code (`proc_exit`'s `u32`, whole).
-        code: u32,
-    },
-    /// Trapped.
-    Trapped(TrapReport),
-    /// Wrote past the output limit.
-    OutputLimit,
-    /// Raised a signal with `proc_raise`.
-    Raised {
-        /// The signal, in WASI's numbering (its `signal` enum, not Linux's).
-        signal: u8,
-    },
-    /// sandboxrun could not run it (invalid module, missing import, ...).
-    Error {
-        /// One line.
-        message: String,
-    },
-}
-
-/// Per-stage timings in milliseconds.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Stages {
-    /// Parse and validate.
-    pub load: f64,
-    /// Compile (or load from the cache).
-    pub compile: f64,
-    /// Resolve imports.
-    pub link: f64,
-    /// Instantiate (segments, start function).
-    pub instantiate: f64,
-    /// Run `_start` or the invoked export.
-    pub execute: f64,
-}
-
-/// The confinement the child applied to itself.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Confinement {
-    /// New namespaces, "user" first.
-    pub namespaces: Vec<String>,
-    /// The run's uid (its own for a caller that is not root, `run_as` for root).
-    pub uid: u32,
-    /// The run's gid.
-    pub gid: u32,
-    /// The root was replaced by an empty read-only tmpfs.
-    pub empty_root: bool,
-    /// Landlock: "abi N", "abi N (partial)" or "unsupported".
-    pub landlock: String,
-    /// Seccomp allowlist on.
-    pub seccomp: bool,
-    /// no_new_privs set.
-    pub no_new_privs: bool,
-    /// Capabilities left ("none").
-    pub capabilities: String,
-    /// The resource limits set (soft limit; the hard limit is the same except RLIMIT_CPU's,
-    /// a second later).
-    pub rlimits: std::collections::BTreeMap<String, u64>,
-    /// "v2" when the run has its own cgroup v2 (memory.max, pids.max, peak memory), otherwise
-    /// "none: <why>" (memory is then capped by RLIMIT_DATA and the engine, peak memory read
-    /// from rusage).
-    pub cgroup: String,
-    /// The descriptors open when confinement began: stdio, the two pipes to the parent, WASI's
-    /// duplicates of stdout and stderr, one per mount (and the stdin file). Nothing inherited
-    /// from the caller.
-    pub open_fds: Vec<i32>,
-}
-
-/// What the child sends the parent when it is done.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ChildReport {
-    /// How the run ended.
-    pub outcome: ChildOutcome,
-    /// Whether the child compiled the module (rather than loading the cached artifact).
-    pub compiled: bool,
-    /// Stage timings.
-    pub stages: Stages,
-    /// Bytes the guest wrote to stdout.
-    pub stdout_bytes: u64,
-    /// Bytes the guest wrote to stderr.
-    pub stderr_bytes: u64,
-    /// What confinement was applied (`None`: none, or it failed).
-    pub confinement: Option<Confinement>,
-}
 
 /// The verdict: how the run ended, all things considered.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

@@ -143,10 +143,6 @@ fn store(cache: &Cache, identity: &str, artifact: &[u8]) {
     }
 }
 
-/// The most a child's report may carry (a few kilobytes in practice): the bound on what a
-/// guest that took over its process can make the supervisor hold.
-const REPORT_LIMIT: usize = 1 << 20;
-
 /// The most compiled code a child may send back for a module of `module_len` bytes: far above
 /// what the compiler makes (two to four times the module), far below the host's memory.
 fn artifact_limit(module_len: usize) -> usize {
@@ -331,7 +327,9 @@ fn supervise(run: Run, start: Start, release_out: &mut Option<Release>) -> Repor
     // the cache (another process may hold its lock) is not the run's time.
     let started = Instant::now();
     let code_limit = artifact_limit(module.len());
-    let mut pipes = vec![supervisor::Inbound::new(read_end, REPORT_LIMIT, "report")];
+    // The report is a few kilobytes in practice; its frame's bound (1 MiB) is the most a guest
+    // that took over its process can make the supervisor hold: more is a protocol violation.
+    let mut pipes = vec![supervisor::Inbound::for_message::<ChildReport>(read_end, "report")];
     let mut store_after = None;
     let mut storing = None;
     match cache {
@@ -367,7 +365,7 @@ fn supervise(run: Run, start: Start, release_out: &mut Option<Release>) -> Repor
             store_after = c;
         }
     }
-    let reported = |report: &[u8]| serde_json::from_slice::<ChildReport>(report).is_ok();
+    let reported = |report: &[u8]| protocol::decode_untrusted::<ChildReport>(report).is_ok();
     let watch = supervisor::Watch {
         started,
         wall_limit: limits.wall_time,
@@ -386,7 +384,7 @@ fn supervise(run: Run, start: Start, release_out: &mut Option<Release>) -> Repor
         Err(e) => return base(Verdict::error(format!("failed to wait for the run: {e}")), sha, cache_status),
     };
 
-    let child_report: Option<ChildReport> = serde_json::from_slice(&pipes[0].bytes).ok();
+    let child_report = protocol::decode_untrusted::<ChildReport>(&pipes[0].bytes).ok();
     let compiled = child_report.as_ref().is_some_and(|c| c.compiled);
     if let (Some(c), Some(back)) = (&store_after, pipes.get(1)) {
         if wanted_back(cache_status, compiled) {

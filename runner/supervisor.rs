@@ -44,6 +44,12 @@ impl Inbound {
     pub fn new(fd: OwnedFd, limit: usize, what: &'static str) -> Inbound {
         Inbound { fd, bytes: Vec::new(), limit, what }
     }
+
+    /// An empty inbound pipe that carries one `M` from a confined child: bounded by the
+    /// longest frame of an `M`.
+    pub fn for_message<M: protocol::FromConfined>(fd: OwnedFd, what: &'static str) -> Inbound {
+        Inbound::new(fd, protocol::max_frame_len::<M>(), what)
+    }
 }
 
 /// A child that has sent its report and waits to be released (see [`wait`]). Dropping this

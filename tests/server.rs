@@ -190,18 +190,24 @@ fn the_server_outlives_bad_clients_and_guards_its_socket() {
     let mode = std::fs::metadata(&server.socket).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
     // Garbage: a datagram without a reply socket (dropped), one whose request is malformed
-    // (answered with one line), one whose reply socket is closed at once.
+    // (answered with one line, in a reply frame), one whose reply socket is closed at once.
     let probe = UnixDatagram::unbound().unwrap();
     probe.send_to(&[0xff; 64], &server.socket).unwrap();
     let (mut reply, theirs) = UnixStream::pair().unwrap();
     send_with_fds(&probe, &server.socket, &[0xff; 64], &[std::os::fd::AsRawFd::as_raw_fd(&theirs)]);
     drop(theirs);
-    let mut answer = String::new();
-    reply.read_to_string(&mut answer).unwrap();
-    assert!(answer.contains("bad request"), "{answer:?}");
+    let mut answer = Vec::new();
+    reply.read_to_end(&mut answer).unwrap();
+    let answer = protocol::decode_untrusted::<protocol::reply::Reply>(&answer).unwrap();
+    assert!(
+        matches!(&answer, protocol::reply::Reply::Refused(why) if why.contains("bad request") && why.contains("not a message")),
+        "{answer:?}"
+    );
     let (reply, theirs) = UnixStream::pair().unwrap();
     drop(reply);
-    send_with_fds(&probe, &server.socket, b"\x01\0\0\0x\0", &[std::os::fd::AsRawFd::as_raw_fd(&theirs)]);
+    let request = protocol::request::Request { argv: vec!["x".into()], env: Vec::new() };
+    let request = protocol::encode(&request).unwrap();
+    send_with_fds(&probe, &server.socket, &request, &[std::os::fd::AsRawFd::as_raw_fd(&theirs)]);
     let wat = write(&dir, "m.wat", HELLO);
     let o = run(server.client().arg(&wat));
     assert_eq!(o.status.code(), Some(42), "{}", stderr(&o));

@@ -18,10 +18,11 @@
 mod request;
 mod slot;
 
-pub use request::{Request, REQUEST_FDS};
+pub use request::{request, Request, REQUEST_FDS};
 
 use crate::fd_passing;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use protocol::slot::SlotNews;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
@@ -76,16 +77,16 @@ pub fn serve(socket: &Path, pool: usize) -> Result<(), String> {
         let readable: Vec<bool> = polled.iter().map(|p| p.any().unwrap_or(true)).collect();
         drop(polled);
         // A slot says when it takes a client, hands over its run's namespaces when the run is
-        // over, and closes its socket when it ends.
+        // over ([`SlotNews`]), and closes its socket when it ends.
         let mut i = 0;
         slots.retain_mut(|(socket, state)| {
             i += 1;
             if !readable[i - 1] {
                 return true;
             }
-            match fd_passing::recv(socket) {
-                Ok(Some((body, _))) if body == BUSY => *state = Slot::Running,
-                Ok(Some((body, fds))) if body == DONE => {
+            match fd_passing::recv::<SlotNews>(socket) {
+                Ok(Some((SlotNews::Busy, _))) => *state = Slot::Running,
+                Ok(Some((SlotNews::Done, fds))) => {
                     held.extend(fds);
                     *state = Slot::Done;
                 }
@@ -124,12 +125,6 @@ enum Slot {
     /// Its run is over; it is ending.
     Done,
 }
-
-/// A slot's message: it has taken a client.
-const BUSY: &[u8] = b"busy";
-
-/// A slot's message: its run is over; the descriptors are its namespaces.
-const DONE: &[u8] = b"done";
 
 /// How long the server waits without a message before releasing held namespaces (when no
 /// run is under way).

@@ -4,13 +4,15 @@
 //! with the child already there. It answers the exit status and ends.
 
 use super::request::take_client;
-use super::{Settings, BUSY, DONE};
+use super::Settings;
 use crate::cli::RunCli;
 use crate::fd_passing;
 use crate::prepared::PreparedChild;
 use crate::run::{Ahead, OpenCache, Start};
 use crate::supervisor::Release;
 use clap::Parser;
+use protocol::reply::Reply;
+use protocol::slot::SlotNews;
 use std::io::{self, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::{UnixDatagram, UnixStream};
@@ -54,7 +56,7 @@ fn prepare(settings: Settings) -> Option<Ahead> {
 
 /// A request as it arrives.
 struct Incoming {
-    /// The encoded [`super::Request`].
+    /// The encoded [`super::Request`] (a frame, not decoded yet).
     body: Vec<u8>,
     /// The client's end of the reply socket.
     reply: UnixStream,
@@ -119,7 +121,8 @@ fn life(mut server: UnixStream, listener: UnixDatagram, settings: Settings) -> i
     let request = next_request(&listener);
     drop(listener);
     // The server starts another slot when this one's run is over.
-    let Some(Incoming { body, reply, fds, uid }) = request.filter(|_| fd_passing::send(&mut server, BUSY, &[]).is_ok())
+    let Some(Incoming { body, reply, fds, uid }) =
+        request.filter(|_| fd_passing::send(&mut server, &SlotNews::Busy, &[]).is_ok())
     else {
         if let Some(ahead) = ahead {
             ahead.child.discard();
@@ -141,16 +144,16 @@ fn life(mut server: UnixStream, listener: UnixDatagram, settings: Settings) -> i
         }
         Err(e) => {
             // The client prints this line and exits 125.
-            let _ = writeln!(&reply, "sandboxrun: error: {e}");
+            let _ = protocol::write(&mut &reply, &Reply::Refused(e));
             return 0;
         }
     };
     let _ = std::io::stdout().flush();
-    let _ = (&reply).write_all(&status.to_le_bytes());
+    let _ = protocol::write(&mut &reply, &Reply::Status(status));
     drop(reply);
     // The child ends now; its namespaces go to the server, which releases them when idle.
     let held = release.map(Release::into_namespaces).unwrap_or_default();
-    let _ = fd_passing::send(&mut server, DONE, &held.iter().map(AsFd::as_fd).collect::<Vec<_>>());
+    let _ = fd_passing::send(&mut server, &SlotNews::Done, &held.iter().map(AsFd::as_fd).collect::<Vec<_>>());
     if settings.background {
         // Tearing the slot down can wait too.
         schedule(0, true);

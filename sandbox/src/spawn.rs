@@ -9,12 +9,13 @@
 
 use crate::cgroup::{Cgroup, CgroupError};
 use crate::config::Confinement;
-use crate::handshake::{HandshakeError, ToChild, ToParent};
+use crate::handshake::{self, HandshakeError};
 use crate::namespaces::{self, NamespaceError, Spawned};
 use crate::seccomp::{Violation, ViolationSlot};
 use nix::sys::signal::Signal;
 use nix::sys::wait::WaitStatus;
 use nix::unistd::Pid;
+use protocol::handshake::{ToChild, ToParent};
 use std::io;
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
@@ -140,7 +141,7 @@ pub unsafe fn spawn<F: FnOnce() -> i32>(
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(child)).unwrap_or(PANIC_EXIT)
             }
             Err(message) => {
-                let _ = ToParent::Failed(message).send(&mut child_end);
+                let _ = handshake::send(&mut child_end, &ToParent::failed(message));
                 SETUP_FAILED
             }
         };
@@ -173,8 +174,8 @@ fn parent_setup(
     if let Some(cgroup) = cgroup {
         cgroup.add(pid)?;
     }
-    ToChild::Proceed { cgroup: cgroup.is_some() }.send(stream)?;
-    match ToParent::recv(stream)? {
+    handshake::send(stream, &ToChild::Proceed { cgroup: cgroup.is_some() })?;
+    match handshake::recv_to_parent(stream)? {
         ToParent::Ready => Ok(()),
         ToParent::Failed(message) => Err(SpawnError::Child(message)),
     }
@@ -182,7 +183,7 @@ fn parent_setup(
 
 /// The child's half; errors are the one-line message sent to the parent.
 fn child_setup(stream: &mut UnixStream, mut spawned: Spawned, slot: &ViolationSlot) -> Result<(), String> {
-    let ToChild::Proceed { cgroup } = ToChild::recv(stream).map_err(|e| e.to_string())?;
+    let ToChild::Proceed { cgroup } = handshake::recv_to_child(stream).map_err(|e| e.to_string())?;
     spawned.cgroup = cgroup;
     namespaces::become_identity(&spawned.identity).map_err(|e| e.to_string())?;
     // After the identity change, which clears the parent-death signal. Should the parent
@@ -190,7 +191,7 @@ fn child_setup(stream: &mut UnixStream, mut spawned: Spawned, slot: &ViolationSl
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(|e| format!("prctl(PR_SET_PDEATHSIG): {e}"))?;
     slot.arm();
     namespaces::record(spawned);
-    ToParent::Ready.send(stream).map_err(|e| e.to_string())
+    handshake::send(stream, &ToParent::Ready).map_err(|e| e.to_string())
 }
 
 /// Forks a plain child (no namespaces, no identity change, no confinement) that runs `child`

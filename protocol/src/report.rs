@@ -1,0 +1,163 @@
+//! The report a child writes on its report pipe when it is done: how the guest's run ended,
+//! the stage timings, the confinement it applied. The child runs guest code: its supervisor
+//! reads the pipe bounded by [`crate::max_frame_len`] and takes the report as hostile input
+//! (a guest that took over the process may have written it).
+
+use crate::payload::json_message;
+use crate::{kind, FromConfined};
+use serde::{Deserialize, Serialize};
+
+/// A trap as reported.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrapReport {
+    /// The specification's wording, e.g. "integer divide by zero".
+    pub kind: String,
+    /// `name` (index) of the function, if known.
+    pub function: Option<String>,
+    /// Offset in the function's machine code.
+    pub offset: Option<u32>,
+}
+
+/// How the guest's run ended, as the child saw it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum ChildOutcome {
+    /// Returned from `_start`, called `proc_exit`, or returned from `--invoke`.
+    Exited {
+        /// The exit code (`proc_exit`'s `u32`, whole).
+        code: u32,
+    },
+    /// Trapped.
+    Trapped(TrapReport),
+    /// Wrote past the output limit.
+    OutputLimit,
+    /// Raised a signal with `proc_raise`.
+    Raised {
+        /// The signal, in WASI's numbering (its `signal` enum, not Linux's).
+        signal: u8,
+    },
+    /// sandboxrun could not run it (invalid module, missing import, ...).
+    Error {
+        /// One line.
+        message: String,
+    },
+}
+
+/// Per-stage timings in milliseconds.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Stages {
+    /// Parse and validate.
+    pub load: f64,
+    /// Compile (or load from the cache).
+    pub compile: f64,
+    /// Resolve imports.
+    pub link: f64,
+    /// Instantiate (segments, start function).
+    pub instantiate: f64,
+    /// Run `_start` or the invoked export.
+    pub execute: f64,
+}
+
+/// The confinement the child applied to itself.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Confinement {
+    /// New namespaces, "user" first.
+    pub namespaces: Vec<String>,
+    /// The run's uid (its own for a caller that is not root, `run_as` for root).
+    pub uid: u32,
+    /// The run's gid.
+    pub gid: u32,
+    /// The root was replaced by an empty read-only tmpfs.
+    pub empty_root: bool,
+    /// Landlock: "abi N", "abi N (partial)" or "unsupported".
+    pub landlock: String,
+    /// Seccomp allowlist on.
+    pub seccomp: bool,
+    /// no_new_privs set.
+    pub no_new_privs: bool,
+    /// Capabilities left ("none").
+    pub capabilities: String,
+    /// The resource limits set (soft limit; the hard limit is the same except RLIMIT_CPU's,
+    /// a second later).
+    pub rlimits: std::collections::BTreeMap<String, u64>,
+    /// "v2" when the run has its own cgroup v2 (memory.max, pids.max, peak memory), otherwise
+    /// `"none: <why>"` (memory is then capped by RLIMIT_DATA and the engine, peak memory read
+    /// from rusage).
+    pub cgroup: String,
+    /// The descriptors open when confinement began: stdio, the two pipes to the parent, WASI's
+    /// duplicates of stdout and stderr, one per mount (and the stdin file). Nothing inherited
+    /// from the caller.
+    pub open_fds: Vec<i32>,
+}
+
+/// What the child sends the parent when it is done.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChildReport {
+    /// How the run ended.
+    pub outcome: ChildOutcome,
+    /// Whether the child compiled the module (rather than loading the cached artifact).
+    pub compiled: bool,
+    /// Stage timings.
+    pub stages: Stages,
+    /// Bytes the guest wrote to stdout.
+    pub stdout_bytes: u64,
+    /// Bytes the guest wrote to stderr.
+    pub stderr_bytes: u64,
+    /// What confinement was applied (`None`: none, or it failed).
+    pub confinement: Option<Confinement>,
+}
+
+json_message!(ChildReport, kind::CHILD_REPORT, (1 << 20) - crate::HEADER_LEN as u32);
+
+impl FromConfined for ChildReport {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks;
+
+    fn report(outcome: ChildOutcome) -> ChildReport {
+        ChildReport {
+            outcome,
+            compiled: true,
+            stages: Stages { load: 0.25, compile: 1.5, link: 0.0, instantiate: 0.125, execute: 3.0 },
+            stdout_bytes: 12,
+            stderr_bytes: 0,
+            confinement: None,
+        }
+    }
+
+    #[test]
+    fn child_report() {
+        checks::all(report(ChildOutcome::Exited { code: u32::MAX }));
+        checks::all(report(ChildOutcome::OutputLimit));
+        checks::all(report(ChildOutcome::Raised { signal: 9 }));
+        checks::all(report(ChildOutcome::Error { message: "invalid module".into() }));
+        let mut full = report(ChildOutcome::Trapped(TrapReport {
+            kind: "integer divide by zero".into(),
+            function: Some("div (3)".into()),
+            offset: Some(0x2a),
+        }));
+        full.confinement = Some(Confinement {
+            namespaces: vec!["user".into(), "mnt".into()],
+            uid: 1000,
+            gid: 1000,
+            empty_root: true,
+            landlock: "abi 6".into(),
+            seccomp: true,
+            no_new_privs: true,
+            capabilities: "none".into(),
+            rlimits: [("nofile".to_string(), 64)].into_iter().collect(),
+            cgroup: "v2".into(),
+            open_fds: vec![0, 1, 2, 3],
+        });
+        checks::all(full);
+    }
+
+    #[test]
+    fn a_report_is_json_with_fixed_keys() {
+        let frame = crate::encode(&report(ChildOutcome::Exited { code: 0 })).unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&frame[crate::HEADER_LEN..]).unwrap();
+        assert_eq!(json["outcome"]["outcome"], "exited");
+    }
+}
