@@ -23,5 +23,5 @@ fn main() -> ExitCode {
         }
     };
     let argv: Vec<OsString> = std::iter::once(OsString::from("sandboxrun")).chain(args).collect();
-    ExitCode::from(sandboxrun::client::forward(socket.as_ref(), argv) as u8)
+    ExitCode::from(sandboxrun::server::client::forward(socket.as_ref(), argv) as u8)
 }

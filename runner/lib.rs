@@ -1,36 +1,26 @@
 //! sandboxrun: run untrusted WebAssembly under a policy, in a supervised child process.
 //!
-//! - [`cli`]: the command line; [`command`]: a run command, from its arguments to its exit
-//!   status.
-//! - [`run`]: the parent: fork, supervise, verdict ([`supervisor`], [`report`]).
-//! - [`server`]: `sandboxrun serve`, whose slots run commands for [`client`]s with a child
-//!   [`prepared`] ahead of time; [`fd_passing`]: messages with descriptors attached;
-//!   [`warm_text`]: the warm path's code mapped ahead.
-//! - [`confinement`]: the run's confinement from its policy; [`verdict`]: how a run ended;
-//!   [`oom`]: failed allocations end the process with a status the parent understands.
-//! - [`code_channel`]: the code cache as the child sees it, through the supervisor.
-//! - [`child`]: the child's pipeline: load, compile, WASI, link, instantiate, execute.
-//! - [`wasi_link`]: WASI host functions linked into the engine.
-//! - [`inspect`]: `sandboxrun inspect`.
-//! - [`output`]: sandboxrun's own prints (a failed write never changes the exit status) and
-//!   the escaping of text a module controls.
+//! The rooms, in the order a run goes through them (`docs/architecture.md` follows a run):
+//!
+//! - [`cli`]: the command line — arguments, the policy with the command line's overrides,
+//!   the run command from its arguments to its exit status, the other commands, and
+//!   sandboxrun's own prints.
+//! - [`plan`]: what a run is before it starts — its description for the child
+//!   ([`plan::spec`]), its host files opened as the run may reach them
+//!   ([`plan::host_files`]), its confinement from the policy ([`plan::confinement`]).
+//! - [`supervise`]: the parent — start the child, answer it from the code cache, watch it
+//!   ([`supervise::watch`]), decide the verdict ([`supervise::verdict`]) and the report
+//!   ([`supervise::report`]).
+//! - [`child`]: the child — confine, load or compile, link WASI, instantiate, run, report.
+//! - [`channels`]: the two channels between them that are more than a message: the code
+//!   cache's ([`channels::code`]) and messages with descriptors attached ([`channels::fds`]).
+//!   Every message's format is the `protocol` crate's.
+//! - [`server`]: `sandboxrun serve` — slots with children prepared ahead of time, and its
+//!   clients.
 
+pub mod channels;
 pub mod child;
 pub mod cli;
-pub mod client;
-pub mod code_channel;
-pub mod command;
-pub mod confinement;
-pub mod fd_passing;
-pub mod host_files;
-pub mod inspect;
-pub mod oom;
-pub mod output;
-pub mod prepared;
-pub mod report;
-pub mod run;
+pub mod plan;
 pub mod server;
-pub mod supervisor;
-pub mod verdict;
-pub mod warm_text;
-pub mod wasi_link;
+pub mod supervise;

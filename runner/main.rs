@@ -1,16 +1,16 @@
 //! The `sandboxrun` binary. Exit statuses: the guest's exit code (1 for one beyond 255); 134
 //! trap; 124 time limit; 125 sandboxrun could not run the module; 137 memory limit; 153 output
 //! limit; 128+N killed by signal N (or the guest raised it). Its own prints go through
-//! [`sandboxrun::output`]: they never change the exit status.
+//! [`sandboxrun::cli::output`]: they never change the exit status.
 
 use clap::Parser;
 use sandboxrun::cli::{CacheCommand, PolicyCommand, RunCli, Tool, ToolCli, SUBCOMMANDS};
-use sandboxrun::report::EXIT_ERROR;
+use sandboxrun::supervise::report::EXIT_ERROR;
 use sandboxrun::{errln, out, outln};
 use std::process::ExitCode;
 
 #[global_allocator]
-static ALLOCATOR: sandboxrun::oom::ExitOnOom = sandboxrun::oom::ExitOnOom;
+static ALLOCATOR: sandboxrun::child::oom::ExitOnOom = sandboxrun::child::oom::ExitOnOom;
 
 fn main() -> ExitCode {
     let first = std::env::args().nth(1).unwrap_or_default();
@@ -28,7 +28,7 @@ fn tool(cli: ToolCli) -> i32 {
         Tool::Policy(PolicyCommand::Check { file }) => {
             // The policy itself, then its host files as a run would open them.
             match policy::Policy::load(&file).map_err(|e| e.to_string()).and_then(|p| {
-                sandboxrun::host_files::check(&p).map(|()| p).map_err(|e| e.to_string())
+                sandboxrun::plan::host_files::check(&p).map(|()| p).map_err(|e| e.to_string())
             }) {
                 Ok(p) => {
                     out!("{}", p.to_yaml());
@@ -38,13 +38,13 @@ fn tool(cli: ToolCli) -> i32 {
             }
         }
         Tool::Inspect(args) => match std::fs::read(&args.module) {
-            Ok(bytes) => match sandboxrun::inspect::inspect(&bytes) {
+            Ok(bytes) => match sandboxrun::cli::inspect::inspect(&bytes) {
                 Ok(text) => {
                     out!("{text}");
                     0
                 }
                 // The error may quote the module's own names.
-                Err(e) => fail(format!("{}: {}", args.module.display(), sandboxrun::output::escape(&e.to_string()))),
+                Err(e) => fail(format!("{}: {}", args.module.display(), sandboxrun::cli::output::escape(&e.to_string()))),
             },
             Err(e) => fail(format!("failed to read {}: {e}", args.module.display())),
         },
@@ -65,7 +65,7 @@ fn tool(cli: ToolCli) -> i32 {
                 Err(e) => return fail(format!("failed to read {}: {e}", args.module.display())),
             };
             let path = cache.0.clone();
-            let run = sandboxrun::run::Run {
+            let run = sandboxrun::supervise::Run {
                 policy,
                 module,
                 argv0: String::new(),
@@ -75,7 +75,7 @@ fn tool(cli: ToolCli) -> i32 {
                 compile_only: true,
                 cancel: None,
             };
-            let (report, release) = sandboxrun::run::run(run, sandboxrun::run::Start::Spawn);
+            let (report, release) = sandboxrun::supervise::run(run, sandboxrun::supervise::Start::Spawn);
             if let Some(release) = release {
                 release.reap();
             }
@@ -86,7 +86,7 @@ fn tool(cli: ToolCli) -> i32 {
                 return report.verdict.exit_status();
             }
             match report.cache {
-                sandboxrun::report::CacheUse::Hit => {
+                sandboxrun::supervise::report::CacheUse::Hit => {
                     outln!("{}: already in {}", args.module.display(), path.display())
                 }
                 _ => {
@@ -124,9 +124,9 @@ fn tool(cli: ToolCli) -> i32 {
 
 fn run(cli: RunCli) -> i32 {
     match &cli.server {
-        Some(socket) => sandboxrun::client::forward(socket, std::env::args_os().collect()),
+        Some(socket) => sandboxrun::server::client::forward(socket, std::env::args_os().collect()),
         None => {
-            let (status, release) = sandboxrun::command::run(cli, sandboxrun::run::Start::Spawn, None);
+            let (status, release) = sandboxrun::cli::command::run(cli, sandboxrun::supervise::Start::Spawn, None);
             // Everything is said; the child is reaped before this process ends (else it is
             // left to whoever adopts orphans, and `time`/`wait4` of sandboxrun miss its usage).
             if let Some(release) = release {

@@ -4,7 +4,7 @@
 //!
 //! The server process stays single-threaded (it forks) and does not serve requests itself:
 //! it keeps a pool of *slots* ([`slot`]), processes that have each prepared a run's child
-//! ([`crate::prepared::PreparedChild`]) and wait on the server's datagram socket. A client
+//! ([`crate::server::prepared::PreparedChild`]) and wait on the server's datagram socket. A client
 //! sends its request as one datagram ([`request`]); the kernel gives it to one waiting slot,
 //! which runs it and answers on a socket the request carried. The server only replaces slots
 //! — once their run is over, so that preparing the next one does not compete with a run —
@@ -15,12 +15,14 @@
 //! into a new, empty network namespace, which its runs share instead of making one each
 //! (docs/confinement.md says why that gives a run nothing to reach).
 
+pub mod client;
+pub mod prepared;
 mod request;
 mod slot;
+pub mod warm_text;
 
 pub use request::{request, Request, REQUEST_FDS};
 
-use crate::fd_passing;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use protocol::slot::SlotNews;
 use std::io;
@@ -84,7 +86,7 @@ pub fn serve(socket: &Path, pool: usize) -> Result<(), String> {
             if !readable[i - 1] {
                 return true;
             }
-            match fd_passing::recv::<SlotNews>(socket) {
+            match crate::channels::fds::recv::<SlotNews>(socket) {
                 Ok(Some((SlotNews::Busy, _))) => *state = Slot::Running,
                 Ok(Some((SlotNews::Done, fds))) => {
                     held.extend(fds);

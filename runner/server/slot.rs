@@ -6,10 +6,9 @@
 use super::request::take_client;
 use super::Settings;
 use crate::cli::RunCli;
-use crate::fd_passing;
-use crate::prepared::PreparedChild;
-use crate::run::{Ahead, OpenCache, Start};
-use crate::supervisor::Release;
+use crate::server::prepared::PreparedChild;
+use crate::supervise::{Ahead, OpenCache, Start};
+use crate::supervise::watch::Release;
 use clap::Parser;
 use protocol::reply::Reply;
 use protocol::slot::SlotNews;
@@ -24,7 +23,7 @@ pub(super) fn start(listener: &UnixDatagram, settings: Settings) -> io::Result<U
     unsafe {
         sandbox::spawn::fork(|| match listener.try_clone() {
             Ok(listener) => life(slot_end, listener, settings),
-            Err(_) => crate::report::EXIT_ERROR,
+            Err(_) => crate::supervise::report::EXIT_ERROR,
         })
     }?;
     Ok(server_end)
@@ -42,14 +41,14 @@ pub(super) fn schedule(pid: libc::pid_t, background: bool) -> bool {
 
 /// What a slot makes ready before a request comes.
 fn prepare(settings: Settings) -> Option<Ahead> {
-    let mut confinement = crate::confinement::for_policy(&policy::Policy::default_policy());
+    let mut confinement = crate::plan::confinement::for_policy(&policy::Policy::default_policy());
     confinement.namespaces.network = !settings.shared_network;
     // SAFETY: the slot is single-threaded. A child that failed to start is started afresh by
     // the run, which reports why if it fails again.
     let child = unsafe { PreparedChild::start(confinement) }.ok()?;
     // The cache a run with the default settings uses, and where cgroups go.
     let cache = crate::cli::CacheArgs::default().location(&policy::CachePolicy::default()).and_then(OpenCache::open);
-    let cgroups = sandbox::CgroupParent::find(&crate::confinement::cgroup_limits(&policy::Policy::default_policy()))
+    let cgroups = sandbox::CgroupParent::find(&crate::plan::confinement::cgroup_limits(&policy::Policy::default_policy()))
         .map_err(|e| e.to_string());
     Some(Ahead { child, cache, cgroups })
 }
@@ -70,7 +69,7 @@ struct Incoming {
 /// `None`: the socket failed.
 fn next_request(listener: &UnixDatagram) -> Option<Incoming> {
     loop {
-        match fd_passing::recv_from(listener) {
+        match crate::channels::fds::recv_from(listener) {
             Ok((body, mut fds, uid)) if !fds.is_empty() => {
                 let reply = UnixStream::from(fds.remove(0));
                 return Some(Incoming { body, reply, fds, uid });
@@ -102,7 +101,7 @@ fn life(mut server: UnixStream, listener: UnixDatagram, settings: Settings) -> i
     // socket to the server and the listener's duplicate; the rest belong to the server's
     // objects, never used or dropped here.
     if unsafe { sandbox::fds::close_inherited(&[0, 1, 2, server.as_raw_fd(), listener.as_raw_fd()]) }.is_err() {
-        return crate::report::EXIT_ERROR;
+        return crate::supervise::report::EXIT_ERROR;
     }
     if settings.background {
         schedule(0, true);
@@ -111,7 +110,7 @@ fn life(mut server: UnixStream, listener: UnixDatagram, settings: Settings) -> i
     // SAFETY: restoring the default disposition runs no code of ours.
     unsafe { libc::signal(libc::SIGCHLD, libc::SIG_DFL) };
     let ahead = prepare(settings);
-    crate::warm_text::map_ahead();
+    crate::server::warm_text::map_ahead();
     if settings.background {
         schedule(0, false);
         if let Some(ahead) = &ahead {
@@ -122,7 +121,7 @@ fn life(mut server: UnixStream, listener: UnixDatagram, settings: Settings) -> i
     drop(listener);
     // The server starts another slot when this one's run is over.
     let Some(Incoming { body, reply, fds, uid }) =
-        request.filter(|_| fd_passing::send(&mut server, &SlotNews::Busy, &[]).is_ok())
+        request.filter(|_| crate::channels::fds::send(&mut server, &SlotNews::Busy, &[]).is_ok())
     else {
         if let Some(ahead) = ahead {
             ahead.child.discard();
@@ -135,7 +134,7 @@ fn life(mut server: UnixStream, listener: UnixDatagram, settings: Settings) -> i
             let start = ahead.map_or(Start::Spawn, |ahead| Start::Prepared(Box::new(ahead)));
             match RunCli::try_parse_from(argv) {
                 // The run ends if the client goes away (its reply socket hangs up).
-                Ok(cli) => crate::command::run(cli, start, reply.try_clone().ok().map(OwnedFd::from)),
+                Ok(cli) => crate::cli::command::run(cli, start, reply.try_clone().ok().map(OwnedFd::from)),
                 Err(e) => {
                     let _ = e.print();
                     (e.exit_code(), None)
@@ -153,7 +152,7 @@ fn life(mut server: UnixStream, listener: UnixDatagram, settings: Settings) -> i
     drop(reply);
     // The child ends now; its namespaces go to the server, which releases them when idle.
     let held = release.map(Release::into_namespaces).unwrap_or_default();
-    let _ = fd_passing::send(&mut server, &SlotNews::Done, &held.iter().map(AsFd::as_fd).collect::<Vec<_>>());
+    let _ = crate::channels::fds::send(&mut server, &SlotNews::Done, &held.iter().map(AsFd::as_fd).collect::<Vec<_>>());
     if settings.background {
         // Tearing the slot down can wait too.
         schedule(0, true);

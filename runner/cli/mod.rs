@@ -1,5 +1,10 @@
 //! Command-line interface.
 
+pub mod command;
+pub mod inspect;
+pub mod output;
+
+
 use clap::{Args, Parser, Subcommand};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};

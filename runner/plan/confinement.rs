@@ -4,7 +4,7 @@
 //! actually applied.
 
 use crate::child::{RunFds, RunSpec};
-use crate::report;
+use crate::supervise::report;
 use policy::{Limits, Policy};
 use std::os::fd::{AsFd, AsRawFd};
 

@@ -2,8 +2,7 @@
 //! command — command line, environment, working directory, standard streams — to a server
 //! ([`crate::server`]) and exit with the status it answers.
 
-use crate::fd_passing;
-use crate::report::EXIT_ERROR;
+use crate::supervise::report::EXIT_ERROR;
 use protocol::reply::Reply;
 use protocol::ProtocolError;
 use std::ffi::OsString;
@@ -32,7 +31,7 @@ fn ask(socket: &Path, argv: Vec<OsString>) -> Result<i32, ProtocolError> {
     let stdio = [0, 1, 2].map(|fd| unsafe { BorrowedFd::borrow_raw(fd) });
     let request = crate::server::request(argv);
     let fds = [theirs.as_fd(), cwd.as_fd(), stdio[0], stdio[1], stdio[2]];
-    fd_passing::send_to(&UnixDatagram::unbound()?, socket, &request, &fds)?;
+    crate::channels::fds::send_to(&UnixDatagram::unbound()?, socket, &request, &fds)?;
     drop(theirs);
     // The answer, once the server closes its end: the exit status, or a line saying why the
     // server could not run it. Read to its end, bounded: nothing may follow it.

@@ -3,9 +3,9 @@
 //! same whether the binary runs it or a server's slot does for a client.
 
 use crate::cli::RunCli;
-use crate::report::{Report, EXIT_ERROR};
-use crate::run::{Run, Start};
-use crate::supervisor::Release;
+use crate::supervise::report::{Report, EXIT_ERROR};
+use crate::supervise::{Run, Start};
+use crate::supervise::watch::Release;
 use std::os::fd::OwnedFd;
 
 fn fail(message: impl std::fmt::Display) -> (i32, Option<Release>) {
@@ -15,7 +15,7 @@ fn fail(message: impl std::fmt::Display) -> (i32, Option<Release>) {
 
 /// Runs the module of `cli`, its child started as `start` says (ended early if `cancel` hangs
 /// up), and returns the exit status, with the child if it still waits to be released (see
-/// [`crate::supervisor::Release`]).
+/// [`crate::supervise::watch::Release`]).
 pub fn run(cli: RunCli, start: Start, cancel: Option<OwnedFd>) -> (i32, Option<Release>) {
     if cli.verbose {
         tracing_subscriber::fmt().with_writer(std::io::stderr).with_target(false).init();
@@ -69,14 +69,14 @@ pub fn run(cli: RunCli, start: Start, cancel: Option<OwnedFd>) -> (i32, Option<R
         compile_only: false,
         cancel,
     };
-    let (report, release) = crate::run::run(run, start);
+    let (report, release) = crate::supervise::run(run, start);
     log_stages(&report);
     if let Some(line) = report.verdict.summary() {
         crate::errln!("{line}");
     }
     if let Some(path) = &cli.report {
         let json = serde_json::to_string_pretty(&report).unwrap_or_default();
-        if let Err(e) = crate::host_files::write_report(path, &(json + "\n")) {
+        if let Err(e) = crate::plan::host_files::write_report(path, &(json + "\n")) {
             crate::errln!("sandboxrun: error: {e}");
         }
     }
@@ -99,7 +99,7 @@ fn log_stages(report: &Report) {
         cpu_ms = report.cpu_time_ms,
         wall_ms = report.wall_time_ms,
         peak_memory_bytes = report.peak_memory_bytes,
-        supervisor_peak_memory_bytes = crate::supervisor::own_peak_rss_bytes(),
+        supervisor_peak_memory_bytes = crate::supervise::watch::own_peak_rss_bytes(),
         "run finished: {:?}",
         report.verdict.status
     );

@@ -37,7 +37,7 @@ pub fn emit(stream: Stream, text: fmt::Arguments<'_>) {
 #[macro_export]
 macro_rules! outln {
     ($($arg:tt)*) => {
-        $crate::output::emit($crate::output::Stream::Stdout, format_args!("{}\n", format_args!($($arg)*)))
+        $crate::cli::output::emit($crate::cli::output::Stream::Stdout, format_args!("{}\n", format_args!($($arg)*)))
     };
 }
 
@@ -45,7 +45,7 @@ macro_rules! outln {
 #[macro_export]
 macro_rules! out {
     ($($arg:tt)*) => {
-        $crate::output::emit($crate::output::Stream::Stdout, format_args!($($arg)*))
+        $crate::cli::output::emit($crate::cli::output::Stream::Stdout, format_args!($($arg)*))
     };
 }
 
@@ -53,7 +53,7 @@ macro_rules! out {
 #[macro_export]
 macro_rules! errln {
     ($($arg:tt)*) => {
-        $crate::output::emit($crate::output::Stream::Stderr, format_args!("{}\n", format_args!($($arg)*)))
+        $crate::cli::output::emit($crate::cli::output::Stream::Stderr, format_args!("{}\n", format_args!($($arg)*)))
     };
 }
 

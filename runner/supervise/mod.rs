@@ -1,13 +1,17 @@
 //! The parent's side of `sandboxrun app.wasm`: prepare, fork the child that runs the
 //! module, supervise it, and turn what happened into a report and an exit status.
 
+pub mod report;
+pub mod verdict;
+pub mod watch;
+
+
 use crate::child::{self, RunFds, RunSpec};
-use crate::code_channel;
-use crate::confinement;
-use crate::prepared::PreparedChild;
-use crate::report::{CacheUse, ChildReport, Report};
-use crate::supervisor::{self, Release};
-use crate::verdict::{self, Verdict};
+use crate::plan::confinement;
+use crate::server::prepared::PreparedChild;
+use crate::supervise::report::{CacheUse, ChildReport, Report};
+use watch::Release;
+use verdict::Verdict;
 use cache::{CacheKey, CodeCache};
 use engine::{Config, Engine};
 use policy::Policy;
@@ -34,7 +38,7 @@ pub struct Run {
     pub cache: Option<(PathBuf, u64)>,
     /// Only compile (and cache), do not run.
     pub compile_only: bool,
-    /// A socket whose hangup ends the run (a server's client gone; see [`supervisor::Watch`]).
+    /// A socket whose hangup ends the run (a server's client gone; see [`watch::Watch`]).
     pub cancel: Option<OwnedFd>,
 }
 
@@ -162,7 +166,7 @@ fn wanted_back(cache: CacheUse, compiled: bool) -> bool {
 }
 
 /// Answers the child on the code channel; a failure only costs the cache.
-fn answer(sender: &mut code_channel::Sender, answer: code_channel::Answer<'_>) {
+fn answer(sender: &mut crate::channels::code::Sender, answer: crate::channels::code::Answer<'_>) {
     match sender.answer(answer) {
         // A broken pipe: the child ended before asking (its report says why).
         Ok(()) => {}
@@ -182,7 +186,7 @@ fn hex(digest: &[u8; 32]) -> String {
 /// handover to a prepared child (the pipes, the run's files, the confinement, the seccomp
 /// filter, the cgroup, the code channel); then, while the child confines itself, the parent
 /// hashes the module and looks it up in the code cache, and answers through the code channel;
-/// then it supervises, and answers once the child has reported (see [`supervisor::wait`]).
+/// then it supervises, and answers once the child has reported (see [`watch::wait`]).
 ///
 /// Returns the report, and the child if it still waits after reporting: drop it to let it
 /// end (a process about to exit need not wait for that), or [`Release::reap`] it.
@@ -222,7 +226,7 @@ fn supervise(run: Run, start: Start, release_out: &mut Option<Release>) -> Repor
         Ok((r, w)) => (OwnedFd::from(r), OwnedFd::from(w)),
         Err(e) => return failed(&run.module, format!("failed to create a pipe: {e}")),
     };
-    let (mut code_sender, code_receiver) = match code_channel::channel() {
+    let (mut code_sender, code_receiver) = match crate::channels::code::channel() {
         Ok(c) => c,
         Err(e) => return failed(&run.module, format!("failed to create the code channel: {e}")),
     };
@@ -285,7 +289,7 @@ fn supervise(run: Run, start: Start, release_out: &mut Option<Release>) -> Repor
             // Asked before forking: the child inherits the answer instead of asking the CPU.
             Engine::cache_identity(&Config::default());
             let child = || {
-                crate::oom::mark_child();
+                crate::child::oom::mark_child();
                 child::main(&spec, ends, None, &confinement, &filter)
             };
             // SAFETY: the CLI is single-threaded here (compilation threads start in the child).
@@ -306,13 +310,13 @@ fn supervise(run: Run, start: Start, release_out: &mut Option<Release>) -> Repor
     // (2 ms, with its syncs), instead of waiting for that.
     let fresh = run.cache.as_ref().is_some_and(|(path, _)| !path.exists());
     if fresh {
-        answer(&mut code_sender, code_channel::Answer::Miss);
+        answer(&mut code_sender, crate::channels::code::Answer::Miss);
     }
     let (cache, cached) = lookup(&run.cache, open_cache, &digest, &identity);
     let (cache_status, found) = match (&cache, &cached) {
-        (None, _) => (CacheUse::Disabled, code_channel::Answer::NoCache),
-        (Some(_), Some(artifact)) => (CacheUse::Hit, code_channel::Answer::Hit(artifact)),
-        (Some(_), None) => (CacheUse::Miss, code_channel::Answer::Miss),
+        (None, _) => (CacheUse::Disabled, crate::channels::code::Answer::NoCache),
+        (Some(_), Some(artifact)) => (CacheUse::Hit, crate::channels::code::Answer::Hit(artifact)),
+        (Some(_), None) => (CacheUse::Miss, crate::channels::code::Answer::Miss),
     };
     if !fresh {
         answer(&mut code_sender, found);
@@ -329,7 +333,7 @@ fn supervise(run: Run, start: Start, release_out: &mut Option<Release>) -> Repor
     let code_limit = artifact_limit(module.len());
     // The report is a few kilobytes in practice; its frame's bound (1 MiB) is the most a guest
     // that took over its process can make the supervisor hold: more is a protocol violation.
-    let mut pipes = vec![supervisor::Inbound::for_message::<ChildReport>(read_end, "report")];
+    let mut pipes = vec![watch::Inbound::for_message::<ChildReport>(read_end, "report")];
     let mut store_after = None;
     let mut storing = None;
     match cache {
@@ -354,25 +358,25 @@ fn supervise(run: Run, start: Start, release_out: &mut Option<Release>) -> Repor
                 Ok(handle) => storing = Some(handle),
                 Err(e) => {
                     crate::errln!("sandboxrun: warning: {e}; the compiled code will not be cached");
-                    pipes.push(supervisor::Inbound::new(returned, code_limit, "compiled code"));
+                    pipes.push(watch::Inbound::new(returned, code_limit, "compiled code"));
                 }
             }
         }
         // After a hit, code comes back only if the cached artifact was damaged (rare): read
         // beside the report, stored after the run if the report says so.
         c => {
-            pipes.push(supervisor::Inbound::new(returned, code_limit, "compiled code"));
+            pipes.push(watch::Inbound::new(returned, code_limit, "compiled code"));
             store_after = c;
         }
     }
     let reported = |report: &[u8]| protocol::decode_untrusted::<ChildReport>(report).is_ok();
-    let watch = supervisor::Watch {
+    let watch = watch::Watch {
         started,
         wall_limit: limits.wall_time,
         cpu_limit: limits.cpu_time,
         cancel: run.cancel.as_ref().map(AsFd::as_fd),
     };
-    let waited = supervisor::wait(spawned.pid(), &watch, &mut pipes, &reported, release_write);
+    let waited = watch::wait(spawned.pid(), &watch, &mut pipes, &reported, release_write);
     let exit = match waited {
         Ok((exit, release)) => {
             *release_out = release.map(|mut r| {

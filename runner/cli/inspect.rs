@@ -1,7 +1,7 @@
 //! `sandboxrun inspect app.wasm`: a module's imports, exports, memories and tables. Names are
-//! the module's choice: escaped ([`crate::output::escape`]).
+//! the module's choice: escaped ([`crate::cli::output::escape`]).
 
-use crate::output::escape;
+use crate::cli::output::escape;
 use engine::{Config, Engine, Module};
 use std::fmt::Write;
 

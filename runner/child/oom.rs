@@ -4,8 +4,8 @@
 //! [`CHILD_OUT_OF_MEMORY`], which the parent reads as the memory limit (`RLIMIT_DATA` is what
 //! makes allocations fail there), and the parent with an error line and status 125.
 
-use crate::report::EXIT_ERROR;
-use crate::verdict::CHILD_OUT_OF_MEMORY;
+use crate::supervise::report::EXIT_ERROR;
+use crate::supervise::verdict::CHILD_OUT_OF_MEMORY;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, Ordering};
 

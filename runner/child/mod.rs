@@ -1,8 +1,12 @@
 //! The child's run sequence: load, compile, build WASI, link, instantiate, execute. It runs
 //! inside the forked (and, later, confined) child and reports a [`ChildReport`].
 
-use crate::code_channel::{Cached, Receiver};
-use crate::report::{ChildOutcome, ChildReport, Confinement, Stages, TrapReport};
+pub mod oom;
+pub mod wasi_link;
+
+
+use crate::channels::code::{Cached, Receiver};
+use crate::supervise::report::{ChildOutcome, ChildReport, Confinement, Stages, TrapReport};
 use engine::{CallError, Config, Engine, LinkError, Linker, Module, Store, Trap, Val, ValType};
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
@@ -76,7 +80,7 @@ impl RunFds {
     /// # Errors
     /// The one-line message of the first that cannot be opened.
     pub fn open(policy: &policy::Policy) -> Result<RunFds, String> {
-        crate::host_files::open_run_files(policy).map_err(|e| e.to_string())
+        crate::plan::host_files::open_run_files(policy).map_err(|e| e.to_string())
     }
 
     /// The descriptors, in the order [`RunFds::from_list`] takes them back.
@@ -225,7 +229,7 @@ pub fn main(
     // parent's objects, which this process never uses or drops (it leaves by `_exit`).
     if let Err(e) = unsafe { sandbox::fds::close_inherited(&keep) } {
         crate::errln!("sandboxrun: error: failed to close inherited descriptors: {e}");
-        return crate::report::EXIT_ERROR;
+        return crate::supervise::report::EXIT_ERROR;
     }
     let prepared = prepared.unwrap_or_else(|| sandbox::prepare(confinement).map_err(|e| e.to_string()));
     let child_report = run(spec, fds, Some(code), Some(Confine { prepared, filter }));
@@ -309,8 +313,8 @@ fn run_stages(
 
     // Landlock's rules are made from the run's descriptors before WASI takes them.
     let rules = match &io.confine {
-        Some(_) => match crate::confinement::check_mount_access(spec, &fds).and_then(|()| {
-            crate::confinement::landlock_rules(spec, &fds).map_err(|e| format!("confinement failed: {e}"))
+        Some(_) => match crate::plan::confinement::check_mount_access(spec, &fds).and_then(|()| {
+            crate::plan::confinement::landlock_rules(spec, &fds).map_err(|e| format!("confinement failed: {e}"))
         }) {
             Ok(r) => Some(r),
             Err(e) => return error(e),
@@ -331,18 +335,18 @@ fn run_stages(
             Ok(p) => p,
             Err(e) => return error(format!("confinement failed: {e}")),
         };
-        let rlimits = crate::confinement::rlimits(limits);
+        let rlimits = crate::plan::confinement::rlimits(limits);
         match prepared.finish(rules, spec.require_landlock, &rlimits, confine.filter) {
             Ok(applied) => {
                 let stack = applied.rlimits.iter().find(|r| r.resource == "RLIMIT_STACK").map(|r| r.soft);
-                *confinement_out.borrow_mut() = Some(crate::confinement::describe(&applied));
-                if let Err(e) = crate::confinement::check_stack(limits, stack) {
+                *confinement_out.borrow_mut() = Some(crate::plan::confinement::describe(&applied));
+                if let Err(e) = crate::plan::confinement::check_stack(limits, stack) {
                     return error(e);
                 }
             }
             Err(e) => return error(format!("confinement failed: {e}")),
         }
-    } else if let Err(e) = crate::confinement::check_stack(limits, None) {
+    } else if let Err(e) = crate::plan::confinement::check_stack(limits, None) {
         return error(e);
     }
 
@@ -374,7 +378,7 @@ fn run_stages(
     let mut store = Store::new(&engine);
     store.set_memory_limit(limits.memory);
     let mut linker = Linker::new();
-    crate::wasi_link::define_wasi(&mut linker, &mut store, &module, &ctx);
+    crate::child::wasi_link::define_wasi(&mut linker, &mut store, &module, &ctx);
     stages.link += ms(t);
 
     let t = Instant::now();

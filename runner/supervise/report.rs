@@ -1,7 +1,7 @@
 //! The outcome of a run: what the child tells the parent, the verdict the parent decides,
 //! the JSON report and the exit status.
 
-use crate::verdict::Verdict;
+use crate::supervise::verdict::Verdict;
 use serde::{Deserialize, Serialize};
 
 pub use protocol::report::{ChildOutcome, ChildReport, Confinement, Stages, TrapReport};

@@ -2,13 +2,13 @@
 //! process (exit status, limits it enforced, cgroup counters) and what the child reported.
 //! A pure function of those facts, so every branch is tested without running anything.
 
-use crate::output::escape;
-use crate::report::{ChildOutcome, Reason, Status, TrapReport};
-use crate::supervisor::{ChildExit, ExitStatus};
+use crate::cli::output::escape;
+use crate::supervise::report::{ChildOutcome, Reason, Status, TrapReport};
+use crate::supervise::watch::{ChildExit, ExitStatus};
 use policy::Limits;
 use serde::Serialize;
 
-/// Exit status of a child whose allocation failed (at `RLIMIT_DATA`): see [`crate::oom`].
+/// Exit status of a child whose allocation failed (at `RLIMIT_DATA`): see [`crate::child::oom`].
 pub const CHILD_OUT_OF_MEMORY: i32 = 102;
 
 /// What the parent knows besides the child's exit and report.

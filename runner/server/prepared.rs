@@ -9,8 +9,7 @@
 //! pipes, code channel and files ([`RunFds`]).
 
 use crate::child::{self, ChildEnds, RunFds, RunSpec};
-use crate::code_channel::Receiver;
-use crate::fd_passing;
+use crate::channels::code::Receiver;
 use engine::{Config, Engine};
 use protocol::handover::Handover;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -45,7 +44,7 @@ impl PreparedChild {
         // Asked before forking: the child inherits the answer instead of asking the CPU.
         Engine::cache_identity(&Config::default());
         let child = || {
-            crate::oom::mark_child();
+            crate::child::oom::mark_child();
             await_run(child_end, &confinement, &filter)
         };
         // SAFETY: the caller guarantees a single-threaded process.
@@ -113,7 +112,7 @@ impl PreparedChild {
             passed.push(release.as_fd());
             passed.extend(code.iter().map(AsFd::as_fd));
             passed.extend(fds.list());
-            fd_passing::send_frame(&mut self.socket, &frame, &passed).map_err(|e| format!("handing the run over: {e}"))
+            crate::channels::fds::send_frame(&mut self.socket, &frame, &passed).map_err(|e| format!("handing the run over: {e}"))
         })();
         match sent {
             Ok(()) => Ok((self.child, self.held)),
@@ -132,17 +131,17 @@ fn await_run(mut socket: UnixStream, confinement: &sandbox::Confinement, filter:
     // socket; the rest belong to the parent's objects, never used or dropped here.
     if let Err(e) = unsafe { sandbox::fds::close_inherited(&[0, 1, 2, socket.as_raw_fd()]) } {
         crate::errln!("sandboxrun: error: failed to close inherited descriptors: {e}");
-        return crate::report::EXIT_ERROR;
+        return crate::supervise::report::EXIT_ERROR;
     }
     let prepared = sandbox::prepare(confinement).map_err(|e| e.to_string());
-    crate::warm_text::map_ahead();
-    let (handover, fds) = match fd_passing::recv::<Handover<RunSpec>>(&mut socket) {
+    crate::server::warm_text::map_ahead();
+    let (handover, fds) = match crate::channels::fds::recv::<Handover<RunSpec>>(&mut socket) {
         Ok(Some(message)) => message,
         // No run came: the supervisor discarded this child.
         Ok(None) => return 0,
         Err(e) => {
             crate::errln!("sandboxrun: error: receiving the run: {e}");
-            return crate::report::EXIT_ERROR;
+            return crate::supervise::report::EXIT_ERROR;
         }
     };
     drop(socket);
@@ -150,7 +149,7 @@ fn await_run(mut socket: UnixStream, confinement: &sandbox::Confinement, filter:
         Ok((spec, ends)) => child::main(&spec, ends, Some(prepared), confinement, filter),
         Err(e) => {
             crate::errln!("sandboxrun: error: receiving the run: {e}");
-            crate::report::EXIT_ERROR
+            crate::supervise::report::EXIT_ERROR
         }
     }
 }
