@@ -27,9 +27,10 @@ fn tool(cli: ToolCli) -> i32 {
     match cli.command {
         Tool::Policy(PolicyCommand::Check { file }) => {
             // The policy itself, then its host files as a run would open them.
-            match policy::Policy::load(&file).map_err(|e| e.to_string()).and_then(|p| {
-                sandboxrun::plan::host_files::check(&p).map(|()| p).map_err(|e| e.to_string())
-            }) {
+            match policy::Policy::load(&file)
+                .map_err(|e| e.to_string())
+                .and_then(|p| sandboxrun::plan::host_files::check(&p).map(|()| p).map_err(|e| e.to_string()))
+            {
                 Ok(p) => {
                     out!("{}", p.to_yaml());
                     0
@@ -44,7 +45,9 @@ fn tool(cli: ToolCli) -> i32 {
                     0
                 }
                 // The error may quote the module's own names.
-                Err(e) => fail(format!("{}: {}", args.module.display(), sandboxrun::cli::output::escape(&e.to_string()))),
+                Err(e) => {
+                    fail(format!("{}: {}", args.module.display(), sandboxrun::cli::output::escape(&e.to_string())))
+                }
             },
             Err(e) => fail(format!("failed to read {}: {e}", args.module.display())),
         },

@@ -243,10 +243,7 @@ fn policy_check_and_inspect() {
     let o = run(bin().args(["policy", "check"]).arg(&policy));
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let out = stdout(&o);
-    assert!(
-        out.contains("memory: 64MiB") && out.contains("wall_time: 30s") && out.contains("guest: /data"),
-        "{out}"
-    );
+    assert!(out.contains("memory: 64MiB") && out.contains("wall_time: 30s") && out.contains("guest: /data"), "{out}");
     let wat = write(&dir, "m.wat", HELLO);
     let o = run(bin().arg("inspect").arg(&wat));
     assert_eq!(o.status.code(), Some(0));

@@ -13,7 +13,9 @@ use wasmparser::{Parser, Payload, Validator, WasmFeatures};
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     /// Neither a binary module nor WebAssembly text.
-    #[error("not a WebAssembly module: neither the binary magic `\\0asm` nor WebAssembly text (which starts with `(`)")]
+    #[error(
+        "not a WebAssembly module: neither the binary magic `\\0asm` nor WebAssembly text (which starts with `(`)"
+    )]
     NotWasm,
     /// The text format did not parse.
     #[error("invalid text module: {0}")]
@@ -236,7 +238,9 @@ pub fn wat_to_binary(bytes: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>, LoadErr
     let text = std::str::from_utf8(bytes).map_err(|_| neither())?;
     // Text has no NUL bytes, and begins (after blanks and comments) with `(`.
     let start = text.trim_start();
-    if text.contains('\0') || !(start.is_empty() || start.starts_with('(') || start.starts_with(";;") || start.starts_with("(;")) {
+    if text.contains('\0')
+        || !(start.is_empty() || start.starts_with('(') || start.starts_with(";;") || start.starts_with("(;"))
+    {
         return Err(neither());
     }
     let one_line = |e: wast::Error| {

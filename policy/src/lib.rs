@@ -532,7 +532,6 @@ impl Policy {
         // Serialising plain strings, numbers and maps cannot fail.
         serde_saphyr::to_string(&effective).unwrap_or_default()
     }
-
 }
 
 fn resolve_dir(base: &Path, host: &str) -> Result<PathBuf, String> {

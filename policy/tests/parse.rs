@@ -149,7 +149,22 @@ fn effective_policy_round_trips_with_control_characters() {
     let dir = base();
     let odd_dir = dir.join("odd\nname: [x] \"q\" \\ #c");
     std::fs::create_dir_all(&odd_dir).unwrap();
-    let tricky = ["line\nbreak", "tab\there", "esc\u{1b}[31mred", "quote\"s", "back\\slash", "null", "", "- dash", "a: b", "#hash", "~", "true", "0x10", "trailing "];
+    let tricky = [
+        "line\nbreak",
+        "tab\there",
+        "esc\u{1b}[31mred",
+        "quote\"s",
+        "back\\slash",
+        "null",
+        "",
+        "- dash",
+        "a: b",
+        "#hash",
+        "~",
+        "true",
+        "0x10",
+        "trailing ",
+    ];
     let mut p = Policy::default_policy();
     p.args = tricky.iter().map(|s| s.to_string()).collect();
     p.env = tricky.iter().enumerate().map(|(i, s)| (format!("K{i:02}"), s.to_string())).collect();

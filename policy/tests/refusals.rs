@@ -50,8 +50,8 @@ fn paths_are_checked_as_written_and_symlinks_left_to_the_runner() {
     assert_eq!(p.mounts[0].host, d.join("innocent"), "kept as written, not resolved");
     let err = Policy::default_policy().add_cli_mount("/tmp/../proc/1::/x", &d).unwrap_err().to_string();
     assert!(err.contains("is /proc or beneath it"), "{err}");
-    let err = Policy::parse("version: 1\nmounts:\n  - {host: ../../../../../../sys, guest: /x}\n", &d, "p.yaml")
-        .unwrap_err();
+    let err =
+        Policy::parse("version: 1\nmounts:\n  - {host: ../../../../../../sys, guest: /x}\n", &d, "p.yaml").unwrap_err();
     assert!(matches!(err, PolicyError::At { line: 3, .. }), "{err}");
     assert!(err.to_string().contains("is /sys or beneath it"), "{err}");
 }

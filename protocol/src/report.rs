@@ -103,8 +103,39 @@ pub struct ChildReport {
     pub stdout_bytes: u64,
     /// Bytes the guest wrote to stderr.
     pub stderr_bytes: u64,
-    /// What confinement was applied (`None`: none, or it failed).
-    pub confinement: Option<Confinement>,
+    /// What confinement the child applied, as facts (`None`: none, or it failed); the
+    /// parent adds its own (the cgroup's reason, a shared network namespace) and words the
+    /// report's [`Confinement`].
+    pub confinement: Option<Applied>,
+}
+
+/// The confinement a child applied, as facts: what the report's [`Confinement`] is worded
+/// from, beside what only the parent knows.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Applied {
+    /// The namespaces the child is in, by name ("user", "pid", "mount", "network", "ipc",
+    /// "uts", "cgroup").
+    pub namespaces: Vec<String>,
+    /// The run's uid.
+    pub uid: u32,
+    /// The run's gid.
+    pub gid: u32,
+    /// The root was replaced by an empty read-only tmpfs.
+    pub empty_root: bool,
+    /// Landlock: "abi N", "abi N (partial)" or "unsupported".
+    pub landlock: String,
+    /// Seccomp allowlist on.
+    pub seccomp: bool,
+    /// no_new_privs set.
+    pub no_new_privs: bool,
+    /// Every capability dropped.
+    pub capabilities_dropped: bool,
+    /// The resource limits set (soft limits).
+    pub rlimits: std::collections::BTreeMap<String, u64>,
+    /// The child is in a cgroup of its own.
+    pub in_cgroup: bool,
+    /// The descriptors open when confinement began.
+    pub open_fds: Vec<i32>,
 }
 
 json_message!(ChildReport, kind::CHILD_REPORT, (1 << 20) - crate::HEADER_LEN as u32);
@@ -138,18 +169,18 @@ mod tests {
             function: Some("div (3)".into()),
             offset: Some(0x2a),
         }));
-        full.confinement = Some(Confinement {
-            namespaces: vec!["user".into(), "mnt".into()],
-            uid: 1000,
-            gid: 1000,
+        full.confinement = Some(Applied {
+            namespaces: vec!["user".into(), "pid".into()],
+            uid: 65534,
+            gid: 65534,
             empty_root: true,
             landlock: "abi 6".into(),
             seccomp: true,
             no_new_privs: true,
-            capabilities: "none".into(),
-            rlimits: [("nofile".to_string(), 64)].into_iter().collect(),
-            cgroup: "v2".into(),
-            open_fds: vec![0, 1, 2, 3],
+            capabilities_dropped: true,
+            rlimits: [("RLIMIT_CPU".to_string(), 3u64)].into_iter().collect(),
+            in_cgroup: false,
+            open_fds: vec![0, 1, 2],
         });
         checks::all(full);
     }

@@ -8,7 +8,7 @@ use protocol::code_channel::CacheAnswer;
 use protocol::handover::Handover;
 use protocol::handshake::{ToChild, ToParent};
 use protocol::reply::Reply;
-use protocol::report::{ChildOutcome, ChildReport, Confinement, Stages, TrapReport};
+use protocol::report::{Applied, ChildOutcome, ChildReport, Stages, TrapReport};
 use protocol::request::Request;
 use protocol::slot::SlotNews;
 use protocol::{decode_untrusted, encode, read_untrusted, Message, HEADER_LEN, MAGIC, VERSION};
@@ -172,7 +172,7 @@ fn report() -> ChildReport {
         stages: Stages { load: 0.5, compile: 0.25, link: 0.0, instantiate: 1.0, execute: 2.0 },
         stdout_bytes: 1,
         stderr_bytes: 2,
-        confinement: Some(Confinement {
+        confinement: Some(Applied {
             namespaces: vec!["user".into()],
             uid: 1,
             gid: 2,
@@ -180,9 +180,9 @@ fn report() -> ChildReport {
             landlock: "abi 6".into(),
             seccomp: true,
             no_new_privs: true,
-            capabilities: "none".into(),
+            capabilities_dropped: true,
             rlimits: [("nofile".to_string(), 64)].into_iter().collect(),
-            cgroup: "v2".into(),
+            in_cgroup: true,
             open_fds: vec![0, 1, 2],
         }),
     }

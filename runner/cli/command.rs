@@ -4,8 +4,8 @@
 
 use crate::cli::RunCli;
 use crate::supervise::report::{Report, EXIT_ERROR};
-use crate::supervise::{Run, Start};
 use crate::supervise::watch::Release;
+use crate::supervise::{Run, Start};
 use std::os::fd::OwnedFd;
 
 fn fail(message: impl std::fmt::Display) -> (i32, Option<Release>) {

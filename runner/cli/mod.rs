@@ -4,7 +4,6 @@ pub mod command;
 pub mod inspect;
 pub mod output;
 
-
 use clap::{Args, Parser, Subcommand};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};

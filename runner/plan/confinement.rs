@@ -3,7 +3,7 @@
 //! check that the run's identity can use its mounts, and how the report shows what was
 //! actually applied.
 
-use crate::child::{RunFds, RunSpec};
+use crate::plan::spec::{RunFds, RunSpec};
 use crate::supervise::report;
 use policy::{Limits, Policy};
 use std::os::fd::{AsFd, AsRawFd};
@@ -137,10 +137,9 @@ pub fn check_mount_access(spec: &RunSpec, fds: &RunFds) -> Result<(), String> {
     Ok(())
 }
 
-/// How the report shows what was applied.
-/// The cgroup is "v2" or "none" (the parent adds why).
-pub fn describe(applied: &sandbox::Applied) -> report::Confinement {
-    report::Confinement {
+/// What the child applied, as the facts it sends its supervisor.
+pub fn applied(applied: &sandbox::Applied) -> report::Applied {
+    report::Applied {
         namespaces: applied.namespaces.iter().map(|n| n.to_string()).collect(),
         uid: applied.uid,
         gid: applied.gid,
@@ -148,9 +147,81 @@ pub fn describe(applied: &sandbox::Applied) -> report::Confinement {
         landlock: applied.landlock.to_string(),
         seccomp: applied.seccomp,
         no_new_privs: applied.no_new_privs,
-        capabilities: if applied.capabilities_dropped { "none" } else { "kept" }.into(),
+        capabilities_dropped: applied.capabilities_dropped,
         rlimits: applied.rlimits.iter().map(|r| (r.resource.to_string(), r.soft)).collect(),
-        cgroup: if applied.cgroup { "v2" } else { "none" }.into(),
+        in_cgroup: applied.cgroup,
         open_fds: applied.open_fds.clone(),
+    }
+}
+
+/// The report's name for the network namespace a server's runs share.
+pub const SHARED_NETWORK: &str = "network (shared, empty)";
+
+/// The order the report lists namespaces in.
+const NAMESPACE_ORDER: [&str; 7] = ["user", "pid", "mount", "network", "ipc", "uts", "cgroup"];
+
+/// The report's confinement, worded from the child's facts and the supervisor's: why the run
+/// has no cgroup (`cgroup`: `Err(why)` when the supervisor could not make one), and whether it
+/// shares its server's empty network namespace.
+pub fn report(applied: &report::Applied, cgroup: &Result<(), String>, shared_network: bool) -> report::Confinement {
+    let namespaces = NAMESPACE_ORDER
+        .iter()
+        .filter_map(|name| match *name {
+            "network" if shared_network => Some(SHARED_NETWORK.to_string()),
+            name => applied.namespaces.iter().any(|n| n == name).then(|| name.to_string()),
+        })
+        .collect();
+    let cgroup = match (applied.in_cgroup, cgroup) {
+        (true, _) => "v2".to_string(),
+        (false, Err(why)) => format!("none: {why}"),
+        (false, Ok(())) => "none".to_string(),
+    };
+    report::Confinement {
+        namespaces,
+        uid: applied.uid,
+        gid: applied.gid,
+        empty_root: applied.empty_root,
+        landlock: applied.landlock.clone(),
+        seccomp: applied.seccomp,
+        no_new_privs: applied.no_new_privs,
+        capabilities: if applied.capabilities_dropped { "none" } else { "kept" }.into(),
+        rlimits: applied.rlimits.clone(),
+        cgroup,
+        open_fds: applied.open_fds.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts(namespaces: &[&str], in_cgroup: bool) -> report::Applied {
+        report::Applied {
+            namespaces: namespaces.iter().map(|n| n.to_string()).collect(),
+            uid: 65534,
+            gid: 65534,
+            empty_root: true,
+            landlock: "abi 6".into(),
+            seccomp: true,
+            no_new_privs: true,
+            capabilities_dropped: true,
+            rlimits: Default::default(),
+            in_cgroup,
+            open_fds: vec![0, 1, 2],
+        }
+    }
+
+    #[test]
+    fn the_report_is_worded_from_typed_facts() {
+        let all = ["user", "pid", "mount", "network", "ipc", "uts", "cgroup"];
+        let r = report(&facts(&all, true), &Ok(()), false);
+        assert_eq!(r.namespaces, all);
+        assert_eq!(r.cgroup, "v2");
+        // A server's run: no network namespace of its own, the shared one in its place.
+        let without: Vec<&str> = all.iter().copied().filter(|n| *n != "network").collect();
+        let r = report(&facts(&without, false), &Err("no cgroup v2 here".into()), true);
+        assert_eq!(r.namespaces, ["user", "pid", "mount", SHARED_NETWORK, "ipc", "uts", "cgroup"]);
+        assert_eq!(r.cgroup, "none: no cgroup v2 here");
+        assert_eq!(r.capabilities, "none");
     }
 }

@@ -19,7 +19,7 @@
 //! - the report is written to a new file beside its target and renamed into place: a symlink
 //!   at the target is replaced, never followed.
 
-use crate::child::RunFds;
+use crate::plan::spec::RunFds;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::fd::{AsFd, OwnedFd};

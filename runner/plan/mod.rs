@@ -1,5 +1,7 @@
-//! What a run is before it starts: its host files, opened as the run may reach them
-//! ([`host_files`]), and its confinement from the policy ([`confinement`]).
+//! What a run is before it starts: its description for the child ([`spec`]), its host files,
+//! opened as the run may reach them ([`host_files`]), and its confinement from the policy
+//! ([`confinement`]).
 
 pub mod confinement;
 pub mod host_files;
+pub mod spec;

@@ -8,9 +8,9 @@
 //! [`RunSpec`] and the module, its descriptors the run's standard streams, report and release
 //! pipes, code channel and files ([`RunFds`]).
 
-use crate::child::{self, ChildEnds, RunFds, RunSpec};
 use crate::channels::code::Receiver;
-use engine::{Config, Engine};
+use crate::child::{self, ChildEnds};
+use crate::plan::spec::{RunFds, RunSpec};
 use protocol::handover::Handover;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
@@ -42,7 +42,10 @@ impl PreparedChild {
         let filter = sandbox::compile_filter(arch, Some(sandbox::PID_IN_NAMESPACE)).map_err(|e| e.to_string())?;
         let (socket, child_end) = UnixStream::pair().map_err(|e| format!("socketpair: {e}"))?;
         // Asked before forking: the child inherits the answer instead of asking the CPU.
-        Engine::cache_identity(&Config::default());
+
+        // Asked before forking: the child inherits the answer (the CPU's feature words)
+        // instead of asking the CPU.
+        crate::plan::spec::engine_identity(&policy::Limits::default());
         let child = || {
             crate::child::oom::mark_child();
             await_run(child_end, &confinement, &filter)
@@ -112,7 +115,8 @@ impl PreparedChild {
             passed.push(release.as_fd());
             passed.extend(code.iter().map(AsFd::as_fd));
             passed.extend(fds.list());
-            crate::channels::fds::send_frame(&mut self.socket, &frame, &passed).map_err(|e| format!("handing the run over: {e}"))
+            crate::channels::fds::send_frame(&mut self.socket, &frame, &passed)
+                .map_err(|e| format!("handing the run over: {e}"))
         })();
         match sent {
             Ok(()) => Ok((self.child, self.held)),
@@ -129,11 +133,13 @@ impl PreparedChild {
 fn await_run(mut socket: UnixStream, confinement: &sandbox::Confinement, filter: &sandbox::Filter) -> i32 {
     // SAFETY: first thing in the fresh child: the objects alive here own only stdio and the
     // socket; the rest belong to the parent's objects, never used or dropped here.
-    if let Err(e) = unsafe { sandbox::fds::close_inherited(&[0, 1, 2, socket.as_raw_fd()]) } {
-        crate::errln!("sandboxrun: error: failed to close inherited descriptors: {e}");
-        return crate::supervise::report::EXIT_ERROR;
-    }
-    let prepared = sandbox::prepare(confinement).map_err(|e| e.to_string());
+    let prepared = match unsafe { child::start_up(&[0, 1, 2, socket.as_raw_fd()], child::Start::Fresh, confinement) } {
+        Ok(prepared) => prepared,
+        Err(e) => {
+            crate::errln!("sandboxrun: error: failed to close inherited descriptors: {e}");
+            return crate::supervise::report::EXIT_ERROR;
+        }
+    };
     crate::server::warm_text::map_ahead();
     let (handover, fds) = match crate::channels::fds::recv::<Handover<RunSpec>>(&mut socket) {
         Ok(Some(message)) => message,
@@ -146,7 +152,7 @@ fn await_run(mut socket: UnixStream, confinement: &sandbox::Confinement, filter:
     };
     drop(socket);
     match take_run(handover, fds) {
-        Ok((spec, ends)) => child::main(&spec, ends, Some(prepared), confinement, filter),
+        Ok((spec, ends)) => child::main(&spec, ends, child::Start::Prepared(prepared), confinement, filter),
         Err(e) => {
             crate::errln!("sandboxrun: error: receiving the run: {e}");
             crate::supervise::report::EXIT_ERROR
@@ -172,6 +178,6 @@ fn take_run(handover: Handover<RunSpec>, fds: Vec<OwnedFd>) -> Result<(RunSpec, 
     let report = fds.next().expect("counted");
     let release = fds.next().expect("counted");
     let code = Receiver::from_fds([0; 3].map(|_| fds.next().expect("counted")));
-    let run_fds = RunFds::from_list(&spec, fds.collect())?;
+    let run_fds = RunFds::from_list(&spec, fds.collect()).map_err(|e| e.to_string())?;
     Ok((spec, ChildEnds { fds: run_fds, code, report, release }))
 }

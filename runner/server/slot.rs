@@ -7,8 +7,8 @@ use super::request::take_client;
 use super::Settings;
 use crate::cli::RunCli;
 use crate::server::prepared::PreparedChild;
-use crate::supervise::{Ahead, OpenCache, Start};
 use crate::supervise::watch::Release;
+use crate::supervise::{Ahead, OpenCache, Start};
 use clap::Parser;
 use protocol::reply::Reply;
 use protocol::slot::SlotNews;
@@ -48,8 +48,9 @@ fn prepare(settings: Settings) -> Option<Ahead> {
     let child = unsafe { PreparedChild::start(confinement) }.ok()?;
     // The cache a run with the default settings uses, and where cgroups go.
     let cache = crate::cli::CacheArgs::default().location(&policy::CachePolicy::default()).and_then(OpenCache::open);
-    let cgroups = sandbox::CgroupParent::find(&crate::plan::confinement::cgroup_limits(&policy::Policy::default_policy()))
-        .map_err(|e| e.to_string());
+    let cgroups =
+        sandbox::CgroupParent::find(&crate::plan::confinement::cgroup_limits(&policy::Policy::default_policy()))
+            .map_err(|e| e.to_string());
     Some(Ahead { child, cache, cgroups })
 }
 

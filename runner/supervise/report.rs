@@ -4,7 +4,7 @@
 use crate::supervise::verdict::Verdict;
 use serde::{Deserialize, Serialize};
 
-pub use protocol::report::{ChildOutcome, ChildReport, Confinement, Stages, TrapReport};
+pub use protocol::report::{Applied, ChildOutcome, ChildReport, Confinement, Stages, TrapReport};
 
 /// Exit status when the guest trapped (Wasmtime's convention).
 pub const EXIT_TRAP: i32 = 134;

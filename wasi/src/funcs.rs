@@ -59,8 +59,12 @@ pub fn call(ctx: &mut WasiCtx, abi: Abi, func: Func, memory: &mut [u8], args: &[
         Func::EnvironGet => strings_get(&ctx.env, &mut m, a(0), a(1)),
         Func::EnvironSizesGet => strings_sizes(&ctx.env, &mut m, a(0), a(1)),
         Func::ClockResGet => clock_id(a(0)).and_then(|id| Ok(sys::clock(id, true)?)).and_then(|t| m.write_u64(a(1), t)),
-        Func::ClockTimeGet => clock_id(a(0)).and_then(|id| Ok(sys::clock(id, false)?)).and_then(|t| m.write_u64(a(2), t)),
-        Func::FdAdvise => ctx.file_with(a(0), FD_ADVISE).and_then(|_| if a(3) > 5 { Err(Errno::Inval) } else { Ok(()) }),
+        Func::ClockTimeGet => {
+            clock_id(a(0)).and_then(|id| Ok(sys::clock(id, false)?)).and_then(|t| m.write_u64(a(2), t))
+        }
+        Func::FdAdvise => {
+            ctx.file_with(a(0), FD_ADVISE).and_then(|_| if a(3) > 5 { Err(Errno::Inval) } else { Ok(()) })
+        }
         Func::FdAllocate => fd_allocate(ctx, a(0), w(1), w(2)),
         Func::FdClose => ctx.close(a(0)).map(drop),
         Func::FdDatasync => ctx.entry_with(a(0), FD_DATASYNC).and_then(|e| Ok(sys::sync(e.fd()?, true)?)),
@@ -106,7 +110,9 @@ pub fn call(ctx: &mut WasiCtx, abi: Abi, func: Func, memory: &mut [u8], args: &[
             Ok(())
         }
         // No socket is ever preopened: every descriptor is a file, a directory or stdio.
-        Func::SockAccept | Func::SockRecv | Func::SockSend | Func::SockShutdown => ctx.entry(a(0)).and(Err(Errno::Notsock)),
+        Func::SockAccept | Func::SockRecv | Func::SockSend | Func::SockShutdown => {
+            ctx.entry(a(0)).and(Err(Errno::Notsock))
+        }
     };
     match r {
         Ok(()) => Ok(0),

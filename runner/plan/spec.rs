@@ -1,0 +1,162 @@
+//! What a run is, for its child: plain data ([`RunSpec`]), the same whether the child was
+//! forked for the run or prepared ahead of it and handed the run (serialized, the module
+//! beside), and the host files it reaches ([`RunFds`]); and the one engine configuration both
+//! the supervisor (for the code cache's key) and the child (to compile and run) derive.
+
+use serde::{Deserialize, Serialize};
+use std::os::fd::{AsFd, OwnedFd};
+
+/// What the child runs: plain data, the same whether the child was forked for the run or
+/// prepared ahead of it and handed the run over a socket (serialized, the module beside).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RunSpec {
+    /// The module's bytes (`.wasm` or `.wat`); sent beside the rest, not serialized.
+    #[serde(skip)]
+    pub module: Vec<u8>,
+    /// The guest's argv: its name, the policy's arguments, the command line's.
+    pub argv: Vec<String>,
+    /// The guest's environment.
+    pub env: Vec<(String, String)>,
+    /// The policy's limits.
+    pub limits: policy::Limits,
+    /// The mounts, in preopen order (their directories are in [`RunFds::mounts`]).
+    pub mounts: Vec<MountSpec>,
+    /// Where stdin comes from.
+    pub stdin: StdinSpec,
+    /// `--invoke NAME VALUES...` instead of `_start`.
+    pub invoke: Option<(String, Vec<String>)>,
+    /// Stop after compiling (`sandboxrun compile`).
+    pub compile_only: bool,
+    /// Fail when the kernel has no landlock.
+    pub require_landlock: bool,
+    /// Whether root started the run (its identity is then the policy's `run_as`): error
+    /// messages about permissions say so.
+    pub started_by_root: bool,
+}
+
+/// A mount as the child sees it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MountSpec {
+    /// The guest path.
+    pub guest: String,
+    /// The host path, for messages only (the child reaches it through its descriptor).
+    pub host: String,
+    /// Read-write.
+    pub writable: bool,
+}
+
+/// Where the guest's stdin comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StdinSpec {
+    /// End of file.
+    Null,
+    /// The process's stdin.
+    Inherit,
+    /// A file (its descriptor is [`RunFds::stdin`]).
+    File,
+}
+
+/// The host files a run reaches, opened by the parent: the child, confined to an empty root,
+/// can no longer name a host path.
+#[derive(Debug, Default)]
+pub struct RunFds {
+    /// One directory per mount, in [`RunSpec::mounts`] order.
+    pub mounts: Vec<OwnedFd>,
+    /// The stdin file, for [`StdinSpec::File`].
+    pub stdin: Option<OwnedFd>,
+}
+
+impl RunFds {
+    /// Opens the mounts and the stdin file of `policy` ([`crate::plan::host_files`]).
+    ///
+    /// # Errors
+    /// The first that is refused.
+    pub fn open(policy: &policy::Policy) -> Result<RunFds, crate::plan::host_files::HostFileError> {
+        crate::plan::host_files::open_run_files(policy)
+    }
+
+    /// The descriptors, in the order [`RunFds::from_list`] takes them back.
+    pub fn list(&self) -> Vec<std::os::fd::BorrowedFd<'_>> {
+        self.mounts.iter().chain(&self.stdin).map(AsFd::as_fd).collect()
+    }
+
+    /// Takes back the descriptors of [`RunFds::list`] for `spec`.
+    ///
+    /// # Errors
+    /// Their number does not match `spec`.
+    pub fn from_list(spec: &RunSpec, mut fds: Vec<OwnedFd>) -> Result<RunFds, DescriptorCount> {
+        let stdin = usize::from(spec.stdin == StdinSpec::File);
+        if fds.len() != spec.mounts.len() + stdin {
+            return Err(DescriptorCount { expected: spec.mounts.len() + stdin, got: fds.len() });
+        }
+        let stdin = if stdin == 1 { fds.pop() } else { None };
+        Ok(RunFds { mounts: fds, stdin })
+    }
+}
+
+impl RunSpec {
+    /// The run of `module` under `policy`.
+    pub fn new(
+        policy: &policy::Policy,
+        module: Vec<u8>,
+        argv0: String,
+        args: Vec<String>,
+        invoke: Option<String>,
+    ) -> RunSpec {
+        let mut argv = vec![argv0];
+        argv.extend(policy.args.iter().cloned());
+        let invoke = invoke.map(|name| (name, args.clone()));
+        if invoke.is_none() {
+            argv.extend(args);
+        }
+        RunSpec {
+            module,
+            argv,
+            env: policy.env.clone(),
+            limits: policy.limits,
+            mounts: policy
+                .mounts
+                .iter()
+                .map(|m| MountSpec {
+                    guest: m.guest.as_str().to_string(),
+                    host: m.host.display().to_string(),
+                    writable: m.mode == policy::Mode::Rw,
+                })
+                .collect(),
+            stdin: match policy.stdin {
+                policy::Stdin::Null => StdinSpec::Null,
+                policy::Stdin::Inherit => StdinSpec::Inherit,
+                policy::Stdin::File(_) => StdinSpec::File,
+            },
+            invoke,
+            compile_only: false,
+            require_landlock: policy.require_landlock,
+            // SAFETY: geteuid has no preconditions.
+            started_by_root: unsafe { libc::geteuid() } == 0,
+        }
+    }
+}
+
+/// A handover carried another number of the run's descriptors than its spec names.
+#[derive(Debug, thiserror::Error)]
+#[error("expected {expected} descriptors for the run, got {got}")]
+pub struct DescriptorCount {
+    /// What the spec names.
+    pub expected: usize,
+    /// What came.
+    pub got: usize,
+}
+
+/// The engine configuration of a run with these limits: the one both the supervisor (whose
+/// code-cache key is this configuration's identity) and the child (which compiles and runs
+/// with it) use.
+pub fn engine_config(limits: &policy::Limits) -> engine::Config {
+    engine::Config { max_wasm_stack: limits.wasm_stack as usize, ..engine::Config::default() }
+}
+
+/// The identity of the code [`engine_config`] generates on this machine: the code cache's key
+/// part. Asked in the supervisor before forking, so the child inherits the answer instead of
+/// asking the CPU again.
+pub fn engine_identity(limits: &policy::Limits) -> String {
+    engine::Engine::cache_identity(&engine_config(limits))
+}
