@@ -34,7 +34,7 @@ pub enum StageError {
     Module(String),
     /// Linking or instantiating failed (a missing import, say).
     #[error("{0}")]
-    Link(LinkError),
+    Link(Box<LinkError>),
     /// No `_start`, or a bad `--invoke`.
     #[error("{0}")]
     Invoke(String),
@@ -204,7 +204,7 @@ impl Pipeline<'_> {
                 return Ok(ChildOutcome::Trapped(trap_report(&trap)));
             }
             Err(LinkError::Instantiate(engine::InstantiateError::Start(e))) => return call_outcome(Err(e)),
-            Err(e) => return Err(StageError::Link(e)),
+            Err(e) => return Err(StageError::Link(Box::new(e))),
         };
         self.stages.instantiate = ms(t);
 

@@ -163,7 +163,7 @@ pub(super) enum Back {
     Storing(JoinHandle<()>),
     /// Read beside the report, stored after the run if the report says the child compiled
     /// afresh (a hit whose artifact was damaged, or a miss whose thread could not start).
-    After(Cache),
+    After(Box<Cache>),
 }
 
 /// On a miss, starts the thread that reads the child's code from `returned` and stores it;
@@ -177,7 +177,7 @@ pub(super) fn store_in_background(
 ) -> (Back, Option<OwnedFd>) {
     let Some(c) = cache else { return (Back::Unwanted, Some(returned)) };
     if status != CacheUse::Miss {
-        return (Back::After(c), Some(returned));
+        return (Back::After(Box::new(c)), Some(returned));
     }
     // The child sends the code it compiled, and closes the pipe, before any guest code runs.
     // The thread reads a duplicate of the pipe: if it cannot start, the pipe is still drained
@@ -186,7 +186,7 @@ pub(super) fn store_in_background(
         Ok(fd) => fd,
         Err(e) => {
             crate::errln!("sandboxrun: warning: {e}; the compiled code will not be cached");
-            return (Back::After(c), Some(returned));
+            return (Back::After(Box::new(c)), Some(returned));
         }
     };
     let identity = identity.to_string();
