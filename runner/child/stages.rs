@@ -22,7 +22,10 @@ pub enum StageError {
     Confine(String),
     /// A mount is not usable by the run's identity, or the stack cannot be had.
     #[error("{0}")]
-    Setup(String),
+    Setup(#[from] plan::SetupError),
+    /// The stdin file was not passed to the run.
+    #[error("the stdin file was not passed to the run")]
+    NoStdin,
     /// The WASI context could not be built.
     #[error("{0}")]
     Wasi(#[from] wasi::BuildError),
@@ -109,7 +112,7 @@ impl Pipeline<'_> {
         let spec = self.spec;
         let rules = match &confine {
             Some(_) => {
-                plan::check_mount_access(spec, &fds).map_err(StageError::Setup)?;
+                plan::check_mount_access(spec, &fds)?;
                 Some(plan::landlock_rules(spec, &fds).map_err(|e| StageError::Confine(e.to_string()))?)
             }
             None => None,
@@ -129,7 +132,7 @@ impl Pipeline<'_> {
             }
             _ => None,
         };
-        plan::check_stack(&spec.limits, stack).map_err(StageError::Setup)
+        Ok(plan::check_stack(&spec.limits, stack)?)
     }
 
     /// The module: the cached artifact, or validated and compiled (and sent back). The code
@@ -239,7 +242,7 @@ fn wasi_context(spec: &RunSpec, fds: RunFds) -> Result<wasi::WasiCtx, StageError
         (StdinSpec::Null, _) => wasi::Stdin::Null,
         (StdinSpec::Inherit, _) => wasi::Stdin::Inherit,
         (StdinSpec::File, Some(fd)) => wasi::Stdin::File(fd),
-        (StdinSpec::File, None) => return Err(StageError::Setup("the stdin file was not passed to the run".into())),
+        (StdinSpec::File, None) => return Err(StageError::NoStdin),
     };
     let mut builder =
         wasi::WasiCtxBuilder::new().args(spec.argv.iter().cloned()).env(spec.env.iter().cloned()).stdin(stdin).limits(

@@ -59,25 +59,56 @@ pub fn stack_needed(limits: &Limits) -> u64 {
     limits.wasm_stack.saturating_add(HOST_STACK)
 }
 
+/// Why the child cannot set up the run it was given (the run ends as an error).
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// More stack than a run may have.
+    #[error("limits.wasm_stack of {} is more than the {} a run may have", policy::format_size(*.asked), policy::format_size(MAX_WASM_STACK))]
+    StackTooLarge {
+        /// `limits.wasm_stack`.
+        asked: u64,
+    },
+    /// The process's stack limit cannot hold the guest's stack.
+    #[error(
+        "limits.wasm_stack of {} needs a stack of {}, but the stack limit is {} (raise it with ulimit -s, or lower wasm_stack)",
+        policy::format_size(*.asked), policy::format_size(*.needed), policy::format_size(*.limit)
+    )]
+    StackLimit {
+        /// `limits.wasm_stack`.
+        asked: u64,
+        /// The stack the run needs.
+        needed: u64,
+        /// The soft `RLIMIT_STACK` it got.
+        limit: u64,
+    },
+    /// The run's identity may not use a mount as the policy says.
+    #[error("mount {guest}: '{host}' is not {what} by uid {uid} gid {gid}{fix}")]
+    MountAccess {
+        /// The guest path.
+        guest: String,
+        /// The host path.
+        host: String,
+        /// "readable" or "writable".
+        what: &'static str,
+        /// The run's uid.
+        uid: u32,
+        /// The run's gid.
+        gid: u32,
+        /// The fix, when root started the run.
+        fix: &'static str,
+    },
+}
+
 /// Checks, in the child, that the stack it was given (`stack`, the soft `RLIMIT_STACK` set,
 /// `None` when unconfined) can hold what the policy allows the guest (`limits.wasm_stack`):
 /// otherwise deep recursion would end in SIGSEGV instead of a stack-exhaustion trap.
-pub fn check_stack(limits: &Limits, stack: Option<u64>) -> Result<(), String> {
+pub fn check_stack(limits: &Limits, stack: Option<u64>) -> Result<(), SetupError> {
     if limits.wasm_stack > MAX_WASM_STACK {
-        return Err(format!(
-            "limits.wasm_stack of {} is more than the {} a run may have",
-            policy::format_size(limits.wasm_stack),
-            policy::format_size(MAX_WASM_STACK)
-        ));
+        return Err(SetupError::StackTooLarge { asked: limits.wasm_stack });
     }
-    let need = stack_needed(limits);
+    let needed = stack_needed(limits);
     match stack {
-        Some(soft) if soft < need => Err(format!(
-            "limits.wasm_stack of {} needs a stack of {}, but the stack limit is {} (raise it with ulimit -s, or lower wasm_stack)",
-            policy::format_size(limits.wasm_stack),
-            policy::format_size(need),
-            policy::format_size(soft)
-        )),
+        Some(limit) if limit < needed => Err(SetupError::StackLimit { asked: limits.wasm_stack, needed, limit }),
         _ => Ok(()),
     }
 }
@@ -108,10 +139,12 @@ pub fn cgroup_limits(policy: &Policy) -> sandbox::CgroupLimits {
 /// the policy says — read and search a read-only one, also write a read-write one: the parent
 /// opened them, and the guest would otherwise meet EACCES on its first use, far from the cause.
 /// (Only the directory itself is checked; the parent's identity reached it.)
-pub fn check_mount_access(spec: &RunSpec, fds: &RunFds) -> Result<(), String> {
+pub fn check_mount_access(spec: &RunSpec, fds: &RunFds) -> Result<(), SetupError> {
     for (m, fd) in spec.mounts.iter().zip(&fds.mounts) {
         let (mode, what) =
             if m.writable { (libc::W_OK | libc::X_OK, "writable") } else { (libc::R_OK | libc::X_OK, "readable") };
+        // `faccessat2` itself (nix has no call for it): `AT_EMPTY_PATH` on the descriptor,
+        // `AT_EACCESS` for the effective identity.
         // SAFETY: an open descriptor, an empty NUL-terminated path and valid flags; the call
         // only reads them.
         let r = unsafe {
@@ -124,14 +157,19 @@ pub fn check_mount_access(spec: &RunSpec, fds: &RunFds) -> Result<(), String> {
             )
         };
         if r != 0 {
-            // SAFETY: geteuid and getegid have no preconditions.
-            let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
             let fix = if spec.started_by_root {
                 " (the identity of runs started by root: chown the directory to it, or set run_as in the policy)"
             } else {
                 ""
             };
-            return Err(format!("mount {}: '{}' is not {what} by uid {uid} gid {gid}{fix}", m.guest, m.host));
+            return Err(SetupError::MountAccess {
+                guest: m.guest.clone(),
+                host: m.host.clone(),
+                what,
+                uid: nix::unistd::geteuid().as_raw(),
+                gid: nix::unistd::getegid().as_raw(),
+                fix,
+            });
         }
     }
     Ok(())

@@ -40,11 +40,36 @@ struct Settings {
     shared_network: bool,
 }
 
+/// Why the server could not serve.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The path exists and is not a socket.
+    #[error("{0}: exists and is not a socket")]
+    NotASocket(std::path::PathBuf),
+    /// Another server is bound to the socket.
+    #[error("{0}: a server is already listening")]
+    Taken(std::path::PathBuf),
+    /// Binding or setting up the socket failed.
+    #[error("{path}: {source}")]
+    Socket {
+        /// The socket.
+        path: std::path::PathBuf,
+        /// The error.
+        source: io::Error,
+    },
+    /// A slot could not be started.
+    #[error("failed to start a slot: {0}")]
+    Slot(io::Error),
+    /// Waiting for the slots failed.
+    #[error("poll: {0}")]
+    Poll(nix::Error),
+}
+
 /// Serves until killed.
 ///
 /// # Errors
 /// The socket cannot be created, or the first slot cannot be started.
-pub fn serve(socket: &Path, pool: usize) -> Result<(), String> {
+pub fn serve(socket: &Path, pool: usize) -> Result<(), ServeError> {
     let listener = listen(socket)?;
     let settings = Settings { background: background_scheduling_works(), shared_network: share_network() };
     if settings.background {
@@ -56,7 +81,7 @@ pub fn serve(socket: &Path, pool: usize) -> Result<(), String> {
     unsafe { libc::signal(libc::SIGCHLD, libc::SIG_IGN) };
     let mut slots: Vec<(UnixStream, Slot)> = Vec::new();
     for _ in 0..pool {
-        let slot = slot::start(&listener, settings).map_err(|e| format!("failed to start a slot: {e}"))?;
+        let slot = slot::start(&listener, settings).map_err(ServeError::Slot)?;
         slots.push((slot, Slot::Ready));
     }
     let network = if settings.shared_network {
@@ -74,7 +99,7 @@ pub fn serve(socket: &Path, pool: usize) -> Result<(), String> {
         let events = match poll(&mut polled, timeout) {
             Ok(n) => n,
             Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => return Err(format!("poll: {e}")),
+            Err(e) => return Err(ServeError::Poll(e)),
         };
         let readable: Vec<bool> = polled.iter().map(|p| p.any().unwrap_or(true)).collect();
         drop(polled);
@@ -137,22 +162,20 @@ const MAX_HELD: usize = 7 * 64;
 
 /// Binds the socket (a datagram socket: a request is one datagram), mode 0600, replacing a
 /// stale one (a socket nothing is bound to any more).
-fn listen(socket: &Path) -> Result<UnixDatagram, String> {
-    let fail = |e: io::Error| format!("{}: {e}", socket.display());
+fn listen(socket: &Path) -> Result<UnixDatagram, ServeError> {
+    let fail = |source: io::Error| ServeError::Socket { path: socket.to_path_buf(), source };
     if let Ok(meta) = std::fs::symlink_metadata(socket) {
         if !meta.file_type().is_socket() {
-            return Err(format!("{}: exists and is not a socket", socket.display()));
+            return Err(ServeError::NotASocket(socket.to_path_buf()));
         }
         if UnixDatagram::unbound().and_then(|probe| probe.connect(socket)).is_ok() {
-            return Err(format!("{}: a server is already listening", socket.display()));
+            return Err(ServeError::Taken(socket.to_path_buf()));
         }
         std::fs::remove_file(socket).map_err(fail)?;
     }
-    // SAFETY: umask only changes this process's file creation mask.
-    let old = unsafe { libc::umask(0o077) };
+    let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     let bound = UnixDatagram::bind(socket);
-    // SAFETY: as above.
-    unsafe { libc::umask(old) };
+    nix::sys::stat::umask(old);
     let bound = bound.map_err(fail)?;
     std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600)).map_err(fail)?;
     // Each datagram then carries its sender's credentials, which the kernel vouches for.
@@ -167,8 +190,7 @@ fn listen(socket: &Path) -> Result<UnixDatagram, String> {
 /// (see docs/confinement.md for why sharing it gives a run nothing to reach). Returns whether
 /// it did.
 fn share_network() -> bool {
-    // SAFETY: geteuid has no preconditions; unshare only changes this process's namespaces.
-    unsafe { libc::geteuid() == 0 && libc::unshare(libc::CLONE_NEWNET) == 0 }
+    nix::unistd::geteuid().is_root() && nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).is_ok()
 }
 
 /// Whether a slot may prepare in the background: it must be able to return to the foreground

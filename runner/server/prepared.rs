@@ -19,6 +19,23 @@ use std::os::unix::net::UnixStream;
 /// the release pipe and the three of the code channel.
 const FIXED_FDS: usize = 8;
 
+/// Why a child could not be prepared.
+#[derive(Debug, thiserror::Error)]
+pub enum PrepareError {
+    /// No seccomp filter for this machine.
+    #[error("no seccomp filter for this architecture")]
+    NoFilter,
+    /// The filter did not compile.
+    #[error("{0}")]
+    Filter(#[from] sandbox::seccomp::SeccompError),
+    /// The socket pair to the child could not be made.
+    #[error("socketpair: {0}")]
+    Socket(std::io::Error),
+    /// The child could not be spawned.
+    #[error("{0}")]
+    Spawn(#[from] sandbox::SpawnError),
+}
+
 /// A started, prepared child waiting for its run.
 #[derive(Debug)]
 pub struct PreparedChild {
@@ -33,14 +50,14 @@ impl PreparedChild {
     /// Starts a child confined as `confinement` says, up to what depends on the run.
     ///
     /// # Errors
-    /// The one-line message of what failed.
+    /// [`PrepareError`].
     ///
     /// # Safety
-    /// As for [`sandbox::spawn`]: the process must be single-threaded.
-    pub unsafe fn start(confinement: sandbox::Confinement) -> Result<PreparedChild, String> {
-        let arch = sandbox::Arch::native().ok_or("no seccomp filter for this architecture")?;
-        let filter = sandbox::compile_filter(arch, Some(sandbox::PID_IN_NAMESPACE)).map_err(|e| e.to_string())?;
-        let (socket, child_end) = UnixStream::pair().map_err(|e| format!("socketpair: {e}"))?;
+    /// As for [`sandbox::spawn()`]: the process must be single-threaded.
+    pub unsafe fn start(confinement: sandbox::Confinement) -> Result<PreparedChild, PrepareError> {
+        let arch = sandbox::Arch::native().ok_or(PrepareError::NoFilter)?;
+        let filter = sandbox::compile_filter(arch, Some(sandbox::PID_IN_NAMESPACE))?;
+        let (socket, child_end) = UnixStream::pair().map_err(PrepareError::Socket)?;
         // Asked before forking: the child inherits the answer instead of asking the CPU.
 
         // Asked before forking: the child inherits the answer (the CPU's feature words)
@@ -51,7 +68,7 @@ impl PreparedChild {
             await_run(child_end, &confinement, &filter)
         };
         // SAFETY: the caller guarantees a single-threaded process.
-        let child = unsafe { sandbox::spawn(&confinement, None, child) }.map_err(|e| e.to_string())?;
+        let child = unsafe { sandbox::spawn(&confinement, None, child) }?;
         // Opened now, while the child may still be inspected (it will make itself not
         // dumpable); a namespace the kernel lacks is skipped.
         let held = ["mnt", "net", "pid", "ipc", "uts", "cgroup", "user"]

@@ -3,8 +3,7 @@
 
 pub use protocol::request::Request;
 use std::ffi::OsString;
-use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 
 /// The request to run `argv` (`argv[0]` first), with the environment variables sandboxrun
 /// reads ([`crate::cli::ENVIRONMENT`]) from this process's environment. It travels as one
@@ -23,22 +22,36 @@ pub fn request(argv: Vec<OsString>) -> Request {
 /// Descriptors of a request after the reply socket: working directory, stdin, stdout, stderr.
 pub const REQUEST_FDS: usize = 4;
 
+/// Why a client's request was refused (it is answered "bad request").
+#[derive(Debug, thiserror::Error)]
+pub(super) enum RequestError {
+    /// The frame does not decode.
+    #[error("{0}")]
+    Frame(#[from] protocol::ProtocolError),
+    /// Another number of descriptors than a request carries.
+    #[error("{0} descriptors, expected {REQUEST_FDS}")]
+    Descriptors(usize),
+    /// Taking on the client's working directory or standard streams failed.
+    #[error("{call}: {source}")]
+    Take {
+        /// The system call.
+        call: &'static str,
+        /// The error.
+        source: nix::Error,
+    },
+}
+
 /// Reads a client's request (a frame anyone able to reach the socket may have sent) and takes
 /// on its working directory, environment and standard streams; returns its command line.
-pub(super) fn take_client(body: &[u8], fds: Vec<OwnedFd>) -> Result<Vec<OsString>, String> {
-    let request = protocol::decode_untrusted::<Request>(body).map_err(|e| e.to_string())?;
+pub(super) fn take_client(body: &[u8], fds: Vec<OwnedFd>) -> Result<Vec<OsString>, RequestError> {
+    let request = protocol::decode_untrusted::<Request>(body)?;
     let [cwd, stdin, stdout, stderr]: [OwnedFd; REQUEST_FDS] =
-        fds.try_into().map_err(|fds: Vec<OwnedFd>| format!("{} descriptors, expected {REQUEST_FDS}", fds.len()))?;
-    // SAFETY: fchdir only reads the descriptor.
-    if unsafe { libc::fchdir(cwd.as_raw_fd()) } != 0 {
-        return Err(format!("fchdir: {}", io::Error::last_os_error()));
-    }
-    for (fd, target) in [(stdin, 0), (stdout, 1), (stderr, 2)] {
-        // SAFETY: dup2 onto a standard stream this process owns; nothing else holds it.
-        if unsafe { libc::dup2(fd.as_raw_fd(), target) } < 0 {
-            return Err(format!("dup2: {}", io::Error::last_os_error()));
-        }
-    }
+        fds.try_into().map_err(|fds: Vec<OwnedFd>| RequestError::Descriptors(fds.len()))?;
+    let take = |call| move |source| RequestError::Take { call, source };
+    nix::unistd::fchdir(&cwd).map_err(take("fchdir"))?;
+    nix::unistd::dup2_stdin(&stdin).map_err(take("dup2"))?;
+    nix::unistd::dup2_stdout(&stdout).map_err(take("dup2"))?;
+    nix::unistd::dup2_stderr(&stderr).map_err(take("dup2"))?;
     for key in crate::cli::ENVIRONMENT {
         std::env::remove_var(key);
     }

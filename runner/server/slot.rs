@@ -82,15 +82,33 @@ fn next_request(listener: &UnixDatagram) -> Option<Incoming> {
     }
 }
 
+/// Why a slot refused a client.
+#[derive(Debug, thiserror::Error)]
+enum Refusal {
+    /// Another user than the server's (root excepted).
+    #[error("this server serves uid {server} only, not uid {client}")]
+    OtherUser {
+        /// The server's uid.
+        server: u32,
+        /// The client's, as the kernel vouches for it.
+        client: u32,
+    },
+    /// The datagram carried no credentials.
+    #[error("the request carries no credentials")]
+    NoCredentials,
+    /// The request is malformed.
+    #[error("bad request: {0}")]
+    Bad(#[from] super::request::RequestError),
+}
+
 /// Refuses a client of another user than the server's (root excepted): a run's files are
 /// opened with the slot's rights, which serving another user would lend it.
-fn check_sender(uid: Option<u32>) -> Result<(), String> {
-    // SAFETY: geteuid has no preconditions.
-    let me = unsafe { libc::geteuid() };
+fn check_sender(uid: Option<u32>) -> Result<(), Refusal> {
+    let me = nix::unistd::geteuid().as_raw();
     match uid {
         Some(uid) if uid == me || uid == 0 => Ok(()),
-        Some(uid) => Err(format!("this server serves uid {me} only, not uid {uid}")),
-        None => Err("the request carries no credentials".into()),
+        Some(client) => Err(Refusal::OtherUser { server: me, client }),
+        None => Err(Refusal::NoCredentials),
     }
 }
 
@@ -129,7 +147,7 @@ fn life(mut server: UnixStream, listener: UnixDatagram, settings: Settings) -> i
         }
         return 0;
     };
-    let taken = check_sender(uid).and_then(|()| take_client(&body, fds).map_err(|e| format!("bad request: {e}")));
+    let taken = check_sender(uid).and_then(|()| Ok(take_client(&body, fds)?));
     let (status, release) = match taken {
         Ok(argv) => {
             let start = ahead.map_or(Start::Spawn, |ahead| Start::Prepared(Box::new(ahead)));
@@ -144,7 +162,7 @@ fn life(mut server: UnixStream, listener: UnixDatagram, settings: Settings) -> i
         }
         Err(e) => {
             // The client prints this line and exits 125.
-            let _ = protocol::write(&mut &reply, &Reply::Refused(e));
+            let _ = protocol::write(&mut &reply, &Reply::Refused(e.to_string()));
             return 0;
         }
     };
