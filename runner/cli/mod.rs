@@ -70,14 +70,15 @@ impl RunCli {
     ///
     /// # Errors
     /// An argument is not UTF-8 (WASI's arguments are strings here); the error says which.
-    pub fn guest_args(&self) -> Result<Vec<String>, String> {
-        self.command
-            .iter()
-            .skip(1)
-            .map(|a| a.to_str().map(str::to_owned).ok_or_else(|| format!("guest argument {a:?} is not UTF-8")))
-            .collect()
+    pub fn guest_args(&self) -> Result<Vec<String>, NotUtf8> {
+        self.command.iter().skip(1).map(|a| a.to_str().map(str::to_owned).ok_or_else(|| NotUtf8(a.clone()))).collect()
     }
 }
+
+/// A guest argument that is not UTF-8.
+#[derive(Debug, thiserror::Error)]
+#[error("guest argument {0:?} is not UTF-8")]
+pub struct NotUtf8(pub OsString);
 
 /// The environment variables sandboxrun reads: the code cache's location (the guest's
 /// environment is the policy's alone). A client passes them to the server.
