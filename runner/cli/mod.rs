@@ -3,6 +3,7 @@
 pub mod command;
 pub mod inspect;
 pub mod output;
+pub mod tools;
 
 use clap::{Args, Parser, Subcommand};
 use std::ffi::OsString;
