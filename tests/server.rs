@@ -249,7 +249,8 @@ fn no_process_outlives_the_server() {
     let dir = temp_dir("server-end");
     let server = Server::start(&dir);
     let wat = write(&dir, "m.wat", HELLO);
-    assert_eq!(run(server.client().arg(&wat)).status.code(), Some(42));
+    let o = run(server.client().arg(&wat));
+    assert_eq!(o.status.code(), Some(42), "{}", stderr(&o));
     let socket = server.socket.clone();
     let states = || process_states(&socket);
     assert!(states().len() >= 3, "the server, a slot and its child: {:?}", states());

@@ -217,35 +217,82 @@ fn wait_sampling(
     release: OwnedFd,
     sample: &dyn Fn(libc::pid_t) -> Option<(Duration, u64)>,
 ) -> io::Result<(ChildExit, Option<Release>)> {
+    let mut open: Vec<bool> = vec![true; pipes.len()];
+    let ended = match watch_until_end(pid, watch, pipes, &mut open, reported, release, sample)? {
+        Watched::Reported(exit, release) => return Ok((exit, Some(release))),
+        Watched::Ended(ended) => ended,
+    };
+    Ok((reap(pid, watch.started, pipes, &open, ended)?, None))
+}
+
+/// Why the watch ended without a reported child to release.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Ended {
+    /// The child ended by itself (or was released after an unaccepted report).
+    ByItself,
+    /// Killed at the wall-clock deadline.
+    WallTime,
+    /// Killed when its CPU clock reached the limit.
+    CpuTime,
+    /// Killed because the watch's cancel socket hung up.
+    Cancelled,
+    /// Killed for writing more than a pipe's bound.
+    Violated(&'static str),
+}
+
+/// How a watch ended.
+enum Watched {
+    /// The child reported and waits to be released: its usage is read.
+    Reported(ChildExit, Release),
+    /// The child ended (or was killed): reap it.
+    Ended(Ended),
+}
+
+fn kill(pid: libc::pid_t) {
+    // Our own unreaped child: the pid cannot have been reused.
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+}
+
+/// Polls the child's pidfd, its pipes and the cancel socket until the child ends, reports, or
+/// is killed at a limit; drains the pipes meanwhile (`open[i]` false once pipe `i` is at its
+/// end).
+fn watch_until_end(
+    pid: libc::pid_t,
+    watch: &Watch,
+    pipes: &mut [Inbound],
+    open: &mut [bool],
+    reported: &dyn Fn(&[u8]) -> bool,
+    release: OwnedFd,
+    sample: &dyn Fn(libc::pid_t) -> Option<(Duration, u64)>,
+) -> io::Result<Watched> {
     let Watch { started, wall_limit, cpu_limit, cancel } = *watch;
     let mut release = Some(release);
     let pidfd = pidfd_open(pid)?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
-    let mut open: Vec<bool> = vec![true; pipes.len()];
     let deadline = started + wall_limit;
-    let (mut wall_timeout, mut cpu_timeout, mut cancelled) = (false, false, false);
-    let mut violated = None;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         // A child that just exited may have no clock any more: pidfd then reports it.
         let cpu_left = cpu_limit.saturating_sub(cpu_time(pid).unwrap_or_default());
         if left.is_zero() || cpu_left.is_zero() {
-            // SAFETY: signalling our own unreaped child: the pid cannot have been reused.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-            (wall_timeout, cpu_timeout) = (left.is_zero(), !left.is_zero());
-            break;
+            kill(pid);
+            return Ok(Watched::Ended(if left.is_zero() { Ended::WallTime } else { Ended::CpuTime }));
         }
         let left = left.min(cpu_left / cores);
         let mut fds = vec![libc::pollfd { fd: pidfd.as_raw_fd(), events: libc::POLLIN, revents: 0 }];
-        for (i, pipe) in pipes.iter().enumerate() {
+        for (pipe, open) in pipes.iter().zip(open.iter()) {
             // A closed pipe is polled as -1, which poll ignores.
-            let raw = if open[i] { pipe.fd.as_raw_fd() } else { -1 };
-            fds.push(libc::pollfd { fd: raw, events: libc::POLLIN, revents: 0 });
+            fds.push(libc::pollfd {
+                fd: if *open { pipe.fd.as_raw_fd() } else { -1 },
+                events: libc::POLLIN,
+                revents: 0,
+            });
         }
         // Last, so that the pipes keep their places.
         fds.push(libc::pollfd { fd: cancel.map_or(-1, |c| c.as_raw_fd()), events: libc::POLLIN, revents: 0 });
         let ms = left.as_millis().clamp(1, i32::MAX as u128) as i32;
-        // SAFETY: a valid array of pollfds.
+        // SAFETY: a valid array of pollfds (poll with a -1 descriptor in place is why this is
+        // not nix's, whose PollFd borrows a descriptor).
         let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
         if n < 0 {
             let e = io::Error::last_os_error();
@@ -260,22 +307,18 @@ fn wait_sampling(
             }
         }
         if let Some(pipe) = pipes.iter().find(|p| overflowed(p)) {
-            // SAFETY: signalling our own unreaped child: the pid cannot have been reused.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-            violated = Some(pipe.what);
-            break;
+            kill(pid);
+            return Ok(Watched::Ended(Ended::Violated(pipe.what)));
         }
         if fds.last().is_some_and(|c| c.revents != 0) {
-            // SAFETY: signalling our own unreaped child: the pid cannot have been reused.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-            cancelled = true;
-            break;
+            kill(pid);
+            return Ok(Watched::Ended(Ended::Cancelled));
         }
         let all_closed = !open.iter().any(|o| *o);
         if let Some(fd) = release.take_if(|_| all_closed) {
             // A report not accepted, or its usage unreadable: the child is released at once
-            // and waited for as any other (else it would wait on the release pipe until the
-            // wall-clock deadline).
+            // (dropping `fd`) and waited for as any other (else it would wait on the release
+            // pipe until the wall-clock deadline).
             let accepted = pipes.first().is_some_and(|report| reported(&report.bytes));
             if let Some((cpu_time, peak_rss_bytes)) = sample(pid).filter(|_| accepted) {
                 let exit = ChildExit {
@@ -287,19 +330,30 @@ fn wait_sampling(
                     cpu_time,
                     peak_rss_bytes,
                 };
-                return Ok((exit, Some(Release { fd, pid, namespaces: Vec::new() })));
+                return Ok(Watched::Reported(exit, Release { fd, pid, namespaces: Vec::new() }));
             }
         }
         if n > 0 && fds[0].revents != 0 {
-            break;
+            return Ok(Watched::Ended(Ended::ByItself));
         }
     }
-    drop(release);
+}
+
+/// Reaps the ended child (its rusage: CPU time and peak memory) and drains what is left in
+/// its pipes.
+fn reap(
+    pid: libc::pid_t,
+    started: Instant,
+    pipes: &mut [Inbound],
+    open: &[bool],
+    ended: Ended,
+) -> io::Result<ChildExit> {
     let mut status = 0;
     // SAFETY: all-zero is a valid rusage.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     loop {
-        // SAFETY: valid out-pointers; waits for our own child.
+        // SAFETY: valid out-pointers; waits for our own child (wait4, which nix lacks: the
+        // rusage is the point).
         let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
         if r == pid {
             break;
@@ -311,8 +365,12 @@ fn wait_sampling(
     }
     let wall_time = started.elapsed();
     // The child is gone: what is left in the pipes ends at end of file.
-    for (i, pipe) in pipes.iter_mut().enumerate() {
-        while open[i] && drain(pipe) {}
+    let mut violated = match ended {
+        Ended::Violated(what) => Some(what),
+        _ => None,
+    };
+    for (pipe, open) in pipes.iter_mut().zip(open) {
+        while *open && drain(pipe) {}
         if violated.is_none() && overflowed(pipe) {
             violated = Some(pipe.what);
         }
@@ -325,16 +383,15 @@ fn wait_sampling(
     } else {
         ExitStatus::Signaled(libc::WTERMSIG(status))
     };
-    let exit = ChildExit {
+    Ok(ChildExit {
         status,
-        wall_timeout,
-        cpu_timeout,
-        cancelled,
+        wall_timeout: ended == Ended::WallTime,
+        cpu_timeout: ended == Ended::CpuTime,
+        cancelled: ended == Ended::Cancelled,
         wall_time,
         cpu_time: tv(usage.ru_utime) + tv(usage.ru_stime),
         peak_rss_bytes: usage.ru_maxrss as u64 * 1024,
-    };
-    Ok((exit, None))
+    })
 }
 
 #[cfg(test)]
