@@ -72,8 +72,8 @@ pub(super) fn render(r: &GradeResult) -> String {
             out.push('\n');
             let mut rows = vec![["group", "verdict", "points"].map(String::from).to_vec()];
             for g in &s.groups {
-                let max = g.max_points.map_or_else(|| "-".into(), points);
-                rows.push(vec![line(&g.name, 40), g.verdict.to_string(), format!("{}/{max}", points(g.points))]);
+                let pts = g.max_points.map_or_else(|| "-".into(), |m| format!("{}/{}", points(g.points), points(m)));
+                rows.push(vec![line(&g.name, 40), g.verdict.to_string(), pts]);
             }
             out.push_str(&aligned(&rows, &[false, false, true]));
         }
