@@ -108,11 +108,17 @@ impl Compare {
         }
         if out.len() < ans.len() {
             let (a, _) = &ans[out.len()];
-            return Judged::new(Verdict::WA, format!("output ends after {} tokens; expected '{}' next", out.len(), show(a)));
+            return Judged::new(
+                Verdict::WA,
+                format!("output ends after {} tokens; expected '{}' next", out.len(), show(a)),
+            );
         }
         if out.len() > ans.len() {
             let (o, line) = &out[ans.len()];
-            return Judged::new(Verdict::WA, format!("line {line}: extra output '{}' after {} tokens", show(o), ans.len()));
+            return Judged::new(
+                Verdict::WA,
+                format!("line {line}: extra output '{}' after {} tokens", show(o), ans.len()),
+            );
         }
         Judged::new(Verdict::AC, "")
     }
@@ -120,7 +126,12 @@ impl Compare {
     fn unordered(&self, output: &[u8], answer: &[u8]) -> Judged {
         let lines = |b: &[u8]| -> Vec<Vec<Vec<u8>>> {
             b.split(|&c| c == b'\n')
-                .map(|l| l.split(|c| c.is_ascii_whitespace()).filter(|t| !t.is_empty()).map(<[u8]>::to_vec).collect::<Vec<_>>())
+                .map(|l| {
+                    l.split(|c| c.is_ascii_whitespace())
+                        .filter(|t| !t.is_empty())
+                        .map(<[u8]>::to_vec)
+                        .collect::<Vec<_>>()
+                })
                 .filter(|l: &Vec<Vec<u8>>| !l.is_empty())
                 .collect()
         };
@@ -137,7 +148,10 @@ impl Compare {
                 Some(slot) => *slot = None,
                 None => {
                     let text = o.iter().map(|t| String::from_utf8_lossy(t).into_owned()).collect::<Vec<_>>().join(" ");
-                    return Judged::new(Verdict::WA, format!("line {} of the output ('{}') is not in the answer", i + 1, clean(&text, 40)));
+                    return Judged::new(
+                        Verdict::WA,
+                        format!("line {} of the output ('{}') is not in the answer", i + 1, clean(&text, 40)),
+                    );
                 }
             }
         }
@@ -272,7 +286,12 @@ pub fn decode(outcome: &RunOutcome, convention: Convention, feedback_dir: &Path)
                 if let Ok(s) = std::fs::read_to_string(feedback_dir.join("score.txt")) {
                     match s.trim().parse::<f64>() {
                         Ok(f) if (0.0..=1.0).contains(&f) => fraction = f,
-                        _ => return CheckResult::ie(format!("{what} wrote score.txt '{}', not a fraction in 0..1", clean(s.trim(), 40))),
+                        _ => {
+                            return CheckResult::ie(format!(
+                                "{what} wrote score.txt '{}', not a fraction in 0..1",
+                                clean(s.trim(), 40)
+                            ))
+                        }
                     }
                 }
             }
@@ -291,12 +310,13 @@ pub fn decode(outcome: &RunOutcome, convention: Convention, feedback_dir: &Path)
                 2 => (Verdict::PE, 0.0),
                 3 => return CheckResult::ie(format!("{what} failed: {message}")),
                 7 => {
-                    let points = text.lines().find_map(|l| l.trim().strip_prefix("points ")).and_then(|p| {
-                        p.split_whitespace().next().and_then(|x| x.parse::<f64>().ok())
-                    });
+                    let points = text
+                        .lines()
+                        .find_map(|l| l.trim().strip_prefix("points "))
+                        .and_then(|p| p.split_whitespace().next().and_then(|x| x.parse::<f64>().ok()));
                     match points {
                         Some(p) if (0.0..=1.0).contains(&p) && p > 0.0 => (Verdict::AC, p),
-                        Some(p) if p == 0.0 => (Verdict::WA, 0.0),
+                        Some(0.0) => (Verdict::WA, 0.0),
                         _ => return CheckResult::ie(format!("{what} exited 7 without 'points X' (X in 0..1)")),
                     }
                 }

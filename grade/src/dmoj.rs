@@ -143,7 +143,10 @@ pub fn load_dmoj(dir: &Path) -> Result<Problem, PackageError> {
         let mut depends_on = Vec::new();
         for &d in case.dependencies.iter().flatten() {
             if d == 0 || d > k {
-                return Err(PackageError::invalid(&file, format!("{at}: dependency {d} must name an earlier entry (1-based)")));
+                return Err(PackageError::invalid(
+                    &file,
+                    format!("{at}: dependency {d} must name an earlier entry (1-based)"),
+                ));
             }
             depends_on.push(d - 1);
         }

@@ -6,7 +6,9 @@ use crate::checker::{decode, CheckResult, Checker, Convention};
 use crate::error::GradeError;
 use crate::exec::{Executor, Mount, Role, RunJob, RunLimits, RunOutcome, Stdin};
 use crate::package::{Aggregation, OnReject, Problem, ProblemKind, TestCase};
-use crate::result::{GradeResult, GroupRecord, ProblemGroup, ProblemInfo, SubmissionResult, TestRecord, SCHEMA_VERSION};
+use crate::result::{
+    GradeResult, GroupRecord, ProblemGroup, ProblemInfo, SubmissionResult, TestRecord, SCHEMA_VERSION,
+};
 use crate::scratch::ScratchDir;
 use crate::verdict::{classify, decide_interactive, Judged, Verdict};
 use std::path::{Path, PathBuf};
@@ -292,7 +294,8 @@ impl Ctx<'_> {
     }
 
     fn data_args(test: &TestCase) -> (String, String) {
-        let name = |p: &Path| format!("{GUEST_DATA}/{}", p.file_name().map(|n| n.to_string_lossy()).unwrap_or_default());
+        let name =
+            |p: &Path| format!("{GUEST_DATA}/{}", p.file_name().map(|n| n.to_string_lossy()).unwrap_or_default());
         (name(&test.input), name(&test.answer))
     }
 
@@ -428,8 +431,16 @@ impl Ctx<'_> {
         }
     }
 
-    fn check(&self, test: &TestCase, checker: &Checker, flags: &[String], output: &[u8], dir: &ScratchDir) -> CheckResult {
-        let ie = |m: String| CheckResult { judged: Judged::new(Verdict::IE, m), fraction: 0.0, contestant_message: None };
+    fn check(
+        &self,
+        test: &TestCase,
+        checker: &Checker,
+        flags: &[String],
+        output: &[u8],
+        dir: &ScratchDir,
+    ) -> CheckResult {
+        let ie =
+            |m: String| CheckResult { judged: Judged::new(Verdict::IE, m), fraction: 0.0, contestant_message: None };
         match checker {
             Checker::Builtin(c) => match std::fs::read(&test.answer) {
                 Ok(ans) => {
@@ -458,7 +469,12 @@ impl Ctx<'_> {
                     Convention::Icpc => {
                         let mut a = vec![inp, ans, format!("{GUEST_FEEDBACK}/")];
                         a.extend(flags.iter().cloned());
-                        (a, Stdin::File(judge.join("output")), vec![Self::data_mount(test)], Some(Mount { host: fb.clone(), guest: GUEST_FEEDBACK.into() }))
+                        (
+                            a,
+                            Stdin::File(judge.join("output")),
+                            vec![Self::data_mount(test)],
+                            Some(Mount { host: fb.clone(), guest: GUEST_FEEDBACK.into() }),
+                        )
                     }
                     Convention::Testlib => (
                         vec![inp, format!("{GUEST_JUDGE}/output"), ans],
@@ -514,7 +530,8 @@ fn summarise(problem: &Problem, sub: &Submission, mut tests: Vec<TestRecord>, sh
     let mut groups = Vec::new();
     let mut score = 0.0;
     for g in &problem.groups {
-        let fracs: Vec<f64> = g.tests.iter().map(|&t| if tests[t].verdict == Verdict::AC { tests[t].fraction } else { 0.0 }).collect();
+        let fracs: Vec<f64> =
+            g.tests.iter().map(|&t| if tests[t].verdict == Verdict::AC { tests[t].fraction } else { 0.0 }).collect();
         let verdict = g.tests.iter().map(|&t| tests[t].verdict).find(|v| *v != Verdict::AC).unwrap_or(Verdict::AC);
         let earned = match (g.points, g.aggregation) {
             (None, _) => 0.0,
@@ -533,7 +550,13 @@ fn summarise(problem: &Problem, sub: &Submission, mut tests: Vec<TestRecord>, sh
             }
         }
         score += earned;
-        groups.push(GroupRecord { name: g.name.clone(), verdict, max_points: g.points, points: earned, tests: g.tests.len() });
+        groups.push(GroupRecord {
+            name: g.name.clone(),
+            verdict,
+            max_points: g.points,
+            points: earned,
+            tests: g.tests.len(),
+        });
     }
     let verdict = tests
         .iter()

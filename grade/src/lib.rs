@@ -28,8 +28,8 @@ pub use exec::{Executor, Mount, Reason, Role, RunJob, RunLimits, RunOutcome, Run
 pub use flow::{grade, GradeOptions, Progress, Submission, GUEST_DATA, GUEST_FEEDBACK, GUEST_JUDGE, GUEST_SCRATCH};
 pub use format::{render, Format};
 pub use package::{
-    compare_from_flags, load_problem, package_sha256, Aggregation, Group, OnReject, Problem, ProblemKind, ProblemLimits,
-    TestCase, DEFAULT_MEMORY_MIB, DEFAULT_OUTPUT_MIB, DEFAULT_TIME_LIMIT_MS, DEFAULT_VALIDATION_TIME_MS,
+    compare_from_flags, load_problem, package_sha256, Aggregation, Group, OnReject, Problem, ProblemKind,
+    ProblemLimits, TestCase, DEFAULT_MEMORY_MIB, DEFAULT_OUTPUT_MIB, DEFAULT_TIME_LIMIT_MS, DEFAULT_VALIDATION_TIME_MS,
 };
 pub use result::{GradeResult, GroupRecord, ProblemGroup, ProblemInfo, SubmissionResult, TestRecord, SCHEMA_VERSION};
 pub use verdict::{classify, decide_interactive, Judged, Verdict};

@@ -206,7 +206,9 @@ pub fn compare_from_flags(flags: &[String], file: &Path) -> Result<Compare, Pack
     let mut i = 0;
     let number = |i: usize, flag: &str| -> Result<f64, PackageError> {
         let v = flags.get(i + 1).and_then(|v| v.parse::<f64>().ok()).filter(|v| v.is_finite() && *v >= 0.0);
-        v.ok_or_else(|| PackageError::invalid(file, format!("validator flag '{flag}' needs a non-negative number after it")))
+        v.ok_or_else(|| {
+            PackageError::invalid(file, format!("validator flag '{flag}' needs a non-negative number after it"))
+        })
     };
     while i < flags.len() {
         let tol = |c: &mut Compare| *c.floats.get_or_insert(FloatTolerance { absolute: 0.0, relative: 0.0 });
@@ -289,7 +291,9 @@ pub fn load_problem(dir: &Path) -> Result<Problem, PackageError> {
         (Some(t), _) | (None, Some(t)) => Some(positive(p, "time_limit", t)?),
         (None, None) if legacy_tl.is_file() => {
             let text = read_text(&legacy_tl)?;
-            let t = text.trim().parse::<f64>().map_err(|_| PackageError::invalid(&legacy_tl, format!("'{}' is not a number of seconds", text.trim())))?;
+            let t = text.trim().parse::<f64>().map_err(|_| {
+                PackageError::invalid(&legacy_tl, format!("'{}' is not a number of seconds", text.trim()))
+            })?;
             Some(positive(&legacy_tl, "time limit", t)?)
         }
         (None, None) => None,
@@ -321,7 +325,10 @@ pub fn load_problem(dir: &Path) -> Result<Problem, PackageError> {
                 "interactive" => interactive = true,
                 "score" => {}
                 other => {
-                    return Err(PackageError::invalid(p, format!("validation: unknown word '{other}' (use default, custom or custom interactive)")))
+                    return Err(PackageError::invalid(
+                        p,
+                        format!("validation: unknown word '{other}' (use default, custom or custom interactive)"),
+                    ))
                 }
             }
         }
@@ -344,7 +351,9 @@ pub fn load_problem(dir: &Path) -> Result<Problem, PackageError> {
     let convention = match raw.checker_convention.as_deref() {
         None | Some("icpc") => Convention::Icpc,
         Some("testlib") => Convention::Testlib,
-        Some(other) => return Err(PackageError::invalid(p, format!("checker_convention: '{other}' is not icpc or testlib"))),
+        Some(other) => {
+            return Err(PackageError::invalid(p, format!("checker_convention: '{other}' is not icpc or testlib")))
+        }
     };
     let mut validators = Vec::new();
     for d in ["output_validator", "output_validators"] {
@@ -387,8 +396,14 @@ pub fn load_problem(dir: &Path) -> Result<Problem, PackageError> {
     if !secret.is_dir() {
         return Err(PackageError::invalid(&secret, "no such directory"));
     }
-    let base = Inherited { on_reject: OnReject::Continue, aggregation: Aggregation::Min, flags: top_flags, flags_file: yaml_path.clone() };
-    let mut walk = Walk { data: &data, groups: Vec::new(), tests: Vec::new(), pending_deps: Vec::new(), flag_files: Vec::new() };
+    let base = Inherited {
+        on_reject: OnReject::Continue,
+        aggregation: Aggregation::Min,
+        flags: top_flags,
+        flags_file: yaml_path.clone(),
+    };
+    let mut walk =
+        Walk { data: &data, groups: Vec::new(), tests: Vec::new(), pending_deps: Vec::new(), flag_files: Vec::new() };
     if data.join("sample").is_dir() {
         walk.dir(&data.join("sample"), &base)?;
     }
@@ -407,7 +422,10 @@ pub fn load_problem(dir: &Path) -> Result<Problem, PackageError> {
             match target {
                 Some(t) if t < g => groups[g].depends_on.push(t),
                 Some(_) => {
-                    return Err(PackageError::invalid(file, format!("depends_on: '{n}' must come before '{}' in test order", groups[g].name)))
+                    return Err(PackageError::invalid(
+                        file,
+                        format!("depends_on: '{n}' must come before '{}' in test order", groups[g].name),
+                    ))
                 }
                 None => return Err(PackageError::invalid(file, format!("depends_on: no group '{n}' with tests"))),
             }
@@ -419,7 +437,16 @@ pub fn load_problem(dir: &Path) -> Result<Problem, PackageError> {
             None => Checker::Builtin(compare_from_flags(&g.checker_flags, file)?),
         };
     }
-    Ok(Problem { root: dir.to_path_buf(), name, limits, kind, groups, tests, input_validators, sha256: package_sha256(dir)? })
+    Ok(Problem {
+        root: dir.to_path_buf(),
+        name,
+        limits,
+        kind,
+        groups,
+        tests,
+        input_validators,
+        sha256: package_sha256(dir)?,
+    })
 }
 
 struct Walk<'a> {
@@ -433,20 +460,28 @@ struct Walk<'a> {
 impl Walk<'_> {
     fn dir(&mut self, dir: &Path, parent: &Inherited) -> Result<(), PackageError> {
         let td_path = dir.join("testdata.yaml");
-        let td: RawTestdata = if td_path.is_file() { parse(&td_path, &read_text(&td_path)?)? } else { RawTestdata::default() };
+        let td: RawTestdata =
+            if td_path.is_file() { parse(&td_path, &read_text(&td_path)?)? } else { RawTestdata::default() };
         let mut inh = parent.clone();
         if let Some(r) = &td.on_reject {
             inh.on_reject = match r.as_str() {
                 "break" | "first_error" => OnReject::Break,
                 "continue" | "worst_error" | "grade" => OnReject::Continue,
-                other => return Err(PackageError::invalid(&td_path, format!("on_reject: '{other}' is not break or continue"))),
+                other => {
+                    return Err(PackageError::invalid(
+                        &td_path,
+                        format!("on_reject: '{other}' is not break or continue"),
+                    ))
+                }
             };
         }
         if let Some(a) = &td.aggregation {
             inh.aggregation = match a.as_str() {
                 "min" => Aggregation::Min,
                 "sum" => Aggregation::Sum,
-                other => return Err(PackageError::invalid(&td_path, format!("aggregation: '{other}' is not min or sum"))),
+                other => {
+                    return Err(PackageError::invalid(&td_path, format!("aggregation: '{other}' is not min or sum")))
+                }
             };
         }
         if let Some(f) = &td.output_validator_flags {

@@ -120,10 +120,6 @@ impl Judged {
 /// 7. `exited` non-zero → RTE with the code; exit 0 past the CPU limit → TLE; exit 0 → `None`.
 pub fn classify(outcome: &RunOutcome, cpu_limit_ms: u64) -> Option<Judged> {
     let o = outcome;
-    if o.status == RunStatus::Error {
-        let e = o.error.as_deref().unwrap_or("unknown error");
-        return Some(Judged::new(Verdict::IE, format!("sandboxrun could not run the module: {e}")));
-    }
     if o.memory_grow_refused {
         let then = match o.status {
             RunStatus::Trapped => Some(format!("then trapped: {}", trap_text(o))),
@@ -137,13 +133,18 @@ pub fn classify(outcome: &RunOutcome, cpu_limit_ms: u64) -> Option<Judged> {
         }
     }
     match o.status {
-        RunStatus::Error => unreachable_free(),
+        RunStatus::Error => {
+            let e = clean(o.error.as_deref().unwrap_or("unknown error"), 200);
+            Some(Judged::new(Verdict::IE, format!("sandboxrun could not run the module: {e}")))
+        }
         RunStatus::TimeLimit => Some(match o.reason {
             Some(Reason::Instructions) => {
                 let n = o.instructions.map(|n| format!(" after {n} instructions")).unwrap_or_default();
                 Judged::new(Verdict::TLE, format!("instruction budget exhausted{n}"))
             }
-            Some(Reason::WallTime) => Judged::new(Verdict::ILE, format!("wall-clock limit hit after {} ms", o.wall_time_ms)),
+            Some(Reason::WallTime) => {
+                Judged::new(Verdict::ILE, format!("wall-clock limit hit after {} ms", o.wall_time_ms))
+            }
             Some(Reason::Idle) => Judged::new(Verdict::ILE, "no progress: both sides waited for input"),
             _ => Judged::new(Verdict::TLE, format!("cpu time limit hit after {} ms", o.cpu_time_ms)),
         }),
@@ -155,7 +156,10 @@ pub fn classify(outcome: &RunOutcome, cpu_limit_ms: u64) -> Option<Judged> {
             };
             Some(Judged::new(Verdict::MLE, format!("stopped by {why}")))
         }
-        RunStatus::OutputLimit => Some(Judged::new(Verdict::OLE, format!("wrote past the output limit ({} bytes)", o.stdout_bytes + o.stderr_bytes))),
+        RunStatus::OutputLimit => Some(Judged::new(
+            Verdict::OLE,
+            format!("wrote past the output limit ({} bytes)", o.stdout_bytes + o.stderr_bytes),
+        )),
         RunStatus::Killed => Some(match o.reason {
             Some(Reason::Seccomp) => {
                 let s = o.syscall.as_deref().unwrap_or("unknown");
@@ -163,7 +167,9 @@ pub fn classify(outcome: &RunOutcome, cpu_limit_ms: u64) -> Option<Judged> {
             }
             Some(Reason::Cancelled) => Judged::new(Verdict::IE, "the run was cancelled"),
             Some(Reason::Output) => Judged::new(Verdict::OLE, "killed at the output limit"),
-            Some(Reason::CgroupMemory | Reason::NativeMemory) => Judged::new(Verdict::MLE, "killed at the memory limit"),
+            Some(Reason::CgroupMemory | Reason::NativeMemory) => {
+                Judged::new(Verdict::MLE, "killed at the memory limit")
+            }
             Some(Reason::GuestSignal) => Judged::new(Verdict::RTE, format!("raised signal {}", signal_text(o))),
             _ => Judged::new(Verdict::RTE, format!("killed by signal {}", signal_text(o))),
         }),
@@ -176,11 +182,6 @@ pub fn classify(outcome: &RunOutcome, cpu_limit_ms: u64) -> Option<Judged> {
             code => Some(Judged::new(Verdict::RTE, format!("exited with code {code}"))),
         },
     }
-}
-
-// `classify` handles `Error` first; this keeps the match exhaustive without a panic.
-fn unreachable_free() -> Option<Judged> {
-    Some(Judged::new(Verdict::IE, "sandboxrun could not run the module"))
 }
 
 fn trap_text(o: &RunOutcome) -> String {
@@ -223,11 +224,19 @@ pub(crate) fn clean(s: &str, max: usize) -> String {
 ///    (it quit early, or the interactor closed the pipe on it).
 /// 5. the interactor accepted but the submission trapped, exited non-zero or was killed → RTE.
 /// 6. otherwise the interactor's verdict (AC, with its score).
-pub fn decide_interactive(sub: &RunOutcome, inter: &RunOutcome, interactor: CheckResult, cpu_limit_ms: u64) -> (Judged, f64) {
+pub fn decide_interactive(
+    sub: &RunOutcome,
+    inter: &RunOutcome,
+    interactor: CheckResult,
+    cpu_limit_ms: u64,
+) -> (Judged, f64) {
     let idle = |o: &RunOutcome| o.reason == Some(Reason::Idle);
     let wall = |o: &RunOutcome| o.status == RunStatus::TimeLimit && o.reason == Some(Reason::WallTime);
     if idle(sub) || idle(inter) || (wall(sub) && wall(inter)) {
-        return (Judged::new(Verdict::ILE, "no progress: the submission and the interactor both waited for input"), 0.0);
+        return (
+            Judged::new(Verdict::ILE, "no progress: the submission and the interactor both waited for input"),
+            0.0,
+        );
     }
     let own = classify(sub, cpu_limit_ms);
     if let Some(j) = &own {

@@ -8,9 +8,8 @@ use std::path::Path;
 /// Reads `path` as UTF-8 text.
 pub(crate) fn read_text(path: &Path) -> Result<String, PackageError> {
     let bytes = std::fs::read(path).map_err(|e| PackageError::read(path, &e))?;
-    String::from_utf8(bytes).map_err(|e| {
-        PackageError::invalid(path, format!("not UTF-8 (byte {})", e.utf8_error().valid_up_to()))
-    })
+    String::from_utf8(bytes)
+        .map_err(|e| PackageError::invalid(path, format!("not UTF-8 (byte {})", e.utf8_error().valid_up_to())))
 }
 
 /// Parses YAML text into `T`; an empty file is `T::default()`.
@@ -23,8 +22,7 @@ pub(crate) fn parse<T: DeserializeOwned + Default>(path: &Path, text: &str) -> R
         let first = e.to_string().lines().next().unwrap_or_default().to_string();
         // "error: line L column C: message" → "message".
         let message = first.split_once(": ").map(|(_, rest)| rest).unwrap_or(&first);
-        let message =
-            message.split_once(": ").filter(|(l, _)| l.starts_with("line ")).map_or(message, |(_, m)| m);
+        let message = message.split_once(": ").filter(|(l, _)| l.starts_with("line ")).map_or(message, |(_, m)| m);
         PackageError::Yaml { path: path.to_path_buf(), line, column, message: message.to_string() }
     })
 }

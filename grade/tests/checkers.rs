@@ -9,7 +9,16 @@ use grade::{grade, load_problem, ExecError, Reason, Role, RunOutcome, RunStatus,
 fn icpc_package() -> Tmp {
     package(
         "name: Custom\nvalidation: custom\nvalidator_flags: tolerant\n",
-        &[("secret/1", "ok", "A"), ("secret/2", "wa", "A"), ("secret/3", "half", "A"), ("secret/4", "crash", "A"), ("secret/5", "slow", "A"), ("secret/6", "odd", "A"), ("secret/7", "broken", "A"), ("secret/8", "badscore", "A")],
+        &[
+            ("secret/1", "ok", "A"),
+            ("secret/2", "wa", "A"),
+            ("secret/3", "half", "A"),
+            ("secret/4", "crash", "A"),
+            ("secret/5", "slow", "A"),
+            ("secret/6", "odd", "A"),
+            ("secret/7", "broken", "A"),
+            ("secret/8", "badscore", "A"),
+        ],
         &[("output_validator/check.wasm", "\0asm")],
     )
 }
@@ -74,7 +83,12 @@ fn icpc_convention() {
     assert_eq!(t[5].verdict, Verdict::IE);
     assert_eq!(t[5].judge_message, "output validator exited with code 1 (expected 42 or 43)");
     assert_eq!(t[6].verdict, Verdict::IE);
-    assert_eq!(t[6].judge_message, "checker: failed to run '".to_string() + &problem.root.join("output_validator/check.wasm").display().to_string() + "': no such module");
+    assert_eq!(
+        t[6].judge_message,
+        "checker: failed to run '".to_string()
+            + &problem.root.join("output_validator/check.wasm").display().to_string()
+            + "': no such module"
+    );
     assert_eq!(t[7].verdict, Verdict::IE, "score.txt outside 0..1");
     assert_eq!(r.checker_sha256.as_deref(), Some("checker-sha"));
     // Checker limits are the validation limits, not the submission's.
@@ -87,7 +101,16 @@ fn icpc_convention() {
 fn testlib_convention() {
     let pkg = package(
         "name: T\nvalidation: custom\nchecker_convention: testlib\n",
-        &[("secret/1", "0", "A"), ("secret/2", "1", "A"), ("secret/3", "2", "A"), ("secret/4", "3", "A"), ("secret/5", "7", "A"), ("secret/6", "7z", "A"), ("secret/7", "7x", "A"), ("secret/8", "4", "A")],
+        &[
+            ("secret/1", "0", "A"),
+            ("secret/2", "1", "A"),
+            ("secret/3", "2", "A"),
+            ("secret/4", "3", "A"),
+            ("secret/5", "7", "A"),
+            ("secret/6", "7z", "A"),
+            ("secret/7", "7x", "A"),
+            ("secret/8", "4", "A"),
+        ],
         &[("output_validators/checker/check.wasm", "\0asm")],
     );
     let problem = load_problem(pkg.path()).unwrap();

@@ -42,7 +42,10 @@ fn imports_cases_batches_and_dependencies() {
     let p = load_dmoj(d.path()).unwrap();
     let names: Vec<&str> = p.groups.iter().map(|g| g.name.as_str()).collect();
     assert_eq!(names, ["case1", "batch2", "batch3"]);
-    assert_eq!(p.tests.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(), ["case1/s1", "batch2/b1", "batch2/b2", "batch3/b3"]);
+    assert_eq!(
+        p.tests.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(),
+        ["case1/s1", "batch2/b1", "batch2/b2", "batch3/b3"]
+    );
     assert_eq!(p.groups[1].on_reject, OnReject::Break);
     assert_eq!(p.groups[1].aggregation, Aggregation::Min);
     assert_eq!(p.groups[2].depends_on, [1]);

@@ -57,8 +57,15 @@ fn table_single_and_matrix() {
     assert!(t.lines().any(|l| l.starts_with("secret/g2 ") && l.ends_with(" 60/60")), "{t}");
     assert!(t.lines().any(|l| l.starts_with("sample ") && l.ends_with(" -")), "an unscored group: {t}");
     let m = render(&r, Format::Table);
-    assert!(m.lines().any(|l| l.starts_with("verdict") && l.contains("AC") && l.contains("WA") && l.contains("TLE")), "{m}");
-    assert!(m.lines().any(|l| l.starts_with("score") && l.contains("100/100") && l.contains("0/100") && l.contains("40/100")), "{m}");
+    assert!(
+        m.lines().any(|l| l.starts_with("verdict") && l.contains("AC") && l.contains("WA") && l.contains("TLE")),
+        "{m}"
+    );
+    assert!(
+        m.lines()
+            .any(|l| l.starts_with("score") && l.contains("100/100") && l.contains("0/100") && l.contains("40/100")),
+        "{m}"
+    );
     assert!(!m.contains('\x07'));
     // Columns line up: every row of the matrix has its second column at the same place.
     let rows: Vec<&str> = m.lines().skip(2).collect();
@@ -71,8 +78,7 @@ fn json_matches_the_schema_and_round_trips() {
     let (_pkg, r) = result();
     let text = render(&r, Format::Json);
     let value: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let schema: serde_json::Value =
-        serde_json::from_str(include_str!("../schema/result.schema.json")).unwrap();
+    let schema: serde_json::Value = serde_json::from_str(include_str!("../schema/result.schema.json")).unwrap();
     let validator = jsonschema::validator_for(&schema).unwrap();
     let errors: Vec<String> = validator.iter_errors(&value).map(|e| format!("{} at {}", e, e.instance_path)).collect();
     assert!(errors.is_empty(), "{errors:#?}");
@@ -99,9 +105,7 @@ fn junit_parses_back() {
         match reader.read_event().unwrap() {
             Event::Eof => break,
             Event::Start(e) | Event::Empty(e) => {
-                let attr = |k: &str| {
-                    e.try_get_attribute(k).unwrap().map(|a| a.unescape_value().unwrap().into_owned())
-                };
+                let attr = |k: &str| e.try_get_attribute(k).unwrap().map(|a| a.unescape_value().unwrap().into_owned());
                 match e.name().as_ref() {
                     b"testsuite" => suites.push(attr("name").unwrap()),
                     b"testcase" => cases += 1,
@@ -170,7 +174,13 @@ fn html_is_self_contained_and_escaped() {
 
 #[test]
 fn format_names() {
-    for (n, f) in [("table", Format::Table), ("json", Format::Json), ("junit", Format::Junit), ("gradescope", Format::Gradescope), ("html", Format::Html)] {
+    for (n, f) in [
+        ("table", Format::Table),
+        ("json", Format::Json),
+        ("junit", Format::Junit),
+        ("gradescope", Format::Gradescope),
+        ("html", Format::Html),
+    ] {
         assert_eq!(Format::from_name(n), Some(f));
     }
     assert_eq!(Format::from_name("xml"), None);

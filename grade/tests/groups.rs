@@ -107,7 +107,11 @@ fn parallel_equals_serial_and_order_is_deterministic() {
     assert_eq!(serial, parallel);
     let verdicts: Vec<Verdict> = serial.submissions.iter().map(|s| s.verdict).collect();
     assert_eq!(verdicts, [Verdict::WA, Verdict::WA, Verdict::AC]);
-    assert_eq!(serial.submissions.iter().map(|s| s.score).collect::<Vec<_>>(), [40.0, 60.0, 100.0], "one fails g1 (and so g2), two fails g3");
+    assert_eq!(
+        serial.submissions.iter().map(|s| s.score).collect::<Vec<_>>(),
+        [40.0, 60.0, 100.0],
+        "one fails g1 (and so g2), two fails g3"
+    );
     assert_eq!(serial.submissions[0].name, "one.wasm");
 }
 
@@ -127,7 +131,10 @@ fn zero_jobs_and_no_submissions_are_errors() {
     let pkg = package("name: x\n", &[("secret/1", "1", "1")], &[]);
     let problem = load_problem(pkg.path()).unwrap();
     let fake = echo_but(&[]);
-    assert_eq!(grade(&problem, &[], &fake, &options(1), &no_progress).unwrap_err().to_string(), "no submissions to grade");
+    assert_eq!(
+        grade(&problem, &[], &fake, &options(1), &no_progress).unwrap_err().to_string(),
+        "no submissions to grade"
+    );
     assert_eq!(
         grade(&problem, &[sub("a")], &fake, &options(0), &no_progress).unwrap_err().to_string(),
         "invalid grading options: jobs must be at least 1"

@@ -8,7 +8,8 @@ use grade::{grade, load_problem, Reason, Role, RunOutcome, RunStatus, Trap, Verd
 
 fn killed(reason: Reason) -> RunOutcome {
     let mut o = RunOutcome::exited(0, Vec::new());
-    o.status = if reason == Reason::Idle || reason == Reason::WallTime { RunStatus::TimeLimit } else { RunStatus::Killed };
+    o.status =
+        if reason == Reason::Idle || reason == Reason::WallTime { RunStatus::TimeLimit } else { RunStatus::Killed };
     o.exit_code = None;
     o.reason = Some(reason);
     o
@@ -73,8 +74,11 @@ fn interactive_outcomes() {
         ("both-wall", Verdict::ILE, "both waited"),
         ("sub-tle", Verdict::TLE, "cpu time"),
     ];
-    let tests: Vec<(String, String, String)> =
-        cases.iter().enumerate().map(|(i, (inp, _, _))| (format!("secret/{i}"), inp.to_string(), "secret".to_string())).collect();
+    let tests: Vec<(String, String, String)> = cases
+        .iter()
+        .enumerate()
+        .map(|(i, (inp, _, _))| (format!("secret/{i}"), inp.to_string(), "secret".to_string()))
+        .collect();
     let refs: Vec<(&str, &str, &str)> = tests.iter().map(|(a, b, c)| (a.as_str(), b.as_str(), c.as_str())).collect();
     let pkg = package(
         "name: Guess\nvalidation: custom interactive\nlimits:\n  time_limit: 2\n",

@@ -44,7 +44,10 @@ fn full_package() {
     assert_eq!(p.groups[3].points, None, "points are not inherited");
     assert_eq!(p.groups[4].depends_on, [2]);
     assert_eq!(p.groups[0].checker, Checker::Builtin(Compare { case_sensitive: true, ..Compare::floats(1e-6, 1e-6) }));
-    assert_eq!(p.groups[2].checker, Checker::Builtin(Compare { mode: CompareMode::Exact, case_sensitive: false, floats: None }));
+    assert_eq!(
+        p.groups[2].checker,
+        Checker::Builtin(Compare { mode: CompareMode::Exact, case_sensitive: false, floats: None })
+    );
     assert_eq!(p.max_score(), 30.0);
     assert_eq!(p.input_validators.len(), 1);
     assert_eq!(p.sha256.len(), 64);
@@ -66,7 +69,11 @@ fn defaults_and_legacy_keys() {
     let pkg = package("name: L\ntime_limit: 3\nmemory_limit: 64\n", &[("secret/1", "1", "1")], &[]);
     let p = load_problem(pkg.path()).unwrap();
     assert_eq!((p.limits.time_limit_ms, p.limits.memory_bytes), (3000, 64 << 20));
-    let pkg = package("name: C\nvalidation: custom\nchecker_convention: testlib\n", &[("secret/1", "1", "1")], &[("output_validator/c.wasm", "")]);
+    let pkg = package(
+        "name: C\nvalidation: custom\nchecker_convention: testlib\n",
+        &[("secret/1", "1", "1")],
+        &[("output_validator/c.wasm", "")],
+    );
     let p = load_problem(pkg.path()).unwrap();
     assert!(matches!(&p.groups[0].checker, Checker::Custom { convention: Convention::Testlib, .. }));
 }
@@ -93,28 +100,73 @@ fn error(yaml: &str, extra: &[(&str, &str)]) -> String {
 
 #[test]
 fn malformed_packages_give_one_line_errors() {
-    let cases: &[(&str, &[(&str, &str)], &str)] = &[
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+    let cases: &[Case<'_>] = &[
         ("name: [unclosed\n", &[], "PKG/problem.yaml:1:"),
         ("name: X\nlimits:\n  time_limit: fast\n", &[], "PKG/problem.yaml:3:"),
         ("name: X\nlimits:\n  time_limit: -1\n", &[], "PKG/problem.yaml: time_limit must be a positive number, not -1"),
         ("name: X\nlimits:\n  memory: 0\n", &[], "PKG/problem.yaml: memory must be a positive number, not 0"),
-        ("validation: clever\n", &[], "PKG/problem.yaml: validation: unknown word 'clever' (use default, custom or custom interactive)"),
-        ("validation: interactive\n", &[], "PKG/problem.yaml: validation: interactive needs custom ('custom interactive')"),
+        (
+            "validation: clever\n",
+            &[],
+            "PKG/problem.yaml: validation: unknown word 'clever' (use default, custom or custom interactive)",
+        ),
+        (
+            "validation: interactive\n",
+            &[],
+            "PKG/problem.yaml: validation: interactive needs custom ('custom interactive')",
+        ),
         ("type: quiz\n", &[], "PKG/problem.yaml: type: unknown problem type 'quiz'"),
-        ("validator_flags: float_tolerance\n", &[], "PKG/problem.yaml: validator flag 'float_tolerance' needs a non-negative number after it"),
+        (
+            "validator_flags: float_tolerance\n",
+            &[],
+            "PKG/problem.yaml: validator flag 'float_tolerance' needs a non-negative number after it",
+        ),
         ("validator_flags: fuzzy\n", &[], "PKG/problem.yaml: unknown validator flag 'fuzzy'"),
-        ("validation: custom\n", &[], "PKG/output_validator: custom validation needs a prebuilt .wasm checker or interactor here (none found)"),
-        ("validation: custom\n", &[("output_validator/a.wasm", ""), ("output_validator/b.wasm", "")], "more than one .wasm output validator"),
+        (
+            "validation: custom\n",
+            &[],
+            "PKG/output_validator: custom validation needs a prebuilt .wasm checker or interactor here (none found)",
+        ),
+        (
+            "validation: custom\n",
+            &[("output_validator/a.wasm", ""), ("output_validator/b.wasm", "")],
+            "more than one .wasm output validator",
+        ),
         ("checker_convention: coci\n", &[], "PKG/problem.yaml: checker_convention: 'coci' is not icpc or testlib"),
         ("", &[("data/secret/2.in", "x")], "PKG/data/secret/2.in: no matching .ans file"),
         ("", &[("data/secret/3.ans", "x")], "PKG/data/secret/3.ans: no matching .in file"),
-        ("", &[("data/secret/testdata.yaml", "on_reject: maybe\n")], "PKG/data/secret/testdata.yaml: on_reject: 'maybe' is not break or continue"),
-        ("", &[("data/secret/testdata.yaml", "points: -3\n")], "PKG/data/secret/testdata.yaml: points must be a non-negative number, not -3"),
-        ("", &[("data/secret/testdata.yaml", "points: 1\nscore: 2\n")], "PKG/data/secret/testdata.yaml: give points or score, not both"),
+        (
+            "",
+            &[("data/secret/testdata.yaml", "on_reject: maybe\n")],
+            "PKG/data/secret/testdata.yaml: on_reject: 'maybe' is not break or continue",
+        ),
+        (
+            "",
+            &[("data/secret/testdata.yaml", "points: -3\n")],
+            "PKG/data/secret/testdata.yaml: points must be a non-negative number, not -3",
+        ),
+        (
+            "",
+            &[("data/secret/testdata.yaml", "points: 1\nscore: 2\n")],
+            "PKG/data/secret/testdata.yaml: give points or score, not both",
+        ),
         ("", &[("data/secret/testdata.yaml", "points: [1\n")], "PKG/data/secret/testdata.yaml:1:"),
-        ("", &[("data/secret/testdata.yaml", "depends_on: nowhere\n")], "PKG/data/secret/testdata.yaml: depends_on: no group 'nowhere' with tests"),
-        ("", &[("data/secret/testdata.yaml", "output_validator_flags: wobbly\n")], "PKG/data/secret/testdata.yaml: unknown validator flag 'wobbly'"),
-        ("", &[("data/secret/testdata.yaml", "aggregation: max\n")], "PKG/data/secret/testdata.yaml: aggregation: 'max' is not min or sum"),
+        (
+            "",
+            &[("data/secret/testdata.yaml", "depends_on: nowhere\n")],
+            "PKG/data/secret/testdata.yaml: depends_on: no group 'nowhere' with tests",
+        ),
+        (
+            "",
+            &[("data/secret/testdata.yaml", "output_validator_flags: wobbly\n")],
+            "PKG/data/secret/testdata.yaml: unknown validator flag 'wobbly'",
+        ),
+        (
+            "",
+            &[("data/secret/testdata.yaml", "aggregation: max\n")],
+            "PKG/data/secret/testdata.yaml: aggregation: 'max' is not min or sum",
+        ),
         ("", &[(".timelimit", "soon")], "PKG/.timelimit: 'soon' is not a number of seconds"),
     ];
     for (yaml, extra, want) in cases {
@@ -131,7 +183,10 @@ fn dependency_order_and_missing_directories() {
         &[("data/secret/a/testdata.yaml", "depends_on: b\n")],
     );
     let e = load_problem(pkg.path()).unwrap_err().to_string();
-    assert!(e.ends_with("data/secret/a/testdata.yaml: depends_on: 'b' must come before 'secret/a' in test order"), "{e}");
+    assert!(
+        e.ends_with("data/secret/a/testdata.yaml: depends_on: 'b' must come before 'secret/a' in test order"),
+        "{e}"
+    );
 
     let empty = Tmp::new();
     let e = load_problem(empty.path()).unwrap_err().to_string();

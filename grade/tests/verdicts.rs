@@ -40,7 +40,11 @@ fn outcome_for(input: &str) -> RunOutcome {
             o.status = RunStatus::Trapped;
             o.exit_code = None;
             o.memory_grow_refused = true;
-            o.trap = Some(Trap { kind: "out of bounds memory access".into(), function: Some("main".into()), offset: Some(16) });
+            o.trap = Some(Trap {
+                kind: "out of bounds memory access".into(),
+                function: Some("main".into()),
+                offset: Some(16),
+            });
         }
         "grow-exit" => {
             o = RunOutcome::exited(3, Vec::new());
@@ -55,7 +59,11 @@ fn outcome_for(input: &str) -> RunOutcome {
         "rte-trap" => {
             o.status = RunStatus::Trapped;
             o.exit_code = None;
-            o.trap = Some(Trap { kind: "integer divide by zero".into(), function: Some("solve (7)".into()), offset: Some(0x2a) });
+            o.trap = Some(Trap {
+                kind: "integer divide by zero".into(),
+                function: Some("solve (7)".into()),
+                offset: Some(0x2a),
+            });
         }
         "rte-signal" => {
             o.status = RunStatus::Killed;
@@ -88,7 +96,11 @@ const CASES: &[(&str, Verdict, &str)] = &[
     ("fuel", Verdict::TLE, "instruction budget exhausted after 1000000 instructions"),
     ("ile", Verdict::ILE, "wall-clock limit"),
     ("mle", Verdict::MLE, "memory.max"),
-    ("grow", Verdict::MLE, "memory.grow refused at the memory limit, then trapped: out of bounds memory access in main at offset 0x10"),
+    (
+        "grow",
+        Verdict::MLE,
+        "memory.grow refused at the memory limit, then trapped: out of bounds memory access in main at offset 0x10",
+    ),
     ("grow-exit", Verdict::MLE, "memory.grow refused at the memory limit, then exited with code 3"),
     ("ole", Verdict::OLE, "output limit"),
     ("rte-exit", Verdict::RTE, "exited with code 3"),
@@ -100,8 +112,11 @@ const CASES: &[(&str, Verdict, &str)] = &[
 
 #[test]
 fn every_verdict_through_grade() {
-    let tests: Vec<(String, String, String)> =
-        CASES.iter().enumerate().map(|(i, (inp, _, _))| (format!("secret/{i:02}"), inp.to_string(), "42\n".to_string())).collect();
+    let tests: Vec<(String, String, String)> = CASES
+        .iter()
+        .enumerate()
+        .map(|(i, (inp, _, _))| (format!("secret/{i:02}"), inp.to_string(), "42\n".to_string()))
+        .collect();
     let refs: Vec<(&str, &str, &str)> = tests.iter().map(|(a, b, c)| (a.as_str(), b.as_str(), c.as_str())).collect();
     let pkg = package("name: Verdicts\nvalidator_flags: space_change_sensitive\n", &refs, &[]);
     let problem = load_problem(pkg.path()).unwrap();

@@ -84,7 +84,12 @@ pub(super) fn render(r: &GradeResult) -> String {
     ));
     h.push_str("<p class=\"legend\">");
     for v in Verdict::ALL {
-        h.push_str(&format!("<span><span class=\"v\" style=\"background:{}\">{}</span> {}</span>", colour(v), v.code(), v.name()));
+        h.push_str(&format!(
+            "<span><span class=\"v\" style=\"background:{}\">{}</span> {}</span>",
+            colour(v),
+            v.code(),
+            v.name()
+        ));
     }
     h.push_str("<br>bars: <span style=\"color:#4a7bd0\">■</span> CPU time / limit, <span style=\"color:#d08a4a\">■</span> peak memory / limit</p>\n");
     // Summary.
@@ -110,7 +115,9 @@ pub(super) fn render(r: &GradeResult) -> String {
             escape(&s.module_sha256)
         ));
     }
-    h.push_str("</table>\n<label><input type=\"checkbox\" id=\"only-failures\"> only tests some submission failed</label>\n");
+    h.push_str(
+        "</table>\n<label><input type=\"checkbox\" id=\"only-failures\"> only tests some submission failed</label>\n",
+    );
     // Matrix.
     h.push_str("<table class=\"matrix\"><tr><th>test</th>");
     for s in &r.submissions {

@@ -65,8 +65,10 @@ pub(super) fn render(r: &GradeResult) -> String {
                 Verdict::IE => Some(format!("      <error type=\"IE\" message=\"{}\"/>\n", escape(&message))),
                 v => Some(format!("      <failure type=\"{}\" message=\"{}\"/>\n", v.code(), escape(&message))),
             };
-            let out = (!t.stdout_head.is_empty()).then(|| format!("      <system-out>{}</system-out>\n", escape(&t.stdout_head)));
-            let err = (!t.stderr_head.is_empty()).then(|| format!("      <system-err>{}</system-err>\n", escape(&t.stderr_head)));
+            let out = (!t.stdout_head.is_empty())
+                .then(|| format!("      <system-out>{}</system-out>\n", escape(&t.stdout_head)));
+            let err = (!t.stderr_head.is_empty())
+                .then(|| format!("      <system-err>{}</system-err>\n", escape(&t.stderr_head)));
             if body.is_none() && out.is_none() && err.is_none() {
                 x.push_str("/>\n");
                 continue;

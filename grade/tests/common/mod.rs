@@ -126,7 +126,12 @@ pub fn sub(name: &str) -> grade::Submission {
 }
 
 pub fn options(jobs: usize) -> grade::GradeOptions {
-    grade::GradeOptions { jobs, engine_version: "sandboxrun 0.1.0".into(), policy_sha256: "p0".into(), ..Default::default() }
+    grade::GradeOptions {
+        jobs,
+        engine_version: "sandboxrun 0.1.0".into(),
+        policy_sha256: "p0".into(),
+        ..Default::default()
+    }
 }
 
 pub fn no_progress(_: &grade::Progress<'_>) {}
