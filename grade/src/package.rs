@@ -75,7 +75,7 @@ pub struct Group {
     /// After a rejected test.
     pub on_reject: OnReject,
     /// Indices (into [`Problem::groups`]) of the groups that must be fully accepted before
-    /// this one runs; otherwise its tests are SK.
+    /// this one runs (earlier or later in test order; never a cycle); otherwise its tests are SK.
     pub depends_on: Vec<usize>,
     /// The checker for its tests.
     pub checker: Checker,
@@ -420,15 +420,13 @@ pub fn load_problem(dir: &Path) -> Result<Problem, PackageError> {
                 groups.iter().position(|x| x.name == rel)
             });
             match target {
-                Some(t) if t < g => groups[g].depends_on.push(t),
-                Some(_) => {
-                    return Err(PackageError::invalid(
-                        file,
-                        format!("depends_on: '{n}' must come before '{}' in test order", groups[g].name),
-                    ))
-                }
+                Some(t) if t != g => groups[g].depends_on.push(t),
+                Some(_) => return Err(PackageError::invalid(file, format!("depends_on: '{n}' is this group itself"))),
                 None => return Err(PackageError::invalid(file, format!("depends_on: no group '{n}' with tests"))),
             }
+        }
+        if let Some(cycle) = find_cycle(&groups, g) {
+            return Err(PackageError::invalid(file, format!("depends_on: a cycle: {cycle}")));
         }
     }
     for (g, file) in groups.iter_mut().zip(&flag_files) {
@@ -447,6 +445,31 @@ pub fn load_problem(dir: &Path) -> Result<Problem, PackageError> {
         input_validators,
         sha256: package_sha256(dir)?,
     })
+}
+
+/// A dependency cycle through group `start`, as "a -> b -> a", if there is one.
+fn find_cycle(groups: &[Group], start: usize) -> Option<String> {
+    fn visit(groups: &[Group], g: usize, start: usize, path: &mut Vec<usize>, seen: &mut [bool]) -> bool {
+        for &d in &groups[g].depends_on {
+            if d == start {
+                path.push(d);
+                return true;
+            }
+            if !seen[d] {
+                seen[d] = true;
+                path.push(d);
+                if visit(groups, d, start, path, seen) {
+                    return true;
+                }
+                path.pop();
+            }
+        }
+        false
+    }
+    let mut path = vec![start];
+    let mut seen = vec![false; groups.len()];
+    visit(groups, start, start, &mut path, &mut seen)
+        .then(|| path.iter().map(|&i| groups[i].name.as_str()).collect::<Vec<_>>().join(" -> "))
 }
 
 struct Walk<'a> {

@@ -140,3 +140,55 @@ fn zero_jobs_and_no_submissions_are_errors() {
         "invalid grading options: jobs must be at least 1"
     );
 }
+
+/// The worked example of docs/grading.md.
+#[test]
+fn worked_example_from_the_docs() {
+    let pkg = package(
+        "name: A plus B\ntype: scoring\nlimits: {time_limit: 0.5, memory: 64}\nvalidator_flags: float_tolerance 1e-6\n",
+        &[
+            ("sample/1", "1 2", "3"),
+            ("secret/small/1", "2 2", "4"),
+            ("secret/small/2", "3 4", "7"),
+            ("secret/small/3", "4 4", "8"),
+            ("secret/large/1", "5 5", "10"),
+            ("secret/large/2", "6 5", "11"),
+        ],
+        &[
+            ("data/secret/small/testdata.yaml", "points: 30\non_reject: break\n"),
+            ("data/secret/large/testdata.yaml", "points: 70\ndepends_on: small\n"),
+        ],
+    );
+    let problem = load_problem(pkg.path()).unwrap();
+    assert_eq!((problem.limits.time_limit_ms, problem.limits.wall_limit_ms), (500, 2000));
+    let fake = Fake::new(|_, input| {
+        let s = std::str::from_utf8(input).unwrap();
+        let sum: i64 = s.split_whitespace().map(|x| x.parse::<i64>().unwrap()).sum();
+        let mut o = RunOutcome::exited(0, format!("{}\n", if sum == 7 { 8 } else { sum }).into_bytes());
+        o.cpu_time_ms = 3;
+        o.wall_time_ms = 4;
+        o.peak_memory_bytes = 1_150_000;
+        o
+    });
+    let r = grade(&problem, &[sub("wrong.wasm")], &fake, &options(2), &no_progress).unwrap();
+    let s = &r.submissions[0];
+    use Verdict::*;
+    // Test order is sample, secret/large, secret/small: large waits for small, which it needs.
+    let ids: Vec<&str> = s.tests.iter().map(|t| t.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        ["sample/1", "secret/large/1", "secret/large/2", "secret/small/1", "secret/small/2", "secret/small/3"]
+    );
+    assert_eq!(s.tests.iter().map(|t| t.verdict).collect::<Vec<_>>(), [AC, SK, SK, AC, WA, SK]);
+    assert_eq!(s.tests[1].judge_message, "skipped: group 'secret/large' depends on 'secret/small', which failed");
+    assert_eq!(s.tests[5].judge_message, "skipped: test 'secret/small/2' of this batch failed");
+    let ran: Vec<Vec<u8>> = fake.log.lock().unwrap().iter().map(stdin_bytes).collect();
+    assert!(!ran.contains(&b"5 5".to_vec()) && !ran.contains(&b"6 5".to_vec()), "large never ran");
+    assert_eq!((s.verdict, s.score, s.max_score), (WA, 0.0, 100.0));
+    let table = grade::render(&r, grade::Format::Table);
+    let groups = "group         verdict  points\nsample        AC            -\nsecret/large  SK         0/70\nsecret/small  WA         0/30\n";
+    assert!(table.ends_with(groups), "{table}");
+    assert!(table.contains(
+        "secret/small/2  secret/small  WA            3        4      1.1       -  line 1, token 1: expected '7', found '8'"
+    ), "{table}");
+}

@@ -182,11 +182,25 @@ fn dependency_order_and_missing_directories() {
         &[("secret/a/1", "1", "1"), ("secret/b/1", "1", "1")],
         &[("data/secret/a/testdata.yaml", "depends_on: b\n")],
     );
+    let p = load_problem(pkg.path()).unwrap();
+    assert_eq!(p.groups[0].depends_on, [1], "a group may depend on one later in test order");
+    let pkg = package(
+        "",
+        &[("secret/a/1", "1", "1"), ("secret/b/1", "1", "1"), ("secret/c/1", "1", "1")],
+        &[
+            ("data/secret/a/testdata.yaml", "depends_on: b\n"),
+            ("data/secret/b/testdata.yaml", "depends_on: c\n"),
+            ("data/secret/c/testdata.yaml", "depends_on: [secret/a]\n"),
+        ],
+    );
     let e = load_problem(pkg.path()).unwrap_err().to_string();
     assert!(
-        e.ends_with("data/secret/a/testdata.yaml: depends_on: 'b' must come before 'secret/a' in test order"),
+        e.ends_with("data/secret/c/testdata.yaml: depends_on: a cycle: secret/c -> secret/a -> secret/b -> secret/c"),
         "{e}"
     );
+    let pkg = package("", &[("secret/a/1", "1", "1")], &[("data/secret/a/testdata.yaml", "depends_on: a\n")]);
+    let e = load_problem(pkg.path()).unwrap_err().to_string();
+    assert!(e.ends_with("depends_on: 'a' is this group itself"), "{e}");
 
     let empty = Tmp::new();
     let e = load_problem(empty.path()).unwrap_err().to_string();
