@@ -199,3 +199,26 @@ fn an_unreadable_ro_mount_is_one_clear_error() {
         assert!(err.contains("/data"), "{err}");
     }
 }
+
+/// A `memory.grow` refused at the policy's memory limit is in the report (graders call a run
+/// that then fails a memory limit); a grow past the module's own maximum is not.
+#[test]
+fn a_grow_refused_at_the_memory_limit_is_reported() {
+    let dir = temp_dir("grow-refused");
+    let grow = |max: &str| {
+        format!(
+            r#"(module (memory {max}) (func (export "_start")
+                 (if (i32.eq (memory.grow (i32.const 100)) (i32.const -1)) (then unreachable))))"#
+        )
+    };
+    let policy = write(&dir, "p.yaml", "version: 1\nlimits:\n  memory: 2MiB\n");
+    let report = dir.join("r.json");
+    let wat = write(&dir, "limit.wat", &grow("1"));
+    let o = run(bin().arg("-p").arg(&policy).arg("--report").arg(&report).arg(&wat));
+    assert_eq!(o.status.code(), Some(134), "{}", stderr(&o));
+    assert_eq!(report_json(&report)["memory_grow_refused"], true);
+    let wat = write(&dir, "declared.wat", &grow("1 2"));
+    let o = run(bin().arg("-p").arg(&policy).arg("--report").arg(&report).arg(&wat));
+    assert_eq!(o.status.code(), Some(134), "{}", stderr(&o));
+    assert_eq!(report_json(&report)["memory_grow_refused"], false);
+}

@@ -156,6 +156,13 @@ impl Store {
         self.state_mut().memories[memory.index as usize].data_mut()
     }
 
+    /// Whether any memory of the store had a `memory.grow` within its declared maximum
+    /// refused (by the limit of [`Store::set_memory_limit`], or the kernel): a run that then
+    /// fails ran out of memory, not into a bug of its own.
+    pub fn memory_grow_refused(&self) -> bool {
+        self.state().memories.iter().any(|m| m.grow_refused_at_limit())
+    }
+
     /// A memory's type (with its current size as minimum).
     pub fn memory_type(&self, memory: Memory) -> MemoryType {
         self.state().memory_type(memory)

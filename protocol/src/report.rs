@@ -103,6 +103,10 @@ pub struct ChildReport {
     pub stdout_bytes: u64,
     /// Bytes the guest wrote to stderr.
     pub stderr_bytes: u64,
+    /// Whether a `memory.grow` within the module's own maximum was refused at the memory
+    /// limit: a run that then fails ran out of memory.
+    #[serde(default)]
+    pub memory_grow_refused: bool,
     /// What confinement the child applied, as facts (`None`: none, or it failed); the
     /// parent adds its own (the cgroup's reason, a shared network namespace) and words the
     /// report's [`Confinement`].
@@ -154,6 +158,7 @@ mod tests {
             stages: Stages { load: 0.25, compile: 1.5, link: 0.0, instantiate: 0.125, execute: 3.0 },
             stdout_bytes: 12,
             stderr_bytes: 0,
+            memory_grow_refused: false,
             confinement: None,
         }
     }

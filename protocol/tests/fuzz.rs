@@ -172,6 +172,7 @@ fn report() -> ChildReport {
         stages: Stages { load: 0.5, compile: 0.25, link: 0.0, instantiate: 1.0, execute: 2.0 },
         stdout_bytes: 1,
         stderr_bytes: 2,
+        memory_grow_refused: true,
         confinement: Some(Applied {
             namespaces: vec!["user".into()],
             uid: 1,

@@ -71,12 +71,20 @@ struct Pipeline<'a> {
     compiled: bool,
     applied: Option<Applied>,
     ctx: Option<Rc<RefCell<wasi::WasiCtx>>>,
+    memory_grow_refused: bool,
 }
 
 /// Runs the module and describes how it ended. `code`: the code cache through the supervisor
 /// (`None`: no cache); `confine`: `None` runs unconfined (only for tests of this sequence).
 pub fn run(spec: &RunSpec, fds: RunFds, code: Option<Receiver>, confine: Option<Confine>) -> ChildReport {
-    let mut p = Pipeline { spec, stages: Stages::default(), compiled: false, applied: None, ctx: None };
+    let mut p = Pipeline {
+        spec,
+        stages: Stages::default(),
+        compiled: false,
+        applied: None,
+        ctx: None,
+        memory_grow_refused: false,
+    };
     let outcome = p.all(fds, code, confine).unwrap_or_else(|e| ChildOutcome::Error { message: e.to_string() });
     let usage = p.ctx.as_ref().map(|c| c.borrow().usage()).unwrap_or_default();
     ChildReport {
@@ -85,6 +93,7 @@ pub fn run(spec: &RunSpec, fds: RunFds, code: Option<Receiver>, confine: Option<
         stages: p.stages,
         stdout_bytes: usage.stdout_bytes,
         stderr_bytes: usage.stderr_bytes,
+        memory_grow_refused: p.memory_grow_refused,
         confinement: p.applied,
     }
 }
@@ -231,6 +240,7 @@ impl Pipeline<'_> {
             }
         };
         self.stages.execute = ms(t);
+        self.memory_grow_refused = store.memory_grow_refused();
         outcome
     }
 }

@@ -75,6 +75,7 @@ fn bare_report(verdict: Verdict, module_sha256: String, cache: CacheUse) -> Repo
         cpu_time_ms: 0,
         wall_time_ms: 0,
         peak_memory_bytes: 0,
+        memory_grow_refused: false,
         stdout_bytes: 0,
         stderr_bytes: 0,
         module_sha256,
@@ -193,6 +194,7 @@ fn report_of(facts: Facts, child: Option<&ChildReport>, limits: &policy::Limits)
         }
         report.stdout_bytes = c.stdout_bytes;
         report.stderr_bytes = c.stderr_bytes;
+        report.memory_grow_refused = c.memory_grow_refused;
     }
     report
 }

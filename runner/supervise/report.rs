@@ -101,6 +101,9 @@ pub struct Report {
     pub wall_time_ms: u64,
     /// Peak resident memory of the child.
     pub peak_memory_bytes: u64,
+    /// Whether a `memory.grow` within the module's own maximum was refused at the memory
+    /// limit (a run that then traps or fails ran out of memory).
+    pub memory_grow_refused: bool,
     /// Bytes written to stdout.
     pub stdout_bytes: u64,
     /// Bytes written to stderr.

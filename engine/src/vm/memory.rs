@@ -90,6 +90,9 @@ pub struct LinearMemory {
     max_pages: u32,
     /// The maximum the module declared.
     declared_max: Option<u32>,
+    /// Whether a `memory.grow` was refused by the embedder's limit (or the kernel), not by
+    /// the module's own declared maximum: graders call such a run's end a memory limit.
+    refused_at_limit: bool,
 }
 
 // SAFETY: the memory exclusively owns its mapping and definition; moving it between threads
@@ -121,7 +124,13 @@ impl LinearMemory {
         let base = sys::reserve(reservation).map_err(|source| MemoryError::Reserve { bytes: reservation, source })?;
         let def = Box::new(VMMemoryDefinition { base, current_length: 0 });
         // From here on, dropping `memory` unmaps the reservation and frees the definition.
-        let mut memory = LinearMemory { def: NonNull::from(Box::leak(def)), reservation, max_pages, declared_max };
+        let mut memory = LinearMemory {
+            def: NonNull::from(Box::leak(def)),
+            reservation,
+            max_pages,
+            declared_max,
+            refused_at_limit: false,
+        };
         let bytes = min_pages as usize * WASM_PAGE_SIZE;
         memory.set_accessible(bytes).map_err(|source| MemoryError::Commit { bytes, source })?;
         Ok(memory)
@@ -132,9 +141,23 @@ impl LinearMemory {
     /// pages read as zero; the base address does not change. `grow(0)` returns the size.
     pub fn grow(&mut self, delta_pages: u32) -> Option<u32> {
         let old = self.pages();
-        let new = old.checked_add(delta_pages).filter(|n| *n <= self.max_pages)?;
-        self.set_accessible(new as usize * WASM_PAGE_SIZE).ok()?;
-        Some(old)
+        let grown = old
+            .checked_add(delta_pages)
+            .filter(|n| *n <= self.max_pages)
+            .and_then(|new| self.set_accessible(new as usize * WASM_PAGE_SIZE).ok());
+        if grown.is_none() {
+            // Within what the module declared (or with no maximum): the embedder's limit or
+            // the kernel said no.
+            let wanted = u64::from(old) + u64::from(delta_pages);
+            self.refused_at_limit |= self.declared_max.is_none_or(|max| wanted <= u64::from(max));
+        }
+        grown.map(|()| old)
+    }
+
+    /// Whether a `memory.grow` within the module's declared maximum was refused (by the
+    /// embedder's limit, or the kernel).
+    pub fn grow_refused_at_limit(&self) -> bool {
+        self.refused_at_limit
     }
 
     /// Makes the first `new_len >= current_length` bytes read-write and records the length.
