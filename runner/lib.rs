@@ -17,10 +17,13 @@
 //!   Every message's format is the `protocol` crate's.
 //! - [`server`]: `sandboxrun serve` — slots with children prepared ahead of time, and its
 //!   clients.
+//! - [`grading`]: `sandboxrun grade` — the `grade` crate's judging, its runs through a
+//!   server of its own.
 
 pub mod channels;
 pub mod child;
 pub mod cli;
+pub mod grading;
 pub mod plan;
 pub mod server;
 pub mod supervise;

@@ -138,6 +138,10 @@ pub enum Tool {
     /// Serve runs for `sandboxrun --server SOCKET ...` clients of the same user, each child
     /// started and prepared before its run is asked for.
     Serve(ServeArgs),
+    /// Judge submissions against a problem package's tests (ICPC/Kattis 2023-07 layout, or a
+    /// DMOJ `init.yml` folder): verdicts, groups and points, as a table, JSON, JUnit,
+    /// Gradescope or an HTML page.
+    Grade(GradeArgs),
     /// Code cache maintenance.
     Cache {
         /// Where the code cache is.
@@ -160,6 +164,35 @@ pub struct CompileArgs {
     pub cache: CacheArgs,
     /// The module.
     pub module: PathBuf,
+}
+
+/// `sandboxrun grade PROBLEM SUBMISSION.wasm...`.
+#[derive(Args, Debug)]
+pub struct GradeArgs {
+    /// The problem package (a folder with `problem.yaml`, or with a DMOJ `init.yml`).
+    pub problem: PathBuf,
+    /// The submissions (`.wasm`); several give a summary matrix.
+    #[arg(required = true)]
+    pub submissions: Vec<PathBuf>,
+    /// Tests run at once (default: the cores).
+    #[arg(long = "jobs", value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub jobs: Option<u16>,
+    /// How the result is written: table, json, junit, gradescope or html.
+    #[arg(long = "format", value_name = "FORMAT", default_value = "table")]
+    pub format: String,
+    /// Write the result to this file instead of stdout.
+    #[arg(long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// A policy whose mounts, environment and arguments the submissions' runs get (limits are
+    /// the problem's).
+    #[arg(long = "policy", value_name = "POLICY")]
+    pub policy: Option<PathBuf>,
+    /// Keep each test's files (output, feedback, reports) under this folder.
+    #[arg(long = "keep", value_name = "DIR")]
+    pub keep: Option<PathBuf>,
+    /// Where the code cache is.
+    #[command(flatten)]
+    pub cache: CacheArgs,
 }
 
 /// `sandboxrun serve --socket PATH`.
@@ -202,4 +235,4 @@ pub struct InspectArgs {
 }
 
 /// Names of subcommands; anything else as the first argument is a module to run.
-pub const SUBCOMMANDS: &[&str] = &["policy", "inspect", "compile", "serve", "cache", "help"];
+pub const SUBCOMMANDS: &[&str] = &["policy", "inspect", "compile", "serve", "grade", "cache", "help"];

@@ -16,6 +16,7 @@ pub fn run(cli: ToolCli) -> i32 {
             Err(e) => fail(e),
         },
         Tool::Cache { location, command } => cache(&location, &command),
+        Tool::Grade(args) => crate::grading::run(&args),
     }
 }
 

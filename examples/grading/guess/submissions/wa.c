@@ -1,0 +1,3 @@
+// Wrong answer: guesses once and leaves.
+#include <stdio.h>
+int main(void) { printf("! 500000\n"); fflush(stdout); return 0; }

@@ -1,0 +1,55 @@
+//! A `sandboxrun serve` of this process's own, for one grading: its slots keep children
+//! prepared, so a test costs what a run through a server costs. Killed when dropped.
+
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running server on a socket of its own.
+pub struct LocalServer {
+    child: Child,
+    socket: PathBuf,
+}
+
+/// How long a server may take to answer on its socket.
+const START_PATIENCE: Duration = Duration::from_secs(10);
+
+impl LocalServer {
+    /// Starts this binary as `sandboxrun serve --socket DIR/server.sock --pool POOL`, and
+    /// waits until it answers.
+    ///
+    /// # Errors
+    /// The binary could not be started, or its server did not answer in time.
+    pub fn start(dir: &Path, pool: usize) -> std::io::Result<LocalServer> {
+        let socket = dir.join("server.sock");
+        let child = Command::new(std::env::current_exe()?)
+            .args(["serve", "--pool", &pool.clamp(1, 256).to_string(), "--socket"])
+            .arg(&socket)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let server = LocalServer { child, socket };
+        let started = Instant::now();
+        while UnixDatagram::unbound().and_then(|probe| probe.connect(&server.socket)).is_err() {
+            if started.elapsed() > START_PATIENCE {
+                return Err(std::io::Error::other("the grading server did not start"));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Ok(server)
+    }
+
+    /// Its socket.
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+}
+
+impl Drop for LocalServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,228 @@
+//! `sandboxrun grade PROBLEM SUBMISSION...`: the `grade` crate judges, sandboxrun runs. The
+//! runs go through a server this command starts ([`local_server`]) from `--jobs` worker
+//! threads ([`executor`]); the result is written in the chosen format to stdout or
+//! `--output` (a new file renamed into place).
+//!
+//! Exit status: 0 when every test of every submission is accepted, 1 when a verdict is
+//! anything else, 125 when grading itself failed (a bad package, a judge error on a test:
+//! the result still says which), 2 for a wrong command line.
+
+pub mod executor;
+pub mod local_server;
+
+use crate::cli::GradeArgs;
+use crate::supervise::report::EXIT_ERROR;
+use crate::{errln, out};
+use grade::{Format, GradeOptions, Submission, Verdict};
+use std::path::{Path, PathBuf};
+
+fn fail(message: impl std::fmt::Display) -> i32 {
+    errln!("sandboxrun: error: {message}");
+    EXIT_ERROR
+}
+
+/// Loads a package: `problem.yaml` (ICPC/Kattis), else `init.yml` (DMOJ).
+fn load(problem: &Path) -> Result<grade::Problem, grade::PackageError> {
+    if problem.join("init.yml").is_file() && !problem.join("problem.yaml").is_file() {
+        grade::load_dmoj(problem)
+    } else {
+        grade::load_problem(problem)
+    }
+}
+
+/// A scratch folder for one grading (removed at the end unless it is `--keep`'s).
+struct Work {
+    dir: PathBuf,
+    keep: bool,
+}
+
+impl Work {
+    fn new(keep: Option<&Path>) -> std::io::Result<Work> {
+        use std::os::unix::fs::PermissionsExt;
+        let (dir, keep) = match keep {
+            Some(dir) => (dir.to_path_buf(), true),
+            None => (std::env::temp_dir().join(format!("sandboxrun-grade-{}", std::process::id())), false),
+        };
+        // Searchable by the runs' identity (their stdin files and mounts are below).
+        for d in [dir.clone(), dir.join("scratch"), dir.join("runs")] {
+            std::fs::create_dir_all(&d)?;
+            std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755))?;
+        }
+        Ok(Work { dir, keep })
+    }
+}
+
+impl Drop for Work {
+    fn drop(&mut self) {
+        if !self.keep {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// Runs `sandboxrun grade`; returns its exit status.
+pub fn run(args: &GradeArgs) -> i32 {
+    let Some(format) = Format::from_name(&args.format) else {
+        return fail(format!("--format {}: expected table, json, junit, gradescope or html", args.format));
+    };
+    // Absolute: the runs start in folders of their own.
+    let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let problem = match load(&absolute(&args.problem)) {
+        Ok(p) => p,
+        Err(e) => return fail(e),
+    };
+    let (policy, policy_sha256) = match &args.policy {
+        Some(path) => match (policy::Policy::load(path), std::fs::read(path)) {
+            (Ok(p), Ok(bytes)) => {
+                (p, hex(&sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(bytes))))
+            }
+            (Err(e), _) => return fail(e),
+            (_, Err(e)) => return fail(format!("failed to read {}: {e}", path.display())),
+        },
+        None => (policy::Policy::default_policy(), String::new()),
+    };
+    if let Some((path, _)) = args.cache.location(&policy.cache) {
+        // The server's runs use this cache (a server reads the location from its environment).
+        std::env::set_var("SANDBOXRUN_CACHE", path);
+    } else {
+        // `--no-cache`: the server's runs must not use one either.
+        std::env::set_var("SANDBOXRUN_CACHE", "/dev/null/no-cache");
+    }
+    let jobs = args.jobs.map_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()), usize::from);
+    let work = match Work::new(args.keep.as_deref()) {
+        Ok(w) => w,
+        Err(e) => return fail(format!("the grading folder: {e}")),
+    };
+    // Compiled now, each once: a test's CPU time is then the program's, never the compiler's
+    // (every run loads the cached code).
+    let cache = args.cache.location(&policy.cache);
+    let mut modules: Vec<PathBuf> = submissions_paths(&args.submissions, &absolute);
+    modules.extend(problem_modules(&problem));
+    if let Some(cache) = &cache {
+        for module in &modules {
+            if let Err(e) = precompile(module, cache.clone()) {
+                errln!("sandboxrun: warning: {}: {e}; its runs compile it", module.display());
+            }
+        }
+    }
+    let server = match local_server::LocalServer::start(&work.dir, jobs) {
+        Ok(s) => s,
+        Err(e) => return fail(format!("failed to start the grading server: {e}")),
+    };
+    let executor = executor::ServerExecutor::new(server, work.dir.join("runs"), policy);
+    let submissions: Vec<Submission> = args
+        .submissions
+        .iter()
+        .map(|m| Submission {
+            name: m.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+            module: absolute(m),
+        })
+        .collect();
+    let options = GradeOptions {
+        jobs,
+        engine_version: concat!("sandboxrun ", env!("CARGO_PKG_VERSION")).into(),
+        policy_sha256,
+        scratch_root: Some(work.dir.join("scratch")),
+        ..GradeOptions::default()
+    };
+    let bar = progress_bar();
+    let progress = |p: &grade::Progress<'_>| {
+        if let Some(bar) = &bar {
+            bar.set_length(p.total as u64);
+            bar.set_position(p.done as u64);
+            bar.set_message(format!("{} {} {:?}", p.submission, p.test, p.verdict));
+        }
+    };
+    let result = grade::grade(&problem, &submissions, &executor, &options, &progress);
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let result = match result {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    let text = grade::render(&result, format);
+    match &args.output {
+        Some(path) => {
+            if let Err(e) = executor::write_output(path, &text) {
+                return fail(e);
+            }
+        }
+        None => out!("{text}"),
+    }
+    exit_status(&result)
+}
+
+fn submissions_paths(submissions: &[PathBuf], absolute: &dyn Fn(&Path) -> PathBuf) -> Vec<PathBuf> {
+    submissions.iter().map(|m| absolute(m)).collect()
+}
+
+/// The problem's own modules: its custom checkers, its interactor.
+fn problem_modules(problem: &grade::Problem) -> Vec<PathBuf> {
+    let mut modules: Vec<PathBuf> = problem
+        .groups
+        .iter()
+        .filter_map(|g| match &g.checker {
+            grade::Checker::Custom { module, .. } => Some(module.clone()),
+            grade::Checker::Builtin(_) => None,
+        })
+        .collect();
+    if let grade::ProblemKind::Interactive { interactor, .. } = &problem.kind {
+        modules.push(interactor.clone());
+    }
+    modules.sort();
+    modules.dedup();
+    modules
+}
+
+/// Compiles `module` into the code cache (`sandboxrun compile`'s path: a confined child).
+fn precompile(module: &Path, cache: (PathBuf, u64)) -> Result<(), String> {
+    let bytes = std::fs::read(module).map_err(|e| e.to_string())?;
+    let run = crate::supervise::Run {
+        policy: policy::Policy::default_policy(),
+        module: bytes,
+        argv0: String::new(),
+        args: Vec::new(),
+        invoke: None,
+        cache: Some(cache),
+        compile_only: true,
+        cancel: None,
+    };
+    let (report, release) = crate::supervise::run(run, crate::supervise::Start::Spawn);
+    if let Some(release) = release {
+        release.reap();
+    }
+    match report.verdict.exit_status() {
+        0 => Ok(()),
+        _ => Err(report.verdict.summary().unwrap_or_default()),
+    }
+}
+
+/// 0 if every test was accepted, 125 if a judge error happened, 1 otherwise.
+fn exit_status(result: &grade::GradeResult) -> i32 {
+    let verdicts = || result.submissions.iter().flat_map(|s| s.tests.iter().map(|t| t.verdict));
+    if verdicts().any(|v| v == Verdict::IE) {
+        EXIT_ERROR
+    } else if verdicts().all(|v| v == Verdict::AC) {
+        0
+    } else {
+        1
+    }
+}
+
+/// A progress bar on stderr when it is a terminal; nothing otherwise.
+fn progress_bar() -> Option<indicatif::ProgressBar> {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(0);
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}") {
+        bar.set_style(style);
+    }
+    Some(bar)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
