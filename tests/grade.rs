@@ -247,3 +247,26 @@ fn a_bad_package_or_format_is_one_line_and_125() {
     let o = run(bin().arg("grade").arg(example("sum")));
     assert_eq!(o.status.code(), Some(2), "no submission: a usage error");
 }
+
+#[test]
+fn a_dmoj_problem_folder_is_graded_too() {
+    let dir = temp_dir("grade-dmoj");
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let problem = dir.join("sum");
+    std::fs::create_dir_all(&problem).unwrap();
+    write(&problem, "1.in", "1 2\n");
+    write(&problem, "1.out", "3\n");
+    write(&problem, "2.in", "5 5\n");
+    write(&problem, "2.out", "10\n");
+    write(&problem, "init.yml", "test_cases:\n  - {in: 1.in, out: 1.out, points: 40}\n  - {batched: [{in: 2.in, out: 2.out}], points: 60, dependencies: [1]}\n");
+    for p in walk(&dir) {
+        let mode = if p.is_dir() { 0o755 } else { 0o644 };
+        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(mode)).unwrap();
+    }
+    let (o, json) = grade_json(&problem, &[example("sum/submissions/ac.wasm"), example("sum/submissions/pe.wasm")]);
+    assert_eq!(o.status.code(), Some(0), "every test accepted: {}", stderr(&o));
+    // DMOJ's standard checker compares tokens: the extra space is accepted there.
+    assert_eq!(verdicts(&json), [("ac.wasm", "AC"), ("pe.wasm", "AC")].map(|(a, b)| (a.to_string(), b.to_string())));
+    let score = json["submissions"][0]["score"].as_f64().unwrap();
+    assert_eq!(score, 100.0);
+}
