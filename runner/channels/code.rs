@@ -14,7 +14,7 @@ use protocol::code_channel::CacheAnswer;
 use protocol::ProtocolError;
 use std::fs::File;
 use std::io::{self, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 /// What the supervisor found (its side of the answer).
 #[derive(Clone, Copy, Debug)]
@@ -63,14 +63,9 @@ pub fn channel() -> io::Result<(Sender, Receiver)> {
     // Close-on-exec, as `std::io::pipe` makes them.
     let (answer_read, answer_write) = io::pipe()?;
     let (back_read, back_write) = io::pipe()?;
-    // SAFETY: a NUL-terminated name and valid flags.
-    let fd =
-        unsafe { libc::memfd_create(c"sandboxrun-artifact".as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a new descriptor, owned from here on; duplicated so each side owns one.
-    let code = unsafe { OwnedFd::from_raw_fd(fd) };
+    use nix::sys::memfd::{memfd_create, MFdFlags};
+    let code = memfd_create(c"sandboxrun-artifact", MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING)?;
+    // Duplicated so each side owns one.
     let code_child = code.try_clone()?;
     Ok((
         Sender { answer: File::from(OwnedFd::from(answer_write)), code: code.into(), returned: back_read.into() },
@@ -96,11 +91,10 @@ impl Sender {
             Answer::Miss => CacheAnswer::Miss,
             Answer::Hit(artifact) => {
                 self.code.write_all(artifact)?;
-                let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
-                // SAFETY: F_ADD_SEALS takes an integer and touches no memory of ours.
-                if unsafe { libc::fcntl(self.code.as_raw_fd(), libc::F_ADD_SEALS, seals) } != 0 {
-                    return Err(io::Error::last_os_error());
-                }
+                use nix::fcntl::{fcntl, FcntlArg, SealFlag};
+                let seals =
+                    SealFlag::F_SEAL_SEAL | SealFlag::F_SEAL_SHRINK | SealFlag::F_SEAL_GROW | SealFlag::F_SEAL_WRITE;
+                fcntl(&self.code, FcntlArg::F_ADD_SEALS(seals))?;
                 CacheAnswer::Hit { len: artifact.len() as u64 }
             }
         };
@@ -185,19 +179,16 @@ pub struct Mapped {
 
 impl Mapped {
     fn new(fd: &OwnedFd, len: u64) -> io::Result<Mapped> {
+        use nix::sys::mman::{mmap, MapFlags, ProtFlags};
         let len = usize::try_from(len).map_err(|_| io::Error::from_raw_os_error(libc::EFBIG))?;
-        if len == 0 {
+        let Some(size) = std::num::NonZeroUsize::new(len) else {
             return Ok(Mapped { ptr: std::ptr::NonNull::dangling().as_ptr(), len });
-        }
+        };
         // SAFETY: a fresh mapping at an address the kernel picks, read-only. The supervisor
         // sealed the memfd against writes, shrinking and growing before it answered, so the
         // `len` bytes mapped exist and never change while the slice `deref` hands out lives.
-        let ptr =
-            unsafe { libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ, libc::MAP_PRIVATE, fd.as_raw_fd(), 0) };
-        if ptr == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(Mapped { ptr, len })
+        let ptr = unsafe { mmap(None, size, ProtFlags::PROT_READ, MapFlags::MAP_PRIVATE, fd, 0) }?;
+        Ok(Mapped { ptr: ptr.as_ptr(), len })
     }
 }
 
@@ -213,8 +204,11 @@ impl std::ops::Deref for Mapped {
 impl Drop for Mapped {
     fn drop(&mut self) {
         if self.len > 0 {
-            // SAFETY: unmaps exactly the mapping made in `new`; no slice of it outlives `self`.
-            unsafe { libc::munmap(self.ptr, self.len) };
+            if let Some(ptr) = std::ptr::NonNull::new(self.ptr) {
+                // SAFETY: unmaps exactly the mapping made in `new`; no slice of it outlives
+                // `self`.
+                let _ = unsafe { nix::sys::mman::munmap(ptr, self.len) };
+            }
         }
     }
 }

@@ -131,8 +131,7 @@ impl RunSpec {
             invoke,
             compile_only: false,
             require_landlock: policy.require_landlock,
-            // SAFETY: geteuid has no preconditions.
-            started_by_root: unsafe { libc::geteuid() } == 0,
+            started_by_root: nix::unistd::geteuid().is_root(),
         }
     }
 }

@@ -77,8 +77,9 @@ pub fn serve(socket: &Path, pool: usize) -> Result<(), ServeError> {
         slot::schedule(0, true);
     }
     // Slots end on their own: the kernel reaps them.
-    // SAFETY: setting a signal's disposition to SIG_IGN runs no code of ours.
-    unsafe { libc::signal(libc::SIGCHLD, libc::SIG_IGN) };
+    // SAFETY: SIG_IGN installs no handler of ours.
+    let _ =
+        unsafe { nix::sys::signal::signal(nix::sys::signal::Signal::SIGCHLD, nix::sys::signal::SigHandler::SigIgn) };
     let mut slots: Vec<(UnixStream, Slot)> = Vec::new();
     for _ in 0..pool {
         let slot = slot::start(&listener, settings).map_err(ServeError::Slot)?;
@@ -203,8 +204,8 @@ fn background_scheduling_works() -> bool {
     else {
         return false;
     };
-    let mut status = 0;
-    // SAFETY: waiting for our own child, with a valid out-pointer.
-    let reaped = unsafe { libc::waitpid(pid, &mut status, 0) } == pid;
-    reaped && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0
+    matches!(
+        nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None),
+        Ok(nix::sys::wait::WaitStatus::Exited(_, 0))
+    )
 }

@@ -99,8 +99,8 @@ impl PreparedChild {
 
     /// Kills and reaps the child.
     pub fn discard(self) {
-        // SAFETY: kill has no memory effects; the pid is our unreaped child.
-        unsafe { libc::kill(self.child.pid(), libc::SIGKILL) };
+        // Our unreaped child: the pid cannot have been reused.
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.pid()), nix::sys::signal::Signal::SIGKILL);
         let _ = self.child.wait();
     }
 
@@ -185,13 +185,11 @@ fn take_run(handover: Handover<RunSpec>, fds: Vec<OwnedFd>) -> Result<(RunSpec, 
         return Err(format!("{} descriptors, expected at least {FIXED_FDS}", fds.len()));
     }
     let mut fds = fds.into_iter();
-    for target in 0..3 {
-        let fd = fds.next().expect("counted");
-        // SAFETY: dup2 onto a standard stream this process owns; nothing else holds it.
-        if unsafe { libc::dup2(fd.as_raw_fd(), target) } < 0 {
-            return Err(format!("dup2: {}", std::io::Error::last_os_error()));
-        }
-    }
+    let (stdin, stdout, stderr) = (fds.next(), fds.next(), fds.next());
+    let dup = |fd: Option<OwnedFd>, to: fn(OwnedFd) -> nix::Result<()>| to(fd.expect("counted"));
+    dup(stdin, |fd| nix::unistd::dup2_stdin(fd)).map_err(|e| format!("dup2: {e}"))?;
+    dup(stdout, |fd| nix::unistd::dup2_stdout(fd)).map_err(|e| format!("dup2: {e}"))?;
+    dup(stderr, |fd| nix::unistd::dup2_stderr(fd)).map_err(|e| format!("dup2: {e}"))?;
     let report = fds.next().expect("counted");
     let release = fds.next().expect("counted");
     let code = Receiver::from_fds([0; 3].map(|_| fds.next().expect("counted")));

@@ -126,8 +126,9 @@ fn life(mut server: UnixStream, listener: UnixDatagram, settings: Settings) -> i
         schedule(0, true);
     }
     // The slot reaps its run's child itself.
-    // SAFETY: restoring the default disposition runs no code of ours.
-    unsafe { libc::signal(libc::SIGCHLD, libc::SIG_DFL) };
+    // SAFETY: restoring the default disposition installs no handler of ours.
+    let _ =
+        unsafe { nix::sys::signal::signal(nix::sys::signal::Signal::SIGCHLD, nix::sys::signal::SigHandler::SigDfl) };
     let ahead = prepare(settings);
     crate::server::warm_text::map_ahead();
     if settings.background {

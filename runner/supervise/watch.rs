@@ -78,11 +78,8 @@ impl Release {
     /// Releases the child and waits for it to end.
     pub fn reap(self) {
         drop(self.fd);
-        let mut status = 0;
-        // SAFETY: waiting for our own child, with a valid out-pointer.
-        while unsafe { libc::waitpid(self.pid, &mut status, 0) } < 0
-            && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted
-        {}
+        let pid = nix::unistd::Pid::from_raw(self.pid);
+        while nix::sys::wait::waitpid(pid, None) == Err(nix::errno::Errno::EINTR) {}
     }
 }
 
@@ -117,28 +114,13 @@ fn pidfd_open(pid: libc::pid_t) -> io::Result<OwnedFd> {
 
 /// The CPU time (user + system, all threads) of a child not yet reaped.
 fn cpu_time(pid: libc::pid_t) -> io::Result<Duration> {
-    let mut clock: libc::clockid_t = 0;
-    // SAFETY: a valid out-pointer.
-    let r = unsafe { libc::clock_getcpuclockid(pid, &mut clock) };
-    if r != 0 {
-        return Err(io::Error::from_raw_os_error(r));
-    }
-    // SAFETY: all-zero is a valid timespec.
-    let mut t: libc::timespec = unsafe { std::mem::zeroed() };
-    // SAFETY: a valid clock id and out-pointer.
-    if unsafe { libc::clock_gettime(clock, &mut t) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(Duration::new(t.tv_sec as u64, t.tv_nsec as u32))
+    let clock = nix::time::clock_getcpuclockid(nix::unistd::Pid::from_raw(pid))?;
+    Ok(Duration::from(nix::time::clock_gettime(clock)?))
 }
 
 /// The peak resident set size of this process (the supervisor itself, not its children).
 pub fn own_peak_rss_bytes() -> u64 {
-    // SAFETY: all-zero is a valid rusage; getrusage only writes it.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: a valid out-pointer.
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
-    usage.ru_maxrss as u64 * 1024
+    nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF).map_or(0, |u| u.max_rss() as u64 * 1024)
 }
 
 /// The peak resident set size of a child not yet reaped (`VmHWM`, what `ru_maxrss` reports
