@@ -187,9 +187,9 @@ fn take_run(handover: Handover<RunSpec>, fds: Vec<OwnedFd>) -> Result<(RunSpec, 
     let mut fds = fds.into_iter();
     let (stdin, stdout, stderr) = (fds.next(), fds.next(), fds.next());
     let dup = |fd: Option<OwnedFd>, to: fn(OwnedFd) -> nix::Result<()>| to(fd.expect("counted"));
-    dup(stdin, |fd| nix::unistd::dup2_stdin(fd)).map_err(|e| format!("dup2: {e}"))?;
-    dup(stdout, |fd| nix::unistd::dup2_stdout(fd)).map_err(|e| format!("dup2: {e}"))?;
-    dup(stderr, |fd| nix::unistd::dup2_stderr(fd)).map_err(|e| format!("dup2: {e}"))?;
+    dup(stdin, nix::unistd::dup2_stdin).map_err(|e| format!("dup2: {e}"))?;
+    dup(stdout, nix::unistd::dup2_stdout).map_err(|e| format!("dup2: {e}"))?;
+    dup(stderr, nix::unistd::dup2_stderr).map_err(|e| format!("dup2: {e}"))?;
     let report = fds.next().expect("counted");
     let release = fds.next().expect("counted");
     let code = Receiver::from_fds([0; 3].map(|_| fds.next().expect("counted")));
