@@ -72,20 +72,7 @@ fn compile(args: &CompileArgs) -> i32 {
         Err(e) => return fail(format!("failed to read {}: {e}", args.module.display())),
     };
     let path = cache.0.clone();
-    let run = crate::supervise::Run {
-        policy,
-        module,
-        argv0: String::new(),
-        args: Vec::new(),
-        invoke: None,
-        cache: Some(cache),
-        compile_only: true,
-        cancel: None,
-    };
-    let (report, release) = crate::supervise::run(run, crate::supervise::Start::Spawn);
-    if let Some(release) = release {
-        release.reap();
-    }
+    let report = crate::supervise::compile(policy, module, cache);
     if report.verdict.exit_status() != 0 {
         if let Some(line) = report.verdict.summary() {
             errln!("{line}");

@@ -178,20 +178,7 @@ fn problem_modules(problem: &grade::Problem) -> Vec<PathBuf> {
 /// Compiles `module` into the code cache (`sandboxrun compile`'s path: a confined child).
 fn precompile(module: &Path, cache: (PathBuf, u64)) -> Result<(), String> {
     let bytes = std::fs::read(module).map_err(|e| e.to_string())?;
-    let run = crate::supervise::Run {
-        policy: policy::Policy::default_policy(),
-        module: bytes,
-        argv0: String::new(),
-        args: Vec::new(),
-        invoke: None,
-        cache: Some(cache),
-        compile_only: true,
-        cancel: None,
-    };
-    let (report, release) = crate::supervise::run(run, crate::supervise::Start::Spawn);
-    if let Some(release) = release {
-        release.reap();
-    }
+    let report = crate::supervise::compile(policy::Policy::default_policy(), bytes, cache);
     match report.verdict.exit_status() {
         0 => Ok(()),
         _ => Err(report.verdict.summary().unwrap_or_default()),

@@ -148,6 +148,26 @@ pub fn run(mut run: Run, start: Start) -> (Report, Option<Release>) {
     (report_of(facts, child_report.as_ref(), &limits), release)
 }
 
+/// Compiles `module` into the code cache at `cache`, in a confined child as a run would (the
+/// compiler parses hostile input), and reaps the child; `sandboxrun compile`'s path.
+pub fn compile(policy: Policy, module: Vec<u8>, cache: (PathBuf, u64)) -> Report {
+    let run = Run {
+        policy,
+        module,
+        argv0: String::new(),
+        args: Vec::new(),
+        invoke: None,
+        cache: Some(cache),
+        compile_only: true,
+        cancel: None,
+    };
+    let (report, release) = self::run(run, Start::Spawn);
+    if let Some(release) = release {
+        release.reap();
+    }
+    report
+}
+
 /// What the supervisor knows of a run once it is over, besides the child's own report.
 struct Facts {
     exit: watch::ChildExit,
