@@ -64,7 +64,7 @@ sleep 0.5
 pkill -TERM -f "$TMP/sandboxrun serve" || true
 wait "$perf_pid" || true
 
-# The warm runs' code between the two markers of runner/warm_text.rs, the cold run's after.
+# The warm runs' code between the two markers of runner/server/warm_text.rs, the cold run's after.
 {
   for data in faults0 faults1 faults2 faults-server faults-client; do
     perf script -i "$TMP/$data.data" -F pid,addr --show-mmap-events 2>/dev/null
