@@ -12,6 +12,7 @@
 
 use super::sys::{self, Prot};
 use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::ptr::NonNull;
 use std::sync::OnceLock;
 
@@ -68,6 +69,9 @@ pub enum MemoryError {
         /// The kernel's answer.
         source: io::Error,
     },
+    /// The memory's initial image could not be mapped or read.
+    #[error("failed to initialize memory from its image: {0}")]
+    Image(io::Error),
     /// The kernel refused to make the initial pages accessible.
     #[error("failed to commit {bytes} bytes of memory: {source}")]
     Commit {
@@ -170,6 +174,68 @@ impl LinearMemory {
         unsafe { sys::protect(def.base.add(def.current_length), new_len - def.current_length, Prot::ReadWrite) }?;
         def.current_length = new_len;
         Ok(())
+    }
+
+    /// Maps `len` bytes of the file `fd` from `offset` over the start of the memory, private
+    /// and copy-on-write: the first `len` bytes of the memory then read as the file's bytes,
+    /// and the guest's writes stay its own. The same as [`LinearMemory::map_image_at`] at
+    /// memory offset 0.
+    ///
+    /// # Errors
+    /// As for [`LinearMemory::map_image_at`].
+    ///
+    /// # Safety
+    /// As for [`LinearMemory::map_image_at`].
+    pub unsafe fn map_image(&mut self, fd: BorrowedFd<'_>, offset: u64, len: usize) -> io::Result<()> {
+        // SAFETY: the caller's contract, passed on.
+        unsafe { self.map_image_at(0, fd, offset, len) }
+    }
+
+    /// Maps `len` bytes of the file `fd` from `offset` over the memory's bytes
+    /// `memory_offset..memory_offset + len` (`mmap` with `MAP_PRIVATE | MAP_FIXED`, read-write):
+    /// they then read as the file's bytes, and writes are private copies. The range stays
+    /// inside the reservation and accessible, so growth and bounds are unchanged. `len == 0`
+    /// does nothing. If the mapping fails the range is zero-filled anonymous memory again,
+    /// never a hole in the reservation.
+    ///
+    /// # Errors
+    /// `InvalidInput` unless `memory_offset`, `offset` and `len` are multiples of the page size
+    /// and the range lies inside the accessible bytes; otherwise the kernel's answer (e.g.
+    /// `EACCES` for a descriptor not open for reading).
+    ///
+    /// # Safety
+    /// The file's bytes `offset..offset + len` must exist and must not change (nor the file
+    /// shrink) while the memory lives: unwritten pages read through to the file, so a change
+    /// would change the memory under its readers, and a truncation would make them fault (a
+    /// sealed memfd, or a file nobody writes in place, keeps this).
+    pub unsafe fn map_image_at(
+        &mut self,
+        memory_offset: usize,
+        fd: BorrowedFd<'_>,
+        offset: u64,
+        len: usize,
+    ) -> io::Result<()> {
+        if len == 0 {
+            return Ok(());
+        }
+        let page = sys::page_size();
+        let inside = memory_offset.checked_add(len).is_some_and(|end| end <= self.def().current_length);
+        if !inside || memory_offset % page != 0 || len % page != 0 || offset % page as u64 != 0 {
+            return Err(io::Error::from(io::ErrorKind::InvalidInput));
+        }
+        // SAFETY: the range lies inside our reservation's accessible prefix (checked), page
+        // aligned (checked); `&mut self` means no Rust reference into the memory is live; the
+        // file's stability is the caller's contract.
+        let at = unsafe { self.def().base.add(memory_offset) };
+        // SAFETY: as above.
+        let mapped = unsafe { sys::map_file_private(at, len, fd.as_raw_fd(), offset) };
+        if mapped.is_err() {
+            // A failed MAP_FIXED may have unmapped the range: put zero pages back, so the
+            // reservation never has a hole another mapping could take.
+            // SAFETY: the same range as above, ours, page-aligned, unreferenced.
+            unsafe { sys::map_zero_fixed(at, len) }?;
+        }
+        mapped
     }
 
     fn def(&self) -> &VMMemoryDefinition {
