@@ -220,7 +220,7 @@ impl LinearMemory {
         }
         let page = sys::page_size();
         let inside = memory_offset.checked_add(len).is_some_and(|end| end <= self.def().current_length);
-        if !inside || memory_offset % page != 0 || len % page != 0 || offset % page as u64 != 0 {
+        if !inside || !memory_offset.is_multiple_of(page) || !len.is_multiple_of(page) || !offset.is_multiple_of(page as u64) {
             return Err(io::Error::from(io::ErrorKind::InvalidInput));
         }
         // SAFETY: the range lies inside our reservation's accessible prefix (checked), page
@@ -360,6 +360,81 @@ mod tests {
         let mut full = LinearMemory::new(0, None, 65536, strategy).unwrap();
         assert_eq!(full.grow(65536), Some(0), "4 GiB is reachable (address space only)");
         assert_eq!(full.grow(1), None, "past 4 GiB");
+    }
+
+    /// A memfd of `pages` OS pages, page `p` filled with byte `p + 1`.
+    fn image_file(pages: usize) -> std::fs::File {
+        use std::io::Write;
+        use std::os::fd::FromRawFd;
+        // SAFETY: memfd_create takes a NUL-terminated name and flags.
+        let fd = unsafe { libc::memfd_create(c"image".as_ptr(), libc::MFD_CLOEXEC) };
+        assert!(fd >= 0);
+        // SAFETY: a fresh descriptor nothing else owns.
+        let mut file = unsafe { std::fs::File::from_raw_fd(fd) };
+        let page = sys::page_size();
+        for p in 0..pages {
+            file.write_all(&vec![p as u8 + 1; page]).unwrap();
+        }
+        file
+    }
+
+    fn map_image(strategy: BoundsStrategy) {
+        use std::os::fd::{AsFd, FromRawFd};
+        use std::os::unix::fs::FileExt;
+        let page = sys::page_size();
+        let file = image_file(3);
+        let mut m = LinearMemory::new(1, Some(4), 65536, strategy).unwrap();
+        // SAFETY: the memfd is ours and nobody writes it while `m` lives (the write below is
+        // after the checks that read through the mapping, and only to test CoW isolation).
+        unsafe { m.map_image(file.as_fd(), page as u64, 2 * page) }.unwrap();
+        assert!(m.data()[..page].iter().all(|b| *b == 2));
+        assert!(m.data()[page..2 * page].iter().all(|b| *b == 3));
+        assert!(m.data()[2 * page..].iter().all(|b| *b == 0), "the rest stays zero");
+        // SAFETY: as above.
+        unsafe { m.map_image_at(4 * page, file.as_fd(), 0, page) }.unwrap();
+        assert!(m.data()[4 * page..5 * page].iter().all(|b| *b == 1));
+        // Writes are private: the file keeps its bytes.
+        m.data_mut()[5] = 0x77;
+        let mut b = [0u8; 1];
+        file.read_exact_at(&mut b, page as u64 + 5).unwrap();
+        assert_eq!((m.data()[5], b[0]), (0x77, 2));
+        // Growth after a mapping, and the memory keeps its base.
+        let base = m.base();
+        assert_eq!(m.grow(1), Some(1));
+        assert_eq!(m.base(), base);
+        assert!(m.data()[WASM_PAGE_SIZE..].iter().all(|b| *b == 0));
+        assert_eq!(m.data()[5], 0x77);
+        // Refused: unaligned, outside the accessible bytes, empty does nothing.
+        let fd = file.as_fd();
+        // SAFETY: each is refused by the checks before any mapping.
+        unsafe {
+            for (at, offset, len) in [(1, 0, page), (0, 1, page), (0, 0, page + 1), (2 * WASM_PAGE_SIZE, 0, page)] {
+                let err = m.map_image_at(at, fd, offset, len).unwrap_err();
+                assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{at} {offset} {len}");
+            }
+            m.map_image_at(usize::MAX, fd, 0, 0).unwrap();
+        }
+        // A descriptor the kernel cannot map (a pipe) leaves zero pages, not a hole.
+        let mut fds = [0; 2];
+        // SAFETY: pipe writes two descriptors into the array.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        // SAFETY: the two fresh descriptors are ours.
+        let (r, w) = unsafe { (std::fs::File::from_raw_fd(fds[0]), std::fs::File::from_raw_fd(fds[1])) };
+        // SAFETY: the mapping fails; nothing reads through a pipe.
+        assert!(unsafe { m.map_image_at(0, r.as_fd(), 0, page) }.is_err());
+        assert!(m.data()[..page].iter().all(|b| *b == 0), "zero pages back after a failed map");
+        m.data_mut()[0] = 1;
+        drop((r, w));
+    }
+
+    #[test]
+    fn map_image_with_guard_pages() {
+        map_image(BoundsStrategy::GuardPages);
+    }
+
+    #[test]
+    fn map_image_with_explicit_checks() {
+        map_image(BoundsStrategy::Explicit);
     }
 
     #[test]
