@@ -100,7 +100,10 @@ fn mem(store: &Store, i: Instance) -> Memory {
 
 const PAGE: i64 = 65536;
 
-fn layouts() -> Vec<(&'static str, Vec<(i64, Vec<u8>)>, bool)> {
+/// A named layout of `(offset, bytes)` segments, and whether it can be imaged.
+type Layout = (&'static str, Vec<(i64, Vec<u8>)>, bool);
+
+fn layouts() -> Vec<Layout> {
     let dense: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8 + 1).collect();
     vec![
         ("sparse", vec![(10, b"a".to_vec()), (70_000, b"bc".to_vec()), (200_000, vec![0xff])], true),
@@ -159,7 +162,7 @@ fn images_match_segments(bounds: BoundsStrategy) {
             }
         }
         if !imageable {
-            let err = reference.err().expect("traps");
+            let Err(err) = reference else { panic!("{name} traps") };
             assert!(err.contains("out of bounds memory access"), "{name}: {err}");
         }
     }
