@@ -286,7 +286,9 @@ impl Module {
         })
     }
 
-    /// The module's description.
+    /// The module's description. Loaded from an artifact alone, it has no function bodies'
+    /// places, and, when the module has a memory image, no bytes for its active data segments
+    /// (the image holds them; they are dropped at instantiation anyway).
     pub fn info(&self) -> &ModuleInfo {
         &self.inner.info
     }
