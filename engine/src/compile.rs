@@ -149,7 +149,7 @@ impl Compiler {
             array_trampolines.push(results.next().expect("job"));
             host_trampolines.push(results.next().expect("job"));
         }
-        Ok(Artifact { identity: self.identity.clone(), functions, array_trampolines, host_trampolines })
+        Ok(Artifact::new(self.identity.clone(), wasm.len(), module, functions, array_trampolines, host_trampolines))
     }
 
     fn emit(&self, ctx: &mut Context, func: u32) -> Result<CompiledFunction, CompileError> {

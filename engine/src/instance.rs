@@ -228,7 +228,16 @@ impl StoreInner {
                 SegmentMode::Passive => {}
             }
         }
-        for (i, seg) in info.data.iter().enumerate() {
+        if let Some(image) = &m.image {
+            // Every active segment fits memory 0, a memory of this instance, unseen by anyone
+            // yet (checked when the image was built): applying the image is applying them all.
+            let memory = data.memory_mut().expect("an image implies a defined memory 0");
+            image.apply(memory)?;
+            for (i, seg) in info.data.iter().enumerate() {
+                data.data_dropped[i] |= matches!(seg.mode, SegmentMode::Active { .. });
+            }
+        }
+        for (i, seg) in info.data.iter().enumerate().filter(|_| m.image.is_none()) {
             if let SegmentMode::Active { offset, .. } = &seg.mode {
                 let offset = eval_const(self, data, *offset) as u32;
                 if memory_init(data, i as u32, offset, 0, seg.bytes.len() as u32) != 0 {

@@ -3,10 +3,13 @@
 use crate::artifact::{Artifact, ArtifactError, CompiledFunction, RelocKind, RelocTarget};
 use crate::compile::CompileError;
 use crate::engine::Engine;
+use crate::image::{ImageBytes, ModuleImage, IMAGE_PAGE_SIZE};
 use crate::module_info::{self, LoadError, ModuleInfo};
 use crate::trap::TrapKind;
 use crate::types::*;
 use crate::vm::code_memory::CodeMemory;
+use std::fs::File;
+use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
 /// Why a module could not be created.
@@ -29,6 +32,18 @@ pub enum ModuleError {
     Map(String),
 }
 
+/// Where a cache hit's artifact lies in a file (a sealed memfd, or a cache file): given to
+/// [`Module::from_artifact_mapped`] so instances map the memory image from it copy-on-write
+/// instead of copying it.
+#[derive(Debug)]
+pub struct ImageSource {
+    /// A descriptor of the file, open for reading.
+    pub fd: OwnedFd,
+    /// Offset of the artifact's first byte in the file; a multiple of the page size (4096) for
+    /// the image to be mapped (otherwise it is copied at load, as without a source).
+    pub offset: u64,
+}
+
 /// A validated, compiled module ready to instantiate. Cheap to clone.
 #[derive(Clone)]
 pub struct Module {
@@ -47,6 +62,9 @@ pub(crate) struct ModuleInner {
     pub(crate) host_trampolines: Vec<Option<u32>>,
     /// Trap sites: offset in `code` → trap, sorted.
     pub(crate) traps: Vec<(u32, TrapKind)>,
+    /// Memory 0's initial image, if the module has one: instantiation applies it instead of
+    /// the active data segments.
+    pub(crate) image: Option<ModuleImage>,
 }
 
 impl Module {
@@ -68,23 +86,83 @@ impl Module {
     }
 
     /// Loads a module from its binary and the bytes of an artifact previously compiled from
-    /// the very same binary. The binary is parsed again but its function bodies are not
-    /// re-validated, and the artifact's machine code is mapped executable as it is.
+    /// the very same binary. The binary is no longer parsed: the artifact describes the module
+    /// ([`Module::from_artifact_bytes`]); only its length is checked against the artifact's.
+    ///
+    /// # Safety
+    /// As for [`Module::from_artifact_bytes`], with the artifact compiled from exactly `wasm`.
+    ///
+    /// # Errors
+    /// [`ModuleError`]: the artifact is damaged, does not fit `wasm`'s length, or does not fit.
+    pub unsafe fn from_artifact(engine: &Engine, wasm: &[u8], artifact: &[u8]) -> Result<Module, ModuleError> {
+        let (parsed, image_at) = Artifact::parse(artifact, false)?;
+        if parsed.wasm_len != wasm.len() as u64 {
+            return Err(ModuleError::Mismatch("module length"));
+        }
+        let image = image_at.map(|at| Self::image_from_bytes(&parsed, &artifact[at..]));
+        // SAFETY: the caller's contract, passed on.
+        unsafe { Self::load_parts(engine, parsed.info.clone(), &parsed, image) }
+    }
+
+    /// Loads a module from the bytes of an artifact alone, without its binary: no parsing or
+    /// validation of the module, no copy of it; the artifact's machine code is mapped
+    /// executable as it is, and its memory image (if any) is copied once, here, to be copied
+    /// into each instance's memory.
     ///
     /// # Safety
     /// `artifact` must be the bytes of [`Artifact::to_bytes`] of an artifact that
-    /// [`Module::compile`] made from exactly `wasm`, by an engine of `engine`'s identity (as a
-    /// content-addressed cache, keyed by the module's hash and the engine identity, whose
-    /// storage only trusted code writes, guarantees). The checks made here (format, engine
-    /// identity, counts) catch damage, not malice: any other bytes can run arbitrary code.
+    /// [`Module::compile`] made, by an engine of `engine`'s identity (as a content-addressed
+    /// cache, keyed by the module's hash and the engine identity, whose storage only trusted
+    /// code writes, guarantees). The checks made here (format, engine identity, counts,
+    /// indices) catch damage, not malice: any other bytes can run arbitrary code.
     ///
     /// # Errors
-    /// [`ModuleError`]: the binary does not parse, or the artifact is damaged or does not fit.
-    pub unsafe fn from_artifact(engine: &Engine, wasm: &[u8], artifact: &[u8]) -> Result<Module, ModuleError> {
-        let info = module_info::parse(wasm)?;
-        let artifact = Artifact::from_bytes(artifact)?;
+    /// [`ModuleError`]: the artifact is damaged or does not fit the engine.
+    pub unsafe fn from_artifact_bytes(engine: &Engine, artifact: &[u8]) -> Result<Module, ModuleError> {
+        let (parsed, image_at) = Artifact::parse(artifact, false)?;
+        let image = image_at.map(|at| Self::image_from_bytes(&parsed, &artifact[at..]));
         // SAFETY: the caller's contract, passed on.
-        unsafe { Self::load(engine, info, &artifact) }
+        unsafe { Self::load_parts(engine, parsed.info.clone(), &parsed, image) }
+    }
+
+    /// [`Module::from_artifact_bytes`] for an artifact whose bytes also lie in a file at
+    /// `source`: the module keeps the descriptor, and each instance maps its memory image from
+    /// the file copy-on-write (`MAP_PRIVATE`) instead of copying it (reading it with `pread`
+    /// where mapping is refused). If `source.offset` is not page-aligned, or the file is shorter
+    /// than the artifact, the image is copied from `artifact` as without a source.
+    ///
+    /// # Safety
+    /// As for [`Module::from_artifact_bytes`]; and the file's bytes from `source.offset` must
+    /// be exactly `artifact`, and must not change nor the file shrink while the module or any
+    /// memory instantiated from it lives (a sealed memfd, or a cache file only ever replaced
+    /// by renaming, keeps this): unwritten memory pages read through to the file.
+    ///
+    /// # Errors
+    /// As for [`Module::from_artifact_bytes`].
+    pub unsafe fn from_artifact_mapped(
+        engine: &Engine,
+        artifact: &[u8],
+        source: ImageSource,
+    ) -> Result<Module, ModuleError> {
+        let (parsed, image_at) = Artifact::parse(artifact, false)?;
+        let image = image_at.map(|at| {
+            let file = File::from(source.fd);
+            let long_enough = file.metadata().is_ok_and(|m| m.len() >= source.offset.saturating_add(artifact.len() as u64));
+            let chunks = parsed.image.as_ref().map(|i| i.chunks.clone()).unwrap_or_default();
+            if source.offset.is_multiple_of(IMAGE_PAGE_SIZE as u64) && long_enough {
+                ModuleImage { chunks, bytes: ImageBytes::File { file, offset: source.offset + at as u64 } }
+            } else {
+                Self::image_from_bytes(&parsed, &artifact[at..])
+            }
+        });
+        // SAFETY: the caller's contract, passed on (the file's part included).
+        unsafe { Self::load_parts(engine, parsed.info.clone(), &parsed, image) }
+    }
+
+    /// The image of a parsed artifact whose image bytes (not kept by the parse) are `bytes`.
+    fn image_from_bytes(parsed: &Artifact, bytes: &[u8]) -> ModuleImage {
+        let chunks = parsed.image.as_ref().map(|i| i.chunks.clone()).unwrap_or_default();
+        ModuleImage { chunks, bytes: ImageBytes::Bytes(bytes.into()) }
     }
 
     /// Maps compiled code and applies its relocations.
@@ -97,6 +175,27 @@ impl Module {
     /// # Errors
     /// [`ModuleError`]: the artifact does not fit the module or engine, or mapping failed.
     pub unsafe fn load(engine: &Engine, info: ModuleInfo, artifact: &Artifact) -> Result<Module, ModuleError> {
+        let image = artifact
+            .image
+            .as_ref()
+            .map(|i| ModuleImage { chunks: i.chunks.clone(), bytes: ImageBytes::Bytes(i.data.clone()) });
+        // SAFETY: the caller's contract, passed on.
+        unsafe { Self::load_parts(engine, info, artifact, image) }
+    }
+
+    /// [`Module::load`] with the image already extracted.
+    ///
+    /// # Safety
+    /// As for [`Module::load`]; `image` is the artifact's.
+    unsafe fn load_parts(
+        engine: &Engine,
+        info: ModuleInfo,
+        artifact: &Artifact,
+        memory_image: Option<ModuleImage>,
+    ) -> Result<Module, ModuleError> {
+        if memory_image.is_some() && (info.num_imported_memories != 0 || info.memories.is_empty()) {
+            return Err(ModuleError::Mismatch("memory image without a defined memory"));
+        }
         if artifact.identity() != engine.identity() {
             return Err(ModuleError::Mismatch("engine identity (version, CPU features or bounds strategy)"));
         }
@@ -182,11 +281,14 @@ impl Module {
                 array_trampolines,
                 host_trampolines,
                 traps,
+                image: memory_image,
             }),
         })
     }
 
-    /// The module's description.
+    /// The module's description. Loaded from an artifact alone, it has no function bodies'
+    /// places, and, when the module has a memory image, no bytes for its active data segments
+    /// (the image holds them; they are dropped at instantiation anyway).
     pub fn info(&self) -> &ModuleInfo {
         &self.inner.info
     }

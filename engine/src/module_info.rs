@@ -75,7 +75,7 @@ pub enum ConstExpr {
 }
 
 /// What an import provides.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum ImportKind {
     /// A function of this type.
     Func(TypeIndex),
@@ -88,7 +88,7 @@ pub enum ImportKind {
 }
 
 /// One import.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Import {
     /// Module name.
     pub module: String,
@@ -112,7 +112,7 @@ pub enum EntityIndex {
 }
 
 /// Where an element segment goes.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum SegmentMode {
     /// Used by `table.init`/`memory.init` only.
     Passive,
@@ -128,7 +128,7 @@ pub enum SegmentMode {
 }
 
 /// An element segment.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ElemSegment {
     /// Where it goes.
     pub mode: SegmentMode,
@@ -139,7 +139,7 @@ pub struct ElemSegment {
 }
 
 /// A data segment.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct DataSegment {
     /// Where it goes (never `Declared`).
     pub mode: SegmentMode,
@@ -148,7 +148,7 @@ pub struct DataSegment {
 }
 
 /// Everything about a module except its compiled code.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct ModuleInfo {
     /// The type section.
     pub types: Vec<FuncType>,

@@ -8,8 +8,13 @@ fn engine(bounds: BoundsStrategy) -> Engine {
     Engine::new(Config { bounds: Some(bounds), ..Config::default() }).expect("engine")
 }
 
+/// Instantiates `wat` as a cache hit would: compiled, serialized, and loaded from the
+/// artifact's bytes alone (no binary).
 fn instantiate(engine: &Engine, wat: &str) -> (Store, Instance) {
-    let module = Module::new(engine, wat.as_bytes()).expect("module compiles");
+    let wasm = wat::parse_str(wat).expect("module parses");
+    let (_, artifact) = Module::compile(engine, &wasm).expect("module compiles");
+    // SAFETY: compiled just above by this engine.
+    let module = unsafe { Module::from_artifact_bytes(engine, &artifact.to_bytes()) }.expect("artifact loads");
     let mut store = Store::new(engine);
     let instance = store.instantiate(&module, &[]).expect("instantiates");
     (store, instance)

@@ -12,6 +12,7 @@
 
 use super::sys::{self, Prot};
 use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::ptr::NonNull;
 use std::sync::OnceLock;
 
@@ -68,6 +69,9 @@ pub enum MemoryError {
         /// The kernel's answer.
         source: io::Error,
     },
+    /// The memory's initial image could not be mapped or read.
+    #[error("failed to initialize memory from its image: {0}")]
+    Image(io::Error),
     /// The kernel refused to make the initial pages accessible.
     #[error("failed to commit {bytes} bytes of memory: {source}")]
     Commit {
@@ -170,6 +174,68 @@ impl LinearMemory {
         unsafe { sys::protect(def.base.add(def.current_length), new_len - def.current_length, Prot::ReadWrite) }?;
         def.current_length = new_len;
         Ok(())
+    }
+
+    /// Maps `len` bytes of the file `fd` from `offset` over the start of the memory, private
+    /// and copy-on-write: the first `len` bytes of the memory then read as the file's bytes,
+    /// and the guest's writes stay its own. The same as [`LinearMemory::map_image_at`] at
+    /// memory offset 0.
+    ///
+    /// # Errors
+    /// As for [`LinearMemory::map_image_at`].
+    ///
+    /// # Safety
+    /// As for [`LinearMemory::map_image_at`].
+    pub unsafe fn map_image(&mut self, fd: BorrowedFd<'_>, offset: u64, len: usize) -> io::Result<()> {
+        // SAFETY: the caller's contract, passed on.
+        unsafe { self.map_image_at(0, fd, offset, len) }
+    }
+
+    /// Maps `len` bytes of the file `fd` from `offset` over the memory's bytes
+    /// `memory_offset..memory_offset + len` (`mmap` with `MAP_PRIVATE | MAP_FIXED`, read-write):
+    /// they then read as the file's bytes, and writes are private copies. The range stays
+    /// inside the reservation and accessible, so growth and bounds are unchanged. `len == 0`
+    /// does nothing. If the mapping fails the range is zero-filled anonymous memory again,
+    /// never a hole in the reservation.
+    ///
+    /// # Errors
+    /// `InvalidInput` unless `memory_offset`, `offset` and `len` are multiples of the page size
+    /// and the range lies inside the accessible bytes; otherwise the kernel's answer (e.g.
+    /// `EACCES` for a descriptor not open for reading).
+    ///
+    /// # Safety
+    /// The file's bytes `offset..offset + len` must exist and must not change (nor the file
+    /// shrink) while the memory lives: unwritten pages read through to the file, so a change
+    /// would change the memory under its readers, and a truncation would make them fault (a
+    /// sealed memfd, or a file nobody writes in place, keeps this).
+    pub unsafe fn map_image_at(
+        &mut self,
+        memory_offset: usize,
+        fd: BorrowedFd<'_>,
+        offset: u64,
+        len: usize,
+    ) -> io::Result<()> {
+        if len == 0 {
+            return Ok(());
+        }
+        let page = sys::page_size();
+        let inside = memory_offset.checked_add(len).is_some_and(|end| end <= self.def().current_length);
+        if !inside || !memory_offset.is_multiple_of(page) || !len.is_multiple_of(page) || !offset.is_multiple_of(page as u64) {
+            return Err(io::Error::from(io::ErrorKind::InvalidInput));
+        }
+        // SAFETY: the range lies inside our reservation's accessible prefix (checked), page
+        // aligned (checked); `&mut self` means no Rust reference into the memory is live; the
+        // file's stability is the caller's contract.
+        let at = unsafe { self.def().base.add(memory_offset) };
+        // SAFETY: as above.
+        let mapped = unsafe { sys::map_file_private(at, len, fd.as_raw_fd(), offset) };
+        if mapped.is_err() {
+            // A failed MAP_FIXED may have unmapped the range: put zero pages back, so the
+            // reservation never has a hole another mapping could take.
+            // SAFETY: the same range as above, ours, page-aligned, unreferenced.
+            unsafe { sys::map_zero_fixed(at, len) }?;
+        }
+        mapped
     }
 
     fn def(&self) -> &VMMemoryDefinition {
@@ -294,6 +360,81 @@ mod tests {
         let mut full = LinearMemory::new(0, None, 65536, strategy).unwrap();
         assert_eq!(full.grow(65536), Some(0), "4 GiB is reachable (address space only)");
         assert_eq!(full.grow(1), None, "past 4 GiB");
+    }
+
+    /// A memfd of `pages` OS pages, page `p` filled with byte `p + 1`.
+    fn image_file(pages: usize) -> std::fs::File {
+        use std::io::Write;
+        use std::os::fd::FromRawFd;
+        // SAFETY: memfd_create takes a NUL-terminated name and flags.
+        let fd = unsafe { libc::memfd_create(c"image".as_ptr(), libc::MFD_CLOEXEC) };
+        assert!(fd >= 0);
+        // SAFETY: a fresh descriptor nothing else owns.
+        let mut file = unsafe { std::fs::File::from_raw_fd(fd) };
+        let page = sys::page_size();
+        for p in 0..pages {
+            file.write_all(&vec![p as u8 + 1; page]).unwrap();
+        }
+        file
+    }
+
+    fn map_image(strategy: BoundsStrategy) {
+        use std::os::fd::{AsFd, FromRawFd};
+        use std::os::unix::fs::FileExt;
+        let page = sys::page_size();
+        let file = image_file(3);
+        let mut m = LinearMemory::new(1, Some(4), 65536, strategy).unwrap();
+        // SAFETY: the memfd is ours and nobody writes it while `m` lives (the write below is
+        // after the checks that read through the mapping, and only to test CoW isolation).
+        unsafe { m.map_image(file.as_fd(), page as u64, 2 * page) }.unwrap();
+        assert!(m.data()[..page].iter().all(|b| *b == 2));
+        assert!(m.data()[page..2 * page].iter().all(|b| *b == 3));
+        assert!(m.data()[2 * page..].iter().all(|b| *b == 0), "the rest stays zero");
+        // SAFETY: as above.
+        unsafe { m.map_image_at(4 * page, file.as_fd(), 0, page) }.unwrap();
+        assert!(m.data()[4 * page..5 * page].iter().all(|b| *b == 1));
+        // Writes are private: the file keeps its bytes.
+        m.data_mut()[5] = 0x77;
+        let mut b = [0u8; 1];
+        file.read_exact_at(&mut b, page as u64 + 5).unwrap();
+        assert_eq!((m.data()[5], b[0]), (0x77, 2));
+        // Growth after a mapping, and the memory keeps its base.
+        let base = m.base();
+        assert_eq!(m.grow(1), Some(1));
+        assert_eq!(m.base(), base);
+        assert!(m.data()[WASM_PAGE_SIZE..].iter().all(|b| *b == 0));
+        assert_eq!(m.data()[5], 0x77);
+        // Refused: unaligned, outside the accessible bytes, empty does nothing.
+        let fd = file.as_fd();
+        // SAFETY: each is refused by the checks before any mapping.
+        unsafe {
+            for (at, offset, len) in [(1, 0, page), (0, 1, page), (0, 0, page + 1), (2 * WASM_PAGE_SIZE, 0, page)] {
+                let err = m.map_image_at(at, fd, offset, len).unwrap_err();
+                assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{at} {offset} {len}");
+            }
+            m.map_image_at(usize::MAX, fd, 0, 0).unwrap();
+        }
+        // A descriptor the kernel cannot map (a pipe) leaves zero pages, not a hole.
+        let mut fds = [0; 2];
+        // SAFETY: pipe writes two descriptors into the array.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        // SAFETY: the two fresh descriptors are ours.
+        let (r, w) = unsafe { (std::fs::File::from_raw_fd(fds[0]), std::fs::File::from_raw_fd(fds[1])) };
+        // SAFETY: the mapping fails; nothing reads through a pipe.
+        assert!(unsafe { m.map_image_at(0, r.as_fd(), 0, page) }.is_err());
+        assert!(m.data()[..page].iter().all(|b| *b == 0), "zero pages back after a failed map");
+        m.data_mut()[0] = 1;
+        drop((r, w));
+    }
+
+    #[test]
+    fn map_image_with_guard_pages() {
+        map_image(BoundsStrategy::GuardPages);
+    }
+
+    #[test]
+    fn map_image_with_explicit_checks() {
+        map_image(BoundsStrategy::Explicit);
     }
 
     #[test]

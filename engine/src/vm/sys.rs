@@ -6,6 +6,7 @@
 //! the trap handler in `traps.rs` uses some of them.
 
 use std::io;
+use std::os::fd::RawFd;
 
 /// Page protection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -101,6 +102,55 @@ pub unsafe fn protect(ptr: *mut u8, len: usize, prot: Prot) -> io::Result<()> {
 pub unsafe fn unmap(ptr: *mut u8, len: usize) -> io::Result<()> {
     // SAFETY: guaranteed by the caller.
     check(unsafe { libc::munmap(ptr.cast(), len) })
+}
+
+/// Maps `len` bytes of the file `fd` from `offset` over `ptr`, private (copy-on-write) and
+/// read-write (`mmap` with `MAP_PRIVATE | MAP_FIXED`), replacing what was mapped there.
+///
+/// # Errors
+/// The kernel's answer, e.g. `EACCES` for a descriptor not open for reading, `ENODEV` for a
+/// file that cannot be mapped, `EINVAL` for unaligned arguments.
+///
+/// # Safety
+/// `ptr..ptr+len` must lie in a mapping the caller owns, `ptr` and `offset` page-aligned, with
+/// no live Rust reference into it; the file's bytes in `offset..offset+len` must exist and must
+/// not change while the mapping lives (pages not yet written still read through to the file).
+pub unsafe fn map_file_private(ptr: *mut u8, len: usize, fd: RawFd, offset: u64) -> io::Result<()> {
+    let offset = libc::off_t::try_from(offset).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: guaranteed by the caller; MAP_FIXED only replaces the caller's own range.
+    let got = unsafe {
+        libc::mmap(ptr.cast(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_FIXED, fd, offset)
+    };
+    if got == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Replaces `len` bytes at `ptr` with fresh zero pages, private, anonymous and read-write
+/// (`mmap` with `MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED`).
+///
+/// # Errors
+/// The kernel's answer.
+///
+/// # Safety
+/// As for [`map_file_private`], without the file.
+pub unsafe fn map_zero_fixed(ptr: *mut u8, len: usize) -> io::Result<()> {
+    // SAFETY: guaranteed by the caller; MAP_FIXED only replaces the caller's own range.
+    let got = unsafe {
+        libc::mmap(
+            ptr.cast(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
+            -1,
+            0,
+        )
+    };
+    if got == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Gives the pages of `len` bytes at `ptr` back to the kernel (`madvise(MADV_DONTNEED)`);

@@ -1,0 +1,425 @@
+//! The module description inside an artifact: everything of a [`ModuleInfo`] that loading and
+//! instantiating need (all but the function bodies' places in the binary), so a cache hit
+//! needs no binary. Reading checks every index against its space, so a damaged description is
+//! an error here, never a panic at load or instantiation.
+//!
+//! Encoding (little-endian; lists are a u32 count then the items; strings a u32 length then
+//! UTF-8): types (params, results: lists of value-type bytes), imports (module, name, kind
+//! byte and its type), functions' type indices, tables, memories, globals, global and table
+//! initialisers, the four imported counts, exports (name, kind byte, index), start (flag,
+//! index), element segments (mode, type, items), data segments (mode, bytes), function names
+//! (index, name), sorted by index.
+
+use super::{ArtifactError, Reader};
+use crate::module_info::*;
+use crate::types::*;
+
+fn corrupt(what: &'static str) -> ArtifactError {
+    ArtifactError::Corrupt(what)
+}
+
+fn put_u32(out: &mut Vec<u8>, v: u32) {
+    out.extend_from_slice(&v.to_le_bytes());
+}
+
+fn put_len(out: &mut Vec<u8>, n: usize) {
+    put_u32(out, u32::try_from(n).expect("wasm limits keep lists below 2^32"));
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    put_len(out, s.len());
+    out.extend_from_slice(s.as_bytes());
+}
+
+fn val_type_byte(t: ValType) -> u8 {
+    match t {
+        ValType::I32 => 0,
+        ValType::I64 => 1,
+        ValType::F32 => 2,
+        ValType::F64 => 3,
+        ValType::FuncRef => 4,
+        ValType::ExternRef => 5,
+    }
+}
+
+fn put_limits(out: &mut Vec<u8>, l: Limits) {
+    put_u32(out, l.min);
+    out.push(l.max.is_some() as u8);
+    put_u32(out, l.max.unwrap_or(0));
+}
+
+fn put_table(out: &mut Vec<u8>, t: TableType) {
+    out.push(val_type_byte(t.element));
+    put_limits(out, t.limits);
+}
+
+fn put_global(out: &mut Vec<u8>, g: GlobalType) {
+    out.push(val_type_byte(g.ty));
+    out.push(g.mutable as u8);
+}
+
+fn put_const(out: &mut Vec<u8>, e: ConstExpr) {
+    match e {
+        ConstExpr::I32(v) => {
+            out.push(0);
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        ConstExpr::I64(v) => {
+            out.push(1);
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        ConstExpr::F32(v) => {
+            out.push(2);
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        ConstExpr::F64(v) => {
+            out.push(3);
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        ConstExpr::RefNull => out.push(4),
+        ConstExpr::RefFunc(f) => {
+            out.push(5);
+            put_u32(out, f.0);
+        }
+        ConstExpr::GlobalGet(g) => {
+            out.push(6);
+            put_u32(out, g.0);
+        }
+    }
+}
+
+fn put_mode(out: &mut Vec<u8>, m: &SegmentMode) {
+    match m {
+        SegmentMode::Passive => out.push(0),
+        SegmentMode::Active { index, offset } => {
+            out.push(1);
+            put_u32(out, *index);
+            put_const(out, *offset);
+        }
+        SegmentMode::Declared => out.push(2),
+    }
+}
+
+/// Appends `info`'s encoding (its `bodies` are not kept).
+pub(super) fn write(out: &mut Vec<u8>, info: &ModuleInfo) {
+    put_len(out, info.types.len());
+    for t in &info.types {
+        for list in [&t.params, &t.results] {
+            put_len(out, list.len());
+            out.extend(list.iter().map(|t| val_type_byte(*t)));
+        }
+    }
+    put_len(out, info.imports.len());
+    for i in &info.imports {
+        put_str(out, &i.module);
+        put_str(out, &i.name);
+        match &i.kind {
+            ImportKind::Func(t) => {
+                out.push(0);
+                put_u32(out, t.0);
+            }
+            ImportKind::Table(t) => {
+                out.push(1);
+                put_table(out, *t);
+            }
+            ImportKind::Memory(m) => {
+                out.push(2);
+                put_limits(out, m.limits);
+            }
+            ImportKind::Global(g) => {
+                out.push(3);
+                put_global(out, *g);
+            }
+        }
+    }
+    put_len(out, info.functions.len());
+    info.functions.iter().for_each(|t| put_u32(out, t.0));
+    put_len(out, info.tables.len());
+    info.tables.iter().for_each(|t| put_table(out, *t));
+    put_len(out, info.memories.len());
+    info.memories.iter().for_each(|m| put_limits(out, m.limits));
+    put_len(out, info.globals.len());
+    info.globals.iter().for_each(|g| put_global(out, *g));
+    put_len(out, info.global_inits.len());
+    info.global_inits.iter().for_each(|e| put_const(out, *e));
+    put_len(out, info.table_inits.len());
+    for init in &info.table_inits {
+        out.push(init.is_some() as u8);
+        if let Some(e) = init {
+            put_const(out, *e);
+        }
+    }
+    for n in [info.num_imported_funcs, info.num_imported_tables, info.num_imported_memories, info.num_imported_globals]
+    {
+        put_u32(out, n);
+    }
+    put_len(out, info.exports.len());
+    for (name, e) in &info.exports {
+        put_str(out, name);
+        let (kind, index) = match e {
+            EntityIndex::Func(i) => (0, i.0),
+            EntityIndex::Table(i) => (1, i.0),
+            EntityIndex::Memory(i) => (2, i.0),
+            EntityIndex::Global(i) => (3, i.0),
+        };
+        out.push(kind);
+        put_u32(out, index);
+    }
+    out.push(info.start.is_some() as u8);
+    put_u32(out, info.start.map_or(0, |f| f.0));
+    put_len(out, info.elements.len());
+    for seg in &info.elements {
+        put_mode(out, &seg.mode);
+        out.push(val_type_byte(seg.ty));
+        put_len(out, seg.items.len());
+        seg.items.iter().for_each(|e| put_const(out, *e));
+    }
+    put_len(out, info.data.len());
+    for seg in &info.data {
+        put_mode(out, &seg.mode);
+        put_len(out, seg.bytes.len());
+        out.extend_from_slice(&seg.bytes);
+    }
+    let mut names: Vec<(&u32, &String)> = info.func_names.iter().collect();
+    names.sort_unstable();
+    put_len(out, names.len());
+    for (index, name) in names {
+        put_u32(out, *index);
+        put_str(out, name);
+    }
+}
+
+impl Reader<'_> {
+    fn string(&mut self) -> Result<String, ArtifactError> {
+        let n = self.count(1)?;
+        String::from_utf8(self.take(n)?.to_vec()).map_err(|_| corrupt("name"))
+    }
+
+    fn val_type(&mut self) -> Result<ValType, ArtifactError> {
+        Ok(match self.u8()? {
+            0 => ValType::I32,
+            1 => ValType::I64,
+            2 => ValType::F32,
+            3 => ValType::F64,
+            4 => ValType::FuncRef,
+            5 => ValType::ExternRef,
+            _ => return Err(corrupt("value type")),
+        })
+    }
+
+    fn flag(&mut self) -> Result<bool, ArtifactError> {
+        match self.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(corrupt("flag")),
+        }
+    }
+
+    fn limits(&mut self) -> Result<Limits, ArtifactError> {
+        let min = self.u32()?;
+        let has_max = self.flag()?;
+        let max = self.u32()?;
+        Ok(Limits { min, max: has_max.then_some(max) })
+    }
+
+    fn table(&mut self) -> Result<TableType, ArtifactError> {
+        let element = self.val_type()?;
+        if !element.is_ref() {
+            return Err(corrupt("table element type"));
+        }
+        Ok(TableType { element, limits: self.limits()? })
+    }
+
+    fn global(&mut self) -> Result<GlobalType, ArtifactError> {
+        Ok(GlobalType { ty: self.val_type()?, mutable: self.flag()? })
+    }
+
+    fn u64(&mut self) -> Result<u64, ArtifactError> {
+        Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
+    }
+
+    fn const_expr(&mut self) -> Result<ConstExpr, ArtifactError> {
+        Ok(match self.u8()? {
+            0 => ConstExpr::I32(self.u32()? as i32),
+            1 => ConstExpr::I64(self.u64()? as i64),
+            2 => ConstExpr::F32(self.u32()?),
+            3 => ConstExpr::F64(self.u64()?),
+            4 => ConstExpr::RefNull,
+            5 => ConstExpr::RefFunc(FuncIndex(self.u32()?)),
+            6 => ConstExpr::GlobalGet(GlobalIndex(self.u32()?)),
+            _ => return Err(corrupt("constant expression")),
+        })
+    }
+
+    fn mode(&mut self) -> Result<SegmentMode, ArtifactError> {
+        Ok(match self.u8()? {
+            0 => SegmentMode::Passive,
+            1 => SegmentMode::Active { index: self.u32()?, offset: self.const_expr()? },
+            2 => SegmentMode::Declared,
+            _ => return Err(corrupt("segment mode")),
+        })
+    }
+
+    fn list<T>(
+        &mut self,
+        min_size: usize,
+        mut item: impl FnMut(&mut Self) -> Result<T, ArtifactError>,
+    ) -> Result<Vec<T>, ArtifactError> {
+        let n = self.count(min_size)?;
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            out.push(item(self)?);
+        }
+        Ok(out)
+    }
+}
+
+/// Reads a description written by [`write`] and checks it is consistent.
+pub(super) fn read(r: &mut Reader<'_>) -> Result<ModuleInfo, ArtifactError> {
+    let mut info = ModuleInfo {
+        types: r.list(8, |r| {
+            let params = r.list(1, Reader::val_type)?;
+            let results = r.list(1, Reader::val_type)?;
+            Ok(FuncType::new(params, results))
+        })?,
+        imports: r.list(13, |r| {
+            let module = r.string()?;
+            let name = r.string()?;
+            let kind = match r.u8()? {
+                0 => ImportKind::Func(TypeIndex(r.u32()?)),
+                1 => ImportKind::Table(r.table()?),
+                2 => ImportKind::Memory(MemoryType { limits: r.limits()? }),
+                3 => ImportKind::Global(r.global()?),
+                _ => return Err(corrupt("import kind")),
+            };
+            Ok(Import { module, name, kind })
+        })?,
+        functions: r.list(4, |r| Ok(TypeIndex(r.u32()?)))?,
+        tables: r.list(10, Reader::table)?,
+        memories: r.list(9, |r| Ok(MemoryType { limits: r.limits()? }))?,
+        globals: r.list(2, Reader::global)?,
+        global_inits: r.list(1, Reader::const_expr)?,
+        table_inits: r.list(1, |r| if r.flag()? { r.const_expr().map(Some) } else { Ok(None) })?,
+        ..ModuleInfo::default()
+    };
+    info.num_imported_funcs = r.u32()?;
+    info.num_imported_tables = r.u32()?;
+    info.num_imported_memories = r.u32()?;
+    info.num_imported_globals = r.u32()?;
+    info.exports = r.list(9, |r| {
+        let name = r.string()?;
+        let entity = match (r.u8()?, r.u32()?) {
+            (0, i) => EntityIndex::Func(FuncIndex(i)),
+            (1, i) => EntityIndex::Table(TableIndex(i)),
+            (2, i) => EntityIndex::Memory(MemoryIndex(i)),
+            (3, i) => EntityIndex::Global(GlobalIndex(i)),
+            _ => return Err(corrupt("export kind")),
+        };
+        Ok((name, entity))
+    })?;
+    let has_start = r.flag()?;
+    let start = r.u32()?;
+    info.start = has_start.then_some(FuncIndex(start));
+    info.elements = r.list(6, |r| {
+        let mode = r.mode()?;
+        let ty = r.val_type()?;
+        let items = r.list(1, Reader::const_expr)?;
+        Ok(ElemSegment { mode, ty, items })
+    })?;
+    info.data = r.list(5, |r| {
+        let mode = r.mode()?;
+        let n = r.count(1)?;
+        Ok(DataSegment { mode, bytes: r.take(n)?.to_vec() })
+    })?;
+    let names = r.list(8, |r| Ok((r.u32()?, r.string()?)))?;
+    if !names.windows(2).all(|w| w[0].0 < w[1].0) {
+        return Err(corrupt("function names out of order"));
+    }
+    info.func_names = names.into_iter().collect();
+    check(&info)?;
+    Ok(info)
+}
+
+/// Every index in range, the import counts matching the imports, one initialiser per defined
+/// global and table: what load and instantiation index by without further checks.
+fn check(info: &ModuleInfo) -> Result<(), ArtifactError> {
+    let count = |f: fn(&ImportKind) -> bool| info.imports.iter().filter(|i| f(&i.kind)).count() as u32;
+    if count(|k| matches!(k, ImportKind::Func(_))) != info.num_imported_funcs
+        || count(|k| matches!(k, ImportKind::Table(_))) != info.num_imported_tables
+        || count(|k| matches!(k, ImportKind::Memory(_))) != info.num_imported_memories
+        || count(|k| matches!(k, ImportKind::Global(_))) != info.num_imported_globals
+    {
+        return Err(corrupt("import counts"));
+    }
+    let imported = |n: u32, len: usize| n as usize <= len;
+    if !imported(info.num_imported_funcs, info.functions.len())
+        || !imported(info.num_imported_tables, info.tables.len())
+        || !imported(info.num_imported_memories, info.memories.len())
+        || !imported(info.num_imported_globals, info.globals.len())
+        || info.memories.len() > 1
+    {
+        return Err(corrupt("index space sizes"));
+    }
+    // Imports come first in their index spaces, with the types they declare.
+    let mut next = [0usize; 4];
+    let mut take = |space: usize| {
+        next[space] += 1;
+        next[space] - 1
+    };
+    for i in &info.imports {
+        let matches = match &i.kind {
+            ImportKind::Func(ty) => info.functions.get(take(0)) == Some(ty),
+            ImportKind::Table(ty) => info.tables.get(take(1)) == Some(ty),
+            ImportKind::Memory(ty) => info.memories.get(take(2)) == Some(ty),
+            ImportKind::Global(ty) => info.globals.get(take(3)) == Some(ty),
+        };
+        if !matches {
+            return Err(corrupt("imported types"));
+        }
+    }
+    if info.functions.iter().any(|t| t.index() >= info.types.len()) {
+        return Err(corrupt("function type index"));
+    }
+    if info.global_inits.len() != info.globals.len() - info.num_imported_globals as usize
+        || info.table_inits.len() != info.tables.len() - info.num_imported_tables as usize
+    {
+        return Err(corrupt("initialiser count"));
+    }
+    // A constant expression may read the globals before `globals` (the imported ones, or the
+    // earlier defined ones for a global's initialiser).
+    let const_ok = |e: &ConstExpr, globals: usize| match e {
+        ConstExpr::RefFunc(f) => f.index() < info.functions.len(),
+        ConstExpr::GlobalGet(g) => g.index() < globals,
+        _ => true,
+    };
+    let all_globals = info.globals.len();
+    let inits_ok = info
+        .global_inits
+        .iter()
+        .enumerate()
+        .all(|(d, e)| const_ok(e, info.num_imported_globals as usize + d))
+        && info.table_inits.iter().flatten().all(|e| const_ok(e, all_globals));
+    let mode_ok = |m: &SegmentMode, space: usize| match m {
+        SegmentMode::Active { index, offset } => (*index as usize) < space && const_ok(offset, all_globals),
+        _ => true,
+    };
+    let segments_ok = info
+        .elements
+        .iter()
+        .all(|s| mode_ok(&s.mode, info.tables.len()) && s.items.iter().all(|e| const_ok(e, all_globals)))
+        && info.data.iter().all(|s| mode_ok(&s.mode, info.memories.len()) && s.mode != SegmentMode::Declared);
+    if !inits_ok || !segments_ok {
+        return Err(corrupt("constant expression or segment index"));
+    }
+    let export_ok = |e: &EntityIndex| match e {
+        EntityIndex::Func(i) => i.index() < info.functions.len(),
+        EntityIndex::Table(i) => i.index() < info.tables.len(),
+        EntityIndex::Memory(i) => i.index() < info.memories.len(),
+        EntityIndex::Global(i) => i.index() < info.globals.len(),
+    };
+    if !info.exports.iter().all(|(_, e)| export_ok(e)) || info.start.is_some_and(|s| s.index() >= info.functions.len())
+    {
+        return Err(corrupt("export or start index"));
+    }
+    Ok(())
+}
