@@ -12,6 +12,15 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
+/// The tests of this file one at a time: each grades with `--jobs 2` on a 2-core machine, and
+/// a CPU-bound submission given less than its share would end at the wall clock (ILE) instead
+/// of its CPU limit (TLE).
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn example(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/grading").join(path)
 }
@@ -40,6 +49,7 @@ fn tests_of<'a>(json: &'a Value, submission: &str) -> &'a Vec<Value> {
 
 #[test]
 fn every_verdict_of_a_batch_problem_with_groups_points_and_dependencies() {
+    let _serial = serial();
     let names = ["ac", "small_only", "pe", "tle", "mle", "ole", "rte", "escape"];
     let subs: Vec<PathBuf> = names.iter().map(|n| example(&format!("sum/submissions/{n}.wasm"))).collect();
     let (o, json) = grade_json(&example("sum"), &subs);
@@ -79,6 +89,7 @@ fn every_verdict_of_a_batch_problem_with_groups_points_and_dependencies() {
 
 #[test]
 fn a_float_checker_and_an_accepted_run_exit_0() {
+    let _serial = serial();
     let (o, json) = grade_json(&example("average"), &[example("average/submissions/ac.wasm")]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(verdicts(&json), [("ac.wasm".to_string(), "AC".to_string())]);
@@ -88,6 +99,7 @@ fn a_float_checker_and_an_accepted_run_exit_0() {
 
 #[test]
 fn interactive_problems_accepted_wrong_and_both_waiting() {
+    let _serial = serial();
     let subs = ["ac", "wa", "silent"].map(|n| example(&format!("guess/submissions/{n}.wasm")));
     let started = std::time::Instant::now();
     let (_, json) = grade_json(&example("guess"), &subs);
@@ -145,6 +157,7 @@ fn checker_exiting(code: Option<u32>) -> String {
 
 #[test]
 fn custom_checkers_icpc_and_testlib_and_one_that_crashes() {
+    let _serial = serial();
     let ac = example("sum/submissions/ac.wasm");
     for (name, convention, code, expected) in [
         ("icpc-ac", "icpc", Some(42), "AC"),
@@ -167,6 +180,7 @@ fn custom_checkers_icpc_and_testlib_and_one_that_crashes() {
 
 #[test]
 fn every_output_format() {
+    let _serial = serial();
     let problem = example("sum");
     let subs = [example("sum/submissions/ac.wasm"), example("sum/submissions/pe.wasm")];
     let dir = temp_dir("grade-formats");
@@ -236,6 +250,7 @@ fn html_renders_the_matrix(page: &Path, json: &Value) {
 
 #[test]
 fn a_bad_package_or_format_is_one_line_and_125() {
+    let _serial = serial();
     let dir = temp_dir("grade-bad");
     let ac = example("sum/submissions/ac.wasm");
     let o = run(bin().arg("grade").arg(&dir).arg(&ac));
@@ -250,6 +265,7 @@ fn a_bad_package_or_format_is_one_line_and_125() {
 
 #[test]
 fn a_dmoj_problem_folder_is_graded_too() {
+    let _serial = serial();
     let dir = temp_dir("grade-dmoj");
     std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let problem = dir.join("sum");

@@ -237,15 +237,7 @@ impl Artifact {
                 }
             }
         }
-        Artifact {
-            identity,
-            wasm_len: wasm_len as u64,
-            info,
-            image,
-            functions,
-            array_trampolines,
-            host_trampolines,
-        }
+        Artifact { identity, wasm_len: wasm_len as u64, info, image, functions, array_trampolines, host_trampolines }
     }
 
     /// Serializes the artifact.
@@ -487,7 +479,10 @@ mod tests {
             num_imported_tables: 0,
             num_imported_memories: 0,
             num_imported_globals: 1,
-            exports: vec![("run".into(), EntityIndex::Func(FuncIndex(1))), ("mem".into(), EntityIndex::Memory(MemoryIndex(0)))],
+            exports: vec![
+                ("run".into(), EntityIndex::Func(FuncIndex(1))),
+                ("mem".into(), EntityIndex::Memory(MemoryIndex(0))),
+            ],
             start: Some(FuncIndex(2)),
             elements: vec![
                 ElemSegment {

@@ -168,7 +168,8 @@ impl ModuleImage {
                     // a memory made from it lives.
                     let mapped = unsafe { memory.map_image_at(start, file.as_fd(), offset + at, len) };
                     if mapped.is_err() {
-                        file.read_exact_at(&mut memory.data_mut()[start..end], offset + at).map_err(MemoryError::Image)?;
+                        file.read_exact_at(&mut memory.data_mut()[start..end], offset + at)
+                            .map_err(MemoryError::Image)?;
                     }
                 }
             }

@@ -147,7 +147,8 @@ impl Module {
         let (parsed, image_at) = Artifact::parse(artifact, false)?;
         let image = image_at.map(|at| {
             let file = File::from(source.fd);
-            let long_enough = file.metadata().is_ok_and(|m| m.len() >= source.offset.saturating_add(artifact.len() as u64));
+            let long_enough =
+                file.metadata().is_ok_and(|m| m.len() >= source.offset.saturating_add(artifact.len() as u64));
             let chunks = parsed.image.as_ref().map(|i| i.chunks.clone()).unwrap_or_default();
             if source.offset.is_multiple_of(IMAGE_PAGE_SIZE as u64) && long_enough {
                 ModuleImage { chunks, bytes: ImageBytes::File { file, offset: source.offset + at as u64 } }

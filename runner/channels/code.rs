@@ -34,8 +34,14 @@ pub enum Cached {
     NoCache,
     /// Not cached.
     Miss,
-    /// The cached artifact, mapped.
-    Hit(Mapped),
+    /// The cached artifact, mapped, and the sealed memfd it is mapped from (whose memory image
+    /// instances may map copy-on-write).
+    Hit {
+        /// The artifact's bytes.
+        artifact: Mapped,
+        /// The memfd holding them from offset 0, sealed.
+        file: OwnedFd,
+    },
 }
 
 /// The supervisor's ends.
@@ -148,7 +154,7 @@ impl Receiver {
         match protocol::read_untrusted(&mut answer) {
             Ok(CacheAnswer::NoCache) => Ok(self.no_cache()),
             Ok(CacheAnswer::Miss) => Ok(Cached::Miss),
-            Ok(CacheAnswer::Hit { len }) => Ok(Cached::Hit(Mapped::new(&code, len)?)),
+            Ok(CacheAnswer::Hit { len }) => Ok(Cached::Hit { artifact: Mapped::new(&code, len)?, file: code }),
             // The supervisor gave up on the cache without a word (or before its last one).
             Err(ProtocolError::Closed | ProtocolError::Truncated { .. }) => Ok(self.no_cache()),
             Err(ProtocolError::Io(e)) => Err(e),
@@ -230,7 +236,7 @@ mod tests {
         assert_eq!(refused.unwrap_err().raw_os_error(), Some(libc::EPERM));
         match receiver.receive().unwrap() {
             // The answer pipe and the memfd are closed: the mapping stays.
-            Cached::Hit(mapped) => {
+            Cached::Hit { artifact: mapped, .. } => {
                 assert_eq!(receiver.fds().len(), 1, "only the pipe back is left");
                 assert_eq!(&mapped[..], &artifact[..]);
             }
@@ -254,7 +260,7 @@ mod tests {
         // guest that took over its process — can arrive, whatever it writes.
         let (mut sender, mut receiver) = channel().unwrap();
         sender.answer(Answer::Hit(b"artifact")).unwrap();
-        assert!(matches!(receiver.receive().unwrap(), Cached::Hit(_)));
+        assert!(matches!(receiver.receive().unwrap(), Cached::Hit { .. }));
         drop(receiver);
         let mut returned = Vec::new();
         File::from(sender.returned()).read_to_end(&mut returned).unwrap();

@@ -163,13 +163,16 @@ impl Pipeline<'_> {
         // The supervisor has been looking the module up while this process confined itself.
         // A channel failure only costs the cache: compile.
         let cached = code.as_mut().map_or(Ok(Cached::NoCache), Receiver::receive).unwrap_or(Cached::NoCache);
-        if let Cached::Hit(artifact) = &cached {
+        if let Cached::Hit { artifact, file } = cached {
             let t = Instant::now();
+            let source = engine::ImageSource { fd: file, offset: 0 };
             // SAFETY: the artifact is a cache hit: the supervisor found it under the key of
             // these exact module bytes and this engine's identity, in a cache only supervisors
-            // write (and only with code a child compiled before any guest code ran); it
-            // arrives in a sealed memfd, and its checksum was verified when read.
-            if let Ok(m) = unsafe { Module::from_artifact(engine, wasm, artifact) } {
+            // write (and only with code a child compiled before any guest code ran); its
+            // checksum was verified when read. It arrives in a memfd sealed against writes,
+            // shrinking and growing, which holds exactly these bytes from offset 0: instances
+            // map its memory image copy-on-write, no byte of it can change.
+            if let Ok(m) = unsafe { Module::from_artifact_mapped(engine, &artifact, source) } {
                 self.stages.compile = ms(t);
                 return Ok(m);
             }

@@ -393,12 +393,9 @@ fn check(info: &ModuleInfo) -> Result<(), ArtifactError> {
         _ => true,
     };
     let all_globals = info.globals.len();
-    let inits_ok = info
-        .global_inits
-        .iter()
-        .enumerate()
-        .all(|(d, e)| const_ok(e, info.num_imported_globals as usize + d))
-        && info.table_inits.iter().flatten().all(|e| const_ok(e, all_globals));
+    let inits_ok =
+        info.global_inits.iter().enumerate().all(|(d, e)| const_ok(e, info.num_imported_globals as usize + d))
+            && info.table_inits.iter().flatten().all(|e| const_ok(e, all_globals));
     let mode_ok = |m: &SegmentMode, space: usize| match m {
         SegmentMode::Active { index, offset } => (*index as usize) < space && const_ok(offset, all_globals),
         _ => true,

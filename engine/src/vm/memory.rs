@@ -220,7 +220,11 @@ impl LinearMemory {
         }
         let page = sys::page_size();
         let inside = memory_offset.checked_add(len).is_some_and(|end| end <= self.def().current_length);
-        if !inside || !memory_offset.is_multiple_of(page) || !len.is_multiple_of(page) || !offset.is_multiple_of(page as u64) {
+        if !inside
+            || !memory_offset.is_multiple_of(page)
+            || !len.is_multiple_of(page)
+            || !offset.is_multiple_of(page as u64)
+        {
             return Err(io::Error::from(io::ErrorKind::InvalidInput));
         }
         // SAFETY: the range lies inside our reservation's accessible prefix (checked), page
