@@ -246,8 +246,14 @@ pub(crate) fn path_open(
     let dir_fd = ctx.dir(fd)?.fd()?.try_clone_to_owned()?;
     let resolve = ctx.resolve;
     let host = if creates {
-        match resolve.open(dir_fd.as_fd(), &path, flags, 0) {
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) || oflags & OFLAGS_EXCL != 0 => {
+        // With `excl` only a new file will do: never open an existing one first.
+        let existing = if oflags & OFLAGS_EXCL != 0 {
+            Err(io::Error::from_raw_os_error(libc::ENOENT))
+        } else {
+            resolve.open(dir_fd.as_fd(), &path, flags, 0)
+        };
+        match existing {
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
                 // Creating: count it against the quota first.
                 ctx.count_created()?;
                 resolve.open(dir_fd.as_fd(), &path, flags | libc::O_CREAT | libc::O_EXCL, 0o666)?
