@@ -9,6 +9,10 @@
 use engine::{BoundsStrategy, Config, Engine, Extern, ExternType, Module, ModuleError, Store, TrapKind, Val};
 use std::sync::OnceLock;
 
+/// The most a memory may grow to (`memory.grow` beyond gives -1), in both engines: an
+/// unbounded memory could grow to 4 GiB, and the traces hash every memory after every call.
+pub const MEMORY_LIMIT: u64 = 16 << 16;
+
 /// A value, with references reduced to null or not (their identities are engine-private).
 #[derive(Clone, Copy, Debug)]
 pub enum Value {
@@ -325,6 +329,7 @@ fn state(store: &Store, instance: engine::Instance) -> State {
 /// Instantiates `module` in a fresh store and runs the [`plan`] for seed `seed`.
 pub fn run_ours(module: &Module, seed: u64) -> Trace {
     let mut store = Store::new(module.engine());
+    store.set_memory_limit(MEMORY_LIMIT);
     let instance = match store.instantiate(module, &[]) {
         Ok(instance) => instance,
         Err(engine::InstantiateError::Trap(trap)) => return Trace { instantiated: Err(trapped(trap.kind)), steps: vec![] },

@@ -15,6 +15,7 @@
 //! to `fuzz/artifacts/NAME/last-input`, so a crash that kills the process (a signal the
 //! engine does not handle) leaves its reproducer behind.
 
+use std::io::Write;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -176,7 +177,12 @@ impl Executor {
                     if start.elapsed() > timeout {
                         let path = dir.join(format!("timeout-{:016x}", hash(input)));
                         let _ = std::fs::write(&path, input);
-                        eprintln!("fuzz {name}: an execution took over {timeout:?}; input saved as {}", path.display());
+                        // Straight to stderr: the test harness captures `eprintln!`, even here.
+                        let _ = writeln!(
+                            std::io::stderr(),
+                            "fuzz {name}: an execution took over {timeout:?}; input saved as {}",
+                            path.display()
+                        );
                         std::process::abort();
                     }
                 }

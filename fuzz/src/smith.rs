@@ -36,6 +36,7 @@ pub fn config() -> wasm_smith::Config {
         // Small, so memories are cheap to compare.
         max_memory32_bytes: 4 << 16,
         max_table_elements: 100,
+        min_funcs: 3,
         max_funcs: 20,
         max_instructions: 200,
         max_data_segments: 10,

@@ -58,7 +58,7 @@ fn outcome(e: &wasmi::Error) -> Outcome {
     Outcome::Trapped(class, format!("{code:?}"))
 }
 
-fn state(store: &wasmi::Store<()>, instance: &wasmi::Instance) -> State {
+fn state(store: &wasmi::Store<wasmi::StoreLimits>, instance: &wasmi::Instance) -> State {
     let mut exports: Vec<(String, Extern)> =
         instance.exports(store).map(|e| (e.name().to_string(), e.into_extern())).collect();
     exports.sort_by(|a, b| a.0.cmp(&b.0));
@@ -81,8 +81,13 @@ fn state(store: &wasmi::Store<()>, instance: &wasmi::Instance) -> State {
 fn run_wasmi(wasm: &[u8], seed: u64) -> Trace {
     let engine = wasmi::Engine::default();
     let module = wasmi::Module::new(&engine, wasm).expect("wasmi accepts a wasm-smith module");
-    let mut store = wasmi::Store::new(&engine, ());
-    let linker = wasmi::Linker::<()>::new(&engine);
+    let limits = wasmi::StoreLimitsBuilder::new()
+        .memory_size(crate::exec::MEMORY_LIMIT as usize)
+        .table_elements(engine::store::MAX_TABLE_ELEMENTS as usize)
+        .build();
+    let mut store = wasmi::Store::new(&engine, limits);
+    store.limiter(|limits| limits);
+    let linker = wasmi::Linker::<wasmi::StoreLimits>::new(&engine);
     let instance = match linker.instantiate_and_start(&mut store, &module) {
         Ok(instance) => instance,
         Err(e) => return Trace { instantiated: Err(outcome(&e)), steps: vec![] },

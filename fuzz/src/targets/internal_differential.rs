@@ -41,7 +41,7 @@ pub fn generate(rng: &mut crate::runner::Rng, corpus: &[Vec<u8>]) -> Vec<u8> {
     if !corpus.is_empty() && rng.below(3) == 0 {
         return crate::runner::mutate_or_random(rng, corpus, 0);
     }
-    let len = 64 + rng.below(4096);
+    let len = 256 + rng.below(8192);
     rng.bytes(len)
 }
 
