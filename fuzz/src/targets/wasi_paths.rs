@@ -367,6 +367,8 @@ pub fn target(data: &[u8]) {
                 if let Some(pl) = pl.as_ref().filter(|_| writable) {
                     let want = match (pl.parent, pl.last) {
                         (Err(want), _) => want,
+                        // Linux refuses an empty target.
+                        _ if target.is_empty() => ENOENT,
                         (Ok(()), Node::Missing) => SUCCESS,
                         _ => EEXIST,
                     };
