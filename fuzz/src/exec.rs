@@ -332,7 +332,9 @@ pub fn run_ours(module: &Module, seed: u64) -> Trace {
     store.set_memory_limit(MEMORY_LIMIT);
     let instance = match store.instantiate(module, &[]) {
         Ok(instance) => instance,
-        Err(engine::InstantiateError::Trap(trap)) => return Trace { instantiated: Err(trapped(trap.kind)), steps: vec![] },
+        Err(engine::InstantiateError::Trap(trap)) => {
+            return Trace { instantiated: Err(trapped(trap.kind)), steps: vec![] }
+        }
         Err(e) => return Trace { instantiated: Err(Outcome::Failed(e.to_string())), steps: vec![] },
     };
     let funcs: Vec<(String, Vec<Ty>)> = module

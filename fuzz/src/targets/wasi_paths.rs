@@ -145,7 +145,9 @@ fn node(path: &Path) -> Node {
     match std::fs::symlink_metadata(path) {
         Err(_) => Node::Missing,
         Ok(m) if m.file_type().is_symlink() => Node::Symlink,
-        Ok(m) if m.is_dir() => Node::Dir { empty: std::fs::read_dir(path).map(|mut d| d.next().is_none()).unwrap_or(false) },
+        Ok(m) if m.is_dir() => {
+            Node::Dir { empty: std::fs::read_dir(path).map(|mut d| d.next().is_none()).unwrap_or(false) }
+        }
         Ok(_) => Node::File,
     }
 }
@@ -271,7 +273,8 @@ pub fn target(data: &[u8]) {
         }
         ids
     };
-    let ctx = WasiCtxBuilder::new().preopen(&rw, "/rw", true).preopen(&ro, "/ro", false).build().expect("preopens open");
+    let ctx =
+        WasiCtxBuilder::new().preopen(&rw, "/rw", true).preopen(&ro, "/ro", false).build().expect("preopens open");
     let mut g = Guest { ctx, mem: vec![0; 1 << 16] };
     let mut open = vec![
         Open { fd: RW, host: Some(rw.clone()), writable: true },
@@ -405,10 +408,9 @@ pub fn target(data: &[u8]) {
                             assert_eq!(node(&b.host), Node::File, "{name} {path:?} {path2:?}: no new name");
                             assert_eq!(node(&a.host) == Node::Missing, op == 4, "{name} {path:?}: old name");
                         }
-                        if op == 3 && a.parent.is_ok() && a.last != Node::Missing && b.parent.is_ok() {
-                            if b.last != Node::Missing {
-                                assert_eq!(e, EEXIST, "{name} {path:?} {path2:?}; ops: {log:?}");
-                            }
+                        let both_exist = a.last != Node::Missing && b.last != Node::Missing;
+                        if op == 3 && a.parent.is_ok() && b.parent.is_ok() && both_exist {
+                            assert_eq!(e, EEXIST, "{name} {path:?} {path2:?}; ops: {log:?}");
                         }
                     }
                 }
@@ -420,7 +422,8 @@ pub fn target(data: &[u8]) {
             }
             5 | 6 => {
                 mutates = true;
-                let (name, is_dir) = if op == 5 { ("path_unlink_file", false) } else { ("path_remove_directory", true) };
+                let (name, is_dir) =
+                    if op == 5 { ("path_unlink_file", false) } else { ("path_remove_directory", true) };
                 let e = g.call(name, &[d, p, plen]);
                 if let Some(pl) = pl.as_ref().filter(|_| writable) {
                     let want = match (pl.parent, pl.last, is_dir) {
