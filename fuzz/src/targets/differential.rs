@@ -6,7 +6,14 @@
 //! (a dev-dependency) and `cargo fuzz` (`cfg(fuzzing)`).
 
 use crate::exec::{compare, engine, plan, run_ours, Outcome, State, Step, Trace, TrapClass, Ty, Value};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use wasmi::{Extern, Val};
+
+/// Inputs the oracle itself panicked on (wasmi 2.0.0's translator trips a debug assertion,
+/// "a register operand already exists on the stack", on some valid modules): they are not
+/// compared, only counted, and the bounded test prints the count.
+pub static ORACLE_PANICS: AtomicUsize = AtomicUsize::new(0);
 
 fn ty(t: &wasmi::ValType) -> Ty {
     match t {
@@ -128,7 +135,10 @@ pub fn target(data: &[u8]) {
         Err(e) => panic!("a valid wasm-smith module failed to compile: {e}"),
     };
     let ours = run_ours(&module, seed);
-    let oracle = run_wasmi(&wasm, seed);
+    let Ok(oracle) = catch_unwind(AssertUnwindSafe(|| run_wasmi(&wasm, seed))) else {
+        ORACLE_PANICS.fetch_add(1, Ordering::Relaxed);
+        return;
+    };
     if let Err(diff) = compare(&ours, &oracle, false) {
         panic!("sandboxrun vs wasmi: {diff}");
     }
@@ -149,5 +159,7 @@ mod tests {
             generate: super::generate,
             seconds: 15.0,
         });
+        let panics = super::ORACLE_PANICS.load(std::sync::atomic::Ordering::Relaxed);
+        println!("fuzz differential: wasmi panicked on {panics} inputs (not compared; a wasmi bug)");
     }
 }
