@@ -143,3 +143,16 @@ fn load_resolves_relative_to_the_policy_folder() {
     assert_eq!(p.mounts[0].host, std::fs::canonicalize(dir.join("data")).unwrap());
     assert!(matches!(Policy::load(&dir.join("absent.yaml")), Err(PolicyError::Read { .. })));
 }
+
+/// Regression (found by `fuzz` target `policy`): an error quoting a multi-line value was
+/// several lines.
+#[test]
+fn errors_quoting_multi_line_values_stay_one_line() {
+    for text in ["version: 1\n\n  di", "version: \"2\\nx\"", "version: 1\nmounts:\n  - {host: \"a\\nb\", guest: /g}"] {
+        let err = parse(text).expect_err(text).to_string();
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(!err.contains('\r'), "{err}");
+    }
+    let err = parse("version: 1\n\n  di").unwrap_err().to_string();
+    assert!(err.contains("'1\\ndi'"), "{err}");
+}
