@@ -51,5 +51,10 @@ pub fn module(data: &[u8]) -> Option<Vec<u8>> {
     let mut u = Unstructured::new(data);
     let mut module = wasm_smith::Module::new(config(), &mut u).ok()?;
     module.ensure_termination(FUEL).ok()?;
-    Some(module.to_bytes())
+    let wasm = module.to_bytes();
+    // To look at a reproducer's module: FUZZ_DUMP_WASM=out.wasm FUZZ_REPLAY=input cargo test ...
+    if let Some(path) = std::env::var_os("FUZZ_DUMP_WASM") {
+        let _ = std::fs::write(path, &wasm);
+    }
+    Some(wasm)
 }
