@@ -53,12 +53,12 @@ fn write_seed_corpus() {
     // index in `NAMES`: f0 d1 n4 m5 up6 esc7 abs8 .. 12 secret15 r16 x18 rup19).
     let sequences: &[(&str, &[u8])] = &[
         ("open-esc-write", &[0, 0, 0, 7, 0, 0, 2, 1, 10, 2, 0, 0, 0]),
-        ("symlink-abs-then-creat-trunc", &[1, 0, 0, 4, 0, 2, 0, 1, 4, 18, 0, 0, 0, 0, 1, 4, 18, 0, 9, 2, 1]),
+        ("symlink-abs-then-creat-trunc", &[1, 0, 0, 4, 0, 2, 0, 5, 4, 18, 0, 0, 0, 0, 5, 4, 18, 0, 9, 2, 1]),
         ("rename-up", &[4, 0, 0, 6, 0, 0, 0, 5, 0]),
         ("link-esc", &[3, 0, 0, 7, 0, 0, 0, 5, 0, 0]),
         ("dir-fd-then-dotdot", &[0, 0, 0, 1, 0, 2, 0, 0, 1, 2, 0, 12, 0, 0, 2, 0, 12, 0, 2, 1]),
         ("set-times-abs", &[9, 0, 0, 8, 0, 1]),
-        ("read-only-mutations", &[1, 1, 0, 4, 0, 5, 1, 0, 16, 0, 0, 1, 1, 19, 15, 0, 0, 2, 1]),
+        ("read-only-mutations", &[1, 1, 0, 4, 0, 5, 1, 0, 16, 0, 0, 1, 5, 19, 15, 0, 0, 2, 1]),
     ];
     for (name, bytes) in sequences {
         write("wasi_paths", name, bytes);

@@ -214,7 +214,7 @@ impl Choices<'_> {
     /// A guest path from [`NAMES`], sometimes absolute, with a trailing slash, or doubled
     /// slashes.
     fn path(&mut self) -> String {
-        let n = 1 + self.below(3);
+        let n = [1, 1, 1, 1, 1, 2, 2, 3][self.below(8)];
         let parts: Vec<&str> = (0..n).map(|_| NAMES[self.below(NAMES.len())]).collect();
         let flags = self.byte();
         let mut path = parts.join(if flags & 0x10 != 0 { "//" } else { "/" });
@@ -288,10 +288,18 @@ pub fn target(data: &[u8]) {
             break;
         }
         let op = c.below(12);
-        let which = c.below(open.len() + 1);
-        let (dir_fd, dir_host, writable) = match open.get(which) {
-            Some(o) => (o.fd, o.host.clone(), o.writable),
-            None => (99, None, false),
+        // A bad descriptor one time in 16; closing (op 11) spares the preopens 7 times in 8.
+        let choice = c.byte();
+        let candidates: Vec<&Open> = if op == 11 && choice & 0x70 != 0 {
+            open.iter().filter(|o| o.fd != RW && o.fd != RO).collect()
+        } else {
+            open.iter().collect()
+        };
+        let (dir_fd, dir_host, writable) = if choice & 0xf == 0xf || candidates.is_empty() {
+            (99, None, false)
+        } else {
+            let o = candidates[usize::from(choice & 0xf) % candidates.len()];
+            (o.fd, o.host.clone(), o.writable)
         };
         let path = c.path();
         let (p, plen) = g.put(PATH, &path);
