@@ -297,7 +297,12 @@ impl Policy {
 
     /// Validates policy text; `base` resolves relative host paths, `file` names the source.
     pub fn parse(text: &str, base: &Path, file: &str) -> Result<Policy, PolicyError> {
-        let at = |line: u64, column: u64, message: String| PolicyError::At { file: file.into(), line, column, message };
+        let at = |line: u64, column: u64, message: String| PolicyError::At {
+            file: one_line(file),
+            line,
+            column,
+            message: one_line(&message),
+        };
         let spanned_err = |s: &Spanned<String>, field: &str, message: String| {
             at(s.referenced.line(), s.referenced.column(), format!("{field}: {message}"))
         };
@@ -557,6 +562,12 @@ fn lexically_normal(path: &Path) -> PathBuf {
         }
     }
     out
+}
+
+/// `text` with its control characters (line breaks above all) escaped: an error that quotes
+/// policy text stays one line.
+fn one_line(text: &str) -> String {
+    text.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
 }
 
 /// Host directories no mount may be, nor be beneath: the kernel's interfaces (process

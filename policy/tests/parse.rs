@@ -176,3 +176,16 @@ fn effective_policy_round_trips_with_control_characters() {
     // Nothing raw reaches the text: a control character would let a value forge lines.
     assert!(!yaml.contains('\u{1b}'), "{yaml}");
 }
+
+/// Regression (found by `fuzz` target `policy`): an error quoting a multi-line value was
+/// several lines.
+#[test]
+fn errors_quoting_multi_line_values_stay_one_line() {
+    for text in ["version: 1\n\n  di", "version: \"2\\nx\"", "version: 1\nmounts:\n  - {host: \"a\\nb\", guest: /g}"] {
+        let err = parse(text).expect_err(text).to_string();
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(!err.contains('\r'), "{err}");
+    }
+    let err = parse("version: 1\n\n  di").unwrap_err().to_string();
+    assert!(err.contains("'1\\ndi'"), "{err}");
+}

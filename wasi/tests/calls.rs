@@ -206,3 +206,21 @@ fn renumber_and_stdio() {
     assert_eq!(g.errno("fd_seek", &[1, 0, 0, OUT as u64]), Errno::Spipe as u64);
     assert_eq!(g.errno("poll_oneoff", &[0, 0, 0, OUT as u64]), Errno::Inval as u64);
 }
+
+/// Regression (found by `fuzz` target `wasi_paths`): `path_open` with `creat | excl` on an
+/// existing file opened it instead of failing with `EEXIST`.
+#[test]
+fn excl_refuses_an_existing_file() {
+    const EXCL: u64 = 4;
+    let dir = temp_dir("excl");
+    std::fs::write(dir.join("f"), "data").unwrap();
+    std::os::unix::fs::symlink("f", dir.join("l")).unwrap();
+    let mut g = Guest::new(WasiCtxBuilder::new().preopen(&dir, "/d", true));
+    for name in ["f", "l"] {
+        assert_eq!(g.open(3, name, CREAT | EXCL, READ | WRITE, 0).0, Errno::Exist as u64, "{name}");
+        assert_eq!(g.open(3, name, CREAT | EXCL | TRUNC, READ, 0).0, Errno::Exist as u64, "{name}");
+    }
+    assert_eq!(std::fs::read(dir.join("f")).unwrap(), b"data");
+    assert_eq!(g.open(3, "new", CREAT | EXCL, READ | WRITE, 0).0, 0);
+    assert!(dir.join("new").is_file());
+}

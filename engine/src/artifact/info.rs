@@ -217,9 +217,20 @@ impl Reader<'_> {
 
     fn limits(&mut self) -> Result<Limits, ArtifactError> {
         let min = self.u32()?;
-        let has_max = self.flag()?;
-        let max = self.u32()?;
-        Ok(Limits { min, max: has_max.then_some(max) })
+        let max = self.optional_u32("limits")?;
+        Ok(Limits { min, max })
+    }
+
+    /// A flag and a u32 that counts only when the flag is set, and is written 0 when it is
+    /// not: one encoding per value (the cache's bytes are not accepted in two spellings).
+    fn optional_u32(&mut self, what: &'static str) -> Result<Option<u32>, ArtifactError> {
+        let present = self.flag()?;
+        let value = self.u32()?;
+        match (present, value) {
+            (true, v) => Ok(Some(v)),
+            (false, 0) => Ok(None),
+            (false, _) => Err(corrupt(what)),
+        }
     }
 
     fn table(&mut self) -> Result<TableType, ArtifactError> {
@@ -317,9 +328,7 @@ pub(super) fn read(r: &mut Reader<'_>) -> Result<ModuleInfo, ArtifactError> {
         };
         Ok((name, entity))
     })?;
-    let has_start = r.flag()?;
-    let start = r.u32()?;
-    info.start = has_start.then_some(FuncIndex(start));
+    info.start = r.optional_u32("start function")?.map(FuncIndex);
     info.elements = r.list(6, |r| {
         let mode = r.mode()?;
         let ty = r.val_type()?;

@@ -1,0 +1,10 @@
+;; The smallest WASI program: prints a line and exits with 0.
+;;   sandboxrun examples/hello.wat
+(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 16) "hello from sandboxrun\n")
+  (func (export "_start")
+    (i32.store (i32.const 0) (i32.const 16))   ;; iovec.buf
+    (i32.store (i32.const 4) (i32.const 22))   ;; iovec.len
+    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))

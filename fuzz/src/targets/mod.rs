@@ -1,0 +1,9 @@
+//! The fuzz targets, one a module, each with its bounded test.
+
+pub mod artifact;
+pub mod compile;
+#[cfg(any(test, fuzzing))]
+pub mod differential;
+pub mod internal_differential;
+pub mod policy;
+pub mod wasi_paths;
