@@ -6,8 +6,9 @@
 use serde::{Deserialize, Serialize};
 
 /// One job, as enqueued by `sandboxrun submit` (or any client that writes this JSON).
+// (No `deny_unknown_fields` here: serde cannot combine it with the flattened `work`; the
+// work's own fields are checked.)
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
 pub struct Job {
     /// Unique per job (`[A-Za-z0-9_-]`, at most 64): results carry it, and a job whose result
     /// is already stored is answered from the store instead of being run again.

@@ -114,13 +114,22 @@ pub async fn connect(
         None
     };
     let bucket = format!("{name}_results");
-    let results = match js.get_key_value(&bucket).await {
-        Ok(kv) => kv,
-        Err(_) => js
-            .create_key_value(kv::Config { bucket: bucket.clone(), history: 1, ..Default::default() })
-            .await
-            .map_err(|e| setup(&format!("bucket {bucket}"), e))?,
-    };
+    // The bucket's stream as `create_key_value` would make it (which first asks for the
+    // account's limits in a form servers before 2.10 do not answer).
+    js.get_or_create_stream(stream::Config {
+        name: format!("KV_{bucket}"),
+        subjects: vec![format!("$KV.{bucket}.>")],
+        max_messages_per_subject: 1,
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        discard: stream::DiscardPolicy::New,
+        storage: stream::StorageType::File,
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| setup(&format!("bucket {bucket}"), e))?;
+    let results = js.get_key_value(&bucket).await.map_err(|e| setup(&format!("bucket {bucket}"), e))?;
     let bucket = format!("{name}_blobs");
     let objects = match js.get_object_store(&bucket).await {
         Ok(o) => o,
