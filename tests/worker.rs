@@ -175,7 +175,7 @@ fn a_worker_killed_mid_job_hands_it_to_the_other() {
         let raw = async_nats::connect(&nats.url).await.unwrap();
         let mut sub = raw.subscribe("sandboxrun.results.>").await.unwrap();
         let module = store.put(SPIN.as_bytes().to_vec()).await.unwrap();
-        enqueue(&queue, &run_job("spin", &module, Some("limits: {cpu_time: 3s}\n"))).await;
+        enqueue(&queue, &run_job("spin", &module, Some("version: 1\nlimits: {cpu_time: 3s}\n"))).await;
         // The first worker takes it and spins; killed as a crash would kill it.
         tokio::time::sleep(Duration::from_millis(1500)).await;
         assert!(first.child.try_wait().unwrap().is_none(), "{}", stderr_of(&dir, "first"));
