@@ -181,6 +181,13 @@ fn a_worker_killed_mid_job_hands_it_to_the_other() {
         assert!(first.child.try_wait().unwrap().is_none(), "{}", stderr_of(&dir, "first"));
         first.child.kill().unwrap();
         first.child.wait().unwrap();
+        // Its server (and the run in it) went with it: a parent-death signal.
+        let marker = dir.join("cache-first").display().to_string();
+        let started = Instant::now();
+        while !processes_naming(&marker).is_empty() {
+            assert!(started.elapsed() < Duration::from_secs(5), "left behind: {:?}", processes_naming(&marker));
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         let _second = Worker::start(&nats, &dir, "second", &[], &[]);
         let mut results = collect(&mut sub, Duration::from_secs(60), |r| !r.is_empty()).await;
         results.extend(collect(&mut sub, Duration::from_secs(4), |_| false).await);
@@ -303,6 +310,67 @@ fn a_reference_with_the_wrong_hash_is_refused_never_run() {
         assert!(r.error.as_deref().unwrap().contains(says), "{id}: {r:?}");
         assert!(r.report.is_none() && r.stdout_base64.is_none(), "never run: {r:?}");
     }
+}
+
+#[test]
+fn sigterm_lets_the_job_in_flight_finish_or_hands_it_back() {
+    let dir = temp_dir("worker-term");
+    let nats = Nats::start(&dir);
+    let rt = runtime();
+    let (queue, store) = rt.block_on(client(&nats));
+    let term = |w: &Worker| {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(w.child.id() as i32), nix::sys::signal::Signal::SIGTERM)
+            .unwrap()
+    };
+    let exits = |w: &mut Worker, within: Duration| {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = w.child.try_wait().unwrap() {
+                return status.code();
+            }
+            assert!(started.elapsed() < within, "worker {} did not stop", w.name);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    rt.block_on(async {
+        let raw = async_nats::connect(&nats.url).await.unwrap();
+        let mut sub = raw.subscribe("sandboxrun.results.>").await.unwrap();
+        let module = store.put(SPIN.as_bytes().to_vec()).await.unwrap();
+        let policy = Some("version: 1\nlimits: {cpu_time: 2s}\n");
+        // Within the grace period: the job finishes, its result is published, then it stops.
+        let mut patient = Worker::start(&nats, &dir, "patient", &["--grace", "20"], &[]);
+        enqueue(&queue, &run_job("finished", &module, policy)).await;
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        term(&patient);
+        let results = collect(&mut sub, Duration::from_secs(30), |r| !r.is_empty()).await;
+        assert_eq!(results.len(), 1, "{}", stderr_of(&dir, "patient"));
+        assert_eq!((results[0].job_id.as_str(), results[0].worker.as_str(), results[0].exit_status), ("finished", "patient", 124));
+        assert_eq!(exits(&mut patient, Duration::from_secs(10)), Some(0));
+        assert!(stderr_of(&dir, "patient").contains("stopping: 1 job(s) in flight"), "{}", stderr_of(&dir, "patient"));
+        // Past it: the job is handed back, and the next worker answers it.
+        let mut hasty = Worker::start(&nats, &dir, "hasty", &["--grace", "0.3"], &[]);
+        enqueue(&queue, &run_job("handed-back", &module, policy)).await;
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        term(&hasty);
+        assert_eq!(exits(&mut hasty, Duration::from_secs(5)), Some(0));
+        assert!(stderr_of(&dir, "hasty").contains("handed back"), "{}", stderr_of(&dir, "hasty"));
+        let _next = Worker::start(&nats, &dir, "next", &[], &[]);
+        let results = collect(&mut sub, Duration::from_secs(30), |r| !r.is_empty()).await;
+        assert_eq!(results.len(), 1, "{}", stderr_of(&dir, "next"));
+        assert_eq!((results[0].job_id.as_str(), results[0].worker.as_str()), ("handed-back", "next"));
+    });
+}
+
+/// Processes whose command line contains `text`.
+fn processes_naming(text: &str) -> Vec<String> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| {
+            let cmdline = String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/cmdline")).ok()?).replace('\0', " ");
+            cmdline.contains(text).then(|| format!("{pid}: {cmdline}"))
+        })
+        .collect()
 }
 
 fn base64_decode(text: &str) -> Vec<u8> {
