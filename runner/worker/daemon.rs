@@ -76,7 +76,8 @@ pub async fn work<Q: JobQueue, S: Store>(
                     drop(permit);
                 });
             }
-            Ok(None) => {}
+            // Nothing came within the wait: nothing is waiting.
+            Ok(None) => ctx.metrics.set_queue_lag(0),
             Err(e) => {
                 errln!("sandboxrun: worker: {e}");
                 ctx.metrics.failed(Failure::Transport);

@@ -161,10 +161,8 @@ impl JobRunner {
 
     fn run_in(&self, dir: &Path, work: &RunWork, module: &Path, policy: &policy::Policy, stdin: &[u8]) -> Result<Answer, String> {
         let file = |name: &str| dir.join(name);
-        let named = file(&work.name);
-        if std::fs::hard_link(module, &named).is_err() {
-            std::fs::copy(module, &named).map_err(|e| format!("the module's copy: {e}"))?;
-        }
+        // In a folder of its own: its name is the job's, and must not meet the job's files.
+        let named = place(module, &dir.join("module"), &work.name)?;
         write_public(&file("policy.yaml"), policy.to_yaml().as_bytes())?;
         write_public(&file("stdin"), stdin)?;
         let mut argv: Vec<OsString> = vec!["sandboxrun".into(), "-p".into(), file("policy.yaml").into()];
@@ -208,9 +206,11 @@ impl JobRunner {
             Ok(p) => p,
             Err(e) => return Attempt::Answer(Answer::refused(format!("problem package {}: {e}", work.problem))),
         };
-        let module = dir.0.join(&work.name);
-        let linked = std::fs::hard_link(submission, &module).or_else(|_| std::fs::copy(submission, &module).map(drop));
-        if let Err(e) = linked.and_then(|()| public_dir(&dir.0.join("runs"))).and_then(|()| public_dir(&dir.0.join("scratch"))) {
+        let module = match place(submission, &dir.0.join("submission"), &work.name) {
+            Ok(m) => m,
+            Err(e) => return Attempt::JudgeSide(e),
+        };
+        if let Err(e) = public_dir(&dir.0.join("runs")).and_then(|()| public_dir(&dir.0.join("scratch"))) {
             return Attempt::JudgeSide(format!("the job's folder: {e}"));
         }
         let mut modules = vec![module.clone()];
@@ -270,6 +270,15 @@ pub fn job_policy(text: Option<&str>, dir: &Path) -> Result<policy::Policy, Stri
     Ok(policy)
 }
 
+/// `blob` as `folder/name` (a new folder): a hard link, or a copy across filesystems.
+fn place(blob: &Path, folder: &Path, name: &str) -> Result<PathBuf, String> {
+    let path = folder.join(name);
+    public_dir(folder)
+        .and_then(|()| std::fs::hard_link(blob, &path).or_else(|_| std::fs::copy(blob, &path).map(drop)))
+        .map_err(|e| format!("the module's copy {}: {e}", path.display()))?;
+    Ok(path)
+}
+
 fn write_public(path: &Path, bytes: &[u8]) -> Result<(), String> {
     std::fs::write(path, bytes)
         .and_then(|()| std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644)))
@@ -283,4 +292,26 @@ fn head(path: &Path, max: u64) -> Vec<u8> {
         let _ = f.take(max).read_to_end(&mut bytes);
     }
     bytes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_jobs_policy_may_not_name_the_workers_files_or_identity() {
+        let dir = Path::new("/tmp");
+        assert!(job_policy(None, dir).is_ok());
+        let limits = job_policy(Some("version: 1\nlimits: {cpu_time: 2s}\n"), dir).unwrap();
+        assert_eq!(limits.limits.cpu_time, std::time::Duration::from_secs(2));
+        for (text, says) in [
+            ("version: 1\nmounts: [{host: /etc, guest: /etc}]\n", "has mounts"),
+            ("version: 1\nstdin: /dev/null\n", "reads stdin from a file"),
+            ("version: 1\nrun_as: {uid: 1000, gid: 1000}\n", "sets run_as"),
+            ("limits: {}\n", "the job's policy: "),
+        ] {
+            let e = job_policy(Some(text), dir).unwrap_err();
+            assert!(e.contains(says), "{text}: {e}");
+        }
+    }
 }
