@@ -58,13 +58,25 @@ struct Worker {
 impl Worker {
     fn start(nats: &Nats, dir: &Path, name: &str, extra: &[&str], env: &[(&str, &str)]) -> Worker {
         let mut cmd = bin();
-        cmd.args(["worker", "--nats", &nats.url, "--jobs", "2", "--name", name, "--ack-wait", "2", "--nak-delay", "0.2"])
-            .arg("--cache-dir")
-            .arg(dir.join(format!("cache-{name}")))
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join(format!("{name}.stderr"))).unwrap());
+        cmd.args([
+            "worker",
+            "--nats",
+            &nats.url,
+            "--jobs",
+            "2",
+            "--name",
+            name,
+            "--ack-wait",
+            "2",
+            "--nak-delay",
+            "0.2",
+        ])
+        .arg("--cache-dir")
+        .arg(dir.join(format!("cache-{name}")))
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join(format!("{name}.stderr"))).unwrap());
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -157,7 +169,14 @@ fn two_workers_answer_200_run_jobs_exactly_once() {
         assert_eq!(stdout, b"hello, world\n");
         assert_eq!(r.report.as_ref().unwrap()["exit_code"], 42);
     }
-    assert_eq!(seen.len(), 200, "{} of 200 answered; a: {}; b: {}", seen.len(), stderr_of(&dir, "a"), stderr_of(&dir, "b"));
+    assert_eq!(
+        seen.len(),
+        200,
+        "{} of 200 answered; a: {}; b: {}",
+        seen.len(),
+        stderr_of(&dir, "a"),
+        stderr_of(&dir, "b")
+    );
     assert!(seen.values().all(|&n| n == 1), "a job answered twice: {seen:?}");
     for w in [&a, &b] {
         assert!(results.iter().any(|r| r.worker == w.name), "worker {} answered nothing", w.name);
@@ -265,7 +284,8 @@ fn a_grade_job_and_a_run_job_end_to_end_through_submit() {
     assert!(!verdicts.is_empty() && verdicts.iter().all(|v| *v == "AC"), "{grade}");
     // A run job, with its arguments, through the same command.
     let hello = write(&dir, "hello.wat", HELLO);
-    let out = run(bin().args(["submit", "--nats", &nats.url, "--wait", "--timeout", "60", "--run"]).arg(&hello).arg("-x"));
+    let out =
+        run(bin().args(["submit", "--nats", &nats.url, "--wait", "--timeout", "60", "--run"]).arg(&hello).arg("-x"));
     assert_eq!(out.status.code(), Some(42), "{}{}", stdout(&out), stderr(&out));
     let r: JobResult = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(base64_decode(r.stdout_base64.as_deref().unwrap()), b"hello, world\n");
@@ -304,7 +324,9 @@ fn a_reference_with_the_wrong_hash_is_refused_never_run() {
     });
     assert_eq!(results.len(), 3, "{results:?}; {}", stderr_of(&dir, "w"));
     let by_id = |id: &str| results.iter().find(|r| r.job_id == id).unwrap();
-    for (id, says) in [("mismatch", "has the wrong hash"), ("missing", "is not in the store"), ("grade-missing", "wrong hash")] {
+    for (id, says) in
+        [("mismatch", "has the wrong hash"), ("missing", "is not in the store"), ("grade-missing", "wrong hash")]
+    {
         let r = by_id(id);
         assert_eq!((r.outcome, r.exit_status), (Outcome::Refused, 125), "{r:?}");
         assert!(r.error.as_deref().unwrap().contains(says), "{id}: {r:?}");
@@ -344,7 +366,10 @@ fn sigterm_lets_the_job_in_flight_finish_or_hands_it_back() {
         term(&patient);
         let results = collect(&mut sub, Duration::from_secs(30), |r| !r.is_empty()).await;
         assert_eq!(results.len(), 1, "{}", stderr_of(&dir, "patient"));
-        assert_eq!((results[0].job_id.as_str(), results[0].worker.as_str(), results[0].exit_status), ("finished", "patient", 124));
+        assert_eq!(
+            (results[0].job_id.as_str(), results[0].worker.as_str(), results[0].exit_status),
+            ("finished", "patient", 124)
+        );
         assert_eq!(exits(&mut patient, Duration::from_secs(10)), Some(0));
         assert!(stderr_of(&dir, "patient").contains("stopping: 1 job(s) in flight"), "{}", stderr_of(&dir, "patient"));
         // Past it: the job is handed back, and the next worker answers it.
@@ -367,7 +392,8 @@ fn processes_naming(text: &str) -> Vec<String> {
         .unwrap()
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
         .filter_map(|pid| {
-            let cmdline = String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/cmdline")).ok()?).replace('\0', " ");
+            let cmdline =
+                String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/cmdline")).ok()?).replace('\0', " ");
             cmdline.contains(text).then(|| format!("{pid}: {cmdline}"))
         })
         .collect()

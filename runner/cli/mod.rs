@@ -221,7 +221,8 @@ fn seconds(text: &str) -> Result<std::time::Duration, String> {
 
 /// A JetStream stream name: `[A-Za-z0-9_-]`.
 fn stream_name(text: &str) -> Result<String, String> {
-    match !text.is_empty() && text.len() <= 32 && text.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-".contains(&b)) {
+    match !text.is_empty() && text.len() <= 32 && text.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-".contains(&b))
+    {
         true => Ok(text.to_string()),
         false => Err(format!("{text:?}: expected 1 to 32 of [A-Za-z0-9_-]")),
     }
@@ -326,4 +327,5 @@ pub struct InspectArgs {
 }
 
 /// Names of subcommands; anything else as the first argument is a module to run.
-pub const SUBCOMMANDS: &[&str] = &["policy", "inspect", "compile", "serve", "grade", "worker", "submit", "cache", "help"];
+pub const SUBCOMMANDS: &[&str] =
+    &["policy", "inspect", "compile", "serve", "grade", "worker", "submit", "cache", "help"];

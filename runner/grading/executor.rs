@@ -36,7 +36,11 @@ pub struct ServerExecutor {
 impl ServerExecutor {
     /// An executor whose jobs run through `server` (its own, or one it shares), their files
     /// under `work`.
-    pub fn new(server: impl Into<Arc<LocalServer>>, work: PathBuf, submission_policy: policy::Policy) -> ServerExecutor {
+    pub fn new(
+        server: impl Into<Arc<LocalServer>>,
+        work: PathBuf,
+        submission_policy: policy::Policy,
+    ) -> ServerExecutor {
         ServerExecutor { server: server.into(), work, submission_policy, next: AtomicU64::new(0) }
     }
 

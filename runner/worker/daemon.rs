@@ -104,7 +104,11 @@ pub async fn work<Q: JobQueue, S: Store>(
 }
 
 /// One delivery, from its bytes to its ack (or NAK, or term).
-async fn handle<Q: JobQueue, S: Store>(ctx: &Arc<Context<Q, S>>, delivery: Delivery, mut abandoned: watch::Receiver<bool>) {
+async fn handle<Q: JobQueue, S: Store>(
+    ctx: &Arc<Context<Q, S>>,
+    delivery: Delivery,
+    mut abandoned: watch::Receiver<bool>,
+) {
     let (queue, metrics) = (&ctx.queue, &ctx.metrics);
     metrics.set_queue_lag(delivery.pending);
     let job = match Job::parse(&delivery.payload, &queue.results_prefix()) {
@@ -204,7 +208,12 @@ async fn retry<Q: JobQueue, S: Store>(ctx: &Context<Q, S>, delivery: &Delivery, 
 }
 
 /// Publishes `result`, then acks: `false` if it could not be published (the job is NAKed).
-async fn publish_and_ack<Q: JobQueue, S: Store>(ctx: &Context<Q, S>, delivery: &Delivery, job: &Job, result: &[u8]) -> bool {
+async fn publish_and_ack<Q: JobQueue, S: Store>(
+    ctx: &Context<Q, S>,
+    delivery: &Delivery,
+    job: &Job,
+    result: &[u8],
+) -> bool {
     if let Err(e) = ctx.queue.publish_result(&job.reply, &job.id, result).await {
         ctx.metrics.failed(Failure::Transport);
         retry(ctx, delivery, &format!("job {}: {e}", job.id)).await;

@@ -159,7 +159,14 @@ impl JobRunner {
         }
     }
 
-    fn run_in(&self, dir: &Path, work: &RunWork, module: &Path, policy: &policy::Policy, stdin: &[u8]) -> Result<Answer, String> {
+    fn run_in(
+        &self,
+        dir: &Path,
+        work: &RunWork,
+        module: &Path,
+        policy: &policy::Policy,
+        stdin: &[u8],
+    ) -> Result<Answer, String> {
         let file = |name: &str| dir.join(name);
         // In a folder of its own: its name is the job's, and must not meet the job's files.
         let named = place(module, &dir.join("module"), &work.name)?;

@@ -167,7 +167,9 @@ impl Job {
     /// The first field out of its alphabet.
     pub fn check(&self, results_prefix: &str) -> Result<(), JobError> {
         let invalid = |field, value: &str, expected| Err(JobError::Invalid { field, value: value.into(), expected });
-        let token = |s: &str| !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        let token = |s: &str| {
+            !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        };
         if !token(&self.id) {
             return invalid("id", &self.id, "1 to 64 of [A-Za-z0-9_-]");
         }

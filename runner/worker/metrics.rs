@@ -79,7 +79,9 @@ impl Metrics {
         text.push_str("# TYPE sandboxrun_worker_jobs_done_total counter\n");
         text.push_str(&format!("sandboxrun_worker_jobs_done_total{{kind=\"run\"}} {}\n", get(&self.runs_done)));
         text.push_str(&format!("sandboxrun_worker_jobs_done_total{{kind=\"grade\"}} {}\n", get(&self.grades_done)));
-        text.push_str("# HELP sandboxrun_worker_jobs_replayed_total Redelivered jobs answered from their stored result.\n");
+        text.push_str(
+            "# HELP sandboxrun_worker_jobs_replayed_total Redelivered jobs answered from their stored result.\n",
+        );
         text.push_str("# TYPE sandboxrun_worker_jobs_replayed_total counter\n");
         text.push_str(&format!("sandboxrun_worker_jobs_replayed_total {}\n", get(&self.replayed)));
         text.push_str("# HELP sandboxrun_worker_failures_total Failures, by kind.\n");

@@ -144,10 +144,7 @@ pub async fn connect(
 
 impl NatsQueue {
     async fn reply(&self, delivery: &Delivery, body: String, action: &str) -> Result<(), TransportError> {
-        self.client
-            .publish(delivery.token.clone(), body.into())
-            .await
-            .map_err(|e| TransportError::io(action, e))?;
+        self.client.publish(delivery.token.clone(), body.into()).await.map_err(|e| TransportError::io(action, e))?;
         self.client.flush().await.map_err(|e| TransportError::io(action, e))
     }
 }

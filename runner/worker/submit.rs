@@ -118,11 +118,8 @@ pub fn run(args: &SubmitArgs) -> i32 {
 }
 
 async fn submit(args: &SubmitArgs) -> Result<i32, SubmitError> {
-    let settings = QueueSettings {
-        stream: args.stream.clone(),
-        ack_wait: std::time::Duration::from_secs(30),
-        max_deliver: 5,
-    };
+    let settings =
+        QueueSettings { stream: args.stream.clone(), ack_wait: std::time::Duration::from_secs(30), max_deliver: 5 };
     let (queue, store) = connect(&args.nats, &settings, false).await?;
     let job = build(args, &store, &queue.results_prefix()).await?;
     let kind = match job.work {

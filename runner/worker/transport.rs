@@ -89,12 +89,7 @@ pub trait JobQueue: Send + Sync + 'static {
     fn stored_result(&self, job_id: &str) -> impl Future<Output = Result<Option<Vec<u8>>, TransportError>> + Send;
     /// Enqueues a job of `kind` (`run`, `grade`) under `job_id` (a second enqueue of the same
     /// id within the queue's duplicate window is dropped).
-    fn enqueue(
-        &self,
-        kind: &str,
-        job_id: &str,
-        job: &[u8],
-    ) -> impl Future<Output = Result<(), TransportError>> + Send;
+    fn enqueue(&self, kind: &str, job_id: &str, job: &[u8]) -> impl Future<Output = Result<(), TransportError>> + Send;
     /// Waits up to `timeout` for the result stored under `job_id`.
     fn wait_result(
         &self,
