@@ -19,6 +19,8 @@
 //!   clients.
 //! - [`grading`]: `sandboxrun grade` — the `grade` crate's judging, its runs through a
 //!   server of its own.
+//! - [`worker`]: `sandboxrun worker` and `submit` — runs and gradings from a NATS JetStream
+//!   queue, through the same server.
 
 pub mod channels;
 pub mod child;
@@ -27,3 +29,4 @@ pub mod grading;
 pub mod plan;
 pub mod server;
 pub mod supervise;
+pub mod worker;

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
     version,
     about = "Run untrusted WebAssembly (WASI preview1) under a YAML policy",
     override_usage = "sandboxrun [OPTIONS] MODULE [ARGS]...",
-    after_help = "Everything after MODULE belongs to the guest, verbatim (`sandboxrun -p p.yaml app.wasm -p x` passes\n`-p x` to app.wasm); with --invoke NAME, the export's arguments.\n\nOther commands:\n  sandboxrun policy check FILE     validate a policy, print the effective one\n  sandboxrun inspect MODULE        imports, exports, memories, tables\n  sandboxrun compile MODULE        compile into the code cache without running\n  sandboxrun cache stats|clear|gc  code cache maintenance\n  sandboxrun serve --socket PATH   serve runs for --server clients\n\nExit status: the guest's exit code (1 for one beyond 255); 134 trap; 124 time limit; 125 sandboxrun\ncould not run it; 137 memory limit; 153 output limit; 128+N killed by signal N (159: seccomp), or\nthe guest raised it; 2 wrong command line. The report's status says which; a guest code that\nreads like one of these gets a line on stderr saying it is the guest's own."
+    after_help = "Everything after MODULE belongs to the guest, verbatim (`sandboxrun -p p.yaml app.wasm -p x` passes\n`-p x` to app.wasm); with --invoke NAME, the export's arguments.\n\nOther commands:\n  sandboxrun policy check FILE     validate a policy, print the effective one\n  sandboxrun inspect MODULE        imports, exports, memories, tables\n  sandboxrun compile MODULE        compile into the code cache without running\n  sandboxrun cache stats|clear|gc  code cache maintenance\n  sandboxrun serve --socket PATH   serve runs for --server clients\n  sandboxrun worker --nats URL     answer jobs from a NATS JetStream queue\n  sandboxrun submit --nats URL     enqueue a run or a grading for the workers\n\nExit status: the guest's exit code (1 for one beyond 255); 134 trap; 124 time limit; 125 sandboxrun\ncould not run it; 137 memory limit; 153 output limit; 128+N killed by signal N (159: seccomp), or\nthe guest raised it; 2 wrong command line. The report's status says which; a guest code that\nreads like one of these gets a line on stderr saying it is the guest's own."
 )]
 pub struct RunCli {
     /// The policy (YAML); without it: no mounts, empty environment, default limits.
@@ -142,6 +142,11 @@ pub enum Tool {
     /// DMOJ `init.yml` folder): verdicts, groups and points, as a table, JSON, JUnit,
     /// Gradescope or an HTML page.
     Grade(GradeArgs),
+    /// Pull run and grade jobs from a NATS JetStream work queue and answer them
+    /// (`docs/scale-out.md`); stops gracefully on SIGTERM.
+    Worker(WorkerArgs),
+    /// Upload a run or a grading, enqueue it for the workers, and with --wait print its result.
+    Submit(SubmitArgs),
     /// Code cache maintenance.
     Cache {
         /// Where the code cache is.
@@ -206,6 +211,93 @@ pub struct ServeArgs {
     pub pool: u16,
 }
 
+/// A duration in seconds (`30`, `0.5`).
+fn seconds(text: &str) -> Result<std::time::Duration, String> {
+    text.parse::<f64>()
+        .ok()
+        .and_then(|s| std::time::Duration::try_from_secs_f64(s).ok())
+        .ok_or_else(|| format!("{text:?}: expected seconds, e.g. 30 or 0.5"))
+}
+
+/// A JetStream stream name: `[A-Za-z0-9_-]`.
+fn stream_name(text: &str) -> Result<String, String> {
+    match !text.is_empty() && text.len() <= 32 && text.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-".contains(&b))
+    {
+        true => Ok(text.to_string()),
+        false => Err(format!("{text:?}: expected 1 to 32 of [A-Za-z0-9_-]")),
+    }
+}
+
+/// `sandboxrun worker --nats nats://127.0.0.1:4222 --jobs 4 --metrics 127.0.0.1:9464`.
+#[derive(Args, Debug)]
+pub struct WorkerArgs {
+    /// The NATS server (JetStream enabled).
+    #[arg(long = "nats", value_name = "URL", default_value = "nats://127.0.0.1:4222")]
+    pub nats: String,
+    /// The work-queue stream (created if missing, on `<name in lowercase>.jobs.*`), with its
+    /// object store `NAME_blobs` and KV bucket `NAME_results`.
+    #[arg(long = "stream", value_name = "NAME", default_value = "SANDBOXRUN", value_parser = stream_name)]
+    pub stream: String,
+    /// Jobs run at once, and children the worker's server keeps prepared (default: the cores).
+    #[arg(long = "jobs", value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub jobs: Option<u16>,
+    /// This worker's identity in results (default: HOST:PID).
+    #[arg(long = "name", value_name = "NAME")]
+    pub name: Option<String>,
+    /// Where fetched blobs, unpacked problems and the code cache are kept (default:
+    /// $TMPDIR/sandboxrun-worker-UID; searchable by the runs' identity).
+    #[arg(long = "cache-dir", value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Serve Prometheus metrics on this address (`GET /metrics`), e.g. 127.0.0.1:9464.
+    #[arg(long = "metrics", value_name = "ADDR")]
+    pub metrics: Option<String>,
+    /// The consumer's ack deadline when the worker creates it: a job whose worker sends no
+    /// in-progress ack for this long is delivered again.
+    #[arg(long = "ack-wait", value_name = "SECONDS", default_value = "30", value_parser = seconds)]
+    pub ack_wait: std::time::Duration,
+    /// The consumer's delivery bound when the worker creates it: the delivery numbered this is
+    /// not run but reported as a judge error (at least 2).
+    #[arg(long = "max-deliver", value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u16).range(2..))]
+    pub max_deliver: u16,
+    /// How long a job that failed judge-side waits before it is delivered again.
+    #[arg(long = "nak-delay", value_name = "SECONDS", default_value = "5", value_parser = seconds)]
+    pub nak_delay: std::time::Duration,
+    /// On SIGTERM, how long jobs in flight may take to finish before they are handed back.
+    #[arg(long = "grace", value_name = "SECONDS", default_value = "30", value_parser = seconds)]
+    pub grace: std::time::Duration,
+}
+
+/// `sandboxrun submit --nats URL --wait --grade examples/grading/sum ac.wasm`, or
+/// `sandboxrun submit --nats URL --wait -p policy.yaml --run hello.wasm a b`.
+#[derive(Args, Debug)]
+pub struct SubmitArgs {
+    /// The NATS server.
+    #[arg(long = "nats", value_name = "URL", default_value = "nats://127.0.0.1:4222")]
+    pub nats: String,
+    /// The work-queue stream (as the workers' `--stream`).
+    #[arg(long = "stream", value_name = "NAME", default_value = "SANDBOXRUN", value_parser = stream_name)]
+    pub stream: String,
+    /// The run's policy (no mounts, stdin file, cache file or run_as: workers refuse them).
+    #[arg(short = 'p', long = "policy", value_name = "POLICY")]
+    pub policy: Option<PathBuf>,
+    /// The run's stdin (sent with the job).
+    #[arg(long = "stdin", value_name = "FILE")]
+    pub stdin: Option<PathBuf>,
+    /// Wait for the result, print it, and exit as the run or the grading would have.
+    #[arg(long = "wait")]
+    pub wait: bool,
+    /// How long --wait waits.
+    #[arg(long = "timeout", value_name = "SECONDS", default_value = "600", value_parser = seconds)]
+    pub timeout: std::time::Duration,
+    /// A grade job: the problem folder (sent as a tar) and the submission.
+    #[arg(long = "grade", num_args = 2, value_names = ["PROBLEM_DIR", "SUBMISSION"], conflicts_with = "run", required_unless_present = "run")]
+    pub grade: Option<Vec<PathBuf>>,
+    /// A run job: the module, then the guest's arguments — everything after it is the
+    /// guest's, so put --run last.
+    #[arg(long = "run", num_args = 1.., value_name = "MODULE [ARGS]", allow_hyphen_values = true)]
+    pub run: Option<Vec<OsString>>,
+}
+
 /// `sandboxrun cache ...`.
 #[derive(Subcommand, Debug)]
 pub enum CacheCommand {
@@ -235,4 +327,5 @@ pub struct InspectArgs {
 }
 
 /// Names of subcommands; anything else as the first argument is a module to run.
-pub const SUBCOMMANDS: &[&str] = &["policy", "inspect", "compile", "serve", "grade", "cache", "help"];
+pub const SUBCOMMANDS: &[&str] =
+    &["policy", "inspect", "compile", "serve", "grade", "worker", "submit", "cache", "help"];

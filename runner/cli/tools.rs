@@ -17,6 +17,8 @@ pub fn run(cli: ToolCli) -> i32 {
         },
         Tool::Cache { location, command } => cache(&location, &command),
         Tool::Grade(args) => crate::grading::run(&args),
+        Tool::Worker(args) => crate::worker::command::run(&args),
+        Tool::Submit(args) => crate::worker::submit::run(&args),
     }
 }
 

@@ -19,11 +19,12 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Runs jobs through a local server.
 pub struct ServerExecutor {
-    server: LocalServer,
+    server: Arc<LocalServer>,
     /// Where the jobs' directories go.
     work: PathBuf,
     /// The policy submissions run under (`--policy`): its mounts, environment and arguments;
@@ -33,9 +34,14 @@ pub struct ServerExecutor {
 }
 
 impl ServerExecutor {
-    /// An executor whose jobs run through `server`, their files under `work`.
-    pub fn new(server: LocalServer, work: PathBuf, submission_policy: policy::Policy) -> ServerExecutor {
-        ServerExecutor { server, work, submission_policy, next: AtomicU64::new(0) }
+    /// An executor whose jobs run through `server` (its own, or one it shares), their files
+    /// under `work`.
+    pub fn new(
+        server: impl Into<Arc<LocalServer>>,
+        work: PathBuf,
+        submission_policy: policy::Policy,
+    ) -> ServerExecutor {
+        ServerExecutor { server: server.into(), work, submission_policy, next: AtomicU64::new(0) }
     }
 
     /// A fresh directory for one job, searchable by the run's identity.

@@ -17,13 +17,23 @@ const START_PATIENCE: Duration = Duration::from_secs(10);
 
 impl LocalServer {
     /// Starts this binary as `sandboxrun serve --socket DIR/server.sock --pool POOL`, and
-    /// waits until it answers.
+    /// waits until it answers. The server is killed when the thread that started it ends (its process
+    /// dies, even by `kill -9`): a parent-death signal. Start it from a long-lived thread.
     ///
     /// # Errors
     /// The binary could not be started, or its server did not answer in time.
     pub fn start(dir: &Path, pool: usize) -> std::io::Result<LocalServer> {
         let socket = dir.join("server.sock");
-        let child = Command::new(std::env::current_exe()?)
+        use std::os::unix::process::CommandExt;
+        let mut command = Command::new(std::env::current_exe()?);
+        // SAFETY: the closure runs in the forked child before exec and makes one
+        // async-signal-safe call (prctl); it touches no memory of the parent's.
+        unsafe {
+            command.pre_exec(|| {
+                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL).map_err(std::io::Error::from)
+            });
+        }
+        let child = command
             .args(["serve", "--pool", &pool.clamp(1, 256).to_string(), "--socket"])
             .arg(&socket)
             .stdin(Stdio::null())

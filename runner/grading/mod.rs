@@ -22,7 +22,7 @@ fn fail(message: impl std::fmt::Display) -> i32 {
 }
 
 /// Loads a package: `problem.yaml` (ICPC/Kattis), else `init.yml` (DMOJ).
-fn load(problem: &Path) -> Result<grade::Problem, grade::PackageError> {
+pub(crate) fn load(problem: &Path) -> Result<grade::Problem, grade::PackageError> {
     if problem.join("init.yml").is_file() && !problem.join("problem.yaml").is_file() {
         grade::load_dmoj(problem)
     } else {
@@ -98,13 +98,7 @@ pub fn run(args: &GradeArgs) -> i32 {
     let cache = args.cache.location(&policy.cache);
     let mut modules: Vec<PathBuf> = submissions_paths(&args.submissions, &absolute);
     modules.extend(problem_modules(&problem));
-    if let Some(cache) = &cache {
-        for module in &modules {
-            if let Err(e) = precompile(module, cache.clone()) {
-                errln!("sandboxrun: warning: {}: {e}; its runs compile it", module.display());
-            }
-        }
-    }
+    precompile_all(&modules, cache.as_ref());
     let server = match local_server::LocalServer::start(&work.dir, jobs) {
         Ok(s) => s,
         Err(e) => return fail(format!("failed to start the grading server: {e}")),
@@ -118,13 +112,7 @@ pub fn run(args: &GradeArgs) -> i32 {
             module: absolute(m),
         })
         .collect();
-    let options = GradeOptions {
-        jobs,
-        engine_version: concat!("sandboxrun ", env!("CARGO_PKG_VERSION")).into(),
-        policy_sha256,
-        scratch_root: Some(work.dir.join("scratch")),
-        ..GradeOptions::default()
-    };
+    let options = options(jobs, policy_sha256, work.dir.join("scratch"));
     let bar = progress_bar();
     let progress = |p: &grade::Progress<'_>| {
         if let Some(bar) = &bar {
@@ -153,12 +141,36 @@ pub fn run(args: &GradeArgs) -> i32 {
     exit_status(&result)
 }
 
+/// The grading options of `sandboxrun grade` (and of the worker's grade jobs).
+pub(crate) fn options(jobs: usize, policy_sha256: String, scratch: PathBuf) -> GradeOptions {
+    GradeOptions {
+        jobs,
+        engine_version: concat!("sandboxrun ", env!("CARGO_PKG_VERSION")).into(),
+        policy_sha256,
+        scratch_root: Some(scratch),
+        ..GradeOptions::default()
+    }
+}
+
+/// Compiles each module into the code cache now, once: a test's CPU time is then the
+/// program's, never the compiler's. A module that fails to compile gets a warning (its runs
+/// compile it, and fail as they must).
+pub(crate) fn precompile_all(modules: &[PathBuf], cache: Option<&(PathBuf, u64)>) {
+    if let Some(cache) = cache {
+        for module in modules {
+            if let Err(e) = precompile(module, cache.clone()) {
+                errln!("sandboxrun: warning: {}: {e}; its runs compile it", module.display());
+            }
+        }
+    }
+}
+
 fn submissions_paths(submissions: &[PathBuf], absolute: &dyn Fn(&Path) -> PathBuf) -> Vec<PathBuf> {
     submissions.iter().map(|m| absolute(m)).collect()
 }
 
 /// The problem's own modules: its custom checkers, its interactor.
-fn problem_modules(problem: &grade::Problem) -> Vec<PathBuf> {
+pub(crate) fn problem_modules(problem: &grade::Problem) -> Vec<PathBuf> {
     let mut modules: Vec<PathBuf> = problem
         .groups
         .iter()
@@ -186,7 +198,7 @@ fn precompile(module: &Path, cache: (PathBuf, u64)) -> Result<(), String> {
 }
 
 /// 0 if every test was accepted, 125 if a judge error happened, 1 otherwise.
-fn exit_status(result: &grade::GradeResult) -> i32 {
+pub(crate) fn exit_status(result: &grade::GradeResult) -> i32 {
     let verdicts = || result.submissions.iter().flat_map(|s| s.tests.iter().map(|t| t.verdict));
     if verdicts().any(|v| v == Verdict::IE) {
         EXIT_ERROR
