@@ -1,0 +1,1 @@
+fn main() { sandboxrun_plugin::run_if_child(); }

@@ -1,0 +1,246 @@
+//! The instance keeper: the host's own executable started afresh (so it is single-threaded,
+//! as `sandbox::spawn` needs), one per instance slot. It starts confined children with
+//! `sandbox::spawn`, keeps one ready ahead (the spare, so a restart costs a message), hands
+//! each to the host (call socket, window memfd, pidfd by SCM_RIGHTS), reaps them and says how
+//! they ended. It runs no guest code and parses only its host's messages.
+//!
+//! It ends when the host closes the control socket (the host died, or dropped the plugin);
+//! its children die with it (`PR_SET_PDEATHSIG`, set by `sandbox::spawn`).
+
+use crate::confine;
+use crate::messages::{Ended, FromKeeper, InstanceSpec, ToKeeper};
+use crate::sys::{self, Received};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+
+/// The environment variable that makes a process a keeper: the host sets it when it starts
+/// its executable again.
+pub const ENV_MARKER: &str = "SANDBOXRUN_PLUGIN_KEEPER";
+
+/// The control socket's descriptor number in the keeper.
+pub const CONTROL_FD: RawFd = 3;
+
+/// A child the keeper started.
+struct Kid {
+    child: sandbox::Child,
+    pidfd: OwnedFd,
+    /// The host's ends, until handed over.
+    host_ends: Option<(OwnedFd, OwnedFd)>,
+    cgroup: Option<sandbox::Cgroup>,
+    generation: u64,
+    /// Set when it was reaped before being handed over.
+    ended: Option<Ended>,
+}
+
+/// Everything the keeper needs to start children.
+struct Keeper {
+    control: OwnedFd,
+    spec: InstanceSpec,
+    module: Vec<u8>,
+    generation: u64,
+    filter: sandbox::Filter,
+    cgroups: Option<sandbox::CgroupParent>,
+    started: u64,
+}
+
+/// The keeper's life; returns its exit status.
+pub fn main(control: OwnedFd) -> i32 {
+    match setup(control) {
+        Ok(k) => k.serve(),
+        Err(e) => {
+            eprintln!("sandboxrun-plugin keeper: {e}");
+            125
+        }
+    }
+}
+
+/// Reads one control message with its descriptors.
+fn recv(control: RawFd) -> Result<Option<(ToKeeper, Vec<OwnedFd>)>, String> {
+    let mut buf = vec![0u8; protocol::max_frame_len::<ToKeeper>()];
+    match sys::recv(control, &mut buf).map_err(|e| e.to_string())? {
+        Received::Closed => Ok(None),
+        Received::Datagram(n, _) if n > buf.len() => Err("an oversize control message".into()),
+        Received::Datagram(n, fds) => {
+            Ok(Some((protocol::decode_untrusted::<ToKeeper>(&buf[..n]).map_err(|e| e.to_string())?, fds)))
+        }
+    }
+}
+
+/// The module in a sealed memfd.
+fn read_module(fds: Vec<OwnedFd>) -> Result<Vec<u8>, String> {
+    let [fd]: [OwnedFd; 1] = fds.try_into().map_err(|_| "expected one module descriptor".to_string())?;
+    let all = libc::F_SEAL_WRITE | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW;
+    if !sys::has_seals(fd.as_raw_fd(), all) {
+        return Err("the module's memfd is not sealed".into());
+    }
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut std::fs::File::from(fd), &mut bytes).map_err(|e| e.to_string())?;
+    Ok(bytes)
+}
+
+fn setup(control: OwnedFd) -> Result<Keeper, String> {
+    let Some((ToKeeper::Configure(spec), fds)) = recv(control.as_raw_fd())? else {
+        return Err("expected the configuration first".into());
+    };
+    let module = read_module(fds)?;
+    let arch = sandbox::Arch::native().ok_or("no seccomp filter for this architecture")?;
+    let filter = sandbox::compile_filter(arch, Some(sandbox::PID_IN_NAMESPACE)).map_err(|e| e.to_string())?;
+    // A cgroup where usable (cgroup v2 with the memory and pids controllers); else the
+    // rlimits alone bound the instance.
+    let cgroups = sandbox::CgroupParent::find(&confine::cgroup_limits(&spec)).ok();
+    Ok(Keeper { control, spec: *spec, module, generation: 0, filter, cgroups, started: 0 })
+}
+
+impl Keeper {
+    /// Starts a child (it confines itself, compiles, and says Ready on its socket).
+    fn start(&mut self) -> Result<Kid, String> {
+        let (host_sock, child_sock) = sys::seqpacket_pair().map_err(|e| format!("socketpair: {e}"))?;
+        let window = sys::window_memfd(self.spec.window as usize).map_err(|e| format!("memfd: {e}"))?;
+        self.started += 1;
+        let limits = confine::cgroup_limits(&self.spec);
+        let name = format!("sandboxrun-plugin-{}-{}", std::process::id(), self.started);
+        let cgroup = self.cgroups.as_ref().and_then(|p| p.create(&name, &limits).ok());
+        let c = confine::confinement(&self.spec);
+        let (spec, module, filter) = (&self.spec, &self.module, &self.filter);
+        let (sock, win) = (child_sock.as_raw_fd(), window.as_raw_fd());
+        // SAFETY: `child::main` runs in the new process, where the objects alive own only
+        // `sock`, `win` and stdio besides the keeper's, which it never uses or drops (it
+        // leaves by `_exit`, through `sandbox::spawn`).
+        let body = || unsafe { crate::child::main(spec, module, sock, win, filter) };
+        // SAFETY: the keeper is a fresh single-threaded process (started by exec; no thread
+        // is ever started in it).
+        let child = unsafe { sandbox::spawn(&c, cgroup.as_ref(), body) }.map_err(|e| e.to_string())?;
+        drop(child_sock);
+        let pidfd = sys::pidfd_open(child.pid()).map_err(|e| format!("pidfd_open: {e}"))?;
+        Ok(Kid { child, pidfd, host_ends: Some((host_sock, window)), cgroup, generation: self.generation, ended: None })
+    }
+
+    fn send(&self, m: &FromKeeper, fds: &[RawFd]) -> bool {
+        protocol::encode(m).is_ok_and(|frame| sys::send(self.control.as_raw_fd(), &frame, fds).is_ok())
+    }
+
+    fn serve(mut self) -> i32 {
+        let mut spare: Option<Result<Kid, String>> = None;
+        let mut live: Vec<Kid> = Vec::new();
+        loop {
+            if spare.is_none() {
+                spare = Some(self.start());
+            }
+            let mut fds = vec![self.control.as_raw_fd()];
+            if let Some(Ok(k)) = &spare {
+                if k.ended.is_none() {
+                    fds.push(k.pidfd.as_raw_fd());
+                }
+            }
+            let spare_polled = fds.len() == 2;
+            fds.extend(live.iter().map(|k| k.pidfd.as_raw_fd()));
+            let Ok(revents) = sys::poll(&fds, -1) else { return 125 };
+            // Children first: an Ended must reach the host before anything about a later child.
+            let first_live = if spare_polled { 2 } else { 1 };
+            for i in (0..live.len()).rev() {
+                if revents[first_live + i] != 0 {
+                    let kid = live.swap_remove(i);
+                    let ended = reap(kid);
+                    self.send(&FromKeeper::Ended(ended), &[]);
+                }
+            }
+            if spare_polled && revents[1] != 0 {
+                if let Some(Ok(k)) = &mut spare {
+                    k.ended = Some(reap_in_place(k));
+                }
+            }
+            if revents[0] == 0 {
+                continue;
+            }
+            match recv(self.control.as_raw_fd()) {
+                // The host is gone: so are we (the children die with us).
+                Ok(None) | Err(_) => return 0,
+                Ok(Some((ToKeeper::Spawn, _))) => {
+                    let kid = spare.take().unwrap_or_else(|| self.start());
+                    match kid {
+                        Err(e) => {
+                            self.send(&FromKeeper::Failed(e), &[]);
+                        }
+                        Ok(mut kid) => {
+                            let (sock, window) = kid.host_ends.take().expect("not handed over yet");
+                            let m = FromKeeper::Child {
+                                pid: kid.child.pid(),
+                                generation: kid.generation,
+                                cgroup: kid.cgroup.is_some(),
+                            };
+                            self.send(&m, &[sock.as_raw_fd(), window.as_raw_fd(), kid.pidfd.as_raw_fd()]);
+                            match kid.ended.take() {
+                                Some(ended) => {
+                                    self.send(&FromKeeper::Ended(ended), &[]);
+                                }
+                                None => live.push(kid),
+                            }
+                        }
+                    }
+                }
+                Ok(Some((ToKeeper::Reload(generation), fds))) => {
+                    if let Ok(module) = read_module(fds) {
+                        self.module = module;
+                        self.generation = generation;
+                        if let Some(Ok(k)) = spare.take() {
+                            discard(k);
+                        }
+                    }
+                }
+                Ok(Some((ToKeeper::Configure(_), _))) => {}
+            }
+        }
+    }
+}
+
+/// Kills and reaps a child never handed over.
+fn discard(mut kid: Kid) {
+    sys::pidfd_kill(kid.pidfd.as_raw_fd());
+    if kid.ended.is_none() {
+        reap_in_place(&mut kid);
+    }
+    if let Some(c) = kid.cgroup.take() {
+        let _ = c.remove();
+    }
+}
+
+fn reap(mut kid: Kid) -> Ended {
+    let ended = reap_in_place(&mut kid);
+    if let Some(c) = kid.cgroup.take() {
+        let _ = c.remove();
+    }
+    ended
+}
+
+/// Waits for a child that has ended (its pidfd is readable) and says how.
+fn reap_in_place(kid: &mut Kid) -> Ended {
+    let mut status = 0;
+    // SAFETY: a zeroed rusage is valid for wait4 to fill.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: `status` and `usage` are valid for writes; the pid is our unreaped child.
+        let r = unsafe { libc::wait4(kid.child.pid(), &mut status, libc::__WALL, &mut usage) };
+        if r >= 0 || std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            break;
+        }
+    }
+    let ns = |t: libc::timeval| (t.tv_sec as u64) * 1_000_000_000 + (t.tv_usec as u64) * 1000;
+    let (exit, signal, seccomp) = match kid.child.termination(status) {
+        sandbox::Termination::Exited(c) => (Some(c), None, None),
+        sandbox::Termination::Signaled(s) => (None, Some(s), None),
+        sandbox::Termination::Seccomp(v) => {
+            (None, Some(libc::SIGSYS), Some(v.map_or_else(|| "unknown".to_string(), |v| v.to_string())))
+        }
+    };
+    let cg = kid.cgroup.as_ref();
+    let peak = cg.and_then(|c| c.memory_peak().ok().flatten()).unwrap_or(usage.ru_maxrss as u64 * 1024);
+    let oom_killed = cg.and_then(|c| c.oom_kills().ok().flatten()).is_some_and(|n| n > 0);
+    Ended {
+        pid: kid.child.pid(),
+        exit,
+        signal,
+        seccomp,
+        cpu_ns: ns(usage.ru_utime) + ns(usage.ru_stime),
+        peak,
+        oom_killed,
+    }
+}
