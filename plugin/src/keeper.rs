@@ -72,8 +72,11 @@ fn read_module(fds: Vec<OwnedFd>) -> Result<Vec<u8>, String> {
     if !sys::has_seals(fd.as_raw_fd(), all) {
         return Err("the module's memfd is not sealed".into());
     }
-    let mut bytes = Vec::new();
-    std::io::Read::read_to_end(&mut std::fs::File::from(fd), &mut bytes).map_err(|e| e.to_string())?;
+    // Read at offsets: the description (and its offset) is shared with the host and the
+    // other keepers.
+    let size = sys::file_size(fd.as_raw_fd()).map_err(|e| e.to_string())?;
+    let mut bytes = vec![0; usize::try_from(size).map_err(|_| "module too large")?];
+    std::os::unix::fs::FileExt::read_exact_at(&std::fs::File::from(fd), &mut bytes, 0).map_err(|e| e.to_string())?;
     Ok(bytes)
 }
 
