@@ -63,6 +63,11 @@ pub fn run_if_child() {
     if std::env::var_os(keeper::ENV_MARKER).is_none() {
         return;
     }
+    // A failed allocation in an instance would print a backtrace, whose symbol lookup the
+    // instance's seccomp filter refuses (a death by SIGSYS instead of the memory verdict).
+    // The keeper is single-threaded: no other thread reads the environment.
+    std::env::remove_var("RUST_BACKTRACE");
+    std::env::remove_var("RUST_LIB_BACKTRACE");
     // SAFETY: the keeper's control socket, placed at this number by the host before exec; no
     // other object owns it.
     let control = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(keeper::CONTROL_FD) };
