@@ -151,7 +151,7 @@ impl Slot {
         }
         if self.live.as_ref().is_some_and(|l| l.generation != generation) {
             // Idle, so nothing is lost but its state: the new module replaces it.
-            self.kill_and_collect(shared);
+            self.kill(shared);
         }
         if self.live.is_some() {
             return Ok(());
@@ -188,8 +188,8 @@ impl Slot {
             match keeper.recv(deadline).map_err(CallError::Unavailable)? {
                 (FromKeeper::Child { pid, generation, .. }, fds) => break (pid, generation, fds),
                 (FromKeeper::Failed(e), _) => return Err(CallError::Unavailable(e)),
-                // A stale end of an earlier child.
-                (FromKeeper::Ended(_), _) => {}
+                // The end of an earlier child (killed without waiting).
+                (FromKeeper::Ended(e), _) => shared.child_ended(self.index, &e),
             }
         };
         let [sock, window, pidfd]: [OwnedFd; 3] =
@@ -205,11 +205,11 @@ impl Slot {
         match self.read(shared, deadline) {
             Ok(FromInstance::Ready(_)) => Ok(()),
             Ok(FromInstance::SetupFailed(m)) => {
-                self.kill_and_collect(shared);
+                self.kill(shared);
                 Err(CallError::Unavailable(m))
             }
             Ok(other) => {
-                self.kill_and_collect(shared);
+                self.kill(shared);
                 Err(CallError::Protocol(format!("expected Ready, got {other:?}")))
             }
             Err(CallError::Timeout) => Err(CallError::Unavailable("the instance did not start in time".into())),
@@ -217,14 +217,17 @@ impl Slot {
         }
     }
 
-    /// Kills the live child (if any) and reads how it ended from the keeper.
-    pub(crate) fn kill_and_collect(&mut self, shared: &Shared) -> Option<Ended> {
-        let live = self.live.as_ref()?;
-        sys::pidfd_kill(live.pidfd.as_raw_fd());
-        self.collect(shared)
+    /// Kills the live child (if any) at once, through its pidfd. How it ended is read later
+    /// from the keeper (at the next start), not waited for: the caller goes on at once.
+    pub(crate) fn kill(&mut self, shared: &Shared) {
+        if let Some(live) = self.live.take() {
+            sys::pidfd_kill(live.pidfd.as_raw_fd());
+            shared.set_pid(self.index, None);
+        }
     }
 
-    /// Reads the keeper's news until the live child's end; the child is forgotten.
+    /// Reads the keeper's news until the live child's end (the child died by itself and the
+    /// verdict is wanted); the ends of earlier children met on the way are accounted.
     fn collect(&mut self, shared: &Shared) -> Option<Ended> {
         let live = self.live.take()?;
         shared.set_pid(self.index, None);
@@ -232,9 +235,11 @@ impl Slot {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             match keeper.recv(deadline) {
-                Ok((FromKeeper::Ended(e), _)) if e.pid == live.pid => {
+                Ok((FromKeeper::Ended(e), _)) => {
                     shared.child_ended(self.index, &e);
-                    return Some(e);
+                    if e.pid == live.pid {
+                        return Some(e);
+                    }
                 }
                 Ok(_) => {}
                 Err(_) => {
@@ -252,8 +257,8 @@ impl Slot {
     pub(crate) fn exchange(&mut self, shared: &Shared, req: &ToInstance, deadline: Instant) -> Result<FromInstance, CallError> {
         let result = self.exchange_inner(shared, req, deadline);
         if let Err(e) = &result {
-            if e.replaces_instance() && self.live.is_some() {
-                self.kill_and_collect(shared);
+            if e.replaces_instance() {
+                self.kill(shared);
             }
         }
         result
@@ -317,11 +322,8 @@ impl Slot {
             Ok(true) => {}
             Ok(false) => {
                 // Killed at once, whatever it was doing (computing, sleeping, waiting).
-                let ended = self.kill_and_collect(shared);
-                return Err(match ended.map(|e| shared.verdict(&e)) {
-                    Some(CallError::CpuLimit) => CallError::CpuLimit,
-                    _ => CallError::Timeout,
-                });
+                self.kill(shared);
+                return Err(CallError::Timeout);
             }
             Err(e) => return Err(CallError::Protocol(e.to_string())),
         }

@@ -309,8 +309,8 @@ impl Shared {
         }
         let answer = slot.exchange(self, req, deadline).and_then(|a| self.answer(slot, a));
         answer.map_err(|e| {
-            if e.replaces_instance() && slot.live.is_some() {
-                slot.kill_and_collect(self);
+            if e.replaces_instance() {
+                slot.kill(self);
             }
             if e.replaces_instance() && self.on_failure == OnFailure::Fail {
                 slot_dead(slot, &e);
@@ -356,7 +356,7 @@ impl Shared {
         DEPTH.with(|d| d.set(d.get() - 1));
         self.watchdog.disarm(ticket);
         if Instant::now() >= deadline {
-            slot.kill_and_collect(self);
+            slot.kill(self);
             return Err(CallError::Timeout);
         }
         Ok(match result {
@@ -427,7 +427,7 @@ impl SlotRef<'_> {
     /// A protocol failure found after the exchange: the instance is replaced.
     fn fail(&mut self, e: CallError) -> CallError {
         if e.replaces_instance() {
-            self.slot.kill_and_collect(self.shared);
+            self.slot.kill(self.shared);
         }
         self.shared.count(e)
     }
@@ -647,6 +647,8 @@ struct WatchState {
     next: u64,
     armed: BTreeMap<u64, (Instant, Arc<OwnedFd>)>,
     thread: bool,
+    /// When the thread wakes next: an earlier deadline must wake it, a later one need not.
+    wakes_at: Option<Instant>,
 }
 
 impl Watchdog {
@@ -664,7 +666,12 @@ impl Watchdog {
                 .spawn(move || watch(state))
                 .expect("spawning the watchdog thread");
         }
-        cv.notify_one();
+        // Waking the thread costs two context switches on every host call: only when it
+        // would sleep past this deadline.
+        if s.wakes_at.is_none_or(|w| deadline < w) {
+            s.wakes_at = Some(deadline);
+            cv.notify_one();
+        }
         ticket
     }
 
@@ -694,7 +701,9 @@ fn watch(state: std::sync::Weak<(Mutex<WatchState>, Condvar)>) {
                 true
             }
         });
-        let wait = s.armed.values().map(|(d, _)| d.saturating_duration_since(now)).min().unwrap_or(Duration::from_millis(200));
+        let next = s.armed.values().map(|(d, _)| *d).min();
+        let wait = next.map_or(Duration::from_secs(1), |d| d.saturating_duration_since(now));
+        s.wakes_at = Some(now + wait);
         let _ = cv.wait_timeout(s, wait);
     }
 }
