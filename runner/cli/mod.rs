@@ -1,5 +1,6 @@
 //! Command-line interface.
 
+pub mod call;
 pub mod command;
 pub mod inspect;
 pub mod output;
@@ -142,6 +143,8 @@ pub enum Tool {
     /// DMOJ `init.yml` folder): verdicts, groups and points, as a table, JSON, JUnit,
     /// Gradescope or an HTML page.
     Grade(GradeArgs),
+    /// Call one export of a module as a plugin: stdin in, stdout out.
+    Call(call::CallArgs),
     /// Code cache maintenance.
     Cache {
         /// Where the code cache is.
@@ -235,4 +238,4 @@ pub struct InspectArgs {
 }
 
 /// Names of subcommands; anything else as the first argument is a module to run.
-pub const SUBCOMMANDS: &[&str] = &["policy", "inspect", "compile", "serve", "grade", "cache", "help"];
+pub const SUBCOMMANDS: &[&str] = &["policy", "inspect", "compile", "serve", "grade", "call", "cache", "help"];

@@ -17,6 +17,7 @@ pub fn run(cli: ToolCli) -> i32 {
         },
         Tool::Cache { location, command } => cache(&location, &command),
         Tool::Grade(args) => crate::grading::run(&args),
+        Tool::Call(args) => super::call::run(&args),
     }
 }
 
