@@ -223,7 +223,8 @@ fn wasi_func(
         wasi::ValType::I64 => ValType::I64,
     };
     let sig = func.sig();
-    let ty = FuncType::new(sig.params.iter().map(vt).collect::<Vec<_>>(), sig.results.iter().map(vt).collect::<Vec<_>>());
+    let ty =
+        FuncType::new(sig.params.iter().map(vt).collect::<Vec<_>>(), sig.results.iter().map(vt).collect::<Vec<_>>());
     let is_fd_read = func == wasi::Abi::Preview1.lookup("fd_read").expect("fd_read exists")
         || Some(func) == wasi::Abi::Unstable.lookup("fd_read");
     let (ctx, io) = (ctx.clone(), io.clone());
@@ -436,7 +437,9 @@ fn serve(
                 let Some(data) = io.bytes(data) else { return 0 };
                 let ptr = ptr as usize;
                 match inst.memory().and_then(|m| m.get_mut(ptr..ptr.saturating_add(data.len()))) {
-                    None => FromInstance::Refused(format!("memory write of {} bytes at {ptr} is out of bounds", data.len())),
+                    None => {
+                        FromInstance::Refused(format!("memory write of {} bytes at {ptr} is out of bounds", data.len()))
+                    }
                     Some(dest) => {
                         dest.copy_from_slice(&data);
                         FromInstance::Written

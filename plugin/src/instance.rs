@@ -198,7 +198,8 @@ impl Slot {
         if size != shared.spec.window || !sys::has_seals(window.as_raw_fd(), libc::F_SEAL_SHRINK | libc::F_SEAL_GROW) {
             return Err(CallError::Unavailable("the payload window is not the sealed one expected".into()));
         }
-        let window = Mapping::new(window.as_raw_fd(), size as usize).map_err(|e| CallError::Unavailable(e.to_string()))?;
+        let window =
+            Mapping::new(window.as_raw_fd(), size as usize).map_err(|e| CallError::Unavailable(e.to_string()))?;
         self.live = Some(Live { pid, sock, window, pidfd: Arc::new(pidfd), generation });
         self.started_before = true;
         shared.set_pid(self.index, Some(pid));
@@ -254,7 +255,12 @@ impl Slot {
     /// Sends a request and returns the answer, serving host-function calls meanwhile.
     /// Every failure leaves the slot consistent: a failure that replaces the instance has
     /// killed and collected it.
-    pub(crate) fn exchange(&mut self, shared: &Shared, req: &ToInstance, deadline: Instant) -> Result<FromInstance, CallError> {
+    pub(crate) fn exchange(
+        &mut self,
+        shared: &Shared,
+        req: &ToInstance,
+        deadline: Instant,
+    ) -> Result<FromInstance, CallError> {
         let result = self.exchange_inner(shared, req, deadline);
         if let Err(e) = &result {
             if e.replaces_instance() {
@@ -264,7 +270,12 @@ impl Slot {
         result
     }
 
-    fn exchange_inner(&mut self, shared: &Shared, req: &ToInstance, deadline: Instant) -> Result<FromInstance, CallError> {
+    fn exchange_inner(
+        &mut self,
+        shared: &Shared,
+        req: &ToInstance,
+        deadline: Instant,
+    ) -> Result<FromInstance, CallError> {
         self.send(shared, req, deadline)?;
         loop {
             match self.read(shared, deadline)? {
@@ -296,7 +307,7 @@ impl Slot {
         }
         let live = self.live.as_ref().ok_or_else(|| CallError::Unavailable("no instance".into()))?;
         if !live.window.copy_in(&bytes) {
-            return Err(CallError::TooLarge { len: bytes.len(), max: live.window.len() });
+            return Err(CallError::TooLarge { len: bytes.len(), max: live.window.size() });
         }
         Ok(Payload::Window(bytes.len() as u32))
     }
@@ -307,9 +318,9 @@ impl Slot {
             Payload::Inline(b) => Ok(b),
             Payload::Window(len) => {
                 let live = self.live.as_ref().ok_or_else(|| CallError::Unavailable("no instance".into()))?;
-                live.window.copy_out(len as usize).ok_or_else(|| {
-                    CallError::Protocol(format!("a window payload of {len} bytes, past the window"))
-                })
+                live.window
+                    .copy_out(len as usize)
+                    .ok_or_else(|| CallError::Protocol(format!("a window payload of {len} bytes, past the window")))
             }
         }
     }
@@ -329,7 +340,8 @@ impl Slot {
         }
         match sys::recv(fd, &mut self.buf) {
             Ok(Received::Datagram(n, fds)) if fds.is_empty() && n <= self.buf.len() => {
-                protocol::decode_untrusted::<FromInstance>(&self.buf[..n]).map_err(|e| CallError::Protocol(e.to_string()))
+                protocol::decode_untrusted::<FromInstance>(&self.buf[..n])
+                    .map_err(|e| CallError::Protocol(e.to_string()))
             }
             Ok(Received::Datagram(..)) => Err(CallError::Protocol("an oversize datagram, or descriptors".into())),
             Ok(Received::Closed) => Err(self.died(shared, deadline)),

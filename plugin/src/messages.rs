@@ -572,7 +572,10 @@ mod tests {
     #[test]
     fn every_message_round_trips_and_cuts_fail() {
         round(ToInstance::Call { export: "run".into(), input: Payload::Inline(b"abc".to_vec()) });
-        round(ToInstance::Invoke { export: "f".into(), args: vec![Val::I32(-1), Val::I64(5), Val::F32(3), Val::F64(9)] });
+        round(ToInstance::Invoke {
+            export: "f".into(),
+            args: vec![Val::I32(-1), Val::I64(5), Val::F32(3), Val::F64(9)],
+        });
         round(ToInstance::ReadMemory { ptr: 1, len: 2 });
         round(ToInstance::WriteMemory { ptr: 1, data: Payload::Window(70000) });
         round(ToInstance::HostReturn(Err("no".into())));

@@ -324,7 +324,9 @@ impl Shared {
         match a {
             FromInstance::Trapped { grow_refused: true, .. } => Err(CallError::MemoryLimit),
             FromInstance::Trapped { kind, function, .. } => Err(CallError::Trap { kind, function }),
-            FromInstance::Exited(code) => Err(CallError::Crashed { verdict: format!("the guest exited with status {code}") }),
+            FromInstance::Exited(code) => {
+                Err(CallError::Crashed { verdict: format!("the guest exited with status {code}") })
+            }
             FromInstance::HostFailed { name, message } => Err(CallError::HostFunction { name, message }),
             FromInstance::Refused(m) => Err(CallError::Refused(m)),
             FromInstance::OutputLimit => Err(CallError::OutputLimit),
@@ -510,16 +512,38 @@ impl Plugin {
         self.shared.with_slot(|s| Ok(f(&mut Session { inner: s })))
     }
 
-    /// Replaces the module. Calls in flight finish on the old one; each instance is replaced
-    /// by one of the new module before its next call (its state is lost).
+    /// Replaces the module. Calls in flight finish on the old one (a slot busy with one is
+    /// waited for, never failed); the first slot then starts an instance of the new module
+    /// — if that fails, the old module stays and the error is returned — and every idle slot
+    /// switches at once; a busy one switches before its next call. Instances' state is lost.
     ///
     /// # Errors
-    /// The memfd for the module could not be made.
+    /// [`BuildError::Instance`]: the new module does not compile, link or start (the old one
+    /// stays); [`BuildError::Keeper`]: its memfd could not be made.
     pub fn reload(&self, module: &[u8]) -> Result<(), BuildError> {
         let fd = sys::sealed_memfd(c"sandboxrun-plugin-module", module)
             .map_err(|e| BuildError::Keeper(format!("memfd: {e}")))?;
-        let mut m = lock(&self.shared.module);
-        *m = (m.0 + 1, Arc::new(fd));
+        let s = &self.shared;
+        let old = {
+            let mut m = lock(&s.module);
+            let old = m.clone();
+            *m = (m.0 + 1, Arc::new(fd));
+            old
+        };
+        let first = lock(&s.slots[0]).ensure_live(s);
+        if let Err(e) = first {
+            // Back to the old module (under a new generation: every keeper reloads it).
+            let mut m = lock(&s.module);
+            *m = (m.0 + 1, old.1);
+            drop(m);
+            let _ = lock(&s.slots[0]).ensure_live(s);
+            return Err(BuildError::Instance(e.to_string()));
+        }
+        for slot in &s.slots[1..] {
+            if let Ok(mut slot) = slot.try_lock() {
+                let _ = slot.ensure_live(s);
+            }
+        }
         Ok(())
     }
 
@@ -630,7 +654,10 @@ fn proc_usage(pid: i32) -> (u64, u64) {
     let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
     let peak = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
-        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("VmHWM:").map(|v| v.trim().trim_end_matches(" kB").parse::<u64>().ok()))?)
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:").map(|v| v.trim().trim_end_matches(" kB").parse::<u64>().ok()))?
+        })
         .unwrap_or(0);
     (cpu * 1_000_000_000 / tick, peak * 1024)
 }

@@ -21,10 +21,10 @@ fn check(r: libc::c_long) -> io::Result<libc::c_long> {
 /// A SOCK_SEQPACKET socket pair, close-on-exec: every write is one datagram, read whole.
 pub fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0; 2];
+    let kind = libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC;
     // SAFETY: `fds` is a valid array of two ints the call fills.
-    check(unsafe {
-        libc::socketpair(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr())
-    } as _)?;
+    let r = unsafe { libc::socketpair(libc::AF_UNIX, kind, 0, fds.as_mut_ptr()) };
+    check(r as _)?;
     // SAFETY: both descriptors were just created and are owned by nobody else.
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
@@ -166,7 +166,8 @@ pub fn wait_readable(fd: RawFd, deadline: Option<Instant>) -> io::Result<bool> {
 /// Polls `fds` for readability until one is ready or `timeout_ms` passes (-1: forever);
 /// returns their `revents`.
 pub fn poll(fds: &[RawFd], timeout_ms: i32) -> io::Result<Vec<libc::c_short>> {
-    let mut pfds: Vec<libc::pollfd> = fds.iter().map(|&fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 }).collect();
+    let mut pfds: Vec<libc::pollfd> =
+        fds.iter().map(|&fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 }).collect();
     loop {
         // SAFETY: `pfds` is a valid array of its length.
         match check(unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as _, timeout_ms) } as _) {
@@ -198,8 +199,11 @@ pub fn window_memfd(size: usize) -> io::Result<OwnedFd> {
     // SAFETY: ftruncate and fcntl on our own descriptor.
     unsafe {
         check(libc::ftruncate(fd.as_raw_fd(), size as libc::off_t) as _)?;
-        check(libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL)
-            as _)?;
+        check(libc::fcntl(
+            fd.as_raw_fd(),
+            libc::F_ADD_SEALS,
+            libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL,
+        ) as _)?;
     }
     Ok(fd)
 }
@@ -258,7 +262,7 @@ impl Mapping {
     }
 
     /// Its size.
-    pub fn len(&self) -> usize {
+    pub fn size(&self) -> usize {
         self.len
     }
 

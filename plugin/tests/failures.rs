@@ -64,7 +64,7 @@ fn main() {
             .unwrap();
         let t = Instant::now();
         assert_eq!(p.call("spin", b""), Err(CallError::CpuLimit));
-        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+        assert!(t.elapsed() < Duration::from_secs(15), "{:?}", t.elapsed());
         assert_eq!(p.call("echo", b"again").unwrap(), b"again");
     });
     c.run("garbage on the channel: Protocol, instance replaced", || {
