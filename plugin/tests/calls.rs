@@ -8,10 +8,34 @@ use common::Checks;
 use sandboxrun_plugin::{CallError, Plugin, Val};
 use std::sync::{Arc, OnceLock};
 
+fn nix_is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
 fn main() {
     sandboxrun_plugin::run_if_child();
     let mut c = Checks::new();
     let plugin = Plugin::builder(common::plain()).build().expect("build");
+    c.run("the instance is confined: own namespaces, seccomp, no_new_privs, no capabilities", || {
+        let pid = plugin.stats().instances[0].pid.expect("a live instance");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let field = |k: &str| status.lines().find_map(|l| l.strip_prefix(k)).unwrap_or("").trim().to_string();
+        assert_eq!(field("Seccomp:"), "2", "{status}");
+        assert_eq!(field("NoNewPrivs:"), "1");
+        assert_eq!(field("CapEff:"), "0000000000000000");
+        for ns in ["pid", "mnt", "net", "user", "ipc", "uts"] {
+            let ours = std::fs::read_link(format!("/proc/self/ns/{ns}")).unwrap();
+            let theirs = std::fs::read_link(format!("/proc/{pid}/ns/{ns}"));
+            // Not dumpable: the link may not be readable at all; if it is, it differs.
+            if let Ok(theirs) = theirs {
+                assert_ne!(ours, theirs, "{ns}");
+            }
+        }
+        if nix_is_root() {
+            assert!(field("Uid:").starts_with("65534"), "{status}");
+        }
+    });
     c.run("call: empty input and output", || assert_eq!(plugin.call("empty", b"").unwrap(), b""));
     c.run("call: small echo", || assert_eq!(plugin.call("echo", b"hello").unwrap(), b"hello"));
     c.run("call: 1 KiB echo", || {
