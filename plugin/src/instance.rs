@@ -103,6 +103,10 @@ pub(crate) struct Slot {
     /// The module generation the keeper has.
     keeper_generation: u64,
     pub(crate) live: Option<Live>,
+    /// A child handed over ahead, for the next start.
+    spare: Option<Live>,
+    /// Children the keeper will hand over (asked for, or its first).
+    pending: usize,
     /// Whether a child ever ran here (the next start is then a restart).
     started_before: bool,
     restarts: std::collections::VecDeque<Instant>,
@@ -118,6 +122,8 @@ impl Slot {
             keeper: None,
             keeper_generation: 0,
             live: None,
+            spare: None,
+            pending: 0,
             started_before: false,
             restarts: Default::default(),
             dead: None,
@@ -141,6 +147,9 @@ impl Slot {
             let keeper = Keeper::start(&shared.spec, &module).map_err(|e| CallError::Unavailable(e.to_string()))?;
             self.keeper = Some(keeper);
             self.keeper_generation = 0;
+            // It starts its first child unasked.
+            self.spare = None;
+            self.pending = 1;
         }
         if self.keeper_generation != generation {
             let keeper = self.keeper.as_ref().expect("started above");
@@ -169,40 +178,36 @@ impl Slot {
             }
             shared.counters.restarts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
-        match self.spawn(shared) {
+        match self.spawn(shared, generation) {
             Ok(()) => Ok(()),
             Err(e) => {
-                // A broken keeper is started afresh next time.
+                // A broken keeper (or module) is started afresh next time.
                 self.keeper = None;
+                self.spare = None;
                 Err(e)
             }
         }
     }
 
-    /// Asks the keeper for a child and waits for its Ready.
-    fn spawn(&mut self, shared: &Shared) -> Result<(), CallError> {
-        let keeper = self.keeper.as_mut().expect("started");
-        keeper.send(&ToKeeper::Spawn, &[]).map_err(CallError::Unavailable)?;
+    /// Puts a child of `generation` in place — the spare the keeper handed over ahead, or
+    /// the next it hands over — asks at once for the next spare, and waits for the child's
+    /// Ready (usually there already).
+    fn spawn(&mut self, shared: &Shared, generation: u64) -> Result<(), CallError> {
         let deadline = Instant::now() + KEEPER_TIMEOUT;
-        let (pid, generation, fds) = loop {
-            match keeper.recv(deadline).map_err(CallError::Unavailable)? {
-                (FromKeeper::Child { pid, generation, .. }, fds) => break (pid, generation, fds),
-                (FromKeeper::Failed(e), _) => return Err(CallError::Unavailable(e)),
-                // The end of an earlier child (killed without waiting).
-                (FromKeeper::Ended(e), _) => shared.child_ended(self.index, &e),
+        let child = loop {
+            let child = match self.spare.take() {
+                Some(c) => c,
+                None => self.next_child(shared, deadline)?,
+            };
+            if child.generation == generation {
+                break child;
             }
+            // Started before a reload: killed, never used.
+            sys::pidfd_kill(child.pidfd.as_raw_fd());
         };
-        let [sock, window, pidfd]: [OwnedFd; 3] =
-            fds.try_into().map_err(|_| CallError::Unavailable("the keeper sent the wrong descriptors".into()))?;
-        let size = sys::file_size(window.as_raw_fd()).map_err(|e| CallError::Unavailable(e.to_string()))?;
-        if size != shared.spec.window || !sys::has_seals(window.as_raw_fd(), libc::F_SEAL_SHRINK | libc::F_SEAL_GROW) {
-            return Err(CallError::Unavailable("the payload window is not the sealed one expected".into()));
-        }
-        let window =
-            Mapping::new(window.as_raw_fd(), size as usize).map_err(|e| CallError::Unavailable(e.to_string()))?;
-        self.live = Some(Live { pid, sock, window, pidfd: Arc::new(pidfd), generation });
+        self.live = Some(child);
         self.started_before = true;
-        shared.set_pid(self.index, Some(pid));
+        shared.set_pid(self.index, self.live.as_ref().map(|l| l.pid));
         match self.read(shared, deadline) {
             Ok(FromInstance::Ready(_)) => Ok(()),
             Ok(FromInstance::SetupFailed(m)) => {
@@ -215,6 +220,65 @@ impl Slot {
             }
             Err(CallError::Timeout) => Err(CallError::Unavailable("the instance did not start in time".into())),
             Err(e) => Err(e),
+        }
+    }
+
+    /// Asks the keeper for the next spare if none is here or coming: called once a call has
+    /// been answered, so that starting it (namespaces, compilation) does not compete with
+    /// the first call of a new instance.
+    pub(crate) fn keep_spare(&mut self) {
+        if self.spare.is_none() && self.pending == 0 && self.keeper.is_some() && self.dead.is_none() {
+            let _ = self.request(ToKeeper::Spawn);
+        }
+    }
+
+    /// Sends `Spawn` to the keeper, counting the child it will hand over.
+    fn request(&mut self, m: ToKeeper) -> Result<(), CallError> {
+        let keeper = self.keeper.as_ref().ok_or_else(|| CallError::Unavailable("no keeper".into()))?;
+        keeper.send(&m, &[]).map_err(CallError::Unavailable)?;
+        self.pending += 1;
+        Ok(())
+    }
+
+    /// The next child the keeper hands over (asking for one if none is coming).
+    fn next_child(&mut self, shared: &Shared, deadline: Instant) -> Result<Live, CallError> {
+        if self.pending == 0 {
+            self.request(ToKeeper::Spawn)?;
+        }
+        loop {
+            let keeper = self.keeper.as_mut().ok_or_else(|| CallError::Unavailable("no keeper".into()))?;
+            let (m, fds) = keeper.recv(deadline).map_err(CallError::Unavailable)?;
+            if let Some(child) = self.keeper_news(shared, m, fds)? {
+                return Ok(child);
+            }
+        }
+    }
+
+    /// Takes one message of the keeper: an end is accounted, a child returned.
+    fn keeper_news(&mut self, shared: &Shared, m: FromKeeper, fds: Vec<OwnedFd>) -> Result<Option<Live>, CallError> {
+        match m {
+            FromKeeper::Ended(e) => {
+                shared.child_ended(self.index, &e);
+                Ok(None)
+            }
+            FromKeeper::Failed(e) => {
+                self.pending = self.pending.saturating_sub(1);
+                Err(CallError::Unavailable(e))
+            }
+            FromKeeper::Child { pid, generation, .. } => {
+                self.pending = self.pending.saturating_sub(1);
+                let [sock, window, pidfd]: [OwnedFd; 3] = fds
+                    .try_into()
+                    .map_err(|_| CallError::Unavailable("the keeper sent the wrong descriptors".into()))?;
+                let size = sys::file_size(window.as_raw_fd()).map_err(|e| CallError::Unavailable(e.to_string()))?;
+                let seals = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW;
+                if size != shared.spec.window || !sys::has_seals(window.as_raw_fd(), seals) {
+                    return Err(CallError::Unavailable("the payload window is not the sealed one expected".into()));
+                }
+                let window = Mapping::new(window.as_raw_fd(), size as usize)
+                    .map_err(|e| CallError::Unavailable(e.to_string()))?;
+                Ok(Some(Live { pid, sock, window, pidfd: Arc::new(pidfd), generation }))
+            }
         }
     }
 
@@ -232,17 +296,20 @@ impl Slot {
     fn collect(&mut self, shared: &Shared) -> Option<Ended> {
         let live = self.live.take()?;
         shared.set_pid(self.index, None);
-        let keeper = self.keeper.as_mut()?;
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            match keeper.recv(deadline) {
+            match self.keeper.as_mut()?.recv(deadline) {
                 Ok((FromKeeper::Ended(e), _)) => {
                     shared.child_ended(self.index, &e);
                     if e.pid == live.pid {
                         return Some(e);
                     }
                 }
-                Ok(_) => {}
+                Ok((m, fds)) => {
+                    if let Ok(Some(child)) = self.keeper_news(shared, m, fds) {
+                        self.spare = Some(child);
+                    }
+                }
                 Err(_) => {
                     // The keeper is broken: start another next time.
                     self.keeper = None;

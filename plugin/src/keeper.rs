@@ -1,8 +1,9 @@
 //! The instance keeper: the host's own executable started afresh (so it is single-threaded,
 //! as `sandbox::spawn` needs), one per instance slot. It starts confined children with
-//! `sandbox::spawn`, keeps one ready ahead (the spare, so a restart costs a message), hands
-//! each to the host (call socket, window memfd, pidfd by SCM_RIGHTS), reaps them and says how
-//! they ended. It runs no guest code and parses only its host's messages.
+//! `sandbox::spawn` — one at once, then one per `Spawn` — and hands each to the host as soon
+//! as it is started (call socket, window memfd, pidfd by SCM_RIGHTS; the host keeps one as
+//! its spare, so a restart costs no round trip here), reaps them and says how they ended. It
+//! runs no guest code and parses only its host's messages.
 //!
 //! It ends when the host closes the control socket (the host died, or dropped the plugin);
 //! its children die with it (`PR_SET_PDEATHSIG`, set by `sandbox::spawn`).
@@ -27,8 +28,6 @@ struct Kid {
     host_ends: Option<(OwnedFd, OwnedFd)>,
     cgroup: Option<sandbox::Cgroup>,
     generation: u64,
-    /// Set when it was reaped before being handed over.
-    ended: Option<Ended>,
 }
 
 /// Everything the keeper needs to start children.
@@ -114,41 +113,45 @@ impl Keeper {
         let child = unsafe { sandbox::spawn(&c, cgroup.as_ref(), body) }.map_err(|e| e.to_string())?;
         drop(child_sock);
         let pidfd = sys::pidfd_open(child.pid()).map_err(|e| format!("pidfd_open: {e}"))?;
-        Ok(Kid { child, pidfd, host_ends: Some((host_sock, window)), cgroup, generation: self.generation, ended: None })
+        Ok(Kid { child, pidfd, host_ends: Some((host_sock, window)), cgroup, generation: self.generation })
     }
 
     fn send(&self, m: &FromKeeper, fds: &[RawFd]) -> bool {
         protocol::encode(m).is_ok_and(|frame| sys::send(self.control.as_raw_fd(), &frame, fds).is_ok())
     }
 
+    /// Starts a child and hands it over at once: the host keeps it as its spare until it
+    /// needs it, so a restart costs it no round trip to this process.
+    fn hand_over_new(&mut self, live: &mut Vec<Kid>) {
+        match self.start() {
+            Err(e) => {
+                self.send(&FromKeeper::Failed(e), &[]);
+            }
+            Ok(mut kid) => {
+                let (sock, window) = kid.host_ends.take().expect("not handed over yet");
+                let m = FromKeeper::Child {
+                    pid: kid.child.pid(),
+                    generation: kid.generation,
+                    cgroup: kid.cgroup.is_some(),
+                };
+                self.send(&m, &[sock.as_raw_fd(), window.as_raw_fd(), kid.pidfd.as_raw_fd()]);
+                live.push(kid);
+            }
+        }
+    }
+
     fn serve(mut self) -> i32 {
-        let mut spare: Option<Result<Kid, String>> = None;
         let mut live: Vec<Kid> = Vec::new();
+        // The first child, unasked.
+        self.hand_over_new(&mut live);
         loop {
-            if spare.is_none() {
-                spare = Some(self.start());
-            }
             let mut fds = vec![self.control.as_raw_fd()];
-            if let Some(Ok(k)) = &spare {
-                if k.ended.is_none() {
-                    fds.push(k.pidfd.as_raw_fd());
-                }
-            }
-            let spare_polled = fds.len() == 2;
             fds.extend(live.iter().map(|k| k.pidfd.as_raw_fd()));
             let Ok(revents) = sys::poll(&fds, -1) else { return 125 };
-            // Children first: an Ended must reach the host before anything about a later child.
-            let first_live = if spare_polled { 2 } else { 1 };
             for i in (0..live.len()).rev() {
-                if revents[first_live + i] != 0 {
-                    let kid = live.swap_remove(i);
-                    let ended = reap(kid);
+                if revents[1 + i] != 0 {
+                    let ended = reap(live.swap_remove(i));
                     self.send(&FromKeeper::Ended(ended), &[]);
-                }
-            }
-            if spare_polled && revents[1] != 0 {
-                if let Some(Ok(k)) = &mut spare {
-                    k.ended = Some(reap_in_place(k));
                 }
             }
             if revents[0] == 0 {
@@ -157,52 +160,16 @@ impl Keeper {
             match recv(self.control.as_raw_fd()) {
                 // The host is gone: so are we (the children die with us).
                 Ok(None) | Err(_) => return 0,
-                Ok(Some((ToKeeper::Spawn, _))) => {
-                    let kid = spare.take().unwrap_or_else(|| self.start());
-                    match kid {
-                        Err(e) => {
-                            self.send(&FromKeeper::Failed(e), &[]);
-                        }
-                        Ok(mut kid) => {
-                            let (sock, window) = kid.host_ends.take().expect("not handed over yet");
-                            let m = FromKeeper::Child {
-                                pid: kid.child.pid(),
-                                generation: kid.generation,
-                                cgroup: kid.cgroup.is_some(),
-                            };
-                            self.send(&m, &[sock.as_raw_fd(), window.as_raw_fd(), kid.pidfd.as_raw_fd()]);
-                            match kid.ended.take() {
-                                Some(ended) => {
-                                    self.send(&FromKeeper::Ended(ended), &[]);
-                                }
-                                None => live.push(kid),
-                            }
-                        }
-                    }
-                }
+                Ok(Some((ToKeeper::Spawn, _))) => self.hand_over_new(&mut live),
                 Ok(Some((ToKeeper::Reload(generation), fds))) => {
                     if let Ok(module) = read_module(fds) {
                         self.module = module;
                         self.generation = generation;
-                        if let Some(Ok(k)) = spare.take() {
-                            discard(k);
-                        }
                     }
                 }
                 Ok(Some((ToKeeper::Configure(_), _))) => {}
             }
         }
-    }
-}
-
-/// Kills and reaps a child never handed over.
-fn discard(mut kid: Kid) {
-    sys::pidfd_kill(kid.pidfd.as_raw_fd());
-    if kid.ended.is_none() {
-        reap_in_place(&mut kid);
-    }
-    if let Some(c) = kid.cgroup.take() {
-        let _ = c.remove();
     }
 }
 

@@ -151,7 +151,9 @@ impl PluginBuilder {
             watchdog: Watchdog::default(),
         });
         for slot in &shared.slots {
-            lock(slot).ensure_live(&shared).map_err(|e| BuildError::Instance(e.to_string()))?;
+            let mut slot = lock(slot);
+            slot.ensure_live(&shared).map_err(|e| BuildError::Instance(e.to_string()))?;
+            slot.keep_spare();
         }
         Ok(Plugin { shared })
     }
@@ -285,10 +287,12 @@ impl Shared {
         let i = self.acquire(deadline).map_err(|e| self.count(e))?;
         let result = {
             let mut slot = lock(&self.slots[i]);
-            match slot.ensure_live(self) {
+            let result = match slot.ensure_live(self) {
                 Ok(()) => f(&mut SlotRef { shared: self, slot: &mut slot }),
                 Err(e) => Err(e),
-            }
+            };
+            slot.keep_spare();
+            result
         };
         self.release(i);
         result
@@ -539,9 +543,11 @@ impl Plugin {
             let _ = lock(&s.slots[0]).ensure_live(s);
             return Err(BuildError::Instance(e.to_string()));
         }
+        lock(&s.slots[0]).keep_spare();
         for slot in &s.slots[1..] {
             if let Ok(mut slot) = slot.try_lock() {
                 let _ = slot.ensure_live(s);
+                slot.keep_spare();
             }
         }
         Ok(())
