@@ -112,7 +112,7 @@ fn main() {
         std::thread::sleep(Duration::from_millis(30));
     }
     let (cm, _) = stats(cold);
-    println!("restart, back to back:      median {:7.1} µs  (the spare may still be starting)", us(cm));
+    println!("restart, no spare ready:    median {:7.1} µs  (two failures in a row)", us(cm));
 
     // In process, with the engine directly: the same export, no confinement, no channel.
     let engine = engine::Engine::new(engine::Config::default()).unwrap();
