@@ -11,6 +11,7 @@ use std::process::ExitCode;
 static ALLOCATOR: sandboxrun::child::oom::ExitOnOom = sandboxrun::child::oom::ExitOnOom;
 
 fn main() -> ExitCode {
+    sandboxrun_plugin::run_if_child();
     let first = std::env::args().nth(1).unwrap_or_default();
     let code = if SUBCOMMANDS.contains(&first.as_str()) {
         sandboxrun::cli::tools::run(ToolCli::parse())

@@ -1,5 +1,6 @@
 //! Command-line interface.
 
+pub mod call;
 pub mod command;
 pub mod inspect;
 pub mod output;
@@ -147,6 +148,8 @@ pub enum Tool {
     Worker(WorkerArgs),
     /// Upload a run or a grading, enqueue it for the workers, and with --wait print its result.
     Submit(SubmitArgs),
+    /// Call one export of a module as a plugin: stdin in, stdout out.
+    Call(call::CallArgs),
     /// Code cache maintenance.
     Cache {
         /// Where the code cache is.
@@ -328,4 +331,4 @@ pub struct InspectArgs {
 
 /// Names of subcommands; anything else as the first argument is a module to run.
 pub const SUBCOMMANDS: &[&str] =
-    &["policy", "inspect", "compile", "serve", "grade", "worker", "submit", "cache", "help"];
+    &["policy", "inspect", "compile", "serve", "grade", "call", "worker", "submit", "cache", "help"];

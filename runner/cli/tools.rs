@@ -19,6 +19,7 @@ pub fn run(cli: ToolCli) -> i32 {
         Tool::Grade(args) => crate::grading::run(&args),
         Tool::Worker(args) => crate::worker::command::run(&args),
         Tool::Submit(args) => crate::worker::submit::run(&args),
+        Tool::Call(args) => super::call::run(&args),
     }
 }
 

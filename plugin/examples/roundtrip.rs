@@ -1,0 +1,142 @@
+//! Round-trip benchmark (not a test): an empty call, 1 KiB and 1 MiB echoes, a host-function
+//! round trip, the restart after a timeout — beside an in-process call of the same export
+//! with the engine directly.
+//!
+//! `cargo run --release -p plugin --example roundtrip`
+
+use sandboxrun_plugin::{CallError, Plugin, Val};
+use std::time::{Duration, Instant};
+
+const WAT: &str = r#"(module
+  (import "wasi_snapshot_preview1" "fd_read" (func $fd_read (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (import "host" "log" (func $log (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 64)
+  (func (export "empty"))
+  (func (export "echo") (local $n i32)
+    (loop $l
+      (i32.store (i32.const 0) (i32.add (i32.const 1024) (local.get $n)))
+      (i32.store (i32.const 4) (i32.sub (i32.const 0x200000) (local.get $n)))
+      (drop (call $fd_read (i32.const 0) (i32.const 0) (i32.const 1) (i32.const 16)))
+      (local.set $n (i32.add (local.get $n) (i32.load (i32.const 16))))
+      (br_if $l (i32.ne (i32.load (i32.const 16)) (i32.const 0))))
+    (i32.store (i32.const 32) (i32.const 1024))
+    (i32.store (i32.const 36) (local.get $n))
+    (drop (call $fd_write (i32.const 1) (i32.const 32) (i32.const 1) (i32.const 40))))
+  (func (export "ping") (param $n i32)
+    (loop $l
+      (drop (call $log (i32.const 0) (i32.const 8) (i32.const 64) (i32.const 8)))
+      (local.tee $n (i32.sub (local.get $n) (i32.const 1)))
+      (br_if $l)))
+  (func (export "spin") (loop $l (br $l))))"#;
+
+fn stats(mut v: Vec<Duration>) -> (Duration, Duration) {
+    v.sort();
+    (v[v.len() / 2], v[v.len() * 99 / 100])
+}
+
+fn time(n: usize, mut f: impl FnMut()) -> (Duration, Duration) {
+    for _ in 0..n / 10 {
+        f();
+    }
+    stats(
+        (0..n)
+            .map(|_| {
+                let t = Instant::now();
+                f();
+                t.elapsed()
+            })
+            .collect(),
+    )
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+fn main() {
+    sandboxrun_plugin::run_if_child();
+    let wasm = wat::parse_str(WAT).expect("WAT");
+    let plugin = Plugin::builder(wasm.clone())
+        .call_timeout(Duration::from_millis(50))
+        .on_failure(sandboxrun_plugin::OnFailure::Restart { max_per_minute: 100_000 })
+        .host_fn("log", |_| Ok(b"answer!!".to_vec()))
+        .build()
+        .expect("build");
+
+    let (m, p99) = time(20_000, || drop(plugin.call("empty", b"").unwrap()));
+    println!("empty call (stdin/stdout):  median {:7.1} µs  p99 {:7.1} µs", us(m), us(p99));
+    let (m, p99) = time(20_000, || drop(plugin.invoke("empty", &[]).unwrap()));
+    println!("empty invoke:               median {:7.1} µs  p99 {:7.1} µs", us(m), us(p99));
+    let kib = vec![7u8; 1024];
+    let (m, p99) = time(20_000, || assert_eq!(plugin.call("echo", &kib).unwrap().len(), 1024));
+    println!("1 KiB echo:                 median {:7.1} µs  p99 {:7.1} µs", us(m), us(p99));
+    let mib = vec![7u8; 1 << 20];
+    let (m, p99) = time(500, || assert_eq!(plugin.call("echo", &mib).unwrap().len(), 1 << 20));
+    println!(
+        "1 MiB echo:                 median {:7.1} µs  p99 {:7.1} µs  = {:.2} GB/s each way ({:.2} GB/s in+out)",
+        us(m),
+        us(p99),
+        (1 << 20) as f64 / m.as_secs_f64() / 1e9,
+        2.0 * (1 << 20) as f64 / m.as_secs_f64() / 1e9
+    );
+    let n = 10_000;
+    let patient = Plugin::builder(wasm.clone()).host_fn("log", |_| Ok(b"answer!!".to_vec())).build().expect("build");
+    let (m, _) = time(20, || drop(patient.invoke("ping", &[Val::I32(n)]).unwrap()));
+    println!("host-function round trip:   median {:7.1} µs  (a call making {n} of them, divided)", us(m) / n as f64);
+
+    let mut kill = Vec::new();
+    let mut restart = Vec::new();
+    for _ in 0..30 {
+        let t = Instant::now();
+        assert_eq!(plugin.call("spin", b""), Err(CallError::Timeout));
+        kill.push(t.elapsed().saturating_sub(Duration::from_millis(50)));
+        let t = Instant::now();
+        plugin.call("empty", b"").unwrap();
+        restart.push(t.elapsed());
+        // Let the keeper start the next spare (and the kernel tear the killed instance's
+        // namespaces down), as between failures spread in time.
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (km, _) = stats(kill);
+    let (rm, rp99) = stats(restart);
+    println!("timeout: returned           median {:7.1} µs after the deadline", us(km));
+    println!("restart (next call, spare): median {:7.1} µs  p99 {:7.1} µs", us(rm), us(rp99));
+    let mut cold = Vec::new();
+    for _ in 0..20 {
+        assert_eq!(plugin.call("spin", b""), Err(CallError::Timeout));
+        let t = Instant::now();
+        plugin.call("empty", b"").unwrap();
+        cold.push(t.elapsed());
+        assert_eq!(plugin.call("spin", b""), Err(CallError::Timeout));
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    let (cm, _) = stats(cold);
+    println!("restart, no spare ready:    median {:7.1} µs  (two failures in a row)", us(cm));
+
+    // In process, with the engine directly: the same export, no confinement, no channel.
+    let engine = engine::Engine::new(engine::Config::default()).unwrap();
+    let module = engine::Module::new(&engine, &wasm).unwrap();
+    let mut store = engine::Store::new(&engine);
+    let imports: Vec<engine::Extern> = module
+        .imports()
+        .into_iter()
+        .map(|(_, _, ty)| match ty {
+            engine::ExternType::Func(ft) => engine::Extern::Func(store.new_host_func(ft, |_, _, r| {
+                if let Some(r) = r.first_mut() {
+                    *r = engine::Val::I32(0);
+                }
+                Ok(())
+            })),
+            _ => unreachable!(),
+        })
+        .collect();
+    let instance = store.instantiate(&module, &imports).unwrap();
+    let empty = store.get_func(instance, "empty").unwrap();
+    let (m, p99) = time(200_000, || drop(store.call(empty, &[]).unwrap()));
+    println!("in process, engine directly: median {:7.3} µs  p99 {:7.3} µs (empty export)", us(m), us(p99));
+    let ping = store.get_func(instance, "ping").unwrap();
+    let (m, _) = time(20, || drop(store.call(ping, &[engine::Val::I32(n)]).unwrap()));
+    println!("in process, host function:   median {:7.3} µs", us(m) / n as f64);
+    println!("{:?}", plugin.stats());
+}
