@@ -181,7 +181,7 @@ fn effective_policy_round_trips_with_control_characters() {
 /// several lines.
 #[test]
 fn errors_quoting_multi_line_values_stay_one_line() {
-    for text in ["version: 1\n\n  di", "version: \"2\\nx\"", "version: 1\nmounts:\n  - {host: \"a\\nb\", guest: /g}"] {
+    for text in ["version: 1\n\n  di", "version: \"2\\nx\"", "version: 1\nenv: {\"A\\nB=C\": x}"] {
         let err = parse(text).expect_err(text).to_string();
         assert_eq!(err.lines().count(), 1, "{err}");
         assert!(!err.contains('\r'), "{err}");
