@@ -17,10 +17,23 @@ pub fn run(cli: ToolCli) -> i32 {
         },
         Tool::Cache { location, command } => cache(&location, &command),
         Tool::Grade(args) => crate::grading::run(&args),
-        Tool::Worker(args) => crate::worker::command::run(&args),
-        Tool::Submit(args) => crate::worker::submit::run(&args),
+        // A binary of their own (runner/worker_main.rs): their NATS client stays out of this one.
+        Tool::Worker(_) | Tool::Submit(_) => exec_worker(),
         Tool::Call(args) => super::call::run(&args),
     }
+}
+
+/// Replaces this process with `sandboxrun-worker` (beside this binary) and the same
+/// arguments; returns only if that fails.
+fn exec_worker() -> i32 {
+    use std::os::unix::process::CommandExt;
+    let Ok(me) = std::env::current_exe() else { return fail("cannot find this binary") };
+    let worker = me.with_file_name("sandboxrun-worker");
+    if me.file_name() == worker.file_name() {
+        return fail("sandboxrun-worker handles worker and submit itself");
+    }
+    let e = std::process::Command::new(&worker).args(std::env::args_os().skip(1)).exec();
+    fail(format!("{}: {e} (install it beside sandboxrun: cargo install --path .)", worker.display()))
 }
 
 fn fail(message: impl std::fmt::Display) -> i32 {
