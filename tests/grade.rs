@@ -286,3 +286,42 @@ fn a_dmoj_problem_folder_is_graded_too() {
     let score = json["submissions"][0]["score"].as_f64().unwrap();
     assert_eq!(score, 100.0);
 }
+
+/// Runs in flight never share a uid: as root every run takes a box of its own (uids from
+/// 60000, isolate's box ids), so the two sides of an interactive test — in flight together by
+/// construction — have different uids, and no run takes the shared `nobody`. Not as root, runs
+/// are the caller's own uid in a user namespace (nothing else to share).
+#[test]
+fn concurrent_runs_get_distinct_uids() {
+    let _serial = serial();
+    let keep = temp_dir("grade-boxes");
+    let subs = ["ac", "wa"].map(|n| example(&format!("guess/submissions/{n}.wasm")));
+    // One test at a time: its submission and interactor take consecutive job folders.
+    let o = run(bin()
+        .arg("grade")
+        .args(["--format", "json", "--jobs", "1", "--keep"])
+        .arg(&keep)
+        .arg(example("guess"))
+        .args(&subs));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let uid_of = |n: usize| {
+        let report = keep.join(format!("runs/job-{n}/report.json"));
+        report.exists().then(|| report_json(&report)["confinement"]["uid"].as_u64().expect("a uid"))
+    };
+    let mut pairs = 0;
+    while let (Some(sub), Some(int)) = (uid_of(2 * pairs), uid_of(2 * pairs + 1)) {
+        if is_root() {
+            assert!(
+                (60_000..60_000 + 256 * 32).contains(&sub) && (60_000..60_000 + 256 * 32).contains(&int),
+                "{sub} {int}"
+            );
+            assert_ne!(sub, int, "test {pairs}: both sides of an interactive test ran as uid {sub}");
+        } else {
+            let own = u64::from(nix::unistd::geteuid().as_raw());
+            assert_eq!((sub, int), (own, own));
+        }
+        pairs += 1;
+    }
+    // Three tests for each of two submissions.
+    assert_eq!(pairs, 6, "job folders under {}", keep.display());
+}

@@ -64,24 +64,69 @@ const GUEST: &str = r#"(module
     (call $r (i32.const 13) (i32.load (i32.const 520)))
     (drop (call $w (i32.load (i32.const 512)) (i32.const 1000) (i32.const 56)))))"#;
 
-#[test]
-fn preview1_conformance_through_the_binary() {
-    let dir = temp_dir("wasi-conformance");
+/// The guest's files in a fresh folder: `rw/f`, `in.txt` (stdin, with old times), the WAT.
+fn setup(name: &str) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let dir = temp_dir(name);
     let rw = dir.join("rw");
     rw_dir(&rw);
     write(&rw, "f", "keep me");
     let input = write(&dir, "in.txt", "stdin text");
     let old = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
     std::fs::File::options().write(true).open(&input).unwrap().set_modified(old).unwrap();
-    let policy = write(&dir, "p.yaml", "version: 1\nstdin: in.txt\n");
     let wat = write(&dir, "conformance.wat", GUEST);
+    (dir, rw, input, wat)
+}
+
+/// The errno table the guest wrote.
+fn table(stdout: &[u8]) -> Vec<u32> {
+    stdout.chunks_exact(4).map(|c| u32::from_le_bytes(c.try_into().unwrap())).collect()
+}
+
+#[test]
+fn preview1_conformance_through_the_binary() {
+    let (dir, rw, input, wat) = setup("wasi-conformance");
+    let policy = write(&dir, "p.yaml", "version: 1\nstdin: in.txt\n");
     let o = run(bin().arg("-p").arg(&policy).arg("--dir").arg(format!("{}::/rw:rw", rw.display())).arg(&wat));
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let table: Vec<u32> = o.stdout.chunks_exact(4).map(|c| u32::from_le_bytes(c.try_into().unwrap())).collect();
+    let table = table(&o.stdout);
     // EEXIST, ok, ok, ENOTCAPABLE, EPERM, EBADF, five oks, ok, EBADF, fd 5.
     assert_eq!(table, vec![20, 0, 0, 76, 63, 8, 0, 0, 0, 0, 0, 0, 8, 5], "{}", stderr(&o));
     assert_eq!(std::fs::read_to_string(rw.join("f")).unwrap(), "keep me");
     assert_eq!(std::fs::read_to_string(rw.join("out.txt")).unwrap(), "file text");
     assert!(std::fs::symlink_metadata(rw.join("abs")).is_err());
     assert_eq!(std::fs::metadata(&input).unwrap().mtime(), 1_000_000_000, "stdin's file keeps its times");
+}
+
+/// The same guest under `wasmtime run` (`$WASMTIME`, else `wasmtime` on the PATH), where one
+/// is found: the same table and the same files. Skipped with a printed reason where not
+/// (tests/PRECONDITIONS.md).
+#[test]
+fn preview1_conformance_side_by_side_with_wasmtime() {
+    let wasmtime = std::env::var_os("WASMTIME").unwrap_or_else(|| "wasmtime".into());
+    let mut probe = std::process::Command::new(&wasmtime);
+    let Ok(version) = probe.arg("--version").output() else {
+        eprintln!("note: no wasmtime run comparison: {} not found (set WASMTIME)", wasmtime.to_string_lossy());
+        return;
+    };
+    eprintln!("comparing with {}", String::from_utf8_lossy(&version.stdout).trim());
+    let (ours_dir, ours_rw, _, ours_wat) = setup("wasi-side-by-side-ours");
+    let policy = write(&ours_dir, "p.yaml", "version: 1\nstdin: in.txt\n");
+    let ours =
+        run(bin().arg("-p").arg(&policy).arg("--dir").arg(format!("{}::/rw:rw", ours_rw.display())).arg(&ours_wat));
+    let (_, theirs_rw, theirs_input, theirs_wat) = setup("wasi-side-by-side-wasmtime");
+    let theirs = run(std::process::Command::new(&wasmtime)
+        .arg("run")
+        .arg("--dir")
+        .arg(format!("{}::/rw", theirs_rw.display()))
+        .arg(&theirs_wat)
+        .stdin(std::fs::File::open(&theirs_input).unwrap()));
+    assert_eq!(theirs.status.code(), ours.status.code(), "wasmtime: {}", stderr(&theirs));
+    assert_eq!(table(&ours.stdout), table(&theirs.stdout), "ours, then wasmtime's");
+    for file in ["f", "out.txt", "log"] {
+        assert_eq!(std::fs::read(ours_rw.join(file)).ok(), std::fs::read(theirs_rw.join(file)).ok(), "{file}");
+    }
+    assert_eq!(
+        std::fs::symlink_metadata(ours_rw.join("abs")).is_ok(),
+        std::fs::symlink_metadata(theirs_rw.join("abs")).is_ok()
+    );
 }

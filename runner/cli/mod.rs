@@ -212,6 +212,10 @@ pub struct ServeArgs {
     /// Children kept prepared: runs in flight beyond it wait for a child to be prepared.
     #[arg(long = "pool", value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub pool: u16,
+    /// The identity the prepared children take (root only; default 65534): runs whose policy
+    /// says this `run_as` use them (others get a child started for them).
+    #[arg(long = "run-as", value_name = "UID[:GID]")]
+    pub run_as: Option<String>,
 }
 
 /// A duration in seconds (`30`, `0.5`).

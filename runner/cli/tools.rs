@@ -11,10 +11,18 @@ pub fn run(cli: ToolCli) -> i32 {
         Tool::Policy(PolicyCommand::Check { file }) => policy_check(&file),
         Tool::Inspect(args) => inspect(&args.module),
         Tool::Compile(args) => compile(&args),
-        Tool::Serve(args) => match crate::server::serve(&args.socket, usize::from(args.pool)) {
-            Ok(()) => 0,
-            Err(e) => fail(e),
-        },
+        Tool::Serve(args) => {
+            let mut identity = policy::Policy::default_policy();
+            if let Some(spec) = &args.run_as {
+                if let Err(e) = identity.set_cli_run_as(spec) {
+                    return fail(e);
+                }
+            }
+            match crate::server::serve(&args.socket, usize::from(args.pool), identity.run_as) {
+                Ok(()) => 0,
+                Err(e) => fail(e),
+            }
+        }
         Tool::Cache { location, command } => cache(&location, &command),
         Tool::Grade(args) => crate::grading::run(&args),
         // A binary of their own (runner/worker_main.rs): their NATS client stays out of this one.

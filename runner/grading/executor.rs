@@ -25,6 +25,9 @@ use std::time::Duration;
 /// Runs jobs through a local server.
 pub struct ServerExecutor {
     server: Arc<LocalServer>,
+    /// As root: boxes, each an identity of its own with a server whose children take it; a
+    /// job leases one for its run, so concurrent runs never share a uid (isolate's box ids).
+    boxes: Option<Boxes>,
     /// Where the jobs' directories go.
     work: PathBuf,
     /// The policy submissions run under (`--policy`): its mounts, environment and arguments;
@@ -41,7 +44,13 @@ impl ServerExecutor {
         work: PathBuf,
         submission_policy: policy::Policy,
     ) -> ServerExecutor {
-        ServerExecutor { server: server.into(), work, submission_policy, next: AtomicU64::new(0) }
+        ServerExecutor { server: server.into(), boxes: None, work, submission_policy, next: AtomicU64::new(0) }
+    }
+
+    /// Runs every job in a box of its own (see [`Boxes`]) instead of the shared server.
+    pub fn with_boxes(mut self, boxes: Boxes) -> ServerExecutor {
+        self.boxes = Some(boxes);
+        self
     }
 
     /// A fresh directory for one job, searchable by the run's identity.
@@ -55,13 +64,22 @@ impl ServerExecutor {
     }
 
     /// The command line of `job`, its files in `dir`.
-    fn argv(&self, job: &RunJob, dir: &Path, stdin: &str) -> Result<Vec<OsString>, ExecError> {
+    fn argv(
+        &self,
+        job: &RunJob,
+        dir: &Path,
+        stdin: &str,
+        run_as: Option<policy::RunAs>,
+    ) -> Result<Vec<OsString>, ExecError> {
         let mut policy = if job.role == Role::Submission {
             self.submission_policy.clone()
         } else {
             policy::Policy::default_policy()
         };
         policy.limits = limits(&job.limits, &policy.limits);
+        if let Some(run_as) = run_as {
+            policy.run_as = run_as;
+        }
         let policy_file = dir.join("policy.yaml");
         write_file(&policy_file, policy.to_yaml().as_bytes())?;
         let mut argv: Vec<OsString> = vec!["sandboxrun".into(), "-p".into(), policy_file.into()];
@@ -87,14 +105,15 @@ impl ServerExecutor {
         stdin: &str,
         stdin_fd: std::os::fd::BorrowedFd,
         stdout_fd: Option<std::os::fd::BorrowedFd>,
+        lease: Option<&Lease<'_>>,
     ) -> Result<crate::server::client::Pending, ExecError> {
-        let argv = self.argv(job, dir, stdin)?;
+        let argv = self.argv(job, dir, stdin, lease.map(|l| l.run_as()))?;
+        let server = lease.map_or(self.server.socket(), |l| l.socket());
         let cwd = File::open(dir).map_err(|e| exec_error("the job's directory", &e))?;
         let stdout = create(&dir.join("stdout"))?;
         let stderr = create(&dir.join("stderr"))?;
         let stdio = [stdin_fd, stdout_fd.unwrap_or(stdout.as_fd()), stderr.as_fd()];
-        crate::server::client::send(self.server.socket(), argv, cwd.as_fd(), stdio)
-            .map_err(|e| exec_error("the server", &e))
+        crate::server::client::send(server, argv, cwd.as_fd(), stdio).map_err(|e| exec_error("the server", &e))
     }
 }
 
@@ -199,8 +218,9 @@ impl grade::Executor for ServerExecutor {
     fn run(&self, job: &RunJob) -> Result<RunOutcome, ExecError> {
         let dir = self.job_dir()?;
         let (stdin, stdin_fd) = stdin_of(job, &dir)?;
+        let lease = self.boxes.as_ref().map(Boxes::lease);
         let status = self
-            .send(job, &dir, &stdin, stdin_fd.as_fd(), None)?
+            .send(job, &dir, &stdin, stdin_fd.as_fd(), None, lease.as_ref())?
             .wait()
             .map_err(|e| ExecError { module: job.module.clone(), message: e.to_string() })?;
         outcome(job, &dir, status)
@@ -217,10 +237,23 @@ impl grade::Executor for ServerExecutor {
         let (to_interactor_read, to_interactor_write) = big_pipe()?;
         let (to_submission_read, to_submission_write) = big_pipe()?;
         let (sub_dir, int_dir) = (self.job_dir()?, self.job_dir()?);
-        let sub =
-            self.send(submission, &sub_dir, "inherit", to_submission_read.as_fd(), Some(to_interactor_write.as_fd()))?;
-        let int =
-            self.send(interactor, &int_dir, "inherit", to_interactor_read.as_fd(), Some(to_submission_write.as_fd()))?;
+        let (sub_box, int_box) = (self.boxes.as_ref().map(Boxes::lease), self.boxes.as_ref().map(Boxes::lease));
+        let sub = self.send(
+            submission,
+            &sub_dir,
+            "inherit",
+            to_submission_read.as_fd(),
+            Some(to_interactor_write.as_fd()),
+            sub_box.as_ref(),
+        )?;
+        let int = self.send(
+            interactor,
+            &int_dir,
+            "inherit",
+            to_interactor_read.as_fd(),
+            Some(to_submission_write.as_fd()),
+            int_box.as_ref(),
+        )?;
         // The runs hold their own copies: each sees end of file once the other side is done.
         drop((to_interactor_read, to_interactor_write, to_submission_read, to_submission_write));
         let wait = |pending: crate::server::client::Pending, job: &RunJob| {
@@ -234,4 +267,68 @@ impl grade::Executor for ServerExecutor {
 /// Writes `text` to `path` as a report is written: a new file renamed into place.
 pub fn write_output(path: &Path, text: &str) -> Result<(), host_files::HostFileError> {
     host_files::write_report(path, text)
+}
+
+/// Boxes (isolate's word): identities of their own for concurrent runs, each with a server
+/// whose prepared children take it. A job leases a free box for its run and gives it back
+/// after, so no two runs in flight share a uid. There are twice as many boxes as workers (an
+/// interactive test holds two).
+pub struct Boxes {
+    boxes: Vec<(policy::RunAs, LocalServer)>,
+    free: std::sync::Mutex<Vec<usize>>,
+    returned: std::sync::Condvar,
+}
+
+impl Boxes {
+    /// Boxes for `count` runs in flight: uids `first_uid..first_uid + count` (gid = uid), each
+    /// with a server of `pool` prepared children on `dir/box-N.sock`.
+    ///
+    /// # Errors
+    /// A server could not be started.
+    pub fn start(dir: &Path, count: usize, first_uid: u32, pool: usize) -> std::io::Result<Boxes> {
+        let mut boxes = Vec::with_capacity(count);
+        for i in 0..count {
+            let id = policy::RunAs { uid: first_uid + i as u32, gid: first_uid + i as u32 };
+            boxes.push((id, LocalServer::start_as(dir, &format!("box-{i}"), pool, Some(id))?));
+        }
+        Ok(Boxes {
+            free: std::sync::Mutex::new((0..count).rev().collect()),
+            returned: std::sync::Condvar::new(),
+            boxes,
+        })
+    }
+
+    /// A free box, waiting for one if every box is in use.
+    fn lease(&self) -> Lease<'_> {
+        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(index) = free.pop() {
+                return Lease { boxes: self, index };
+            }
+            free = self.returned.wait(free).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
+/// A box in use; given back when dropped.
+struct Lease<'a> {
+    boxes: &'a Boxes,
+    index: usize,
+}
+
+impl Lease<'_> {
+    fn run_as(&self) -> policy::RunAs {
+        self.boxes.boxes[self.index].0
+    }
+
+    fn socket(&self) -> &Path {
+        self.boxes.boxes[self.index].1.socket()
+    }
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        self.boxes.free.lock().unwrap_or_else(|e| e.into_inner()).push(self.index);
+        self.boxes.returned.notify_one();
+    }
 }

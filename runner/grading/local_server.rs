@@ -23,7 +23,21 @@ impl LocalServer {
     /// # Errors
     /// The binary could not be started, or its server did not answer in time.
     pub fn start(dir: &Path, pool: usize) -> std::io::Result<LocalServer> {
-        let socket = dir.join("server.sock");
+        LocalServer::start_as(dir, "server", pool, None)
+    }
+
+    /// [`LocalServer::start`] on `dir/NAME.sock`, its prepared children taking `run_as` (a
+    /// root caller's; see `sandboxrun serve --run-as`).
+    ///
+    /// # Errors
+    /// As [`LocalServer::start`].
+    pub fn start_as(
+        dir: &Path,
+        name: &str,
+        pool: usize,
+        run_as: Option<policy::RunAs>,
+    ) -> std::io::Result<LocalServer> {
+        let socket = dir.join(format!("{name}.sock"));
         use std::os::unix::process::CommandExt;
         let mut command = Command::new(std::env::current_exe()?);
         // SAFETY: the closure runs in the forked child before exec and makes one
@@ -33,8 +47,13 @@ impl LocalServer {
                 nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL).map_err(std::io::Error::from)
             });
         }
+        if let Some(id) = run_as {
+            command.args(["serve", "--run-as", &format!("{}:{}", id.uid, id.gid)]);
+        } else {
+            command.arg("serve");
+        }
         let child = command
-            .args(["serve", "--pool", &pool.clamp(1, 256).to_string(), "--socket"])
+            .args(["--pool", &pool.clamp(1, 256).to_string(), "--socket"])
             .arg(&socket)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -16,6 +16,12 @@ use crate::{errln, out};
 use grade::{Format, GradeOptions, Submission, Verdict};
 use std::path::{Path, PathBuf};
 
+/// The first uid of the ranges boxes take (as isolate's 60000 + box id).
+const BOX_UIDS: u32 = 60000;
+
+/// The most boxes one grading keeps (twice its workers, up to this).
+const MAX_BOXES: u32 = 16;
+
 fn fail(message: impl std::fmt::Display) -> i32 {
     errln!("sandboxrun: error: {message}");
     EXIT_ERROR
@@ -103,7 +109,16 @@ pub fn run(args: &GradeArgs) -> i32 {
         Ok(s) => s,
         Err(e) => return fail(format!("failed to start the grading server: {e}")),
     };
-    let executor = executor::ServerExecutor::new(server, work.dir.join("runs"), policy);
+    let mut executor = executor::ServerExecutor::new(server, work.dir.join("runs"), policy);
+    if nix::unistd::geteuid().is_root() {
+        // Distinct identities for runs in flight (isolate's box ids); by process id, so that
+        // two gradings at once pick different ranges.
+        let first_uid = BOX_UIDS + (std::process::id() % 256) * 2 * MAX_BOXES;
+        match executor::Boxes::start(&work.dir, 2 * jobs.min(MAX_BOXES as usize), first_uid, 2) {
+            Ok(boxes) => executor = executor.with_boxes(boxes),
+            Err(e) => return fail(format!("failed to start the grading servers: {e}")),
+        }
+    }
     let submissions: Vec<Submission> = args
         .submissions
         .iter()

@@ -26,7 +26,7 @@ pub use request::{request, Request, REQUEST_FDS};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use protocol::slot::SlotNews;
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixDatagram, UnixStream};
 use std::path::Path;
@@ -38,6 +38,8 @@ struct Settings {
     background: bool,
     /// Runs share the server's empty network namespace.
     shared_network: bool,
+    /// The identity prepared children take.
+    run_as: policy::RunAs,
 }
 
 /// Why the server could not serve.
@@ -69,9 +71,9 @@ pub enum ServeError {
 ///
 /// # Errors
 /// The socket cannot be created, or the first slot cannot be started.
-pub fn serve(socket: &Path, pool: usize) -> Result<(), ServeError> {
+pub fn serve(socket: &Path, pool: usize, run_as: policy::RunAs) -> Result<(), ServeError> {
     let listener = listen(socket)?;
-    let settings = Settings { background: background_scheduling_works(), shared_network: share_network() };
+    let settings = Settings { background: background_scheduling_works(), shared_network: share_network(), run_as };
     if settings.background {
         // The server's own work — starting slots, releasing namespaces — is all background.
         slot::schedule(0, true);
@@ -174,14 +176,21 @@ fn listen(socket: &Path) -> Result<UnixDatagram, ServeError> {
         }
         std::fs::remove_file(socket).map_err(fail)?;
     }
+    use nix::sys::socket as ns;
+    let errno = |e: nix::errno::Errno| fail(io::Error::from(e));
+    let unbound =
+        ns::socket(ns::AddressFamily::Unix, ns::SockType::Datagram, ns::SockFlag::SOCK_CLOEXEC, None).map_err(errno)?;
+    // Before the name exists: each datagram then carries its sender's credentials, which the
+    // kernel vouches for. (Set after binding, a datagram sent in between would carry none,
+    // and the kernel would report its sender as the overflow uid.)
+    ns::setsockopt(&unbound, ns::sockopt::PassCred, &true).map_err(errno)?;
+    let address = ns::UnixAddr::new(socket).map_err(errno)?;
     let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
-    let bound = UnixDatagram::bind(socket);
+    let bound = ns::bind(unbound.as_raw_fd(), &address);
     nix::sys::stat::umask(old);
-    let bound = bound.map_err(fail)?;
+    bound.map_err(errno)?;
     std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600)).map_err(fail)?;
-    // Each datagram then carries its sender's credentials, which the kernel vouches for.
-    nix::sys::socket::setsockopt(&bound, nix::sys::socket::sockopt::PassCred, &true)
-        .map_err(|e| fail(io::Error::from(e)))?;
+    let bound = UnixDatagram::from(unbound);
     Ok(bound)
 }
 

@@ -41,7 +41,8 @@ pub(super) fn schedule(pid: libc::pid_t, background: bool) -> bool {
 
 /// What a slot makes ready before a request comes.
 fn prepare(settings: Settings) -> Option<Ahead> {
-    let mut confinement = crate::plan::confinement::for_policy(&policy::Policy::default_policy());
+    let policy = policy::Policy { run_as: settings.run_as, ..policy::Policy::default_policy() };
+    let mut confinement = crate::plan::confinement::for_policy(&policy);
     confinement.namespaces.network = !settings.shared_network;
     // SAFETY: the slot is single-threaded. A child that failed to start is started afresh by
     // the run, which reports why if it fails again.
