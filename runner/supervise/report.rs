@@ -180,3 +180,65 @@ impl Verdict {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Reason, Status};
+
+    /// The grader (`grade`, which depends on no runner crate) reads reports by these names:
+    /// every status and reason the runner writes must read back as the same name there. The
+    /// matches are exhaustive, so a new variant fails to compile until it is listed here.
+    #[test]
+    fn the_graders_vocabulary_reads_every_status_and_reason() {
+        let statuses = [
+            Status::Exited,
+            Status::Trapped,
+            Status::TimeLimit,
+            Status::MemoryLimit,
+            Status::OutputLimit,
+            Status::Killed,
+            Status::Error,
+        ];
+        for status in statuses {
+            match status {
+                Status::Exited
+                | Status::Trapped
+                | Status::TimeLimit
+                | Status::MemoryLimit
+                | Status::OutputLimit
+                | Status::Killed
+                | Status::Error => {}
+            }
+            let ours = serde_json::to_value(&status).unwrap();
+            let theirs: grade::RunStatus = serde_json::from_value(ours.clone()).unwrap();
+            assert_eq!(serde_json::to_value(theirs).unwrap(), ours);
+        }
+        let reasons = [
+            Reason::WallTime,
+            Reason::CpuTime,
+            Reason::NativeMemory,
+            Reason::CgroupMemory,
+            Reason::Output,
+            Reason::Seccomp,
+            Reason::GuestSignal,
+            Reason::Signal,
+            Reason::Cancelled,
+        ];
+        for reason in reasons {
+            match reason {
+                Reason::WallTime
+                | Reason::CpuTime
+                | Reason::NativeMemory
+                | Reason::CgroupMemory
+                | Reason::Output
+                | Reason::Seccomp
+                | Reason::GuestSignal
+                | Reason::Signal
+                | Reason::Cancelled => {}
+            }
+            let ours = serde_json::to_value(reason).unwrap();
+            let theirs: grade::Reason = serde_json::from_value(ours.clone()).unwrap();
+            assert_eq!(serde_json::to_value(theirs).unwrap(), ours);
+        }
+    }
+}
