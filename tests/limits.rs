@@ -222,3 +222,36 @@ fn a_grow_refused_at_the_memory_limit_is_reported() {
     assert_eq!(o.status.code(), Some(134), "{}", stderr(&o));
     assert_eq!(report_json(&report)["memory_grow_refused"], false);
 }
+
+/// A run killed at a limit — it never sends its final report — is still reported with its
+/// confinement and the stages it got through (the child sends them before guest code runs,
+/// so the guest cannot have shaped them), and the code it compiled on a miss is stored: the
+/// next run is a hit.
+#[test]
+fn a_run_killed_at_a_limit_keeps_its_confinement_stages_and_compiled_code() {
+    let dir = temp_dir("killed-report");
+    let wat = write(&dir, "m.wat", r#"(module (func (export "spin") (loop $l (br $l))) (func (export "_start")))"#);
+    let policy = write(&dir, "p.yaml", "version: 1\nlimits:\n  wall_time: 1s\n  cpu_time: 10s\n");
+    let cache = dir.join("cache.sqlite");
+    for (i, expected) in ["miss", "hit"].into_iter().enumerate() {
+        let report = dir.join(format!("r{i}.json"));
+        let o = run(bin()
+            .env("SANDBOXRUN_CACHE", &cache)
+            .arg("-p")
+            .arg(&policy)
+            .arg("--report")
+            .arg(&report)
+            .args(["--invoke", "spin"])
+            .arg(&wat));
+        assert_eq!(o.status.code(), Some(124), "{}", stderr(&o));
+        let json = report_json(&report);
+        assert_eq!((json["reason"].as_str(), json["cache"].as_str()), (Some("wall_time"), Some(expected)), "{json}");
+        let confinement = &json["confinement"];
+        assert!(confinement["namespaces"].as_array().is_some_and(|n| n.iter().any(|n| n == "user")), "{json}");
+        assert_eq!(confinement["seccomp"], true, "{json}");
+        assert!(json["stages"]["link"].as_f64().unwrap() > 0.0, "{json}");
+        if expected == "miss" {
+            assert!(json["compile_ms"].as_f64().unwrap() > 0.0, "{json}");
+        }
+    }
+}

@@ -84,6 +84,8 @@ pub mod kind {
     pub const REPLY: u8 = 7;
     /// [`crate::report::ChildReport`].
     pub const CHILD_REPORT: u8 = 8;
+    /// [`crate::report::ChildStarted`]: a child about to run guest code, to its supervisor.
+    pub const CHILD_STARTED: u8 = 9;
 }
 
 /// One message type of the protocol.
@@ -122,8 +124,17 @@ mod tests {
     #[test]
     fn every_kind_is_its_own() {
         use crate::kind::*;
-        let mut kinds =
-            [HANDSHAKE_TO_CHILD, HANDSHAKE_TO_PARENT, CACHE_ANSWER, HANDOVER, REQUEST, SLOT_NEWS, REPLY, CHILD_REPORT];
+        let mut kinds = [
+            HANDSHAKE_TO_CHILD,
+            HANDSHAKE_TO_PARENT,
+            CACHE_ANSWER,
+            HANDOVER,
+            REQUEST,
+            SLOT_NEWS,
+            REPLY,
+            CHILD_REPORT,
+            CHILD_STARTED,
+        ];
         kinds.sort_unstable();
         let before = kinds.len();
         assert_eq!(kinds.iter().collect::<std::collections::BTreeSet<_>>().len(), before);

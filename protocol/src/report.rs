@@ -1,5 +1,7 @@
-//! The report a child writes on its report pipe when it is done: how the guest's run ended,
-//! the stage timings, the confinement it applied. The child runs guest code: its supervisor
+//! What a child writes on its report pipe: [`ChildStarted`] just before the first guest
+//! instruction (the confinement it applied, the stages so far: what a run killed at a limit is
+//! still reported with), then [`ChildReport`] when it is done (how the guest's run ended, the
+//! stage timings, the confinement). The child runs guest code: its supervisor
 //! reads the pipe bounded by [`crate::max_frame_len`] and takes the report as hostile input
 //! (a guest that took over the process may have written it).
 
@@ -146,6 +148,23 @@ json_message!(ChildReport, kind::CHILD_REPORT, (1 << 20) - crate::HEADER_LEN as 
 
 impl FromConfined for ChildReport {}
 
+/// What a child sends before it runs the first guest instruction (a start function runs at
+/// instantiation): written before any guest code, so a guest cannot have shaped it, and what
+/// the supervisor reports from when the run is killed before its [`ChildReport`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChildStarted {
+    /// Whether the child compiled the module.
+    pub compiled: bool,
+    /// The stages so far (load, compile, link).
+    pub stages: Stages,
+    /// What confinement the child applied (`None`: none).
+    pub confinement: Option<Applied>,
+}
+
+json_message!(ChildStarted, kind::CHILD_STARTED, 64 << 10);
+
+impl FromConfined for ChildStarted {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,6 +207,27 @@ mod tests {
             open_fds: vec![0, 1, 2],
         });
         checks::all(full);
+    }
+
+    #[test]
+    fn child_started() {
+        let stages = Stages { load: 0.25, compile: 1.5, link: 0.5, instantiate: 0.0, execute: 0.0 };
+        checks::all(ChildStarted { compiled: false, stages: stages.clone(), confinement: None });
+        let mut full = report(ChildOutcome::Exited { code: 0 });
+        full.confinement = Some(Applied {
+            namespaces: vec!["user".into()],
+            uid: 1,
+            gid: 2,
+            empty_root: true,
+            landlock: "abi 6".into(),
+            seccomp: true,
+            no_new_privs: true,
+            capabilities_dropped: true,
+            rlimits: Default::default(),
+            in_cgroup: true,
+            open_fds: vec![0, 1, 2, 3],
+        });
+        checks::all(ChildStarted { compiled: true, stages, confinement: full.confinement });
     }
 
     #[test]

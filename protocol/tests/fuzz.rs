@@ -8,7 +8,7 @@ use protocol::code_channel::CacheAnswer;
 use protocol::handover::Handover;
 use protocol::handshake::{ToChild, ToParent};
 use protocol::reply::Reply;
-use protocol::report::{Applied, ChildOutcome, ChildReport, Stages, TrapReport};
+use protocol::report::{Applied, ChildOutcome, ChildReport, ChildStarted, Stages, TrapReport};
 use protocol::request::Request;
 use protocol::slot::SlotNews;
 use protocol::{decode_untrusted, encode, read_untrusted, Message, HEADER_LEN, MAGIC, VERSION};
@@ -189,6 +189,11 @@ fn report() -> ChildReport {
     }
 }
 
+fn child_started() -> ChildStarted {
+    let r = report();
+    ChildStarted { compiled: true, stages: r.stages, confinement: r.confinement }
+}
+
 #[test]
 fn decoding_any_bytes_as_any_message_never_panics() {
     let started = std::time::Instant::now();
@@ -207,7 +212,7 @@ fn decoding_any_bytes_as_any_message_never_panics() {
     let mut all: Vec<Vec<u8>> = Vec::new();
     all.extend([encode(&ToChild::Proceed { cgroup: true }).unwrap(), encode(&ToParent::Ready).unwrap()]);
     all.extend([encode(&CacheAnswer::Hit { len: 9 }).unwrap(), encode(&SlotNews::Done).unwrap()]);
-    all.extend([encode(&Reply::Status(3)).unwrap(), encode(&report()).unwrap()]);
+    all.extend([encode(&Reply::Status(3)).unwrap(), encode(&report()).unwrap(), encode(&child_started()).unwrap()]);
     all.extend(handovers.iter().map(|h| encode(h).unwrap()));
     all.extend(requests.iter().map(|r| encode(r).unwrap()));
 
@@ -219,6 +224,7 @@ fn decoding_any_bytes_as_any_message_never_panics() {
     fuzz(6, &[SlotNews::Busy, SlotNews::Done], &all);
     fuzz(7, &[Reply::Status(42), Reply::Refused("bad request".into())], &all);
     fuzz(8, &[report()], &all);
+    fuzz(9, &[child_started()], &all);
     assert!(started.elapsed().as_secs() < 30, "bounded: {:?}", started.elapsed());
 }
 

@@ -95,7 +95,8 @@ pub fn main(
         }
     };
     let ChildEnds { fds, code, report, release } = ends;
-    let child_report = run(spec, fds, Some(code), Some(Confine { prepared, filter }));
+    let mut report = std::fs::File::from(report);
+    let child_report = run(spec, fds, Some(code), Some(Confine { prepared, filter }), Some(&mut report));
     send_report(report, child_report);
     // The supervisor reads this process's CPU time and peak memory now, and answers without
     // waiting for its exit (which tears its memory and namespaces down), then releases it.
@@ -103,13 +104,13 @@ pub fn main(
     0
 }
 
-/// Writes the report, one frame (`protocol::report`; the supervisor bounds and checks it as
+/// Writes the report (after the [`crate::supervise::report::ChildStarted`] frame, if the run
+/// got that far), one frame (`protocol::report`; the supervisor bounds and checks it as
 /// hostile input), and closes the pipe. A report too large for its frame (an error message of
 /// a megabyte) says so instead.
-fn send_report(pipe: OwnedFd, report: ChildReport) {
+fn send_report(mut pipe: std::fs::File, report: ChildReport) {
     use std::io::Write;
     let _ = std::io::stdout().flush();
-    let mut pipe = std::fs::File::from(pipe);
     let frame = protocol::encode(&report).or_else(|e| {
         let outcome = ChildOutcome::Error { message: format!("failed to send the report: {e}") };
         protocol::encode(&ChildReport { outcome, ..report })

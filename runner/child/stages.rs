@@ -8,7 +8,7 @@ use super::{invoke, wasi_link};
 use crate::channels::code::{Cached, Receiver};
 use crate::plan::confinement as plan;
 use crate::plan::spec::{engine_config, RunFds, RunSpec, StdinSpec};
-use crate::supervise::report::{Applied, ChildOutcome, ChildReport, Stages, TrapReport};
+use crate::supervise::report::{Applied, ChildOutcome, ChildReport, ChildStarted, Stages, TrapReport};
 use engine::{CallError, Engine, LinkError, Linker, Module, Store, Trap};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -67,6 +67,8 @@ fn trap_report(t: &Trap) -> TrapReport {
 /// A run of `spec` in this process, stage by stage, and what it learns on the way.
 struct Pipeline<'a> {
     spec: &'a RunSpec,
+    /// Where [`ChildStarted`] goes before the first guest instruction (the report pipe).
+    announce: Option<&'a mut dyn std::io::Write>,
     stages: Stages,
     compiled: bool,
     applied: Option<Applied>,
@@ -75,10 +77,18 @@ struct Pipeline<'a> {
 }
 
 /// Runs the module and describes how it ended. `code`: the code cache through the supervisor
-/// (`None`: no cache); `confine`: `None` runs unconfined (only for tests of this sequence).
-pub fn run(spec: &RunSpec, fds: RunFds, code: Option<Receiver>, confine: Option<Confine>) -> ChildReport {
+/// (`None`: no cache); `confine`: `None` runs unconfined (only for tests of this sequence);
+/// `announce`: where a [`ChildStarted`] frame is written just before guest code runs.
+pub fn run<'a>(
+    spec: &'a RunSpec,
+    fds: RunFds,
+    code: Option<Receiver>,
+    confine: Option<Confine>,
+    announce: Option<&'a mut dyn std::io::Write>,
+) -> ChildReport {
     let mut p = Pipeline {
         spec,
+        announce,
         stages: Stages::default(),
         compiled: false,
         applied: None,
@@ -210,6 +220,7 @@ impl Pipeline<'_> {
         let mut linker = Linker::new();
         wasi_link::define_wasi(&mut linker, &mut store, module, &ctx);
         self.stages.link += ms(t);
+        self.announce_start();
 
         let t = Instant::now();
         let instance = match linker.instantiate(&mut store, module) {
@@ -245,6 +256,20 @@ impl Pipeline<'_> {
         self.stages.execute = ms(t);
         self.memory_grow_refused = store.memory_grow_refused();
         outcome
+    }
+}
+
+impl Pipeline<'_> {
+    /// Tells the supervisor what it would otherwise learn only from the final report, before
+    /// a guest could shape it: a run killed at a limit is reported with its confinement,
+    /// its stages so far, and (on a miss) its compiled code stored.
+    fn announce_start(&mut self) {
+        let Some(out) = self.announce.take() else { return };
+        let started =
+            ChildStarted { compiled: self.compiled, stages: self.stages.clone(), confinement: self.applied.clone() };
+        if let Ok(frame) = protocol::encode(&started) {
+            let _ = out.write_all(&frame);
+        }
     }
 }
 

@@ -14,7 +14,7 @@ use crate::plan::spec;
 use crate::server::prepared::PreparedChild;
 use launch::Launched;
 use policy::Policy;
-use report::{CacheUse, ChildReport, Report};
+use report::{CacheUse, ChildReport, ChildStarted, Report};
 use sha2::{Digest, Sha256};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
@@ -115,14 +115,15 @@ pub fn run(mut run: Run, start: Start) -> (Report, Option<Release>) {
     // The wall clock starts once the child has all it needs of the supervisor: waiting for
     // the cache (another process may hold its lock) is not the run's time.
     let started = Instant::now();
-    // The report is a few kilobytes in practice; its frame's bound (1 MiB) is the most a guest
-    // that took over its process can make the supervisor hold: more is a protocol violation.
-    let mut pipes = vec![watch::Inbound::for_message::<ChildReport>(report_pipe, "report")];
+    // The report is a few kilobytes in practice; its frames' bounds (1 MiB and 64 KiB) are the
+    // most a guest that took over its process can make the supervisor hold: more is a
+    // protocol violation.
+    let mut pipes = vec![watch::Inbound::new(report_pipe, report::report_pipe_limit(), "report")];
     let (back, beside) = cache::store_in_background(db, cache_use, returned, code_limit, &identity);
     if let Some(returned) = beside {
         pipes.push(watch::Inbound::new(returned, code_limit, "compiled code"));
     }
-    let reported = |report: &[u8]| protocol::decode_untrusted::<ChildReport>(report).is_ok();
+    let reported = |report: &[u8]| report::read_report_pipe(report).1.is_some();
     let watch = watch::Watch {
         started,
         wall_limit: limits.wall_time,
@@ -140,12 +141,13 @@ pub fn run(mut run: Run, start: Start) -> (Report, Option<Release>) {
         r.keep(namespaces);
         r
     });
-    let child_report = protocol::decode_untrusted::<ChildReport>(&pipes[0].bytes).ok();
-    let compiled = child_report.as_ref().is_some_and(|c| c.compiled);
+    let (child_started, child_report) = report::read_report_pipe(&pipes[0].bytes);
+    // Known before guest code ran: code compiled by a run then killed at a limit is stored too.
+    let compiled = child_report.as_ref().map_or(child_started.as_ref().is_some_and(|s| s.compiled), |c| c.compiled);
     cache::finish(back, cache_use, compiled, pipes.get(1).map(|p| &p.bytes[..]), &identity);
     let observed = verdict::Observed { syscall: child.violation().map(|v| v.to_string()), ..Default::default() };
     let facts = Facts { exit, observed, cgroup, shared_network, cache_use, sha: hex(&digest) };
-    (report_of(facts, child_report.as_ref(), &limits), release)
+    (report_of(facts, child_started.as_ref(), child_report.as_ref(), &limits), release)
 }
 
 /// Compiles `module` into the code cache at `cache`, in a confined child as a run would (the
@@ -179,8 +181,14 @@ struct Facts {
 }
 
 /// The report: the verdict from the supervisor's facts and the child's report, the usage,
-/// and the confinement worded from the child's facts and the supervisor's.
-fn report_of(facts: Facts, child: Option<&ChildReport>, limits: &policy::Limits) -> Report {
+/// and the confinement worded from the child's facts and the supervisor's (from its
+/// [`ChildStarted`] when it was killed before its report).
+fn report_of(
+    facts: Facts,
+    started: Option<&ChildStarted>,
+    child: Option<&ChildReport>,
+    limits: &policy::Limits,
+) -> Report {
     let Facts { exit, mut observed, cgroup, shared_network, cache_use, sha } = facts;
     let mut peak_memory_bytes = exit.peak_rss_bytes;
     let cgroup_status = match cgroup {
@@ -201,17 +209,24 @@ fn report_of(facts: Facts, child: Option<&ChildReport>, limits: &policy::Limits)
     report.cpu_time_ms = exit.cpu_time.as_millis() as u64;
     report.wall_time_ms = exit.wall_time.as_millis() as u64;
     report.peak_memory_bytes = peak_memory_bytes;
-    if let Some(c) = child {
-        report.stages = c.stages.clone();
-        report.confinement = c.confinement.as_ref().map(|a| confinement::report(a, &cgroup_status, shared_network));
-        if c.compiled {
-            report.compile_ms = c.stages.compile;
+    let known = match (child, started) {
+        (Some(c), _) => Some((&c.stages, &c.confinement, c.compiled)),
+        (None, Some(s)) => Some((&s.stages, &s.confinement, s.compiled)),
+        (None, None) => None,
+    };
+    if let Some((stages, applied, compiled)) = known {
+        report.stages = stages.clone();
+        report.confinement = applied.as_ref().map(|a| confinement::report(a, &cgroup_status, shared_network));
+        if compiled {
+            report.compile_ms = stages.compile;
             if report.cache == CacheUse::Hit {
                 report.cache = CacheUse::Miss; // the cached artifact was damaged
             }
         } else {
-            report.load_ms = c.stages.compile;
+            report.load_ms = stages.compile;
         }
+    }
+    if let Some(c) = child {
         report.stdout_bytes = c.stdout_bytes;
         report.stderr_bytes = c.stderr_bytes;
         report.memory_grow_refused = c.memory_grow_refused;

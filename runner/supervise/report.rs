@@ -4,7 +4,7 @@
 use crate::supervise::verdict::Verdict;
 use serde::{Deserialize, Serialize};
 
-pub use protocol::report::{Applied, ChildOutcome, ChildReport, Confinement, Stages, TrapReport};
+pub use protocol::report::{Applied, ChildOutcome, ChildReport, ChildStarted, Confinement, Stages, TrapReport};
 
 /// Exit status when the guest trapped (Wasmtime's convention).
 pub const EXIT_TRAP: i32 = 134;
@@ -181,9 +181,53 @@ impl Verdict {
     }
 }
 
+/// What a child wrote on its report pipe: a [`ChildStarted`] if it got as far as guest code,
+/// then its [`ChildReport`] if it finished; each decoded as hostile input. Anything else in
+/// the pipe — another order, a damaged frame, trailing bytes — gives `None` for what it spoils.
+pub fn read_report_pipe(bytes: &[u8]) -> (Option<ChildStarted>, Option<ChildReport>) {
+    let mut rest = bytes;
+    let started = match bytes.get(1) {
+        Some(&protocol::kind::CHILD_STARTED) => match protocol::read_untrusted::<ChildStarted>(&mut rest) {
+            Ok(started) => Some(started),
+            Err(_) => return (None, None),
+        },
+        _ => None,
+    };
+    (started, protocol::decode_untrusted::<ChildReport>(rest).ok())
+}
+
+/// The most a report pipe carries: a [`ChildStarted`] and a [`ChildReport`], each at its
+/// frame's bound.
+pub fn report_pipe_limit() -> usize {
+    protocol::max_frame_len::<ChildStarted>() + protocol::max_frame_len::<ChildReport>()
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{Reason, Status};
+    use super::{read_report_pipe, ChildOutcome, ChildReport, ChildStarted, Reason, Stages, Status};
+
+    #[test]
+    fn a_report_pipe_holds_a_start_then_a_report_or_either_alone() {
+        let started = ChildStarted { compiled: true, stages: Stages::default(), confinement: None };
+        let report = ChildReport {
+            outcome: ChildOutcome::Exited { code: 7 },
+            compiled: true,
+            stages: Stages::default(),
+            stdout_bytes: 0,
+            stderr_bytes: 0,
+            memory_grow_refused: false,
+            confinement: None,
+        };
+        let (s, r) = (protocol::encode(&started).unwrap(), protocol::encode(&report).unwrap());
+        assert_eq!(read_report_pipe(&[s.clone(), r.clone()].concat()), (Some(started.clone()), Some(report.clone())));
+        assert_eq!(read_report_pipe(&s), (Some(started.clone()), None), "killed while running guest code");
+        assert_eq!(read_report_pipe(&r), (None, Some(report.clone())), "ended before guest code");
+        assert_eq!(read_report_pipe(&[r.clone(), s.clone()].concat()), (None, None), "out of order");
+        assert_eq!(read_report_pipe(&[s.clone(), s.clone()].concat()), (Some(started.clone()), None));
+        assert_eq!(read_report_pipe(&s[..s.len() - 1]), (None, None), "cut short");
+        assert_eq!(read_report_pipe(&[s, r, vec![0]].concat()).1, None, "trailing bytes");
+        assert_eq!(read_report_pipe(&[]), (None, None));
+    }
 
     /// The grader (`grade`, which depends on no runner crate) reads reports by these names:
     /// every status and reason the runner writes must read back as the same name there. The
