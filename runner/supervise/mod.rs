@@ -142,8 +142,12 @@ pub fn run(mut run: Run, start: Start) -> (Report, Option<Release>) {
         r
     });
     let (child_started, child_report) = report::read_report_pipe(&pipes[0].bytes);
-    // Known before guest code ran: code compiled by a run then killed at a limit is stored too.
-    let compiled = child_report.as_ref().map_or(child_started.as_ref().is_some_and(|s| s.compiled), |c| c.compiled);
+    // Known before guest code ran (a run then killed at a limit stores its code too), and so
+    // not the guest's to claim.
+    let compiled = match (&child_started, &child_report) {
+        (Some(s), _) => s.compiled,
+        (None, c) => c.as_ref().is_some_and(|c| c.compiled),
+    };
     cache::finish(back, cache_use, compiled, pipes.get(1).map(|p| &p.bytes[..]), &identity);
     let observed = verdict::Observed { syscall: child.violation().map(|v| v.to_string()), ..Default::default() };
     let facts = Facts { exit, observed, cgroup, shared_network, cache_use, sha: hex(&digest) };
@@ -209,8 +213,12 @@ fn report_of(
     report.cpu_time_ms = exit.cpu_time.as_millis() as u64;
     report.wall_time_ms = exit.wall_time.as_millis() as u64;
     report.peak_memory_bytes = peak_memory_bytes;
+    // The confinement and whether it compiled come from what the child said before guest code
+    // ran, when it got that far (a guest that took over its process could write the final
+    // report); the stages from the final report, which has them all.
     let known = match (child, started) {
-        (Some(c), _) => Some((&c.stages, &c.confinement, c.compiled)),
+        (Some(c), Some(s)) => Some((&c.stages, &s.confinement, s.compiled)),
+        (Some(c), None) => Some((&c.stages, &c.confinement, c.compiled)),
         (None, Some(s)) => Some((&s.stages, &s.confinement, s.compiled)),
         (None, None) => None,
     };
