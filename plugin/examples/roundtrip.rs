@@ -1,6 +1,7 @@
 //! Round-trip benchmark (not a test): an empty call, 1 KiB and 1 MiB echoes, a host-function
-//! round trip, the restart after a timeout — beside an in-process call of the same export
-//! with the engine directly.
+//! round trip, the restart after a timeout, a compute-bound call — beside an in-process call
+//! of the same export with the engine directly, and (with `SANDBOXRUN=path/to/sandboxrun`)
+//! one confined `sandboxrun` run per call.
 //!
 //! `cargo run --release -p plugin --example roundtrip`
 
@@ -28,7 +29,20 @@ const WAT: &str = r#"(module
       (drop (call $log (i32.const 0) (i32.const 8) (i32.const 64) (i32.const 8)))
       (local.tee $n (i32.sub (local.get $n) (i32.const 1)))
       (br_if $l)))
-  (func (export "spin") (loop $l (br $l))))"#;
+  (func (export "spin") (loop $l (br $l)))
+  ;; Compute-bound: $n rounds of xorshift.
+  (func (export "work") (param $n i32) (result i32) (local $x i32)
+    (local.set $x (i32.const 2463534242))
+    (loop $l
+      (local.set $x (i32.xor (local.get $x) (i32.shl (local.get $x) (i32.const 13))))
+      (local.set $x (i32.xor (local.get $x) (i32.shr_u (local.get $x) (i32.const 17))))
+      (local.set $x (i32.xor (local.get $x) (i32.shl (local.get $x) (i32.const 5))))
+      (local.tee $n (i32.sub (local.get $n) (i32.const 1)))
+      (br_if $l))
+    (local.get $x)))"#;
+
+/// Rounds of the compute-bound call.
+const WORK: i32 = 200_000_000;
 
 fn stats(mut v: Vec<Duration>) -> (Duration, Duration) {
     v.sort();
@@ -84,6 +98,13 @@ fn main() {
     let patient = Plugin::builder(wasm.clone()).host_fn("log", |_| Ok(b"answer!!".to_vec())).build().expect("build");
     let (m, _) = time(20, || drop(patient.invoke("ping", &[Val::I32(n)]).unwrap()));
     println!("host-function round trip:   median {:7.1} µs  (a call making {n} of them, divided)", us(m) / n as f64);
+    let slow = Plugin::builder(wasm.clone())
+        .call_timeout(Duration::from_secs(30))
+        .host_fn("log", |_| Ok(b"answer!!".to_vec()))
+        .build()
+        .expect("build");
+    let (plugin_work, _) = time(10, || drop(slow.invoke("work", &[Val::I32(WORK)]).unwrap()));
+    println!("compute-bound call:         median {:7.1} ms  ({WORK} xorshift rounds)", plugin_work.as_secs_f64() * 1e3);
 
     let mut kill = Vec::new();
     let mut restart = Vec::new();
@@ -138,5 +159,23 @@ fn main() {
     let ping = store.get_func(instance, "ping").unwrap();
     let (m, _) = time(20, || drop(store.call(ping, &[engine::Val::I32(n)]).unwrap()));
     println!("in process, host function:   median {:7.3} µs", us(m) / n as f64);
+    let work = store.get_func(instance, "work").unwrap();
+    let (local_work, _) = time(10, || drop(store.call(work, &[engine::Val::I32(WORK)]).unwrap()));
+    println!(
+        "in process, compute-bound:   median {:7.1} ms  (the plugin call: {:.3}×)",
+        local_work.as_secs_f64() * 1e3,
+        plugin_work.as_secs_f64() / local_work.as_secs_f64()
+    );
+    if let Some(sandboxrun) = std::env::var_os("SANDBOXRUN") {
+        // The same empty export as one confined run a call (no host function to import).
+        let file = std::env::temp_dir().join(format!("roundtrip-{}.wat", std::process::id()));
+        std::fs::write(&file, "(module (func (export \"empty\")))").unwrap();
+        let (m, p99) = time(50, || {
+            let o = std::process::Command::new(&sandboxrun).args(["--invoke", "empty"]).arg(&file).output().unwrap();
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        });
+        println!("one sandboxrun run a call:   median {:7.1} µs  p99 {:7.1} µs", us(m), us(p99));
+        let _ = std::fs::remove_file(&file);
+    }
     println!("{:?}", plugin.stats());
 }
