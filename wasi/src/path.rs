@@ -182,6 +182,27 @@ pub(crate) fn path_filestat_set_times(
     set_times(true, target.as_fd(), atim, mtim, fst)
 }
 
+/// The rights `path_link` needs of its source and target directories.
+const LINK_RIGHTS: [u64; 2] = [PATH_LINK_SOURCE, PATH_LINK_TARGET];
+/// The rights `path_rename` needs of its source and target directories.
+const RENAME_RIGHTS: [u64; 2] = [PATH_RENAME_SOURCE, PATH_RENAME_TARGET];
+
+/// The parents of a two-path operation's source and target, each `[fd, ptr, len]` in guest
+/// memory, in writable directories holding `rights` (source's, target's).
+fn source_and_target(
+    ctx: &WasiCtx,
+    m: &GuestMemory,
+    source: [u32; 3],
+    target: [u32; 3],
+    rights: [u64; 2],
+) -> WasiResult<(Parent, Parent)> {
+    let old_dir = writable_dir(ctx, source[0], rights[0])?;
+    let new_dir = writable_dir(ctx, target[0], rights[1])?;
+    let from = parent(old_dir, guest_path(m, source[1], source[2], ctx.resolve)?, ctx.resolve)?;
+    let to = parent(new_dir, guest_path(m, target[1], target[2], ctx.resolve)?, ctx.resolve)?;
+    Ok((from, to))
+}
+
 /// `path_link`. Following a final symlink of the source (`LOOKUP_SYMLINK_FOLLOW`) is
 /// `EINVAL`, as in Wasmtime: linking the target would need `linkat(AT_EMPTY_PATH)`, which
 /// needs privileges. Without it the kernel links the symlink itself, never its target.
@@ -197,10 +218,7 @@ pub(crate) fn path_link(
     new_ptr: u32,
     new_len: u32,
 ) -> WasiResult<()> {
-    let old_dir = writable_dir(ctx, old_fd, PATH_LINK_SOURCE)?;
-    let new_dir = writable_dir(ctx, new_fd, PATH_LINK_TARGET)?;
-    let from = parent(old_dir, guest_path(m, old_ptr, old_len, ctx.resolve)?, ctx.resolve)?;
-    let to = parent(new_dir, guest_path(m, new_ptr, new_len, ctx.resolve)?, ctx.resolve)?;
+    let (from, to) = source_and_target(ctx, m, [old_fd, old_ptr, old_len], [new_fd, new_ptr, new_len], LINK_RIGHTS)?;
     if old_flags & LOOKUP_SYMLINK_FOLLOW != 0 {
         return Err(Errno::Inval);
     }
@@ -385,10 +403,7 @@ pub(crate) fn path_rename(
     new_ptr: u32,
     new_len: u32,
 ) -> WasiResult<()> {
-    let old_dir = writable_dir(ctx, old_fd, PATH_RENAME_SOURCE)?;
-    let new_dir = writable_dir(ctx, new_fd, PATH_RENAME_TARGET)?;
-    let from = parent(old_dir, guest_path(m, old_ptr, old_len, ctx.resolve)?, ctx.resolve)?;
-    let to = parent(new_dir, guest_path(m, new_ptr, new_len, ctx.resolve)?, ctx.resolve)?;
+    let (from, to) = source_and_target(ctx, m, [old_fd, old_ptr, old_len], [new_fd, new_ptr, new_len], RENAME_RIGHTS)?;
     // A trailing slash on the source asks for a directory (the kernel's `rename("f/", ..)`
     // checks the entry itself, never a symlink's target); on the target it is ignored.
     if from.trailing_slash && sys::lstat_at(from.dir.as_fd(), &from.name)?.st_mode & libc::S_IFMT != libc::S_IFDIR {
