@@ -312,7 +312,7 @@ fn concurrent_runs_get_distinct_uids() {
     while let (Some(sub), Some(int)) = (uid_of(2 * pairs), uid_of(2 * pairs + 1)) {
         if is_root() {
             assert!(
-                (60_000..60_000 + 256 * 32).contains(&sub) && (60_000..60_000 + 256 * 32).contains(&int),
+                (60_000..60_000 + 128 * 32).contains(&sub) && (60_000..60_000 + 128 * 32).contains(&int),
                 "{sub} {int}"
             );
             assert_ne!(sub, int, "test {pairs}: both sides of an interactive test ran as uid {sub}");

@@ -18,9 +18,14 @@ use std::path::{Path, PathBuf};
 
 /// The first uid of the ranges boxes take (as isolate's 60000 + box id).
 const BOX_UIDS: u32 = 60000;
+const _: () = assert!(BOX_UIDS + BOX_RANGES * 2 * MAX_BOXES <= 65534, "boxes must never take nobody's uid");
 
 /// The most boxes one grading keeps (twice its workers, up to this).
 const MAX_BOXES: u32 = 16;
+
+/// How many ranges of `2 × MAX_BOXES` uids there are: all of them below 65534, `nobody`, the
+/// identity every other run takes by default (and 65535, `(uid16_t)-1`).
+const BOX_RANGES: u32 = 128;
 
 fn fail(message: impl std::fmt::Display) -> i32 {
     errln!("sandboxrun: error: {message}");
@@ -113,7 +118,7 @@ pub fn run(args: &GradeArgs) -> i32 {
     if nix::unistd::geteuid().is_root() {
         // Distinct identities for runs in flight (isolate's box ids); by process id, so that
         // two gradings at once pick different ranges.
-        let first_uid = BOX_UIDS + (std::process::id() % 256) * 2 * MAX_BOXES;
+        let first_uid = BOX_UIDS + (std::process::id() % BOX_RANGES) * 2 * MAX_BOXES;
         match executor::Boxes::start(&work.dir, 2 * jobs.min(MAX_BOXES as usize), first_uid, 2) {
             Ok(boxes) => executor = executor.with_boxes(boxes),
             Err(e) => return fail(format!("failed to start the grading servers: {e}")),
