@@ -241,3 +241,79 @@ fn report_of(
     }
     report
 }
+
+#[cfg(test)]
+mod tests {
+    use super::report::{Applied, ChildOutcome, Stages};
+    use super::*;
+    use std::time::Duration;
+
+    fn applied(uid: u32) -> Applied {
+        Applied {
+            namespaces: vec!["user".into()],
+            uid,
+            gid: uid,
+            empty_root: true,
+            landlock: "abi 6".into(),
+            seccomp: true,
+            no_new_privs: true,
+            capabilities_dropped: true,
+            rlimits: Default::default(),
+            in_cgroup: false,
+            open_fds: vec![0, 1, 2],
+        }
+    }
+
+    fn facts(wall_timeout: bool) -> Facts {
+        let status = if wall_timeout { watch::ExitStatus::Signaled(9) } else { watch::ExitStatus::Reported };
+        Facts {
+            exit: watch::ChildExit {
+                status,
+                wall_timeout,
+                cpu_timeout: false,
+                cancelled: false,
+                wall_time: Duration::from_millis(5),
+                cpu_time: Duration::from_millis(1),
+                peak_rss_bytes: 1 << 20,
+            },
+            observed: Default::default(),
+            cgroup: Err("none here".into()),
+            shared_network: false,
+            cache_use: CacheUse::Miss,
+            sha: String::new(),
+        }
+    }
+
+    /// A guest that took over its process may write any final report: the confinement it
+    /// claims and whether it says it compiled never outrank what the child said before the
+    /// first guest instruction; the final report's stages and counts are still used.
+    #[test]
+    fn what_the_child_said_before_guest_code_outranks_a_forged_report() {
+        let started = ChildStarted {
+            compiled: false,
+            stages: Stages { load: 0.5, ..Stages::default() },
+            confinement: Some(applied(65534)),
+        };
+        let forged = ChildReport {
+            outcome: ChildOutcome::Exited { code: 0 },
+            compiled: true,
+            stages: Stages { load: 0.5, compile: 9.0, execute: 1.0, ..Stages::default() },
+            stdout_bytes: 3,
+            stderr_bytes: 0,
+            memory_grow_refused: false,
+            confinement: Some(applied(0)),
+        };
+        let limits = policy::Limits::default();
+        let r = report_of(facts(false), Some(&started), Some(&forged), &limits);
+        assert_eq!(r.confinement.as_ref().map(|c| c.uid), Some(65534));
+        assert_eq!((r.compile_ms, r.load_ms), (0.0, 9.0), "not compiled, as said before guest code");
+        assert_eq!((r.stages.execute, r.stdout_bytes), (1.0, 3));
+        // Killed before its report: what it said first is all there is.
+        let r = report_of(facts(true), Some(&started), None, &limits);
+        assert_eq!(r.confinement.as_ref().map(|c| c.uid), Some(65534));
+        assert_eq!(r.stages.load, 0.5);
+        // Ended before guest code: the final report alone.
+        let r = report_of(facts(false), None, Some(&forged), &limits);
+        assert_eq!(r.confinement.as_ref().map(|c| c.uid), Some(0));
+    }
+}
