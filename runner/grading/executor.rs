@@ -22,12 +22,28 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Runs jobs through a local server.
-pub struct ServerExecutor {
-    server: Arc<LocalServer>,
+/// Where the jobs' runs go.
+pub enum Servers {
+    /// One server (this executor's, or shared with others): every run takes its identity.
+    Shared(Arc<LocalServer>),
     /// As root: boxes, each an identity of its own with a server whose children take it; a
     /// job leases one for its run, so concurrent runs never share a uid (isolate's box ids).
-    boxes: Option<Boxes>,
+    Boxes(Boxes),
+}
+
+impl Servers {
+    /// The server a run goes to: the shared one, or a free box (waiting for one).
+    fn lease(&self) -> Lease<'_> {
+        match self {
+            Servers::Shared(server) => Lease::Shared(server),
+            Servers::Boxes(boxes) => boxes.lease(),
+        }
+    }
+}
+
+/// Runs jobs through local servers.
+pub struct ServerExecutor {
+    servers: Servers,
     /// Where the jobs' directories go.
     work: PathBuf,
     /// The policy submissions run under (`--policy`): its mounts, environment and arguments;
@@ -37,20 +53,9 @@ pub struct ServerExecutor {
 }
 
 impl ServerExecutor {
-    /// An executor whose jobs run through `server` (its own, or one it shares), their files
-    /// under `work`.
-    pub fn new(
-        server: impl Into<Arc<LocalServer>>,
-        work: PathBuf,
-        submission_policy: policy::Policy,
-    ) -> ServerExecutor {
-        ServerExecutor { server: server.into(), boxes: None, work, submission_policy, next: AtomicU64::new(0) }
-    }
-
-    /// Runs every job in a box of its own (see [`Boxes`]) instead of the shared server.
-    pub fn with_boxes(mut self, boxes: Boxes) -> ServerExecutor {
-        self.boxes = Some(boxes);
-        self
+    /// An executor whose jobs run through `servers`, their files under `work`.
+    pub fn new(servers: Servers, work: PathBuf, submission_policy: policy::Policy) -> ServerExecutor {
+        ServerExecutor { servers, work, submission_policy, next: AtomicU64::new(0) }
     }
 
     /// A fresh directory for one job, searchable by the run's identity.
@@ -105,10 +110,10 @@ impl ServerExecutor {
         stdin: &str,
         stdin_fd: std::os::fd::BorrowedFd,
         stdout_fd: Option<std::os::fd::BorrowedFd>,
-        lease: Option<&Lease<'_>>,
+        lease: &Lease<'_>,
     ) -> Result<crate::server::client::Pending, ExecError> {
-        let argv = self.argv(job, dir, stdin, lease.map(|l| l.run_as()))?;
-        let server = lease.map_or(self.server.socket(), |l| l.socket());
+        let argv = self.argv(job, dir, stdin, lease.run_as())?;
+        let server = lease.socket();
         let cwd = File::open(dir).map_err(|e| exec_error("the job's directory", &e))?;
         let stdout = create(&dir.join("stdout"))?;
         let stderr = create(&dir.join("stderr"))?;
@@ -218,9 +223,9 @@ impl grade::Executor for ServerExecutor {
     fn run(&self, job: &RunJob) -> Result<RunOutcome, ExecError> {
         let dir = self.job_dir()?;
         let (stdin, stdin_fd) = stdin_of(job, &dir)?;
-        let lease = self.boxes.as_ref().map(Boxes::lease);
+        let lease = self.servers.lease();
         let status = self
-            .send(job, &dir, &stdin, stdin_fd.as_fd(), None, lease.as_ref())?
+            .send(job, &dir, &stdin, stdin_fd.as_fd(), None, &lease)?
             .wait()
             .map_err(|e| ExecError { module: job.module.clone(), message: e.to_string() })?;
         outcome(job, &dir, status)
@@ -237,14 +242,14 @@ impl grade::Executor for ServerExecutor {
         let (to_interactor_read, to_interactor_write) = big_pipe()?;
         let (to_submission_read, to_submission_write) = big_pipe()?;
         let (sub_dir, int_dir) = (self.job_dir()?, self.job_dir()?);
-        let (sub_box, int_box) = (self.boxes.as_ref().map(Boxes::lease), self.boxes.as_ref().map(Boxes::lease));
+        let (sub_box, int_box) = (self.servers.lease(), self.servers.lease());
         let sub = self.send(
             submission,
             &sub_dir,
             "inherit",
             to_submission_read.as_fd(),
             Some(to_interactor_write.as_fd()),
-            sub_box.as_ref(),
+            &sub_box,
         )?;
         let int = self.send(
             interactor,
@@ -252,7 +257,7 @@ impl grade::Executor for ServerExecutor {
             "inherit",
             to_interactor_read.as_fd(),
             Some(to_submission_write.as_fd()),
-            int_box.as_ref(),
+            &int_box,
         )?;
         // The runs hold their own copies: each sees end of file once the other side is done.
         drop((to_interactor_read, to_interactor_write, to_submission_read, to_submission_write));
@@ -303,32 +308,41 @@ impl Boxes {
         let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             if let Some(index) = free.pop() {
-                return Lease { boxes: self, index };
+                return Lease::Box { boxes: self, index };
             }
             free = self.returned.wait(free).unwrap_or_else(|e| e.into_inner());
         }
     }
 }
 
-/// A box in use; given back when dropped.
-struct Lease<'a> {
-    boxes: &'a Boxes,
-    index: usize,
+/// The server a run uses: the shared one, or a box in use (given back when dropped).
+enum Lease<'a> {
+    Shared(&'a LocalServer),
+    Box { boxes: &'a Boxes, index: usize },
 }
 
 impl Lease<'_> {
-    fn run_as(&self) -> policy::RunAs {
-        self.boxes.boxes[self.index].0
+    /// The identity the run takes: the box's, or the shared server's (the policy's own).
+    fn run_as(&self) -> Option<policy::RunAs> {
+        match self {
+            Lease::Shared(_) => None,
+            Lease::Box { boxes, index } => Some(boxes.boxes[*index].0),
+        }
     }
 
     fn socket(&self) -> &Path {
-        self.boxes.boxes[self.index].1.socket()
+        match self {
+            Lease::Shared(server) => server.socket(),
+            Lease::Box { boxes, index } => boxes.boxes[*index].1.socket(),
+        }
     }
 }
 
 impl Drop for Lease<'_> {
     fn drop(&mut self) {
-        self.boxes.free.lock().unwrap_or_else(|e| e.into_inner()).push(self.index);
-        self.boxes.returned.notify_one();
+        if let Lease::Box { boxes, index } = self {
+            boxes.free.lock().unwrap_or_else(|e| e.into_inner()).push(*index);
+            boxes.returned.notify_one();
+        }
     }
 }

@@ -110,20 +110,21 @@ pub fn run(args: &GradeArgs) -> i32 {
     let mut modules: Vec<PathBuf> = submissions_paths(&args.submissions, &absolute);
     modules.extend(problem_modules(&problem));
     precompile_all(&modules, cache.as_ref());
-    let server = match local_server::LocalServer::start(&work.dir, jobs) {
-        Ok(s) => s,
-        Err(e) => return fail(format!("failed to start the grading server: {e}")),
-    };
-    let mut executor = executor::ServerExecutor::new(server, work.dir.join("runs"), policy);
-    if nix::unistd::geteuid().is_root() {
+    let servers = if nix::unistd::geteuid().is_root() {
         // Distinct identities for runs in flight (isolate's box ids); by process id, so that
         // two gradings at once pick different ranges.
         let first_uid = BOX_UIDS + (std::process::id() % BOX_RANGES) * 2 * MAX_BOXES;
         match executor::Boxes::start(&work.dir, 2 * jobs.min(MAX_BOXES as usize), first_uid, 2) {
-            Ok(boxes) => executor = executor.with_boxes(boxes),
+            Ok(boxes) => executor::Servers::Boxes(boxes),
             Err(e) => return fail(format!("failed to start the grading servers: {e}")),
         }
-    }
+    } else {
+        match local_server::LocalServer::start(&work.dir, jobs) {
+            Ok(server) => executor::Servers::Shared(server.into()),
+            Err(e) => return fail(format!("failed to start the grading server: {e}")),
+        }
+    };
+    let executor = executor::ServerExecutor::new(servers, work.dir.join("runs"), policy);
     let submissions: Vec<Submission> = args
         .submissions
         .iter()

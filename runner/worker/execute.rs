@@ -10,7 +10,7 @@
 
 use super::blobs::public_dir;
 use super::job::{GradeWork, JobKind, JobResult, Outcome, RunWork, EXIT_NOT_RUN, STREAM_CAPTURE};
-use crate::grading::executor::ServerExecutor;
+use crate::grading::executor::{ServerExecutor, Servers};
 use crate::grading::local_server::LocalServer;
 use base64::Engine as _;
 use std::ffi::OsString;
@@ -223,7 +223,11 @@ impl JobRunner {
         let mut modules = vec![module.clone()];
         modules.extend(crate::grading::problem_modules(&package));
         crate::grading::precompile_all(&modules, self.cache.as_ref());
-        let executor = ServerExecutor::new(self.server.clone(), dir.0.join("runs"), policy::Policy::default_policy());
+        let executor = ServerExecutor::new(
+            Servers::Shared(self.server.clone()),
+            dir.0.join("runs"),
+            policy::Policy::default_policy(),
+        );
         let submissions = [grade::Submission { name: work.name.clone(), module }];
         let options = crate::grading::options(self.jobs, String::new(), dir.0.join("scratch"));
         let result = match grade::grade(&package, &submissions, &executor, &options, &|_| {}) {
