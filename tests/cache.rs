@@ -43,7 +43,13 @@ fn module(dir: &Path, text: &str) -> PathBuf {
 
 fn entries(cache: &Path) -> i64 {
     let conn = rusqlite::Connection::open(cache).unwrap();
-    conn.query_row("SELECT COUNT(*) FROM artifacts", [], |r| r.get(0)).unwrap()
+    conn.query_row("SELECT COUNT(*) FROM entries", [], |r| r.get(0)).unwrap()
+}
+
+/// The artifact files beside the database.
+fn artifact_files(cache: &Path) -> Vec<PathBuf> {
+    let folder = PathBuf::from(format!("{}.files", cache.display()));
+    std::fs::read_dir(folder).map(|l| l.map(|e| e.unwrap().path()).collect()).unwrap_or_default()
 }
 
 #[test]
@@ -65,25 +71,47 @@ fn second_run_hits_and_a_changed_module_misses() {
 }
 
 #[test]
-fn damaged_row_is_detected_and_replaced() {
+fn an_altered_cut_or_swapped_artifact_file_is_refused_and_compiled_again() {
     let dir = temp_dir("damaged");
     let cache = dir.join("c.sqlite");
     let report = dir.join("r.json");
     let m = module(&dir, "flip");
     run(&cache, &m, &report);
-    {
-        let conn = rusqlite::Connection::open(&cache).unwrap();
-        let data: Vec<u8> = conn.query_row("SELECT data FROM artifacts", [], |r| r.get(0)).unwrap();
-        let mut flipped = data.clone();
-        let mid = flipped.len() / 2;
-        flipped[mid] ^= 0x40;
-        conn.execute("UPDATE artifacts SET data = ?1", [flipped]).unwrap();
+    let [file] = artifact_files(&cache).try_into().expect("one artifact file beside the database");
+    let good = std::fs::read(&file).unwrap();
+    type Damage = Box<dyn Fn(&Path)>;
+    let damages: Vec<(&str, Damage)> = vec![
+        (
+            "one bit flipped in the code",
+            Box::new(|f: &Path| {
+                let mut bytes = std::fs::read(f).unwrap();
+                let mid = bytes.len() / 2;
+                bytes[mid] ^= 0x40;
+                std::fs::write(f, bytes).unwrap();
+            }),
+        ),
+        ("cut short", Box::new(|f: &Path| std::fs::File::options().write(true).open(f).unwrap().set_len(100).unwrap())),
+        ("grown", Box::new(|f: &Path| std::fs::File::options().write(true).open(f).unwrap().set_len(1 << 16).unwrap())),
+        ("removed", Box::new(|f: &Path| std::fs::remove_file(f).unwrap())),
+        (
+            "a symlink to an intact copy",
+            Box::new(|f: &Path| {
+                let copy = f.with_file_name("copy");
+                std::fs::copy(f, &copy).unwrap();
+                std::fs::remove_file(f).unwrap();
+                std::os::unix::fs::symlink(&copy, f).unwrap();
+            }),
+        ),
+    ];
+    for (what, damage) in damages {
+        damage(&file);
+        let o = run(&cache, &m, &report);
+        assert_eq!((o.status.code(), o.stdout.as_slice()), (Some(0), &b"flip\n"[..]), "{what}");
+        assert_eq!(cache_status(&report), "miss", "{what}: refused");
+        assert_eq!(std::fs::read(&file).unwrap(), good, "{what}: a good file in its place");
+        run(&cache, &m, &report);
+        assert_eq!(cache_status(&report), "hit", "{what}: the entry was replaced with a good one");
     }
-    let o = run(&cache, &m, &report);
-    assert_eq!((o.status.code(), o.stdout.as_slice()), (Some(0), &b"flip\n"[..]));
-    assert_eq!(cache_status(&report), "miss");
-    run(&cache, &m, &report);
-    assert_eq!(cache_status(&report), "hit", "the row was replaced with a good one");
 }
 
 #[test]
@@ -103,7 +131,7 @@ fn a_miss_is_stored_while_the_guest_still_runs() {
         .unwrap();
     let stored = |cache: &Path| {
         let conn = rusqlite::Connection::open(cache).ok()?;
-        conn.query_row("SELECT COUNT(*) FROM artifacts", [], |r| r.get::<_, i64>(0)).ok()
+        conn.query_row("SELECT COUNT(*) FROM entries", [], |r| r.get::<_, i64>(0)).ok()
     };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while stored(&cache) != Some(1) && std::time::Instant::now() < deadline {
@@ -177,8 +205,10 @@ fn compile_and_cache_commands() {
     let stats = String::from_utf8_lossy(&o.stdout).into_owned();
     assert!(stats.contains("entries: 1") && stats.contains("stores: 1"), "{stats}");
     assert_eq!(sr(&["cache", "gc"]).status.code(), Some(0));
+    assert_eq!(artifact_files(&cache).len(), 1);
     assert_eq!(sr(&["cache", "clear"]).status.code(), Some(0));
     assert!(String::from_utf8_lossy(&sr(&["cache", "stats"]).stdout).contains("entries: 0"));
+    assert!(artifact_files(&cache).is_empty(), "clear removes the artifact files");
     let o = sr(&["compile", dir.join("absent.wasm").to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(125));
 }

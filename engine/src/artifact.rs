@@ -293,6 +293,15 @@ impl Artifact {
         out
     }
 
+    /// The identity of the engine that made the artifact whose first bytes are `head` (its
+    /// header only: magic, format version, identity), without reading the rest.
+    ///
+    /// # Errors
+    /// Not an artifact, another format version, or a header cut short or malformed.
+    pub fn identity_in_header(head: &[u8]) -> Result<&str, ArtifactError> {
+        read_header(&mut Reader { bytes: head, pos: 0 })
+    }
+
     /// Parses bytes made by [`Artifact::to_bytes`], checking every length and offset.
     pub fn from_bytes(bytes: &[u8]) -> Result<Artifact, ArtifactError> {
         Self::parse(bytes, true).map(|(a, _)| a)
@@ -302,16 +311,7 @@ impl Artifact {
     /// (otherwise the image's `data` is empty); also returns where they start in `bytes`.
     pub(crate) fn parse(bytes: &[u8], image_bytes: bool) -> Result<(Artifact, Option<usize>), ArtifactError> {
         let mut r = Reader { bytes, pos: 0 };
-        if r.take(8)? != MAGIC {
-            return Err(ArtifactError::BadMagic);
-        }
-        let version = r.u32()?;
-        if version != FORMAT_VERSION {
-            return Err(ArtifactError::Version(version));
-        }
-        let identity_len = r.count(1)?;
-        let identity =
-            String::from_utf8(r.take(identity_len)?.to_vec()).map_err(|_| ArtifactError::Corrupt("engine identity"))?;
+        let identity = read_header(&mut r)?.to_string();
         let wasm_len = u64::from_le_bytes(r.take(8)?.try_into().expect("8 bytes"));
         let info = info::read(&mut r)?;
         let chunks = match r.u8()? {
@@ -413,6 +413,19 @@ fn read_chunks(r: &mut Reader<'_>, info: &ModuleInfo) -> Result<Vec<ImageChunk>,
         chunks.push(ImageChunk { memory_offset, len });
     }
     Ok(chunks)
+}
+
+/// The header: magic, format version, the engine identity (returned).
+fn read_header<'a>(r: &mut Reader<'a>) -> Result<&'a str, ArtifactError> {
+    if r.take(8)? != MAGIC {
+        return Err(ArtifactError::BadMagic);
+    }
+    let version = r.u32()?;
+    if version != FORMAT_VERSION {
+        return Err(ArtifactError::Version(version));
+    }
+    let identity_len = r.count(1)?;
+    std::str::from_utf8(r.take(identity_len)?).map_err(|_| ArtifactError::Corrupt("engine identity"))
 }
 
 struct Reader<'a> {

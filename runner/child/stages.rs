@@ -112,12 +112,12 @@ impl Pipeline<'_> {
     fn all(
         &mut self,
         fds: RunFds,
-        code: Option<Receiver>,
+        mut code: Option<Receiver>,
         confine: Option<Confine>,
     ) -> Result<ChildOutcome, StageError> {
-        self.confine(fds, confine)?;
+        let cached = self.confine(fds, confine, &mut code)?;
         let engine = Engine::new(engine_config(&self.spec.limits))?;
-        let module = self.load(&engine, code)?;
+        let module = self.load(&engine, code, cached)?;
         if self.spec.compile_only {
             return Ok(ChildOutcome::Exited { code: 0 });
         }
@@ -125,9 +125,15 @@ impl Pipeline<'_> {
     }
 
     /// Landlock's rules from the run's descriptors (before WASI takes them), the WASI
-    /// context, then the rest of the confinement; the stack the guest may use is checked
-    /// against what the process got.
-    fn confine(&mut self, fds: RunFds, confine: Option<Confine>) -> Result<(), StageError> {
+    /// context, the code cache's answer (its file arrives on a socket: before the seccomp
+    /// filter, which allows no `recvmsg`), then the rest of the confinement; the stack the
+    /// guest may use is checked against what the process got.
+    fn confine(
+        &mut self,
+        fds: RunFds,
+        confine: Option<Confine>,
+        code: &mut Option<Receiver>,
+    ) -> Result<Cached, StageError> {
         let spec = self.spec;
         let rules = match &confine {
             Some(_) => {
@@ -139,6 +145,9 @@ impl Pipeline<'_> {
         let t = Instant::now();
         self.ctx = Some(Rc::new(RefCell::new(wasi_context(spec, fds)?)));
         self.stages.link = ms(t);
+        // The supervisor has been looking the module up meanwhile. A channel failure only
+        // costs the cache: compile.
+        let cached = code.as_mut().map_or(Ok(Cached::NoCache), Receiver::receive).unwrap_or(Cached::NoCache);
         let stack = match (confine, rules) {
             (Some(confine), Some(rules)) => {
                 let prepared = confine.prepared.map_err(StageError::Confine)?;
@@ -151,37 +160,42 @@ impl Pipeline<'_> {
             }
             _ => None,
         };
-        Ok(plan::check_stack(&spec.limits, stack)?)
+        plan::check_stack(&spec.limits, stack)?;
+        Ok(cached)
     }
 
     /// The module: the cached artifact, or validated and compiled (and sent back). The code
     /// channel closes here, on every path (hit, miss, no cache, failure), before the first
     /// guest instruction (a start function runs at instantiation): nothing a guest does can
     /// reach the supervisor's cache.
-    fn load(&mut self, engine: &Engine, mut code: Option<Receiver>) -> Result<Module, StageError> {
+    fn load(&mut self, engine: &Engine, mut code: Option<Receiver>, cached: Cached) -> Result<Module, StageError> {
         let t = Instant::now();
         let wasm = engine::module_info::wat_to_binary(&self.spec.module)
             .map_err(|e| StageError::Module(e.to_string()))?
             .into_owned();
         self.stages.load = ms(t);
-        let module = self.module(engine, &mut code, &wasm);
+        let module = self.module(engine, &mut code, cached, &wasm);
         drop(code);
         module
     }
 
-    fn module(&mut self, engine: &Engine, code: &mut Option<Receiver>, wasm: &[u8]) -> Result<Module, StageError> {
-        // The supervisor has been looking the module up while this process confined itself.
-        // A channel failure only costs the cache: compile.
-        let cached = code.as_mut().map_or(Ok(Cached::NoCache), Receiver::receive).unwrap_or(Cached::NoCache);
+    fn module(
+        &mut self,
+        engine: &Engine,
+        code: &mut Option<Receiver>,
+        cached: Cached,
+        wasm: &[u8],
+    ) -> Result<Module, StageError> {
         if let Cached::Hit { artifact, file } = cached {
             let t = Instant::now();
             let source = engine::ImageSource { fd: file, offset: 0 };
             // SAFETY: the artifact is a cache hit: the supervisor found it under the key of
             // these exact module bytes and this engine's identity, in a cache only supervisors
-            // write (and only with code a child compiled before any guest code ran); its
-            // checksum was verified when read. It arrives in a memfd sealed against writes,
-            // shrinking and growing, which holds exactly these bytes from offset 0: instances
-            // map its memory image copy-on-write, no byte of it can change.
+            // write (and only with code a child compiled before any guest code ran); its size
+            // and hash were checked when it was looked up. It arrives as the cache's file,
+            // which holds exactly these bytes from offset 0 and is never written in place (the
+            // cache renames new files into place and unlinks old ones): instances map its
+            // memory image copy-on-write, and its bytes do not change while they live.
             if let Ok(m) = unsafe { Module::from_artifact_mapped(engine, &artifact, source) } {
                 self.stages.compile = ms(t);
                 return Ok(m);

@@ -16,8 +16,8 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 
 /// Descriptors of a handover before the run's files: stdin, stdout, stderr, the report pipe,
-/// the release pipe and the three of the code channel.
-const FIXED_FDS: usize = 8;
+/// the release pipe and the two of the code channel.
+const FIXED_FDS: usize = 7;
 
 /// Why a child could not be prepared.
 #[derive(Debug, thiserror::Error)]
@@ -192,7 +192,7 @@ fn take_run(handover: Handover<RunSpec>, fds: Vec<OwnedFd>) -> Result<(RunSpec, 
     dup(stderr, nix::unistd::dup2_stderr).map_err(|e| format!("dup2: {e}"))?;
     let report = fds.next().expect("counted");
     let release = fds.next().expect("counted");
-    let code = Receiver::from_fds([0; 3].map(|_| fds.next().expect("counted")));
+    let code = Receiver::from_fds([0; 2].map(|_| fds.next().expect("counted")));
     let run_fds = RunFds::from_list(&spec, fds.collect()).map_err(|e| e.to_string())?;
     Ok((spec, ChildEnds { fds: run_fds, code, report, release }))
 }

@@ -5,7 +5,7 @@
 
 use super::report::CacheUse;
 use crate::channels::code::{Answer, Sender};
-use cache::{CacheKey, CodeCache};
+use cache::{CacheKey, CachedArtifact, CodeCache};
 use std::fs::File;
 use std::io::Read;
 use std::os::fd::OwnedFd;
@@ -62,7 +62,7 @@ pub(super) fn lookup(
     open: Option<OpenCache>,
     sha: &[u8; 32],
     identity: &str,
-) -> (Option<Cache>, Option<Vec<u8>>) {
+) -> (Option<Cache>, Option<CachedArtifact>) {
     let Some(location) = location else { return (None, None) };
     let warn = |e: &dyn std::fmt::Display| crate::errln!("sandboxrun: warning: {e}; running without the code cache");
     let db = match OpenCache::take_for(open, location)
@@ -84,14 +84,40 @@ pub(super) fn lookup(
     }
 }
 
-/// Stores code the child compiled and sent back: only a well-formed artifact of this engine's
-/// identity (the child cannot write the cache itself). A failure costs only the cache entry.
+/// Whether an artifact whose first bytes are `head` is this engine's: only such code is
+/// stored (the child cannot write the cache itself; the child that loads it checks the rest).
+fn ours(head: &[u8], identity: &str) -> bool {
+    engine::artifact::Artifact::identity_in_header(head).is_ok_and(|i| i == identity)
+}
+
+/// Stores code the child compiled and sent back, already read (`artifact`). A failure costs
+/// only the cache entry.
 pub(super) fn store(cache: &Cache, identity: &str, artifact: &[u8]) {
-    let fits = engine::artifact::Artifact::from_bytes(artifact).is_ok_and(|a| a.identity() == identity);
-    if !fits {
+    if !ours(artifact, identity) {
         return;
     }
     if let Err(e) = cache.db.put(&cache.key, artifact) {
+        crate::errln!("sandboxrun: warning: {e}; the compiled code was not cached");
+    }
+}
+
+/// Stores code the child sends back on `returned` as it arrives, through a bounded buffer
+/// into the cache's file (the supervisor's memory does not grow with the code): at most
+/// `limit` bytes, of this engine's identity. A failure costs only the cache entry.
+fn store_streamed(cache: &Cache, identity: &str, returned: OwnedFd, limit: usize) {
+    let mut staged = match cache.db.stage() {
+        Ok(s) => s,
+        Err(e) => {
+            // The pipe closes with `returned`: the child's write fails, it does not block.
+            crate::errln!("sandboxrun: warning: {e}; the compiled code was not cached");
+            return;
+        }
+    };
+    let copied = std::io::copy(&mut File::from(returned).take(limit as u64 + 1), &mut staged);
+    if copied.is_err() || staged.is_empty() || staged.len() > limit as u64 || !ours(staged.head(), identity) {
+        return; // dropped: the temporary file goes
+    }
+    if let Err(e) = cache.db.commit(&cache.key, staged) {
         crate::errln!("sandboxrun: warning: {e}; the compiled code was not cached");
     }
 }
@@ -190,13 +216,9 @@ pub(super) fn store_in_background(
         }
     };
     let identity = identity.to_string();
-    let spawned = std::thread::Builder::new().name("cache-store".into()).spawn(move || {
-        let mut artifact = Vec::new();
-        let read = File::from(thread_end).take(limit as u64 + 1).read_to_end(&mut artifact);
-        if read.is_ok() && artifact.len() <= limit {
-            store(&c, &identity, &artifact);
-        }
-    });
+    let spawned = std::thread::Builder::new()
+        .name("cache-store".into())
+        .spawn(move || store_streamed(&c, &identity, thread_end, limit));
     match spawned {
         Ok(handle) => {
             drop(returned);
