@@ -65,12 +65,17 @@ pub(crate) fn open_checked(folder: &Path, checksum: &Checksum, size: u64) -> io:
     if !meta.is_file() || meta.len() != size {
         return Ok(None);
     }
-    // Read at offsets: the file's position stays at its start for the caller.
-    let (found, len) = hash_reader(AtOffsets { file: &file, at: 0 })?;
+    let (found, len) = hash_file(&file)?;
     if found != *checksum || len != size {
         return Ok(None);
     }
     Ok(Some(file))
+}
+
+/// The BLAKE3 hash and length of `file`'s contents, read at offsets: its position stays where
+/// it is for the caller.
+pub(crate) fn hash_file(file: &File) -> io::Result<(Checksum, u64)> {
+    hash_reader(AtOffsets { file, at: 0 })
 }
 
 /// A reader of a file by `pread`, leaving the file's position alone.

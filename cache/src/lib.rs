@@ -2,7 +2,7 @@
 //! build SQLite): compiled artifacts keyed by everything that shapes the generated code, so a
 //! later run of the same module maps native code instead of compiling.
 //!
-//! - **Key**: SHA-256 over the module's SHA-256, the engine's version, the artifact format
+//! - **Key**: SHA-256 over the module's BLAKE3 hash ([`content_hash`]), the engine's version, the artifact format
 //!   version and the engine's identity ([`engine::Engine::identity`]: a hash of the engine's
 //!   sources and lock file, the bounds strategy, the CPU's feature words). Any change is a
 //!   miss, never a wrong hit; the artifact carries the identity too, checked when loaded.
@@ -28,6 +28,20 @@
 mod files;
 
 pub use files::{Staged, HEAD_LEN};
+
+/// The BLAKE3 hash (a module's content key, see [`CacheKey::new`]) and length of a file's
+/// contents, read through a bounded buffer at offsets (the file's position is left alone).
+///
+/// # Errors
+/// Reading failed.
+pub fn content_hash(file: &File) -> std::io::Result<([u8; 32], u64)> {
+    files::hash_file(file)
+}
+
+/// The BLAKE3 hash of `bytes` (as [`content_hash`] of a file holding them).
+pub fn content_hash_of(bytes: &[u8]) -> [u8; 32] {
+    *blake3::hash(bytes).as_bytes()
+}
 
 use files::Checksum;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -82,11 +96,12 @@ pub const LRU_GRANULARITY: Duration = Duration::from_secs(60);
 pub struct CacheKey(pub [u8; 32]);
 
 impl CacheKey {
-    /// The key of a module (by its SHA-256) compiled by an engine of `identity`.
-    pub fn new(module_sha256: &[u8; 32], identity: &str) -> CacheKey {
+    /// The key of a module (by its BLAKE3 hash, [`content_hash`]) compiled by an engine of
+    /// `identity`.
+    pub fn new(module_hash: &[u8; 32], identity: &str) -> CacheKey {
         let mut h = Sha256::new();
-        h.update(b"sandboxrun code cache\0");
-        h.update(module_sha256);
+        h.update(b"sandboxrun code cache, module by BLAKE3\0");
+        h.update(module_hash);
         h.update(env!("CARGO_PKG_VERSION").as_bytes());
         h.update(engine::artifact::FORMAT_VERSION.to_le_bytes());
         h.update(identity.as_bytes());

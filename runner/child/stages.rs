@@ -7,6 +7,7 @@
 use super::{invoke, wasi_link};
 use crate::channels::code::{Cached, Receiver};
 use crate::plan::confinement as plan;
+use crate::plan::module_file;
 use crate::plan::spec::{engine_config, RunFds, RunSpec, StdinSpec};
 use crate::supervise::report::{Applied, ChildOutcome, ChildReport, ChildStarted, Stages, TrapReport};
 use engine::{CallError, Engine, LinkError, Linker, Module, Store, Trap};
@@ -26,6 +27,9 @@ pub enum StageError {
     /// The stdin file was not passed to the run.
     #[error("the stdin file was not passed to the run")]
     NoStdin,
+    /// The module was not passed to the run.
+    #[error("the module was not passed to the run")]
+    NoModule,
     /// The WASI context could not be built.
     #[error("{0}")]
     Wasi(#[from] wasi::BuildError),
@@ -74,6 +78,11 @@ struct Pipeline<'a> {
     applied: Option<Applied>,
     ctx: Option<Rc<RefCell<wasi::WasiCtx>>>,
     memory_grow_refused: bool,
+    /// The module's bytes, read when it must be compiled (not on a cache hit).
+    wasm: Option<Vec<u8>>,
+    /// On a cache hit, the module's descriptor, kept until the cached code has loaded (if it
+    /// does not, the module is read and compiled).
+    module_fd: Option<std::os::fd::OwnedFd>,
 }
 
 /// Runs the module and describes how it ended. `code`: the code cache through the supervisor
@@ -94,6 +103,8 @@ pub fn run<'a>(
         applied: None,
         ctx: None,
         memory_grow_refused: false,
+        wasm: None,
+        module_fd: None,
     };
     let outcome = p.all(fds, code, confine).unwrap_or_else(|e| ChildOutcome::Error { message: e.to_string() });
     let usage = p.ctx.as_ref().map(|c| c.borrow().usage()).unwrap_or_default();
@@ -126,11 +137,13 @@ impl Pipeline<'_> {
 
     /// Landlock's rules from the run's descriptors (before WASI takes them), the WASI
     /// context, the code cache's answer (its file arrives on a socket: before the seccomp
-    /// filter, which allows no `recvmsg`), then the rest of the confinement; the stack the
-    /// guest may use is checked against what the process got.
+    /// filter, which allows no `recvmsg`) and, unless it is a hit, the module's bytes (checked
+    /// against the key the supervisor looked up), then the rest of the confinement; the stack
+    /// the guest may use is checked against what the process got. The module's descriptor is
+    /// closed before the confinement ends.
     fn confine(
         &mut self,
-        fds: RunFds,
+        mut fds: RunFds,
         confine: Option<Confine>,
         code: &mut Option<Receiver>,
     ) -> Result<Cached, StageError> {
@@ -142,12 +155,18 @@ impl Pipeline<'_> {
             }
             None => None,
         };
+        let module = fds.module.take();
         let t = Instant::now();
         self.ctx = Some(Rc::new(RefCell::new(wasi_context(spec, fds)?)));
         self.stages.link = ms(t);
         // The supervisor has been looking the module up meanwhile. A channel failure only
         // costs the cache: compile.
         let cached = code.as_mut().map_or(Ok(Cached::NoCache), Receiver::receive).unwrap_or(Cached::NoCache);
+        let module = module.ok_or(StageError::NoModule)?;
+        match cached {
+            Cached::Hit { .. } => self.module_fd = Some(module),
+            _ => self.read_module(module)?,
+        }
         let stack = match (confine, rules) {
             (Some(confine), Some(rules)) => {
                 let prepared = confine.prepared.map_err(StageError::Confine)?;
@@ -169,23 +188,22 @@ impl Pipeline<'_> {
     /// guest instruction (a start function runs at instantiation): nothing a guest does can
     /// reach the supervisor's cache.
     fn load(&mut self, engine: &Engine, mut code: Option<Receiver>, cached: Cached) -> Result<Module, StageError> {
-        let t = Instant::now();
-        let wasm = engine::module_info::wat_to_binary(&self.spec.module)
-            .map_err(|e| StageError::Module(e.to_string()))?
-            .into_owned();
-        self.stages.load = ms(t);
-        let module = self.module(engine, &mut code, cached, &wasm);
+        let module = self.module(engine, &mut code, cached);
         drop(code);
         module
     }
 
-    fn module(
-        &mut self,
-        engine: &Engine,
-        code: &mut Option<Receiver>,
-        cached: Cached,
-        wasm: &[u8],
-    ) -> Result<Module, StageError> {
+    /// Reads the module's bytes, checked against the key the supervisor looked up.
+    fn read_module(&mut self, fd: std::os::fd::OwnedFd) -> Result<(), StageError> {
+        let t = Instant::now();
+        let wasm = module_file::read_checked(fd, self.spec.module_len, &self.spec.module_key)
+            .map_err(|e| StageError::Module(e.to_string()))?;
+        self.wasm = Some(wasm);
+        self.stages.load += ms(t);
+        Ok(())
+    }
+
+    fn module(&mut self, engine: &Engine, code: &mut Option<Receiver>, cached: Cached) -> Result<Module, StageError> {
         if let Cached::Hit { artifact, file } = cached {
             let t = Instant::now();
             let source = engine::ImageSource { fd: file, offset: 0 };
@@ -198,15 +216,22 @@ impl Pipeline<'_> {
             // memory image copy-on-write, and its bytes do not change while they live.
             if let Ok(m) = unsafe { Module::from_artifact_mapped(engine, &artifact, source) } {
                 self.stages.compile = ms(t);
+                self.module_fd = None;
                 return Ok(m);
             }
             // A damaged artifact: compile afresh (the parent replaces the row).
+            if let Some(fd) = self.module_fd.take() {
+                self.read_module(fd)?;
+            }
         }
         let failed = |e: &dyn std::fmt::Display| StageError::Module(e.to_string());
         let t = Instant::now();
+        let bytes = self.wasm.take().ok_or(StageError::NoModule)?;
+        let wasm = engine::module_info::wat_to_binary(&bytes).map_err(|e| failed(&e))?;
+        let wasm = &wasm[..];
         engine::module_info::validate(wasm).map_err(|e| failed(&e))?;
         let info = engine::module_info::parse(wasm).map_err(|e| failed(&e))?;
-        self.stages.load = ms(t);
+        self.stages.load += ms(t);
         let t = Instant::now();
         let artifact = engine
             .compiler()

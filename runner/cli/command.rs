@@ -54,9 +54,9 @@ pub fn run(cli: RunCli, start: Start, cancel: Option<OwnedFd>) -> (i32, Option<R
         Err(e) => return fail(e),
     };
     let path = cli.module();
-    let module = match std::fs::read(path) {
+    let module = match crate::plan::module_file::ModuleFile::open(path) {
         Ok(m) => m,
-        Err(e) => return fail(format!("failed to read {}: {e}", path.display())),
+        Err(e) => return fail(e),
     };
     let argv0 = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let run = Run {

@@ -5,8 +5,8 @@
 //! 1 ms of kernel work) on its critical path.
 //!
 //! The handover: one message on the socket, a [`protocol::handover::Handover`] of the
-//! [`RunSpec`] and the module, its descriptors the run's standard streams, report and release
-//! pipes, code channel and files ([`RunFds`]).
+//! [`RunSpec`], its descriptors the run's standard streams, report and release pipes, code
+//! channel and files ([`RunFds`], the module's among them).
 
 use crate::channels::code::Receiver;
 use crate::child::{self, ChildEnds};
@@ -124,7 +124,7 @@ impl PreparedChild {
                 cgroup.add(self.child.pid()).map_err(|e| e.to_string())?;
             }
             let code = code.into_fds().map_err(|e| e.to_string())?;
-            let frame = Handover::encode_parts(spec, &spec.module).map_err(|e| e.to_string())?;
+            let frame = protocol::encode(&Handover { spec: spec.clone() }).map_err(|e| e.to_string())?;
             // SAFETY: this process's standard streams stay open while the message is sent.
             let stdio = [0, 1, 2].map(|fd| unsafe { BorrowedFd::borrow_raw(fd) });
             let mut passed: Vec<BorrowedFd> = stdio.to_vec();
@@ -179,8 +179,7 @@ fn await_run(mut socket: UnixStream, confinement: &sandbox::Confinement, filter:
 
 /// Takes a handover: puts the run's standard streams in place of this process's.
 fn take_run(handover: Handover<RunSpec>, fds: Vec<OwnedFd>) -> Result<(RunSpec, ChildEnds), String> {
-    let Handover { mut spec, module } = handover;
-    spec.module = module;
+    let Handover { spec } = handover;
     if fds.len() < FIXED_FDS {
         return Err(format!("{} descriptors, expected at least {FIXED_FDS}", fds.len()));
     }

@@ -10,12 +10,12 @@ pub mod verdict;
 pub mod watch;
 
 use crate::plan::confinement;
+use crate::plan::module_file::ModuleFile;
 use crate::plan::spec;
 use crate::server::prepared::PreparedChild;
 use launch::Launched;
 use policy::Policy;
 use report::{CacheUse, ChildReport, ChildStarted, Report};
-use sha2::{Digest, Sha256};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -29,8 +29,8 @@ pub use launch::LaunchError;
 pub struct Run {
     /// The policy, overrides applied.
     pub policy: Policy,
-    /// The module file's bytes.
-    pub module: Vec<u8>,
+    /// The module, open and hashed.
+    pub module: ModuleFile,
     /// The guest's `argv[0]`.
     pub argv0: String,
     /// Guest arguments from the command line.
@@ -64,10 +64,6 @@ pub struct Ahead {
     pub cgroups: Result<sandbox::CgroupParent, String>,
 }
 
-fn hex(digest: &[u8; 32]) -> String {
-    digest.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// The report of a run that went no further than `verdict`.
 fn bare_report(verdict: Verdict, module_sha256: String, cache: CacheUse) -> Report {
     Report {
@@ -90,27 +86,36 @@ fn bare_report(verdict: Verdict, module_sha256: String, cache: CacheUse) -> Repo
 /// Runs the module in a child and reports.
 ///
 /// Order: everything the child needs from the parent is made before the fork, or before the
-/// handover to a prepared child (the pipes, the run's files, the confinement, the seccomp
-/// filter, the cgroup, the code channel); then, while the child confines itself, the parent
-/// hashes the module and looks it up in the code cache, and answers through the code channel;
-/// then it supervises, and answers once the child has reported (see [`watch::wait`]).
+/// handover to a prepared child (the pipes, the run's files and module, the confinement, the
+/// seccomp filter, the cgroup, the code channel); then, while the child confines itself, the
+/// parent looks the module up in the code cache (by the content key [`ModuleFile::open`]
+/// computed), and answers through the code channel; then it supervises, computing the
+/// module's SHA-256 for the report meanwhile, and answers once the child has reported (see
+/// [`watch::wait`]).
 ///
 /// Returns the report, and the child if it still waits after reporting: [`Release::reap`] it
 /// once the report is out.
-pub fn run(mut run: Run, start: Start) -> (Report, Option<Release>) {
-    let digest: [u8; 32] = Sha256::digest(&run.module).into();
+pub fn run(run: Run, start: Start) -> (Report, Option<Release>) {
     let limits = run.policy.limits;
-    let code_limit = cache::artifact_limit(run.module.len());
-    let launched = match launch::launch(&mut run, start) {
+    let code_limit = cache::artifact_limit(usize::try_from(run.module.len()).unwrap_or(usize::MAX));
+    let launched = match launch::launch(&run, start) {
         Ok(l) => l,
         // A run that never starts: its report still names the module.
-        Err(e) => return (bare_report(Verdict::error(e.to_string()), hex(&digest), CacheUse::Disabled), None),
+        Err(e) => {
+            let verdict = Verdict::error(e.to_string());
+            return (bare_report(verdict, run.module.sha256_hex(), CacheUse::Disabled), None);
+        }
     };
     let Launched { child, mut code, report_pipe, release, cgroup, shared_network, namespaces, open_cache } = launched;
     // While the child confines itself. The cache key's identity is that of the one engine
     // configuration the child compiles with.
     let identity = spec::engine_identity(&limits);
-    let (db, cache_use) = cache::look_up_and_answer(&mut code, &run.cache, open_cache, &digest, &identity);
+    let key = *run.module.key();
+    let (db, cache_use) = cache::look_up_and_answer(&mut code, &run.cache, open_cache, &key, &identity);
+    // The report's SHA-256, off the run's critical path: on the other core while the child
+    // runs (forking is over; a thread is safe now).
+    let module = run.module;
+    let sha256 = std::thread::Builder::new().name("module-sha256".into()).spawn(move || module.sha256_hex());
     let returned = code.returned();
     // The wall clock starts once the child has all it needs of the supervisor: waiting for
     // the cache (another process may hold its lock) is not the run's time.
@@ -134,7 +139,7 @@ pub fn run(mut run: Run, start: Start) -> (Report, Option<Release>) {
         Ok(waited) => waited,
         Err(e) => {
             let verdict = Verdict::error(format!("failed to wait for the run: {e}"));
-            return (bare_report(verdict, hex(&digest), cache_use), None);
+            return (bare_report(verdict, joined(sha256), cache_use), None);
         }
     };
     let release = release.map(|mut r| {
@@ -150,13 +155,18 @@ pub fn run(mut run: Run, start: Start) -> (Report, Option<Release>) {
     };
     cache::finish(back, cache_use, compiled, pipes.get(1).map(|p| &p.bytes[..]), &identity);
     let observed = verdict::Observed { syscall: child.violation().map(|v| v.to_string()), ..Default::default() };
-    let facts = Facts { exit, observed, cgroup, shared_network, cache_use, sha: hex(&digest) };
+    let facts = Facts { exit, observed, cgroup, shared_network, cache_use, sha: joined(sha256) };
     (report_of(facts, child_started.as_ref(), child_report.as_ref(), &limits), release)
+}
+
+/// The SHA-256 its thread computed (empty if the thread could not start or failed).
+fn joined(sha256: std::io::Result<std::thread::JoinHandle<String>>) -> String {
+    sha256.ok().and_then(|t| t.join().ok()).unwrap_or_default()
 }
 
 /// Compiles `module` into the code cache at `cache`, in a confined child as a run would (the
 /// compiler parses hostile input), and reaps the child; `sandboxrun compile`'s path.
-pub fn compile(policy: Policy, module: Vec<u8>, cache: (PathBuf, u64)) -> Report {
+pub fn compile(policy: Policy, module: ModuleFile, cache: (PathBuf, u64)) -> Report {
     let run = Run {
         policy,
         module,
