@@ -60,8 +60,14 @@ fn second_run_hits_and_a_changed_module_misses() {
     let m = module(&dir, "first");
     let a = run(&cache, &m, &report);
     assert_eq!((a.status.code(), cache_status(&report)), (Some(0), "miss".to_string()));
+    let sha_of_miss = common::report_json(&report)["module_sha256"].clone();
     let b = run(&cache, &m, &report);
     assert_eq!((b.status.code(), cache_status(&report)), (Some(0), "hit".to_string()));
+    // A hit reports the module's SHA-256 stored with the artifact: the same, and the true one.
+    use sha2::Digest;
+    let sha: String = sha2::Sha256::digest(std::fs::read(&m).unwrap()).iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(common::report_json(&report)["module_sha256"], sha_of_miss);
+    assert_eq!(sha_of_miss, sha.as_str());
     assert_eq!(a.stdout, b.stdout);
     assert_eq!(b.stdout, b"first\n");
     let other = module(&dir, "other");

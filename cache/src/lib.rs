@@ -131,6 +131,9 @@ pub struct CachedArtifact {
     pub file: File,
     /// Its length.
     pub len: u64,
+    /// The SHA-256 (hex) of the module it was compiled from, as stored with it (a hit need not
+    /// read the module to report it).
+    pub module_sha256: Option<String>,
 }
 
 /// An open code cache.
@@ -231,6 +234,7 @@ impl CodeCache {
                          key BLOB PRIMARY KEY,
                          checksum BLOB NOT NULL,
                          size INTEGER NOT NULL,
+                         module_sha256 TEXT,
                          created INTEGER NOT NULL,
                          last_used INTEGER NOT NULL
                      );
@@ -260,14 +264,16 @@ impl CodeCache {
     /// checked): a read, nothing written but the deletion of a damaged entry. Record the use
     /// with [`CodeCache::touch`], off the critical path.
     pub fn get(&self, key: &CacheKey) -> Result<Option<CachedArtifact>, CacheError> {
-        let row: Option<(Vec<u8>, i64, i64)> = self
+        let row: Option<(Vec<u8>, i64, i64, Option<String>)> = self
             .conn
-            .query_row("SELECT checksum, size, last_used FROM entries WHERE key = ?1", params![&key.0[..]], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })
+            .query_row(
+                "SELECT checksum, size, last_used, module_sha256 FROM entries WHERE key = ?1",
+                params![&key.0[..]],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
             .optional()
             .map_err(self.err())?;
-        let Some((checksum, size, last_used)) = row else { return Ok(None) };
+        let Some((checksum, size, last_used, module_sha256)) = row else { return Ok(None) };
         self.last_read.set(Some((*key, last_used)));
         let found = match (checksum_of(&checksum), u64::try_from(size)) {
             (Some(checksum), Ok(size)) => files::open_checked(&self.folder, &checksum, size)
@@ -275,7 +281,7 @@ impl CodeCache {
             _ => None,
         };
         match found {
-            Some(file) => Ok(Some(CachedArtifact { file, len: size as u64 })),
+            Some(file) => Ok(Some(CachedArtifact { file, len: size as u64, module_sha256 })),
             None => {
                 self.for_writing();
                 self.conn.execute("DELETE FROM entries WHERE key = ?1", params![&key.0[..]]).map_err(self.err())?;
@@ -322,9 +328,10 @@ impl CodeCache {
         Staged::new(&self.folder).map_err(self.io_err(&self.folder))
     }
 
-    /// Stores a staged artifact under `key`, then evicts least-recently-used entries beyond
-    /// the size bound. An artifact larger than the bound is not stored.
-    pub fn commit(&self, key: &CacheKey, staged: Staged) -> Result<(), CacheError> {
+    /// Stores a staged artifact under `key`, with the SHA-256 (hex) of the module it was
+    /// compiled from if known, then evicts least-recently-used entries beyond the size bound.
+    /// An artifact larger than the bound is not stored.
+    pub fn commit(&self, key: &CacheKey, staged: Staged, module_sha256: Option<&str>) -> Result<(), CacheError> {
         if staged.len() > self.max_bytes {
             return Ok(()); // would evict everything and still not fit
         }
@@ -337,8 +344,9 @@ impl CodeCache {
         let written = self
             .conn
             .execute(
-                "INSERT OR REPLACE INTO entries(key, checksum, size, created, last_used) VALUES (?1, ?2, ?3, ?4, ?4)",
-                params![&key.0[..], &checksum[..], size as i64, t],
+                "INSERT OR REPLACE INTO entries(key, checksum, size, module_sha256, created, last_used)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+                params![&key.0[..], &checksum[..], size as i64, module_sha256, t],
             )
             .map_err(self.err())
             .and_then(|_| {
@@ -359,10 +367,10 @@ impl CodeCache {
     }
 
     /// Stores `data` under `key` ([`CodeCache::stage`], then [`CodeCache::commit`]).
-    pub fn put(&self, key: &CacheKey, data: &[u8]) -> Result<(), CacheError> {
+    pub fn put(&self, key: &CacheKey, data: &[u8], module_sha256: Option<&str>) -> Result<(), CacheError> {
         let mut staged = self.stage()?;
         staged.write_all(data).map_err(self.io_err(&self.folder))?;
-        self.commit(key, staged)
+        self.commit(key, staged, module_sha256)
     }
 
     /// Sets how stale `last_used` must be before [`CodeCache::touch`] rewrites it.
@@ -539,8 +547,10 @@ mod tests {
         let path = temp("basic");
         let c = CodeCache::open(&path, 1 << 20).unwrap();
         assert!(c.get(&key(1)).unwrap().is_none());
-        c.put(&key(1), b"artifact").unwrap();
-        assert_eq!(bytes(c.get(&key(1)).unwrap()), Some(b"artifact".to_vec()));
+        c.put(&key(1), b"artifact", Some("5ha")).unwrap();
+        let found = c.get(&key(1)).unwrap();
+        assert_eq!(found.as_ref().and_then(|f| f.module_sha256.as_deref()), Some("5ha"));
+        assert_eq!(bytes(found), Some(b"artifact".to_vec()));
         c.touch(&key(1), Duration::from_millis(50));
         assert_ne!(CacheKey::new(&[1; 32], "fp"), CacheKey::new(&[1; 32], "fp2"));
         let s = c.stats().unwrap();
@@ -575,7 +585,7 @@ mod tests {
             ),
         ];
         for (what, damage) in damages {
-            c.put(&key(1), b"artifact").unwrap();
+            c.put(&key(1), b"artifact", None).unwrap();
             assert!(c.get(&key(1)).unwrap().is_some());
             damage(&file);
             assert!(c.get(&key(1)).unwrap().is_none(), "{what}");
@@ -583,7 +593,7 @@ mod tests {
             let _ = std::fs::remove_file(&file);
         }
         // The next store replaces the file.
-        c.put(&key(1), b"artifact").unwrap();
+        c.put(&key(1), b"artifact", None).unwrap();
         assert_eq!(bytes(c.get(&key(1)).unwrap()), Some(b"artifact".to_vec()));
     }
 
@@ -591,10 +601,10 @@ mod tests {
     fn an_open_artifact_keeps_its_bytes_while_its_name_is_replaced_or_removed() {
         let path = temp("stable");
         let c = CodeCache::open(&path, 1 << 20).unwrap();
-        c.put(&key(1), b"first").unwrap();
+        c.put(&key(1), b"first", None).unwrap();
         let open = c.get(&key(1)).unwrap();
         c.clear().unwrap();
-        c.put(&key(1), b"second").unwrap();
+        c.put(&key(1), b"second", None).unwrap();
         assert_eq!(bytes(open), Some(b"first".to_vec()));
         assert_eq!(bytes(c.get(&key(1)).unwrap()), Some(b"second".to_vec()));
     }
@@ -616,14 +626,14 @@ mod tests {
         let path = temp("lru");
         let mut c = CodeCache::open(&path, 250).unwrap();
         c.set_lru_granularity(Duration::ZERO);
-        c.put(&key(1), &[1; 100]).unwrap();
+        c.put(&key(1), &[1; 100], None).unwrap();
         std::thread::sleep(Duration::from_millis(2));
-        c.put(&key(2), &[2; 100]).unwrap();
+        c.put(&key(2), &[2; 100], None).unwrap();
         std::thread::sleep(Duration::from_millis(2));
         assert!(c.get(&key(1)).unwrap().is_some());
         c.touch(&key(1), Duration::from_millis(50)); // now 2 is the least recently used
         std::thread::sleep(Duration::from_millis(2));
-        c.put(&key(3), &[3; 100]).unwrap();
+        c.put(&key(3), &[3; 100], None).unwrap();
         assert!(c.get(&key(2)).unwrap().is_none());
         assert!(c.get(&key(1)).unwrap().is_some() && c.get(&key(3)).unwrap().is_some());
         assert_eq!(files_in(&path).len(), 2, "the evicted entry's file is gone");
@@ -633,8 +643,8 @@ mod tests {
     fn gc_removes_damaged_entries_orphans_and_old_temporaries() {
         let path = temp("gc");
         let c = CodeCache::open(&path, 1 << 20).unwrap();
-        c.put(&key(1), b"good").unwrap();
-        c.put(&key(2), b"bad").unwrap();
+        c.put(&key(1), b"good", None).unwrap();
+        c.put(&key(2), b"bad", None).unwrap();
         let folder = files::folder_of(&path);
         std::fs::write(folder.join(files::name_of(blake3::hash(b"bad").as_bytes())), b"BAD").unwrap();
         let orphan = files::name_of(&[9; 32]);
@@ -660,7 +670,7 @@ mod tests {
         let mut c = CodeCache::open(&path, 64 << 20).unwrap();
         c.set_lru_granularity(Duration::ZERO);
         for n in 0..20 {
-            c.put(&key(n), &[n; 64 << 10]).unwrap();
+            c.put(&key(n), &[n; 64 << 10], None).unwrap();
             std::thread::sleep(Duration::from_millis(1));
             c.touch(&key(n), Duration::from_millis(50));
         }
@@ -691,14 +701,14 @@ mod tests {
         }
         let c = CodeCache::open(&path, 1 << 20).unwrap();
         assert_eq!(c.stats().unwrap().entries, 0);
-        c.put(&key(1), b"x").unwrap();
+        c.put(&key(1), b"x", None).unwrap();
         assert!(c.get(&key(1)).unwrap().is_some());
     }
 
     #[test]
     fn a_recent_use_is_not_rewritten() {
         let mut c = CodeCache::open(&temp("granularity"), 1 << 20).unwrap();
-        c.put(&key(1), b"x").unwrap();
+        c.put(&key(1), b"x", None).unwrap();
         let last_used = |c: &CodeCache| -> i64 {
             c.conn
                 .query_row("SELECT last_used FROM entries WHERE key = ?1", params![&key(1).0[..]], |r| r.get(0))
@@ -720,7 +730,7 @@ mod tests {
         let written = last_used(&c);
         assert!(written > before, "granularity zero: every use is written");
         // The remembered row is another key's: no shortcut.
-        c.put(&key(2), b"y").unwrap();
+        c.put(&key(2), b"y", None).unwrap();
         assert!(c.get(&key(2)).unwrap().is_some());
         std::thread::sleep(Duration::from_millis(2));
         c.touch(&key(1), Duration::from_millis(50));
@@ -734,7 +744,7 @@ mod tests {
         assert!(CodeCache::open(&path, 1 << 20).is_err());
 
         let path = temp("readonly");
-        CodeCache::open(&path, 1 << 20).unwrap().put(&key(1), b"x").unwrap();
+        CodeCache::open(&path, 1 << 20).unwrap().put(&key(1), b"x", None).unwrap();
         let ro = Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
         let c = CodeCache {
             conn: ro,
@@ -746,7 +756,7 @@ mod tests {
             last_read: Cell::new(None),
         };
         assert_eq!(bytes(c.get(&key(1)).unwrap()), Some(b"x".to_vec()), "reads still work");
-        assert!(c.put(&key(2), b"y").is_err(), "writes fail cleanly");
+        assert!(c.put(&key(2), b"y", None).is_err(), "writes fail cleanly");
     }
 
     #[test]

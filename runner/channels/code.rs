@@ -223,7 +223,7 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         let db = cache::CodeCache::open(&dir.join("c.sqlite"), 1 << 30).unwrap();
         let key = cache::CacheKey([1; 32]);
-        db.put(&key, bytes).unwrap();
+        db.put(&key, bytes, None).unwrap();
         (dir, db.get(&key).unwrap().unwrap())
     }
 

@@ -3,6 +3,7 @@
 //! for, only an artifact of this engine's identity, bounded in size, from a second thread so a
 //! store's disk sync is off the run's path.
 
+use super::module_sha::ModuleSha;
 use super::report::CacheUse;
 use crate::channels::code::{Answer, Sender};
 use cache::{CacheKey, CachedArtifact, CodeCache};
@@ -90,21 +91,22 @@ fn ours(head: &[u8], identity: &str) -> bool {
     engine::artifact::Artifact::identity_in_header(head).is_ok_and(|i| i == identity)
 }
 
-/// Stores code the child compiled and sent back, already read (`artifact`). A failure costs
-/// only the cache entry.
-pub(super) fn store(cache: &Cache, identity: &str, artifact: &[u8]) {
+/// Stores code the child compiled and sent back, already read (`artifact`), with the module's
+/// SHA-256. A failure costs only the cache entry.
+pub(super) fn store(cache: &Cache, identity: &str, artifact: &[u8], sha: &ModuleSha) {
     if !ours(artifact, identity) {
         return;
     }
-    if let Err(e) = cache.db.put(&cache.key, artifact) {
+    if let Err(e) = cache.db.put(&cache.key, artifact, Some(&sha.get())) {
         crate::errln!("sandboxrun: warning: {e}; the compiled code was not cached");
     }
 }
 
 /// Stores code the child sends back on `returned` as it arrives, through a bounded buffer
 /// into the cache's file (the supervisor's memory does not grow with the code): at most
-/// `limit` bytes, of this engine's identity. A failure costs only the cache entry.
-fn store_streamed(cache: &Cache, identity: &str, returned: OwnedFd, limit: usize) {
+/// `limit` bytes, of this engine's identity; with the module's SHA-256. A failure costs only
+/// the cache entry.
+fn store_streamed(cache: &Cache, identity: &str, returned: OwnedFd, limit: usize, sha: &ModuleSha) {
     let mut staged = match cache.db.stage() {
         Ok(s) => s,
         Err(e) => {
@@ -117,7 +119,7 @@ fn store_streamed(cache: &Cache, identity: &str, returned: OwnedFd, limit: usize
     if copied.is_err() || staged.is_empty() || staged.len() > limit as u64 || !ours(staged.head(), identity) {
         return; // dropped: the temporary file goes
     }
-    if let Err(e) = cache.db.commit(&cache.key, staged) {
+    if let Err(e) = cache.db.commit(&cache.key, staged, Some(&sha.get())) {
         crate::errln!("sandboxrun: warning: {e}; the compiled code was not cached");
     }
 }
@@ -153,14 +155,15 @@ pub(super) fn answer(sender: &mut crate::channels::code::Sender, answer: crate::
 
 /// Looks the module up and answers the child: a miss at once when there is no database yet
 /// (the child compiles while this process creates it, 2 ms with its syncs), else after the
-/// lookup. Returns the cache as this run uses it, and how.
+/// lookup. Returns the cache as this run uses it, how, and the module's SHA-256 if a hit's
+/// entry has it.
 pub(super) fn look_up_and_answer(
     sender: &mut Sender,
     location: &Option<(PathBuf, u64)>,
     open: Option<OpenCache>,
     digest: &[u8; 32],
     identity: &str,
-) -> (Option<Cache>, CacheUse) {
+) -> (Option<Cache>, CacheUse, Option<String>) {
     let fresh = location.as_ref().is_some_and(|(path, _)| !path.exists());
     if fresh {
         answer(sender, Answer::Miss);
@@ -178,7 +181,8 @@ pub(super) fn look_up_and_answer(
         // While the run starts: the bookkeeping of a hit is off its critical path.
         c.db.touch(&c.key, TOUCH_PATIENCE);
     }
-    (cache, status)
+    let sha = cached.and_then(|c| c.module_sha256);
+    (cache, status, sha)
 }
 
 /// What becomes of the code the child may send back.
@@ -200,6 +204,7 @@ pub(super) fn store_in_background(
     returned: OwnedFd,
     limit: usize,
     identity: &str,
+    sha: &ModuleSha,
 ) -> (Back, Option<OwnedFd>) {
     let Some(c) = cache else { return (Back::Unwanted, Some(returned)) };
     if status != CacheUse::Miss {
@@ -215,10 +220,10 @@ pub(super) fn store_in_background(
             return (Back::After(Box::new(c)), Some(returned));
         }
     };
-    let identity = identity.to_string();
+    let (identity, sha) = (identity.to_string(), sha.clone());
     let spawned = std::thread::Builder::new()
         .name("cache-store".into())
-        .spawn(move || store_streamed(&c, &identity, thread_end, limit));
+        .spawn(move || store_streamed(&c, &identity, thread_end, limit, &sha));
     match spawned {
         Ok(handle) => {
             drop(returned);
@@ -234,7 +239,14 @@ pub(super) fn store_in_background(
 /// Finishes with the code sent back once the run is over: stores what was read beside the
 /// report if it was wanted (`compiled`: the child says it compiled afresh), or waits for the
 /// storing thread.
-pub(super) fn finish(back: Back, status: CacheUse, compiled: bool, read: Option<&[u8]>, identity: &str) {
+pub(super) fn finish(
+    back: Back,
+    status: CacheUse,
+    compiled: bool,
+    read: Option<&[u8]>,
+    identity: &str,
+    sha: &ModuleSha,
+) {
     match back {
         Back::Unwanted => {}
         Back::Storing(handle) => {
@@ -242,7 +254,7 @@ pub(super) fn finish(back: Back, status: CacheUse, compiled: bool, read: Option<
         }
         Back::After(c) => {
             if let Some(bytes) = read.filter(|_| wanted_back(status, compiled)) {
-                store(&c, identity, bytes);
+                store(&c, identity, bytes, sha);
             }
         }
     }

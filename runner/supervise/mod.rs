@@ -5,6 +5,7 @@
 
 pub mod cache;
 mod launch;
+mod module_sha;
 pub mod report;
 pub mod verdict;
 pub mod watch;
@@ -111,11 +112,10 @@ pub fn run(run: Run, start: Start) -> (Report, Option<Release>) {
     // configuration the child compiles with.
     let identity = spec::engine_identity(&limits);
     let key = *run.module.key();
-    let (db, cache_use) = cache::look_up_and_answer(&mut code, &run.cache, open_cache, &key, &identity);
-    // The report's SHA-256, off the run's critical path: on the other core while the child
-    // runs (forking is over; a thread is safe now).
-    let module = run.module;
-    let sha256 = std::thread::Builder::new().name("module-sha256".into()).spawn(move || module.sha256_hex());
+    let (db, cache_use, known_sha) = cache::look_up_and_answer(&mut code, &run.cache, open_cache, &key, &identity);
+    // The report's SHA-256: stored with a hit's artifact, or computed on the other core while
+    // the child runs (forking is over; a thread is safe now).
+    let sha256 = module_sha::ModuleSha::start(known_sha, run.module);
     let returned = code.returned();
     // The wall clock starts once the child has all it needs of the supervisor: waiting for
     // the cache (another process may hold its lock) is not the run's time.
@@ -124,7 +124,7 @@ pub fn run(run: Run, start: Start) -> (Report, Option<Release>) {
     // most a guest that took over its process can make the supervisor hold: more is a
     // protocol violation.
     let mut pipes = vec![watch::Inbound::new(report_pipe, report::report_pipe_limit(), "report")];
-    let (back, beside) = cache::store_in_background(db, cache_use, returned, code_limit, &identity);
+    let (back, beside) = cache::store_in_background(db, cache_use, returned, code_limit, &identity, &sha256);
     if let Some(returned) = beside {
         pipes.push(watch::Inbound::new(returned, code_limit, "compiled code"));
     }
@@ -139,7 +139,7 @@ pub fn run(run: Run, start: Start) -> (Report, Option<Release>) {
         Ok(waited) => waited,
         Err(e) => {
             let verdict = Verdict::error(format!("failed to wait for the run: {e}"));
-            return (bare_report(verdict, joined(sha256), cache_use), None);
+            return (bare_report(verdict, sha256.get(), cache_use), None);
         }
     };
     let release = release.map(|mut r| {
@@ -153,15 +153,10 @@ pub fn run(run: Run, start: Start) -> (Report, Option<Release>) {
         (Some(s), _) => s.compiled,
         (None, c) => c.as_ref().is_some_and(|c| c.compiled),
     };
-    cache::finish(back, cache_use, compiled, pipes.get(1).map(|p| &p.bytes[..]), &identity);
+    cache::finish(back, cache_use, compiled, pipes.get(1).map(|p| &p.bytes[..]), &identity, &sha256);
     let observed = verdict::Observed { syscall: child.violation().map(|v| v.to_string()), ..Default::default() };
-    let facts = Facts { exit, observed, cgroup, shared_network, cache_use, sha: joined(sha256) };
+    let facts = Facts { exit, observed, cgroup, shared_network, cache_use, sha: sha256.get() };
     (report_of(facts, child_started.as_ref(), child_report.as_ref(), &limits), release)
-}
-
-/// The SHA-256 its thread computed (empty if the thread could not start or failed).
-fn joined(sha256: std::io::Result<std::thread::JoinHandle<String>>) -> String {
-    sha256.ok().and_then(|t| t.join().ok()).unwrap_or_default()
 }
 
 /// Compiles `module` into the code cache at `cache`, in a confined child as a run would (the
