@@ -633,7 +633,16 @@ mod tests {
             ],
             data: vec![
                 DataSegment { mode: SegmentMode::Passive, bytes: b"passive".to_vec() },
-                DataSegment { mode: SegmentMode::Active { index: 0, offset: ConstExpr::I32(5000) }, bytes: vec![] },
+                DataSegment {
+                    mode: SegmentMode::Active {
+                        index: 0,
+                        // An extended constant expression, as position-independent code has.
+                        offset: ConstExpr::Extended(
+                            vec![ConstOp::GlobalGet(GlobalIndex(0)), ConstOp::I32(5000), ConstOp::I32Add].into(),
+                        ),
+                    },
+                    bytes: vec![],
+                },
             ],
             func_names: [(1, "run".to_string()), (2, "start".to_string())].into_iter().collect(),
             bodies: vec![],
@@ -754,6 +763,10 @@ mod tests {
         check(&|a| a.info.global_inits.pop().map(drop).unwrap_or(()), "initialiser count");
         check(&|a| a.info.exports[0].1 = EntityIndex::Func(FuncIndex(3)), "export index");
         check(&|a| a.info.start = Some(FuncIndex(9)), "start index");
+        let extended = |ops: Vec<ConstOp>| SegmentMode::Active { index: 0, offset: ConstExpr::Extended(ops.into()) };
+        check(&|a| a.info.data[1].mode = extended(vec![ConstOp::I32(1), ConstOp::I32Add]), "extended: pops too much");
+        check(&|a| a.info.data[1].mode = extended(vec![ConstOp::I32(1), ConstOp::I32(2)]), "extended: two results");
+        check(&|a| a.info.data[1].mode = extended(vec![ConstOp::GlobalGet(GlobalIndex(4))]), "extended: global");
         check(&|a| a.info.elements[0].items[0] = ConstExpr::RefFunc(FuncIndex(3)), "element item");
         check(
             &|a| a.info.data[1].mode = SegmentMode::Active { index: 1, offset: ConstExpr::I32(0) },

