@@ -152,10 +152,10 @@ mod tests {
     fn a_message_carries_its_descriptors() {
         let (mut a, mut b) = UnixStream::pair().unwrap();
         let (r, mut w) = std::io::pipe().unwrap();
-        send(&mut a, &SlotNews::Done, &[r.as_fd()]).unwrap();
+        send(&mut a, &SlotNews::Done { hot: None }, &[r.as_fd()]).unwrap();
         drop(r);
         let (news, fds) = recv::<SlotNews>(&mut b).unwrap().unwrap();
-        assert_eq!(news, SlotNews::Done);
+        assert_eq!(news, SlotNews::Done { hot: None });
         assert_eq!(fds.len(), 1);
         w.write_all(b"x").unwrap();
         drop(w);

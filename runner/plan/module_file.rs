@@ -4,14 +4,21 @@
 //! it read is what the supervisor hashed, so a file rewritten in between is an error, never a
 //! run of other code under the first one's name or cache key.
 
+use protocol::slot::FileFingerprint;
 use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::OwnedFd;
 use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The largest module a run takes (far beyond any real program: CPython is 26 MB).
 pub const MAX_MODULE_LEN: u64 = 1 << 30;
+
+/// How long before it was hashed a module file must have last changed for its fingerprint to
+/// stand for its contents later ([`ModuleFile::settled_fingerprint`]): a file changed within a
+/// moment of being hashed could keep an equal fingerprint on a coarse clock.
+pub const SETTLED: Duration = Duration::from_secs(2);
 
 /// Why a module cannot be had.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +53,8 @@ pub struct ModuleFile {
     file: File,
     len: u64,
     key: [u8; 32],
+    /// The file's fingerprint, if it had settled when hashed (see [`SETTLED`]).
+    settled: Option<FileFingerprint>,
 }
 
 impl ModuleFile {
@@ -56,8 +65,21 @@ impl ModuleFile {
     /// # Errors
     /// [`ModuleFileError`].
     pub fn open(path: &Path) -> Result<ModuleFile, ModuleFileError> {
+        Self::open_known(path, |_| None)
+    }
+
+    /// [`ModuleFile::open`], but a regular file whose fingerprint `known` recognises takes
+    /// the key `known` gives instead of being hashed (a server's modules at hand).
+    ///
+    /// # Errors
+    /// [`ModuleFileError`].
+    pub fn open_known(
+        path: &Path,
+        known: impl Fn(&FileFingerprint) -> Option<[u8; 32]>,
+    ) -> Result<ModuleFile, ModuleFileError> {
         let name = path.display().to_string();
         let failed = |source| ModuleFileError::Read { path: name.clone(), source };
+        let hashed_at = SystemTime::now();
         let file = File::open(path).map_err(failed)?;
         if !file.metadata().map_err(failed)?.is_file() {
             let mut bytes = Vec::new();
@@ -67,11 +89,18 @@ impl ModuleFile {
             }
             return ModuleFile::from_bytes(&bytes).map_err(failed);
         }
+        let before = fingerprint(&file).map_err(failed)?;
+        if let Some(key) = known(&before) {
+            return Ok(ModuleFile { file, len: before.size, key, settled: Some(before) });
+        }
         let (key, len) = cache::content_hash(&file).map_err(failed)?;
         if len > MAX_MODULE_LEN {
             return Err(ModuleFileError::TooLarge { path: name });
         }
-        Ok(ModuleFile { file, len, key })
+        // Unchanged while it was hashed, and settled before.
+        let after = fingerprint(&file).map_err(failed)?;
+        let settled = (after == before && before.size == len && settled(&before, hashed_at)).then_some(before);
+        Ok(ModuleFile { file, len, key, settled })
     }
 
     /// A module held in memory, in a sealed memory file (no one can change it).
@@ -86,7 +115,13 @@ impl ModuleFile {
         file.write_all(bytes)?;
         let seals = SealFlag::F_SEAL_SEAL | SealFlag::F_SEAL_SHRINK | SealFlag::F_SEAL_GROW | SealFlag::F_SEAL_WRITE;
         fcntl(&file, FcntlArg::F_ADD_SEALS(seals))?;
-        Ok(ModuleFile { file, len: bytes.len() as u64, key: cache::content_hash_of(bytes) })
+        Ok(ModuleFile { file, len: bytes.len() as u64, key: cache::content_hash_of(bytes), settled: None })
+    }
+
+    /// The file's fingerprint, if it had settled before it was hashed: it then stands for
+    /// the contents the key was computed from. `None` for a module held in memory.
+    pub fn settled_fingerprint(&self) -> Option<FileFingerprint> {
+        self.settled
     }
 
     /// Its length in bytes.
@@ -130,6 +165,29 @@ impl ModuleFile {
         }
         hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
     }
+}
+
+/// The fingerprint of an open file.
+///
+/// # Errors
+/// `fstat` failed.
+pub fn fingerprint(file: &File) -> io::Result<FileFingerprint> {
+    use std::os::unix::fs::MetadataExt;
+    let m = file.metadata()?;
+    let ns = |secs: i64, nanos: i64| i128::from(secs) * 1_000_000_000 + i128::from(nanos);
+    Ok(FileFingerprint {
+        dev: m.dev(),
+        ino: m.ino(),
+        size: m.size(),
+        mtime_ns: ns(m.mtime(), m.mtime_nsec()),
+        ctime_ns: ns(m.ctime(), m.ctime_nsec()),
+    })
+}
+
+/// Whether a file of `fingerprint`, hashed from `hashed_at` on, had settled ([`SETTLED`]).
+fn settled(fingerprint: &FileFingerprint, hashed_at: SystemTime) -> bool {
+    let Ok(at) = hashed_at.duration_since(UNIX_EPOCH) else { return false };
+    fingerprint.ctime_ns + SETTLED.as_nanos() as i128 <= at.as_nanos() as i128
 }
 
 /// The child's side: reads the module from `fd` (from its start, at offsets) and checks it is
@@ -181,6 +239,26 @@ mod tests {
         std::fs::write(&path, b"\0asm\x01\0\0\0 and more").unwrap();
         let changed = read_checked(m.descriptor().unwrap(), m.len(), m.key());
         assert!(matches!(changed, Err(ModuleFileError::Changed { .. })), "{changed:?}");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn only_a_file_that_settled_before_it_was_hashed_has_a_fingerprint_that_stands_for_it() {
+        let now = SystemTime::now();
+        let at = |d: Duration| (now - d).duration_since(UNIX_EPOCH).unwrap().as_nanos() as i128;
+        let fp = |ctime_ns| FileFingerprint { dev: 1, ino: 2, size: 3, mtime_ns: 0, ctime_ns };
+        assert!(settled(&fp(at(Duration::from_secs(60))), now));
+        assert!(!settled(&fp(at(Duration::from_millis(500))), now));
+        assert!(!settled(&fp(at(Duration::ZERO) + 1), now), "changed after it was hashed");
+        // A file written just now: no fingerprint; a known one takes the key given.
+        let dir = std::env::temp_dir().join(format!("sandboxrun-module-settled-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("m.wasm");
+        std::fs::write(&path, b"\0asm\x01\0\0\0").unwrap();
+        let m = ModuleFile::open(&path).unwrap();
+        assert_eq!(m.settled_fingerprint(), None);
+        let known = ModuleFile::open_known(&path, |_| Some([9; 32])).unwrap();
+        assert_eq!(known.key(), &[9; 32]);
         let _ = std::fs::remove_dir_all(dir);
     }
 

@@ -56,13 +56,15 @@ const TOUCH_PATIENCE: Duration = Duration::from_millis(20);
 /// past it the run compiles without the cache.
 const LOOKUP_PATIENCE: Duration = Duration::from_millis(500);
 
-/// Opens the cache and looks the module up. Any cache failure is one warning line and the
-/// run continues without the cache.
+/// Opens the cache and looks the module up — unless the artifact is already `at_hand` (a
+/// server's, checked when first found). Any cache failure is one warning line and the run
+/// continues without the cache.
 pub(super) fn lookup(
     location: &Option<(PathBuf, u64)>,
     open: Option<OpenCache>,
     sha: &[u8; 32],
     identity: &str,
+    at_hand: Option<CachedArtifact>,
 ) -> (Option<Cache>, Option<CachedArtifact>) {
     let Some(location) = location else { return (None, None) };
     let warn = |e: &dyn std::fmt::Display| crate::errln!("sandboxrun: warning: {e}; running without the code cache");
@@ -76,6 +78,9 @@ pub(super) fn lookup(
         }
     };
     let key = CacheKey::new(sha, identity);
+    if at_hand.is_some() {
+        return (Some(Cache { db, key }), at_hand);
+    }
     match db.get_within(&key, LOOKUP_PATIENCE) {
         Ok(artifact) => (Some(Cache { db, key }), artifact),
         Err(e) => {
@@ -153,22 +158,24 @@ pub(super) fn answer(sender: &mut crate::channels::code::Sender, answer: crate::
     }
 }
 
-/// Looks the module up and answers the child: a miss at once when there is no database yet
-/// (the child compiles while this process creates it, 2 ms with its syncs), else after the
-/// lookup. Returns the cache as this run uses it, how, and the module's SHA-256 if a hit's
-/// entry has it.
+/// Looks the module up (unless its artifact is `at_hand`) and answers the child: a miss at
+/// once when there is no database yet (the child compiles while this process creates it, 2 ms
+/// with its syncs), else after the lookup. Returns the cache as this run uses it, how, and a
+/// hit's artifact.
 pub(super) fn look_up_and_answer(
     sender: &mut Sender,
     location: &Option<(PathBuf, u64)>,
     open: Option<OpenCache>,
     digest: &[u8; 32],
     identity: &str,
-) -> (Option<Cache>, CacheUse, Option<String>) {
+    at_hand: Option<CachedArtifact>,
+) -> (Option<Cache>, CacheUse, Option<CachedArtifact>) {
     let fresh = location.as_ref().is_some_and(|(path, _)| !path.exists());
     if fresh {
         answer(sender, Answer::Miss);
     }
-    let (cache, cached) = lookup(location, open, digest, identity);
+    let from_hand = at_hand.is_some();
+    let (cache, cached) = lookup(location, open, digest, identity, at_hand);
     let (status, found) = match (&cache, &cached) {
         (None, _) => (CacheUse::Disabled, Answer::NoCache),
         (Some(_), Some(artifact)) => (CacheUse::Hit, Answer::Hit(artifact)),
@@ -177,12 +184,11 @@ pub(super) fn look_up_and_answer(
     if !fresh {
         answer(sender, found);
     }
-    if let (Some(c), CacheUse::Hit) = (&cache, status) {
+    if let (Some(c), CacheUse::Hit, false) = (&cache, status, from_hand) {
         // While the run starts: the bookkeeping of a hit is off its critical path.
         c.db.touch(&c.key, TOUCH_PATIENCE);
     }
-    let sha = cached.and_then(|c| c.module_sha256);
-    (cache, status, sha)
+    (cache, status, cached)
 }
 
 /// What becomes of the code the child may send back.

@@ -74,7 +74,7 @@ pub fn launch(run: &Run, start: Start) -> Result<Launched, LaunchError> {
     let (prepared, open_cache, cgroups) = match start {
         Start::Spawn => (None, None, None),
         Start::Prepared(ahead) => {
-            let Ahead { child, cache, cgroups } = *ahead;
+            let Ahead { child, cache, cgroups, .. } = *ahead;
             (Some(child), cache, Some(cgroups))
         }
     };

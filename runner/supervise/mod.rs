@@ -13,6 +13,7 @@ pub mod watch;
 use crate::plan::confinement;
 use crate::plan::module_file::ModuleFile;
 use crate::plan::spec;
+use crate::server::hot::{HotEntry, HotSet};
 use crate::server::prepared::PreparedChild;
 use launch::Launched;
 use policy::Policy;
@@ -63,6 +64,30 @@ pub struct Ahead {
     pub cache: Option<OpenCache>,
     /// Where the run's cgroup goes, made ready for a policy's limits, or why it has none.
     pub cgroups: Result<sandbox::CgroupParent, String>,
+    /// The modules the server keeps at hand.
+    pub hot: HotSet,
+}
+
+impl Start {
+    /// The modules at hand (none for a spawned child).
+    pub fn hot(&self) -> Option<&HotSet> {
+        match self {
+            Start::Spawn => None,
+            Start::Prepared(ahead) => Some(&ahead.hot),
+        }
+    }
+}
+
+/// How a run ended, for its caller.
+pub struct Ended {
+    /// The report.
+    pub report: Report,
+    /// The child, if it still waits after reporting: [`Release::reap`] it once the report is
+    /// out.
+    pub release: Option<Release>,
+    /// The module and its artifact, if the run found them in the code cache and the module
+    /// file had settled: for a server to keep at hand.
+    pub hot: Option<HotEntry>,
 }
 
 /// The report of a run that went no further than `verdict`.
@@ -94,27 +119,42 @@ fn bare_report(verdict: Verdict, module_sha256: String, cache: CacheUse) -> Repo
 /// module's SHA-256 for the report meanwhile, and answers once the child has reported (see
 /// [`watch::wait`]).
 ///
-/// Returns the report, and the child if it still waits after reporting: [`Release::reap`] it
-/// once the report is out.
-pub fn run(run: Run, start: Start) -> (Report, Option<Release>) {
+/// A server's modules at hand spare a known module's hashing and lookup ([`HotSet`]); a run
+/// that found its module in the cache says so in [`Ended::hot`].
+pub fn run(run: Run, start: Start) -> Ended {
     let limits = run.policy.limits;
     let code_limit = cache::artifact_limit(usize::try_from(run.module.len()).unwrap_or(usize::MAX));
+    // The cache key's identity is that of the one engine configuration the child compiles
+    // with.
+    let identity = spec::engine_identity(&limits);
+    let key = *run.module.key();
+    let at_hand = match (start.hot(), &run.cache) {
+        (Some(hot), Some((path, _))) => {
+            use std::os::unix::ffi::OsStrExt;
+            hot.artifact(path.as_os_str().as_bytes(), &::cache::CacheKey::new(&key, &identity).0)
+        }
+        _ => None,
+    };
+    if at_hand.is_some() {
+        tracing::info!("module and compiled code at hand: neither hashed nor looked up");
+    }
     let launched = match launch::launch(&run, start) {
         Ok(l) => l,
         // A run that never starts: its report still names the module.
         Err(e) => {
             let verdict = Verdict::error(e.to_string());
-            return (bare_report(verdict, run.module.sha256_hex(), CacheUse::Disabled), None);
+            let report = bare_report(verdict, run.module.sha256_hex(), CacheUse::Disabled);
+            return Ended { report, release: None, hot: None };
         }
     };
     let Launched { child, mut code, report_pipe, release, cgroup, shared_network, namespaces, open_cache } = launched;
-    // While the child confines itself. The cache key's identity is that of the one engine
-    // configuration the child compiles with.
-    let identity = spec::engine_identity(&limits);
-    let key = *run.module.key();
-    let (db, cache_use, known_sha) = cache::look_up_and_answer(&mut code, &run.cache, open_cache, &key, &identity);
+    // While the child confines itself.
+    let (db, cache_use, found) = cache::look_up_and_answer(&mut code, &run.cache, open_cache, &key, &identity, at_hand);
+    let cache_key = db.as_ref().map(|c| c.key);
     // The report's SHA-256: stored with a hit's artifact, or computed on the other core while
     // the child runs (forking is over; a thread is safe now).
+    let settled = run.module.settled_fingerprint();
+    let known_sha = found.as_ref().and_then(|f| f.module_sha256.clone());
     let sha256 = module_sha::ModuleSha::start(known_sha, run.module);
     let returned = code.returned();
     // The wall clock starts once the child has all it needs of the supervisor: waiting for
@@ -139,7 +179,7 @@ pub fn run(run: Run, start: Start) -> (Report, Option<Release>) {
         Ok(waited) => waited,
         Err(e) => {
             let verdict = Verdict::error(format!("failed to wait for the run: {e}"));
-            return (bare_report(verdict, sha256.get(), cache_use), None);
+            return Ended { report: bare_report(verdict, sha256.get(), cache_use), release: None, hot: None };
         }
     };
     let release = release.map(|mut r| {
@@ -156,7 +196,27 @@ pub fn run(run: Run, start: Start) -> (Report, Option<Release>) {
     cache::finish(back, cache_use, compiled, pipes.get(1).map(|p| &p.bytes[..]), &identity, &sha256);
     let observed = verdict::Observed { syscall: child.violation().map(|v| v.to_string()), ..Default::default() };
     let facts = Facts { exit, observed, cgroup, shared_network, cache_use, sha: sha256.get() };
-    (report_of(facts, child_started.as_ref(), child_report.as_ref(), &limits), release)
+    let report = report_of(facts, child_started.as_ref(), child_report.as_ref(), &limits);
+    // A module found in the cache (and loaded: the child did not compile) whose file had
+    // settled: a server keeps it at hand.
+    let hot = match (report.cache, found, settled, cache_key, &run.cache) {
+        (CacheUse::Hit, Some(found), Some(fingerprint), Some(cache_key), Some((path, _))) if !compiled => {
+            use std::os::unix::ffi::OsStrExt;
+            Some(HotEntry {
+                module: protocol::slot::HotModule {
+                    fingerprint,
+                    module_key: key,
+                    cache_path: path.as_os_str().as_bytes().to_vec(),
+                    cache_key: cache_key.0,
+                    artifact_len: found.len,
+                    module_sha256: report.module_sha256.clone(),
+                },
+                artifact: found.file.into(),
+            })
+        }
+        _ => None,
+    };
+    Ended { report, release, hot }
 }
 
 /// Compiles `module` into the code cache at `cache`, in a confined child as a run would (the
@@ -172,7 +232,7 @@ pub fn compile(policy: Policy, module: ModuleFile, cache: (PathBuf, u64)) -> Rep
         compile_only: true,
         cancel: None,
     };
-    let (report, release) = self::run(run, Start::Spawn);
+    let Ended { report, release, .. } = self::run(run, Start::Spawn);
     if let Some(release) = release {
         release.reap();
     }
