@@ -19,8 +19,9 @@
 //! - **Size**: after each insert, least-recently-used rows (and their files) are evicted until
 //!   the total size is within the bound; [`CodeCache::touch`] refreshes `last_used` at most once a minute,
 //!   so a hit is a pure read.
-//! - **Schema** versions live in SQLite's `user_version` and are migrated on open (version 1
-//!   kept artifacts inside the database; its rows are dropped, to be compiled again).
+//! - **Schema** versions live in SQLite's `user_version` and are migrated on open (versions 1
+//!   and 2 are dropped, to be compiled again: version 1 kept artifacts inside the database,
+//!   version 2 had no module SHA-256).
 //!
 //! A damaged, full or read-only database is a [`CacheError`]; the caller degrades to
 //! compiling without caching.
@@ -82,7 +83,7 @@ pub enum CacheError {
 }
 
 /// The schema version this code writes.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// How long a statement waits for another process's write to finish.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -224,12 +225,14 @@ impl CodeCache {
         }
         if version < SCHEMA_VERSION {
             self.for_writing();
-            // Version 1's artifacts lived in the database: they are dropped (compiled again on
-            // their next run) and the file compacted.
+            // Version 1's artifacts lived in the database, version 2's rows had no module
+            // SHA-256: they are dropped (compiled again on their next run; `gc` removes the
+            // files left behind) and the file compacted.
             self.conn
                 .execute_batch(
                     "BEGIN IMMEDIATE;
                      DROP TABLE IF EXISTS artifacts;
+                     DROP TABLE IF EXISTS entries;
                      CREATE TABLE IF NOT EXISTS entries (
                          key BLOB PRIMARY KEY,
                          checksum BLOB NOT NULL,
@@ -241,11 +244,11 @@ impl CodeCache {
                      CREATE INDEX IF NOT EXISTS entries_last_used ON entries(last_used);
                      CREATE INDEX IF NOT EXISTS entries_checksum ON entries(checksum);
                      CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
-                     PRAGMA user_version = 2;
+                     PRAGMA user_version = 3;
                      COMMIT;",
                 )
                 .map_err(self.err())?;
-            if version == 1 {
+            if version >= 1 {
                 let _ = self.conn.execute_batch("VACUUM");
             }
         }
@@ -703,6 +706,26 @@ mod tests {
         assert_eq!(c.stats().unwrap().entries, 0);
         c.put(&key(1), b"x", None).unwrap();
         assert!(c.get(&key(1)).unwrap().is_some());
+    }
+
+    #[test]
+    fn a_version_2_database_loses_its_rows_and_keeps_working() {
+        let path = temp("v2");
+        {
+            let old = Connection::open(&path).unwrap();
+            old.execute_batch(
+                "CREATE TABLE entries (key BLOB PRIMARY KEY, checksum BLOB NOT NULL, size INTEGER NOT NULL,
+                     created INTEGER NOT NULL, last_used INTEGER NOT NULL);
+                 INSERT INTO entries VALUES (X'00', X'00', 1, 0, 0);
+                 CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+                 PRAGMA user_version = 2;",
+            )
+            .unwrap();
+        }
+        let c = CodeCache::open(&path, 1 << 20).unwrap();
+        assert_eq!(c.stats().unwrap().entries, 0);
+        c.put(&key(1), b"x", Some("sha")).unwrap();
+        assert_eq!(c.get(&key(1)).unwrap().and_then(|a| a.module_sha256).as_deref(), Some("sha"));
     }
 
     #[test]
