@@ -4,7 +4,7 @@
 //! open file: a run maps it instead of copying the bytes through the supervisor.
 
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -29,28 +29,6 @@ pub(crate) fn is_artifact_name(name: &str) -> bool {
     name.len() == 64 && name.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
-/// How much of a file is hashed per read: large enough for BLAKE3's wide SIMD paths, small
-/// enough that the reader's memory does not grow with the artifact.
-const CHUNK: usize = 1 << 20;
-
-/// The BLAKE3 hash and length of everything `reader` yields.
-pub(crate) fn hash_reader(mut reader: impl Read) -> io::Result<(Checksum, u64)> {
-    let mut hasher = blake3::Hasher::new();
-    let mut buffer = vec![0u8; CHUNK];
-    let mut len = 0u64;
-    loop {
-        let n = match reader.read(&mut buffer) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        hasher.update(&buffer[..n]);
-        len += n as u64;
-    }
-    Ok((*hasher.finalize().as_bytes(), len))
-}
-
 /// Opens the artifact file `checksum` names in `folder` if it holds exactly `size` bytes whose
 /// hash is `checksum`: `Ok(None)` when it is missing, shorter, longer or altered. A symlink
 /// in its place is refused (`O_NOFOLLOW`), as is anything but a regular file.
@@ -65,30 +43,12 @@ pub(crate) fn open_checked(folder: &Path, checksum: &Checksum, size: u64) -> io:
     if !meta.is_file() || meta.len() != size {
         return Ok(None);
     }
-    let (found, len) = hash_file(&file)?;
-    if found != *checksum || len != size {
-        return Ok(None);
-    }
-    Ok(Some(file))
-}
-
-/// The BLAKE3 hash and length of `file`'s contents, read at offsets: its position stays where
-/// it is for the caller.
-pub(crate) fn hash_file(file: &File) -> io::Result<(Checksum, u64)> {
-    hash_reader(AtOffsets { file, at: 0 })
-}
-
-/// A reader of a file by `pread`, leaving the file's position alone.
-struct AtOffsets<'a> {
-    file: &'a File,
-    at: u64,
-}
-
-impl Read for AtOffsets<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = std::os::unix::fs::FileExt::read_at(self.file, buf, self.at)?;
-        self.at += n as u64;
-        Ok(n)
+    // Mapped: the cache's files are never cut short in place.
+    match crate::hashing::hash_file(&file, size, crate::hashing::Access::Map) {
+        Ok(found) if found == *checksum => Ok(Some(file)),
+        Ok(_) => Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(None),
+        Err(e) => Err(e),
     }
 }
 

@@ -27,16 +27,19 @@
 //! compiling without caching.
 
 mod files;
+mod hashing;
 
 pub use files::{Staged, HEAD_LEN};
 
 /// The BLAKE3 hash (a module's content key, see [`CacheKey::new`]) and length of a file's
-/// contents, read through a bounded buffer at offsets (the file's position is left alone).
+/// contents, read through a bounded buffer at offsets (the file's position is left alone; a
+/// large file on two threads, both ended when this returns).
 ///
 /// # Errors
 /// Reading failed.
 pub fn content_hash(file: &File) -> std::io::Result<([u8; 32], u64)> {
-    files::hash_file(file)
+    let len = file.metadata()?.len();
+    Ok((hashing::hash_file(file, len, hashing::Access::Read)?, len))
 }
 
 /// The BLAKE3 hash of `bytes` (as [`content_hash`] of a file holding them).
