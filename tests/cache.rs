@@ -218,3 +218,74 @@ fn compile_and_cache_commands() {
     let o = sr(&["compile", dir.join("absent.wasm").to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(125));
 }
+
+/// A module of `data_len` bytes of passive data (and an empty `_start`), built by hand.
+fn module_with_data(data_len: usize) -> Vec<u8> {
+    fn leb(mut n: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        loop {
+            let b = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                out.push(b);
+                return out;
+            }
+            out.push(b | 0x80);
+        }
+    }
+    let section = |id: u8, body: &[u8]| [&[id][..], &leb(body.len()), body].concat();
+    let data: Vec<u8> = (0..data_len).map(|i| (i * 7 + i / 4096) as u8).collect();
+    let segment = [&[1u8, 1][..], &leb(data.len()), &data].concat();
+    [
+        &b"\0asm\x01\0\0\0"[..],
+        &section(1, b"\x01\x60\x00\x00"),
+        &section(3, b"\x01\x00"),
+        &section(5, b"\x01\x00\x01"),
+        &section(7, b"\x01\x06_start\x00\x00"),
+        &section(10, b"\x01\x02\x00\x0b"),
+        &section(11, &segment),
+    ]
+    .concat()
+}
+
+/// The supervisor's memory does not grow with the module: it hashes the module and checks the
+/// cached artifact through bounded buffers and hands the child descriptors, never the bytes.
+/// (Measured against a tiny module: a debug build's own baseline is larger than a release's.)
+#[test]
+fn the_supervisor_does_not_grow_with_the_module() {
+    let dir = temp_dir("supervisor-memory");
+    let cache = dir.join("c.sqlite");
+    let peaks = |name: &str, bytes: Vec<u8>| -> Vec<(String, u64)> {
+        let m = dir.join(name);
+        std::fs::write(&m, bytes).unwrap();
+        (0..2)
+            .map(|_| {
+                let o = Command::new(env!("CARGO_BIN_EXE_sandboxrun"))
+                    .arg("-v")
+                    .arg("--cache")
+                    .arg(&cache)
+                    .arg(&m)
+                    .stdin(Stdio::null())
+                    .output()
+                    .unwrap();
+                assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+                let log = String::from_utf8_lossy(&o.stderr).into_owned();
+                let field = |name: &str| {
+                    let at = log.find(name).unwrap_or_else(|| panic!("{name} in {log}")) + name.len();
+                    log[at..].split([' ', '\n']).next().unwrap().trim_matches('"').to_string()
+                };
+                (field("cache="), field("supervisor_peak_memory_bytes=").parse().unwrap())
+            })
+            .collect()
+    };
+    let small = peaks("small.wasm", module_with_data(16));
+    let big = peaks("big.wasm", module_with_data(24 << 20));
+    for ((cache_use, small), (big_use, big)) in small.iter().zip(&big) {
+        assert_eq!(cache_use, big_use);
+        assert!(
+            big.saturating_sub(*small) < 2 << 20,
+            "{cache_use}: {big} bytes for a 24 MiB module, {small} for a tiny one"
+        );
+    }
+    assert_eq!((big[0].0.as_str(), big[1].0.as_str()), ("miss", "hit"));
+}
