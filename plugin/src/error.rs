@@ -119,4 +119,9 @@ pub enum BuildError {
     /// `instances(0)`, or another setting out of range.
     #[error("{0}")]
     Config(String),
+    /// Async host functions need a tokio runtime: none was given (`PluginBuilder::runtime`)
+    /// and none was current at `build`.
+    #[cfg(feature = "tokio")]
+    #[error("async host functions need a tokio runtime: pass one with .runtime(handle), or build within one")]
+    NoRuntime,
 }

@@ -39,10 +39,13 @@
 //!
 //! [`messages`] (the frames), [`plugin`] (the API), [`instance`] (a slot, host side),
 //! [`keeper`], [`child`] (the confined instance), [`confine`] (policy to confinement),
-//! [`sys`] (system calls), [`error`].
+//! [`sys`] (system calls), [`error`]; with feature `tokio`, `asynchronous` (async host
+//! functions and calls).
 
 #![deny(missing_docs)]
 
+#[cfg(feature = "tokio")]
+pub mod asynchronous;
 pub mod child;
 pub mod confine;
 pub mod error;
@@ -52,6 +55,8 @@ pub mod messages;
 pub mod plugin;
 pub mod sys;
 
+#[cfg(feature = "tokio")]
+pub use asynchronous::{AsyncHostFn, HostFuture};
 pub use error::{BuildError, CallError};
 pub use messages::Val;
 pub use plugin::{HostFn, InstanceStats, OnFailure, Plugin, PluginBuilder, Session, Stats};

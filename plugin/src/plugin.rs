@@ -17,6 +17,17 @@ use std::time::{Duration, Instant};
 /// runs in the host process, on the thread that made the call.
 pub type HostFn = Arc<dyn Fn(&[u8]) -> Result<Vec<u8>, String> + Send + Sync>;
 
+/// A host function as the pool keeps it: run on the calling thread, or (feature `tokio`) a
+/// future run on the plugin's runtime.
+#[derive(Clone)]
+pub(crate) enum HostImpl {
+    /// [`PluginBuilder::host_fn`].
+    Sync(HostFn),
+    /// `PluginBuilder::host_fn_async`.
+    #[cfg(feature = "tokio")]
+    Async(crate::asynchronous::AsyncHostFn),
+}
+
 /// What happens after an instance fails (trap, timeout, crash, limit).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OnFailure {
@@ -40,11 +51,14 @@ pub struct PluginBuilder {
     queue: usize,
     on_failure: OnFailure,
     host_module: String,
-    host_fns: Vec<(String, HostFn)>,
+    pub(crate) host_fns: Vec<(String, HostImpl)>,
     fresh_per_call: bool,
     max_depth: u32,
     max_payload: u64,
     garbage_export: Option<String>,
+    /// The runtime async host functions run on (`None`: the one current at `build`).
+    #[cfg(feature = "tokio")]
+    pub(crate) runtime: Option<tokio::runtime::Handle>,
 }
 
 impl PluginBuilder {
@@ -82,7 +96,7 @@ impl PluginBuilder {
 
     /// Offers a host function the plugin imports as `host.NAME` (see [`Self::host_module`]).
     pub fn host_fn(mut self, name: &str, f: impl Fn(&[u8]) -> Result<Vec<u8>, String> + Send + Sync + 'static) -> Self {
-        self.host_fns.push((name.to_string(), Arc::new(f)));
+        self.host_fns.push((name.to_string(), HostImpl::Sync(Arc::new(f))));
         self
     }
 
@@ -133,6 +147,8 @@ impl PluginBuilder {
         spec.fresh_per_call = self.fresh_per_call;
         spec.window = self.max_payload.max(crate::messages::INLINE_MAX as u64);
         spec.garbage_export = self.garbage_export;
+        #[cfg(feature = "tokio")]
+        let runtime = crate::asynchronous::runtime_for(&self.host_fns, self.runtime)?;
         let module = sys::sealed_memfd(c"sandboxrun-plugin-module", &self.module)
             .map_err(|e| BuildError::Keeper(format!("memfd: {e}")))?;
         let shared = Arc::new(Shared {
@@ -149,6 +165,8 @@ impl PluginBuilder {
             counters: Counters::default(),
             per_slot: (0..self.instances).map(|_| SlotCounters::default()).collect(),
             watchdog: Watchdog::default(),
+            #[cfg(feature = "tokio")]
+            runtime,
         });
         for slot in &shared.slots {
             let mut slot = lock(slot);
@@ -188,7 +206,7 @@ pub(crate) struct Shared {
     call_timeout: Duration,
     queue: usize,
     pub(crate) on_failure: OnFailure,
-    host_fns: Vec<(String, HostFn)>,
+    host_fns: Vec<(String, HostImpl)>,
     max_depth: u32,
     /// The module's generation and sealed memfd.
     module: Mutex<(u64, Arc<OwnedFd>)>,
@@ -198,6 +216,9 @@ pub(crate) struct Shared {
     pub(crate) counters: Counters,
     per_slot: Vec<SlotCounters>,
     watchdog: Watchdog,
+    /// Where async host functions run.
+    #[cfg(feature = "tokio")]
+    pub(crate) runtime: Option<tokio::runtime::Handle>,
 }
 
 /// Locks, ignoring poisoning (a panicking host function never leaves a slot inconsistent:
@@ -209,6 +230,33 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 thread_local! {
     /// Host functions running on this thread (each may call the plugin again).
     static DEPTH: Cell<u32> = const { Cell::new(0) };
+}
+
+/// How deep in host functions the current code runs: this thread's sync host functions, or
+/// (feature `tokio`) the async host function whose task this is.
+pub(crate) fn depth() -> u32 {
+    let d = DEPTH.with(Cell::get);
+    #[cfg(feature = "tokio")]
+    let d = d.max(crate::asynchronous::task_depth());
+    d
+}
+
+/// Runs `f` on this thread at nesting depth `d` (a call made for an async caller, on a
+/// blocking thread, keeps its caller's depth).
+pub(crate) fn with_depth<R>(d: u32, f: impl FnOnce() -> R) -> R {
+    let before = DEPTH.with(|c| c.replace(d));
+    let r = f();
+    DEPTH.with(|c| c.set(before));
+    r
+}
+
+/// The message of a panic's payload.
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".into())
 }
 
 impl Shared {
@@ -252,7 +300,7 @@ impl Shared {
 
     /// Takes a free slot, waiting (bounded by the queue and `deadline`).
     fn acquire(&self, deadline: Instant) -> Result<usize, CallError> {
-        let nested = DEPTH.with(Cell::get) > 0;
+        let nested = depth() > 0;
         let mut pool = lock(&self.pool);
         loop {
             if let Some(i) = pool.free.pop() {
@@ -278,9 +326,8 @@ impl Shared {
     }
 
     /// Runs `f` on a live instance of a free slot.
-    fn with_slot<R>(&self, f: impl FnOnce(&mut SlotRef) -> Result<R, CallError>) -> Result<R, CallError> {
-        let depth = DEPTH.with(Cell::get);
-        if depth >= self.max_depth {
+    pub(crate) fn with_slot<R>(&self, f: impl FnOnce(&mut SlotRef) -> Result<R, CallError>) -> Result<R, CallError> {
+        if depth() >= self.max_depth {
             return Err(self.count(CallError::TooDeep { depth: self.max_depth }));
         }
         let deadline = Instant::now() + self.call_timeout;
@@ -355,11 +402,14 @@ impl Shared {
         let Some((name, f)) = self.host_fns.get(func as usize) else {
             return Err(CallError::Protocol(format!("host function {func} does not exist")));
         };
+        let f = match f {
+            HostImpl::Sync(f) => f,
+            #[cfg(feature = "tokio")]
+            HostImpl::Async(f) => return crate::asynchronous::run_host_fn(self, slot, name, f, input, deadline),
+        };
         let pidfd = slot.live.as_ref().map(|l| l.pidfd.clone()).ok_or(CallError::Timeout)?;
         let ticket = self.watchdog.arm(deadline, pidfd);
-        DEPTH.with(|d| d.set(d.get() + 1));
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(input)));
-        DEPTH.with(|d| d.set(d.get() - 1));
+        let result = with_depth(depth() + 1, || std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(input))));
         self.watchdog.disarm(ticket);
         if Instant::now() >= deadline {
             slot.kill(self);
@@ -367,14 +417,7 @@ impl Shared {
         }
         Ok(match result {
             Ok(r) => r.map_err(|e| format!("{name}: {e}")),
-            Err(panic) => {
-                let what = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "a panic".into());
-                Err(format!("panicked: {what}"))
-            }
+            Err(panic) => Err(format!("panicked: {}", panic_message(&*panic))),
         })
     }
 }
@@ -384,13 +427,13 @@ fn slot_dead(slot: &mut Slot, e: &CallError) {
 }
 
 /// A slot held for a request.
-struct SlotRef<'a> {
+pub(crate) struct SlotRef<'a> {
     shared: &'a Shared,
     slot: &'a mut Slot,
 }
 
 impl SlotRef<'_> {
-    fn call(&mut self, export: &str, input: &[u8]) -> Result<Vec<u8>, CallError> {
+    pub(crate) fn call(&mut self, export: &str, input: &[u8]) -> Result<Vec<u8>, CallError> {
         if self.slot.live.is_none() {
             self.slot.ensure_live(self.shared).map_err(|e| self.shared.count(e))?;
         }
@@ -401,7 +444,7 @@ impl SlotRef<'_> {
         }
     }
 
-    fn invoke(&mut self, export: &str, args: &[Val]) -> Result<Vec<Val>, CallError> {
+    pub(crate) fn invoke(&mut self, export: &str, args: &[Val]) -> Result<Vec<Val>, CallError> {
         match self.shared.request(self.slot, &ToInstance::Invoke { export: export.into(), args: args.to_vec() })? {
             FromInstance::Values(v) => Ok(v),
             other => Err(self.fail(CallError::Protocol(format!("unexpected answer {other:?}")))),
@@ -443,7 +486,7 @@ impl SlotRef<'_> {
 /// thread; each call takes a free instance (waiting, within the queue bound and the call
 /// timeout, when all are busy).
 pub struct Plugin {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
 }
 
 impl std::fmt::Debug for Plugin {
@@ -469,6 +512,8 @@ impl Plugin {
             max_depth: 4,
             max_payload: 16 << 20,
             garbage_export: None,
+            #[cfg(feature = "tokio")]
+            runtime: None,
         }
     }
 
