@@ -3,7 +3,8 @@
 //! of the same export with the engine directly, and (with `SANDBOXRUN=path/to/sandboxrun`)
 //! one confined `sandboxrun` run per call.
 //!
-//! `cargo run --release -p plugin --example roundtrip`
+//! `cargo run --release -p plugin --example roundtrip` (`SPIN_US=0` to measure without spinning
+//! before blocking, `SPIN_US=n` for another budget than the default).
 
 use sandboxrun_plugin::{CallError, Plugin, Val};
 use std::time::{Duration, Instant};
@@ -68,10 +69,20 @@ fn us(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
 
+/// The spin budget: `SPIN_US`, else the library's default.
+fn spin() -> Duration {
+    std::env::var("SPIN_US")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(sandboxrun_plugin::spin::DEFAULT_SPIN, Duration::from_micros)
+}
+
 fn main() {
     sandboxrun_plugin::run_if_child();
     let wasm = wat::parse_str(WAT).expect("WAT");
+    println!("spin budget: {:?}", spin());
     let plugin = Plugin::builder(wasm.clone())
+        .spin(spin())
         .call_timeout(Duration::from_millis(50))
         .on_failure(sandboxrun_plugin::OnFailure::Restart { max_per_minute: 100_000 })
         .host_fn("log", |_| Ok(b"answer!!".to_vec()))
@@ -95,10 +106,12 @@ fn main() {
         2.0 * (1 << 20) as f64 / m.as_secs_f64() / 1e9
     );
     let n = 10_000;
-    let patient = Plugin::builder(wasm.clone()).host_fn("log", |_| Ok(b"answer!!".to_vec())).build().expect("build");
+    let patient =
+        Plugin::builder(wasm.clone()).spin(spin()).host_fn("log", |_| Ok(b"answer!!".to_vec())).build().expect("build");
     let (m, _) = time(20, || drop(patient.invoke("ping", &[Val::I32(n)]).unwrap()));
     println!("host-function round trip:   median {:7.1} µs  (a call making {n} of them, divided)", us(m) / n as f64);
     let slow = Plugin::builder(wasm.clone())
+        .spin(spin())
         .call_timeout(Duration::from_secs(30))
         .host_fn("log", |_| Ok(b"answer!!".to_vec()))
         .build()

@@ -9,11 +9,13 @@
 
 use crate::confine;
 use crate::messages::{FromInstance, InstanceSpec, Payload, ToInstance, Val, INLINE_MAX};
+use crate::spin::{self, Word};
 use crate::sys::{self, Mapping};
 use engine::{CallError, Engine, Extern, FuncType, Instance, Linker, Module, Store, ValType};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::os::fd::{AsFd, OwnedFd, RawFd};
 use std::rc::Rc;
+use std::time::Duration;
 
 /// Exit status of an instance whose setup failed (it said why on the channel first).
 pub const SETUP_FAILED: i32 = 125;
@@ -38,18 +40,26 @@ struct Io {
     /// The current call's stdin and how much of it was read.
     input: RefCell<(Vec<u8>, usize)>,
     buf: RefCell<Vec<u8>>,
+    /// How long to watch the host's doorbell before blocking on the socket.
+    spin: Duration,
+    /// The host's doorbell as it was before the last datagram went out (`crate::spin`).
+    request_seen: Cell<u32>,
 }
 
 impl Io {
     fn send(&self, m: &FromInstance) {
         // A peer gone is noticed at the next read.
         if let Ok(frame) = protocol::encode(m) {
+            // Taken before the write: the host's next request may follow at once.
+            self.request_seen.set(spin::snapshot(self.window.word(Word::Request)));
             let _ = sys::write(self.sock, &frame);
+            spin::ring(self.window.word(Word::Answer));
         }
     }
 
     /// The next request; `None` when the host is gone or speaks nonsense.
     fn recv(&self) -> Option<ToInstance> {
+        spin::wait(self.window.word(Word::Request), self.request_seen.get(), self.spin);
         let mut buf = self.buf.borrow_mut();
         let n = sys::read(self.sock, &mut buf).ok().filter(|n| *n > 0)?;
         protocol::decode_untrusted::<ToInstance>(&buf[..n]).ok()
@@ -95,6 +105,8 @@ pub unsafe fn main(spec: &InstanceSpec, module: &[u8], sock: RawFd, window: RawF
             window: mapping,
             input: RefCell::new((Vec::new(), 0)),
             buf: RefCell::new(vec![0; protocol::max_frame_len::<ToInstance>()]),
+            spin: Duration::from_nanos(spec.spin_ns).min(spin::MAX_SPIN),
+            request_seen: Cell::new(0),
         });
         let (engine, module, ctx) = confine_and_load(spec, module, filter)?;
         Ok::<_, String>((io, engine, module, ctx))

@@ -3,10 +3,12 @@
 //! requests out, host-function calls served on the calling thread, the answer or the
 //! child's death read back, a timeout turned into a kill through the child's pidfd.
 
+use crate::cpu::CpuBudget;
 use crate::error::{BuildError, CallError};
 use crate::keeper::{CONTROL_FD, ENV_MARKER};
 use crate::messages::{Ended, FromInstance, FromKeeper, InstanceSpec, Payload, ToInstance, ToKeeper, INLINE_MAX};
 use crate::plugin::Shared;
+use crate::spin::{self, Word};
 use crate::sys::{self, Mapping, Received};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
@@ -94,6 +96,13 @@ pub(crate) struct Live {
     window: Mapping,
     pub(crate) pidfd: Arc<OwnedFd>,
     pub(crate) generation: u64,
+    /// The instance's doorbell as it was before the last request went out: the answer has
+    /// come once it moved (`crate::spin`).
+    answer_seen: Option<u32>,
+    /// Its process CPU clock, when calls have a CPU budget.
+    cpu_clock: Option<libc::clockid_t>,
+    /// The current call's CPU budget.
+    budget: Option<CpuBudget>,
 }
 
 /// One slot of the pool.
@@ -272,12 +281,17 @@ impl Slot {
                     .map_err(|_| CallError::Unavailable("the keeper sent the wrong descriptors".into()))?;
                 let size = sys::file_size(window.as_raw_fd()).map_err(|e| CallError::Unavailable(e.to_string()))?;
                 let seals = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW;
-                if size != shared.spec.window || !sys::has_seals(window.as_raw_fd(), seals) {
+                if size != spin::mapped_len(shared.spec.window) || !sys::has_seals(window.as_raw_fd(), seals) {
                     return Err(CallError::Unavailable("the payload window is not the sealed one expected".into()));
                 }
-                let window = Mapping::new(window.as_raw_fd(), size as usize)
+                let window = Mapping::new(window.as_raw_fd(), shared.spec.window as usize)
                     .map_err(|e| CallError::Unavailable(e.to_string()))?;
-                Ok(Some(Live { pid, sock, window, pidfd: Arc::new(pidfd), generation }))
+                let cpu_clock = match shared.call_cpu_limit {
+                    Some(_) => Some(sys::process_cpu_clock(pid).map_err(|e| CallError::Unavailable(e.to_string()))?),
+                    None => None,
+                };
+                let pidfd = Arc::new(pidfd);
+                Ok(Some(Live { pid, sock, window, pidfd, generation, answer_seen: None, cpu_clock, budget: None }))
             }
         }
     }
@@ -358,10 +372,15 @@ impl Slot {
     }
 
     fn send(&mut self, shared: &Shared, req: &ToInstance, deadline: Instant) -> Result<(), CallError> {
-        let live = self.live.as_ref().ok_or_else(|| CallError::Unavailable("no instance".into()))?;
+        let live = self.live.as_mut().ok_or_else(|| CallError::Unavailable("no instance".into()))?;
         let frame = protocol::encode(req).map_err(|e| CallError::Protocol(e.to_string()))?;
+        let before = spin::snapshot(live.window.word(Word::Answer));
         match sys::send(live.sock.as_raw_fd(), &frame, &[]) {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                spin::ring(live.window.word(Word::Request));
+                live.answer_seen = Some(before);
+                Ok(())
+            }
             // The child is gone: say how.
             Err(_) => Err(self.died(shared, deadline)),
         }
@@ -392,19 +411,46 @@ impl Slot {
         }
     }
 
+    /// Starts the call's CPU budget (when calls have one): the instance's CPU time from now.
+    pub(crate) fn start_cpu_budget(&mut self, shared: &Shared) {
+        if let (Some(limit), Some(live)) = (shared.call_cpu_limit, self.live.as_mut()) {
+            live.budget = live.cpu_clock.and_then(|c| CpuBudget::start(c, limit));
+        }
+    }
+
+    /// Waits until the child's socket is readable: by `deadline`, within the call's CPU
+    /// budget, else the child is killed at once (whatever it was doing: computing, sleeping,
+    /// waiting) and the call fails.
+    fn wait_readable(&mut self, shared: &Shared, deadline: Instant) -> Result<(), CallError> {
+        let live = self.live.as_mut().ok_or_else(|| CallError::Unavailable("no instance".into()))?;
+        if let Some(seen) = live.answer_seen.take() {
+            // Only a hint (the instance may write the word at will): the socket decides.
+            let budget = shared.spin.min(deadline.saturating_duration_since(Instant::now()));
+            spin::wait(live.window.word(Word::Answer), seen, budget);
+        }
+        let fd = live.sock.as_raw_fd();
+        let failure = loop {
+            let until = match live.budget.as_ref().and_then(CpuBudget::left) {
+                Some(left) if left.is_zero() => break CallError::CpuLimit,
+                Some(left) => deadline.min(CpuBudget::next_check(left)),
+                None => deadline,
+            };
+            match sys::wait_readable(fd, Some(until)) {
+                Ok(true) => return Ok(()),
+                Ok(false) if Instant::now() >= deadline => break CallError::Timeout,
+                Ok(false) => {}
+                Err(e) => return Err(CallError::Protocol(e.to_string())),
+            }
+        };
+        self.kill(shared);
+        Err(failure)
+    }
+
     /// Reads the child's next message by `deadline`; its death or silence is an error.
     fn read(&mut self, shared: &Shared, deadline: Instant) -> Result<FromInstance, CallError> {
+        self.wait_readable(shared, deadline)?;
         let live = self.live.as_ref().ok_or_else(|| CallError::Unavailable("no instance".into()))?;
         let fd = live.sock.as_raw_fd();
-        match sys::wait_readable(fd, Some(deadline)) {
-            Ok(true) => {}
-            Ok(false) => {
-                // Killed at once, whatever it was doing (computing, sleeping, waiting).
-                self.kill(shared);
-                return Err(CallError::Timeout);
-            }
-            Err(e) => return Err(CallError::Protocol(e.to_string())),
-        }
         match sys::recv(fd, &mut self.buf) {
             Ok(Received::Datagram(n, fds)) if fds.is_empty() && n <= self.buf.len() => {
                 protocol::decode_untrusted::<FromInstance>(&self.buf[..n])

@@ -39,7 +39,7 @@
 //!
 //! [`messages`] (the frames), [`plugin`] (the API), [`instance`] (a slot, host side),
 //! [`keeper`], [`child`] (the confined instance), [`confine`] (policy to confinement),
-//! [`sys`] (system calls), [`error`]; with feature `tokio`, `asynchronous` (async host
+//! [`spin`] (spinning before blocking), [`sys`] (system calls), [`error`]; with feature `tokio`, `asynchronous` (async host
 //! functions and calls).
 
 #![deny(missing_docs)]
@@ -48,11 +48,13 @@
 pub mod asynchronous;
 pub mod child;
 pub mod confine;
+pub mod cpu;
 pub mod error;
 pub mod instance;
 pub mod keeper;
 pub mod messages;
 pub mod plugin;
+pub mod spin;
 pub mod sys;
 
 #[cfg(feature = "tokio")]

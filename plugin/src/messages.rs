@@ -480,6 +480,9 @@ pub struct InstanceSpec {
     pub fresh_per_call: bool,
     /// Size of the shared payload window.
     pub window: u64,
+    /// How long the instance watches its doorbell for the next request before blocking,
+    /// nanoseconds (`crate::spin`).
+    pub spin_ns: u64,
     /// Test seam: calling this export answers garbage instead of a frame.
     pub garbage_export: Option<String>,
 }

@@ -56,6 +56,8 @@ pub struct PluginBuilder {
     max_depth: u32,
     max_payload: u64,
     garbage_export: Option<String>,
+    spin: Duration,
+    call_cpu_limit: Option<Duration>,
     /// The runtime async host functions run on (`None`: the one current at `build`).
     #[cfg(feature = "tokio")]
     pub(crate) runtime: Option<tokio::runtime::Handle>,
@@ -125,6 +127,27 @@ impl PluginBuilder {
         self
     }
 
+    /// The CPU time one call may use (default: no per-call limit). Past it the instance is
+    /// killed at once and the call fails with [`CallError::CpuLimit`]; time it spends
+    /// blocked (sleeping, waiting on a host function) does not count. The host enforces it
+    /// by reading the instance's CPU clock (see [`crate::cpu`]). `limits.cpu_time` in the
+    /// policy stays the CPU an instance may use over its whole life.
+    pub fn call_cpu_limit(mut self, limit: Duration) -> Self {
+        self.call_cpu_limit = Some(limit);
+        self
+    }
+
+    /// How long each end of the channel watches for the other's datagram before blocking
+    /// (default 50 µs, at most 1 ms; zero: never spin). On an idle machine a blocked side's
+    /// CPU sleeps, and waking it costs more than a whole call; spinning keeps back-to-back
+    /// calls at a few µs. Cost: up to this much CPU per wait — the host's on calls longer
+    /// than it, the instance's after each answer not followed by a request within it. See
+    /// `crate::spin`.
+    pub fn spin(mut self, spin: Duration) -> Self {
+        self.spin = spin.min(crate::spin::MAX_SPIN);
+        self
+    }
+
     /// Test seam: calling `export` makes the instance send garbage instead of an answer.
     #[doc(hidden)]
     pub fn test_garbage_export(mut self, export: &str) -> Self {
@@ -147,6 +170,7 @@ impl PluginBuilder {
         spec.fresh_per_call = self.fresh_per_call;
         spec.window = self.max_payload.max(crate::messages::INLINE_MAX as u64);
         spec.garbage_export = self.garbage_export;
+        spec.spin_ns = self.spin.as_nanos() as u64;
         #[cfg(feature = "tokio")]
         let runtime = crate::asynchronous::runtime_for(&self.host_fns, self.runtime)?;
         let module = sys::sealed_memfd(c"sandboxrun-plugin-module", &self.module)
@@ -154,6 +178,8 @@ impl PluginBuilder {
         let shared = Arc::new(Shared {
             spec,
             call_timeout: self.call_timeout,
+            spin: self.spin,
+            call_cpu_limit: self.call_cpu_limit,
             queue: self.queue,
             on_failure: self.on_failure,
             host_fns: self.host_fns,
@@ -204,6 +230,10 @@ struct SlotCounters {
 pub(crate) struct Shared {
     pub(crate) spec: InstanceSpec,
     call_timeout: Duration,
+    /// How long the host watches the instance's doorbell before blocking.
+    pub(crate) spin: Duration,
+    /// The CPU time one call may use.
+    pub(crate) call_cpu_limit: Option<Duration>,
     queue: usize,
     pub(crate) on_failure: OnFailure,
     host_fns: Vec<(String, HostImpl)>,
@@ -358,6 +388,7 @@ impl Shared {
         if slot.live.is_none() {
             slot.ensure_live(self).map_err(|e| self.count(e))?;
         }
+        slot.start_cpu_budget(self);
         let answer = slot.exchange(self, req, deadline).and_then(|a| self.answer(slot, a));
         answer.map_err(|e| {
             if e.replaces_instance() {
@@ -512,6 +543,8 @@ impl Plugin {
             max_depth: 4,
             max_payload: 16 << 20,
             garbage_export: None,
+            spin: crate::spin::DEFAULT_SPIN,
+            call_cpu_limit: None,
             #[cfg(feature = "tokio")]
             runtime: None,
         }
