@@ -4,7 +4,8 @@
 //! one confined `sandboxrun` run per call.
 //!
 //! `cargo run --release -p plugin --example roundtrip` (`SPIN_US=0` to measure without spinning
-//! before blocking, `SPIN_US=n` for another budget than the default).
+//! before blocking, `SPIN_US=n` for another budget than the default; `QUICK=1` for the first
+//! rows only).
 
 use sandboxrun_plugin::{CallError, Plugin, Val};
 use std::time::{Duration, Instant};
@@ -110,6 +111,22 @@ fn main() {
         Plugin::builder(wasm.clone()).spin(spin()).host_fn("log", |_| Ok(b"answer!!".to_vec())).build().expect("build");
     let (m, _) = time(20, || drop(patient.invoke("ping", &[Val::I32(n)]).unwrap()));
     println!("host-function round trip:   median {:7.1} µs  (a call making {n} of them, divided)", us(m) / n as f64);
+    if std::env::var_os("QUICK").is_some() {
+        return;
+    }
+    // Feature `tokio` (on for examples): the async calls and an async host function.
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).build().expect("runtime");
+    let (m, p99) = time(20_000, || drop(rt.block_on(plugin.call_async("empty", b"")).unwrap()));
+    println!("empty call_async:           median {:7.1} µs  p99 {:7.1} µs", us(m), us(p99));
+    let asynchronous = Plugin::builder(wasm.clone())
+        .spin(spin())
+        .runtime(rt.handle().clone())
+        .host_fn_async("log", |_| async { Ok(b"answer!!".to_vec()) })
+        .build()
+        .expect("build");
+    let (m, _) = time(20, || drop(asynchronous.invoke("ping", &[Val::I32(n)]).unwrap()));
+    println!("async host-fn round trip:   median {:7.1} µs  (a call making {n} of them, divided)", us(m) / n as f64);
+    drop(asynchronous);
     let slow = Plugin::builder(wasm.clone())
         .spin(spin())
         .call_timeout(Duration::from_secs(30))

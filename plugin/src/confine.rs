@@ -48,6 +48,7 @@ pub fn spec_from_policy(policy: &policy::Policy) -> InstanceSpec {
         window: 16 << 20,
         spin_ns: crate::spin::DEFAULT_SPIN.as_nanos() as u64,
         garbage_export: None,
+        false_ring_export: None,
     }
 }
 

@@ -96,9 +96,13 @@ pub(crate) struct Live {
     window: Mapping,
     pub(crate) pidfd: Arc<OwnedFd>,
     pub(crate) generation: u64,
-    /// The instance's doorbell as it was before the last request went out: the answer has
-    /// come once it moved (`crate::spin`).
-    answer_seen: Option<u32>,
+    /// Datagrams received from the instance: its doorbell past this count means one is
+    /// queued (`crate::spin`).
+    received: u32,
+    /// Whether the next wait is for the answer to a datagram just sent (worth spinning for).
+    answer_due: bool,
+    /// Watches the instance's doorbell before blocking.
+    spinner: spin::Spinner,
     /// Its process CPU clock, when calls have a CPU budget.
     cpu_clock: Option<libc::clockid_t>,
     /// The current call's CPU budget.
@@ -215,8 +219,14 @@ impl Slot {
             sys::pidfd_kill(child.pidfd.as_raw_fd());
         };
         self.live = Some(child);
-        self.started_before = true;
+        let restart = std::mem::replace(&mut self.started_before, true);
         shared.set_pid(self.index, self.live.as_ref().map(|l| l.pid));
+        if restart {
+            // After a failure the next may follow at once (a guest that fails every call):
+            // its replacement starts now rather than after this call, so that it is ready by
+            // then. A first start leaves the machine to the first call (see `keep_spare`).
+            self.keep_spare();
+        }
         match self.read(shared, deadline) {
             Ok(FromInstance::Ready(_)) => Ok(()),
             Ok(FromInstance::SetupFailed(m)) => {
@@ -291,7 +301,18 @@ impl Slot {
                     None => None,
                 };
                 let pidfd = Arc::new(pidfd);
-                Ok(Some(Live { pid, sock, window, pidfd, generation, answer_seen: None, cpu_clock, budget: None }))
+                Ok(Some(Live {
+                    pid,
+                    sock,
+                    window,
+                    pidfd,
+                    generation,
+                    received: 0,
+                    answer_due: false,
+                    spinner: spin::Spinner::new(shared.spin),
+                    cpu_clock,
+                    budget: None,
+                }))
             }
         }
     }
@@ -374,11 +395,10 @@ impl Slot {
     fn send(&mut self, shared: &Shared, req: &ToInstance, deadline: Instant) -> Result<(), CallError> {
         let live = self.live.as_mut().ok_or_else(|| CallError::Unavailable("no instance".into()))?;
         let frame = protocol::encode(req).map_err(|e| CallError::Protocol(e.to_string()))?;
-        let before = spin::snapshot(live.window.word(Word::Answer));
         match sys::send(live.sock.as_raw_fd(), &frame, &[]) {
             Ok(()) => {
                 spin::ring(live.window.word(Word::Request));
-                live.answer_seen = Some(before);
+                live.answer_due = true;
                 Ok(())
             }
             // The child is gone: say how.
@@ -423,11 +443,13 @@ impl Slot {
     /// waiting) and the call fails.
     fn wait_readable(&mut self, shared: &Shared, deadline: Instant) -> Result<(), CallError> {
         let live = self.live.as_mut().ok_or_else(|| CallError::Unavailable("no instance".into()))?;
-        if let Some(seen) = live.answer_seen.take() {
-            // Only a hint (the instance may write the word at will): the socket decides.
-            let budget = shared.spin.min(deadline.saturating_duration_since(Instant::now()));
-            spin::wait(live.window.word(Word::Answer), seen, budget);
-        }
+        // Only a hint (the instance may write the word at will): the socket decides.
+        let due = std::mem::take(&mut live.answer_due);
+        let spun = due && {
+            let cap = deadline.saturating_duration_since(Instant::now());
+            live.spinner.wait(live.window.word(Word::Answer), live.received, cap)
+        };
+        let blocked = Instant::now();
         let fd = live.sock.as_raw_fd();
         let failure = loop {
             let until = match live.budget.as_ref().and_then(CpuBudget::left) {
@@ -436,7 +458,12 @@ impl Slot {
                 None => deadline,
             };
             match sys::wait_readable(fd, Some(until)) {
-                Ok(true) => return Ok(()),
+                Ok(true) => {
+                    if due && !spun {
+                        live.spinner.blocked(blocked.elapsed());
+                    }
+                    return Ok(());
+                }
                 Ok(false) if Instant::now() >= deadline => break CallError::Timeout,
                 Ok(false) => {}
                 Err(e) => return Err(CallError::Protocol(e.to_string())),
@@ -449,7 +476,8 @@ impl Slot {
     /// Reads the child's next message by `deadline`; its death or silence is an error.
     fn read(&mut self, shared: &Shared, deadline: Instant) -> Result<FromInstance, CallError> {
         self.wait_readable(shared, deadline)?;
-        let live = self.live.as_ref().ok_or_else(|| CallError::Unavailable("no instance".into()))?;
+        let live = self.live.as_mut().ok_or_else(|| CallError::Unavailable("no instance".into()))?;
+        live.received = live.received.wrapping_add(1);
         let fd = live.sock.as_raw_fd();
         match sys::recv(fd, &mut self.buf) {
             Ok(Received::Datagram(n, fds)) if fds.is_empty() && n <= self.buf.len() => {

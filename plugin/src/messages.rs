@@ -485,6 +485,10 @@ pub struct InstanceSpec {
     pub spin_ns: u64,
     /// Test seam: calling this export answers garbage instead of a frame.
     pub garbage_export: Option<String>,
+    /// Test seam: calling this export rings the answer doorbell falsely (many times, and
+    /// long before the answer), as a guest that took the process over could.
+    #[serde(default)]
+    pub false_ring_export: Option<String>,
 }
 
 /// What the host asks of its keeper (module memfds attached with SCM_RIGHTS).

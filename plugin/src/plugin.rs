@@ -56,6 +56,7 @@ pub struct PluginBuilder {
     max_depth: u32,
     max_payload: u64,
     garbage_export: Option<String>,
+    false_ring_export: Option<String>,
     spin: Duration,
     call_cpu_limit: Option<Duration>,
     /// The runtime async host functions run on (`None`: the one current at `build`).
@@ -148,6 +149,14 @@ impl PluginBuilder {
         self
     }
 
+    /// Test seam: calling `export` makes the instance ring its answer doorbell falsely (1000
+    /// times, 20 ms before it answers).
+    #[doc(hidden)]
+    pub fn test_false_ring_export(mut self, export: &str) -> Self {
+        self.false_ring_export = Some(export.to_string());
+        self
+    }
+
     /// Test seam: calling `export` makes the instance send garbage instead of an answer.
     #[doc(hidden)]
     pub fn test_garbage_export(mut self, export: &str) -> Self {
@@ -170,6 +179,7 @@ impl PluginBuilder {
         spec.fresh_per_call = self.fresh_per_call;
         spec.window = self.max_payload.max(crate::messages::INLINE_MAX as u64);
         spec.garbage_export = self.garbage_export;
+        spec.false_ring_export = self.false_ring_export;
         spec.spin_ns = self.spin.as_nanos() as u64;
         #[cfg(feature = "tokio")]
         let runtime = crate::asynchronous::runtime_for(&self.host_fns, self.runtime)?;
@@ -543,6 +553,7 @@ impl Plugin {
             max_depth: 4,
             max_payload: 16 << 20,
             garbage_export: None,
+            false_ring_export: None,
             spin: crate::spin::DEFAULT_SPIN,
             call_cpu_limit: None,
             #[cfg(feature = "tokio")]

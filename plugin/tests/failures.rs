@@ -1,8 +1,8 @@
 //! Every failure kind reaches the host as a `CallError`, never more: a trap, an infinite loop,
 //! a sleep, a host function that never answers in time, memory.grow past the limit, native
 //! allocation past it, the CPU limit (over the instance's life, and per call), garbage on the
-//! channel, an exit; restarts (and the state they lose), `OnFailure::Fail`, the restart
-//! budget, a panicking host function.
+//! channel, a doorbell rung falsely, an exit; restarts (and the state they lose),
+//! `OnFailure::Fail`, the restart budget, a panicking host function.
 
 mod common;
 
@@ -111,6 +111,27 @@ fn main() {
         assert!(matches!(got, Err(CallError::Protocol(_))), "{got:?}");
         assert_eq!(p.call("echo", b"ok").unwrap(), b"ok");
         assert_eq!(p.stats().restarts, 1);
+    });
+    c.run("a doorbell rung falsely: the host reads only what the socket holds, by the deadline", || {
+        let p = Plugin::builder(common::plain())
+            .test_false_ring_export("echo")
+            .call_timeout(Duration::from_millis(500))
+            .build()
+            .unwrap();
+        for i in 0..5 {
+            let input = format!("call {i}");
+            let t = Instant::now();
+            assert_eq!(p.call("echo", input.as_bytes()).unwrap(), input.as_bytes());
+            assert!(t.elapsed() >= Duration::from_millis(20), "{:?}", t.elapsed());
+            // The words are off by thousands now: the honest calls still work.
+            assert_eq!(p.call("count", b"").unwrap(), [i + 1]);
+        }
+        assert_eq!(
+            p.call("sleep", b""),
+            Err(CallError::Timeout),
+            "a false ring cannot hold the host past the deadline"
+        );
+        assert!(!p.stats().failures.contains_key("protocol"));
     });
     c.run("proc_exit: Crashed with the status", || {
         let got = plugin.call("exit", b"");
