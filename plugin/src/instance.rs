@@ -15,6 +15,9 @@ use std::os::unix::process::CommandExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// A restart this soon after the previous one starts its successor's spare at once.
+const RAPID_RESTART: Duration = Duration::from_millis(100);
+
 /// How long a keeper may take to answer (a child's start, compilation included).
 const KEEPER_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -123,6 +126,10 @@ pub(crate) struct Slot {
     /// Whether a child ever ran here (the next start is then a restart).
     started_before: bool,
     restarts: std::collections::VecDeque<Instant>,
+    /// When the slot last restarted, and whether that restart came rapidly after the one
+    /// before (see [`RAPID_RESTART`]).
+    last_restart: Option<Instant>,
+    rapid_restart: bool,
     /// Why the slot serves no more calls.
     dead: Option<String>,
     buf: Vec<u8>,
@@ -139,6 +146,8 @@ impl Slot {
             pending: 0,
             started_before: false,
             restarts: Default::default(),
+            last_restart: None,
+            rapid_restart: false,
             dead: None,
             buf: vec![0; protocol::max_frame_len::<FromInstance>()],
         }
@@ -190,6 +199,9 @@ impl Slot {
                 self.restarts.push_back(now);
             }
             shared.counters.restarts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let now = Instant::now();
+            self.rapid_restart = self.last_restart.is_some_and(|t| now.duration_since(t) < RAPID_RESTART);
+            self.last_restart = Some(now);
         }
         match self.spawn(shared, generation) {
             Ok(()) => Ok(()),
@@ -221,10 +233,11 @@ impl Slot {
         self.live = Some(child);
         let restart = std::mem::replace(&mut self.started_before, true);
         shared.set_pid(self.index, self.live.as_ref().map(|l| l.pid));
-        if restart {
-            // After a failure the next may follow at once (a guest that fails every call):
-            // its replacement starts now rather than after this call, so that it is ready by
-            // then. A first start leaves the machine to the first call (see `keep_spare`).
+        if restart && std::mem::take(&mut self.rapid_restart) {
+            // Failures in quick succession (a guest that fails every call): the next
+            // replacement starts now rather than after this call, so that it is ready if this
+            // one fails too. An isolated failure leaves the machine to the replacement's
+            // first call (see `keep_spare`): starting a spare beside it costs that call ~1 ms.
             self.keep_spare();
         }
         match self.read(shared, deadline) {
