@@ -13,11 +13,14 @@
 //!
 //! The wait looks at the word in a tight loop (with the CPU's pause hint; measured on this
 //! VM, yielding between looks instead cost 10 µs a call). After a spin that found nothing, a
-//! [`Spinner`] skips the next waits (1, 2, 4, … up to [`MAX_SKIP`]; reset by a spin that
-//! succeeds, or by a skipped wait whose blocking read came within the budget): calls longer
-//! than the budget, an instance the host calls rarely, and above all CPUs busy with other
-//! work (where two spinning ends and a third task share two cores, and a spin fails because
-//! the other end is not running) do not pay the budget every time.
+//! [`Spinner`] skips the next waits (1, 2, 4, … up to [`MAX_SKIP`]) and learns from the
+//! blocking reads it does instead: one that took half the budget or more (a sleeping CPU
+//! woken, or a long call) ends the back-off; one that was quicker means both CPUs are awake
+//! — other work keeps them busy, so blocking costs a few µs and spinning gains nothing but
+//! contention (two spinning ends and a third task on two cores, the other end preempted) —
+//! and the spinner keeps skipping until a blocking read is slow again. So calls longer than
+//! the budget, an instance the host calls rarely, and a busy machine do not pay the budget
+//! on every wait.
 //!
 //! The words are a hint and nothing more: the socket stays the only channel, read with the
 //! call's deadline. A hostile instance that writes the words at will makes the host stop
@@ -137,12 +140,18 @@ impl Spinner {
         false
     }
 
-    /// After a wait that did not spin found its datagram by blocking for `blocked`: had
-    /// that been within the budget, spinning would have paid, and the back-off ends.
+    /// After a wait that did not spin found its datagram by blocking for `blocked`: a slow
+    /// read (half the budget or more: a sleeping CPU woken, or a long wait) ends the
+    /// back-off; a quick one (the CPUs are awake, the machine busy) keeps skipping.
     pub fn blocked(&mut self, blocked: Duration) {
-        if self.skipped && blocked < self.budget {
+        if !self.skipped {
+            return;
+        }
+        if blocked >= self.budget / 2 {
             self.skip = 0;
             self.backoff = 0;
+        } else {
+            self.skip = self.skip.max(1);
         }
     }
 }
@@ -162,13 +171,18 @@ mod tests {
         assert!(wait(&w, seen, Duration::from_secs(10)));
         assert!(!wait(&w, 8, Duration::ZERO));
         assert_eq!(mapped_len(1), 64 + CONTROL_LEN);
-        // A failed spin skips the next wait; a fast blocking read ends the back-off.
+        // A failed spin skips the next wait; quick blocking reads (a busy machine) keep it
+        // skipping; a slow one (a CPU woken) ends the back-off.
         let mut s = Spinner::new(Duration::from_micros(100));
         assert!(!s.wait(&w, 8, Duration::MAX));
-        let t = Instant::now();
-        assert!(!s.wait(&w, 8, Duration::MAX));
-        assert!(t.elapsed() < Duration::from_micros(100), "skipped");
-        s.blocked(Duration::from_micros(10));
+        for _ in 0..20 {
+            let t = Instant::now();
+            assert!(!s.wait(&w, 7, Duration::MAX), "skipped although the word moved");
+            assert!(t.elapsed() < Duration::from_micros(100));
+            s.blocked(Duration::from_micros(10));
+        }
+        assert!(!s.wait(&w, 7, Duration::MAX));
+        s.blocked(Duration::from_micros(70));
         assert!(s.wait(&w, 7, Duration::MAX), "spins again");
         assert_eq!(control_offset(128), 128);
     }
