@@ -39,8 +39,8 @@
 //!
 //! [`messages`] (the frames), [`plugin`] (the API), [`instance`] (a slot, host side),
 //! [`keeper`], [`child`] (the confined instance), [`confine`] (policy to confinement),
-//! [`spin`] (spinning before blocking), [`sys`] (system calls), [`error`]; with feature `tokio`, `asynchronous` (async host
-//! functions and calls).
+//! [`spin`] (spinning before blocking), [`cpu`] (the per-call CPU budget), [`sys`] (system
+//! calls), [`error`]; with feature `tokio`, `asynchronous` (async host functions and calls).
 
 #![deny(missing_docs)]
 
