@@ -82,6 +82,7 @@ fn main() {
         // At least the CPU limit (CPU time cannot run ahead of the wall clock on one thread),
         // and far below the wall timeout.
         assert!(took >= Duration::from_millis(290) && took < Duration::from_millis(1500), "{took:?}");
+        println!("     CpuLimit (300 ms of CPU) returned after {took:?}");
         let gone = (0..50).any(|_| {
             std::thread::sleep(Duration::from_millis(10));
             std::fs::metadata(format!("/proc/{pid}")).is_err()
