@@ -3,7 +3,9 @@
 //! of the same export with the engine directly, and (with `SANDBOXRUN=path/to/sandboxrun`)
 //! one confined `sandboxrun` run per call.
 //!
-//! `cargo run --release -p plugin --example roundtrip`
+//! `cargo run --release -p plugin --example roundtrip` (`SPIN_US=0` to measure without spinning
+//! before blocking, `SPIN_US=n` for another budget than the default; `QUICK=1` for the first
+//! rows only).
 
 use sandboxrun_plugin::{CallError, Plugin, Val};
 use std::time::{Duration, Instant};
@@ -30,6 +32,7 @@ const WAT: &str = r#"(module
       (local.tee $n (i32.sub (local.get $n) (i32.const 1)))
       (br_if $l)))
   (func (export "spin") (loop $l (br $l)))
+  (func (export "trap") unreachable)
   ;; Compute-bound: $n rounds of xorshift.
   (func (export "work") (param $n i32) (result i32) (local $x i32)
     (local.set $x (i32.const 2463534242))
@@ -68,10 +71,20 @@ fn us(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
 
+/// The spin budget: `SPIN_US`, else the library's default.
+fn spin() -> Duration {
+    std::env::var("SPIN_US")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(sandboxrun_plugin::spin::DEFAULT_SPIN, Duration::from_micros)
+}
+
 fn main() {
     sandboxrun_plugin::run_if_child();
     let wasm = wat::parse_str(WAT).expect("WAT");
+    println!("spin budget: {:?}", spin());
     let plugin = Plugin::builder(wasm.clone())
+        .spin(spin())
         .call_timeout(Duration::from_millis(50))
         .on_failure(sandboxrun_plugin::OnFailure::Restart { max_per_minute: 100_000 })
         .host_fn("log", |_| Ok(b"answer!!".to_vec()))
@@ -95,10 +108,28 @@ fn main() {
         2.0 * (1 << 20) as f64 / m.as_secs_f64() / 1e9
     );
     let n = 10_000;
-    let patient = Plugin::builder(wasm.clone()).host_fn("log", |_| Ok(b"answer!!".to_vec())).build().expect("build");
+    let patient =
+        Plugin::builder(wasm.clone()).spin(spin()).host_fn("log", |_| Ok(b"answer!!".to_vec())).build().expect("build");
     let (m, _) = time(20, || drop(patient.invoke("ping", &[Val::I32(n)]).unwrap()));
     println!("host-function round trip:   median {:7.1} µs  (a call making {n} of them, divided)", us(m) / n as f64);
+    if std::env::var_os("QUICK").is_some() {
+        return;
+    }
+    // Feature `tokio` (on for examples): the async calls and an async host function.
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).build().expect("runtime");
+    let (m, p99) = time(20_000, || drop(rt.block_on(plugin.call_async("empty", b"")).unwrap()));
+    println!("empty call_async:           median {:7.1} µs  p99 {:7.1} µs", us(m), us(p99));
+    let asynchronous = Plugin::builder(wasm.clone())
+        .spin(spin())
+        .runtime(rt.handle().clone())
+        .host_fn_async("log", |_| async { Ok(b"answer!!".to_vec()) })
+        .build()
+        .expect("build");
+    let (m, _) = time(20, || drop(asynchronous.invoke("ping", &[Val::I32(n)]).unwrap()));
+    println!("async host-fn round trip:   median {:7.1} µs  (a call making {n} of them, divided)", us(m) / n as f64);
+    drop(asynchronous);
     let slow = Plugin::builder(wasm.clone())
+        .spin(spin())
         .call_timeout(Duration::from_secs(30))
         .host_fn("log", |_| Ok(b"answer!!".to_vec()))
         .build()
@@ -133,7 +164,21 @@ fn main() {
         std::thread::sleep(Duration::from_millis(30));
     }
     let (cm, _) = stats(cold);
-    println!("restart, no spare ready:    median {:7.1} µs  (two failures in a row)", us(cm));
+    println!("restart, two timeouts in a row: median {:7.1} µs", us(cm));
+    // Three traps in a row (each fails in microseconds): the third instance was asked for
+    // when the second was taken, a millisecond ago, and is still starting.
+    let mut cold = Vec::new();
+    for _ in 0..20 {
+        for _ in 0..2 {
+            assert!(matches!(plugin.call("trap", b""), Err(CallError::Trap { .. })));
+        }
+        let t = Instant::now();
+        plugin.call("empty", b"").unwrap();
+        cold.push(t.elapsed());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (cm, p99) = stats(cold);
+    println!("restart, cold (2 traps in a row): median {:7.1} µs  max {:7.1} µs", us(cm), us(p99));
 
     // In process, with the engine directly: the same export, no confinement, no channel.
     let engine = engine::Engine::new(engine::Config::default()).unwrap();

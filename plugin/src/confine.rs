@@ -46,7 +46,9 @@ pub fn spec_from_policy(policy: &policy::Policy) -> InstanceSpec {
         host_fns: Vec::new(),
         fresh_per_call: false,
         window: 16 << 20,
+        spin_ns: crate::spin::DEFAULT_SPIN.as_nanos() as u64,
         garbage_export: None,
+        false_ring_export: None,
     }
 }
 

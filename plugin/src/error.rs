@@ -17,7 +17,8 @@ pub enum CallError {
     /// The call took longer than the call timeout; the instance was killed at once.
     #[error("the call timed out; the instance was killed")]
     Timeout,
-    /// The instance used up its CPU time (`limits.cpu_time`, over its life).
+    /// The call used up its CPU budget (`PluginBuilder::call_cpu_limit`; the instance was
+    /// killed at once), or the instance its CPU time over its life (`limits.cpu_time`).
     #[error("the plugin used up its CPU time")]
     CpuLimit,
     /// The guest needed more memory than `limits.memory` (a refused `memory.grow` that ended
@@ -119,4 +120,9 @@ pub enum BuildError {
     /// `instances(0)`, or another setting out of range.
     #[error("{0}")]
     Config(String),
+    /// Async host functions need a tokio runtime: none was given (`PluginBuilder::runtime`)
+    /// and none was current at `build`.
+    #[cfg(feature = "tokio")]
+    #[error("async host functions need a tokio runtime: pass one with .runtime(handle), or build within one")]
+    NoRuntime,
 }

@@ -3,15 +3,20 @@
 //! requests out, host-function calls served on the calling thread, the answer or the
 //! child's death read back, a timeout turned into a kill through the child's pidfd.
 
+use crate::cpu::CpuBudget;
 use crate::error::{BuildError, CallError};
 use crate::keeper::{CONTROL_FD, ENV_MARKER};
 use crate::messages::{Ended, FromInstance, FromKeeper, InstanceSpec, Payload, ToInstance, ToKeeper, INLINE_MAX};
 use crate::plugin::Shared;
+use crate::spin::{self, Word};
 use crate::sys::{self, Mapping, Received};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// A restart this soon after the previous one starts its successor's spare at once.
+const RAPID_RESTART: Duration = Duration::from_millis(100);
 
 /// How long a keeper may take to answer (a child's start, compilation included).
 const KEEPER_TIMEOUT: Duration = Duration::from_secs(60);
@@ -94,6 +99,17 @@ pub(crate) struct Live {
     window: Mapping,
     pub(crate) pidfd: Arc<OwnedFd>,
     pub(crate) generation: u64,
+    /// Datagrams received from the instance: its doorbell past this count means one is
+    /// queued (`crate::spin`).
+    received: u32,
+    /// Whether the next wait is for the answer to a datagram just sent (worth spinning for).
+    answer_due: bool,
+    /// Watches the instance's doorbell before blocking.
+    spinner: spin::Spinner,
+    /// Its process CPU clock, when calls have a CPU budget.
+    cpu_clock: Option<libc::clockid_t>,
+    /// The current call's CPU budget.
+    budget: Option<CpuBudget>,
 }
 
 /// One slot of the pool.
@@ -110,6 +126,10 @@ pub(crate) struct Slot {
     /// Whether a child ever ran here (the next start is then a restart).
     started_before: bool,
     restarts: std::collections::VecDeque<Instant>,
+    /// When the slot last restarted, and whether that restart came rapidly after the one
+    /// before (see [`RAPID_RESTART`]).
+    last_restart: Option<Instant>,
+    rapid_restart: bool,
     /// Why the slot serves no more calls.
     dead: Option<String>,
     buf: Vec<u8>,
@@ -126,6 +146,8 @@ impl Slot {
             pending: 0,
             started_before: false,
             restarts: Default::default(),
+            last_restart: None,
+            rapid_restart: false,
             dead: None,
             buf: vec![0; protocol::max_frame_len::<FromInstance>()],
         }
@@ -177,6 +199,9 @@ impl Slot {
                 self.restarts.push_back(now);
             }
             shared.counters.restarts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let now = Instant::now();
+            self.rapid_restart = self.last_restart.is_some_and(|t| now.duration_since(t) < RAPID_RESTART);
+            self.last_restart = Some(now);
         }
         match self.spawn(shared, generation) {
             Ok(()) => Ok(()),
@@ -206,8 +231,15 @@ impl Slot {
             sys::pidfd_kill(child.pidfd.as_raw_fd());
         };
         self.live = Some(child);
-        self.started_before = true;
+        let restart = std::mem::replace(&mut self.started_before, true);
         shared.set_pid(self.index, self.live.as_ref().map(|l| l.pid));
+        if restart && std::mem::take(&mut self.rapid_restart) {
+            // Failures in quick succession (a guest that fails every call): the next
+            // replacement starts now rather than after this call, so that it is ready if this
+            // one fails too. An isolated failure leaves the machine to the replacement's
+            // first call (see `keep_spare`): starting a spare beside it costs that call ~1 ms.
+            self.keep_spare();
+        }
         match self.read(shared, deadline) {
             Ok(FromInstance::Ready(_)) => Ok(()),
             Ok(FromInstance::SetupFailed(m)) => {
@@ -272,12 +304,28 @@ impl Slot {
                     .map_err(|_| CallError::Unavailable("the keeper sent the wrong descriptors".into()))?;
                 let size = sys::file_size(window.as_raw_fd()).map_err(|e| CallError::Unavailable(e.to_string()))?;
                 let seals = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW;
-                if size != shared.spec.window || !sys::has_seals(window.as_raw_fd(), seals) {
+                if size != spin::mapped_len(shared.spec.window) || !sys::has_seals(window.as_raw_fd(), seals) {
                     return Err(CallError::Unavailable("the payload window is not the sealed one expected".into()));
                 }
-                let window = Mapping::new(window.as_raw_fd(), size as usize)
+                let window = Mapping::new(window.as_raw_fd(), shared.spec.window as usize)
                     .map_err(|e| CallError::Unavailable(e.to_string()))?;
-                Ok(Some(Live { pid, sock, window, pidfd: Arc::new(pidfd), generation }))
+                let cpu_clock = match shared.call_cpu_limit {
+                    Some(_) => Some(sys::process_cpu_clock(pid).map_err(|e| CallError::Unavailable(e.to_string()))?),
+                    None => None,
+                };
+                let pidfd = Arc::new(pidfd);
+                Ok(Some(Live {
+                    pid,
+                    sock,
+                    window,
+                    pidfd,
+                    generation,
+                    received: 0,
+                    answer_due: false,
+                    spinner: spin::Spinner::new(shared.spin),
+                    cpu_clock,
+                    budget: None,
+                }))
             }
         }
     }
@@ -358,10 +406,14 @@ impl Slot {
     }
 
     fn send(&mut self, shared: &Shared, req: &ToInstance, deadline: Instant) -> Result<(), CallError> {
-        let live = self.live.as_ref().ok_or_else(|| CallError::Unavailable("no instance".into()))?;
+        let live = self.live.as_mut().ok_or_else(|| CallError::Unavailable("no instance".into()))?;
         let frame = protocol::encode(req).map_err(|e| CallError::Protocol(e.to_string()))?;
         match sys::send(live.sock.as_raw_fd(), &frame, &[]) {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                spin::ring(live.window.word(Word::Request));
+                live.answer_due = true;
+                Ok(())
+            }
             // The child is gone: say how.
             Err(_) => Err(self.died(shared, deadline)),
         }
@@ -392,19 +444,54 @@ impl Slot {
         }
     }
 
+    /// Starts the call's CPU budget (when calls have one): the instance's CPU time from now.
+    pub(crate) fn start_cpu_budget(&mut self, shared: &Shared) {
+        if let (Some(limit), Some(live)) = (shared.call_cpu_limit, self.live.as_mut()) {
+            live.budget = live.cpu_clock.and_then(|c| CpuBudget::start(c, limit));
+        }
+    }
+
+    /// Waits until the child's socket is readable: by `deadline`, within the call's CPU
+    /// budget, else the child is killed at once (whatever it was doing: computing, sleeping,
+    /// waiting) and the call fails.
+    fn wait_readable(&mut self, shared: &Shared, deadline: Instant) -> Result<(), CallError> {
+        let live = self.live.as_mut().ok_or_else(|| CallError::Unavailable("no instance".into()))?;
+        // Only a hint (the instance may write the word at will): the socket decides.
+        let due = std::mem::take(&mut live.answer_due);
+        let spun = due && {
+            let cap = deadline.saturating_duration_since(Instant::now());
+            live.spinner.wait(live.window.word(Word::Answer), live.received, cap)
+        };
+        let blocked = Instant::now();
+        let fd = live.sock.as_raw_fd();
+        let failure = loop {
+            let until = match live.budget.as_ref().and_then(CpuBudget::left) {
+                Some(left) if left.is_zero() => break CallError::CpuLimit,
+                Some(left) => deadline.min(CpuBudget::next_check(left)),
+                None => deadline,
+            };
+            match sys::wait_readable(fd, Some(until)) {
+                Ok(true) => {
+                    if due && !spun {
+                        live.spinner.blocked(blocked.elapsed());
+                    }
+                    return Ok(());
+                }
+                Ok(false) if Instant::now() >= deadline => break CallError::Timeout,
+                Ok(false) => {}
+                Err(e) => return Err(CallError::Protocol(e.to_string())),
+            }
+        };
+        self.kill(shared);
+        Err(failure)
+    }
+
     /// Reads the child's next message by `deadline`; its death or silence is an error.
     fn read(&mut self, shared: &Shared, deadline: Instant) -> Result<FromInstance, CallError> {
-        let live = self.live.as_ref().ok_or_else(|| CallError::Unavailable("no instance".into()))?;
+        self.wait_readable(shared, deadline)?;
+        let live = self.live.as_mut().ok_or_else(|| CallError::Unavailable("no instance".into()))?;
+        live.received = live.received.wrapping_add(1);
         let fd = live.sock.as_raw_fd();
-        match sys::wait_readable(fd, Some(deadline)) {
-            Ok(true) => {}
-            Ok(false) => {
-                // Killed at once, whatever it was doing (computing, sleeping, waiting).
-                self.kill(shared);
-                return Err(CallError::Timeout);
-            }
-            Err(e) => return Err(CallError::Protocol(e.to_string())),
-        }
         match sys::recv(fd, &mut self.buf) {
             Ok(Received::Datagram(n, fds)) if fds.is_empty() && n <= self.buf.len() => {
                 protocol::decode_untrusted::<FromInstance>(&self.buf[..n])

@@ -96,7 +96,8 @@ impl Keeper {
     /// Starts a child (it confines itself, compiles, and says Ready on its socket).
     fn start(&mut self) -> Result<Kid, String> {
         let (host_sock, child_sock) = sys::seqpacket_pair().map_err(|e| format!("socketpair: {e}"))?;
-        let window = sys::window_memfd(self.spec.window as usize).map_err(|e| format!("memfd: {e}"))?;
+        let window =
+            sys::window_memfd(crate::spin::mapped_len(self.spec.window) as usize).map_err(|e| format!("memfd: {e}"))?;
         self.started += 1;
         let limits = confine::cgroup_limits(&self.spec);
         let name = format!("sandboxrun-plugin-{}-{}", std::process::id(), self.started);

@@ -39,19 +39,26 @@
 //!
 //! [`messages`] (the frames), [`plugin`] (the API), [`instance`] (a slot, host side),
 //! [`keeper`], [`child`] (the confined instance), [`confine`] (policy to confinement),
-//! [`sys`] (system calls), [`error`].
+//! [`spin`] (spinning before blocking), [`cpu`] (the per-call CPU budget), [`sys`] (system
+//! calls), [`error`]; with feature `tokio`, `asynchronous` (async host functions and calls).
 
 #![deny(missing_docs)]
 
+#[cfg(feature = "tokio")]
+pub mod asynchronous;
 pub mod child;
 pub mod confine;
+pub mod cpu;
 pub mod error;
 pub mod instance;
 pub mod keeper;
 pub mod messages;
 pub mod plugin;
+pub mod spin;
 pub mod sys;
 
+#[cfg(feature = "tokio")]
+pub use asynchronous::{AsyncHostFn, HostFuture};
 pub use error::{BuildError, CallError};
 pub use messages::Val;
 pub use plugin::{HostFn, InstanceStats, OnFailure, Plugin, PluginBuilder, Session, Stats};

@@ -480,8 +480,15 @@ pub struct InstanceSpec {
     pub fresh_per_call: bool,
     /// Size of the shared payload window.
     pub window: u64,
+    /// How long the instance watches its doorbell for the next request before blocking,
+    /// nanoseconds (`crate::spin`).
+    pub spin_ns: u64,
     /// Test seam: calling this export answers garbage instead of a frame.
     pub garbage_export: Option<String>,
+    /// Test seam: calling this export rings the answer doorbell falsely (many times, and
+    /// long before the answer), as a guest that took the process over could.
+    #[serde(default)]
+    pub false_ring_export: Option<String>,
 }
 
 /// What the host asks of its keeper (module memfds attached with SCM_RIGHTS).

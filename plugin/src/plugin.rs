@@ -17,6 +17,17 @@ use std::time::{Duration, Instant};
 /// runs in the host process, on the thread that made the call.
 pub type HostFn = Arc<dyn Fn(&[u8]) -> Result<Vec<u8>, String> + Send + Sync>;
 
+/// A host function as the pool keeps it: run on the calling thread, or (feature `tokio`) a
+/// future run on the plugin's runtime.
+#[derive(Clone)]
+pub(crate) enum HostImpl {
+    /// [`PluginBuilder::host_fn`].
+    Sync(HostFn),
+    /// `PluginBuilder::host_fn_async`.
+    #[cfg(feature = "tokio")]
+    Async(crate::asynchronous::AsyncHostFn),
+}
+
 /// What happens after an instance fails (trap, timeout, crash, limit).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OnFailure {
@@ -40,11 +51,17 @@ pub struct PluginBuilder {
     queue: usize,
     on_failure: OnFailure,
     host_module: String,
-    host_fns: Vec<(String, HostFn)>,
+    pub(crate) host_fns: Vec<(String, HostImpl)>,
     fresh_per_call: bool,
     max_depth: u32,
     max_payload: u64,
     garbage_export: Option<String>,
+    false_ring_export: Option<String>,
+    spin: Duration,
+    call_cpu_limit: Option<Duration>,
+    /// The runtime async host functions run on (`None`: the one current at `build`).
+    #[cfg(feature = "tokio")]
+    pub(crate) runtime: Option<tokio::runtime::Handle>,
 }
 
 impl PluginBuilder {
@@ -82,7 +99,7 @@ impl PluginBuilder {
 
     /// Offers a host function the plugin imports as `host.NAME` (see [`Self::host_module`]).
     pub fn host_fn(mut self, name: &str, f: impl Fn(&[u8]) -> Result<Vec<u8>, String> + Send + Sync + 'static) -> Self {
-        self.host_fns.push((name.to_string(), Arc::new(f)));
+        self.host_fns.push((name.to_string(), HostImpl::Sync(Arc::new(f))));
         self
     }
 
@@ -111,6 +128,35 @@ impl PluginBuilder {
         self
     }
 
+    /// The CPU time one call may use (default: no per-call limit). Past it the instance is
+    /// killed at once and the call fails with [`CallError::CpuLimit`]; time it spends
+    /// blocked (sleeping, waiting on a host function) does not count. The host enforces it
+    /// by reading the instance's CPU clock (see [`crate::cpu`]). `limits.cpu_time` in the
+    /// policy stays the CPU an instance may use over its whole life.
+    pub fn call_cpu_limit(mut self, limit: Duration) -> Self {
+        self.call_cpu_limit = Some(limit);
+        self
+    }
+
+    /// How long each end of the channel watches for the other's datagram before blocking
+    /// (default 50 µs, at most 1 ms; zero: never spin). On an idle machine a blocked side's
+    /// CPU sleeps, and waking it costs more than a whole call; spinning keeps back-to-back
+    /// calls at a few µs. Cost: up to this much CPU per wait — the host's on calls longer
+    /// than it, the instance's after each answer not followed by a request within it. See
+    /// `crate::spin`.
+    pub fn spin(mut self, spin: Duration) -> Self {
+        self.spin = spin.min(crate::spin::MAX_SPIN);
+        self
+    }
+
+    /// Test seam: calling `export` makes the instance ring its answer doorbell falsely (1000
+    /// times, 20 ms before it answers).
+    #[doc(hidden)]
+    pub fn test_false_ring_export(mut self, export: &str) -> Self {
+        self.false_ring_export = Some(export.to_string());
+        self
+    }
+
     /// Test seam: calling `export` makes the instance send garbage instead of an answer.
     #[doc(hidden)]
     pub fn test_garbage_export(mut self, export: &str) -> Self {
@@ -133,11 +179,17 @@ impl PluginBuilder {
         spec.fresh_per_call = self.fresh_per_call;
         spec.window = self.max_payload.max(crate::messages::INLINE_MAX as u64);
         spec.garbage_export = self.garbage_export;
+        spec.false_ring_export = self.false_ring_export;
+        spec.spin_ns = self.spin.as_nanos() as u64;
+        #[cfg(feature = "tokio")]
+        let runtime = crate::asynchronous::runtime_for(&self.host_fns, self.runtime)?;
         let module = sys::sealed_memfd(c"sandboxrun-plugin-module", &self.module)
             .map_err(|e| BuildError::Keeper(format!("memfd: {e}")))?;
         let shared = Arc::new(Shared {
             spec,
             call_timeout: self.call_timeout,
+            spin: self.spin,
+            call_cpu_limit: self.call_cpu_limit,
             queue: self.queue,
             on_failure: self.on_failure,
             host_fns: self.host_fns,
@@ -149,6 +201,8 @@ impl PluginBuilder {
             counters: Counters::default(),
             per_slot: (0..self.instances).map(|_| SlotCounters::default()).collect(),
             watchdog: Watchdog::default(),
+            #[cfg(feature = "tokio")]
+            runtime,
         });
         for slot in &shared.slots {
             let mut slot = lock(slot);
@@ -186,9 +240,13 @@ struct SlotCounters {
 pub(crate) struct Shared {
     pub(crate) spec: InstanceSpec,
     call_timeout: Duration,
+    /// How long the host watches the instance's doorbell before blocking.
+    pub(crate) spin: Duration,
+    /// The CPU time one call may use.
+    pub(crate) call_cpu_limit: Option<Duration>,
     queue: usize,
     pub(crate) on_failure: OnFailure,
-    host_fns: Vec<(String, HostFn)>,
+    host_fns: Vec<(String, HostImpl)>,
     max_depth: u32,
     /// The module's generation and sealed memfd.
     module: Mutex<(u64, Arc<OwnedFd>)>,
@@ -198,6 +256,9 @@ pub(crate) struct Shared {
     pub(crate) counters: Counters,
     per_slot: Vec<SlotCounters>,
     watchdog: Watchdog,
+    /// Where async host functions run.
+    #[cfg(feature = "tokio")]
+    pub(crate) runtime: Option<tokio::runtime::Handle>,
 }
 
 /// Locks, ignoring poisoning (a panicking host function never leaves a slot inconsistent:
@@ -209,6 +270,33 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 thread_local! {
     /// Host functions running on this thread (each may call the plugin again).
     static DEPTH: Cell<u32> = const { Cell::new(0) };
+}
+
+/// How deep in host functions the current code runs: this thread's sync host functions, or
+/// (feature `tokio`) the async host function whose task this is.
+pub(crate) fn depth() -> u32 {
+    let d = DEPTH.with(Cell::get);
+    #[cfg(feature = "tokio")]
+    let d = d.max(crate::asynchronous::task_depth());
+    d
+}
+
+/// Runs `f` on this thread at nesting depth `d` (a call made for an async caller, on a
+/// blocking thread, keeps its caller's depth).
+pub(crate) fn with_depth<R>(d: u32, f: impl FnOnce() -> R) -> R {
+    let before = DEPTH.with(|c| c.replace(d));
+    let r = f();
+    DEPTH.with(|c| c.set(before));
+    r
+}
+
+/// The message of a panic's payload.
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".into())
 }
 
 impl Shared {
@@ -252,7 +340,7 @@ impl Shared {
 
     /// Takes a free slot, waiting (bounded by the queue and `deadline`).
     fn acquire(&self, deadline: Instant) -> Result<usize, CallError> {
-        let nested = DEPTH.with(Cell::get) > 0;
+        let nested = depth() > 0;
         let mut pool = lock(&self.pool);
         loop {
             if let Some(i) = pool.free.pop() {
@@ -278,9 +366,8 @@ impl Shared {
     }
 
     /// Runs `f` on a live instance of a free slot.
-    fn with_slot<R>(&self, f: impl FnOnce(&mut SlotRef) -> Result<R, CallError>) -> Result<R, CallError> {
-        let depth = DEPTH.with(Cell::get);
-        if depth >= self.max_depth {
+    pub(crate) fn with_slot<R>(&self, f: impl FnOnce(&mut SlotRef) -> Result<R, CallError>) -> Result<R, CallError> {
+        if depth() >= self.max_depth {
             return Err(self.count(CallError::TooDeep { depth: self.max_depth }));
         }
         let deadline = Instant::now() + self.call_timeout;
@@ -311,6 +398,7 @@ impl Shared {
         if slot.live.is_none() {
             slot.ensure_live(self).map_err(|e| self.count(e))?;
         }
+        slot.start_cpu_budget(self);
         let answer = slot.exchange(self, req, deadline).and_then(|a| self.answer(slot, a));
         answer.map_err(|e| {
             if e.replaces_instance() {
@@ -355,11 +443,14 @@ impl Shared {
         let Some((name, f)) = self.host_fns.get(func as usize) else {
             return Err(CallError::Protocol(format!("host function {func} does not exist")));
         };
+        let f = match f {
+            HostImpl::Sync(f) => f,
+            #[cfg(feature = "tokio")]
+            HostImpl::Async(f) => return crate::asynchronous::run_host_fn(self, slot, name, f, input, deadline),
+        };
         let pidfd = slot.live.as_ref().map(|l| l.pidfd.clone()).ok_or(CallError::Timeout)?;
         let ticket = self.watchdog.arm(deadline, pidfd);
-        DEPTH.with(|d| d.set(d.get() + 1));
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(input)));
-        DEPTH.with(|d| d.set(d.get() - 1));
+        let result = with_depth(depth() + 1, || std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(input))));
         self.watchdog.disarm(ticket);
         if Instant::now() >= deadline {
             slot.kill(self);
@@ -367,14 +458,7 @@ impl Shared {
         }
         Ok(match result {
             Ok(r) => r.map_err(|e| format!("{name}: {e}")),
-            Err(panic) => {
-                let what = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "a panic".into());
-                Err(format!("panicked: {what}"))
-            }
+            Err(panic) => Err(format!("panicked: {}", panic_message(&*panic))),
         })
     }
 }
@@ -384,13 +468,13 @@ fn slot_dead(slot: &mut Slot, e: &CallError) {
 }
 
 /// A slot held for a request.
-struct SlotRef<'a> {
+pub(crate) struct SlotRef<'a> {
     shared: &'a Shared,
     slot: &'a mut Slot,
 }
 
 impl SlotRef<'_> {
-    fn call(&mut self, export: &str, input: &[u8]) -> Result<Vec<u8>, CallError> {
+    pub(crate) fn call(&mut self, export: &str, input: &[u8]) -> Result<Vec<u8>, CallError> {
         if self.slot.live.is_none() {
             self.slot.ensure_live(self.shared).map_err(|e| self.shared.count(e))?;
         }
@@ -401,7 +485,7 @@ impl SlotRef<'_> {
         }
     }
 
-    fn invoke(&mut self, export: &str, args: &[Val]) -> Result<Vec<Val>, CallError> {
+    pub(crate) fn invoke(&mut self, export: &str, args: &[Val]) -> Result<Vec<Val>, CallError> {
         match self.shared.request(self.slot, &ToInstance::Invoke { export: export.into(), args: args.to_vec() })? {
             FromInstance::Values(v) => Ok(v),
             other => Err(self.fail(CallError::Protocol(format!("unexpected answer {other:?}")))),
@@ -443,7 +527,7 @@ impl SlotRef<'_> {
 /// thread; each call takes a free instance (waiting, within the queue bound and the call
 /// timeout, when all are busy).
 pub struct Plugin {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
 }
 
 impl std::fmt::Debug for Plugin {
@@ -469,6 +553,11 @@ impl Plugin {
             max_depth: 4,
             max_payload: 16 << 20,
             garbage_export: None,
+            false_ring_export: None,
+            spin: crate::spin::DEFAULT_SPIN,
+            call_cpu_limit: None,
+            #[cfg(feature = "tokio")]
+            runtime: None,
         }
     }
 

@@ -191,7 +191,7 @@ pub fn sealed_memfd(name: &std::ffi::CStr, bytes: &[u8]) -> io::Result<OwnedFd> 
     Ok(fd)
 }
 
-/// A memfd of `size` bytes sealed against shrinking and growing: both sides may map it
+/// A memfd of `size` bytes (a window's [`crate::spin::mapped_len`]) sealed against shrinking and growing: both sides may map it
 /// shared, and neither can truncate it under the other (which would turn the other's reads
 /// into SIGBUS).
 pub fn window_memfd(size: usize) -> io::Result<OwnedFd> {
@@ -231,11 +231,15 @@ pub fn file_size(fd: RawFd) -> io::Result<u64> {
     Ok(st.st_size as u64)
 }
 
-/// A shared read-write mapping of a whole memfd (the payload window).
+/// A shared read-write mapping of a whole memfd (the payload window): `payload` bytes, then
+/// the control area of [`crate::spin`] (its doorbell words).
 #[derive(Debug)]
 pub struct Mapping {
     ptr: *mut u8,
+    /// The whole mapping.
     len: usize,
+    /// The payload bytes at its start.
+    payload: usize,
 }
 
 // SAFETY: the mapping is plain memory owned by this value; concurrent access is governed by
@@ -246,11 +250,10 @@ unsafe impl Send for Mapping {}
 unsafe impl Sync for Mapping {}
 
 impl Mapping {
-    /// Maps `len` bytes of `fd` shared, read-write.
-    pub fn new(fd: RawFd, len: usize) -> io::Result<Mapping> {
-        if len == 0 {
-            return Ok(Mapping { ptr: std::ptr::NonNull::dangling().as_ptr(), len: 0 });
-        }
+    /// Maps a window of `payload` bytes from `fd` (whose size must be
+    /// [`crate::spin::mapped_len`] of it) shared, read-write.
+    pub fn new(fd: RawFd, payload: usize) -> io::Result<Mapping> {
+        let len = usize::try_from(crate::spin::mapped_len(payload as u64)).map_err(io::Error::other)?;
         // SAFETY: a fresh mapping at an address of the kernel's choice; nothing aliases it.
         let ptr = unsafe {
             libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, fd, 0)
@@ -258,18 +261,30 @@ impl Mapping {
         if ptr == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
         }
-        Ok(Mapping { ptr: ptr.cast(), len })
+        Ok(Mapping { ptr: ptr.cast(), len, payload })
     }
 
-    /// Its size.
+    /// Its payload size.
     pub fn size(&self) -> usize {
-        self.len
+        self.payload
+    }
+
+    /// A doorbell word of the control area.
+    pub fn word(&self, w: crate::spin::Word) -> &std::sync::atomic::AtomicU32 {
+        let at = crate::spin::control_offset(self.payload as u64) as usize + w.offset();
+        assert!(at + 4 <= self.len);
+        // SAFETY: `at` is within the mapping (checked), 64-byte aligned past a page-aligned
+        // start plus 0 or 64 (so aligned for AtomicU32, which has u32's layout), and the
+        // mapping lives as long as `&self`. This process touches the control area only through
+        // these atomics (copies are bounded by `payload`); the other process may write it at
+        // any time, which atomic accesses tolerate (any value is a valid u32).
+        unsafe { &*self.ptr.add(at).cast::<std::sync::atomic::AtomicU32>() }
     }
 
     /// Copies `len` bytes out (`None` if `len` exceeds the window). The other side may write
     /// concurrently only if it breaks the protocol; the copy is then garbage, never unsound.
     pub fn copy_out(&self, len: usize) -> Option<Vec<u8>> {
-        if len > self.len {
+        if len > self.payload {
             return None;
         }
         let mut out = Vec::with_capacity(len);
@@ -283,7 +298,7 @@ impl Mapping {
 
     /// Copies `bytes` in at the start; `false` if they do not fit.
     pub fn copy_in(&self, bytes: &[u8]) -> bool {
-        if bytes.len() > self.len {
+        if bytes.len() > self.payload {
             return false;
         }
         // SAFETY: the mapping is writable for `bytes.len()` bytes and does not overlap `bytes`.
@@ -294,10 +309,8 @@ impl Mapping {
 
 impl Drop for Mapping {
     fn drop(&mut self) {
-        if self.len > 0 {
-            // SAFETY: our own mapping, unmapped once.
-            unsafe { libc::munmap(self.ptr.cast(), self.len) };
-        }
+        // SAFETY: our own mapping, unmapped once.
+        unsafe { libc::munmap(self.ptr.cast(), self.len) };
     }
 }
 
@@ -313,4 +326,24 @@ pub fn pidfd_open(pid: libc::pid_t) -> io::Result<OwnedFd> {
 pub fn pidfd_kill(fd: RawFd) {
     // SAFETY: pidfd_send_signal with a null siginfo reads no memory.
     unsafe { libc::syscall(libc::SYS_pidfd_send_signal, fd, libc::SIGKILL, std::ptr::null::<libc::siginfo_t>(), 0) };
+}
+
+/// The CPU-time clock of process `pid` (all its threads): readable by any process that sees
+/// the pid, without ptrace rights.
+pub fn process_cpu_clock(pid: libc::pid_t) -> io::Result<libc::clockid_t> {
+    let mut clock: libc::clockid_t = 0;
+    // SAFETY: `clock` is valid for writes.
+    let r = unsafe { libc::clock_getcpuclockid(pid, &mut clock) };
+    if r != 0 {
+        return Err(io::Error::from_raw_os_error(r));
+    }
+    Ok(clock)
+}
+
+/// The current value of `clock`.
+pub fn clock_time(clock: libc::clockid_t) -> io::Result<std::time::Duration> {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is valid for writes.
+    check(unsafe { libc::clock_gettime(clock, &mut ts) } as _)?;
+    Ok(std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
 }

@@ -1,7 +1,8 @@
 //! Every failure kind reaches the host as a `CallError`, never more: a trap, an infinite loop,
 //! a sleep, a host function that never answers in time, memory.grow past the limit, native
-//! allocation past it, the CPU limit, garbage on the channel, an exit; restarts (and the state
-//! they lose), `OnFailure::Fail`, the restart budget, a panicking host function.
+//! allocation past it, the CPU limit (over the instance's life, and per call), garbage on the
+//! channel, a doorbell rung falsely, an exit; restarts (and the state they lose),
+//! `OnFailure::Fail`, the restart budget, a panicking host function.
 
 mod common;
 
@@ -67,12 +68,71 @@ fn main() {
         assert!(t.elapsed() < Duration::from_secs(15), "{:?}", t.elapsed());
         assert_eq!(p.call("echo", b"again").unwrap(), b"again");
     });
+    c.run("per-call CPU limit: a spinning call is CpuLimit at about the limit; a fresh instance follows", || {
+        let p = Plugin::builder(common::plain())
+            .call_timeout(Duration::from_secs(10))
+            .call_cpu_limit(Duration::from_millis(300))
+            .build()
+            .unwrap();
+        assert_eq!(p.call("count", b"").unwrap(), [1]);
+        let pid = p.stats().instances[0].pid.unwrap();
+        let t = Instant::now();
+        assert_eq!(p.call("spin", b""), Err(CallError::CpuLimit));
+        let took = t.elapsed();
+        // At least the CPU limit (CPU time cannot run ahead of the wall clock on one thread),
+        // and far below the wall timeout.
+        assert!(took >= Duration::from_millis(290) && took < Duration::from_millis(1500), "{took:?}");
+        println!("     CpuLimit (300 ms of CPU) returned after {took:?}");
+        let gone = (0..50).any(|_| {
+            std::thread::sleep(Duration::from_millis(10));
+            std::fs::metadata(format!("/proc/{pid}")).is_err()
+        });
+        assert!(gone, "the instance outlived its CPU budget");
+        assert_eq!(p.call("count", b"").unwrap(), [1], "a fresh instance (state lost)");
+        // Many short calls each get the whole budget: the limit is per call, not per life.
+        for _ in 0..20 {
+            assert_eq!(p.call("echo", &[1u8; 4096]).unwrap().len(), 4096);
+        }
+        assert_eq!(p.stats().failures.get("cpu_limit"), Some(&1));
+    });
+    c.run("per-call CPU limit: sleeping past it is no CpuLimit (wall timeout instead)", || {
+        let p = Plugin::builder(common::plain())
+            .call_timeout(Duration::from_millis(400))
+            .call_cpu_limit(Duration::from_millis(50))
+            .build()
+            .unwrap();
+        let t = Instant::now();
+        assert_eq!(p.call("sleep", b""), Err(CallError::Timeout));
+        assert!(t.elapsed() >= Duration::from_millis(395), "{:?}", t.elapsed());
+        assert_eq!(p.call("echo", b"awake").unwrap(), b"awake");
+    });
     c.run("garbage on the channel: Protocol, instance replaced", || {
         let p = Plugin::builder(common::plain()).test_garbage_export("count").build().unwrap();
         let got = p.call("count", b"");
         assert!(matches!(got, Err(CallError::Protocol(_))), "{got:?}");
         assert_eq!(p.call("echo", b"ok").unwrap(), b"ok");
         assert_eq!(p.stats().restarts, 1);
+    });
+    c.run("a doorbell rung falsely: the host reads only what the socket holds, by the deadline", || {
+        let p = Plugin::builder(common::plain())
+            .test_false_ring_export("echo")
+            .call_timeout(Duration::from_millis(500))
+            .build()
+            .unwrap();
+        for i in 0..5 {
+            let input = format!("call {i}");
+            let t = Instant::now();
+            assert_eq!(p.call("echo", input.as_bytes()).unwrap(), input.as_bytes());
+            assert!(t.elapsed() >= Duration::from_millis(20), "{:?}", t.elapsed());
+            // The words are off by thousands now: the honest calls still work.
+            assert_eq!(p.call("count", b"").unwrap(), [i + 1]);
+        }
+        assert_eq!(
+            p.call("sleep", b""),
+            Err(CallError::Timeout),
+            "a false ring cannot hold the host past the deadline"
+        );
+        assert!(!p.stats().failures.contains_key("protocol"));
     });
     c.run("proc_exit: Crashed with the status", || {
         let got = plugin.call("exit", b"");
