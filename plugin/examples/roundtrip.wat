@@ -20,6 +20,7 @@
       (local.tee $n (i32.sub (local.get $n) (i32.const 1)))
       (br_if $l)))
   (func (export "spin") (loop $l (br $l)))
+  (func (export "trap") unreachable)
   ;; Compute-bound: $n rounds of xorshift.
   (func (export "work") (param $n i32) (result i32) (local $x i32)
     (local.set $x (i32.const 2463534242))
