@@ -35,7 +35,7 @@ pub use func::Caller;
 pub use instance::InstantiateError;
 pub use linker::{LinkError, Linker};
 pub use module::{ImageSource, Module, ModuleError};
-pub use store::{CallError, HostError, Store};
+pub use store::{BudgetError, CallError, HostError, Store, MAX_INSTRUCTION_BUDGET};
 pub use trap::{Trap, TrapKind};
 pub use types::*;
 pub use values::{Extern, ExternRef, Func, Global, Instance, Memory, Table, Val};

@@ -233,6 +233,10 @@ pub fn translate_operator(
             let stack_base = state.stack.len() - params.len();
             state.stack.truncate(stack_base);
             builder.switch_to_block(header);
+            if env.count_instructions {
+                // Every iteration passes here: no loop runs unchecked.
+                super::budget::check(builder);
+            }
             state.stack.extend(builder.block_params(header).to_vec());
             state.control.push(ControlFrame::Loop {
                 header,

@@ -5,9 +5,11 @@
 //! - [`heap`]: the memory sandbox (address computation and bounds checks).
 //! - [`code`]: the opcode match.
 //! - [`unreachable`]: skipping code after `br`, `return` and `unreachable`.
+//! - [`budget`]: the instruction count, when the engine counts.
 //!
 //! [`translate_function`] drives one function body.
 
+pub mod budget;
 pub mod code;
 pub mod env;
 pub mod heap;
@@ -67,6 +69,9 @@ pub fn translate_function(
     builder.seal_block(entry);
     let params = builder.block_params(entry).to_vec();
     env.begin_function(params[0]);
+    if env.count_instructions {
+        budget::check(&mut builder);
+    }
 
     // Locals: the parameters, then the declared locals, zero-initialised.
     let mut locals: Vec<Variable> = Vec::new();
@@ -115,13 +120,20 @@ pub fn translate_function(
         let offset = ops.original_position();
         let op = ops.read().map_err(decode)?;
         if state.reachable {
+            if env.count_instructions {
+                state.pending += 1;
+                if budget::charges_before(&op) {
+                    budget::flush(&mut builder, &mut state);
+                }
+            }
             code::translate_operator(env, &mut builder, &mut state, &locals, &op)
                 .map_err(|operator| TranslateError::Unsupported { func: func.0, operator, offset: offset as usize })?;
         } else {
             unreachable::skip_operator(&mut builder, &mut state, &op);
         }
     }
-    // The final `end` switched to the exit block (or left it unreachable).
+    // The final `end` switched to the exit block (or left it unreachable), charging first.
+    debug_assert_eq!(state.pending, 0, "every run of instructions is charged before it ends");
     if state.reachable {
         let results = state.stack.clone();
         builder.ins().return_(&results);

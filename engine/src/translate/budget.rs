@@ -1,0 +1,122 @@
+//! THE INSTRUCTION COUNT, in code compiled with [`crate::Config::count_instructions`].
+//!
+//! **Where it lives.** The number of instructions the store may still execute (its budget
+//! minus what ran) is kept in Cranelift's pinned register, r15 on x86-64, which the register
+//! allocator then never hands out. It is never in guest memory and no wasm instruction can
+//! name it: a guest can neither read, reset nor overflow it (it only goes down, by at most
+//! the length of one function body between two checks, from at most
+//! [`crate::store::MAX_INSTRUCTION_BUDGET`]). While host code runs, the store's
+//! [`crate::vm::vmctx::VMLimits`] holds it: `vm::traps::catch_traps` loads the register
+//! on entry and stores it back on return and on a trap in compiled code (from the signal
+//! context), and the host trampoline ([`around_host_call`]) hands it over around each host
+//! call.
+//!
+//! **What counts.** Every operator that executes counts 1: `block`, `loop`, `if`, `br*`,
+//! `nop`, `drop`, a `call` (a call to a host function is that one instruction), and `else` and
+//! `end` when control falls through them (a branch to a block's end does not execute its
+//! `end`; an `if` without `else` whose condition is false goes straight past its `end`).
+//! Instructions after a `br`, `return` or `unreachable` never execute and never count.
+//!
+//! **When it is charged.** The translator counts operators at compile time and subtracts the
+//! straight-line run since the last charge ([`flush`]) before each operator that may trap
+//! (every load and store, division, float-to-int truncation, table and bulk-memory
+//! operations, `call_indirect`, `unreachable`), calls, or leaves the straight line
+//! ([`charges_before`]). So the count is exact whenever control is not inside a run: at
+//! every trap it includes the trapping instruction and everything executed before it, and at
+//! a normal return it is every instruction executed.
+//!
+//! **Where it is checked.** At every function entry and loop header ([`check`]), before each
+//! host call ([`around_host_call`]) and when a call from the host returns (the store): the
+//! run traps with [`TrapKind::InstructionBudget`] once the count exceeds the budget. The
+//! count reported then is exact (the instructions executed up to the check), and may exceed
+//! the budget by at most a loop-free, call-free stretch of one function. Every way back to
+//! earlier code (a loop's back edge, `br_table` included) passes a loop header and every call
+//! a function entry, so no control flow escapes the checks.
+
+use super::state::TranslationState;
+use crate::trap::TrapKind;
+use crate::vm::vmctx::{VMCTX_LIMITS, VMLIMITS_INSTRUCTIONS};
+use cranelift_codegen::ir::{condcodes::IntCC, types, InstBuilder, MemFlagsData, Value};
+use cranelift_frontend::FunctionBuilder;
+use wasmparser::Operator;
+
+/// Whether the instructions counted so far must be charged before `op`'s code: it may trap,
+/// it calls, or it ends a straight-line run (a branch, or a jump into a merge block).
+pub fn charges_before(op: &Operator) -> bool {
+    use Operator as O;
+    matches!(
+        op,
+        // Control leaves the straight line.
+        O::Loop { .. } | O::If { .. } | O::Else | O::End | O::Br { .. } | O::BrIf { .. } | O::BrTable { .. }
+            | O::Return | O::Unreachable
+            // Calls: the callee counts on from the register (and may trap).
+            | O::Call { .. } | O::CallIndirect { .. }
+            // Memory accesses may trap (the guard region or an explicit check).
+            | O::I32Load { .. } | O::I64Load { .. } | O::F32Load { .. } | O::F64Load { .. }
+            | O::I32Load8S { .. } | O::I32Load8U { .. } | O::I32Load16S { .. } | O::I32Load16U { .. }
+            | O::I64Load8S { .. } | O::I64Load8U { .. } | O::I64Load16S { .. } | O::I64Load16U { .. }
+            | O::I64Load32S { .. } | O::I64Load32U { .. }
+            | O::I32Store { .. } | O::I64Store { .. } | O::F32Store { .. } | O::F64Store { .. }
+            | O::I32Store8 { .. } | O::I32Store16 { .. } | O::I64Store8 { .. } | O::I64Store16 { .. }
+            | O::I64Store32 { .. }
+            // Integer division and trapping conversions.
+            | O::I32DivS | O::I32DivU | O::I32RemS | O::I32RemU
+            | O::I64DivS | O::I64DivU | O::I64RemS | O::I64RemU
+            | O::I32TruncF32S | O::I32TruncF32U | O::I32TruncF64S | O::I32TruncF64U
+            | O::I64TruncF32S | O::I64TruncF32U | O::I64TruncF64S | O::I64TruncF64U
+            // Tables and bulk memory trap out of bounds.
+            | O::TableGet { .. } | O::TableSet { .. } | O::TableFill { .. } | O::TableCopy { .. }
+            | O::TableInit { .. } | O::MemoryFill { .. } | O::MemoryCopy { .. } | O::MemoryInit { .. }
+    )
+}
+
+/// Subtracts the instructions counted since the last charge from the register.
+pub fn flush(builder: &mut FunctionBuilder, state: &mut TranslationState) {
+    if state.pending == 0 {
+        return;
+    }
+    let left = builder.ins().get_pinned_reg(types::I64);
+    let left = builder.ins().iadd_imm_s(left, -i64::from(state.pending));
+    builder.ins().set_pinned_reg(left);
+    state.pending = 0;
+}
+
+/// Traps with [`TrapKind::InstructionBudget`] when the count went past the budget (the
+/// register is negative).
+pub fn check(builder: &mut FunctionBuilder) {
+    let left = builder.ins().get_pinned_reg(types::I64);
+    let over = builder.ins().icmp_imm_s(IntCC::SignedLessThan, left, 0);
+    builder.ins().trapnz(over, TrapKind::InstructionBudget.to_trap_code());
+}
+
+/// Emits a host call (`call`) in a host trampoline: when the caller is wasm code (its context
+/// `caller_vmctx` is not null), the count is stored in the store's limits, checked (a run past
+/// its budget does no more host calls), and read back afterwards (the host may have run wasm
+/// code of the same store meanwhile). Called from the host directly, nothing is counted.
+pub fn around_host_call(
+    builder: &mut FunctionBuilder,
+    caller_vmctx: Value,
+    mut call: impl FnMut(&mut FunctionBuilder),
+) {
+    let counted = builder.create_block();
+    let uncounted = builder.create_block();
+    let done = builder.create_block();
+    builder.ins().brif(caller_vmctx, counted, &[], uncounted, &[]);
+
+    builder.switch_to_block(counted);
+    let flags = MemFlagsData::trusted();
+    let limits = builder.ins().load(types::I64, flags, caller_vmctx, VMCTX_LIMITS);
+    let left = builder.ins().get_pinned_reg(types::I64);
+    builder.ins().store(flags, left, limits, VMLIMITS_INSTRUCTIONS);
+    check(builder);
+    call(builder);
+    let left = builder.ins().load(types::I64, flags, limits, VMLIMITS_INSTRUCTIONS);
+    builder.ins().set_pinned_reg(left);
+    builder.ins().jump(done, &[]);
+
+    builder.switch_to_block(uncounted);
+    call(builder);
+    builder.ins().jump(done, &[]);
+
+    builder.switch_to_block(done);
+}
