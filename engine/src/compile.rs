@@ -181,7 +181,20 @@ impl Compiler {
                     .ok_or_else(|| codegen_error(format!("unexpected trap code {}", t.code)))
             })
             .collect::<Result<_, _>>()?;
-        Ok(CompiledFunction { code: buffer.data().to_vec(), relocs, traps })
+        let mut code = buffer.data().to_vec();
+        if self.count_instructions && func != u32::MAX {
+            // The instructions pending at each trap site, from the source locations the
+            // translator set (see `budget_sites`).
+            let srclocs = buffer.get_srclocs_sorted();
+            let pending = |offset: u32| {
+                let i = srclocs.partition_point(|s| s.start <= offset).checked_sub(1)?;
+                let s = &srclocs[i];
+                (offset < s.end && !s.loc.is_default()).then(|| s.loc.bits())
+            };
+            let sites = buffer.traps().iter().filter_map(|t| Some((t.offset, pending(t.offset)?)));
+            crate::budget_sites::append(&mut code, sites);
+        }
+        Ok(CompiledFunction { code, relocs, traps })
     }
 }
 

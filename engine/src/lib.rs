@@ -13,6 +13,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod artifact;
+mod budget_sites;
 mod builtins;
 pub mod compile;
 mod engine;

@@ -352,6 +352,12 @@ impl Store {
             self.state_mut().limits.stack_limit = 0;
         }
         if counting {
+            // At a trap site, the instructions of the run in progress are not in the register
+            // yet: the compiler recorded how many there are (see `budget_sites`).
+            if let Err(Unwind::Trap { pc, .. }) = &result {
+                let pending = self.state().registry.modules.iter().find_map(|m| m.pending_instructions_at(*pc));
+                left = (left as i64).wrapping_sub(i64::from(pending.unwrap_or(0))) as u64;
+            }
             // After a host function raised, the store's copy is already the count (the host
             // trampoline stored it); otherwise the register's value is.
             if !matches!(result, Err(Unwind::Host(_))) {

@@ -122,6 +122,14 @@ const TRAPS: &str = r#"
   (func (export "trunc") (drop (i32.trunc_f32_s (f32.const nan))))
   ;; i32.const, call_indirect: 2 (null entry)
   (func (export "indirect") (call_indirect (type $v) (i32.const 0)))
+  ;; loop (1); per iteration local.get, i32.const, i32.add, local.set, local.get, i32.load,
+  ;; drop, br (8); the 16th load (at 64 KiB) is out of bounds, 6 instructions into its
+  ;; iteration: 1 + 15 * 8 + 6, the trap in the middle of a straight-line run
+  (func (export "walk") (local i32)
+    (loop $l
+      (local.set 0 (i32.add (local.get 0) (i32.const 4096)))
+      (drop (i32.load (local.get 0)))
+      (br $l)))
   ;; local.get, i32.const, i32.add, drop (4), then i32.const, i32.load, drop 10 times, then
   ;; unreachable
   (func (export "after_loads") (local i32)
@@ -144,6 +152,7 @@ fn the_count_at_any_trap_includes_the_trapping_instruction() {
         ("trunc", TrapKind::InvalidConversionToInteger, 2),
         ("indirect", TrapKind::UninitializedElement, 2),
         ("after_loads", TrapKind::Unreachable, 4 + 10 * 3 + 1),
+        ("walk", TrapKind::MemoryOutOfBounds, 1 + 15 * 8 + 6),
     ];
     for bounds in BOTH {
         let engine = counting(bounds);

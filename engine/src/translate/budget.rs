@@ -18,12 +18,15 @@
 //! Instructions after a `br`, `return` or `unreachable` never execute and never count.
 //!
 //! **When it is charged.** The translator counts operators at compile time and subtracts the
-//! straight-line run since the last charge ([`flush`]) before each operator that may trap
-//! (every load and store, division, float-to-int truncation, table and bulk-memory
-//! operations, `call_indirect`, `unreachable`), calls, or leaves the straight line
-//! ([`charges_before`]). So the count is exact whenever control is not inside a run: at
-//! every trap it includes the trapping instruction and everything executed before it, and at
-//! a normal return it is every instruction executed.
+//! straight-line run since the last charge ([`flush`]) before each operator that leaves the
+//! straight line, calls, or is `unreachable` ([`charges_before`]): one subtraction per basic
+//! block, in a register. Operators that may trap in the middle of a run (loads and stores,
+//! division, float-to-int truncation, table and bulk-memory operations) are not charged
+//! before: each operator's code carries, as its source location, the instructions counted
+//! since the last charge including itself, and the compiler keeps that number for every trap
+//! site (`budget_sites`), so a trap's count is the register's value plus it. The count is
+//! therefore exact at every trap (the trapping instruction and everything executed before
+//! it), at every call and at a normal return (every instruction executed).
 //!
 //! **Where it is checked.** At every function entry and loop header ([`check`]), before each
 //! host call ([`around_host_call`]) and when a call from the host returns (the store): the
@@ -40,33 +43,25 @@ use cranelift_codegen::ir::{condcodes::IntCC, types, InstBuilder, MemFlagsData, 
 use cranelift_frontend::FunctionBuilder;
 use wasmparser::Operator;
 
-/// Whether the instructions counted so far must be charged before `op`'s code: it may trap,
-/// it calls, or it ends a straight-line run (a branch, or a jump into a merge block).
+/// Whether the instructions counted so far must be charged before `op`'s code: it ends a
+/// straight-line run (a branch, or a jump into a merge block), it calls (the callee counts on
+/// from the register), or it is `unreachable`. Other operators that may trap are exact through
+/// their trap sites' pending counts instead (see the module's documentation).
 pub fn charges_before(op: &Operator) -> bool {
     use Operator as O;
     matches!(
         op,
-        // Control leaves the straight line.
-        O::Loop { .. } | O::If { .. } | O::Else | O::End | O::Br { .. } | O::BrIf { .. } | O::BrTable { .. }
-            | O::Return | O::Unreachable
-            // Calls: the callee counts on from the register (and may trap).
-            | O::Call { .. } | O::CallIndirect { .. }
-            // Memory accesses may trap (the guard region or an explicit check).
-            | O::I32Load { .. } | O::I64Load { .. } | O::F32Load { .. } | O::F64Load { .. }
-            | O::I32Load8S { .. } | O::I32Load8U { .. } | O::I32Load16S { .. } | O::I32Load16U { .. }
-            | O::I64Load8S { .. } | O::I64Load8U { .. } | O::I64Load16S { .. } | O::I64Load16U { .. }
-            | O::I64Load32S { .. } | O::I64Load32U { .. }
-            | O::I32Store { .. } | O::I64Store { .. } | O::F32Store { .. } | O::F64Store { .. }
-            | O::I32Store8 { .. } | O::I32Store16 { .. } | O::I64Store8 { .. } | O::I64Store16 { .. }
-            | O::I64Store32 { .. }
-            // Integer division and trapping conversions.
-            | O::I32DivS | O::I32DivU | O::I32RemS | O::I32RemU
-            | O::I64DivS | O::I64DivU | O::I64RemS | O::I64RemU
-            | O::I32TruncF32S | O::I32TruncF32U | O::I32TruncF64S | O::I32TruncF64U
-            | O::I64TruncF32S | O::I64TruncF32U | O::I64TruncF64S | O::I64TruncF64U
-            // Tables and bulk memory trap out of bounds.
-            | O::TableGet { .. } | O::TableSet { .. } | O::TableFill { .. } | O::TableCopy { .. }
-            | O::TableInit { .. } | O::MemoryFill { .. } | O::MemoryCopy { .. } | O::MemoryInit { .. }
+        O::Loop { .. }
+            | O::If { .. }
+            | O::Else
+            | O::End
+            | O::Br { .. }
+            | O::BrIf { .. }
+            | O::BrTable { .. }
+            | O::Return
+            | O::Unreachable
+            | O::Call { .. }
+            | O::CallIndirect { .. }
     )
 }
 

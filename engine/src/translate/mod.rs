@@ -70,6 +70,7 @@ pub fn translate_function(
     let params = builder.block_params(entry).to_vec();
     env.begin_function(params[0]);
     if env.count_instructions {
+        builder.set_srcloc(ir::SourceLoc::new(0));
         budget::check(&mut builder);
     }
 
@@ -125,6 +126,8 @@ pub fn translate_function(
                 if budget::charges_before(&op) {
                     budget::flush(&mut builder, &mut state);
                 }
+                // A trap in this operator's code finds the instructions not charged yet here.
+                builder.set_srcloc(ir::SourceLoc::new(state.pending));
             }
             code::translate_operator(env, &mut builder, &mut state, &locals, &op)
                 .map_err(|operator| TranslateError::Unsupported { func: func.0, operator, offset: offset as usize })?;
