@@ -36,7 +36,7 @@
 //! earlier code (a loop's back edge, `br_table` included) passes a loop header and every call
 //! a function entry, so no control flow escapes the checks.
 
-use super::state::TranslationState;
+use super::state::{ControlFrame, TranslationState};
 use crate::trap::TrapKind;
 use crate::vm::vmctx::{VMCTX_LIMITS, VMLIMITS_INSTRUCTIONS};
 use cranelift_codegen::ir::{condcodes::IntCC, types, InstBuilder, MemFlagsData, Value};
@@ -46,7 +46,8 @@ use wasmparser::Operator;
 /// Whether the instructions counted so far must be charged before `op`'s code: it ends a
 /// straight-line run (a branch, or a jump into a merge block), it calls (the callee counts on
 /// from the register), or it is `unreachable`. Other operators that may trap are exact through
-/// their trap sites' pending counts instead (see the module's documentation).
+/// their trap sites' pending counts instead (see the module's documentation). `br_if` charges
+/// on its taken edge only (`code.rs`), and some `end`s not at all ([`charges_before_in`]).
 pub fn charges_before(op: &Operator) -> bool {
     use Operator as O;
     matches!(
@@ -56,7 +57,6 @@ pub fn charges_before(op: &Operator) -> bool {
             | O::Else
             | O::End
             | O::Br { .. }
-            | O::BrIf { .. }
             | O::BrTable { .. }
             | O::Return
             | O::Unreachable
@@ -67,13 +67,33 @@ pub fn charges_before(op: &Operator) -> bool {
 
 /// Subtracts the instructions counted since the last charge from the register.
 pub fn flush(builder: &mut FunctionBuilder, state: &mut TranslationState) {
-    if state.pending == 0 {
-        return;
+    if state.pending > 0 {
+        charge(builder, state.pending);
+        state.pending = 0;
     }
+}
+
+/// Subtracts `n` instructions from the register (on one path: see `br_if`).
+pub fn charge(builder: &mut FunctionBuilder, n: u32) {
     let left = builder.ins().get_pinned_reg(types::I64);
-    let left = builder.ins().iadd_imm_s(left, -i64::from(state.pending));
+    let left = builder.ins().iadd_imm_s(left, -i64::from(n));
     builder.ins().set_pinned_reg(left);
-    state.pending = 0;
+}
+
+/// Whether the instructions counted so far must be charged before `op`, in `state` (before
+/// `op` is translated): [`charges_before`], except at an `end` whose continuation is reached
+/// only by falling through it (a `loop`'s, a `block`'s that no branch targets, the function's
+/// when nothing branches to its end): the count goes on there, and is charged at the next
+/// branch, call or return instead.
+pub fn charges_before_in(op: &Operator, state: &TranslationState) -> bool {
+    match op {
+        Operator::End => match state.control.last() {
+            Some(ControlFrame::Loop { .. }) => false,
+            Some(ControlFrame::Block { exit_reachable, .. }) => *exit_reachable,
+            _ => true,
+        },
+        other => charges_before(other),
+    }
 }
 
 /// Traps with [`TrapKind::InstructionBudget`] when the count went past the budget (the
