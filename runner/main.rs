@@ -25,13 +25,13 @@ fn run(cli: RunCli) -> i32 {
     match &cli.server {
         Some(socket) => sandboxrun::server::client::forward(socket, std::env::args_os().collect()),
         None => {
-            let (status, release) = sandboxrun::cli::command::run(cli, sandboxrun::supervise::Start::Spawn, None);
+            let finished = sandboxrun::cli::command::run(cli, sandboxrun::supervise::Start::Spawn, None);
             // Everything is said; the child is reaped before this process ends (else it is
             // left to whoever adopts orphans, and `time`/`wait4` of sandboxrun miss its usage).
-            if let Some(release) = release {
+            if let Some(release) = finished.release {
                 release.reap();
             }
-            status
+            finished.status
         }
     }
 }

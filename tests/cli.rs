@@ -18,6 +18,34 @@ fn hello_exit_code_and_stdout() {
     assert_eq!(stderr(&o), "");
 }
 
+/// A module that is not a regular file (a pipe) is read once by the supervisor and handed to
+/// the run in a sealed memory file: it runs, and a second run of the same bytes is a hit.
+#[test]
+fn a_module_from_a_pipe_runs_and_is_cached() {
+    let dir = temp_dir("pipe-module");
+    let cache = dir.join("cache.sqlite");
+    for expected in ["miss", "hit"] {
+        let mut child = bin()
+            .arg("--cache")
+            .arg(&cache)
+            .arg("--report")
+            .arg(dir.join("r.json"))
+            .arg("--stdin")
+            .arg("null")
+            .arg("/dev/stdin")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(HELLO.as_bytes()).unwrap();
+        let o = child.wait_with_output().unwrap();
+        assert_eq!(o.status.code(), Some(42), "{}", stderr(&o));
+        assert_eq!(stdout(&o), "hello, world\n");
+        assert_eq!(report_json(&dir.join("r.json"))["cache"], expected);
+    }
+}
+
 #[test]
 fn invoke_prints_results() {
     let dir = temp_dir("invoke");
@@ -78,7 +106,14 @@ fn inherited_descriptors_are_closed_before_confinement() {
     let secret_file = std::fs::File::open(&secret).unwrap();
     let raw = std::os::fd::AsRawFd::as_raw_fd(&secret_file);
     let mut cmd = bin();
-    cmd.arg("--report").arg(&report).arg("--dir").arg(format!("{}::/data", dir.join("data").display())).arg(&wat);
+    // A cache of its own: the first run is a miss whatever other tests ran.
+    cmd.arg("--cache")
+        .arg(dir.join("cache.sqlite"))
+        .arg("--report")
+        .arg(&report)
+        .arg("--dir")
+        .arg(format!("{}::/data", dir.join("data").display()))
+        .arg(&wat);
     // SAFETY: dup2 is async-signal-safe; the new fd 900 is not close-on-exec, so it is
     // inherited. (A high number: a low one could be reused by the run's own descriptors.)
     unsafe {
@@ -94,12 +129,23 @@ fn inherited_descriptors_are_closed_before_confinement() {
     let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     let fds: Vec<i64> =
         json["confinement"]["open_fds"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
-    // stdio, the report pipe, the release pipe, the code channel (answer pipe, memfd, pipe
-    // back), WASI's duplicates of stdin (inherited, the default), stdout and stderr, the one
-    // mount: nothing else, fd 900 least of all.
-    assert_eq!(fds.len(), 12, "{fds:?}");
+    // stdio, the report pipe, the release pipe, the code channel's pipe back (its answer
+    // socket is closed once the answer is in, before confinement ends), WASI's duplicates of
+    // stdin (inherited, the default), stdout and stderr, the one mount: nothing else, fd 900
+    // least of all.
+    assert_eq!(fds.len(), 10, "{fds:?}");
     assert_eq!(&fds[..3], &[0, 1, 2]);
     assert!(!fds.contains(&900), "{fds:?}");
+    // A cache hit holds two more: the cached artifact's file, which the run maps, and the
+    // module's, kept until the cached code has loaded (if it did not, the module is compiled).
+    let o = run(&mut cmd);
+    assert_eq!(o.status.code(), Some(42), "{}", stderr(&o));
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(json["cache"], "hit");
+    let hit: Vec<i64> =
+        json["confinement"]["open_fds"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
+    assert_eq!(hit.len(), 12, "{hit:?}");
+    assert!(!hit.contains(&900), "{hit:?}");
 }
 
 #[test]

@@ -68,8 +68,12 @@ fn a_run_through_the_server_is_the_run_started_directly() {
         "p.yaml",
         "version: 1\nargs: [arg1]\nenv: {GREETING: hi}\nmounts:\n  - {host: data, guest: /ro}\n  - {host: out, guest: /rw, mode: rw}\n",
     );
+    // Twice: the served run below is a cache hit, and a hit holds one descriptor more (the
+    // artifact's file) than the miss of a first run.
     let direct =
-        run(bin().arg("--report").arg(dir.join("direct.json")).arg("-p").arg(&policy).arg(fixture("files.wasm")));
+        || run(bin().arg("--report").arg(dir.join("direct.json")).arg("-p").arg(&policy).arg(fixture("files.wasm")));
+    direct();
+    let direct = direct();
     let served = run(server
         .client()
         .arg("--report")
@@ -346,4 +350,58 @@ fn an_unprivileged_server_gives_each_run_its_own_network_namespace() {
     let namespaces = report["confinement"]["namespaces"].as_array().unwrap();
     assert!(namespaces.iter().any(|n| n == "network"), "{namespaces:?}");
     assert_eq!(report["confinement"]["seccomp"], true);
+}
+
+/// A server keeps at hand the modules its runs found in the code cache: a later run of the
+/// same file neither hashes it nor looks it up (`-v` says so) and reports the same; a module
+/// changed in place is seen at once, never served from the set.
+#[test]
+fn a_module_at_hand_is_not_hashed_again_and_a_changed_one_is_seen() {
+    let dir = temp_dir("server-hot");
+    let server = Server::start(&dir);
+    let module = |text: &str| {
+        let wat = format!(
+            r#"(module
+              (import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
+              (memory (export "memory") 1)
+              (data (i32.const 16) "{text}\n")
+              (func (export "_start")
+                (i32.store (i32.const 0) (i32.const 16)) (i32.store (i32.const 4) (i32.const 6))
+                (drop (call $w (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"#
+        );
+        wat::parse_str(&wat).unwrap()
+    };
+    let path = dir.join("hot.wasm");
+    std::fs::write(&path, module("first")).unwrap();
+    // Only a module that last changed a moment before it was hashed is kept.
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let report = dir.join("r.json");
+    let run = || {
+        let o = run(server.client().arg("-v").arg("--report").arg(&report).arg(&path));
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        (stdout(&o), stderr(&o).contains("at hand"), report_json(&report))
+    };
+    let (out, at_hand, first) = run();
+    assert_eq!((out.as_str(), at_hand), ("first\n", false));
+    // The first hit is reported to the server; slots started after that inherit it (a pool of
+    // two: within a few runs).
+    let mut hot = None;
+    for _ in 0..6 {
+        let (out, at_hand, report) = run();
+        assert_eq!(out, "first\n");
+        assert_eq!(report["cache"], "hit");
+        if at_hand {
+            hot = Some(report);
+            break;
+        }
+    }
+    let hot = hot.expect("a run with the module at hand");
+    assert_eq!(hot["module_sha256"], first["module_sha256"], "the same module, reported the same");
+    // Rewritten in place, same length: every slot sees another fingerprint.
+    std::fs::write(&path, module("other")).unwrap();
+    for _ in 0..3 {
+        let (out, at_hand, report) = run();
+        assert_eq!((out.as_str(), at_hand), ("other\n", false));
+        assert_ne!(report["module_sha256"], first["module_sha256"]);
+    }
 }

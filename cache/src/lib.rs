@@ -1,28 +1,59 @@
 //! The code cache of sandboxrun (a crate of its own, so that embedders of the engine do not
-//! build SQLite): compiled artifacts in one SQLite file, keyed by everything that shapes
-//! the generated code, so a later run of the same module loads native code instead of
-//! compiling.
+//! build SQLite): compiled artifacts keyed by everything that shapes the generated code, so a
+//! later run of the same module maps native code instead of compiling.
 //!
-//! - **Key**: SHA-256 over the module's SHA-256, the engine's version, the artifact format
+//! - **Key**: SHA-256 over the module's BLAKE3 hash ([`content_hash`]), the engine's version, the artifact format
 //!   version and the engine's identity ([`engine::Engine::identity`]: a hash of the engine's
 //!   sources and lock file, the bounds strategy, the CPU's feature words). Any change is a
 //!   miss, never a wrong hit; the artifact carries the identity too, checked when loaded.
-//! - **Value**: the artifact bytes with their SHA-256; a row whose checksum does not match is
-//!   deleted and reported as a miss.
+//! - **Value**: a file beside the database (in `<database>.files/`), named by the BLAKE3 hash
+//!   of its bytes; the database's row holds that hash and the size. A hit opens the file and
+//!   checks both before handing it out ([`CodeCache::get`] returns the open file, which a run
+//!   maps: the bytes are never copied through the process that looks them up). A file that is
+//!   missing, cut short, longer or altered is a miss, its row deleted; the next store replaces
+//!   it. Files are written to a temporary name and renamed, never changed in place, so an open
+//!   file keeps its contents while a later store or an eviction replaces or removes the name.
 //! - **Concurrency**: a rollback journal and a busy timeout; concurrent writers of the same key insert
-//!   the same bytes (`INSERT OR REPLACE`), so exactly one row results.
-//! - **Size**: after each insert, least-recently-used rows are evicted until the total size
-//!   is within the bound; [`CodeCache::touch`] refreshes `last_used` at most once a minute,
+//!   the same bytes (`INSERT OR REPLACE`, and a rename onto the same name), so exactly one row
+//!   and one file result.
+//! - **Size**: after each insert, least-recently-used rows (and their files) are evicted until
+//!   the total size is within the bound; [`CodeCache::touch`] refreshes `last_used` at most once a minute,
 //!   so a hit is a pure read.
-//! - **Schema** versions live in SQLite's `user_version` and are migrated on open.
+//! - **Schema** versions live in SQLite's `user_version` and are migrated on open (versions 1
+//!   and 2 are dropped, to be compiled again: version 1 kept artifacts inside the database,
+//!   version 2 had no module SHA-256).
 //!
 //! A damaged, full or read-only database is a [`CacheError`]; the caller degrades to
 //! compiling without caching.
 
+mod files;
+mod hashing;
+
+pub use files::{Staged, HEAD_LEN};
+
+/// The BLAKE3 hash (a module's content key, see [`CacheKey::new`]) and length of a file's
+/// contents, read through a bounded buffer at offsets (the file's position is left alone; a
+/// large file on two threads, both ended when this returns).
+///
+/// # Errors
+/// Reading failed.
+pub fn content_hash(file: &File) -> std::io::Result<([u8; 32], u64)> {
+    let len = file.metadata()?.len();
+    Ok((hashing::hash_file(file, len, hashing::Access::Read)?, len))
+}
+
+/// The BLAKE3 hash of `bytes` (as [`content_hash`] of a file holding them).
+pub fn content_hash_of(bytes: &[u8]) -> [u8; 32] {
+    *blake3::hash(bytes).as_bytes()
+}
+
+use files::Checksum;
 use rusqlite::{params, Connection, OptionalExtension};
 use sha2::{Digest, Sha256};
 use std::cell::Cell;
-use std::path::Path;
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Why the cache could not be used.
@@ -36,10 +67,10 @@ pub enum CacheError {
         /// SQLite's error.
         source: rusqlite::Error,
     },
-    /// The cache's folder could not be created.
+    /// A folder or an artifact file could not be created, read, written or removed.
     #[error("code cache {path}: {source}")]
     Io {
-        /// The folder.
+        /// The folder or file.
         path: String,
         /// The host's error.
         source: std::io::Error,
@@ -55,7 +86,7 @@ pub enum CacheError {
 }
 
 /// The schema version this code writes.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// How long a statement waits for another process's write to finish.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -69,11 +100,12 @@ pub const LRU_GRANULARITY: Duration = Duration::from_secs(60);
 pub struct CacheKey(pub [u8; 32]);
 
 impl CacheKey {
-    /// The key of a module (by its SHA-256) compiled by an engine of `identity`.
-    pub fn new(module_sha256: &[u8; 32], identity: &str) -> CacheKey {
+    /// The key of a module (by its BLAKE3 hash, [`content_hash`]) compiled by an engine of
+    /// `identity`.
+    pub fn new(module_hash: &[u8; 32], identity: &str) -> CacheKey {
         let mut h = Sha256::new();
-        h.update(b"sandboxrun code cache\0");
-        h.update(module_sha256);
+        h.update(b"sandboxrun code cache, module by BLAKE3\0");
+        h.update(module_hash);
         h.update(env!("CARGO_PKG_VERSION").as_bytes());
         h.update(engine::artifact::FORMAT_VERSION.to_le_bytes());
         h.update(identity.as_bytes());
@@ -94,10 +126,25 @@ pub struct CacheStats {
     pub stores: u64,
 }
 
+/// A cached artifact, checked: its file, open, holding exactly `len` bytes whose hash is the
+/// one stored. Files are never changed in place (see the crate's documentation), so a mapping
+/// of it reads these bytes for as long as it lives.
+#[derive(Debug)]
+pub struct CachedArtifact {
+    /// The artifact file, open for reading.
+    pub file: File,
+    /// Its length.
+    pub len: u64,
+    /// The SHA-256 (hex) of the module it was compiled from, as stored with it (a hit need not
+    /// read the module to report it).
+    pub module_sha256: Option<String>,
+}
+
 /// An open code cache.
 pub struct CodeCache {
     conn: Connection,
     path: String,
+    folder: PathBuf,
     max_bytes: u64,
     lru_granularity: Duration,
     /// Whether the connection is set up for writing ([`CodeCache::for_writing`]).
@@ -108,6 +155,11 @@ pub struct CodeCache {
 
 fn now() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
+}
+
+/// A checksum column's value, if it has the right length.
+fn checksum_of(bytes: &[u8]) -> Option<Checksum> {
+    bytes.try_into().ok()
 }
 
 impl CodeCache {
@@ -130,6 +182,7 @@ impl CodeCache {
         let cache = CodeCache {
             conn,
             path: name,
+            folder: files::folder_of(path),
             max_bytes,
             lru_granularity: LRU_GRANULARITY,
             writing: Cell::new(false),
@@ -163,30 +216,44 @@ impl CodeCache {
         move |source| CacheError::Sqlite { path: self.path.clone(), source }
     }
 
+    fn io_err(&self, path: &Path) -> impl Fn(std::io::Error) -> CacheError {
+        let path = path.display().to_string();
+        move |source| CacheError::Io { path: path.clone(), source }
+    }
+
     fn migrate(&self) -> Result<(), CacheError> {
         let version: i64 = self.conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(self.err())?;
         if version > SCHEMA_VERSION {
             return Err(CacheError::NewerSchema { path: self.path.clone(), found: version });
         }
-        if version < 1 {
+        if version < SCHEMA_VERSION {
             self.for_writing();
+            // Version 1's artifacts lived in the database, version 2's rows had no module
+            // SHA-256: they are dropped (compiled again on their next run; `gc` removes the
+            // files left behind) and the file compacted.
             self.conn
                 .execute_batch(
                     "BEGIN IMMEDIATE;
-                     CREATE TABLE IF NOT EXISTS artifacts (
+                     DROP TABLE IF EXISTS artifacts;
+                     DROP TABLE IF EXISTS entries;
+                     CREATE TABLE IF NOT EXISTS entries (
                          key BLOB PRIMARY KEY,
                          checksum BLOB NOT NULL,
                          size INTEGER NOT NULL,
-                         data BLOB NOT NULL,
+                         module_sha256 TEXT,
                          created INTEGER NOT NULL,
                          last_used INTEGER NOT NULL
                      );
-                     CREATE INDEX IF NOT EXISTS artifacts_last_used ON artifacts(last_used);
+                     CREATE INDEX IF NOT EXISTS entries_last_used ON entries(last_used);
+                     CREATE INDEX IF NOT EXISTS entries_checksum ON entries(checksum);
                      CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
-                     PRAGMA user_version = 1;
+                     PRAGMA user_version = 3;
                      COMMIT;",
                 )
                 .map_err(self.err())?;
+            if version >= 1 {
+                let _ = self.conn.execute_batch("VACUUM");
+            }
         }
         Ok(())
     }
@@ -199,24 +266,34 @@ impl CodeCache {
         );
     }
 
-    /// The artifact stored under `key`, if present and intact: a read, nothing written (a
-    /// damaged row is deleted). Record the use with [`CodeCache::touch`], off the critical path.
-    pub fn get(&self, key: &CacheKey) -> Result<Option<Vec<u8>>, CacheError> {
-        let row: Option<(Vec<u8>, Vec<u8>, i64)> = self
+    /// The artifact stored under `key`, if its file is present and intact (size and hash
+    /// checked): a read, nothing written but the deletion of a damaged entry. Record the use
+    /// with [`CodeCache::touch`], off the critical path.
+    pub fn get(&self, key: &CacheKey) -> Result<Option<CachedArtifact>, CacheError> {
+        let row: Option<(Vec<u8>, i64, i64, Option<String>)> = self
             .conn
-            .query_row("SELECT checksum, data, last_used FROM artifacts WHERE key = ?1", params![&key.0[..]], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })
+            .query_row(
+                "SELECT checksum, size, last_used, module_sha256 FROM entries WHERE key = ?1",
+                params![&key.0[..]],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
             .optional()
             .map_err(self.err())?;
-        let Some((checksum, data, last_used)) = row else { return Ok(None) };
+        let Some((checksum, size, last_used, module_sha256)) = row else { return Ok(None) };
         self.last_read.set(Some((*key, last_used)));
-        if Sha256::digest(&data)[..] != checksum[..] {
-            self.for_writing();
-            self.conn.execute("DELETE FROM artifacts WHERE key = ?1", params![&key.0[..]]).map_err(self.err())?;
-            return Ok(None);
+        let found = match (checksum_of(&checksum), u64::try_from(size)) {
+            (Some(checksum), Ok(size)) => files::open_checked(&self.folder, &checksum, size)
+                .map_err(self.io_err(&self.folder.join(files::name_of(&checksum))))?,
+            _ => None,
+        };
+        match found {
+            Some(file) => Ok(Some(CachedArtifact { file, len: size as u64, module_sha256 })),
+            None => {
+                self.for_writing();
+                self.conn.execute("DELETE FROM entries WHERE key = ?1", params![&key.0[..]]).map_err(self.err())?;
+                Ok(None)
+            }
         }
-        Ok(Some(data))
     }
 
     /// [`CodeCache::get`], waiting at most `patience` for another process's write to end
@@ -224,7 +301,7 @@ impl CodeCache {
     ///
     /// # Errors
     /// As [`CodeCache::get`]; a database still locked after `patience` is an error too.
-    pub fn get_within(&self, key: &CacheKey, patience: Duration) -> Result<Option<Vec<u8>>, CacheError> {
+    pub fn get_within(&self, key: &CacheKey, patience: Duration) -> Result<Option<CachedArtifact>, CacheError> {
         let _ = self.conn.busy_timeout(patience);
         let found = self.get(key);
         let _ = self.conn.busy_timeout(BUSY_TIMEOUT);
@@ -245,18 +322,26 @@ impl CodeCache {
         self.for_writing();
         let _ = self.conn.busy_timeout(patience);
         let _ = self.conn.execute(
-            "UPDATE artifacts SET last_used = ?2 WHERE key = ?1 AND last_used < ?3",
+            "UPDATE entries SET last_used = ?2 WHERE key = ?1 AND last_used < ?3",
             params![&key.0[..], t, stale_before],
         );
         let _ = self.conn.busy_timeout(BUSY_TIMEOUT);
     }
 
-    /// Stores an artifact, then evicts least-recently-used rows beyond the size bound.
-    pub fn put(&self, key: &CacheKey, data: &[u8]) -> Result<(), CacheError> {
-        if data.len() as u64 > self.max_bytes {
+    /// A new artifact file to write, stored under a key by [`CodeCache::commit`] (dropped
+    /// unfinished, it is removed).
+    pub fn stage(&self) -> Result<Staged, CacheError> {
+        Staged::new(&self.folder).map_err(self.io_err(&self.folder))
+    }
+
+    /// Stores a staged artifact under `key`, with the SHA-256 (hex) of the module it was
+    /// compiled from if known, then evicts least-recently-used entries beyond the size bound.
+    /// An artifact larger than the bound is not stored.
+    pub fn commit(&self, key: &CacheKey, staged: Staged, module_sha256: Option<&str>) -> Result<(), CacheError> {
+        if staged.len() > self.max_bytes {
             return Ok(()); // would evict everything and still not fit
         }
-        let checksum = Sha256::digest(data);
+        let (checksum, size) = staged.finish().map_err(self.io_err(&self.folder))?;
         let t = now();
         self.for_writing();
         // One transaction for the row, the counter and the eviction: one commit (its journal
@@ -265,8 +350,9 @@ impl CodeCache {
         let written = self
             .conn
             .execute(
-                "INSERT OR REPLACE INTO artifacts(key, checksum, size, data, created, last_used) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
-                params![&key.0[..], &checksum[..], data.len() as i64, data, t],
+                "INSERT OR REPLACE INTO entries(key, checksum, size, module_sha256, created, last_used)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+                params![&key.0[..], &checksum[..], size as i64, module_sha256, t],
             )
             .map_err(self.err())
             .and_then(|_| {
@@ -274,7 +360,11 @@ impl CodeCache {
                 self.evict(self.max_bytes)
             });
         match written {
-            Ok(()) => self.conn.execute_batch("COMMIT").map_err(self.err()),
+            Ok(evicted) => {
+                self.conn.execute_batch("COMMIT").map_err(self.err())?;
+                self.remove_unreferenced(evicted);
+                Ok(())
+            }
             Err(e) => {
                 let _ = self.conn.execute_batch("ROLLBACK");
                 Err(e)
@@ -282,43 +372,65 @@ impl CodeCache {
         }
     }
 
+    /// Stores `data` under `key` ([`CodeCache::stage`], then [`CodeCache::commit`]).
+    pub fn put(&self, key: &CacheKey, data: &[u8], module_sha256: Option<&str>) -> Result<(), CacheError> {
+        let mut staged = self.stage()?;
+        staged.write_all(data).map_err(self.io_err(&self.folder))?;
+        self.commit(key, staged, module_sha256)
+    }
+
     /// Sets how stale `last_used` must be before [`CodeCache::touch`] rewrites it.
     pub fn set_lru_granularity(&mut self, granularity: Duration) {
         self.lru_granularity = granularity;
     }
 
-    /// Evicts least-recently-used rows until the total is at most `bound` bytes.
-    fn evict(&self, bound: u64) -> Result<(), CacheError> {
-        let total: i64 = self
-            .conn
-            .query_row("SELECT COALESCE(SUM(size), 0) FROM artifacts", [], |r| r.get(0))
-            .map_err(self.err())?;
+    /// Evicts least-recently-used rows until the total is at most `bound` bytes; returns the
+    /// checksums of the rows deleted (their files go once the deletion is committed).
+    fn evict(&self, bound: u64) -> Result<Vec<Checksum>, CacheError> {
+        let total: i64 =
+            self.conn.query_row("SELECT COALESCE(SUM(size), 0) FROM entries", [], |r| r.get(0)).map_err(self.err())?;
         let mut excess = total - bound as i64;
+        let mut evicted = Vec::new();
         if excess <= 0 {
-            return Ok(());
+            return Ok(evicted);
         }
         let mut stmt =
-            self.conn.prepare("SELECT key, size FROM artifacts ORDER BY last_used ASC").map_err(self.err())?;
-        let victims: Vec<(Vec<u8>, i64)> = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            self.conn.prepare("SELECT key, checksum, size FROM entries ORDER BY last_used ASC").map_err(self.err())?;
+        let victims: Vec<(Vec<u8>, Vec<u8>, i64)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .map_err(self.err())?
             .collect::<Result<_, _>>()
             .map_err(self.err())?;
-        for (key, size) in victims {
+        for (key, checksum, size) in victims {
             if excess <= 0 {
                 break;
             }
-            self.conn.execute("DELETE FROM artifacts WHERE key = ?1", params![key]).map_err(self.err())?;
+            self.conn.execute("DELETE FROM entries WHERE key = ?1", params![key]).map_err(self.err())?;
+            evicted.extend(checksum_of(&checksum));
             excess -= size;
         }
-        Ok(())
+        Ok(evicted)
+    }
+
+    /// Removes the files of `checksums` that no entry refers to any more. Best effort: a file
+    /// left behind is removed by [`CodeCache::gc`].
+    fn remove_unreferenced(&self, checksums: Vec<Checksum>) {
+        for checksum in checksums {
+            let referenced: Result<i64, _> =
+                self.conn.query_row("SELECT COUNT(*) FROM entries WHERE checksum = ?1", params![&checksum[..]], |r| {
+                    r.get(0)
+                });
+            if referenced == Ok(0) {
+                let _ = std::fs::remove_file(self.folder.join(files::name_of(&checksum)));
+            }
+        }
     }
 
     /// Entries, bytes and hit/miss counts.
     pub fn stats(&self) -> Result<CacheStats, CacheError> {
         let (entries, bytes): (i64, i64) = self
             .conn
-            .query_row("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM artifacts", [], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_row("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM entries", [], |r| Ok((r.get(0)?, r.get(1)?)))
             .map_err(self.err())?;
         let counter = |name: &str| -> Result<i64, CacheError> {
             self.conn
@@ -330,38 +442,83 @@ impl CodeCache {
         Ok(CacheStats { entries: entries as u64, bytes: bytes as u64, stores: counter("stores")? as u64 })
     }
 
-    /// Removes every entry and counter.
+    /// Removes every entry, counter and artifact file.
     pub fn clear(&self) -> Result<(), CacheError> {
         self.for_writing();
-        self.conn.execute_batch("DELETE FROM artifacts; DELETE FROM counters; VACUUM;").map_err(self.err())
+        self.conn.execute_batch("DELETE FROM entries; DELETE FROM counters; VACUUM;").map_err(self.err())?;
+        self.remove_files(|_| true)
     }
 
-    /// Deletes damaged rows, enforces the size bound and compacts the file; returns how many
-    /// rows were removed.
+    /// Removes the folder's files for which `doomed` (given the file name) says so, artifact
+    /// files and leftover temporaries alike; strangers (other names) are left alone.
+    fn remove_files(&self, doomed: impl Fn(&str) -> bool) -> Result<(), CacheError> {
+        let listing = match std::fs::read_dir(&self.folder) {
+            Ok(l) => l,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(self.io_err(&self.folder)(e)),
+        };
+        for entry in listing {
+            let entry = entry.map_err(self.io_err(&self.folder))?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            let ours = files::is_artifact_name(name) || name.starts_with(".tmp-");
+            if ours && doomed(name) {
+                let path = entry.path();
+                match std::fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(self.io_err(&path)(e)),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes entries whose file is missing or damaged, files no entry refers to and
+    /// temporaries older than an hour (a store that died), enforces the size bound and compacts
+    /// the database; returns how many entries were removed.
     pub fn gc(&self) -> Result<u64, CacheError> {
         self.for_writing();
         let before = self.stats()?.entries;
-        let mut stmt = self.conn.prepare("SELECT key, checksum, data FROM artifacts").map_err(self.err())?;
-        let bad: Vec<Vec<u8>> = stmt
-            .query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, Vec<u8>>(2)?)))
+        let mut stmt = self.conn.prepare("SELECT key, checksum, size FROM entries").map_err(self.err())?;
+        let rows: Vec<(Vec<u8>, Vec<u8>, i64)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .map_err(self.err())?
             .filter_map(|row| row.ok())
-            .filter(|(_, checksum, data)| Sha256::digest(data)[..] != checksum[..])
-            .map(|(key, _, _)| key)
             .collect();
         drop(stmt);
-        for key in bad {
-            self.conn.execute("DELETE FROM artifacts WHERE key = ?1", params![key]).map_err(self.err())?;
+        let mut kept = std::collections::HashSet::new();
+        for (key, checksum, size) in rows {
+            let intact = match (checksum_of(&checksum), u64::try_from(size)) {
+                (Some(c), Ok(size)) => files::open_checked(&self.folder, &c, size).ok().flatten().map(|_| c),
+                _ => None,
+            };
+            match intact {
+                Some(c) => {
+                    kept.insert(files::name_of(&c));
+                }
+                None => {
+                    self.conn.execute("DELETE FROM entries WHERE key = ?1", params![key]).map_err(self.err())?;
+                }
+            }
         }
-        self.evict(self.max_bytes)?;
+        let evicted = self.evict(self.max_bytes)?;
+        for c in &evicted {
+            kept.remove(&files::name_of(c));
+        }
+        let hour_ago = SystemTime::now() - Duration::from_secs(3600);
+        let old = |name: &str| {
+            std::fs::symlink_metadata(self.folder.join(name)).and_then(|m| m.modified()).is_ok_and(|t| t < hour_ago)
+        };
+        self.remove_files(|name| if name.starts_with(".tmp-") { old(name) } else { !kept.contains(name) })?;
         self.conn.execute_batch("VACUUM;").map_err(self.err())?;
         Ok(before - self.stats()?.entries)
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Read;
 
     fn temp(name: &str) -> std::path::PathBuf {
         let dir = std::env::temp_dir().join(format!("sandboxrun-cache-{}-{name}", std::process::id()));
@@ -374,44 +531,138 @@ mod tests {
         CacheKey::new(&[n; 32], "fp")
     }
 
+    fn bytes(found: Option<CachedArtifact>) -> Option<Vec<u8>> {
+        found.map(|mut a| {
+            let mut v = Vec::new();
+            a.file.read_to_end(&mut v).unwrap();
+            assert_eq!(v.len() as u64, a.len);
+            v
+        })
+    }
+
+    fn files_in(path: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(files::folder_of(path))
+            .map(|l| l.map(|e| e.unwrap().file_name().into_string().unwrap()).collect())
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+
     #[test]
     fn put_get_and_keys_differ() {
-        let c = CodeCache::open(&temp("basic"), 1 << 20).unwrap();
-        assert_eq!(c.get(&key(1)).unwrap(), None);
-        c.put(&key(1), b"artifact").unwrap();
-        assert_eq!(c.get(&key(1)).unwrap(), Some(b"artifact".to_vec()));
+        let path = temp("basic");
+        let c = CodeCache::open(&path, 1 << 20).unwrap();
+        assert!(c.get(&key(1)).unwrap().is_none());
+        c.put(&key(1), b"artifact", Some("5ha")).unwrap();
+        let found = c.get(&key(1)).unwrap();
+        assert_eq!(found.as_ref().and_then(|f| f.module_sha256.as_deref()), Some("5ha"));
+        assert_eq!(bytes(found), Some(b"artifact".to_vec()));
         c.touch(&key(1), Duration::from_millis(50));
         assert_ne!(CacheKey::new(&[1; 32], "fp"), CacheKey::new(&[1; 32], "fp2"));
         let s = c.stats().unwrap();
         assert_eq!((s.entries, s.bytes, s.stores), (1, 8, 1));
+        // One file, named by its contents' hash, beside the database.
+        let name = files::name_of(blake3::hash(b"artifact").as_bytes());
+        assert_eq!(files_in(&path), vec![name]);
         c.clear().unwrap();
         assert_eq!(c.stats().unwrap(), CacheStats::default());
+        assert!(files_in(&path).is_empty());
     }
 
     #[test]
-    fn damaged_row_is_a_miss_and_deleted() {
+    fn an_altered_cut_or_missing_file_is_a_miss_and_its_entry_deleted() {
         let path = temp("damaged");
         let c = CodeCache::open(&path, 1 << 20).unwrap();
-        c.put(&key(1), b"artifact").unwrap();
-        c.conn.execute("UPDATE artifacts SET data = X'00'", []).unwrap();
-        assert_eq!(c.get(&key(1)).unwrap(), None);
+        let file = files::folder_of(&path).join(files::name_of(blake3::hash(b"artifact").as_bytes()));
+        type Damage = Box<dyn Fn(&Path)>;
+        let damages: Vec<(&str, Damage)> = vec![
+            ("altered", Box::new(|f: &Path| std::fs::write(f, b"artifacT").unwrap())),
+            ("cut", Box::new(|f: &Path| std::fs::write(f, b"artif").unwrap())),
+            ("longer", Box::new(|f: &Path| std::fs::write(f, b"artifact!").unwrap())),
+            ("missing", Box::new(|f: &Path| std::fs::remove_file(f).unwrap())),
+            (
+                "a symlink to the same bytes",
+                Box::new(|f: &Path| {
+                    let elsewhere = f.with_file_name("elsewhere");
+                    std::fs::write(&elsewhere, b"artifact").unwrap();
+                    std::fs::remove_file(f).unwrap();
+                    std::os::unix::fs::symlink(&elsewhere, f).unwrap();
+                }),
+            ),
+        ];
+        for (what, damage) in damages {
+            c.put(&key(1), b"artifact", None).unwrap();
+            assert!(c.get(&key(1)).unwrap().is_some());
+            damage(&file);
+            assert!(c.get(&key(1)).unwrap().is_none(), "{what}");
+            assert_eq!(c.stats().unwrap().entries, 0, "{what}");
+            let _ = std::fs::remove_file(&file);
+        }
+        // The next store replaces the file.
+        c.put(&key(1), b"artifact", None).unwrap();
+        assert_eq!(bytes(c.get(&key(1)).unwrap()), Some(b"artifact".to_vec()));
+    }
+
+    #[test]
+    fn an_open_artifact_keeps_its_bytes_while_its_name_is_replaced_or_removed() {
+        let path = temp("stable");
+        let c = CodeCache::open(&path, 1 << 20).unwrap();
+        c.put(&key(1), b"first", None).unwrap();
+        let open = c.get(&key(1)).unwrap();
+        c.clear().unwrap();
+        c.put(&key(1), b"second", None).unwrap();
+        assert_eq!(bytes(open), Some(b"first".to_vec()));
+        assert_eq!(bytes(c.get(&key(1)).unwrap()), Some(b"second".to_vec()));
+    }
+
+    #[test]
+    fn an_unfinished_store_leaves_nothing() {
+        let path = temp("unfinished");
+        let c = CodeCache::open(&path, 1 << 20).unwrap();
+        let mut staged = c.stage().unwrap();
+        staged.write_all(&[7; 10_000]).unwrap();
+        assert_eq!(staged.head().len(), HEAD_LEN);
+        drop(staged);
+        assert!(files_in(&path).is_empty());
         assert_eq!(c.stats().unwrap().entries, 0);
     }
 
     #[test]
-    fn least_recently_used_is_evicted() {
-        let mut c = CodeCache::open(&temp("lru"), 250).unwrap();
+    fn least_recently_used_is_evicted_with_its_file() {
+        let path = temp("lru");
+        let mut c = CodeCache::open(&path, 250).unwrap();
         c.set_lru_granularity(Duration::ZERO);
-        c.put(&key(1), &[1; 100]).unwrap();
+        c.put(&key(1), &[1; 100], None).unwrap();
         std::thread::sleep(Duration::from_millis(2));
-        c.put(&key(2), &[2; 100]).unwrap();
+        c.put(&key(2), &[2; 100], None).unwrap();
         std::thread::sleep(Duration::from_millis(2));
         assert!(c.get(&key(1)).unwrap().is_some());
         c.touch(&key(1), Duration::from_millis(50)); // now 2 is the least recently used
         std::thread::sleep(Duration::from_millis(2));
-        c.put(&key(3), &[3; 100]).unwrap();
+        c.put(&key(3), &[3; 100], None).unwrap();
         assert!(c.get(&key(2)).unwrap().is_none());
         assert!(c.get(&key(1)).unwrap().is_some() && c.get(&key(3)).unwrap().is_some());
+        assert_eq!(files_in(&path).len(), 2, "the evicted entry's file is gone");
+    }
+
+    #[test]
+    fn gc_removes_damaged_entries_orphans_and_old_temporaries() {
+        let path = temp("gc");
+        let c = CodeCache::open(&path, 1 << 20).unwrap();
+        c.put(&key(1), b"good", None).unwrap();
+        c.put(&key(2), b"bad", None).unwrap();
+        let folder = files::folder_of(&path);
+        std::fs::write(folder.join(files::name_of(blake3::hash(b"bad").as_bytes())), b"BAD").unwrap();
+        let orphan = files::name_of(&[9; 32]);
+        std::fs::write(folder.join(&orphan), b"orphan").unwrap();
+        std::fs::write(folder.join(".tmp-1-1"), b"fresh temporary").unwrap();
+        std::fs::write(folder.join("stranger"), b"not ours").unwrap();
+        assert_eq!(c.gc().unwrap(), 1);
+        let mut left = files_in(&path);
+        left.retain(|n| n != ".tmp-1-1" && n != "stranger");
+        assert_eq!(left, vec![files::name_of(blake3::hash(b"good").as_bytes())]);
+        assert!(folder.join(".tmp-1-1").exists(), "a store may be writing it");
+        assert!(folder.join("stranger").exists());
     }
 
     #[test]
@@ -425,7 +676,7 @@ mod tests {
         let mut c = CodeCache::open(&path, 64 << 20).unwrap();
         c.set_lru_granularity(Duration::ZERO);
         for n in 0..20 {
-            c.put(&key(n), &[n; 64 << 10]).unwrap();
+            c.put(&key(n), &[n; 64 << 10], None).unwrap();
             std::thread::sleep(Duration::from_millis(1));
             c.touch(&key(n), Duration::from_millis(50));
         }
@@ -441,12 +692,52 @@ mod tests {
     }
 
     #[test]
+    fn a_version_1_database_loses_its_rows_and_keeps_working() {
+        let path = temp("v1");
+        {
+            let old = Connection::open(&path).unwrap();
+            old.execute_batch(
+                "CREATE TABLE artifacts (key BLOB PRIMARY KEY, checksum BLOB NOT NULL, size INTEGER NOT NULL,
+                     data BLOB NOT NULL, created INTEGER NOT NULL, last_used INTEGER NOT NULL);
+                 INSERT INTO artifacts VALUES (X'00', X'00', 1, X'00', 0, 0);
+                 CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+                 PRAGMA user_version = 1;",
+            )
+            .unwrap();
+        }
+        let c = CodeCache::open(&path, 1 << 20).unwrap();
+        assert_eq!(c.stats().unwrap().entries, 0);
+        c.put(&key(1), b"x", None).unwrap();
+        assert!(c.get(&key(1)).unwrap().is_some());
+    }
+
+    #[test]
+    fn a_version_2_database_loses_its_rows_and_keeps_working() {
+        let path = temp("v2");
+        {
+            let old = Connection::open(&path).unwrap();
+            old.execute_batch(
+                "CREATE TABLE entries (key BLOB PRIMARY KEY, checksum BLOB NOT NULL, size INTEGER NOT NULL,
+                     created INTEGER NOT NULL, last_used INTEGER NOT NULL);
+                 INSERT INTO entries VALUES (X'00', X'00', 1, 0, 0);
+                 CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+                 PRAGMA user_version = 2;",
+            )
+            .unwrap();
+        }
+        let c = CodeCache::open(&path, 1 << 20).unwrap();
+        assert_eq!(c.stats().unwrap().entries, 0);
+        c.put(&key(1), b"x", Some("sha")).unwrap();
+        assert_eq!(c.get(&key(1)).unwrap().and_then(|a| a.module_sha256).as_deref(), Some("sha"));
+    }
+
+    #[test]
     fn a_recent_use_is_not_rewritten() {
         let mut c = CodeCache::open(&temp("granularity"), 1 << 20).unwrap();
-        c.put(&key(1), b"x").unwrap();
+        c.put(&key(1), b"x", None).unwrap();
         let last_used = |c: &CodeCache| -> i64 {
             c.conn
-                .query_row("SELECT last_used FROM artifacts WHERE key = ?1", params![&key(1).0[..]], |r| r.get(0))
+                .query_row("SELECT last_used FROM entries WHERE key = ?1", params![&key(1).0[..]], |r| r.get(0))
                 .unwrap()
         };
         let before = last_used(&c);
@@ -465,7 +756,7 @@ mod tests {
         let written = last_used(&c);
         assert!(written > before, "granularity zero: every use is written");
         // The remembered row is another key's: no shortcut.
-        c.put(&key(2), b"y").unwrap();
+        c.put(&key(2), b"y", None).unwrap();
         assert!(c.get(&key(2)).unwrap().is_some());
         std::thread::sleep(Duration::from_millis(2));
         c.touch(&key(1), Duration::from_millis(50));
@@ -479,18 +770,19 @@ mod tests {
         assert!(CodeCache::open(&path, 1 << 20).is_err());
 
         let path = temp("readonly");
-        CodeCache::open(&path, 1 << 20).unwrap().put(&key(1), b"x").unwrap();
+        CodeCache::open(&path, 1 << 20).unwrap().put(&key(1), b"x", None).unwrap();
         let ro = Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
         let c = CodeCache {
             conn: ro,
             path: "ro".into(),
+            folder: files::folder_of(&path),
             max_bytes: 1 << 20,
             lru_granularity: LRU_GRANULARITY,
             writing: Cell::new(false),
             last_read: Cell::new(None),
         };
-        assert_eq!(c.get(&key(1)).unwrap(), Some(b"x".to_vec()), "reads still work");
-        assert!(c.put(&key(2), b"y").is_err(), "writes fail cleanly");
+        assert_eq!(bytes(c.get(&key(1)).unwrap()), Some(b"x".to_vec()), "reads still work");
+        assert!(c.put(&key(2), b"y", None).is_err(), "writes fail cleanly");
     }
 
     #[test]

@@ -1,17 +1,21 @@
-//! The compiled artifact: per-function machine code with relocations and trap sites,
-//! serializable to bytes (the code cache stores exactly these bytes) and back.
+//! The compiled artifact: the module's machine code laid out in one text (functions, then
+//! array trampolines, then host trampolines; calls between them already resolved), where each
+//! piece starts, its trap sites and the few relocations left for load time (runtime library
+//! calls), serializable to bytes (the code cache stores exactly these bytes) and back.
 //!
 //! Format (little-endian): magic `SBRNART\0`, format version u32, the engine identity (u32
 //! length, UTF-8), the binary's length u64, the module description ([`info`]'s encoding),
 //! the memory image's runs (flag u8; if set, a u32 count of `(memory_offset u64, len u64)`),
-//! then three lists (functions, array trampolines, host trampolines), each a u32 count of
-//! entries `code_len u32, code, reloc_count u32, (offset u32, kind u8, target_kind u8,
-//! target u32, addend i64)*, trap_count u32, (offset u32, kind u8)*`; last, if there is an
-//! image, zero bytes up to a multiple of [`IMAGE_PAGE_SIZE`] from the artifact's start and the
-//! runs' bytes, one after another (so each run is page-aligned wherever the artifact is, and
-//! can be mapped from a file holding the artifact at a page-aligned offset). Deserialization
-//! checks every length, offset and index, so a damaged artifact is an error, never an
-//! out-of-bounds write or a panic.
+//! the text's length u32, the functions' offsets (u32 count, u32 each), the array and host
+//! trampolines' offsets (u32 count each, u32 each, `u32::MAX` for none), the trap sites (u32
+//! count, `(offset u32, kind u8)` sorted), the load-time relocations (u32 count, `(offset u32,
+//! kind u8, target_kind u8, target u32, addend i64)`); then zero bytes up to a multiple of
+//! [`IMAGE_PAGE_SIZE`] from the artifact's start, the text, `int3` bytes (0xcc) up to the
+//! next multiple; last, if there is an image, the runs' bytes one after another. So the text
+//! and each image run are page-aligned wherever the artifact is, and can be mapped from a
+//! file holding the artifact at a page-aligned offset: loading maps the code, it does not copy
+//! it. Deserialization checks every length, offset and index, so a damaged artifact is an
+//! error, never an out-of-bounds write or a panic.
 
 mod info;
 
@@ -22,7 +26,7 @@ use crate::vm::memory::WASM_PAGE_SIZE;
 
 const MAGIC: &[u8; 8] = b"SBRNART\0";
 /// Bumped whenever the artifact's meaning changes.
-pub const FORMAT_VERSION: u32 = 4;
+pub const FORMAT_VERSION: u32 = 5;
 
 /// How a relocation is patched.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -137,10 +141,11 @@ pub enum RelocTarget {
     LibCall(LibCall),
 }
 
-/// One relocation inside a function's code.
+/// One relocation inside a function's code (as the compiler makes it), or inside the text
+/// (as the artifact keeps it for load time).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Relocation {
-    /// Offset of the patched bytes in the function's code.
+    /// Offset of the patched bytes in the function's code, or in the text.
     pub offset: u32,
     /// How to patch.
     pub kind: RelocKind,
@@ -150,7 +155,8 @@ pub struct Relocation {
     pub addend: i64,
 }
 
-/// Machine code of one function or trampoline (empty when not needed).
+/// Machine code of one function or trampoline as the compiler makes it (empty when not
+/// needed); [`Artifact::new`] lays them out into one text.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct CompiledFunction {
     /// Machine code.
@@ -177,12 +183,33 @@ pub struct Artifact {
     pub(crate) info: ModuleInfo,
     /// Memory 0's initial image, if the module qualifies ([`MemoryImage::build`]).
     pub(crate) image: Option<MemoryImage>,
-    /// Defined functions, in order.
-    pub(crate) functions: Vec<CompiledFunction>,
-    /// Per type index: `extern "C" fn(callee_vmctx, wasm_call, caller_vmctx, values)`.
-    pub(crate) array_trampolines: Vec<CompiledFunction>,
-    /// Per type index: wasm-convention function forwarding to a host dispatcher.
-    pub(crate) host_trampolines: Vec<CompiledFunction>,
+    /// Where each piece of code is in the text, its traps, what is left to relocate.
+    pub(crate) layout: CodeLayout,
+    /// The machine code, laid out (see [`CodeLayout`]); empty in an artifact parsed without
+    /// its payloads ([`Artifact::parse`]).
+    pub(crate) text: Vec<u8>,
+}
+
+/// Where the pieces of an artifact's text are. The text holds the defined functions in order,
+/// then the array trampolines, then the host trampolines, each 16-byte aligned (gaps filled
+/// with `int3`); calls from one to another are resolved when it is laid out.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CodeLayout {
+    /// The text's length.
+    pub(crate) text_len: u32,
+    /// Start of each defined function, non-decreasing.
+    pub(crate) func_offsets: Vec<u32>,
+    /// Per type index: start of `extern "C" fn(callee_vmctx, wasm_call, caller_vmctx,
+    /// values)`, if compiled.
+    pub(crate) array_trampolines: Vec<Option<u32>>,
+    /// Per type index: start of the wasm-convention function forwarding to a host dispatcher,
+    /// if compiled.
+    pub(crate) host_trampolines: Vec<Option<u32>>,
+    /// Trap sites: text offset → trap, sorted by offset.
+    pub(crate) traps: Vec<(u32, TrapKind)>,
+    /// Relocations to apply when loading (offsets in the text): runtime library calls, whose
+    /// addresses are the loading process's, and anything not resolved at layout.
+    pub(crate) relocs: Vec<Relocation>,
 }
 
 /// Why bytes are not a valid artifact.
@@ -237,7 +264,8 @@ impl Artifact {
                 }
             }
         }
-        Artifact { identity, wasm_len: wasm_len as u64, info, image, functions, array_trampolines, host_trampolines }
+        let (layout, text) = lay_out(&info, &functions, &array_trampolines, &host_trampolines);
+        Artifact { identity, wasm_len: wasm_len as u64, info, image, layout, text }
     }
 
     /// Serializes the artifact.
@@ -257,40 +285,54 @@ impl Artifact {
                 out.extend_from_slice(&c.len.to_le_bytes());
             }
         }
-        for list in [&self.functions, &self.array_trampolines, &self.host_trampolines] {
+        let l = &self.layout;
+        out.extend_from_slice(&l.text_len.to_le_bytes());
+        out.extend_from_slice(&(l.func_offsets.len() as u32).to_le_bytes());
+        for o in &l.func_offsets {
+            out.extend_from_slice(&o.to_le_bytes());
+        }
+        for list in [&l.array_trampolines, &l.host_trampolines] {
             out.extend_from_slice(&(list.len() as u32).to_le_bytes());
-            for f in list {
-                out.extend_from_slice(&(f.code.len() as u32).to_le_bytes());
-                out.extend_from_slice(&f.code);
-                out.extend_from_slice(&(f.relocs.len() as u32).to_le_bytes());
-                for r in &f.relocs {
-                    out.extend_from_slice(&r.offset.to_le_bytes());
-                    out.push(match r.kind {
-                        RelocKind::PcRel4 => 0,
-                        RelocKind::Abs8 => 1,
-                    });
-                    let (target_kind, target) = match r.target {
-                        RelocTarget::Func(f) => (0u8, f),
-                        RelocTarget::LibCall(lc) => {
-                            (1u8, LibCall::ALL.iter().position(|l| *l == lc).expect("listed") as u32)
-                        }
-                    };
-                    out.push(target_kind);
-                    out.extend_from_slice(&target.to_le_bytes());
-                    out.extend_from_slice(&r.addend.to_le_bytes());
-                }
-                out.extend_from_slice(&(f.traps.len() as u32).to_le_bytes());
-                for (offset, kind) in &f.traps {
-                    out.extend_from_slice(&offset.to_le_bytes());
-                    out.push(kind.to_byte());
-                }
+            for o in list {
+                out.extend_from_slice(&o.unwrap_or(NONE).to_le_bytes());
             }
         }
+        out.extend_from_slice(&(l.traps.len() as u32).to_le_bytes());
+        for (offset, kind) in &l.traps {
+            out.extend_from_slice(&offset.to_le_bytes());
+            out.push(kind.to_byte());
+        }
+        out.extend_from_slice(&(l.relocs.len() as u32).to_le_bytes());
+        for r in &l.relocs {
+            out.extend_from_slice(&r.offset.to_le_bytes());
+            out.push(match r.kind {
+                RelocKind::PcRel4 => 0,
+                RelocKind::Abs8 => 1,
+            });
+            let (target_kind, target) = match r.target {
+                RelocTarget::Func(f) => (0u8, f),
+                RelocTarget::LibCall(lc) => (1u8, LibCall::ALL.iter().position(|l| *l == lc).expect("listed") as u32),
+            };
+            out.push(target_kind);
+            out.extend_from_slice(&target.to_le_bytes());
+            out.extend_from_slice(&r.addend.to_le_bytes());
+        }
+        out.resize(out.len().next_multiple_of(IMAGE_PAGE_SIZE), 0);
+        out.extend_from_slice(&self.text);
+        out.resize(out.len().next_multiple_of(IMAGE_PAGE_SIZE), INT3);
         if let Some(image) = &self.image {
-            out.resize(out.len().next_multiple_of(IMAGE_PAGE_SIZE), 0);
             out.extend_from_slice(&image.data);
         }
         out
+    }
+
+    /// The identity of the engine that made the artifact whose first bytes are `head` (its
+    /// header only: magic, format version, identity), without reading the rest.
+    ///
+    /// # Errors
+    /// Not an artifact, another format version, or a header cut short or malformed.
+    pub fn identity_in_header(head: &[u8]) -> Result<&str, ArtifactError> {
+        read_header(&mut Reader { bytes: head, pos: 0 })
     }
 
     /// Parses bytes made by [`Artifact::to_bytes`], checking every length and offset.
@@ -298,20 +340,11 @@ impl Artifact {
         Self::parse(bytes, true).map(|(a, _)| a)
     }
 
-    /// [`Artifact::from_bytes`], but the image's bytes are copied only if `image_bytes`
-    /// (otherwise the image's `data` is empty); also returns where they start in `bytes`.
-    pub(crate) fn parse(bytes: &[u8], image_bytes: bool) -> Result<(Artifact, Option<usize>), ArtifactError> {
+    /// [`Artifact::from_bytes`], but the text and the image's bytes are copied only if
+    /// `payloads` (otherwise they are empty); also returns where they start in `bytes`.
+    pub(crate) fn parse(bytes: &[u8], payloads: bool) -> Result<(Artifact, Places), ArtifactError> {
         let mut r = Reader { bytes, pos: 0 };
-        if r.take(8)? != MAGIC {
-            return Err(ArtifactError::BadMagic);
-        }
-        let version = r.u32()?;
-        if version != FORMAT_VERSION {
-            return Err(ArtifactError::Version(version));
-        }
-        let identity_len = r.count(1)?;
-        let identity =
-            String::from_utf8(r.take(identity_len)?.to_vec()).map_err(|_| ArtifactError::Corrupt("engine identity"))?;
+        let identity = read_header(&mut r)?.to_string();
         let wasm_len = u64::from_le_bytes(r.take(8)?.try_into().expect("8 bytes"));
         let info = info::read(&mut r)?;
         let chunks = match r.u8()? {
@@ -319,75 +352,168 @@ impl Artifact {
             1 => Some(read_chunks(&mut r, &info)?),
             _ => return Err(ArtifactError::Corrupt("image flag")),
         };
-        let mut lists = Vec::with_capacity(3);
-        for _ in 0..3 {
-            let count = r.count(4)?;
-            let mut list = Vec::with_capacity(count);
-            for _ in 0..count {
-                let code_len = r.count(1)?;
-                let code = r.take(code_len)?.to_vec();
-                let mut relocs = Vec::new();
-                for _ in 0..r.count(18)? {
-                    let offset = r.u32()?;
-                    let kind = match r.u8()? {
-                        0 => RelocKind::PcRel4,
-                        1 => RelocKind::Abs8,
-                        _ => return Err(ArtifactError::Corrupt("relocation kind")),
-                    };
-                    let width = if kind == RelocKind::PcRel4 { 4 } else { 8 };
-                    if offset as usize + width > code.len() {
-                        return Err(ArtifactError::Corrupt("relocation outside its function"));
-                    }
-                    let target = match (r.u8()?, r.u32()?) {
-                        (0, f) => RelocTarget::Func(f),
-                        (1, l) => RelocTarget::LibCall(
-                            *LibCall::ALL.get(l as usize).ok_or(ArtifactError::Corrupt("libcall"))?,
-                        ),
-                        _ => return Err(ArtifactError::Corrupt("relocation target")),
-                    };
-                    let addend = i64::from_le_bytes(r.take(8)?.try_into().expect("8 bytes"));
-                    relocs.push(Relocation { offset, kind, target, addend });
-                }
-                let mut traps = Vec::new();
-                for _ in 0..r.count(5)? {
-                    let offset = r.u32()?;
-                    let kind = TrapKind::from_byte(r.u8()?).ok_or(ArtifactError::Corrupt("trap kind"))?;
-                    if offset as usize >= code.len().max(1) {
-                        return Err(ArtifactError::Corrupt("trap site outside its function"));
-                    }
-                    traps.push((offset, kind));
-                }
-                if !traps.windows(2).all(|w| w[0].0 <= w[1].0) {
-                    return Err(ArtifactError::Corrupt("trap sites out of order"));
-                }
-                list.push(CompiledFunction { code, relocs, traps });
-            }
-            lists.push(list);
+        let layout = read_layout(&mut r)?;
+        let padding = r.pos.next_multiple_of(IMAGE_PAGE_SIZE) - r.pos;
+        if r.take(padding)?.iter().any(|b| *b != 0) {
+            return Err(ArtifactError::Corrupt("padding before the text"));
+        }
+        let text_at = r.pos;
+        let text = r.take(layout.text_len as usize)?;
+        let text = if payloads { text.to_vec() } else { Vec::new() };
+        let padding = r.pos.next_multiple_of(IMAGE_PAGE_SIZE) - r.pos;
+        if r.take(padding)?.iter().any(|b| *b != INT3) {
+            return Err(ArtifactError::Corrupt("padding after the text"));
         }
         let mut image_at = None;
         let image = match chunks {
             None => None,
             Some(chunks) => {
-                let padding = r.pos.next_multiple_of(IMAGE_PAGE_SIZE) - r.pos;
-                if r.take(padding)?.iter().any(|b| *b != 0) {
-                    return Err(ArtifactError::Corrupt("image padding"));
-                }
                 image_at = Some(r.pos);
                 let len = chunks.iter().map(|c| c.len).sum::<u64>();
                 let data = r.take(usize::try_from(len).map_err(|_| ArtifactError::Corrupt("truncated"))?)?;
-                let data = if image_bytes { data.into() } else { Vec::new().into() };
+                let data = if payloads { data.into() } else { Vec::new().into() };
                 Some(MemoryImage { chunks, data })
             }
         };
         if r.pos != bytes.len() {
             return Err(ArtifactError::Corrupt("trailing bytes"));
         }
-        let host_trampolines = lists.pop().expect("3 lists");
-        let array_trampolines = lists.pop().expect("3 lists");
-        let functions = lists.pop().expect("3 lists");
-        let artifact = Artifact { identity, wasm_len, info, image, functions, array_trampolines, host_trampolines };
-        Ok((artifact, image_at))
+        Ok((Artifact { identity, wasm_len, info, image, layout, text }, Places { text_at, image_at }))
     }
+}
+
+/// Where an artifact's payloads start in its bytes ([`Artifact::parse`]): both page-aligned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Places {
+    /// The text.
+    pub(crate) text_at: usize,
+    /// The memory image, if there is one.
+    pub(crate) image_at: Option<usize>,
+}
+
+/// Marks a trampoline not compiled in the serialized offsets.
+const NONE: u32 = u32::MAX;
+
+/// `int3`: fills the gaps between pieces of code and the text's last page, so a stray jump
+/// stops loudly.
+const INT3: u8 = 0xcc;
+
+/// Lays the compiler's pieces out into one text: each 16-byte aligned; calls between them
+/// (PC-relative, to a defined function) resolved now, since their distance is fixed; the
+/// rest (runtime library calls, anything unexpected) kept for load time. Trap sites become
+/// text offsets.
+fn lay_out(
+    info: &ModuleInfo,
+    functions: &[CompiledFunction],
+    array_trampolines: &[CompiledFunction],
+    host_trampolines: &[CompiledFunction],
+) -> (CodeLayout, Vec<u8>) {
+    let mut text = Vec::new();
+    let mut place = |f: &CompiledFunction| -> u32 {
+        text.resize(text.len().next_multiple_of(16), INT3);
+        let at = text.len() as u32;
+        text.extend_from_slice(&f.code);
+        at
+    };
+    let func_offsets: Vec<u32> = functions.iter().map(&mut place).collect();
+    let mut trampolines = |list: &[CompiledFunction]| -> Vec<Option<u32>> {
+        list.iter().map(|f| (!f.code.is_empty()).then(|| place(f))).collect()
+    };
+    let array = trampolines(array_trampolines);
+    let host = trampolines(host_trampolines);
+    let placed = functions
+        .iter()
+        .zip(func_offsets.iter().map(|o| Some(*o)))
+        .chain(array_trampolines.iter().zip(array.iter().copied()))
+        .chain(host_trampolines.iter().zip(host.iter().copied()))
+        .filter_map(|(f, at)| at.map(|at| (f, at)));
+    let (mut traps, mut relocs) = (Vec::new(), Vec::new());
+    for (f, at) in placed {
+        traps.extend(f.traps.iter().map(|(o, k)| (at + o, *k)));
+        for r in &f.relocs {
+            let offset = at + r.offset;
+            let target = match r.target {
+                RelocTarget::Func(index) => {
+                    index.checked_sub(info.num_imported_funcs).and_then(|d| func_offsets.get(d as usize)).copied()
+                }
+                RelocTarget::LibCall(_) => None,
+            };
+            let resolved = match (r.kind, target) {
+                (RelocKind::PcRel4, Some(target)) => {
+                    i32::try_from(i64::from(target) + r.addend - i64::from(offset)).ok()
+                }
+                _ => None,
+            };
+            match resolved {
+                Some(delta) => text[offset as usize..offset as usize + 4].copy_from_slice(&delta.to_le_bytes()),
+                None => relocs.push(Relocation { offset, ..*r }),
+            }
+        }
+    }
+    traps.sort_by_key(|(o, _)| *o);
+    let layout = CodeLayout {
+        text_len: text.len() as u32,
+        func_offsets,
+        array_trampolines: array,
+        host_trampolines: host,
+        traps,
+        relocs,
+    };
+    (layout, text)
+}
+
+/// Reads the layout, checking every offset against the text's length.
+fn read_layout(r: &mut Reader<'_>) -> Result<CodeLayout, ArtifactError> {
+    let text_len = r.u32()?;
+    let inside = |o: u32| o < text_len;
+    let func_offsets = (0..r.count(4)?).map(|_| r.u32()).collect::<Result<Vec<u32>, _>>()?;
+    if !func_offsets.windows(2).all(|w| w[0] <= w[1]) || !func_offsets.iter().all(|o| *o <= text_len) {
+        return Err(ArtifactError::Corrupt("function offsets"));
+    }
+    let mut trampolines = || -> Result<Vec<Option<u32>>, ArtifactError> {
+        (0..r.count(4)?)
+            .map(|_| match r.u32()? {
+                NONE => Ok(None),
+                o if inside(o) => Ok(Some(o)),
+                _ => Err(ArtifactError::Corrupt("trampoline offset")),
+            })
+            .collect()
+    };
+    let array_trampolines = trampolines()?;
+    let host_trampolines = trampolines()?;
+    let mut traps = Vec::new();
+    for _ in 0..r.count(5)? {
+        let offset = r.u32()?;
+        let kind = TrapKind::from_byte(r.u8()?).ok_or(ArtifactError::Corrupt("trap kind"))?;
+        if !inside(offset) {
+            return Err(ArtifactError::Corrupt("trap site outside the text"));
+        }
+        traps.push((offset, kind));
+    }
+    if !traps.windows(2).all(|w| w[0].0 <= w[1].0) {
+        return Err(ArtifactError::Corrupt("trap sites out of order"));
+    }
+    let mut relocs = Vec::new();
+    for _ in 0..r.count(18)? {
+        let offset = r.u32()?;
+        let kind = match r.u8()? {
+            0 => RelocKind::PcRel4,
+            1 => RelocKind::Abs8,
+            _ => return Err(ArtifactError::Corrupt("relocation kind")),
+        };
+        let width = if kind == RelocKind::PcRel4 { 4 } else { 8 };
+        if u64::from(offset) + width > u64::from(text_len) {
+            return Err(ArtifactError::Corrupt("relocation outside the text"));
+        }
+        let target = match (r.u8()?, r.u32()?) {
+            (0, f) => RelocTarget::Func(f),
+            (1, l) => RelocTarget::LibCall(*LibCall::ALL.get(l as usize).ok_or(ArtifactError::Corrupt("libcall"))?),
+            _ => return Err(ArtifactError::Corrupt("relocation target")),
+        };
+        let addend = i64::from_le_bytes(r.take(8)?.try_into().expect("8 bytes"));
+        relocs.push(Relocation { offset, kind, target, addend });
+    }
+    Ok(CodeLayout { text_len, func_offsets, array_trampolines, host_trampolines, traps, relocs })
 }
 
 /// Reads an image's runs: page-aligned, non-empty, in order without overlap, inside memory 0's
@@ -413,6 +539,19 @@ fn read_chunks(r: &mut Reader<'_>, info: &ModuleInfo) -> Result<Vec<ImageChunk>,
         chunks.push(ImageChunk { memory_offset, len });
     }
     Ok(chunks)
+}
+
+/// The header: magic, format version, the engine identity (returned).
+fn read_header<'a>(r: &mut Reader<'a>) -> Result<&'a str, ArtifactError> {
+    if r.take(8)? != MAGIC {
+        return Err(ArtifactError::BadMagic);
+    }
+    let version = r.u32()?;
+    if version != FORMAT_VERSION {
+        return Err(ArtifactError::Version(version));
+    }
+    let identity_len = r.count(1)?;
+    std::str::from_utf8(r.take(identity_len)?).map_err(|_| ArtifactError::Corrupt("engine identity"))
 }
 
 struct Reader<'a> {
@@ -494,7 +633,16 @@ mod tests {
             ],
             data: vec![
                 DataSegment { mode: SegmentMode::Passive, bytes: b"passive".to_vec() },
-                DataSegment { mode: SegmentMode::Active { index: 0, offset: ConstExpr::I32(5000) }, bytes: vec![] },
+                DataSegment {
+                    mode: SegmentMode::Active {
+                        index: 0,
+                        // An extended constant expression, as position-independent code has.
+                        offset: ConstExpr::Extended(
+                            vec![ConstOp::GlobalGet(GlobalIndex(0)), ConstOp::I32(5000), ConstOp::I32Add].into(),
+                        ),
+                    },
+                    bytes: vec![],
+                },
             ],
             func_names: [(1, "run".to_string()), (2, "start".to_string())].into_iter().collect(),
             bodies: vec![],
@@ -505,7 +653,8 @@ mod tests {
         let f = CompiledFunction {
             code: vec![0x90; 32],
             relocs: vec![
-                Relocation { offset: 4, kind: RelocKind::PcRel4, target: RelocTarget::Func(3), addend: -4 },
+                // A call of defined function 0 (function 1: one import): resolved at layout.
+                Relocation { offset: 4, kind: RelocKind::PcRel4, target: RelocTarget::Func(1), addend: -4 },
                 Relocation {
                     offset: 8,
                     kind: RelocKind::Abs8,
@@ -518,10 +667,12 @@ mod tests {
         let mut data = vec![0u8; 2 * IMAGE_PAGE_SIZE];
         data[7] = 1;
         data[IMAGE_PAGE_SIZE + 9] = 2;
+        let info = sample_info();
+        let (layout, text) = lay_out(&info, &[f.clone(), CompiledFunction::default()], &[f], &[]);
         Artifact {
             identity: "test compiler".into(),
             wasm_len: 1234,
-            info: sample_info(),
+            info,
             image: Some(MemoryImage {
                 chunks: vec![
                     ImageChunk { memory_offset: 4096, len: 4096 },
@@ -529,10 +680,27 @@ mod tests {
                 ],
                 data: data.into(),
             }),
-            functions: vec![f.clone(), CompiledFunction::default()],
-            array_trampolines: vec![f],
-            host_trampolines: vec![],
+            layout,
+            text,
         }
+    }
+
+    #[test]
+    fn layout_resolves_calls_between_functions_and_keeps_library_calls() {
+        let a = sample();
+        let l = &a.layout;
+        // Two functions (the second empty) and one array trampoline, each 16-byte aligned.
+        assert_eq!((l.func_offsets.clone(), l.array_trampolines.clone()), (vec![0, 32], vec![Some(32)]));
+        assert_eq!(l.text_len, 64);
+        // Each piece's call of function 0 at its offset 4: `0 - (at + 4) - 4`.
+        assert_eq!(a.text[4..8], (-8i32).to_le_bytes());
+        assert_eq!(a.text[36..40], (-40i32).to_le_bytes());
+        // The library calls stay for load time, at text offsets; traps too.
+        let libcalls: Vec<u32> = l.relocs.iter().map(|r| r.offset).collect();
+        assert_eq!(libcalls, vec![8, 40]);
+        assert!(l.relocs.iter().all(|r| matches!(r.target, RelocTarget::LibCall(LibCall::FmaF64))));
+        let traps: Vec<u32> = l.traps.iter().map(|t| t.0).collect();
+        assert_eq!(traps, vec![2, 20, 34, 52]);
     }
 
     #[test]
@@ -540,11 +708,14 @@ mod tests {
         let a = sample();
         let bytes = a.to_bytes();
         assert_eq!(Artifact::from_bytes(&bytes), Ok(a.clone()));
-        let (parsed, at) = Artifact::parse(&bytes, false).unwrap();
-        let at = at.expect("an image");
+        let (parsed, places) = Artifact::parse(&bytes, false).unwrap();
+        assert_eq!(places.text_at % IMAGE_PAGE_SIZE, 0, "the text is page-aligned in the artifact");
+        assert_eq!(&bytes[places.text_at..][..a.text.len()], &a.text[..]);
+        assert!(bytes[places.text_at + a.text.len()..][..IMAGE_PAGE_SIZE - a.text.len()].iter().all(|b| *b == INT3));
+        let at = places.image_at.expect("an image");
         assert_eq!(at % IMAGE_PAGE_SIZE, 0, "the image is page-aligned in the artifact");
         assert_eq!(&bytes[at..], &a.image.as_ref().unwrap().data[..]);
-        assert_eq!(parsed.info, a.info);
+        assert_eq!((parsed.info, parsed.layout.clone(), parsed.text.len()), (a.info.clone(), a.layout.clone(), 0));
         let no_image = Artifact { image: None, ..a };
         assert_eq!(Artifact::from_bytes(&no_image.to_bytes()), Ok(no_image));
     }
@@ -592,6 +763,10 @@ mod tests {
         check(&|a| a.info.global_inits.pop().map(drop).unwrap_or(()), "initialiser count");
         check(&|a| a.info.exports[0].1 = EntityIndex::Func(FuncIndex(3)), "export index");
         check(&|a| a.info.start = Some(FuncIndex(9)), "start index");
+        let extended = |ops: Vec<ConstOp>| SegmentMode::Active { index: 0, offset: ConstExpr::Extended(ops.into()) };
+        check(&|a| a.info.data[1].mode = extended(vec![ConstOp::I32(1), ConstOp::I32Add]), "extended: pops too much");
+        check(&|a| a.info.data[1].mode = extended(vec![ConstOp::I32(1), ConstOp::I32(2)]), "extended: two results");
+        check(&|a| a.info.data[1].mode = extended(vec![ConstOp::GlobalGet(GlobalIndex(4))]), "extended: global");
         check(&|a| a.info.elements[0].items[0] = ConstExpr::RefFunc(FuncIndex(3)), "element item");
         check(
             &|a| a.info.data[1].mode = SegmentMode::Active { index: 1, offset: ConstExpr::I32(0) },
@@ -613,18 +788,24 @@ mod tests {
         let mut bytes = sample().to_bytes();
         bytes[8] = 99;
         assert_eq!(Artifact::from_bytes(&bytes), Err(ArtifactError::Version(99)));
-        // First relocation's offset: after the code of the first function.
+        let check = |change: &dyn Fn(&mut CodeLayout), what: &'static str| {
+            let mut a = sample();
+            change(&mut a.layout);
+            assert_eq!(Artifact::from_bytes(&a.to_bytes()), Err(ArtifactError::Corrupt(what)));
+        };
+        check(&|l| l.relocs[0].offset = 60, "relocation outside the text");
+        check(&|l| l.traps[3].0 = 64, "trap site outside the text");
+        check(&|l| l.traps.swap(0, 1), "trap sites out of order");
+        check(&|l| l.func_offsets = vec![32, 0], "function offsets");
+        check(&|l| l.array_trampolines[0] = Some(64), "trampoline offset");
+        // Padding: zero before the text, int3 after it.
         let a = sample();
+        let (_, places) = Artifact::parse(&a.to_bytes(), false).unwrap();
         let mut bytes = a.to_bytes();
-        let code = &a.functions[0].code;
-        let at = bytes.windows(code.len()).position(|w| w == &code[..]).unwrap() + code.len() + 4;
-        assert_eq!(bytes[at..at + 4], 4u32.to_le_bytes());
-        bytes[at..at + 4].copy_from_slice(&30u32.to_le_bytes());
-        assert_eq!(Artifact::from_bytes(&bytes), Err(ArtifactError::Corrupt("relocation outside its function")));
-        // Non-zero padding before the image.
+        bytes[places.text_at - 1] = 1;
+        assert_eq!(Artifact::from_bytes(&bytes), Err(ArtifactError::Corrupt("padding before the text")));
         let mut bytes = a.to_bytes();
-        let (_, image_at) = Artifact::parse(&bytes, false).unwrap();
-        bytes[image_at.unwrap() - 1] = 1;
-        assert_eq!(Artifact::from_bytes(&bytes), Err(ArtifactError::Corrupt("image padding")));
+        bytes[places.image_at.unwrap() - 1] = 0;
+        assert_eq!(Artifact::from_bytes(&bytes), Err(ArtifactError::Corrupt("padding after the text")));
     }
 }

@@ -59,8 +59,8 @@ impl MemoryImage {
         let mut segments = Vec::new();
         let mut data_bytes = 0u64;
         for seg in &info.data {
-            let SegmentMode::Active { index, offset } = seg.mode else { continue };
-            let ConstExpr::I32(offset) = offset else { return None };
+            let SegmentMode::Active { index, ref offset } = seg.mode else { continue };
+            let ConstExpr::I32(offset) = *offset else { return None };
             let start = u64::from(offset as u32);
             let end = start + seg.bytes.len() as u64;
             if index != 0 || end > size {

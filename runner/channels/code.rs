@@ -3,18 +3,21 @@
 //!
 //! The supervisor starts the child first and looks the module up while the child builds its
 //! WASI context and confines itself: the two take about as long (0.3-0.6 ms each), on
-//! different cores. It then answers on a pipe: no cache, a miss, or a hit whose artifact it has
-//! written into a memfd made before the fork, which the child maps privately (no copy through
-//! the pipe). Freshly compiled code goes back on a second pipe for the supervisor to check and
-//! store. A supervisor that drops its end without answering means "no cache": the child
-//! compiles and sends nothing. The answer is one [`protocol`] frame
-//! ([`protocol::code_channel::CacheAnswer`]).
+//! different cores. It then answers on a socket: no cache, a miss, or a hit with the cached
+//! artifact's file attached (`SCM_RIGHTS`), which the child maps privately: the bytes are
+//! never copied, neither through the supervisor nor into the child. The child takes the answer
+//! before its seccomp filter is in place (the filter allows no `recvmsg`). Freshly compiled
+//! code goes back on a pipe for the supervisor to check and store. A supervisor that drops its
+//! end without answering means "no cache": the child compiles and sends nothing. The answer is
+//! one [`protocol`] frame ([`protocol::code_channel::CacheAnswer`]).
 
+use super::fds;
 use protocol::code_channel::CacheAnswer;
 use protocol::ProtocolError;
 use std::fs::File;
 use std::io::{self, Write};
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
 
 /// What the supervisor found (its side of the answer).
 #[derive(Clone, Copy, Debug)]
@@ -23,8 +26,8 @@ pub enum Answer<'a> {
     NoCache,
     /// Not cached: compile and send the artifact back.
     Miss,
-    /// This artifact.
-    Hit(&'a [u8]),
+    /// This artifact, checked by the cache.
+    Hit(&'a cache::CachedArtifact),
 }
 
 /// What the child learned (its side of the answer).
@@ -34,12 +37,12 @@ pub enum Cached {
     NoCache,
     /// Not cached.
     Miss,
-    /// The cached artifact, mapped, and the sealed memfd it is mapped from (whose memory image
+    /// The cached artifact, mapped, and the file it is mapped from (whose memory image
     /// instances may map copy-on-write).
     Hit {
         /// The artifact's bytes.
         artifact: Mapped,
-        /// The memfd holding them from offset 0, sealed.
+        /// The file holding them from offset 0.
         file: OwnedFd,
     },
 }
@@ -47,65 +50,46 @@ pub enum Cached {
 /// The supervisor's ends.
 #[derive(Debug)]
 pub struct Sender {
-    answer: File,
-    code: File,
+    answer: UnixStream,
     returned: OwnedFd,
 }
 
-/// The child's ends. The answer pipe and the memfd are closed once the answer is in (a
-/// mapping outlives its descriptor); the pipe back once the code is sent or not wanted.
+/// The child's ends. The answer socket is closed once the answer is in (a mapping outlives its
+/// descriptor); the pipe back once the code is sent or not wanted.
 #[derive(Debug)]
 pub struct Receiver {
-    answer: Option<File>,
-    code: Option<OwnedFd>,
+    answer: Option<UnixStream>,
     back: Option<File>,
 }
 
 /// Creates the channel; call before forking (the child inherits its ends).
 ///
 /// # Errors
-/// `pipe2` or `memfd_create` failed.
+/// `socketpair` or `pipe2` failed.
 pub fn channel() -> io::Result<(Sender, Receiver)> {
-    // Close-on-exec, as `std::io::pipe` makes them.
-    let (answer_read, answer_write) = io::pipe()?;
+    // Close-on-exec, as std makes them.
+    let (answer_supervisor, answer_child) = UnixStream::pair()?;
     let (back_read, back_write) = io::pipe()?;
-    use nix::sys::memfd::{memfd_create, MFdFlags};
-    let code = memfd_create(c"sandboxrun-artifact", MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING)?;
-    // Duplicated so each side owns one.
-    let code_child = code.try_clone()?;
     Ok((
-        Sender { answer: File::from(OwnedFd::from(answer_write)), code: code.into(), returned: back_read.into() },
-        Receiver {
-            answer: Some(File::from(OwnedFd::from(answer_read))),
-            code: Some(code_child),
-            back: Some(File::from(OwnedFd::from(back_write))),
-        },
+        Sender { answer: answer_supervisor, returned: back_read.into() },
+        Receiver { answer: Some(answer_child), back: Some(File::from(OwnedFd::from(back_write))) },
     ))
 }
 
 impl Sender {
-    /// Answers the child; the artifact of a hit is written before the answer, and the memfd
-    /// sealed: no one can change or resize it afterwards, so the child's mapping reads fixed
-    /// bytes.
+    /// Answers the child; a hit's artifact file goes with the answer.
     ///
     /// # Errors
-    /// Writing or sealing failed (the child then reads end of file, and compiles without the
-    /// cache).
+    /// The socket's error (the child then reads end of file, and compiles without the cache).
     pub fn answer(&mut self, answer: Answer<'_>) -> io::Result<()> {
-        let message = match answer {
-            Answer::NoCache => CacheAnswer::NoCache,
-            Answer::Miss => CacheAnswer::Miss,
-            Answer::Hit(artifact) => {
-                self.code.write_all(artifact)?;
-                use nix::fcntl::{fcntl, FcntlArg, SealFlag};
-                let seals =
-                    SealFlag::F_SEAL_SEAL | SealFlag::F_SEAL_SHRINK | SealFlag::F_SEAL_GROW | SealFlag::F_SEAL_WRITE;
-                fcntl(&self.code, FcntlArg::F_ADD_SEALS(seals))?;
-                CacheAnswer::Hit { len: artifact.len() as u64 }
-            }
+        let (message, file) = match answer {
+            Answer::NoCache => (CacheAnswer::NoCache, None),
+            Answer::Miss => (CacheAnswer::Miss, None),
+            Answer::Hit(artifact) => (CacheAnswer::Hit { len: artifact.len }, Some(artifact.file.as_fd())),
         };
-        // One frame of a few dozen bytes never fills a pipe: this does not block on the child.
-        protocol::write(&mut self.answer, &message).map_err(|e| match e {
+        // One frame of a few dozen bytes never fills the socket: this does not block on the
+        // child.
+        fds::send(&mut self.answer, &message, file.as_slice()).map_err(|e| match e {
             ProtocolError::Io(e) => e,
             e => io::Error::other(e),
         })
@@ -121,42 +105,50 @@ impl Receiver {
     /// The descriptors the child must keep open.
     pub fn fds(&self) -> Vec<RawFd> {
         let answer = self.answer.as_ref().map(|a| a.as_raw_fd());
-        let code = self.code.as_ref().map(|c| c.as_raw_fd());
-        answer.into_iter().chain(code).chain(self.back.as_ref().map(|b| b.as_raw_fd())).collect()
+        answer.into_iter().chain(self.back.as_ref().map(|b| b.as_raw_fd())).collect()
     }
 
-    /// The three descriptors, to pass to a child that was not forked with them (see
+    /// The two descriptors, to pass to a child that was not forked with them (see
     /// [`Receiver::from_fds`]).
     ///
     /// # Errors
     /// The receiver was already used.
-    pub fn into_fds(self) -> io::Result<[OwnedFd; 3]> {
-        match (self.answer, self.code, self.back) {
-            (Some(a), Some(c), Some(b)) => Ok([a.into(), c, b.into()]),
+    pub fn into_fds(self) -> io::Result<[OwnedFd; 2]> {
+        match (self.answer, self.back) {
+            (Some(a), Some(b)) => Ok([a.into(), b.into()]),
             _ => Err(io::Error::other("the code channel was already used")),
         }
     }
 
     /// The receiver of [`Receiver::into_fds`]'s descriptors.
-    pub fn from_fds([answer, code, back]: [OwnedFd; 3]) -> Receiver {
-        Receiver { answer: Some(answer.into()), code: Some(code), back: Some(back.into()) }
+    pub fn from_fds([answer, back]: [OwnedFd; 2]) -> Receiver {
+        Receiver { answer: Some(answer.into()), back: Some(back.into()) }
     }
 
     /// Waits for the supervisor's answer (it is looking the module up meanwhile). Only the
     /// first call waits; later ones answer "no cache".
     ///
     /// # Errors
-    /// A malformed answer or a failed mapping.
+    /// A malformed answer (a hit without exactly one regular file of at least its length
+    /// attached, another message) or a failed mapping.
     pub fn receive(&mut self) -> io::Result<Cached> {
-        let (Some(mut answer), Some(code)) = (self.answer.take(), self.code.take()) else {
+        let Some(mut answer) = self.answer.take() else {
             return Ok(self.no_cache());
         };
-        match protocol::read_untrusted(&mut answer) {
-            Ok(CacheAnswer::NoCache) => Ok(self.no_cache()),
-            Ok(CacheAnswer::Miss) => Ok(Cached::Miss),
-            Ok(CacheAnswer::Hit { len }) => Ok(Cached::Hit { artifact: Mapped::new(&code, len)?, file: code }),
+        let invalid = |what: &str| io::Error::new(io::ErrorKind::InvalidData, format!("cache answer: {what}"));
+        match fds::recv::<CacheAnswer>(&mut answer) {
+            Ok(Some((CacheAnswer::NoCache, _))) => Ok(self.no_cache()),
+            Ok(Some((CacheAnswer::Miss, _))) => Ok(Cached::Miss),
+            Ok(Some((CacheAnswer::Hit { len }, attached))) => {
+                let [file]: [OwnedFd; 1] = attached.try_into().map_err(|_| invalid("not one file attached"))?;
+                let meta = File::from(file.try_clone()?).metadata()?;
+                if !meta.is_file() || meta.len() < len {
+                    return Err(invalid("the file attached is not the artifact"));
+                }
+                Ok(Cached::Hit { artifact: Mapped::new(&file, len)?, file })
+            }
             // The supervisor gave up on the cache without a word (or before its last one).
-            Err(ProtocolError::Closed | ProtocolError::Truncated { .. }) => Ok(self.no_cache()),
+            Ok(None) | Err(ProtocolError::Closed | ProtocolError::Truncated { .. }) => Ok(self.no_cache()),
             Err(ProtocolError::Io(e)) => Err(e),
             Err(e) => Err(io::Error::new(io::ErrorKind::InvalidData, e)),
         }
@@ -176,7 +168,7 @@ impl Receiver {
     }
 }
 
-/// A private, read-only mapping of the artifact the supervisor wrote into the memfd.
+/// A private, read-only mapping of the artifact file the supervisor passed.
 #[derive(Debug)]
 pub struct Mapped {
     ptr: *mut libc::c_void,
@@ -190,9 +182,11 @@ impl Mapped {
         let Some(size) = std::num::NonZeroUsize::new(len) else {
             return Ok(Mapped { ptr: std::ptr::NonNull::dangling().as_ptr(), len });
         };
-        // SAFETY: a fresh mapping at an address the kernel picks, read-only. The supervisor
-        // sealed the memfd against writes, shrinking and growing before it answered, so the
-        // `len` bytes mapped exist and never change while the slice `deref` hands out lives.
+        // SAFETY: a fresh mapping at an address the kernel picks, read-only, of `len` bytes
+        // the file was just seen to hold. The code cache never writes or truncates an artifact
+        // file in place (it writes a temporary and renames it; eviction unlinks), so the bytes
+        // stay as the cache checked them while the slice `deref` hands out lives; only the
+        // cache's owner, by hand, could change them (see the `cache` crate).
         let ptr = unsafe { mmap(None, size, ProtFlags::PROT_READ, MapFlags::MAP_PRIVATE, fd, 0) }?;
         Ok(Mapped { ptr: ptr.as_ptr(), len })
     }
@@ -224,24 +218,31 @@ mod tests {
     use super::*;
     use std::io::Read;
 
+    fn cached(bytes: &[u8]) -> (std::path::PathBuf, cache::CachedArtifact) {
+        let dir = std::env::temp_dir().join(format!("sandboxrun-code-channel-{}-{}", std::process::id(), bytes.len()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let db = cache::CodeCache::open(&dir.join("c.sqlite"), 1 << 30).unwrap();
+        let key = cache::CacheKey([1; 32]);
+        db.put(&key, bytes, None).unwrap();
+        (dir, db.get(&key).unwrap().unwrap())
+    }
+
     #[test]
     fn a_hit_arrives_mapped_and_a_miss_asks_for_the_code_back() {
         let (mut sender, mut receiver) = channel().unwrap();
         let artifact: Vec<u8> = (0..100_000u32).map(|i| i as u8).collect();
-        sender.answer(Answer::Hit(&artifact)).unwrap();
-        assert_eq!(receiver.fds().len(), 3);
-        // Sealed: the child's own descriptor cannot change the bytes it is about to map.
-        let code = File::from(receiver.code.as_ref().unwrap().try_clone().unwrap());
-        let refused = std::os::unix::fs::FileExt::write_all_at(&code, b"x", 0);
-        assert_eq!(refused.unwrap_err().raw_os_error(), Some(libc::EPERM));
+        let (dir, found) = cached(&artifact);
+        sender.answer(Answer::Hit(&found)).unwrap();
+        assert_eq!(receiver.fds().len(), 2);
         match receiver.receive().unwrap() {
-            // The answer pipe and the memfd are closed: the mapping stays.
+            // The answer socket is closed: the mapping stays.
             Cached::Hit { artifact: mapped, .. } => {
                 assert_eq!(receiver.fds().len(), 1, "only the pipe back is left");
                 assert_eq!(&mapped[..], &artifact[..]);
             }
             other => panic!("{other:?}"),
         }
+        let _ = std::fs::remove_dir_all(dir);
 
         let (mut sender, mut receiver) = channel().unwrap();
         sender.answer(Answer::Miss).unwrap();
@@ -259,19 +260,30 @@ mod tests {
         // after loading): the supervisor sees end of file, so nothing written later — by a
         // guest that took over its process — can arrive, whatever it writes.
         let (mut sender, mut receiver) = channel().unwrap();
-        sender.answer(Answer::Hit(b"artifact")).unwrap();
+        let (dir, found) = cached(b"artifact");
+        sender.answer(Answer::Hit(&found)).unwrap();
         assert!(matches!(receiver.receive().unwrap(), Cached::Hit { .. }));
         drop(receiver);
         let mut returned = Vec::new();
         File::from(sender.returned()).read_to_end(&mut returned).unwrap();
         assert!(returned.is_empty());
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]
-    fn an_answer_of_another_kind_is_an_error_and_a_cut_one_means_no_cache() {
+    fn an_answer_of_another_kind_or_a_hit_without_its_file_is_an_error_and_a_cut_one_means_no_cache() {
         let (mut sender, mut receiver) = channel().unwrap();
         protocol::write(&mut sender.answer, &protocol::slot::SlotNews::Busy).unwrap();
         assert_eq!(receiver.receive().unwrap_err().kind(), io::ErrorKind::InvalidData);
+        // A hit claiming more bytes than its file holds, or with no file.
+        let (dir, found) = cached(b"artifact");
+        let (mut sender, mut receiver) = channel().unwrap();
+        fds::send(&mut sender.answer, &CacheAnswer::Hit { len: 9 }, &[found.file.as_fd()]).unwrap();
+        assert_eq!(receiver.receive().unwrap_err().kind(), io::ErrorKind::InvalidData);
+        let (mut sender, mut receiver) = channel().unwrap();
+        fds::send(&mut sender.answer, &CacheAnswer::Hit { len: 8 }, &[]).unwrap();
+        assert_eq!(receiver.receive().unwrap_err().kind(), io::ErrorKind::InvalidData);
+        let _ = std::fs::remove_dir_all(dir);
         let (mut sender, mut receiver) = channel().unwrap();
         sender.answer.write_all(&protocol::encode(&CacheAnswer::Miss).unwrap()[..4]).unwrap();
         drop(sender);
@@ -285,8 +297,8 @@ mod tests {
             if let Some(a) = answer {
                 sender.answer(a).unwrap();
             }
-            let Sender { answer: answer_end, code, returned } = sender;
-            drop((answer_end, code));
+            let Sender { answer: answer_end, returned } = sender;
+            drop(answer_end);
             assert!(matches!(receiver.receive().unwrap(), Cached::NoCache));
             receiver.send_back(b"code");
             drop(receiver);

@@ -152,10 +152,10 @@ mod tests {
     fn a_message_carries_its_descriptors() {
         let (mut a, mut b) = UnixStream::pair().unwrap();
         let (r, mut w) = std::io::pipe().unwrap();
-        send(&mut a, &SlotNews::Done, &[r.as_fd()]).unwrap();
+        send(&mut a, &SlotNews::Done { hot: None }, &[r.as_fd()]).unwrap();
         drop(r);
         let (news, fds) = recv::<SlotNews>(&mut b).unwrap().unwrap();
-        assert_eq!(news, SlotNews::Done);
+        assert_eq!(news, SlotNews::Done { hot: None });
         assert_eq!(fds.len(), 1);
         w.write_all(b"x").unwrap();
         drop(w);
@@ -169,7 +169,7 @@ mod tests {
     #[test]
     fn a_large_body_and_no_descriptors() {
         let (mut a, mut b) = UnixStream::pair().unwrap();
-        let handover = Handover { spec: "spec".to_string(), module: vec![7u8; 1 << 20] };
+        let handover = Handover { spec: "x".repeat(1 << 20) };
         let sent = handover.clone();
         let sender = std::thread::spawn(move || send(&mut a, &sent, &[]).unwrap());
         let (got, fds) = recv::<Handover<String>>(&mut b).unwrap().unwrap();

@@ -7,6 +7,7 @@
 use super::{invoke, wasi_link};
 use crate::channels::code::{Cached, Receiver};
 use crate::plan::confinement as plan;
+use crate::plan::module_file;
 use crate::plan::spec::{engine_config, RunFds, RunSpec, StdinSpec};
 use crate::supervise::report::{Applied, ChildOutcome, ChildReport, ChildStarted, Stages, TrapReport};
 use engine::{CallError, Engine, LinkError, Linker, Module, Store, Trap};
@@ -26,6 +27,9 @@ pub enum StageError {
     /// The stdin file was not passed to the run.
     #[error("the stdin file was not passed to the run")]
     NoStdin,
+    /// The module was not passed to the run.
+    #[error("the module was not passed to the run")]
+    NoModule,
     /// The WASI context could not be built.
     #[error("{0}")]
     Wasi(#[from] wasi::BuildError),
@@ -75,6 +79,11 @@ struct Pipeline<'a> {
     ctx: Option<Rc<RefCell<wasi::WasiCtx>>>,
     memory_grow_refused: bool,
     instructions: Option<u64>,
+    /// The module's bytes, read when it must be compiled (not on a cache hit).
+    wasm: Option<Vec<u8>>,
+    /// On a cache hit, the module's descriptor, kept until the cached code has loaded (if it
+    /// does not, the module is read and compiled).
+    module_fd: Option<std::os::fd::OwnedFd>,
 }
 
 /// Runs the module and describes how it ended. `code`: the code cache through the supervisor
@@ -96,6 +105,8 @@ pub fn run<'a>(
         ctx: None,
         memory_grow_refused: false,
         instructions: None,
+        wasm: None,
+        module_fd: None,
     };
     let outcome = p.all(fds, code, confine).unwrap_or_else(|e| ChildOutcome::Error { message: e.to_string() });
     let usage = p.ctx.as_ref().map(|c| c.borrow().usage()).unwrap_or_default();
@@ -115,12 +126,12 @@ impl Pipeline<'_> {
     fn all(
         &mut self,
         fds: RunFds,
-        code: Option<Receiver>,
+        mut code: Option<Receiver>,
         confine: Option<Confine>,
     ) -> Result<ChildOutcome, StageError> {
-        self.confine(fds, confine)?;
+        let cached = self.confine(fds, confine, &mut code)?;
         let engine = Engine::new(engine_config(&self.spec.limits))?;
-        let module = self.load(&engine, code)?;
+        let module = self.load(&engine, code, cached)?;
         if self.spec.compile_only {
             return Ok(ChildOutcome::Exited { code: 0 });
         }
@@ -128,9 +139,17 @@ impl Pipeline<'_> {
     }
 
     /// Landlock's rules from the run's descriptors (before WASI takes them), the WASI
-    /// context, then the rest of the confinement; the stack the guest may use is checked
-    /// against what the process got.
-    fn confine(&mut self, fds: RunFds, confine: Option<Confine>) -> Result<(), StageError> {
+    /// context, the code cache's answer (its file arrives on a socket: before the seccomp
+    /// filter, which allows no `recvmsg`) and, unless it is a hit, the module's bytes (checked
+    /// against the key the supervisor looked up), then the rest of the confinement; the stack
+    /// the guest may use is checked against what the process got. The module's descriptor is
+    /// closed before the confinement ends.
+    fn confine(
+        &mut self,
+        mut fds: RunFds,
+        confine: Option<Confine>,
+        code: &mut Option<Receiver>,
+    ) -> Result<Cached, StageError> {
         let spec = self.spec;
         let rules = match &confine {
             Some(_) => {
@@ -139,9 +158,18 @@ impl Pipeline<'_> {
             }
             None => None,
         };
+        let module = fds.module.take();
         let t = Instant::now();
         self.ctx = Some(Rc::new(RefCell::new(wasi_context(spec, fds)?)));
         self.stages.link = ms(t);
+        // The supervisor has been looking the module up meanwhile. A channel failure only
+        // costs the cache: compile.
+        let cached = code.as_mut().map_or(Ok(Cached::NoCache), Receiver::receive).unwrap_or(Cached::NoCache);
+        let module = module.ok_or(StageError::NoModule)?;
+        match cached {
+            Cached::Hit { .. } => self.module_fd = Some(module),
+            _ => self.read_module(module)?,
+        }
         let stack = match (confine, rules) {
             (Some(confine), Some(rules)) => {
                 let prepared = confine.prepared.map_err(StageError::Confine)?;
@@ -154,48 +182,59 @@ impl Pipeline<'_> {
             }
             _ => None,
         };
-        Ok(plan::check_stack(&spec.limits, stack)?)
+        plan::check_stack(&spec.limits, stack)?;
+        Ok(cached)
     }
 
     /// The module: the cached artifact, or validated and compiled (and sent back). The code
     /// channel closes here, on every path (hit, miss, no cache, failure), before the first
     /// guest instruction (a start function runs at instantiation): nothing a guest does can
     /// reach the supervisor's cache.
-    fn load(&mut self, engine: &Engine, mut code: Option<Receiver>) -> Result<Module, StageError> {
-        let t = Instant::now();
-        let wasm = engine::module_info::wat_to_binary(&self.spec.module)
-            .map_err(|e| StageError::Module(e.to_string()))?
-            .into_owned();
-        self.stages.load = ms(t);
-        let module = self.module(engine, &mut code, &wasm);
+    fn load(&mut self, engine: &Engine, mut code: Option<Receiver>, cached: Cached) -> Result<Module, StageError> {
+        let module = self.module(engine, &mut code, cached);
         drop(code);
         module
     }
 
-    fn module(&mut self, engine: &Engine, code: &mut Option<Receiver>, wasm: &[u8]) -> Result<Module, StageError> {
-        // The supervisor has been looking the module up while this process confined itself.
-        // A channel failure only costs the cache: compile.
-        let cached = code.as_mut().map_or(Ok(Cached::NoCache), Receiver::receive).unwrap_or(Cached::NoCache);
+    /// Reads the module's bytes, checked against the key the supervisor looked up.
+    fn read_module(&mut self, fd: std::os::fd::OwnedFd) -> Result<(), StageError> {
+        let t = Instant::now();
+        let wasm = module_file::read_checked(fd, self.spec.module_len, &self.spec.module_key)
+            .map_err(|e| StageError::Module(e.to_string()))?;
+        self.wasm = Some(wasm);
+        self.stages.load += ms(t);
+        Ok(())
+    }
+
+    fn module(&mut self, engine: &Engine, code: &mut Option<Receiver>, cached: Cached) -> Result<Module, StageError> {
         if let Cached::Hit { artifact, file } = cached {
             let t = Instant::now();
             let source = engine::ImageSource { fd: file, offset: 0 };
             // SAFETY: the artifact is a cache hit: the supervisor found it under the key of
             // these exact module bytes and this engine's identity, in a cache only supervisors
-            // write (and only with code a child compiled before any guest code ran); its
-            // checksum was verified when read. It arrives in a memfd sealed against writes,
-            // shrinking and growing, which holds exactly these bytes from offset 0: instances
-            // map its memory image copy-on-write, no byte of it can change.
+            // write (and only with code a child compiled before any guest code ran); its size
+            // and hash were checked when it was looked up. It arrives as the cache's file,
+            // which holds exactly these bytes from offset 0 and is never written in place (the
+            // cache renames new files into place and unlinks old ones): instances map its
+            // memory image copy-on-write, and its bytes do not change while they live.
             if let Ok(m) = unsafe { Module::from_artifact_mapped(engine, &artifact, source) } {
                 self.stages.compile = ms(t);
+                self.module_fd = None;
                 return Ok(m);
             }
             // A damaged artifact: compile afresh (the parent replaces the row).
+            if let Some(fd) = self.module_fd.take() {
+                self.read_module(fd)?;
+            }
         }
         let failed = |e: &dyn std::fmt::Display| StageError::Module(e.to_string());
         let t = Instant::now();
+        let bytes = self.wasm.take().ok_or(StageError::NoModule)?;
+        let wasm = engine::module_info::wat_to_binary(&bytes).map_err(|e| failed(&e))?;
+        let wasm = &wasm[..];
         engine::module_info::validate(wasm).map_err(|e| failed(&e))?;
         let info = engine::module_info::parse(wasm).map_err(|e| failed(&e))?;
-        self.stages.load = ms(t);
+        self.stages.load += ms(t);
         let t = Instant::now();
         let artifact = engine
             .compiler()

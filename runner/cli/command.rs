@@ -3,20 +3,30 @@
 //! same whether the binary runs it or a server's slot does for a client.
 
 use crate::cli::RunCli;
+use crate::server::hot::HotEntry;
 use crate::supervise::report::{Report, EXIT_ERROR};
 use crate::supervise::watch::Release;
-use crate::supervise::{Run, Start};
+use crate::supervise::{Ended, Run, Start};
 use std::os::fd::OwnedFd;
 
-fn fail(message: impl std::fmt::Display) -> (i32, Option<Release>) {
+/// How a command ended.
+pub struct Finished {
+    /// Its exit status.
+    pub status: i32,
+    /// The child, if it still waits to be released (see [`crate::supervise::watch::Release`]).
+    pub release: Option<Release>,
+    /// A module for a server to keep at hand ([`crate::supervise::Ended::hot`]).
+    pub hot: Option<HotEntry>,
+}
+
+fn fail(message: impl std::fmt::Display) -> Finished {
     crate::errln!("sandboxrun: error: {message}");
-    (EXIT_ERROR, None)
+    Finished { status: EXIT_ERROR, release: None, hot: None }
 }
 
 /// Runs the module of `cli`, its child started as `start` says (ended early if `cancel` hangs
-/// up), and returns the exit status, with the child if it still waits to be released (see
-/// [`crate::supervise::watch::Release`]).
-pub fn run(cli: RunCli, start: Start, cancel: Option<OwnedFd>) -> (i32, Option<Release>) {
+/// up).
+pub fn run(cli: RunCli, start: Start, cancel: Option<OwnedFd>) -> Finished {
     if cli.verbose {
         tracing_subscriber::fmt().with_writer(std::io::stderr).with_target(false).init();
     }
@@ -59,9 +69,11 @@ pub fn run(cli: RunCli, start: Start, cancel: Option<OwnedFd>) -> (i32, Option<R
         Err(e) => return fail(e),
     };
     let path = cli.module();
-    let module = match std::fs::read(path) {
+    // A module a server keeps at hand is not hashed again.
+    let known = |f: &protocol::slot::FileFingerprint| start.hot().and_then(|hot| hot.module_key(f));
+    let module = match crate::plan::module_file::ModuleFile::open_known(path, known) {
         Ok(m) => m,
-        Err(e) => return fail(format!("failed to read {}: {e}", path.display())),
+        Err(e) => return fail(e),
     };
     let argv0 = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let run = Run {
@@ -74,7 +86,7 @@ pub fn run(cli: RunCli, start: Start, cancel: Option<OwnedFd>) -> (i32, Option<R
         compile_only: false,
         cancel,
     };
-    let (report, release) = crate::supervise::run(run, start);
+    let Ended { report, release, hot } = crate::supervise::run(run, start);
     log_stages(&report);
     if let Some(line) = report.verdict.summary() {
         crate::errln!("{line}");
@@ -85,7 +97,7 @@ pub fn run(cli: RunCli, start: Start, cancel: Option<OwnedFd>) -> (i32, Option<R
             crate::errln!("sandboxrun: error: {e}");
         }
     }
-    (report.verdict.exit_status(), release)
+    Finished { status: report.verdict.exit_status(), release, hot }
 }
 
 fn log_stages(report: &Report) {

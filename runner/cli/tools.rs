@@ -91,9 +91,9 @@ fn compile(args: &CompileArgs) -> i32 {
     let Some(cache) = args.cache.location(&policy.cache) else {
         return fail("compile needs a code cache (remove --no-cache)");
     };
-    let module = match std::fs::read(&args.module) {
+    let module = match crate::plan::module_file::ModuleFile::open(&args.module) {
         Ok(m) => m,
-        Err(e) => return fail(format!("failed to read {}: {e}", args.module.display())),
+        Err(e) => return fail(e),
     };
     let path = cache.0.clone();
     let report = crate::supervise::compile(policy, module, cache);

@@ -210,8 +210,8 @@ pub(crate) fn problem_modules(problem: &grade::Problem) -> Vec<PathBuf> {
 
 /// Compiles `module` into the code cache (`sandboxrun compile`'s path: a confined child).
 fn precompile(module: &Path, cache: (PathBuf, u64)) -> Result<(), String> {
-    let bytes = std::fs::read(module).map_err(|e| e.to_string())?;
-    let report = crate::supervise::compile(policy::Policy::default_policy(), bytes, cache);
+    let module = crate::plan::module_file::ModuleFile::open(module).map_err(|e| e.to_string())?;
+    let report = crate::supervise::compile(policy::Policy::default_policy(), module, cache);
     match report.verdict.exit_status() {
         0 => Ok(()),
         _ => Err(report.verdict.summary().unwrap_or_default()),

@@ -99,7 +99,7 @@ pub fn open_run_files(policy: &policy::Policy) -> Result<RunFds, HostFileError> 
         policy::Stdin::File(path) => Some(as_run_identity(identity, || open_stdin(path))?),
         _ => None,
     };
-    Ok(RunFds { mounts, stdin })
+    Ok(RunFds { mounts, stdin, module: None })
 }
 
 /// For a root caller's rw mount whose directory belongs to someone else than the run's

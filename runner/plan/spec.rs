@@ -1,18 +1,20 @@
 //! What a run is, for its child: plain data ([`RunSpec`]), the same whether the child was
-//! forked for the run or prepared ahead of it and handed the run (serialized, the module
-//! beside), and the host files it reaches ([`RunFds`]); and the one engine configuration both
+//! forked for the run or prepared ahead of it and handed the run (serialized), and the host
+//! files it reaches ([`RunFds`], the module among them); and the one engine configuration both
 //! the supervisor (for the code cache's key) and the child (to compile and run) derive.
 
 use serde::{Deserialize, Serialize};
 use std::os::fd::{AsFd, OwnedFd};
 
 /// What the child runs: plain data, the same whether the child was forked for the run or
-/// prepared ahead of it and handed the run over a socket (serialized, the module beside).
+/// prepared ahead of it and handed the run over a socket (serialized).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RunSpec {
-    /// The module's bytes (`.wasm` or `.wat`); sent beside the rest, not serialized.
-    #[serde(skip)]
-    pub module: Vec<u8>,
+    /// The module's length (its bytes are read from [`RunFds::module`] when compiling).
+    pub module_len: u64,
+    /// The module's content key, which the bytes read must match
+    /// ([`crate::plan::module_file::read_checked`]).
+    pub module_key: [u8; 32],
     /// The guest's argv: its name, the policy's arguments, the command line's.
     pub argv: Vec<String>,
     /// The guest's environment.
@@ -64,33 +66,40 @@ pub struct RunFds {
     pub mounts: Vec<OwnedFd>,
     /// The stdin file, for [`StdinSpec::File`].
     pub stdin: Option<OwnedFd>,
+    /// The module (`.wasm` or `.wat`), open for reading; taken by the child as it starts.
+    pub module: Option<OwnedFd>,
 }
 
 impl RunFds {
-    /// Opens the mounts and the stdin file of `policy` ([`crate::plan::host_files`]).
+    /// Opens the mounts and the stdin file of `policy` ([`crate::plan::host_files`]), and
+    /// takes `module`.
     ///
     /// # Errors
     /// The first that is refused.
-    pub fn open(policy: &policy::Policy) -> Result<RunFds, crate::plan::host_files::HostFileError> {
-        crate::plan::host_files::open_run_files(policy)
+    pub fn open(policy: &policy::Policy, module: OwnedFd) -> Result<RunFds, crate::plan::host_files::HostFileError> {
+        let mut fds = crate::plan::host_files::open_run_files(policy)?;
+        fds.module = Some(module);
+        Ok(fds)
     }
 
     /// The descriptors, in the order [`RunFds::from_list`] takes them back.
     pub fn list(&self) -> Vec<std::os::fd::BorrowedFd<'_>> {
-        self.mounts.iter().chain(&self.stdin).map(AsFd::as_fd).collect()
+        self.mounts.iter().chain(&self.stdin).chain(&self.module).map(AsFd::as_fd).collect()
     }
 
-    /// Takes back the descriptors of [`RunFds::list`] for `spec`.
+    /// Takes back the descriptors of [`RunFds::list`] for `spec` (the module's among them).
     ///
     /// # Errors
     /// Their number does not match `spec`.
     pub fn from_list(spec: &RunSpec, mut fds: Vec<OwnedFd>) -> Result<RunFds, DescriptorCount> {
         let stdin = usize::from(spec.stdin == StdinSpec::File);
-        if fds.len() != spec.mounts.len() + stdin {
-            return Err(DescriptorCount { expected: spec.mounts.len() + stdin, got: fds.len() });
+        let expected = spec.mounts.len() + stdin + 1;
+        if fds.len() != expected {
+            return Err(DescriptorCount { expected, got: fds.len() });
         }
+        let module = fds.pop();
         let stdin = if stdin == 1 { fds.pop() } else { None };
-        Ok(RunFds { mounts: fds, stdin })
+        Ok(RunFds { mounts: fds, stdin, module })
     }
 }
 
@@ -98,7 +107,7 @@ impl RunSpec {
     /// The run of `module` under `policy`.
     pub fn new(
         policy: &policy::Policy,
-        module: Vec<u8>,
+        module: &crate::plan::module_file::ModuleFile,
         argv0: String,
         args: Vec<String>,
         invoke: Option<String>,
@@ -110,7 +119,8 @@ impl RunSpec {
             argv.extend(args);
         }
         RunSpec {
-            module,
+            module_len: module.len(),
+            module_key: *module.key(),
             argv,
             env: policy.env.clone(),
             limits: policy.limits,

@@ -16,6 +16,7 @@
 //! (docs/confinement.md says why that gives a run nothing to reach).
 
 pub mod client;
+pub mod hot;
 pub mod prepared;
 mod request;
 mod slot;
@@ -83,8 +84,10 @@ pub fn serve(socket: &Path, pool: usize, run_as: policy::RunAs) -> Result<(), Se
     let _ =
         unsafe { nix::sys::signal::signal(nix::sys::signal::Signal::SIGCHLD, nix::sys::signal::SigHandler::SigIgn) };
     let mut slots: Vec<(UnixStream, Slot)> = Vec::new();
+    // Modules runs found in the code cache, for later slots to inherit.
+    let mut hot = hot::HotSet::default();
     for _ in 0..pool {
-        let slot = slot::start(&listener, settings).map_err(ServeError::Slot)?;
+        let slot = slot::start(&listener, settings, &hot).map_err(ServeError::Slot)?;
         slots.push((slot, Slot::Ready));
     }
     let network = if settings.shared_network {
@@ -116,7 +119,13 @@ pub fn serve(socket: &Path, pool: usize, run_as: policy::RunAs) -> Result<(), Se
             }
             match crate::channels::fds::recv::<SlotNews>(socket) {
                 Ok(Some((SlotNews::Busy, _))) => *state = Slot::Running,
-                Ok(Some((SlotNews::Done, fds))) => {
+                Ok(Some((SlotNews::Done { hot: found }, mut fds))) => {
+                    // The artifact's file comes last, after the run's namespaces.
+                    if let Some(module) = found {
+                        if let Some(artifact) = fds.pop() {
+                            hot.insert(hot::HotEntry { module, artifact });
+                        }
+                    }
                     held.extend(fds);
                     *state = Slot::Done;
                 }
@@ -133,7 +142,7 @@ pub fn serve(socket: &Path, pool: usize, run_as: policy::RunAs) -> Result<(), Se
         // if fewer than half the pool is ready.
         let (mut ready, running) = (count(Slot::Ready), count(Slot::Running));
         while ready + running < pool || ready < pool.div_ceil(2) {
-            match slot::start(&listener, settings) {
+            match slot::start(&listener, settings, &hot) {
                 Ok(s) => slots.push((s, Slot::Ready)),
                 Err(e) => {
                     crate::errln!("sandboxrun: warning: failed to start a slot: {e}");

@@ -5,8 +5,8 @@
 //! 1 ms of kernel work) on its critical path.
 //!
 //! The handover: one message on the socket, a [`protocol::handover::Handover`] of the
-//! [`RunSpec`] and the module, its descriptors the run's standard streams, report and release
-//! pipes, code channel and files ([`RunFds`]).
+//! [`RunSpec`], its descriptors the run's standard streams, report and release pipes, code
+//! channel and files ([`RunFds`], the module's among them).
 
 use crate::channels::code::Receiver;
 use crate::child::{self, ChildEnds};
@@ -16,8 +16,8 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 
 /// Descriptors of a handover before the run's files: stdin, stdout, stderr, the report pipe,
-/// the release pipe and the three of the code channel.
-const FIXED_FDS: usize = 8;
+/// the release pipe and the two of the code channel.
+const FIXED_FDS: usize = 7;
 
 /// Why a child could not be prepared.
 #[derive(Debug, thiserror::Error)]
@@ -124,7 +124,7 @@ impl PreparedChild {
                 cgroup.add(self.child.pid()).map_err(|e| e.to_string())?;
             }
             let code = code.into_fds().map_err(|e| e.to_string())?;
-            let frame = Handover::encode_parts(spec, &spec.module).map_err(|e| e.to_string())?;
+            let frame = protocol::encode(&Handover { spec: spec.clone() }).map_err(|e| e.to_string())?;
             // SAFETY: this process's standard streams stay open while the message is sent.
             let stdio = [0, 1, 2].map(|fd| unsafe { BorrowedFd::borrow_raw(fd) });
             let mut passed: Vec<BorrowedFd> = stdio.to_vec();
@@ -179,8 +179,7 @@ fn await_run(mut socket: UnixStream, confinement: &sandbox::Confinement, filter:
 
 /// Takes a handover: puts the run's standard streams in place of this process's.
 fn take_run(handover: Handover<RunSpec>, fds: Vec<OwnedFd>) -> Result<(RunSpec, ChildEnds), String> {
-    let Handover { mut spec, module } = handover;
-    spec.module = module;
+    let Handover { spec } = handover;
     if fds.len() < FIXED_FDS {
         return Err(format!("{} descriptors, expected at least {FIXED_FDS}", fds.len()));
     }
@@ -192,7 +191,7 @@ fn take_run(handover: Handover<RunSpec>, fds: Vec<OwnedFd>) -> Result<(RunSpec, 
     dup(stderr, nix::unistd::dup2_stderr).map_err(|e| format!("dup2: {e}"))?;
     let report = fds.next().expect("counted");
     let release = fds.next().expect("counted");
-    let code = Receiver::from_fds([0; 3].map(|_| fds.next().expect("counted")));
+    let code = Receiver::from_fds([0; 2].map(|_| fds.next().expect("counted")));
     let run_fds = RunFds::from_list(&spec, fds.collect()).map_err(|e| e.to_string())?;
     Ok((spec, ChildEnds { fds: run_fds, code, report, release }))
 }

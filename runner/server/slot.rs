@@ -5,7 +5,9 @@
 
 use super::request::take_client;
 use super::Settings;
+use crate::cli::command::Finished;
 use crate::cli::RunCli;
+use crate::server::hot::HotSet;
 use crate::server::prepared::PreparedChild;
 use crate::supervise::watch::Release;
 use crate::supervise::{Ahead, OpenCache, Start};
@@ -16,13 +18,14 @@ use std::io::{self, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::{UnixDatagram, UnixStream};
 
-/// Forks a slot; returns the server's end of its socket.
-pub(super) fn start(listener: &UnixDatagram, settings: Settings) -> io::Result<UnixStream> {
+/// Forks a slot, which inherits the modules the server keeps at hand; returns the server's end
+/// of its socket.
+pub(super) fn start(listener: &UnixDatagram, settings: Settings, hot: &HotSet) -> io::Result<UnixStream> {
     let (server_end, slot_end) = UnixStream::pair()?;
     // SAFETY: the server is single-threaded.
     unsafe {
         sandbox::spawn::fork(|| match listener.try_clone() {
-            Ok(listener) => life(slot_end, listener, settings),
+            Ok(listener) => life(slot_end, listener, settings, hot),
             Err(_) => crate::supervise::report::EXIT_ERROR,
         })
     }?;
@@ -40,7 +43,7 @@ pub(super) fn schedule(pid: libc::pid_t, background: bool) -> bool {
 }
 
 /// What a slot makes ready before a request comes.
-fn prepare(settings: Settings) -> Option<Ahead> {
+fn prepare(settings: Settings, hot: HotSet) -> Option<Ahead> {
     let policy = policy::Policy { run_as: settings.run_as, ..policy::Policy::default_policy() };
     let mut confinement = crate::plan::confinement::for_policy(&policy);
     confinement.namespaces.network = !settings.shared_network;
@@ -52,7 +55,7 @@ fn prepare(settings: Settings) -> Option<Ahead> {
     let cgroups =
         sandbox::CgroupParent::find(&crate::plan::confinement::cgroup_limits(&policy::Policy::default_policy()))
             .map_err(|e| e.to_string());
-    Some(Ahead { child, cache, cgroups })
+    Some(Ahead { child, cache, cgroups, hot })
 }
 
 /// A request as it arrives.
@@ -116,13 +119,17 @@ fn check_sender(uid: Option<u32>) -> Result<(), Refusal> {
 /// A slot's life. With `settings.background`, it prepares in the background — preparing a
 /// child is about 1 ms of kernel work — and returns to the foreground, with its child,
 /// before it waits for a request.
-fn life(mut server: UnixStream, listener: UnixDatagram, settings: Settings) -> i32 {
+fn life(mut server: UnixStream, listener: UnixDatagram, settings: Settings, hot: &HotSet) -> i32 {
+    let mut keep = vec![0, 1, 2, server.as_raw_fd(), listener.as_raw_fd()];
+    keep.extend(hot.fds());
     // SAFETY: first thing in the fresh process: the objects alive here own only stdio, the
-    // socket to the server and the listener's duplicate; the rest belong to the server's
+    // socket to the server, the listener's duplicate and the modules at hand (whose
+    // descriptors stay open; the set is duplicated below); the rest belong to the server's
     // objects, never used or dropped here.
-    if unsafe { sandbox::fds::close_inherited(&[0, 1, 2, server.as_raw_fd(), listener.as_raw_fd()]) }.is_err() {
+    if unsafe { sandbox::fds::close_inherited(&keep) }.is_err() {
         return crate::supervise::report::EXIT_ERROR;
     }
+    let hot = hot.duplicate();
     if settings.background {
         schedule(0, true);
     }
@@ -130,7 +137,7 @@ fn life(mut server: UnixStream, listener: UnixDatagram, settings: Settings) -> i
     // SAFETY: restoring the default disposition installs no handler of ours.
     let _ =
         unsafe { nix::sys::signal::signal(nix::sys::signal::Signal::SIGCHLD, nix::sys::signal::SigHandler::SigDfl) };
-    let ahead = prepare(settings);
+    let ahead = prepare(settings, hot);
     crate::server::warm_text::map_ahead();
     if settings.background {
         schedule(0, false);
@@ -150,7 +157,7 @@ fn life(mut server: UnixStream, listener: UnixDatagram, settings: Settings) -> i
         return 0;
     };
     let taken = check_sender(uid).and_then(|()| Ok(take_client(&body, fds)?));
-    let (status, release) = match taken {
+    let Finished { status, release, hot } = match taken {
         Ok(argv) => {
             let start = ahead.map_or(Start::Spawn, |ahead| Start::Prepared(Box::new(ahead)));
             match RunCli::try_parse_from(argv) {
@@ -158,7 +165,7 @@ fn life(mut server: UnixStream, listener: UnixDatagram, settings: Settings) -> i
                 Ok(cli) => crate::cli::command::run(cli, start, reply.try_clone().ok().map(OwnedFd::from)),
                 Err(e) => {
                     let _ = e.print();
-                    (e.exit_code(), None)
+                    Finished { status: e.exit_code(), release: None, hot: None }
                 }
             }
         }
@@ -171,9 +178,13 @@ fn life(mut server: UnixStream, listener: UnixDatagram, settings: Settings) -> i
     let _ = std::io::stdout().flush();
     let _ = protocol::write(&mut &reply, &Reply::Status(status));
     drop(reply);
-    // The child ends now; its namespaces go to the server, which releases them when idle.
+    // The child ends now; its namespaces go to the server, which releases them when idle, and
+    // the module the run found in the cache, which the server keeps at hand.
     let held = release.map(Release::into_namespaces).unwrap_or_default();
-    let _ = crate::channels::fds::send(&mut server, &SlotNews::Done, &held.iter().map(AsFd::as_fd).collect::<Vec<_>>());
+    let mut passed: Vec<_> = held.iter().map(AsFd::as_fd).collect();
+    passed.extend(hot.as_ref().map(|h| h.artifact.as_fd()));
+    let news = SlotNews::Done { hot: hot.as_ref().map(|h| h.module.clone()) };
+    let _ = crate::channels::fds::send(&mut server, &news, &passed);
     if settings.background {
         // Tearing the slot down can wait too.
         schedule(0, true);

@@ -3,9 +3,10 @@
 //! for, only an artifact of this engine's identity, bounded in size, from a second thread so a
 //! store's disk sync is off the run's path.
 
+use super::module_sha::ModuleSha;
 use super::report::CacheUse;
 use crate::channels::code::{Answer, Sender};
-use cache::{CacheKey, CodeCache};
+use cache::{CacheKey, CachedArtifact, CodeCache};
 use std::fs::File;
 use std::io::Read;
 use std::os::fd::OwnedFd;
@@ -55,14 +56,16 @@ const TOUCH_PATIENCE: Duration = Duration::from_millis(20);
 /// past it the run compiles without the cache.
 const LOOKUP_PATIENCE: Duration = Duration::from_millis(500);
 
-/// Opens the cache and looks the module up. Any cache failure is one warning line and the
-/// run continues without the cache.
+/// Opens the cache and looks the module up — unless the artifact is already `at_hand` (a
+/// server's, checked when first found). Any cache failure is one warning line and the run
+/// continues without the cache.
 pub(super) fn lookup(
     location: &Option<(PathBuf, u64)>,
     open: Option<OpenCache>,
     sha: &[u8; 32],
     identity: &str,
-) -> (Option<Cache>, Option<Vec<u8>>) {
+    at_hand: Option<CachedArtifact>,
+) -> (Option<Cache>, Option<CachedArtifact>) {
     let Some(location) = location else { return (None, None) };
     let warn = |e: &dyn std::fmt::Display| crate::errln!("sandboxrun: warning: {e}; running without the code cache");
     let db = match OpenCache::take_for(open, location)
@@ -75,6 +78,9 @@ pub(super) fn lookup(
         }
     };
     let key = CacheKey::new(sha, identity);
+    if at_hand.is_some() {
+        return (Some(Cache { db, key }), at_hand);
+    }
     match db.get_within(&key, LOOKUP_PATIENCE) {
         Ok(artifact) => (Some(Cache { db, key }), artifact),
         Err(e) => {
@@ -84,14 +90,41 @@ pub(super) fn lookup(
     }
 }
 
-/// Stores code the child compiled and sent back: only a well-formed artifact of this engine's
-/// identity (the child cannot write the cache itself). A failure costs only the cache entry.
-pub(super) fn store(cache: &Cache, identity: &str, artifact: &[u8]) {
-    let fits = engine::artifact::Artifact::from_bytes(artifact).is_ok_and(|a| a.identity() == identity);
-    if !fits {
+/// Whether an artifact whose first bytes are `head` is this engine's: only such code is
+/// stored (the child cannot write the cache itself; the child that loads it checks the rest).
+fn ours(head: &[u8], identity: &str) -> bool {
+    engine::artifact::Artifact::identity_in_header(head).is_ok_and(|i| i == identity)
+}
+
+/// Stores code the child compiled and sent back, already read (`artifact`), with the module's
+/// SHA-256. A failure costs only the cache entry.
+pub(super) fn store(cache: &Cache, identity: &str, artifact: &[u8], sha: &ModuleSha) {
+    if !ours(artifact, identity) {
         return;
     }
-    if let Err(e) = cache.db.put(&cache.key, artifact) {
+    if let Err(e) = cache.db.put(&cache.key, artifact, Some(&sha.get())) {
+        crate::errln!("sandboxrun: warning: {e}; the compiled code was not cached");
+    }
+}
+
+/// Stores code the child sends back on `returned` as it arrives, through a bounded buffer
+/// into the cache's file (the supervisor's memory does not grow with the code): at most
+/// `limit` bytes, of this engine's identity; with the module's SHA-256. A failure costs only
+/// the cache entry.
+fn store_streamed(cache: &Cache, identity: &str, returned: OwnedFd, limit: usize, sha: &ModuleSha) {
+    let mut staged = match cache.db.stage() {
+        Ok(s) => s,
+        Err(e) => {
+            // The pipe closes with `returned`: the child's write fails, it does not block.
+            crate::errln!("sandboxrun: warning: {e}; the compiled code was not cached");
+            return;
+        }
+    };
+    let copied = std::io::copy(&mut File::from(returned).take(limit as u64 + 1), &mut staged);
+    if copied.is_err() || staged.is_empty() || staged.len() > limit as u64 || !ours(staged.head(), identity) {
+        return; // dropped: the temporary file goes
+    }
+    if let Err(e) = cache.db.commit(&cache.key, staged, Some(&sha.get())) {
         crate::errln!("sandboxrun: warning: {e}; the compiled code was not cached");
     }
 }
@@ -125,21 +158,24 @@ pub(super) fn answer(sender: &mut crate::channels::code::Sender, answer: crate::
     }
 }
 
-/// Looks the module up and answers the child: a miss at once when there is no database yet
-/// (the child compiles while this process creates it, 2 ms with its syncs), else after the
-/// lookup. Returns the cache as this run uses it, and how.
+/// Looks the module up (unless its artifact is `at_hand`) and answers the child: a miss at
+/// once when there is no database yet (the child compiles while this process creates it, 2 ms
+/// with its syncs), else after the lookup. Returns the cache as this run uses it, how, and a
+/// hit's artifact.
 pub(super) fn look_up_and_answer(
     sender: &mut Sender,
     location: &Option<(PathBuf, u64)>,
     open: Option<OpenCache>,
     digest: &[u8; 32],
     identity: &str,
-) -> (Option<Cache>, CacheUse) {
+    at_hand: Option<CachedArtifact>,
+) -> (Option<Cache>, CacheUse, Option<CachedArtifact>) {
     let fresh = location.as_ref().is_some_and(|(path, _)| !path.exists());
     if fresh {
         answer(sender, Answer::Miss);
     }
-    let (cache, cached) = lookup(location, open, digest, identity);
+    let from_hand = at_hand.is_some();
+    let (cache, cached) = lookup(location, open, digest, identity, at_hand);
     let (status, found) = match (&cache, &cached) {
         (None, _) => (CacheUse::Disabled, Answer::NoCache),
         (Some(_), Some(artifact)) => (CacheUse::Hit, Answer::Hit(artifact)),
@@ -148,11 +184,11 @@ pub(super) fn look_up_and_answer(
     if !fresh {
         answer(sender, found);
     }
-    if let (Some(c), CacheUse::Hit) = (&cache, status) {
+    if let (Some(c), CacheUse::Hit, false) = (&cache, status, from_hand) {
         // While the run starts: the bookkeeping of a hit is off its critical path.
         c.db.touch(&c.key, TOUCH_PATIENCE);
     }
-    (cache, status)
+    (cache, status, cached)
 }
 
 /// What becomes of the code the child may send back.
@@ -174,6 +210,7 @@ pub(super) fn store_in_background(
     returned: OwnedFd,
     limit: usize,
     identity: &str,
+    sha: &ModuleSha,
 ) -> (Back, Option<OwnedFd>) {
     let Some(c) = cache else { return (Back::Unwanted, Some(returned)) };
     if status != CacheUse::Miss {
@@ -189,14 +226,10 @@ pub(super) fn store_in_background(
             return (Back::After(Box::new(c)), Some(returned));
         }
     };
-    let identity = identity.to_string();
-    let spawned = std::thread::Builder::new().name("cache-store".into()).spawn(move || {
-        let mut artifact = Vec::new();
-        let read = File::from(thread_end).take(limit as u64 + 1).read_to_end(&mut artifact);
-        if read.is_ok() && artifact.len() <= limit {
-            store(&c, &identity, &artifact);
-        }
-    });
+    let (identity, sha) = (identity.to_string(), sha.clone());
+    let spawned = std::thread::Builder::new()
+        .name("cache-store".into())
+        .spawn(move || store_streamed(&c, &identity, thread_end, limit, &sha));
     match spawned {
         Ok(handle) => {
             drop(returned);
@@ -212,7 +245,14 @@ pub(super) fn store_in_background(
 /// Finishes with the code sent back once the run is over: stores what was read beside the
 /// report if it was wanted (`compiled`: the child says it compiled afresh), or waits for the
 /// storing thread.
-pub(super) fn finish(back: Back, status: CacheUse, compiled: bool, read: Option<&[u8]>, identity: &str) {
+pub(super) fn finish(
+    back: Back,
+    status: CacheUse,
+    compiled: bool,
+    read: Option<&[u8]>,
+    identity: &str,
+    sha: &ModuleSha,
+) {
     match back {
         Back::Unwanted => {}
         Back::Storing(handle) => {
@@ -220,7 +260,7 @@ pub(super) fn finish(back: Back, status: CacheUse, compiled: bool, read: Option<
         }
         Back::After(c) => {
             if let Some(bytes) = read.filter(|_| wanted_back(status, compiled)) {
-                store(&c, identity, bytes);
+                store(&c, identity, bytes, sha);
             }
         }
     }

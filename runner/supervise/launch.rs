@@ -21,6 +21,9 @@ pub enum LaunchError {
     /// The code channel could not be made.
     #[error("failed to create the code channel: {0}")]
     CodeChannel(std::io::Error),
+    /// The module's descriptor could not be duplicated for the child.
+    #[error("failed to pass the module to the run: {0}")]
+    Module(std::io::Error),
     /// A host file of the run was refused.
     #[error("{0}")]
     Files(#[from] HostFileError),
@@ -57,9 +60,9 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), LaunchError> {
     std::io::pipe().map(|(r, w)| (OwnedFd::from(r), OwnedFd::from(w))).map_err(LaunchError::Pipe)
 }
 
-/// Makes what the child needs and starts it (see the module's documentation). `run.module`
-/// moves into the run's description.
-pub fn launch(run: &mut Run, start: Start) -> Result<Launched, LaunchError> {
+/// Makes what the child needs and starts it (see the module's documentation); the child gets
+/// a descriptor of `run.module`.
+pub fn launch(run: &Run, start: Start) -> Result<Launched, LaunchError> {
     let (report_read, report_write) = pipe()?;
     // The child waits on it after reporting, until the supervisor has answered.
     let (release_read, release_write) = pipe()?;
@@ -67,17 +70,16 @@ pub fn launch(run: &mut Run, start: Start) -> Result<Launched, LaunchError> {
     // Built before forking: the child only applies them.
     let confinement = confinement::for_policy(&run.policy);
     // The child, confined to an empty root, reaches the host only through these.
-    let fds = RunFds::open(&run.policy)?;
+    let fds = RunFds::open(&run.policy, run.module.descriptor().map_err(LaunchError::Module)?)?;
     let (prepared, open_cache, cgroups) = match start {
         Start::Spawn => (None, None, None),
         Start::Prepared(ahead) => {
-            let Ahead { child, cache, cgroups } = *ahead;
+            let Ahead { child, cache, cgroups, .. } = *ahead;
             (Some(child), cache, Some(cgroups))
         }
     };
     let cgroup = make_cgroup(&run.policy, cgroups);
-    let module = std::mem::take(&mut run.module);
-    let mut spec = RunSpec::new(&run.policy, module, run.argv0.clone(), run.args.clone(), run.invoke.clone());
+    let mut spec = RunSpec::new(&run.policy, &run.module, run.argv0.clone(), run.args.clone(), run.invoke.clone());
     spec.compile_only = run.compile_only;
     // A prepared child made for another identity cannot serve: one is spawned for the run.
     let prepared = match prepared {

@@ -5,17 +5,19 @@
 
 pub mod cache;
 mod launch;
+mod module_sha;
 pub mod report;
 pub mod verdict;
 pub mod watch;
 
 use crate::plan::confinement;
+use crate::plan::module_file::ModuleFile;
 use crate::plan::spec;
+use crate::server::hot::{HotEntry, HotSet};
 use crate::server::prepared::PreparedChild;
 use launch::Launched;
 use policy::Policy;
 use report::{CacheUse, ChildReport, ChildStarted, Report};
-use sha2::{Digest, Sha256};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -29,8 +31,8 @@ pub use launch::LaunchError;
 pub struct Run {
     /// The policy, overrides applied.
     pub policy: Policy,
-    /// The module file's bytes.
-    pub module: Vec<u8>,
+    /// The module, open and hashed.
+    pub module: ModuleFile,
     /// The guest's `argv[0]`.
     pub argv0: String,
     /// Guest arguments from the command line.
@@ -62,10 +64,30 @@ pub struct Ahead {
     pub cache: Option<OpenCache>,
     /// Where the run's cgroup goes, made ready for a policy's limits, or why it has none.
     pub cgroups: Result<sandbox::CgroupParent, String>,
+    /// The modules the server keeps at hand.
+    pub hot: HotSet,
 }
 
-fn hex(digest: &[u8; 32]) -> String {
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+impl Start {
+    /// The modules at hand (none for a spawned child).
+    pub fn hot(&self) -> Option<&HotSet> {
+        match self {
+            Start::Spawn => None,
+            Start::Prepared(ahead) => Some(&ahead.hot),
+        }
+    }
+}
+
+/// How a run ended, for its caller.
+pub struct Ended {
+    /// The report.
+    pub report: Report,
+    /// The child, if it still waits after reporting: [`Release::reap`] it once the report is
+    /// out.
+    pub release: Option<Release>,
+    /// The module and its artifact, if the run found them in the code cache and the module
+    /// file had settled: for a server to keep at hand.
+    pub hot: Option<HotEntry>,
 }
 
 /// The report of a run that went no further than `verdict`.
@@ -91,27 +113,50 @@ fn bare_report(verdict: Verdict, module_sha256: String, cache: CacheUse) -> Repo
 /// Runs the module in a child and reports.
 ///
 /// Order: everything the child needs from the parent is made before the fork, or before the
-/// handover to a prepared child (the pipes, the run's files, the confinement, the seccomp
-/// filter, the cgroup, the code channel); then, while the child confines itself, the parent
-/// hashes the module and looks it up in the code cache, and answers through the code channel;
-/// then it supervises, and answers once the child has reported (see [`watch::wait`]).
+/// handover to a prepared child (the pipes, the run's files and module, the confinement, the
+/// seccomp filter, the cgroup, the code channel); then, while the child confines itself, the
+/// parent looks the module up in the code cache (by the content key [`ModuleFile::open`]
+/// computed), and answers through the code channel; then it supervises, computing the
+/// module's SHA-256 for the report meanwhile, and answers once the child has reported (see
+/// [`watch::wait`]).
 ///
-/// Returns the report, and the child if it still waits after reporting: [`Release::reap`] it
-/// once the report is out.
-pub fn run(mut run: Run, start: Start) -> (Report, Option<Release>) {
-    let digest: [u8; 32] = Sha256::digest(&run.module).into();
+/// A server's modules at hand spare a known module's hashing and lookup ([`HotSet`]); a run
+/// that found its module in the cache says so in [`Ended::hot`].
+pub fn run(run: Run, start: Start) -> Ended {
     let limits = run.policy.limits;
-    let code_limit = cache::artifact_limit(run.module.len());
-    let launched = match launch::launch(&mut run, start) {
+    let code_limit = cache::artifact_limit(usize::try_from(run.module.len()).unwrap_or(usize::MAX));
+    // The cache key's identity is that of the one engine configuration the child compiles
+    // with.
+    let identity = spec::engine_identity(&limits);
+    let key = *run.module.key();
+    let at_hand = match (start.hot(), &run.cache) {
+        (Some(hot), Some((path, _))) => {
+            use std::os::unix::ffi::OsStrExt;
+            hot.artifact(path.as_os_str().as_bytes(), &::cache::CacheKey::new(&key, &identity).0)
+        }
+        _ => None,
+    };
+    if at_hand.is_some() {
+        tracing::info!("module and compiled code at hand: neither hashed nor looked up");
+    }
+    let launched = match launch::launch(&run, start) {
         Ok(l) => l,
         // A run that never starts: its report still names the module.
-        Err(e) => return (bare_report(Verdict::error(e.to_string()), hex(&digest), CacheUse::Disabled), None),
+        Err(e) => {
+            let verdict = Verdict::error(e.to_string());
+            let report = bare_report(verdict, run.module.sha256_hex(), CacheUse::Disabled);
+            return Ended { report, release: None, hot: None };
+        }
     };
     let Launched { child, mut code, report_pipe, release, cgroup, shared_network, namespaces, open_cache } = launched;
-    // While the child confines itself. The cache key's identity is that of the one engine
-    // configuration the child compiles with.
-    let identity = spec::engine_identity(&limits);
-    let (db, cache_use) = cache::look_up_and_answer(&mut code, &run.cache, open_cache, &digest, &identity);
+    // While the child confines itself.
+    let (db, cache_use, found) = cache::look_up_and_answer(&mut code, &run.cache, open_cache, &key, &identity, at_hand);
+    let cache_key = db.as_ref().map(|c| c.key);
+    // The report's SHA-256: stored with a hit's artifact, or computed on the other core while
+    // the child runs (forking is over; a thread is safe now).
+    let settled = run.module.settled_fingerprint();
+    let known_sha = found.as_ref().and_then(|f| f.module_sha256.clone());
+    let sha256 = module_sha::ModuleSha::start(known_sha, run.module);
     let returned = code.returned();
     // The wall clock starts once the child has all it needs of the supervisor: waiting for
     // the cache (another process may hold its lock) is not the run's time.
@@ -120,7 +165,7 @@ pub fn run(mut run: Run, start: Start) -> (Report, Option<Release>) {
     // most a guest that took over its process can make the supervisor hold: more is a
     // protocol violation.
     let mut pipes = vec![watch::Inbound::new(report_pipe, report::report_pipe_limit(), "report")];
-    let (back, beside) = cache::store_in_background(db, cache_use, returned, code_limit, &identity);
+    let (back, beside) = cache::store_in_background(db, cache_use, returned, code_limit, &identity, &sha256);
     if let Some(returned) = beside {
         pipes.push(watch::Inbound::new(returned, code_limit, "compiled code"));
     }
@@ -135,7 +180,7 @@ pub fn run(mut run: Run, start: Start) -> (Report, Option<Release>) {
         Ok(waited) => waited,
         Err(e) => {
             let verdict = Verdict::error(format!("failed to wait for the run: {e}"));
-            return (bare_report(verdict, hex(&digest), cache_use), None);
+            return Ended { report: bare_report(verdict, sha256.get(), cache_use), release: None, hot: None };
         }
     };
     let release = release.map(|mut r| {
@@ -149,15 +194,35 @@ pub fn run(mut run: Run, start: Start) -> (Report, Option<Release>) {
         (Some(s), _) => s.compiled,
         (None, c) => c.as_ref().is_some_and(|c| c.compiled),
     };
-    cache::finish(back, cache_use, compiled, pipes.get(1).map(|p| &p.bytes[..]), &identity);
+    cache::finish(back, cache_use, compiled, pipes.get(1).map(|p| &p.bytes[..]), &identity, &sha256);
     let observed = verdict::Observed { syscall: child.violation().map(|v| v.to_string()), ..Default::default() };
-    let facts = Facts { exit, observed, cgroup, shared_network, cache_use, sha: hex(&digest) };
-    (report_of(facts, child_started.as_ref(), child_report.as_ref(), &limits), release)
+    let facts = Facts { exit, observed, cgroup, shared_network, cache_use, sha: sha256.get() };
+    let report = report_of(facts, child_started.as_ref(), child_report.as_ref(), &limits);
+    // A module found in the cache (and loaded: the child did not compile) whose file had
+    // settled: a server keeps it at hand.
+    let hot = match (report.cache, found, settled, cache_key, &run.cache) {
+        (CacheUse::Hit, Some(found), Some(fingerprint), Some(cache_key), Some((path, _))) if !compiled => {
+            use std::os::unix::ffi::OsStrExt;
+            Some(HotEntry {
+                module: protocol::slot::HotModule {
+                    fingerprint,
+                    module_key: key,
+                    cache_path: path.as_os_str().as_bytes().to_vec(),
+                    cache_key: cache_key.0,
+                    artifact_len: found.len,
+                    module_sha256: report.module_sha256.clone(),
+                },
+                artifact: found.file.into(),
+            })
+        }
+        _ => None,
+    };
+    Ended { report, release, hot }
 }
 
 /// Compiles `module` into the code cache at `cache`, in a confined child as a run would (the
 /// compiler parses hostile input), and reaps the child; `sandboxrun compile`'s path.
-pub fn compile(policy: Policy, module: Vec<u8>, cache: (PathBuf, u64)) -> Report {
+pub fn compile(policy: Policy, module: ModuleFile, cache: (PathBuf, u64)) -> Report {
     let run = Run {
         policy,
         module,
@@ -168,7 +233,7 @@ pub fn compile(policy: Policy, module: Vec<u8>, cache: (PathBuf, u64)) -> Report
         compile_only: true,
         cancel: None,
     };
-    let (report, release) = self::run(run, Start::Spawn);
+    let Ended { report, release, .. } = self::run(run, Start::Spawn);
     if let Some(release) = release {
         release.reap();
     }

@@ -58,8 +58,8 @@ fn put_global(out: &mut Vec<u8>, g: GlobalType) {
     out.push(g.mutable as u8);
 }
 
-fn put_const(out: &mut Vec<u8>, e: ConstExpr) {
-    match e {
+fn put_const(out: &mut Vec<u8>, e: &ConstExpr) {
+    match *e {
         ConstExpr::I32(v) => {
             out.push(0);
             out.extend_from_slice(&v.to_le_bytes());
@@ -85,6 +85,27 @@ fn put_const(out: &mut Vec<u8>, e: ConstExpr) {
             out.push(6);
             put_u32(out, g.0);
         }
+        ConstExpr::Extended(ref ops) => {
+            out.push(7);
+            put_u32(out, ops.len() as u32);
+            for op in ops.iter() {
+                let (tag, operand) = match *op {
+                    ConstOp::I32(v) => (0, Some(v as u32 as u64)),
+                    ConstOp::I64(v) => (1, Some(v as u64)),
+                    ConstOp::GlobalGet(g) => (2, Some(u64::from(g.0))),
+                    ConstOp::I32Add => (3, None),
+                    ConstOp::I32Sub => (4, None),
+                    ConstOp::I32Mul => (5, None),
+                    ConstOp::I64Add => (6, None),
+                    ConstOp::I64Sub => (7, None),
+                    ConstOp::I64Mul => (8, None),
+                };
+                out.push(tag);
+                if let Some(v) = operand {
+                    out.extend_from_slice(&v.to_le_bytes());
+                }
+            }
+        }
     }
 }
 
@@ -94,7 +115,7 @@ fn put_mode(out: &mut Vec<u8>, m: &SegmentMode) {
         SegmentMode::Active { index, offset } => {
             out.push(1);
             put_u32(out, *index);
-            put_const(out, *offset);
+            put_const(out, offset);
         }
         SegmentMode::Declared => out.push(2),
     }
@@ -141,12 +162,12 @@ pub(super) fn write(out: &mut Vec<u8>, info: &ModuleInfo) {
     put_len(out, info.globals.len());
     info.globals.iter().for_each(|g| put_global(out, *g));
     put_len(out, info.global_inits.len());
-    info.global_inits.iter().for_each(|e| put_const(out, *e));
+    info.global_inits.iter().for_each(|e| put_const(out, e));
     put_len(out, info.table_inits.len());
     for init in &info.table_inits {
         out.push(init.is_some() as u8);
         if let Some(e) = init {
-            put_const(out, *e);
+            put_const(out, e);
         }
     }
     for n in [info.num_imported_funcs, info.num_imported_tables, info.num_imported_memories, info.num_imported_globals]
@@ -172,7 +193,7 @@ pub(super) fn write(out: &mut Vec<u8>, info: &ModuleInfo) {
         put_mode(out, &seg.mode);
         out.push(val_type_byte(seg.ty));
         put_len(out, seg.items.len());
-        seg.items.iter().for_each(|e| put_const(out, *e));
+        seg.items.iter().for_each(|e| put_const(out, e));
     }
     put_len(out, info.data.len());
     for seg in &info.data {
@@ -258,6 +279,27 @@ impl Reader<'_> {
             4 => ConstExpr::RefNull,
             5 => ConstExpr::RefFunc(FuncIndex(self.u32()?)),
             6 => ConstExpr::GlobalGet(GlobalIndex(self.u32()?)),
+            7 => {
+                let count = self.count(1)?;
+                let mut ops = Vec::with_capacity(count);
+                for _ in 0..count {
+                    ops.push(match self.u8()? {
+                        0 => ConstOp::I32(self.u64()? as u32 as i32),
+                        1 => ConstOp::I64(self.u64()? as i64),
+                        2 => ConstOp::GlobalGet(GlobalIndex(
+                            u32::try_from(self.u64()?).map_err(|_| corrupt("global index"))?,
+                        )),
+                        3 => ConstOp::I32Add,
+                        4 => ConstOp::I32Sub,
+                        5 => ConstOp::I32Mul,
+                        6 => ConstOp::I64Add,
+                        7 => ConstOp::I64Sub,
+                        8 => ConstOp::I64Mul,
+                        _ => return Err(corrupt("constant expression")),
+                    });
+                }
+                ConstExpr::Extended(ops.into())
+            }
             _ => return Err(corrupt("constant expression")),
         })
     }
@@ -399,6 +441,9 @@ fn check(info: &ModuleInfo) -> Result<(), ArtifactError> {
     let const_ok = |e: &ConstExpr, globals: usize| match e {
         ConstExpr::RefFunc(f) => f.index() < info.functions.len(),
         ConstExpr::GlobalGet(g) => g.index() < globals,
+        ConstExpr::Extended(ops) => {
+            well_formed(ops) && ops.iter().all(|op| !matches!(op, ConstOp::GlobalGet(g) if g.index() >= globals))
+        }
         _ => true,
     };
     let all_globals = info.globals.len();

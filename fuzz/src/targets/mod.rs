@@ -4,6 +4,7 @@ pub mod artifact;
 pub mod compile;
 #[cfg(any(test, fuzzing))]
 pub mod differential;
+pub mod images;
 pub mod internal_differential;
 pub mod policy;
 pub mod wasi_paths;

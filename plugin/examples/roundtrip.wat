@@ -1,0 +1,32 @@
+(module
+  (import "wasi_snapshot_preview1" "fd_read" (func $fd_read (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (import "host" "log" (func $log (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 64)
+  (func (export "empty"))
+  (func (export "echo") (local $n i32)
+    (loop $l
+      (i32.store (i32.const 0) (i32.add (i32.const 1024) (local.get $n)))
+      (i32.store (i32.const 4) (i32.sub (i32.const 0x200000) (local.get $n)))
+      (drop (call $fd_read (i32.const 0) (i32.const 0) (i32.const 1) (i32.const 16)))
+      (local.set $n (i32.add (local.get $n) (i32.load (i32.const 16))))
+      (br_if $l (i32.ne (i32.load (i32.const 16)) (i32.const 0))))
+    (i32.store (i32.const 32) (i32.const 1024))
+    (i32.store (i32.const 36) (local.get $n))
+    (drop (call $fd_write (i32.const 1) (i32.const 32) (i32.const 1) (i32.const 40))))
+  (func (export "ping") (param $n i32)
+    (loop $l
+      (drop (call $log (i32.const 0) (i32.const 8) (i32.const 64) (i32.const 8)))
+      (local.tee $n (i32.sub (local.get $n) (i32.const 1)))
+      (br_if $l)))
+  (func (export "spin") (loop $l (br $l)))
+  ;; Compute-bound: $n rounds of xorshift.
+  (func (export "work") (param $n i32) (result i32) (local $x i32)
+    (local.set $x (i32.const 2463534242))
+    (loop $l
+      (local.set $x (i32.xor (local.get $x) (i32.shl (local.get $x) (i32.const 13))))
+      (local.set $x (i32.xor (local.get $x) (i32.shr_u (local.get $x) (i32.const 17))))
+      (local.set $x (i32.xor (local.get $x) (i32.shl (local.get $x) (i32.const 5))))
+      (local.tee $n (i32.sub (local.get $n) (i32.const 1)))
+      (br_if $l))
+    (local.get $x)))
