@@ -140,7 +140,7 @@ fn counting_and_plain_code_never_share_a_cache_entry() {
     }
     let rows: i64 = rusqlite::Connection::open(&cache)
         .unwrap()
-        .query_row("SELECT COUNT(*) FROM artifacts", [], |r| r.get(0))
+        .query_row("SELECT COUNT(*) FROM entries", [], |r| r.get(0))
         .unwrap();
     assert_eq!(rows, 2, "one entry per engine identity");
 }
