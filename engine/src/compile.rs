@@ -17,8 +17,9 @@ use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-/// Builds one trampoline for a function type.
-type TrampolineBuilder = fn(&mut ir::Function, &mut FunctionBuilderContext, &FuncType, &dyn TargetIsa);
+/// Builds one trampoline for a function type; the flag says whether the code counts
+/// instructions.
+type TrampolineBuilder = fn(&mut ir::Function, &mut FunctionBuilderContext, &FuncType, &dyn TargetIsa, bool);
 
 type UserFuncNames = cranelift_codegen::entity::PrimaryMap<ir::UserExternalNameRef, ir::UserExternalName>;
 
@@ -45,14 +46,21 @@ pub enum CompileError {
 pub struct Compiler {
     isa: OwnedTargetIsa,
     bounds: BoundsStrategy,
+    count_instructions: bool,
     identity: String,
 }
 
 impl Compiler {
-    /// A compiler for the host CPU with `bounds` as the memory strategy; its artifacts carry
-    /// `identity` (the engine's, [`crate::Engine::identity`]).
-    pub fn new(bounds: BoundsStrategy, identity: String) -> Result<Self, CompileError> {
+    /// A compiler for the host CPU with `bounds` as the memory strategy, counting instructions
+    /// or not ([`crate::Config::count_instructions`]); its artifacts carry `identity` (the
+    /// engine's, [`crate::Engine::identity`]).
+    pub fn new(bounds: BoundsStrategy, count_instructions: bool, identity: String) -> Result<Self, CompileError> {
         let mut flags = settings::builder();
+        if count_instructions {
+            // The count lives in the pinned register (r15), which the register allocator then
+            // never hands out (see `translate::budget`). Without counting, no flag changes.
+            flags.set("enable_pinned_reg", "true").map_err(|e| CompileError::Isa(format!("enable_pinned_reg: {e}")))?;
+        }
         for (name, value) in [
             ("opt_level", "speed"),
             ("enable_verifier", "false"),
@@ -64,7 +72,7 @@ impl Compiler {
         }
         let isa_builder = cranelift_native::builder().map_err(|e| CompileError::Isa(e.to_string()))?;
         let isa = isa_builder.finish(settings::Flags::new(flags)).map_err(|e| CompileError::Isa(e.to_string()))?;
-        Ok(Compiler { isa, bounds, identity })
+        Ok(Compiler { isa, bounds, count_instructions, identity })
     }
 
     /// The memory strategy compiled code assumes.
@@ -91,6 +99,7 @@ impl Compiler {
             let mut ctx = Context::new();
             let mut builder_ctx = FunctionBuilderContext::new();
             let mut env = FuncEnv::new(module, self.bounds, &*self.isa);
+            env.count_instructions = self.count_instructions;
             while let Some(&job) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
                 if first_error.lock().map(|e| e.is_some()).unwrap_or(true) {
                     break;
@@ -115,7 +124,7 @@ impl Compiler {
                         (used.host[t], build_host_trampoline)
                     };
                     if wanted {
-                        build(&mut ctx.func, &mut builder_ctx, ty, &*self.isa);
+                        build(&mut ctx.func, &mut builder_ctx, ty, &*self.isa, self.count_instructions);
                         self.emit(&mut ctx, u32::MAX)
                     } else {
                         Ok(CompiledFunction::default())
@@ -172,7 +181,20 @@ impl Compiler {
                     .ok_or_else(|| codegen_error(format!("unexpected trap code {}", t.code)))
             })
             .collect::<Result<_, _>>()?;
-        Ok(CompiledFunction { code: buffer.data().to_vec(), relocs, traps })
+        let mut code = buffer.data().to_vec();
+        if self.count_instructions && func != u32::MAX {
+            // The instructions pending at each trap site, from the source locations the
+            // translator set (see `budget_sites`).
+            let srclocs = buffer.get_srclocs_sorted();
+            let pending = |offset: u32| {
+                let i = srclocs.partition_point(|s| s.start <= offset).checked_sub(1)?;
+                let s = &srclocs[i];
+                (offset < s.end && !s.loc.is_default()).then(|| s.loc.bits())
+            };
+            let sites = buffer.traps().iter().filter_map(|t| Some((t.offset, pending(t.offset)?)));
+            crate::budget_sites::append(&mut code, sites);
+        }
+        Ok(CompiledFunction { code, relocs, traps })
     }
 }
 
@@ -215,12 +237,14 @@ fn used_types(module: &ModuleInfo) -> UsedTypes {
 }
 
 /// `extern "C" fn(callee_vmctx, wasm_call, caller_vmctx, values: *mut ValRaw)`: loads the
-/// arguments from `values`, calls `wasm_call`, stores the results back into `values`.
+/// arguments from `values`, calls `wasm_call`, stores the results back into `values`. With
+/// counting, the count register is set and read back by `vm::traps::catch_traps`, around it.
 fn build_array_trampoline(
     func: &mut ir::Function,
     builder_ctx: &mut FunctionBuilderContext,
     ty: &FuncType,
     isa: &dyn TargetIsa,
+    _count_instructions: bool,
 ) {
     let call_conv = isa.default_call_conv();
     let mut sig = Signature::new(call_conv);
@@ -251,12 +275,14 @@ fn build_array_trampoline(
 /// A function with the wasm calling convention whose context is a host function's context:
 /// spills the arguments to a stack array, calls the dispatcher stored at offset 0 of the
 /// context as `extern "C" fn(host_ctx, caller_vmctx, values: *mut ValRaw, len)`, and returns
-/// the results the dispatcher wrote back.
+/// the results the dispatcher wrote back. With counting, the count is checked and handed to the
+/// host around the dispatch ([`crate::translate::budget::around_host_call`]).
 fn build_host_trampoline(
     func: &mut ir::Function,
     builder_ctx: &mut FunctionBuilderContext,
     ty: &FuncType,
     isa: &dyn TargetIsa,
+    count_instructions: bool,
 ) {
     let call_conv = isa.default_call_conv();
     func.signature = wasm_signature(ty);
@@ -280,7 +306,13 @@ fn build_host_trampoline(
     let dispatch_sig = builder.import_signature(dispatch_sig);
     let dispatch = builder.ins().load(types::I64, MemFlagsData::trusted(), p[0], 0);
     let len = builder.ins().iconst(types::I64, len as i64);
-    builder.ins().call_indirect(dispatch_sig, dispatch, &[p[0], p[1], values, len]);
+    if count_instructions {
+        crate::translate::budget::around_host_call(&mut builder, p[1], |builder| {
+            builder.ins().call_indirect(dispatch_sig, dispatch, &[p[0], p[1], values, len]);
+        });
+    } else {
+        builder.ins().call_indirect(dispatch_sig, dispatch, &[p[0], p[1], values, len]);
+    }
     let mut results = Vec::new();
     for (i, t) in ty.results.iter().enumerate() {
         results.push(builder.ins().load(ir_type(*t), MemFlagsData::trusted(), values, (i as u32 * VALRAW_SIZE) as i32));

@@ -16,11 +16,17 @@ pub struct Config {
     /// Maximum bytes of native stack wasm code may use (default 512 KiB). The thread that
     /// calls into wasm must have this much stack left, plus room for host functions.
     pub max_wasm_stack: usize,
+    /// Count executed wasm instructions (see [`crate::translate::budget`]): the code keeps the
+    /// count in a reserved register, checks it against the store's budget
+    /// ([`crate::Store::set_instruction_budget`]) and traps with
+    /// [`crate::TrapKind::InstructionBudget`]. Part of the engine's identity: counting and
+    /// non-counting code never share a cache entry. Off: the code is exactly as without it.
+    pub count_instructions: bool,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Config { bounds: None, compile_threads: None, max_wasm_stack: 512 << 10 }
+        Config { bounds: None, compile_threads: None, max_wasm_stack: 512 << 10, count_instructions: false }
     }
 }
 
@@ -58,7 +64,7 @@ impl Engine {
         #[cfg(not(target_arch = "x86_64"))]
         cranelift_native::builder().map_err(|e| CompileError::Isa(e.to_string()))?;
         let bounds = config.bounds.unwrap_or_else(default_bounds);
-        let identity = identity(bounds);
+        let identity = identity(bounds, config.count_instructions);
         Ok(Engine {
             inner: Arc::new(EngineInner {
                 config,
@@ -74,12 +80,12 @@ impl Engine {
     /// without building a compiler (a supervisor that never compiles stays small and quick):
     /// see [`Engine::identity`].
     pub fn cache_identity(config: &Config) -> String {
-        identity(config.bounds.unwrap_or_else(default_bounds))
+        identity(config.bounds.unwrap_or_else(default_bounds), config.count_instructions)
     }
 
     /// What identifies the code this engine generates, for cache keys and artifacts: the
-    /// engine's version and a hash of its sources, the memory strategy, and the CPU's feature
-    /// words, from which Cranelift derives its ISA flags. An artifact made by an engine of
+    /// engine's version and a hash of its sources, the memory strategy, whether it counts
+    /// instructions, and the CPU's feature words, from which Cranelift derives its ISA flags. An artifact made by an engine of
     /// another identity is refused when loaded.
     pub fn identity(&self) -> &str {
         &self.inner.identity
@@ -103,8 +109,14 @@ impl Engine {
         if let Some(compiler) = self.inner.compiler.get() {
             return Ok(compiler);
         }
-        let compiler = Compiler::new(self.inner.bounds, self.inner.identity.clone())?;
+        let compiler =
+            Compiler::new(self.inner.bounds, self.inner.config.count_instructions, self.inner.identity.clone())?;
         Ok(self.inner.compiler.get_or_init(|| compiler))
+    }
+
+    /// Whether the code counts instructions ([`Config::count_instructions`]).
+    pub fn counts_instructions(&self) -> bool {
+        self.inner.config.count_instructions
     }
 
     /// Threads to compile with.
@@ -139,10 +151,12 @@ impl Engine {
     }
 }
 
-/// See [`Engine::identity`].
-fn identity(bounds: BoundsStrategy) -> String {
+/// See [`Engine::identity`]. Counting adds a word; without it the identity is what it was
+/// before counting existed (cache entries of non-counting code stay valid).
+fn identity(bounds: BoundsStrategy, count_instructions: bool) -> String {
+    let counting = if count_instructions { " count-instructions" } else { "" };
     format!(
-        "sandboxrun-engine {} source {} {bounds:?} {}",
+        "sandboxrun-engine {} source {} {bounds:?}{counting} {}",
         env!("CARGO_PKG_VERSION"),
         env!("ENGINE_SOURCE_HASH"),
         cpu_identity()

@@ -13,6 +13,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod artifact;
+mod budget_sites;
 mod builtins;
 pub mod compile;
 mod engine;
@@ -35,7 +36,7 @@ pub use func::Caller;
 pub use instance::InstantiateError;
 pub use linker::{LinkError, Linker};
 pub use module::{ImageSource, Module, ModuleError};
-pub use store::{CallError, HostError, Store};
+pub use store::{BudgetError, CallError, HostError, Store, MAX_INSTRUCTION_BUDGET};
 pub use trap::{Trap, TrapKind};
 pub use types::*;
 pub use values::{Extern, ExternRef, Func, Global, Instance, Memory, Table, Val};

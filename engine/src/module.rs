@@ -371,6 +371,26 @@ impl ModuleInner {
         self.traps.binary_search_by_key(&offset, |(o, _)| *o).ok().map(|i| self.traps[i].1)
     }
 
+    /// Instructions executed since the count register was last charged, at the trap site `pc`
+    /// of counting code (see `budget_sites`); `None` when `pc` is not in a defined function.
+    pub(crate) fn pending_instructions_at(&self, pc: usize) -> Option<u32> {
+        let (f, offset) = self.func_at(pc)?;
+        let d = self.info.defined_func(f)?;
+        let start = self.func_offsets[d.index()];
+        let end = self.func_end(d.index()).min(self.code.len() as u32);
+        // SAFETY: `start..end` is a function's bytes (code and table) in the mapped code, which
+        // lives as long as `self` and is never written after loading.
+        let bytes = unsafe { std::slice::from_raw_parts(self.code.base().add(start as usize), (end - start) as usize) };
+        Some(crate::budget_sites::pending_at(bytes, offset))
+    }
+
+    /// Where defined function `i`'s bytes end: the next one's start, or the first trampoline's.
+    fn func_end(&self, i: usize) -> u32 {
+        self.func_offsets.get(i + 1).copied().unwrap_or_else(|| {
+            self.array_trampolines.iter().chain(&self.host_trampolines).flatten().copied().min().unwrap_or(u32::MAX)
+        })
+    }
+
     /// The defined function containing `pc` and the offset of `pc` in it.
     pub(crate) fn func_at(&self, pc: usize) -> Option<(FuncIndex, u32)> {
         if !self.code.contains(pc) {
@@ -379,9 +399,7 @@ impl ModuleInner {
         let offset = (pc - self.code.base() as usize) as u32;
         let i = self.func_offsets.partition_point(|o| *o <= offset).checked_sub(1)?;
         // Trampolines follow the functions: a pc past the last function's code is not in it.
-        let end = self.func_offsets.get(i + 1).copied().unwrap_or_else(|| {
-            self.array_trampolines.iter().chain(&self.host_trampolines).flatten().copied().min().unwrap_or(u32::MAX)
-        });
+        let end = self.func_end(i);
         (offset < end).then(|| (self.info.func_index(DefinedFuncIndex(i as u32)), offset - self.func_offsets[i]))
     }
 }

@@ -63,6 +63,8 @@ pub(crate) struct StoreInner {
     pub(crate) id: u64,
     pub(crate) engine: Engine,
     pub(crate) limits: VMLimits,
+    /// The instruction budget `limits.instructions_left` started from (counting engines).
+    pub(crate) instruction_budget: u64,
     pub(crate) memory_limit_pages: u32,
     pub(crate) memories: Vec<Box<LinearMemory>>,
     pub(crate) tables: Vec<Box<TableData>>,

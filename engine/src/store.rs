@@ -45,6 +45,20 @@ pub enum CallError {
 /// Largest table size the store allows (elements).
 pub const MAX_TABLE_ELEMENTS: u32 = 10_000_000;
 
+/// Largest instruction budget a store takes (2^62): the count cannot wrap, whatever a guest does.
+pub const MAX_INSTRUCTION_BUDGET: u64 = 1 << 62;
+
+/// Why an instruction budget was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum BudgetError {
+    /// The engine's code does not count instructions.
+    #[error("the engine does not count instructions (Config::count_instructions is off)")]
+    NotCounting,
+    /// The budget is beyond [`MAX_INSTRUCTION_BUDGET`].
+    #[error("an instruction budget of {0} is more than the {MAX_INSTRUCTION_BUDGET} a store allows")]
+    TooLarge(u64),
+}
+
 /// Owner of all runtime objects of one execution context; not thread-safe.
 pub struct Store {
     /// Made by `Box::into_raw`, freed by `Drop`: the root every pointer to the state derives
@@ -68,7 +82,8 @@ impl Store {
         let inner = Box::new(StoreInner {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             engine: engine.clone(),
-            limits: VMLimits::default(),
+            limits: VMLimits { instructions_left: MAX_INSTRUCTION_BUDGET as i64, ..VMLimits::default() },
+            instruction_budget: MAX_INSTRUCTION_BUDGET,
             memory_limit_pages: 65536,
             memories: Vec::new(),
             tables: Vec::new(),
@@ -104,6 +119,36 @@ impl Store {
     /// `memory.grow` beyond it returns -1, and a module needing more fails to instantiate.
     pub fn set_memory_limit(&mut self, bytes: u64) {
         self.state_mut().memory_limit_pages = (bytes / 65536).min(65536) as u32;
+    }
+
+    /// Sets the instructions the store's wasm code may execute from now on (the count starts
+    /// again from 0): past them, a check traps with [`crate::TrapKind::InstructionBudget`]
+    /// (see `translate::budget` for where; the count may then exceed `budget` a little).
+    /// Without a call, the budget is [`MAX_INSTRUCTION_BUDGET`].
+    ///
+    /// # Errors
+    /// The engine does not count instructions, or `budget` is too large.
+    pub fn set_instruction_budget(&mut self, budget: u64) -> Result<(), BudgetError> {
+        if !self.engine().counts_instructions() {
+            return Err(BudgetError::NotCounting);
+        }
+        if budget > MAX_INSTRUCTION_BUDGET {
+            return Err(BudgetError::TooLarge(budget));
+        }
+        let inner = self.state_mut();
+        inner.instruction_budget = budget;
+        inner.limits.instructions_left = budget as i64;
+        Ok(())
+    }
+
+    /// Instructions the store's wasm code executed (since the budget was last set), exact
+    /// after any return, trap or host error; `None` when the engine does not count.
+    pub fn instructions_used(&self) -> Option<u64> {
+        let inner = self.state();
+        inner.engine.counts_instructions().then(|| {
+            let used = i128::from(inner.instruction_budget) - i128::from(inner.limits.instructions_left);
+            u64::try_from(used.max(0)).unwrap_or(u64::MAX)
+        })
     }
 
     // ----- objects ----------------------------------------------------------------------------
@@ -291,17 +336,38 @@ impl Store {
         let registry: *const CodeRegistry = &*self.state().registry;
         // SAFETY: the registry is a separate allocation, not changed while wasm runs.
         let lookup: &dyn TrapLookup = unsafe { &*registry };
+        let counting = self.state().engine.counts_instructions();
+        let mut left = self.state().limits.instructions_left as u64;
         // SAFETY: the trampoline and its arguments come from a live function reference; see
         // `catch_traps` for the unwinding contract.
         let result = unsafe {
-            traps::catch_traps(
+            traps::catch_traps_pinned(
                 lookup,
                 f.array_call as usize,
                 [f.vmctx as usize, f.wasm_call as usize, 0, values as usize],
+                &mut left,
             )
         };
         if outermost {
             self.state_mut().limits.stack_limit = 0;
+        }
+        if counting {
+            // At a trap site, the instructions of the run in progress are not in the register
+            // yet: the compiler recorded how many there are (see `budget_sites`).
+            if let Err(Unwind::Trap { pc, .. }) = &result {
+                let pending = self.state().registry.modules.iter().find_map(|m| m.pending_instructions_at(*pc));
+                left = (left as i64).wrapping_sub(i64::from(pending.unwrap_or(0))) as u64;
+            }
+            // After a host function raised, the store's copy is already the count (the host
+            // trampoline stored it); otherwise the register's value is.
+            if !matches!(result, Err(Unwind::Host(_))) {
+                self.state_mut().limits.instructions_left = left as i64;
+            }
+            // The last check: a run that went past its budget since the previous one does not
+            // end normally.
+            if result.is_ok() && self.state().limits.instructions_left < 0 {
+                return Err(CallError::Trap(Trap::new(crate::TrapKind::InstructionBudget)));
+            }
         }
         result.map_err(|unwind| self.unwind_to_error(unwind))
     }

@@ -31,11 +31,14 @@ pub enum TrapKind {
     TableOutOfBounds,
     /// The wasm call stack exceeded its limit.
     StackOverflow,
+    /// The store's instruction budget was exhausted (only in code compiled with
+    /// [`crate::Config::count_instructions`]).
+    InstructionBudget,
 }
 
 impl TrapKind {
     /// Every trap kind, in byte order.
-    pub const ALL: [TrapKind; 10] = [
+    pub const ALL: [TrapKind; 11] = [
         TrapKind::Unreachable,
         TrapKind::IntegerDivideByZero,
         TrapKind::IntegerOverflow,
@@ -46,6 +49,7 @@ impl TrapKind {
         TrapKind::UndefinedElement,
         TrapKind::TableOutOfBounds,
         TrapKind::StackOverflow,
+        TrapKind::InstructionBudget,
     ];
 
     /// The compact byte form stored in trap tables.
@@ -89,6 +93,7 @@ impl TrapKind {
             TrapKind::UndefinedElement => "undefined element",
             TrapKind::TableOutOfBounds => "out of bounds table access",
             TrapKind::StackOverflow => "call stack exhausted",
+            TrapKind::InstructionBudget => "instruction budget exhausted",
         }
     }
 }

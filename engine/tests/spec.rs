@@ -202,8 +202,8 @@ enum Outcome {
 }
 
 impl<'t> Runner<'t> {
-    fn new(file: &str, text: &'t str, bounds: BoundsStrategy, known_failures: KnownFailures) -> Self {
-        let engine = Engine::new(Config { bounds: Some(bounds), ..Config::default() }).expect("engine");
+    fn new(file: &str, text: &'t str, config: &Config, known_failures: KnownFailures) -> Self {
+        let engine = Engine::new(config.clone()).expect("engine");
         let mut store = Store::new(&engine);
         let mut linker = Linker::new();
         spectest(&mut store, &mut linker);
@@ -521,7 +521,7 @@ impl<'t> Runner<'t> {
 }
 
 /// Runs one file; `known` lists the assertions expected to fail (see [`KNOWN_FAILURES`]).
-fn run_file(name: &str, text: &str, bounds: BoundsStrategy, known: KnownFailures) -> Counts {
+fn run_file(name: &str, text: &str, config: &Config, known: KnownFailures) -> Counts {
     let mut lexer = wast::lexer::Lexer::new(text);
     lexer.allow_confusing_unicode(true);
     let buffer = match wast::parser::ParseBuffer::new_with_lexer(lexer) {
@@ -532,7 +532,7 @@ fn run_file(name: &str, text: &str, bounds: BoundsStrategy, known: KnownFailures
         Ok(w) => w,
         Err(e) => return Counts { failed: 1, failures: vec![format!("{name}: {e}")], ..Counts::default() },
     };
-    let mut runner = Runner::new(name, text, bounds, known);
+    let mut runner = Runner::new(name, text, config, known);
     for directive in wast.directives {
         runner.run(directive);
     }
@@ -549,24 +549,37 @@ fn run_file(name: &str, text: &str, bounds: BoundsStrategy, known: KnownFailures
 /// The suite with guard-page memories (the default on 64-bit hosts).
 #[test]
 fn spec_wasm_v2() {
-    run_suite(spec(SpecVersion::V2), BoundsStrategy::GuardPages);
+    run_suite(spec(SpecVersion::V2), bounds(BoundsStrategy::GuardPages));
 }
 
 /// The suite again with explicit bounds checks (the fallback where reservations fail).
 #[test]
 fn spec_wasm_v2_explicit_bounds() {
-    run_suite(spec(SpecVersion::V2), BoundsStrategy::Explicit);
+    run_suite(spec(SpecVersion::V2), bounds(BoundsStrategy::Explicit));
+}
+
+/// The suite again with instruction counting on (and no budget to speak of): counting must
+/// not change what any instruction does, under either strategy.
+#[test]
+fn spec_wasm_v2_counting_instructions() {
+    for strategy in [BoundsStrategy::GuardPages, BoundsStrategy::Explicit] {
+        run_suite(spec(SpecVersion::V2), Config { count_instructions: true, ..bounds(strategy) });
+    }
 }
 
 /// The extended constant expressions of WebAssembly 3.0 (`data/proposals/extended-const`),
 /// both bounds strategies.
 #[test]
 fn spec_extended_const() {
-    run_suite(proposal(Proposal::ExtendedConst), BoundsStrategy::GuardPages);
-    run_suite(proposal(Proposal::ExtendedConst), BoundsStrategy::Explicit);
+    run_suite(proposal(Proposal::ExtendedConst), bounds(BoundsStrategy::GuardPages));
+    run_suite(proposal(Proposal::ExtendedConst), bounds(BoundsStrategy::Explicit));
 }
 
-fn run_suite(files: impl Iterator<Item = TestFile<'static>>, bounds: BoundsStrategy) {
+fn bounds(bounds: BoundsStrategy) -> Config {
+    Config { bounds: Some(bounds), ..Config::default() }
+}
+
+fn run_suite(files: impl Iterator<Item = TestFile<'static>>, config: Config) {
     let filter = std::env::var("SPEC_FILTER").ok();
     let verbose = std::env::var_os("SPEC_VERBOSE").is_some();
     let files: Vec<_> = files
@@ -586,7 +599,7 @@ fn run_suite(files: impl Iterator<Item = TestFile<'static>>, bounds: BoundsStrat
                 .spawn_scoped(s, || loop {
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let Some((name, text)) = files.get(i) else { break };
-                    let counts = run_file(name, text, bounds, KNOWN_FAILURES);
+                    let counts = run_file(name, text, &config, KNOWN_FAILURES);
                     results.lock().unwrap().push((name.clone(), counts));
                 })
                 .expect("spawn");
@@ -641,7 +654,7 @@ fn run_suite(files: impl Iterator<Item = TestFile<'static>>, bounds: BoundsStrat
             println!("    {name}:{line}: {e}");
         }
     }
-    println!("spec ({bounds:?}): {passed} passed, {failed} failed");
+    println!("spec ({:?}, counting {}): {passed} passed, {failed} failed", config.bounds, config.count_instructions);
     assert_eq!(failed, 0, "{failed} spec assertions failed");
 }
 
@@ -671,7 +684,7 @@ fn harness_checks_can_fail() {
 (assert_malformed (module quote "(func (i32.const 0x1_0000_0000))") "constant out of range")
 (assert_invalid (module (func (call $nowhere))) "unknown function")
 "#;
-    let counts = run_file("self-test.wast", text, BoundsStrategy::Explicit, &[]);
+    let counts = run_file("self-test.wast", text, &bounds(BoundsStrategy::Explicit), &[]);
     let failed_lines: Vec<usize> =
         counts.failures.iter().map(|f| f.split(':').nth(1).and_then(|l| l.parse().ok()).expect("file:line:")).collect();
     for f in &counts.failures {
@@ -688,7 +701,7 @@ fn harness_checks_can_fail() {
 
     // A listed failure is set apart; a listed assertion that passes is a failure.
     let known = &[("self-test.wast", 11, "listed"), ("self-test.wast", 9, "passes")];
-    let counts = run_file("self-test.wast", text, BoundsStrategy::Explicit, known);
+    let counts = run_file("self-test.wast", text, &bounds(BoundsStrategy::Explicit), known);
     assert_eq!(counts.known.iter().map(|k| k.0).collect::<Vec<_>>(), [11]);
     assert_eq!(counts.failed, 6, "{:?}", counts.failures);
     assert!(counts.failures.last().unwrap().starts_with("self-test.wast:9: listed in KNOWN_FAILURES"));
@@ -703,6 +716,6 @@ fn harness_unlinkable_is_exact() {
 (assert_unlinkable (module (import "spectest" "nothing" (func))) "incompatible import type")
 (assert_unlinkable (module (import "spectest" "print_i32" (func (result i32)))) "unknown import")
 "#;
-    let counts = run_file("self-test.wast", text, BoundsStrategy::Explicit, &[]);
+    let counts = run_file("self-test.wast", text, &bounds(BoundsStrategy::Explicit), &[]);
     assert_eq!((counts.passed, counts.failed), (2, 2), "{:?}", counts.failures);
 }

@@ -95,6 +95,7 @@ impl From<TrapKind> for TrapClass {
             TrapKind::UninitializedElement => TrapClass::IndirectNull,
             TrapKind::UndefinedElement | TrapKind::TableOutOfBounds => TrapClass::TableOutOfBounds,
             TrapKind::StackOverflow => TrapClass::StackOverflow,
+            TrapKind::InstructionBudget => TrapClass::Other,
         }
     }
 }

@@ -124,6 +124,8 @@ pub enum RunStatus {
     MemoryLimit,
     /// The output limit.
     OutputLimit,
+    /// The instruction budget ([`RunLimits::instructions`]; reason `instructions`).
+    InstructionLimit,
     /// Killed by a signal (seccomp, the guest's `proc_raise`, another).
     Killed,
     /// sandboxrun could not run the module (invalid module, missing import, ...).

@@ -103,6 +103,12 @@ impl Judged {
     }
 }
 
+/// TLE for a run stopped by its instruction budget, with the count when the runner gave it.
+fn instructions_exhausted(o: &RunOutcome) -> Judged {
+    let n = o.instructions.map(|n| format!(" after {n} instructions")).unwrap_or_default();
+    Judged::new(Verdict::TLE, format!("instruction budget exhausted{n}"))
+}
+
 /// Maps a submission's outcome to a verdict, or `None` when it ran cleanly (exit 0 within the
 /// limits) and its output goes to the checker. `cpu_limit_ms` catches a run that ended past the
 /// CPU limit without the runner stopping it.
@@ -111,8 +117,9 @@ impl Judged {
 /// 1. `error` → IE (sandboxrun could not run the module).
 /// 2. `memory_grow_refused`, then a trap or a non-zero exit → MLE ("memory.grow refused at the
 ///    limit, then ...").
-/// 3. `time_limit`: reason `instructions` → TLE ("instruction budget exhausted"), `wall_time` or
-///    `idle` → ILE, otherwise TLE.
+/// 3. `instruction_limit` (or `time_limit` with reason `instructions`) → TLE ("instruction
+///    budget exhausted after N instructions"); `time_limit`: `wall_time` or `idle` → ILE,
+///    otherwise TLE.
 /// 4. `memory_limit` → MLE; `output_limit` → OLE.
 /// 5. `killed`: reason `seccomp` → SV naming the syscall; `cancelled` → IE; `output` → OLE;
 ///    `cgroup_memory`/`native_memory` → MLE; else RTE naming the signal.
@@ -137,11 +144,9 @@ pub fn classify(outcome: &RunOutcome, cpu_limit_ms: u64) -> Option<Judged> {
             let e = clean(o.error.as_deref().unwrap_or("unknown error"), 200);
             Some(Judged::new(Verdict::IE, format!("sandboxrun could not run the module: {e}")))
         }
+        RunStatus::InstructionLimit => Some(instructions_exhausted(o)),
         RunStatus::TimeLimit => Some(match o.reason {
-            Some(Reason::Instructions) => {
-                let n = o.instructions.map(|n| format!(" after {n} instructions")).unwrap_or_default();
-                Judged::new(Verdict::TLE, format!("instruction budget exhausted{n}"))
-            }
+            Some(Reason::Instructions) => instructions_exhausted(o),
             Some(Reason::WallTime) => {
                 Judged::new(Verdict::ILE, format!("wall-clock limit hit after {} ms", o.wall_time_ms))
             }

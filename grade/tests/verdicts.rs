@@ -196,3 +196,20 @@ fn executor_failure_is_ie_and_control_characters_are_cleaned() {
     o.trap = Some(Trap { kind: "evil\x1b[31m\nkind".into(), function: None, offset: None });
     assert_eq!(classify(&o, 1).unwrap().message, "trapped: evil [31m kind");
 }
+
+/// The runner's own verdict for the budget (`status: instruction_limit`, `reason:
+/// instructions`) is TLE with the count, like a time limit with that reason.
+#[test]
+fn the_runners_instruction_limit_is_tle_with_the_count() {
+    let mut o: RunOutcome = serde_json::from_value(serde_json::json!("instruction_limit"))
+        .map(|status| RunOutcome { status, ..RunOutcome::exited(0, Vec::new()) })
+        .unwrap();
+    o.exit_code = None;
+    o.reason = Some(Reason::Instructions);
+    o.instructions = Some(6003);
+    let judged = classify(&o, 1000).unwrap();
+    assert_eq!(judged.verdict, Verdict::TLE);
+    assert_eq!(judged.message, "instruction budget exhausted after 6003 instructions");
+    o.instructions = None;
+    assert_eq!(classify(&o, 1000).unwrap().message, "instruction budget exhausted");
+}

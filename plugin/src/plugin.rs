@@ -173,6 +173,10 @@ impl PluginBuilder {
         if self.instances == 0 {
             return Err(BuildError::Config("instances(0): a plugin needs at least one instance".into()));
         }
+        if let Some(n) = self.policy.limits.instructions {
+            // Refused rather than ignored: a plugin's instances do not count instructions yet.
+            return Err(BuildError::Config(format!("limits.instructions ({n}): plugins do not count instructions")));
+        }
         let mut spec = crate::confine::spec_from_policy(&self.policy);
         spec.host_module = self.host_module;
         spec.host_fns = self.host_fns.iter().map(|(n, _)| n.clone()).collect();
@@ -827,5 +831,20 @@ fn watch(state: std::sync::Weak<(Mutex<WatchState>, Condvar)>) {
         let wait = next.map_or(Duration::from_secs(1), |d| d.saturating_duration_since(now));
         s.wakes_at = Some(now + wait);
         let _ = cv.wait_timeout(s, wait);
+    }
+}
+
+#[cfg(test)]
+mod budget_tests {
+    use super::*;
+
+    /// A policy's instruction budget is refused, not silently ignored.
+    #[test]
+    fn an_instruction_budget_is_refused() {
+        let policy =
+            policy::Policy::parse("version: 1\nlimits: {instructions: 1000}\n", std::path::Path::new("/"), "p")
+                .expect("policy");
+        let err = Plugin::builder(b"(module)".to_vec()).policy(policy).build().expect_err("refused");
+        assert_eq!(err.to_string(), "limits.instructions (1000): plugins do not count instructions");
     }
 }

@@ -141,6 +141,30 @@ pub struct Limits {
     pub open_files: u64,
     /// Native stack for wasm code.
     pub wasm_stack: u64,
+    /// The deterministic instruction budget: wasm instructions the run may execute
+    /// (`None`: not counted). Counting compiles other code (its own cache entries).
+    #[serde(default)]
+    pub instructions: Option<u64>,
+}
+
+/// Largest `limits.instructions` (10^15: days of computation at any speed).
+pub const MAX_INSTRUCTIONS: u64 = 1_000_000_000_000_000;
+
+/// Parses an instruction budget: a whole number (`_` may separate digits) in
+/// 1..=[`MAX_INSTRUCTIONS`].
+///
+/// # Errors
+/// One line saying what is wrong.
+pub fn parse_instructions(text: &str) -> Result<u64, String> {
+    let digits: String = text.trim().chars().filter(|c| *c != '_').collect();
+    let out_of_range = || format!("must be between 1 and {MAX_INSTRUCTIONS}, got {}", one_line(text.trim()));
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("'{}' is not a positive whole number", one_line(text.trim())));
+    }
+    match digits.parse::<u64>() {
+        Ok(n) if (1..=MAX_INSTRUCTIONS).contains(&n) => Ok(n),
+        _ => Err(out_of_range()),
+    }
 }
 
 impl Default for Limits {
@@ -156,6 +180,7 @@ impl Default for Limits {
             files: 1000,
             open_files: 64,
             wasm_stack: 1 << 20,
+            instructions: None,
         }
     }
 }
@@ -275,6 +300,7 @@ struct RawLimits {
     files: Option<Spanned<String>>,
     open_files: Option<Spanned<String>>,
     wasm_stack: Option<Spanned<String>>,
+    instructions: Option<Spanned<String>>,
 }
 
 impl Policy {
@@ -404,6 +430,12 @@ impl Policy {
                 files: count(&l.files, "files", d.files)?,
                 open_files: count(&l.open_files, "open_files", d.open_files)?,
                 wasm_stack: size(&l.wasm_stack, "wasm_stack", d.wasm_stack)?,
+                instructions: match &l.instructions {
+                    None => None,
+                    Some(v) => {
+                        Some(parse_instructions(&v.value).map_err(|e| spanned_err(v, "limits.instructions", e))?)
+                    }
+                },
             };
         }
         if let Some(c) = &raw.cache {
@@ -467,6 +499,16 @@ impl Policy {
         Ok(())
     }
 
+    /// Sets the instruction budget from `--instructions N` (overriding `limits.instructions`).
+    ///
+    /// # Errors
+    /// `N` is not a whole number in 1..=[`MAX_INSTRUCTIONS`].
+    pub fn set_cli_instructions(&mut self, spec: &str) -> Result<(), PolicyError> {
+        let n = parse_instructions(spec).map_err(|m| PolicyError::Override(format!("--instructions {spec}: {m}")))?;
+        self.limits.instructions = Some(n);
+        Ok(())
+    }
+
     /// Sets the guest's stdin from `--stdin inherit|null|FILE` (a file relative to `cwd`; the
     /// runner opens it, and says if it cannot).
     ///
@@ -526,6 +568,7 @@ impl Policy {
                 files: l.files,
                 open_files: l.open_files,
                 wasm_stack: format_size(l.wasm_stack),
+                instructions: l.instructions,
             },
             require_landlock: self.require_landlock,
             cache: EffectiveCache {
@@ -622,6 +665,8 @@ struct EffectiveLimits {
     files: u64,
     open_files: u64,
     wasm_stack: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    instructions: Option<u64>,
 }
 
 #[derive(serde::Serialize)]

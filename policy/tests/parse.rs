@@ -189,3 +189,67 @@ fn errors_quoting_multi_line_values_stay_one_line() {
     let err = parse("version: 1\n\n  di").unwrap_err().to_string();
     assert!(err.contains("'1\\ndi'"), "{err}");
 }
+
+#[test]
+fn the_instruction_budget_is_a_whole_number_within_bounds() {
+    assert_eq!(parse("version: 1\n").unwrap().limits.instructions, None, "not counted by default");
+    let p = parse("version: 1\nlimits:\n  instructions: 11000000\n").unwrap();
+    assert_eq!(p.limits.instructions, Some(11_000_000));
+    assert_eq!(
+        parse("version: 1\nlimits: {instructions: 11_000_000}\n").unwrap().limits.instructions,
+        Some(11_000_000)
+    );
+    assert_eq!(parse("version: 1\nlimits: {instructions: '1'}\n").unwrap().limits.instructions, Some(1));
+    let max = policy::MAX_INSTRUCTIONS;
+    assert_eq!(
+        parse(&format!("version: 1\nlimits: {{instructions: {max}}}\n")).unwrap().limits.instructions,
+        Some(max)
+    );
+    fails(
+        "version: 1\nlimits:\n  instructions: 0\n",
+        3,
+        17,
+        "limits.instructions: must be between 1 and 1000000000000000, got 0",
+    );
+    fails(
+        &format!("version: 1\nlimits:\n  instructions: {}\n", max + 1),
+        3,
+        17,
+        "limits.instructions: must be between 1 and 1000000000000000",
+    );
+    fails("version: 1\nlimits:\n  instructions: 99999999999999999999999\n", 3, 17, "must be between 1 and");
+    fails(
+        "version: 1\nlimits:\n  instructions: -5\n",
+        3,
+        17,
+        "limits.instructions: '-5' is not a positive whole number",
+    );
+    fails(
+        "version: 1\nlimits:\n  instructions: 1e6\n",
+        3,
+        17,
+        "limits.instructions: '1e6' is not a positive whole number",
+    );
+    fails("version: 1\nlimits:\n  instructions: 10M\n", 3, 17, "'10M' is not a positive whole number");
+    fails("version: 1\nlimits:\n  instructions: ''\n", 3, 17, "is not a positive whole number");
+    // The effective policy shows it, and reads back the same.
+    let yaml = p.to_yaml();
+    assert!(yaml.contains("instructions: 11000000"), "{yaml}");
+    assert_eq!(parse(&yaml).unwrap().limits, p.limits);
+    assert!(!parse("version: 1\n").unwrap().to_yaml().contains("instructions"));
+}
+
+#[test]
+fn the_command_line_overrides_the_instruction_budget() {
+    let mut p = parse("version: 1\nlimits: {instructions: 500}\n").unwrap();
+    p.set_cli_instructions("1_000").unwrap();
+    assert_eq!(p.limits.instructions, Some(1000));
+    for (bad, why) in
+        [("0", "must be between 1 and"), ("x", "'x' is not a positive whole number"), ("", "not a positive")]
+    {
+        let err = p.set_cli_instructions(bad).unwrap_err().to_string();
+        assert!(err.starts_with(&format!("--instructions {bad}: ")) && err.contains(why), "{err}");
+        assert_eq!(err.lines().count(), 1);
+    }
+    assert_eq!(p.limits.instructions, Some(1000), "a refused override changes nothing");
+}

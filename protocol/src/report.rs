@@ -109,6 +109,10 @@ pub struct ChildReport {
     /// limit: a run that then fails ran out of memory.
     #[serde(default)]
     pub memory_grow_refused: bool,
+    /// Wasm instructions the guest executed, when the run counted them (`limits.instructions`):
+    /// exact at a normal end, at a trap and at the instruction budget.
+    #[serde(default)]
+    pub instructions: Option<u64>,
     /// What confinement the child applied, as facts (`None`: none, or it failed); the
     /// parent adds its own (the cgroup's reason, a shared network namespace) and words the
     /// report's [`Confinement`].
@@ -178,6 +182,7 @@ mod tests {
             stdout_bytes: 12,
             stderr_bytes: 0,
             memory_grow_refused: false,
+            instructions: Some(1234),
             confinement: None,
         }
     }

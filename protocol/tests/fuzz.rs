@@ -173,6 +173,7 @@ fn report() -> ChildReport {
         stdout_bytes: 1,
         stderr_bytes: 2,
         memory_grow_refused: true,
+        instructions: Some(u64::MAX),
         confinement: Some(Applied {
             namespaces: vec!["user".into()],
             uid: 1,

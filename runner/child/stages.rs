@@ -78,6 +78,7 @@ struct Pipeline<'a> {
     applied: Option<Applied>,
     ctx: Option<Rc<RefCell<wasi::WasiCtx>>>,
     memory_grow_refused: bool,
+    instructions: Option<u64>,
     /// The module's bytes, read when it must be compiled (not on a cache hit).
     wasm: Option<Vec<u8>>,
     /// On a cache hit, the module's descriptor, kept until the cached code has loaded (if it
@@ -103,6 +104,7 @@ pub fn run<'a>(
         applied: None,
         ctx: None,
         memory_grow_refused: false,
+        instructions: None,
         wasm: None,
         module_fd: None,
     };
@@ -115,6 +117,7 @@ pub fn run<'a>(
         stdout_bytes: usage.stdout_bytes,
         stderr_bytes: usage.stderr_bytes,
         memory_grow_refused: p.memory_grow_refused,
+        instructions: p.instructions,
         confinement: p.applied,
     }
 }
@@ -256,6 +259,10 @@ impl Pipeline<'_> {
         let t = Instant::now();
         let mut store = Store::new(engine);
         store.set_memory_limit(spec.limits.memory);
+        if let Some(budget) = spec.limits.instructions {
+            store.set_instruction_budget(budget).map_err(|e| StageError::Invoke(e.to_string()))?;
+        }
+        self.instructions = store.instructions_used();
         let mut linker = Linker::new();
         wasi_link::define_wasi(&mut linker, &mut store, module, &ctx);
         self.stages.link += ms(t);
@@ -266,9 +273,13 @@ impl Pipeline<'_> {
             Ok(i) => i,
             Err(LinkError::Instantiate(engine::InstantiateError::Trap(trap))) => {
                 self.stages.instantiate = ms(t);
+                self.instructions = store.instructions_used();
                 return Ok(ChildOutcome::Trapped(trap_report(&trap)));
             }
-            Err(LinkError::Instantiate(engine::InstantiateError::Start(e))) => return call_outcome(Err(e)),
+            Err(LinkError::Instantiate(engine::InstantiateError::Start(e))) => {
+                self.instructions = store.instructions_used();
+                return call_outcome(Err(e));
+            }
             Err(e) => return Err(StageError::Link(Box::new(e))),
         };
         self.stages.instantiate = ms(t);
@@ -294,6 +305,7 @@ impl Pipeline<'_> {
         };
         self.stages.execute = ms(t);
         self.memory_grow_refused = store.memory_grow_refused();
+        self.instructions = store.instructions_used();
         outcome
     }
 }

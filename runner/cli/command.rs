@@ -54,6 +54,11 @@ pub fn run(cli: RunCli, start: Start, cancel: Option<OwnedFd>) -> Finished {
             return fail(e);
         }
     }
+    if let Some(spec) = &cli.instructions {
+        if let Err(e) = policy.set_cli_instructions(spec) {
+            return fail(e);
+        }
+    }
     if let Some(spec) = &cli.run_as {
         if let Err(e) = policy.set_cli_run_as(spec) {
             return fail(e);

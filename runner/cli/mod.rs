@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
     version,
     about = "Run untrusted WebAssembly (WASI preview1) under a YAML policy",
     override_usage = "sandboxrun [OPTIONS] MODULE [ARGS]...",
-    after_help = "Everything after MODULE belongs to the guest, verbatim (`sandboxrun -p p.yaml app.wasm -p x` passes\n`-p x` to app.wasm); with --invoke NAME, the export's arguments.\n\nOther commands:\n  sandboxrun policy check FILE     validate a policy, print the effective one\n  sandboxrun inspect MODULE        imports, exports, memories, tables\n  sandboxrun compile MODULE        compile into the code cache without running\n  sandboxrun cache stats|clear|gc  code cache maintenance\n  sandboxrun serve --socket PATH   serve runs for --server clients\n  sandboxrun worker --nats URL     answer jobs from a NATS JetStream queue\n  sandboxrun submit --nats URL     enqueue a run or a grading for the workers\n\nExit status: the guest's exit code (1 for one beyond 255); 134 trap; 124 time limit; 125 sandboxrun\ncould not run it; 137 memory limit; 153 output limit; 128+N killed by signal N (159: seccomp), or\nthe guest raised it; 2 wrong command line. The report's status says which; a guest code that\nreads like one of these gets a line on stderr saying it is the guest's own."
+    after_help = "Everything after MODULE belongs to the guest, verbatim (`sandboxrun -p p.yaml app.wasm -p x` passes\n`-p x` to app.wasm); with --invoke NAME, the export's arguments.\n\nOther commands:\n  sandboxrun policy check FILE     validate a policy, print the effective one\n  sandboxrun inspect MODULE        imports, exports, memories, tables\n  sandboxrun compile MODULE        compile into the code cache without running\n  sandboxrun cache stats|clear|gc  code cache maintenance\n  sandboxrun serve --socket PATH   serve runs for --server clients\n  sandboxrun worker --nats URL     answer jobs from a NATS JetStream queue\n  sandboxrun submit --nats URL     enqueue a run or a grading for the workers\n\nExit status: the guest's exit code (1 for one beyond 255); 134 trap; 124 time or instruction limit; 125\nsandboxrun could not run it; 137 memory limit; 153 output limit; 128+N killed by signal N (159: seccomp), or\nthe guest raised it; 2 wrong command line. The report's status says which; a guest code that\nreads like one of these gets a line on stderr saying it is the guest's own."
 )]
 pub struct RunCli {
     /// The policy (YAML); without it: no mounts, empty environment, default limits.
@@ -38,6 +38,10 @@ pub struct RunCli {
     /// otherwise), none (`null`), or a file.
     #[arg(long = "stdin", value_name = "inherit|null|FILE")]
     pub stdin: Option<String>,
+    /// The deterministic instruction budget: wasm instructions the run may execute before it
+    /// ends with `instruction_limit` (overrides the policy's `limits.instructions`).
+    #[arg(long = "instructions", value_name = "N")]
+    pub instructions: Option<String>,
     /// Call this export instead of `_start` and print its results; the ARGS are its arguments.
     #[arg(long = "invoke", value_name = "NAME")]
     pub invoke: Option<String>,

@@ -143,6 +143,7 @@ fn limits(job: &RunLimits, base: &policy::Limits) -> policy::Limits {
         wall_time: Duration::from_millis(job.wall_ms.max(1)),
         memory: job.memory_bytes.max(1 << 16),
         output: job.output_bytes.max(1),
+        instructions: job.instructions.map(|n| n.clamp(1, policy::MAX_INSTRUCTIONS)),
         ..*base
     }
 }
@@ -187,7 +188,7 @@ fn outcome(job: &RunJob, dir: &Path, status: i32) -> Result<RunOutcome, ExecErro
         peak_memory_bytes: number("peak_memory_bytes"),
         stdout_bytes: number("stdout_bytes"),
         stderr_bytes: number("stderr_bytes"),
-        instructions: None,
+        instructions: r["instructions"].as_u64(),
         memory_grow_refused: r["memory_grow_refused"].as_bool().unwrap_or(false),
         module_sha256: text("module_sha256").unwrap_or_default(),
         stdout: head(&dir.join("stdout"), job.capture_stdout),

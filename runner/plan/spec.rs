@@ -158,9 +158,13 @@ pub struct DescriptorCount {
 
 /// The engine configuration of a run with these limits: the one both the supervisor (whose
 /// code-cache key is this configuration's identity) and the child (which compiles and runs
-/// with it) use.
+/// with it) use. A budget (`limits.instructions`) makes the code count instructions.
 pub fn engine_config(limits: &policy::Limits) -> engine::Config {
-    engine::Config { max_wasm_stack: limits.wasm_stack as usize, ..engine::Config::default() }
+    engine::Config {
+        max_wasm_stack: limits.wasm_stack as usize,
+        count_instructions: limits.instructions.is_some(),
+        ..engine::Config::default()
+    }
 }
 
 /// The identity of the code [`engine_config`] generates on this machine: the code cache's key

@@ -100,6 +100,7 @@ fn bare_report(verdict: Verdict, module_sha256: String, cache: CacheUse) -> Repo
         memory_grow_refused: false,
         stdout_bytes: 0,
         stderr_bytes: 0,
+        instructions: None,
         module_sha256,
         cache,
         compile_ms: 0.0,
@@ -303,6 +304,8 @@ fn report_of(
         report.stdout_bytes = c.stdout_bytes;
         report.stderr_bytes = c.stderr_bytes;
         report.memory_grow_refused = c.memory_grow_refused;
+        // Only a run that counted has a count to report.
+        report.instructions = c.instructions.filter(|_| limits.instructions.is_some());
     }
     report
 }
@@ -366,6 +369,7 @@ mod tests {
             stdout_bytes: 3,
             stderr_bytes: 0,
             memory_grow_refused: false,
+            instructions: None,
             confinement: Some(applied(0)),
         };
         let limits = policy::Limits::default();

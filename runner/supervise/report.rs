@@ -8,7 +8,7 @@ pub use protocol::report::{Applied, ChildOutcome, ChildReport, ChildStarted, Con
 
 /// Exit status when the guest trapped (Wasmtime's convention).
 pub const EXIT_TRAP: i32 = 134;
-/// Exit status when a time limit was hit.
+/// Exit status when a time limit or the instruction budget was hit.
 pub const EXIT_TIME_LIMIT: i32 = 124;
 /// Exit status when sandboxrun itself could not run the module.
 pub const EXIT_ERROR: i32 = 125;
@@ -35,6 +35,8 @@ pub enum Status {
     MemoryLimit,
     /// The output limit was hit.
     OutputLimit,
+    /// The instruction budget (`limits.instructions`) was exhausted.
+    InstructionLimit,
     /// The child was killed by a signal.
     Killed,
     /// sandboxrun could not run the module.
@@ -63,6 +65,8 @@ pub enum Reason {
     Signal,
     /// The supervisor killed the run because its client went away (a run through a server).
     Cancelled,
+    /// The instruction budget (`limits.instructions`): the engine stopped the run.
+    Instructions,
 }
 
 /// How a run used the code cache (`"hit"`, `"miss"` or `"disabled"` in the report).
@@ -108,6 +112,10 @@ pub struct Report {
     pub stdout_bytes: u64,
     /// Bytes written to stderr.
     pub stderr_bytes: u64,
+    /// Wasm instructions executed, when the run counted them (`limits.instructions`; absent
+    /// otherwise, and when the run was killed before it could report).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instructions: Option<u64>,
     /// SHA-256 of the module file.
     pub module_sha256: String,
     /// How the run used the code cache.
@@ -133,7 +141,7 @@ impl Verdict {
         match self.status {
             Status::Exited => guest(Some(self.exit_code.unwrap_or(0))),
             Status::Trapped => EXIT_TRAP,
-            Status::TimeLimit => EXIT_TIME_LIMIT,
+            Status::TimeLimit | Status::InstructionLimit => EXIT_TIME_LIMIT,
             Status::MemoryLimit => EXIT_MEMORY_LIMIT,
             Status::OutputLimit => EXIT_OUTPUT_LIMIT,
             Status::Killed => guest(self.exit_code),
@@ -216,6 +224,7 @@ mod tests {
             stdout_bytes: 0,
             stderr_bytes: 0,
             memory_grow_refused: false,
+            instructions: Some(6003),
             confinement: None,
         };
         let (s, r) = (protocol::encode(&started).unwrap(), protocol::encode(&report).unwrap());
@@ -240,6 +249,7 @@ mod tests {
             Status::TimeLimit,
             Status::MemoryLimit,
             Status::OutputLimit,
+            Status::InstructionLimit,
             Status::Killed,
             Status::Error,
         ];
@@ -250,6 +260,7 @@ mod tests {
                 | Status::TimeLimit
                 | Status::MemoryLimit
                 | Status::OutputLimit
+                | Status::InstructionLimit
                 | Status::Killed
                 | Status::Error => {}
             }
@@ -267,6 +278,7 @@ mod tests {
             Reason::GuestSignal,
             Reason::Signal,
             Reason::Cancelled,
+            Reason::Instructions,
         ];
         for reason in reasons {
             match reason {
@@ -278,7 +290,8 @@ mod tests {
                 | Reason::Seccomp
                 | Reason::GuestSignal
                 | Reason::Signal
-                | Reason::Cancelled => {}
+                | Reason::Cancelled
+                | Reason::Instructions => {}
             }
             let ours = serde_json::to_value(reason).unwrap();
             let theirs: grade::Reason = serde_json::from_value(ours.clone()).unwrap();

@@ -8,6 +8,9 @@ use crate::supervise::watch::{ChildExit, ExitStatus};
 use policy::Limits;
 use serde::Serialize;
 
+/// The trap kind, as the child words it, of a run stopped by its instruction budget.
+const INSTRUCTION_BUDGET_TRAP: &str = "instruction budget exhausted";
+
 /// Exit status of a child whose allocation failed (at `RLIMIT_DATA`): see [`crate::child::oom`].
 pub const CHILD_OUT_OF_MEMORY: i32 = 102;
 
@@ -152,7 +155,18 @@ pub fn decide(exit: &ChildExit, outcome: Option<ChildOutcome>, limits: &Limits, 
                 function: t.function.as_deref().map(|f| escape(f).into_owned()),
                 offset: t.offset,
             };
-            Verdict { trap: Some(trap), ..Verdict::new(Status::Trapped) }
+            match limits.instructions {
+                // The engine's budget trap, in a run that has a budget: the limit, with where.
+                Some(budget) if trap.kind == INSTRUCTION_BUDGET_TRAP => Verdict {
+                    trap: Some(trap),
+                    ..Verdict::limit(
+                        Status::InstructionLimit,
+                        Reason::Instructions,
+                        format!("instruction limit of {budget}"),
+                    )
+                },
+                _ => Verdict { trap: Some(trap), ..Verdict::new(Status::Trapped) },
+            }
         }
         (_, Some(ChildOutcome::OutputLimit)) => Verdict::limit(
             Status::OutputLimit,
@@ -327,6 +341,35 @@ mod tests {
             assert_eq!(v.exit_status(), 1, "{signal}");
             assert!(v.summary().unwrap().contains(&format!("signal {signal}, which WASI does not define")));
         }
+    }
+
+    /// The engine's budget trap is the instruction limit, exit status 124, where the run had a
+    /// budget; without one it is only a trap (no limit was asked for).
+    #[test]
+    fn the_budget_trap_is_the_instruction_limit() {
+        assert_eq!(INSTRUCTION_BUDGET_TRAP, engine::TrapKind::InstructionBudget.to_string());
+        let trapped = |kind: &str| {
+            Some(ChildOutcome::Trapped(TrapReport {
+                kind: kind.into(),
+                function: Some("f (1)".into()),
+                offset: Some(8),
+            }))
+        };
+        let limits = Limits { instructions: Some(1000), ..Limits::default() };
+        let v = decide(&exit(ExitStatus::Exited(0)), trapped(INSTRUCTION_BUDGET_TRAP), &limits, &Observed::default());
+        assert_eq!((v.status.clone(), v.reason), (Status::InstructionLimit, Some(Reason::Instructions)));
+        assert_eq!((v.exit_status(), v.details.as_deref()), (124, Some("instruction limit of 1000")));
+        assert_eq!(v.trap.as_ref().and_then(|t| t.function.as_deref()), Some("f (1)"));
+        assert_eq!(v.summary().as_deref(), Some("sandboxrun: instruction limit (instruction limit of 1000)"));
+        let v = decide(&exit(ExitStatus::Exited(0)), trapped("unreachable"), &limits, &Observed::default());
+        assert_eq!((v.status.clone(), v.exit_status()), (Status::Trapped, 134));
+        let v = decide_plain(ExitStatus::Exited(0), trapped(INSTRUCTION_BUDGET_TRAP));
+        assert_eq!(v.status, Status::Trapped, "no budget was asked for");
+        // Limits the parent saw still come first.
+        let mut e = exit(ExitStatus::Exited(0));
+        e.cpu_timeout = true;
+        let v = decide(&e, trapped(INSTRUCTION_BUDGET_TRAP), &limits, &Observed::default());
+        assert_eq!(v.reason, Some(Reason::CpuTime));
     }
 
     /// Names a module chose reach the summary line and the report escaped.

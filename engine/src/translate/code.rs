@@ -233,6 +233,10 @@ pub fn translate_operator(
             let stack_base = state.stack.len() - params.len();
             state.stack.truncate(stack_base);
             builder.switch_to_block(header);
+            if env.count_instructions {
+                // Every iteration passes here: no loop runs unchecked.
+                super::budget::check(builder);
+            }
             state.stack.extend(builder.block_params(header).to_vec());
             state.control.push(ControlFrame::Loop {
                 header,
@@ -275,7 +279,17 @@ pub fn translate_operator(
             let (dest, arity) = (frame.br_destination(), frame.br_arity());
             let values = state.peekn(arity).to_vec();
             let fallthrough = builder.create_block();
-            builder.ins().brif(cond, dest, &args(&values), fallthrough, &[]);
+            if state.pending > 0 {
+                // Counting: the taken edge charges the run so far (the `br_if` included); the
+                // fallthrough, reached only from here, goes on counting it.
+                let taken = builder.create_block();
+                builder.ins().brif(cond, taken, &[], fallthrough, &[]);
+                builder.switch_to_block(taken);
+                super::budget::charge(builder, state.pending);
+                jump(builder, dest, &values);
+            } else {
+                builder.ins().brif(cond, dest, &args(&values), fallthrough, &[]);
+            }
             builder.switch_to_block(fallthrough);
         }
         O::BrTable { ref targets } => {

@@ -76,6 +76,8 @@ pub struct FuncEnv<'m> {
     pub call_conv: CallConv,
     /// The target's pointer type and the like.
     pub frontend_config: TargetFrontendConfig,
+    /// Whether the code counts instructions (see `budget.rs`); off unless set.
+    pub count_instructions: bool,
     /// The function's own `VMContext` parameter.
     vmctx: Option<Value>,
     sigs: HashMap<TypeIndex, ir::SigRef>,
@@ -92,6 +94,7 @@ impl<'m> FuncEnv<'m> {
             bounds,
             call_conv: isa.default_call_conv(),
             frontend_config: isa.frontend_config(),
+            count_instructions: false,
             vmctx: None,
             sigs: HashMap::new(),
             builtin_sigs: HashMap::new(),

@@ -5,9 +5,11 @@
 //! - [`heap`]: the memory sandbox (address computation and bounds checks).
 //! - [`code`]: the opcode match.
 //! - [`unreachable`]: skipping code after `br`, `return` and `unreachable`.
+//! - [`budget`]: the instruction count, when the engine counts.
 //!
 //! [`translate_function`] drives one function body.
 
+pub mod budget;
 pub mod code;
 pub mod env;
 pub mod heap;
@@ -67,6 +69,10 @@ pub fn translate_function(
     builder.seal_block(entry);
     let params = builder.block_params(entry).to_vec();
     env.begin_function(params[0]);
+    if env.count_instructions {
+        builder.set_srcloc(ir::SourceLoc::new(0));
+        budget::check(&mut builder);
+    }
 
     // Locals: the parameters, then the declared locals, zero-initialised.
     let mut locals: Vec<Variable> = Vec::new();
@@ -115,6 +121,14 @@ pub fn translate_function(
         let offset = ops.original_position();
         let op = ops.read().map_err(decode)?;
         if state.reachable {
+            if env.count_instructions {
+                state.pending += 1;
+                if budget::charges_before_in(&op, &state) {
+                    budget::flush(&mut builder, &mut state);
+                }
+                // A trap in this operator's code finds the instructions not charged yet here.
+                builder.set_srcloc(ir::SourceLoc::new(state.pending));
+            }
             code::translate_operator(env, &mut builder, &mut state, &locals, &op)
                 .map_err(|operator| TranslateError::Unsupported { func: func.0, operator, offset: offset as usize })?;
         } else {
@@ -123,6 +137,7 @@ pub fn translate_function(
     }
     // The final `end` switched to the exit block (or left it unreachable).
     if state.reachable {
+        budget::flush(&mut builder, &mut state);
         let results = state.stack.clone();
         builder.ins().return_(&results);
     }

@@ -119,6 +119,9 @@ pub struct TranslationState {
     pub reachable: bool,
     /// While unreachable: how many nested constructs were entered (and must be skipped).
     pub unreachable_depth: usize,
+    /// Instructions counted since the count was last charged (see `budget.rs`); always 0 when
+    /// the engine does not count.
+    pub pending: u32,
 }
 
 impl TranslationState {

@@ -11,24 +11,29 @@ use cranelift_codegen::settings::{self, Configurable};
 use cranelift_frontend::FunctionBuilderContext;
 
 fn clif(wat: &str, bounds: BoundsStrategy) -> String {
+    // Only the instructions, one per line, without value numbers' noise in block headers.
+    translated(wat, bounds, false)
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with('v') || l.starts_with("jump") || l.starts_with("return") || l.starts_with("trap"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The IR of the first function of `wat`, as Cranelift prints it.
+fn translated(wat: &str, bounds: BoundsStrategy, count_instructions: bool) -> String {
     let wasm = wat::parse_str(wat).unwrap();
     let info = module_info::parse(&wasm).unwrap();
     let mut flags = settings::builder();
     flags.set("opt_level", "none").unwrap();
     let isa = cranelift_native::builder().unwrap().finish(settings::Flags::new(flags)).unwrap();
     let mut env = FuncEnv::new(&info, bounds, &*isa);
+    env.count_instructions = count_instructions;
     let range = info.bodies[0].clone();
     let body = wasmparser::FunctionBody::new(wasmparser::BinaryReader::new(&wasm[range.clone()], range.start as u64));
     let mut func = ir::Function::new();
     translate_function(&mut env, FuncIndex(0), &body, &mut func, &mut FunctionBuilderContext::new()).unwrap();
-    // Only the instructions, one per line, without value numbers' noise in block headers.
-    func.display()
-        .to_string()
-        .lines()
-        .map(str::trim)
-        .filter(|l| l.starts_with('v') || l.starts_with("jump") || l.starts_with("return") || l.starts_with("trap"))
-        .collect::<Vec<_>>()
-        .join("\n")
+    func.display().to_string()
 }
 
 fn load(offset: u64) -> String {
@@ -82,4 +87,85 @@ fn explicit_strategy_checks_every_access() {
          return v3",
         "{ir}"
     );
+}
+
+// ----- the instruction count (budget.rs) ------------------------------------------------------
+
+/// The charges (the pinned register plus a negative constant: "charge N") and checks
+/// (`trapnz` with the budget's code: "check") of the first function of `wat`, in order.
+fn counting(wat: &str) -> Vec<String> {
+    let ir = translated(wat, BoundsStrategy::GuardPages, true);
+    let budget = format!("{}", crate::trap::TrapKind::InstructionBudget.to_trap_code());
+    let lines: Vec<&str> = ir.lines().map(without_srcloc).collect();
+    let mut out = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let next = lines.get(i + 1).copied().unwrap_or("");
+        if line.contains("get_pinned_reg") {
+            if let Some(n) = next.split("iconst.i64 -").nth(1) {
+                out.push(format!("charge {n}"));
+            }
+        } else if line.starts_with("trapnz") && line.ends_with(&budget) {
+            out.push("check".to_string());
+        }
+    }
+    out
+}
+
+/// A line of printed IR without its source location (`@0002`) and indentation.
+fn without_srcloc(line: &str) -> &str {
+    let line = line.trim();
+    match line.strip_prefix('@') {
+        Some(rest) => rest.split_once(char::is_whitespace).map_or("", |(_, l)| l.trim()),
+        None => line,
+    }
+}
+
+#[test]
+fn without_counting_no_count_is_emitted() {
+    let wat =
+        "(module (memory 1) (func (param i32) (result i32) (loop (br_if 0 (local.get 0))) (i32.load (local.get 0))))";
+    let ir = translated(wat, BoundsStrategy::GuardPages, false);
+    assert!(!ir.contains("pinned_reg") && !ir.contains("user11"), "{ir}");
+    assert!(translated(wat, BoundsStrategy::GuardPages, true).contains("pinned_reg"));
+}
+
+#[test]
+fn straight_line_code_is_charged_once_at_its_end() {
+    // local.get, i32.const, i32.add, end: one charge of 4 before the jump to the exit.
+    let wat = "(module (func (param i32) (result i32) (i32.add (local.get 0) (i32.const 1))))";
+    assert_eq!(counting(wat), ["check", "charge 4"]);
+}
+
+#[test]
+fn a_loop_is_checked_at_its_header_and_charged_at_its_back_edge() {
+    // Entry check; `loop` charged before the jump into the header; the header's check; the
+    // body (local.get, br_if) charged on the back edge only; out of the loop, the count goes on
+    // through the loop's and the function's `end` (reached only by falling through), charged
+    // once before the return: local.get, br_if, end, end.
+    let wat = "(module (func (param i32) (loop (br_if 0 (local.get 0)))))";
+    assert_eq!(counting(wat), ["check", "charge 1", "check", "charge 2", "charge 4"]);
+}
+
+#[test]
+fn instructions_that_may_trap_carry_the_count_pending_at_them() {
+    // i32.const, i32.load (2), drop, i32.const, i32.const, i32.div_u (6), drop, end: no charge
+    // before the load or the division, one of 8 at the end; the load's code is marked 2
+    // pending, the division's 6 (its traps add them to the register's count).
+    let wat = "(module (memory 1) (func (param i32)
+        (drop (i32.load (i32.const 0)))
+        (drop (i32.div_u (i32.const 1) (local.get 0)))))";
+    assert_eq!(counting(wat), ["check", "charge 8"]);
+    let ir = translated(wat, BoundsStrategy::GuardPages, true);
+    let srcloc_of =
+        |what: &str| ir.lines().find(|l| l.contains(what)).map(|l| l.trim().split(' ').next().unwrap_or(""));
+    assert_eq!(srcloc_of("load.i32 region0"), Some("@0002"), "{ir}");
+    assert_eq!(srcloc_of("udiv"), Some("@0006"), "{ir}");
+    assert_eq!(srcloc_of("user11"), Some("@0000"), "the entry check: nothing pending");
+}
+
+#[test]
+fn unreachable_code_is_not_counted() {
+    // nop, br (2); what follows the br never runs; the block's end is reached by the branch.
+    let wat = "(module (func (block (nop) (br 0) (nop) (nop) (unreachable))))";
+    assert_eq!(counting(wat), ["check", "charge 3", "charge 1"]);
 }

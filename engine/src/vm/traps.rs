@@ -78,10 +78,15 @@ impl fmt::Debug for Unwind {
 }
 
 /// One entry into compiled code on this thread: a node of the activation stack, living in
-/// [`catch_traps`]' frame.
+/// [`catch_traps`]' frame. `sandboxrun_enter` reaches `pinned` at 8 bytes past `saved_sp`.
+#[repr(C)]
 struct Activation {
     /// The stack pointer `sandboxrun_unwind` returns to (written by `sandboxrun_enter`).
     saved_sp: usize,
+    /// The pinned register (r15, the instruction count of counting code): loaded by
+    /// `sandboxrun_enter` before the call, stored back by it on return and by the signal
+    /// handler on a trap.
+    pinned: u64,
     /// Trap sites of the code this activation runs; outlives the activation.
     lookup: *const (dyn TrapLookup + 'static),
     /// Why the activation was unwound (written by the signal handler or [`raise_host`]).
@@ -124,6 +129,10 @@ std::arch::global_asm!(
     "sub rsp, 8",
     // Publish this stack pointer in the activation (`*saved_sp`): unwinding resets rsp to it.
     "mov [rdi], rsp",
+    // The pinned register from the activation (`saved_sp[1]`); the activation's address is
+    // kept in the alignment slot to store it back after a normal return.
+    "mov r15, [rdi + 8]",
+    "mov [rsp], rdi",
     // Call f(a0, a1, a2, a3): shift the arguments down by two registers.
     "mov rax, rsi",
     "mov rdi, rdx",
@@ -131,7 +140,9 @@ std::arch::global_asm!(
     "mov rdx, r8",
     "mov rcx, r9",
     "call rax",
-    // Normal return: result 0.
+    // Normal return: the pinned register back into the activation, result 0.
+    "mov rdi, [rsp]",
+    "mov [rdi + 8], r15",
     "xor eax, eax",
     // Epilogue, shared with `sandboxrun_unwind` (which arrives with rsp = saved sp, eax = 1):
     // drop the alignment slot, restore the callee-saved registers and return to the caller
@@ -186,6 +197,28 @@ unsafe extern "C" {
 /// - Host functions called by that code may only leave it by returning or through
 ///   [`raise_host`]; a panic crossing it aborts the process.
 pub unsafe fn catch_traps(lookup: &dyn TrapLookup, f: usize, args: [usize; 4]) -> Result<(), Unwind> {
+    let mut pinned = 0;
+    // SAFETY: the caller's obligations, passed on.
+    unsafe { catch_traps_pinned(lookup, f, args, &mut pinned) }
+}
+
+/// [`catch_traps`], with the pinned register (r15: the instruction count of code compiled to
+/// count, `translate::budget`) set to `*pinned` for the call. `*pinned` becomes the register's
+/// value when the code returns or traps (read from the trap's signal context); when a host
+/// function raised, it is left as it was (the host trampoline handed the count to the store
+/// before calling the host).
+///
+/// # Errors
+/// As [`catch_traps`].
+///
+/// # Safety
+/// As [`catch_traps`].
+pub unsafe fn catch_traps_pinned(
+    lookup: &dyn TrapLookup,
+    f: usize,
+    args: [usize; 4],
+    pinned: &mut u64,
+) -> Result<(), Unwind> {
     init_traps();
     // Fails only during this thread's teardown; the handler then runs on the thread's stack.
     let _ = ALT_STACK.try_with(AltStack::ensure);
@@ -193,7 +226,7 @@ pub unsafe fn catch_traps(lookup: &dyn TrapLookup, f: usize, args: [usize; 4]) -
     // SAFETY: only the lifetime is erased; the activation is popped before this function
     // returns, so the pointer is never used after `lookup`'s borrow ends.
     let lookup: *const (dyn TrapLookup + 'static) = unsafe { std::mem::transmute(lookup) };
-    let mut activation = Activation { saved_sp: 0, lookup, outcome: None, prev: CURRENT.get() };
+    let mut activation = Activation { saved_sp: 0, pinned: *pinned, lookup, outcome: None, prev: CURRENT.get() };
     // From here on every access goes through this pointer: the signal handler and
     // `raise_host` write through it too.
     let act: *mut Activation = &raw mut activation;
@@ -207,9 +240,14 @@ pub unsafe fn catch_traps(lookup: &dyn TrapLookup, f: usize, args: [usize; 4]) -
     CURRENT.set(act.prev);
     if entered == 0 {
         debug_assert!(act.outcome.is_none());
+        *pinned = act.pinned;
         return Ok(());
     }
-    Err(act.outcome.take().expect("an unwind records its reason"))
+    let outcome = act.outcome.take().expect("an unwind records its reason");
+    if matches!(outcome, Unwind::Trap { .. }) {
+        *pinned = act.pinned;
+    }
+    Err(outcome)
 }
 
 /// Unwinds to the innermost [`catch_traps`] of this thread, which returns
@@ -318,9 +356,11 @@ unsafe extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, conte
             };
             // SAFETY: as above; the interrupted code is stopped, so nothing else accesses the
             // activation. Its outcome is `None` (it was not unwound yet), so `write` loses
-            // nothing.
+            // nothing. The interrupted r15 is the instruction count at the trap (in counting
+            // code; a meaningless value otherwise, which nobody reads).
             let saved_sp = unsafe {
                 (&raw mut (*act).outcome).write(Some(Unwind::Trap { kind, pc, fault_addr }));
+                (*act).pinned = uc.uc_mcontext.gregs[libc::REG_R15 as usize] as u64;
                 (*act).saved_sp
             };
             // Resume in `sandboxrun_unwind(saved_sp)`, already on the saved stack, so no

@@ -70,10 +70,16 @@ impl VMOffsets {
 pub struct VMLimits {
     /// Lowest stack address wasm code may use; the prologue traps below it.
     pub stack_limit: usize,
+    /// Instructions the store may still execute, negative past its budget, while host code
+    /// runs (compiled code keeps it in a register: see `translate::budget`). Unused without
+    /// counting.
+    pub instructions_left: i64,
 }
 
 /// Offset of `VMLimits::stack_limit`.
 pub const VMLIMITS_STACK_LIMIT: i32 = 0;
+/// Offset of `VMLimits::instructions_left`.
+pub const VMLIMITS_INSTRUCTIONS: i32 = 8;
 
 /// A function as compiled code sees it: what `ref.func`, tables and imports point to.
 #[repr(C)]
