@@ -325,3 +325,41 @@ fn concurrent_runs_get_distinct_uids() {
     // Three tests for each of two submissions.
     assert_eq!(pairs, 6, "job folders under {}", keep.display());
 }
+
+/// `--instructions N`: every submission run counts its instructions; a run past its budget is
+/// TLE whatever the machine's load, and two gradings give the same verdicts and the same
+/// counts, test by test.
+#[test]
+fn an_instruction_budget_gives_the_same_verdicts_and_counts_every_time() {
+    let _serial = serial();
+    let subs = [example("sum/submissions/ac.wasm"), example("sum/submissions/tle.wasm")];
+    let grade = || {
+        let o = run(bin()
+            .arg("grade")
+            .args(["--format", "json", "--jobs", "2", "--instructions", "50000000"])
+            .arg(example("sum"))
+            .args(&subs));
+        let json: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", stderr(&o)));
+        assert_eq!(o.status.code(), Some(1), "not every test accepted: {}", stderr(&o));
+        json
+    };
+    let counts = |json: &Value, name: &str| -> Vec<(String, String, u64)> {
+        tests_of(json, name)
+            .iter()
+            .filter(|t| t["verdict"] != "SK") // a skipped test did not run
+            .map(|t| {
+                let n = t["instructions"].as_u64().unwrap_or_else(|| panic!("no count in {t}"));
+                (t["id"].as_str().unwrap().to_string(), t["verdict"].as_str().unwrap().to_string(), n)
+            })
+            .collect()
+    };
+    let first = grade();
+    let expected = [("ac.wasm", "AC"), ("tle.wasm", "TLE")];
+    assert_eq!(verdicts(&first), expected.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect::<Vec<_>>());
+    let (ac, tle) = (counts(&first, "ac.wasm"), counts(&first, "tle.wasm"));
+    assert!(ac.iter().all(|(_, v, n)| v == "AC" && *n > 0 && *n <= 50_000_000), "{ac:?}");
+    assert!(tle.iter().any(|(_, v, n)| v == "TLE" && *n >= 50_000_000), "{tle:?}");
+    let second = grade();
+    assert_eq!(counts(&second, "ac.wasm"), ac, "the same counts every time");
+    assert_eq!(counts(&second, "tle.wasm"), tle);
+}

@@ -447,11 +447,13 @@ impl Shared {
         let Some((name, f)) = self.host_fns.get(func as usize) else {
             return Err(CallError::Protocol(format!("host function {func} does not exist")));
         };
+        #[cfg(feature = "tokio")]
         let f = match f {
             HostImpl::Sync(f) => f,
-            #[cfg(feature = "tokio")]
             HostImpl::Async(f) => return crate::asynchronous::run_host_fn(self, slot, name, f, input, deadline),
         };
+        #[cfg(not(feature = "tokio"))]
+        let (HostImpl::Sync(f), _) = (f, name);
         let pidfd = slot.live.as_ref().map(|l| l.pidfd.clone()).ok_or(CallError::Timeout)?;
         let ticket = self.watchdog.arm(deadline, pidfd);
         let result = with_depth(depth() + 1, || std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(input))));

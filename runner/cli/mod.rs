@@ -202,6 +202,10 @@ pub struct GradeArgs {
     /// Keep each test's files (output, feedback, reports) under this folder.
     #[arg(long = "keep", value_name = "DIR")]
     pub keep: Option<PathBuf>,
+    /// The deterministic instruction budget of each submission run (overrides the policy's
+    /// `limits.instructions`): a run past it is TLE, the same on any machine under any load.
+    #[arg(long = "instructions", value_name = "N")]
+    pub instructions: Option<String>,
     /// Where the code cache is.
     #[command(flatten)]
     pub cache: CacheArgs,

@@ -143,7 +143,7 @@ fn limits(job: &RunLimits, base: &policy::Limits) -> policy::Limits {
         wall_time: Duration::from_millis(job.wall_ms.max(1)),
         memory: job.memory_bytes.max(1 << 16),
         output: job.output_bytes.max(1),
-        instructions: job.instructions.map(|n| n.clamp(1, policy::MAX_INSTRUCTIONS)),
+        instructions: job.instructions.map(|n| n.clamp(1, policy::MAX_INSTRUCTIONS)).or(base.instructions),
         ..*base
     }
 }

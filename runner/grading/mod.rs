@@ -82,7 +82,7 @@ pub fn run(args: &GradeArgs) -> i32 {
         Ok(p) => p,
         Err(e) => return fail(e),
     };
-    let (policy, policy_sha256) = match &args.policy {
+    let (mut policy, policy_sha256) = match &args.policy {
         Some(path) => match (policy::Policy::load(path), std::fs::read(path)) {
             (Ok(p), Ok(bytes)) => {
                 (p, hex(&sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(bytes))))
@@ -92,6 +92,11 @@ pub fn run(args: &GradeArgs) -> i32 {
         },
         None => (policy::Policy::default_policy(), String::new()),
     };
+    if let Some(spec) = &args.instructions {
+        if let Err(e) = policy.set_cli_instructions(spec) {
+            return fail(e);
+        }
+    }
     if let Some((path, _)) = args.cache.location(&policy.cache) {
         // The server's runs use this cache (a server reads the location from its environment).
         std::env::set_var("SANDBOXRUN_CACHE", path);
@@ -107,9 +112,8 @@ pub fn run(args: &GradeArgs) -> i32 {
     // Compiled now, each once: a test's CPU time is then the program's, never the compiler's
     // (every run loads the cached code).
     let cache = args.cache.location(&policy.cache);
-    let mut modules: Vec<PathBuf> = submissions_paths(&args.submissions, &absolute);
-    modules.extend(problem_modules(&problem));
-    precompile_all(&modules, cache.as_ref());
+    precompile_all(&submissions_paths(&args.submissions, &absolute), &policy, cache.as_ref());
+    precompile_all(&problem_modules(&problem), &policy::Policy::default_policy(), cache.as_ref());
     let servers = if nix::unistd::geteuid().is_root() {
         // Distinct identities for runs in flight (isolate's box ids); by process id, so that
         // two gradings at once pick different ranges.
@@ -124,6 +128,7 @@ pub fn run(args: &GradeArgs) -> i32 {
             Err(e) => return fail(format!("failed to start the grading server: {e}")),
         }
     };
+    let budget = policy.limits.instructions;
     let executor = executor::ServerExecutor::new(servers, work.dir.join("runs"), policy);
     let submissions: Vec<Submission> = args
         .submissions
@@ -133,7 +138,8 @@ pub fn run(args: &GradeArgs) -> i32 {
             module: absolute(m),
         })
         .collect();
-    let options = options(jobs, policy_sha256, work.dir.join("scratch"));
+    let mut options = options(jobs, policy_sha256, work.dir.join("scratch"));
+    options.instruction_budget = budget;
     let bar = progress_bar();
     let progress = |p: &grade::Progress<'_>| {
         if let Some(bar) = &bar {
@@ -173,13 +179,14 @@ pub(crate) fn options(jobs: usize, policy_sha256: String, scratch: PathBuf) -> G
     }
 }
 
-/// Compiles each module into the code cache now, once: a test's CPU time is then the
-/// program's, never the compiler's. A module that fails to compile gets a warning (its runs
+/// Compiles each module into the code cache now, once, as runs under `policy` will use it (its
+/// stack size and whether it counts instructions shape the code): a test's CPU time is then
+/// the program's, never the compiler's. A module that fails to compile gets a warning (its runs
 /// compile it, and fail as they must).
-pub(crate) fn precompile_all(modules: &[PathBuf], cache: Option<&(PathBuf, u64)>) {
+pub(crate) fn precompile_all(modules: &[PathBuf], policy: &policy::Policy, cache: Option<&(PathBuf, u64)>) {
     if let Some(cache) = cache {
         for module in modules {
-            if let Err(e) = precompile(module, cache.clone()) {
+            if let Err(e) = precompile(module, policy, cache.clone()) {
                 errln!("sandboxrun: warning: {}: {e}; its runs compile it", module.display());
             }
         }
@@ -209,9 +216,9 @@ pub(crate) fn problem_modules(problem: &grade::Problem) -> Vec<PathBuf> {
 }
 
 /// Compiles `module` into the code cache (`sandboxrun compile`'s path: a confined child).
-fn precompile(module: &Path, cache: (PathBuf, u64)) -> Result<(), String> {
+fn precompile(module: &Path, policy: &policy::Policy, cache: (PathBuf, u64)) -> Result<(), String> {
     let module = crate::plan::module_file::ModuleFile::open(module).map_err(|e| e.to_string())?;
-    let report = crate::supervise::compile(policy::Policy::default_policy(), module, cache);
+    let report = crate::supervise::compile(policy.clone(), module, cache);
     match report.verdict.exit_status() {
         0 => Ok(()),
         _ => Err(report.verdict.summary().unwrap_or_default()),

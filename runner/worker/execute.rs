@@ -220,9 +220,9 @@ impl JobRunner {
         if let Err(e) = public_dir(&dir.0.join("runs")).and_then(|()| public_dir(&dir.0.join("scratch"))) {
             return Attempt::JudgeSide(format!("the job's folder: {e}"));
         }
-        let mut modules = vec![module.clone()];
-        modules.extend(crate::grading::problem_modules(&package));
-        crate::grading::precompile_all(&modules, self.cache.as_ref());
+        let defaults = policy::Policy::default_policy();
+        crate::grading::precompile_all(std::slice::from_ref(&module), &defaults, self.cache.as_ref());
+        crate::grading::precompile_all(&crate::grading::problem_modules(&package), &defaults, self.cache.as_ref());
         let executor = ServerExecutor::new(
             Servers::Shared(self.server.clone()),
             dir.0.join("runs"),
