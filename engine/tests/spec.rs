@@ -575,6 +575,15 @@ fn spec_extended_const() {
     run_suite(proposal(Proposal::ExtendedConst), bounds(BoundsStrategy::Explicit));
 }
 
+/// Tail calls of WebAssembly 3.0 (`data/proposals/tail-call`: `return_call`,
+/// `return_call_indirect`), both bounds strategies, and with instruction counting.
+#[test]
+fn spec_tail_call() {
+    run_suite(proposal(Proposal::TailCall), bounds(BoundsStrategy::GuardPages));
+    run_suite(proposal(Proposal::TailCall), bounds(BoundsStrategy::Explicit));
+    run_suite(proposal(Proposal::TailCall), Config { count_instructions: true, ..bounds(BoundsStrategy::GuardPages) });
+}
+
 fn bounds(bounds: BoundsStrategy) -> Config {
     Config { bounds: Some(bounds), ..Config::default() }
 }

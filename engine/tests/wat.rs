@@ -295,3 +295,75 @@ fn unsupported_features_are_rejected_with_offset() {
     let err = Module::new(&engine, b"\0asm\x01\0\0\0\x01").err().expect("truncated rejected");
     assert!(err.to_string().contains("offset"), "{err}");
 }
+
+const TAIL_CALLS: &str = r#"
+(module
+  (import "host" "add" (func $add (param i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (type $t (func (param i64) (result i32)))
+  (table 2 funcref)
+  (elem (i32.const 0) $even $odd)
+  ;; count(n, acc): acc + n, by n tail calls
+  (func $count (export "count") (param i64 i64) (result i64)
+    (if (result i64) (i64.eqz (local.get 0))
+      (then (local.get 1))
+      (else (return_call $count (i64.sub (local.get 0) (i64.const 1)) (i64.add (local.get 1) (i64.const 1))))))
+  ;; the same recursion without tail calls: its stack grows with n
+  (func $deep (export "deep") (param i64) (result i64)
+    (if (result i64) (i64.eqz (local.get 0))
+      (then (i64.const 0))
+      (else (i64.add (i64.const 1) (call $deep (i64.sub (local.get 0) (i64.const 1)))))))
+  ;; mutual recursion through the table
+  (func $even (export "even") (type $t)
+    (if (result i32) (i64.eqz (local.get 0))
+      (then (i32.const 1))
+      (else (return_call_indirect (type $t) (i64.sub (local.get 0) (i64.const 1)) (i32.const 1)))))
+  (func $odd (type $t)
+    (if (result i32) (i64.eqz (local.get 0))
+      (then (i32.const 0))
+      (else (return_call_indirect (type $t) (i64.sub (local.get 0) (i64.const 1)) (i32.const 0)))))
+  ;; into a host function, and through a null element
+  (func (export "to_host") (param i32) (result i32) (return_call $add (local.get 0) (i32.const 1)))
+  (func (export "to_null") (result i32) (return_call_indirect (type $t) (i64.const 0) (i32.const 5))))
+"#;
+
+/// Tail calls (`return_call`, `return_call_indirect`) run in constant stack — ten million
+/// deep where a plain recursion of a tenth of that overflows — through tables, into host
+/// functions, and trap like calls; with both bounds strategies, from an artifact too, and
+/// with instruction counting (the same count whatever the stack).
+#[test]
+fn tail_calls_run_in_constant_stack_through_tables_and_into_host_functions() {
+    for (bounds, count_instructions) in
+        [(BoundsStrategy::GuardPages, false), (BoundsStrategy::Explicit, false), (BoundsStrategy::GuardPages, true)]
+    {
+        let config = Config { bounds: Some(bounds), max_wasm_stack: 256 << 10, count_instructions, ..Config::default() };
+        let engine = Engine::new(config).expect("engine");
+        let wasm = wat::parse_str(TAIL_CALLS).unwrap();
+        let (_, artifact) = Module::compile(&engine, &wasm).expect("compiles");
+        // SAFETY: compiled just above by this engine.
+        let module = unsafe { Module::from_artifact_bytes(&engine, &artifact.to_bytes()) }.expect("loads");
+        let mut store = Store::new(&engine);
+        let add = store.new_host_func(FuncType::new([ValType::I32, ValType::I32], [ValType::I32]), |_, args, results| {
+            let (Val::I32(a), Val::I32(b)) = (args[0], args[1]) else { unreachable!() };
+            results[0] = Val::I32(a + b);
+            Ok(())
+        });
+        let mut linker = Linker::new();
+        linker.define("host", "add", Extern::Func(add));
+        let i = linker.instantiate(&mut store, &module).unwrap();
+        let what = format!("{bounds:?}, counting {count_instructions}");
+        let r = call(&mut store, i, "count", &[Val::I64(10_000_000), Val::I64(5)]);
+        assert_eq!(r.unwrap(), vec![Val::I64(10_000_005)], "{what}");
+        if count_instructions {
+            // Every iteration counted: at least its dozen instructions, ten million times.
+            assert!(store.instructions_used().unwrap() >= 120_000_000, "{what}: {:?}", store.instructions_used());
+        }
+        assert_eq!(trap_kind(call(&mut store, i, "deep", &[Val::I64(1_000_000)])), TrapKind::StackOverflow, "{what}");
+        assert_eq!(call(&mut store, i, "even", &[Val::I64(1_000_001)]).unwrap(), vec![Val::I32(0)], "{what}");
+        assert_eq!(call(&mut store, i, "even", &[Val::I64(1_000_000)]).unwrap(), vec![Val::I32(1)], "{what}");
+        assert_eq!(call(&mut store, i, "to_host", &[Val::I32(41)]).unwrap(), vec![Val::I32(42)], "{what}");
+        assert_eq!(trap_kind(call(&mut store, i, "to_null", &[])), TrapKind::UndefinedElement, "{what}");
+        // The store is still usable after the traps.
+        assert_eq!(call(&mut store, i, "count", &[Val::I64(3), Val::I64(0)]).unwrap(), vec![Val::I64(3)], "{what}");
+    }
+}

@@ -62,6 +62,8 @@ pub fn charges_before(op: &Operator) -> bool {
             | O::Unreachable
             | O::Call { .. }
             | O::CallIndirect { .. }
+            | O::ReturnCall { .. }
+            | O::ReturnCallIndirect { .. }
     )
 }
 

@@ -37,6 +37,33 @@ fn val_type(t: wasmparser::ValType) -> ValType {
     }
 }
 
+/// `call_indirect`'s callee: pops the table index and the arguments of type `ty`, checks the
+/// index against the table, the element for null and its type, and returns the function
+/// reference and the arguments.
+fn indirect_callee(
+    builder: &mut FunctionBuilder,
+    env: &mut FuncEnv,
+    state: &mut TranslationState,
+    ty: TypeIndex,
+    table: TableIndex,
+) -> (Value, Vec<Value>) {
+    let n = env.module.types[ty.index()].params.len();
+    let index = state.pop1();
+    let call_args = state.peekn(n).to_vec();
+    state.popn(n);
+    let (base, len) = env.table_bounds(builder, table);
+    let oob = builder.ins().icmp(IntCC::UnsignedGreaterThanOrEqual, index, len);
+    builder.ins().trapnz(oob, TrapKind::UndefinedElement.to_trap_code());
+    let addr = env.table_elem_addr(builder, base, index);
+    let func_ref = builder.ins().load(types::I64, trusted(), addr, 0);
+    builder.ins().trapz(func_ref, TrapKind::UninitializedElement.to_trap_code());
+    let actual = env.func_ref_type_id(builder, func_ref);
+    let expected = env.type_id(builder, ty);
+    let mismatch = builder.ins().icmp(IntCC::NotEqual, actual, expected);
+    builder.ins().trapnz(mismatch, TrapKind::IndirectCallTypeMismatch.to_trap_code());
+    (func_ref, call_args)
+}
+
 /// Parameter and result types of a block type.
 pub fn block_signature(env: &FuncEnv, ty: BlockType) -> (Vec<ValType>, Vec<ValType>) {
     match ty {
@@ -339,22 +366,25 @@ pub fn translate_operator(
         }
         O::CallIndirect { type_index, table_index } => {
             let ty = TypeIndex(type_index);
-            let n = env.module.types[ty.index()].params.len();
-            let index = state.pop1();
-            let call_args = state.peekn(n).to_vec();
-            state.popn(n);
-            let (base, len) = env.table_bounds(builder, TableIndex(table_index));
-            let oob = builder.ins().icmp(IntCC::UnsignedGreaterThanOrEqual, index, len);
-            builder.ins().trapnz(oob, TrapKind::UndefinedElement.to_trap_code());
-            let addr = env.table_elem_addr(builder, base, index);
-            let func_ref = builder.ins().load(types::I64, trusted(), addr, 0);
-            builder.ins().trapz(func_ref, TrapKind::UninitializedElement.to_trap_code());
-            let actual = env.func_ref_type_id(builder, func_ref);
-            let expected = env.type_id(builder, ty);
-            let mismatch = builder.ins().icmp(IntCC::NotEqual, actual, expected);
-            builder.ins().trapnz(mismatch, TrapKind::IndirectCallTypeMismatch.to_trap_code());
+            let (func_ref, call_args) = indirect_callee(builder, env, state, ty, TableIndex(table_index));
             let results = env.call_ref(builder, ty, func_ref, &call_args);
             state.stack.extend(results);
+        }
+        // Tail calls: the callee takes this function's frame (constant stack however deep the
+        // recursion) and returns to its caller.
+        O::ReturnCall { function_index } => {
+            let f = FuncIndex(function_index);
+            let n = env.module.func_type(f).params.len();
+            let call_args = state.peekn(n).to_vec();
+            state.popn(n);
+            env.return_call(builder, f, &call_args);
+            state.reachable = false;
+        }
+        O::ReturnCallIndirect { type_index, table_index } => {
+            let ty = TypeIndex(type_index);
+            let (func_ref, call_args) = indirect_callee(builder, env, state, ty, TableIndex(table_index));
+            env.return_call_ref(builder, ty, func_ref, &call_args);
+            state.reachable = false;
         }
 
         // ----- parametric ---------------------------------------------------------------------

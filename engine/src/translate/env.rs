@@ -29,6 +29,13 @@ pub fn ir_type(ty: ValType) -> ir::Type {
 /// prologues (the host reaches wasm code only through the trampolines).
 pub const WASM_CALL_CONV: CallConv = CallConv::Tail;
 
+/// Whether a call is a tail call (`return_call*`: the callee takes this function's frame).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Tail {
+    No,
+    Yes,
+}
+
 /// The wasm calling convention: `(callee_vmctx, caller_vmctx, params...) -> results`.
 pub fn wasm_signature(ty: &FuncType) -> Signature {
     let mut sig = Signature::new(WASM_CALL_CONV);
@@ -215,6 +222,16 @@ impl<'m> FuncEnv<'m> {
 
     /// Calls function `f` with `args` (without the context arguments); returns the results.
     pub fn call(&mut self, builder: &mut FunctionBuilder, f: FuncIndex, args: &[Value]) -> Vec<Value> {
+        self.call_function(builder, f, args, Tail::No)
+    }
+
+    /// Tail-calls function `f` (`return_call`): the callee replaces this function's frame and
+    /// returns to its caller. The block ends here.
+    pub fn return_call(&mut self, builder: &mut FunctionBuilder, f: FuncIndex, args: &[Value]) {
+        self.call_function(builder, f, args, Tail::Yes);
+    }
+
+    fn call_function(&mut self, builder: &mut FunctionBuilder, f: FuncIndex, args: &[Value], tail: Tail) -> Vec<Value> {
         let vmctx = self.vmctx();
         let mut full = Vec::with_capacity(args.len() + 2);
         let inst = match self.module.defined_func(f) {
@@ -237,7 +254,10 @@ impl<'m> FuncEnv<'m> {
                 };
                 full.extend([vmctx, vmctx]);
                 full.extend_from_slice(args);
-                builder.ins().call(callee, &full)
+                match tail {
+                    Tail::No => builder.ins().call(callee, &full),
+                    Tail::Yes => builder.ins().return_call(callee, &full),
+                }
             }
             None => {
                 // An import: call through its function reference with the callee's context.
@@ -247,7 +267,10 @@ impl<'m> FuncEnv<'m> {
                 let callee_vmctx = builder.ins().load(types::I64, readonly(), func_ref, FUNCREF_VMCTX);
                 full.extend([callee_vmctx, vmctx]);
                 full.extend_from_slice(args);
-                builder.ins().call_indirect(sig, code, &full)
+                match tail {
+                    Tail::No => builder.ins().call_indirect(sig, code, &full),
+                    Tail::Yes => builder.ins().return_call_indirect(sig, code, &full),
+                }
             }
         };
         builder.inst_results(inst).to_vec()
@@ -261,12 +284,32 @@ impl<'m> FuncEnv<'m> {
         func_ref: Value,
         args: &[Value],
     ) -> Vec<Value> {
+        self.call_through(builder, ty, func_ref, args, Tail::No)
+    }
+
+    /// Tail-calls the (non-null, type-checked) function reference `func_ref` of type `ty`. The
+    /// block ends here.
+    pub fn return_call_ref(&mut self, builder: &mut FunctionBuilder, ty: TypeIndex, func_ref: Value, args: &[Value]) {
+        self.call_through(builder, ty, func_ref, args, Tail::Yes);
+    }
+
+    fn call_through(
+        &mut self,
+        builder: &mut FunctionBuilder,
+        ty: TypeIndex,
+        func_ref: Value,
+        args: &[Value],
+        tail: Tail,
+    ) -> Vec<Value> {
         let sig = self.signature(builder, ty);
         let code = builder.ins().load(types::I64, trusted(), func_ref, FUNCREF_WASM_CALL);
         let callee_vmctx = builder.ins().load(types::I64, trusted(), func_ref, FUNCREF_VMCTX);
         let mut full = vec![callee_vmctx, self.vmctx()];
         full.extend_from_slice(args);
-        let inst = builder.ins().call_indirect(sig, code, &full);
+        let inst = match tail {
+            Tail::No => builder.ins().call_indirect(sig, code, &full),
+            Tail::Yes => builder.ins().return_call_indirect(sig, code, &full),
+        };
         builder.inst_results(inst).to_vec()
     }
 
