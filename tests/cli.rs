@@ -488,3 +488,28 @@ fn core_cases_as_an_unprivileged_user() {
     assert_eq!(o.status.code(), Some(134), "{}", stderr(&o));
     assert!(stderr(&o).contains("call stack exhausted"));
 }
+
+/// A tail-recursive loop ten million calls deep runs in constant stack through the binary
+/// (WebAssembly 3.0 tail calls); the same recursion without them overflows the stack (a trap).
+#[test]
+fn a_deep_tail_recursion_runs_in_constant_stack() {
+    let dir = temp_dir("tail-calls");
+    let wat = write(
+        &dir,
+        "tail.wat",
+        r#"(module
+          (func $count (export "count") (param i64 i64) (result i64)
+            (if (result i64) (i64.eqz (local.get 0))
+              (then (local.get 1))
+              (else (return_call $count (i64.sub (local.get 0) (i64.const 1)) (i64.add (local.get 1) (i64.const 2))))))
+          (func $deep (export "deep") (param i64) (result i64)
+            (if (result i64) (i64.eqz (local.get 0))
+              (then (i64.const 0))
+              (else (i64.add (i64.const 1) (call $deep (i64.sub (local.get 0) (i64.const 1))))))))"#,
+    );
+    let o = run(bin().args(["--invoke", "count"]).arg(&wat).args(["10000000", "0"]));
+    assert_eq!((o.status.code(), stdout(&o).trim()), (Some(0), "20000000"), "{}", stderr(&o));
+    let o = run(bin().args(["--invoke", "deep"]).arg(&wat).arg("10000000"));
+    assert_eq!(o.status.code(), Some(134), "{}", stderr(&o));
+    assert!(stderr(&o).contains("call stack exhausted"), "{}", stderr(&o));
+}

@@ -45,6 +45,9 @@ pub enum CompileError {
 /// The target's code generator and the settings that shape generated code.
 pub struct Compiler {
     isa: OwnedTargetIsa,
+    /// The same with frame pointers kept, for functions that make tail calls (Cranelift's x64
+    /// tail calls rely on them); other functions do without.
+    isa_tail_calls: OwnedTargetIsa,
     bounds: BoundsStrategy,
     count_instructions: bool,
     identity: String,
@@ -66,13 +69,19 @@ impl Compiler {
             ("enable_verifier", "false"),
             ("enable_multi_ret_implicit_sret", "true"),
             ("unwind_info", "false"),
-            ("preserve_frame_pointers", "false"),
         ] {
             flags.set(name, value).map_err(|e| CompileError::Isa(format!("{name}: {e}")))?;
         }
-        let isa_builder = cranelift_native::builder().map_err(|e| CompileError::Isa(e.to_string()))?;
-        let isa = isa_builder.finish(settings::Flags::new(flags)).map_err(|e| CompileError::Isa(e.to_string()))?;
-        Ok(Compiler { isa, bounds, count_instructions, identity })
+        let isa_with = |frame_pointers: &str| {
+            let mut flags = flags.clone();
+            flags
+                .set("preserve_frame_pointers", frame_pointers)
+                .map_err(|e| CompileError::Isa(format!("preserve_frame_pointers: {e}")))?;
+            let isa_builder = cranelift_native::builder().map_err(|e| CompileError::Isa(e.to_string()))?;
+            isa_builder.finish(settings::Flags::new(flags)).map_err(|e| CompileError::Isa(e.to_string()))
+        };
+        let (isa, isa_tail_calls) = (isa_with("false")?, isa_with("true")?);
+        Ok(Compiler { isa, isa_tail_calls, bounds, count_instructions, identity })
     }
 
     /// The memory strategy compiled code assumes.
@@ -114,7 +123,10 @@ impl Compiler {
                     ));
                     translate_function(&mut env, func, &body, &mut ctx.func, &mut builder_ctx)
                         .map_err(CompileError::from)
-                        .and_then(|()| self.emit(&mut ctx, func.0))
+                        .and_then(|()| {
+                            let isa = if env.tail_calls { &*self.isa_tail_calls } else { &*self.isa };
+                            self.emit(&mut ctx, func.0, isa)
+                        })
                 } else {
                     let t = (job - num_funcs) / 2;
                     let ty = &module.types[t];
@@ -125,7 +137,7 @@ impl Compiler {
                     };
                     if wanted {
                         build(&mut ctx.func, &mut builder_ctx, ty, &*self.isa, self.count_instructions);
-                        self.emit(&mut ctx, u32::MAX)
+                        self.emit(&mut ctx, u32::MAX, &*self.isa)
                     } else {
                         Ok(CompiledFunction::default())
                     }
@@ -161,12 +173,11 @@ impl Compiler {
         Ok(Artifact::new(self.identity.clone(), wasm.len(), module, functions, array_trampolines, host_trampolines))
     }
 
-    fn emit(&self, ctx: &mut Context, func: u32) -> Result<CompiledFunction, CompileError> {
+    fn emit(&self, ctx: &mut Context, func: u32, isa: &dyn TargetIsa) -> Result<CompiledFunction, CompileError> {
         let codegen_error = |message: String| CompileError::Codegen { func, message };
         let names = ctx.func.params.user_named_funcs().clone();
-        let compiled = ctx
-            .compile(&*self.isa, &mut ControlPlane::default())
-            .map_err(|e| codegen_error(format!("{:?}", e.inner)))?;
+        let compiled =
+            ctx.compile(isa, &mut ControlPlane::default()).map_err(|e| codegen_error(format!("{:?}", e.inner)))?;
         let buffer = &compiled.buffer;
         let mut relocs = Vec::new();
         for reloc in buffer.relocs() {

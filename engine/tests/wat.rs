@@ -336,18 +336,20 @@ fn tail_calls_run_in_constant_stack_through_tables_and_into_host_functions() {
     for (bounds, count_instructions) in
         [(BoundsStrategy::GuardPages, false), (BoundsStrategy::Explicit, false), (BoundsStrategy::GuardPages, true)]
     {
-        let config = Config { bounds: Some(bounds), max_wasm_stack: 256 << 10, count_instructions, ..Config::default() };
+        let config =
+            Config { bounds: Some(bounds), max_wasm_stack: 256 << 10, count_instructions, ..Config::default() };
         let engine = Engine::new(config).expect("engine");
         let wasm = wat::parse_str(TAIL_CALLS).unwrap();
         let (_, artifact) = Module::compile(&engine, &wasm).expect("compiles");
         // SAFETY: compiled just above by this engine.
         let module = unsafe { Module::from_artifact_bytes(&engine, &artifact.to_bytes()) }.expect("loads");
         let mut store = Store::new(&engine);
-        let add = store.new_host_func(FuncType::new([ValType::I32, ValType::I32], [ValType::I32]), |_, args, results| {
-            let (Val::I32(a), Val::I32(b)) = (args[0], args[1]) else { unreachable!() };
-            results[0] = Val::I32(a + b);
-            Ok(())
-        });
+        let add =
+            store.new_host_func(FuncType::new([ValType::I32, ValType::I32], [ValType::I32]), |_, args, results| {
+                let (Val::I32(a), Val::I32(b)) = (args[0], args[1]) else { unreachable!() };
+                results[0] = Val::I32(a + b);
+                Ok(())
+            });
         let mut linker = Linker::new();
         linker.define("host", "add", Extern::Func(add));
         let i = linker.instantiate(&mut store, &module).unwrap();
@@ -355,8 +357,10 @@ fn tail_calls_run_in_constant_stack_through_tables_and_into_host_functions() {
         let r = call(&mut store, i, "count", &[Val::I64(10_000_000), Val::I64(5)]);
         assert_eq!(r.unwrap(), vec![Val::I64(10_000_005)], "{what}");
         if count_instructions {
-            // Every iteration counted: at least its dozen instructions, ten million times.
-            assert!(store.instructions_used().unwrap() >= 120_000_000, "{what}: {:?}", store.instructions_used());
+            // Exactly: ten instructions an iteration (the `return_call` among them), ten
+            // million times, and the last call's six (`local.get`, `i64.eqz`, `if`,
+            // `local.get`, the two `end`s).
+            assert_eq!(store.instructions_used(), Some(10 * 10_000_000 + 6), "{what}");
         }
         assert_eq!(trap_kind(call(&mut store, i, "deep", &[Val::I64(1_000_000)])), TrapKind::StackOverflow, "{what}");
         assert_eq!(call(&mut store, i, "even", &[Val::I64(1_000_001)]).unwrap(), vec![Val::I32(0)], "{what}");

@@ -85,6 +85,9 @@ pub struct FuncEnv<'m> {
     pub frontend_config: TargetFrontendConfig,
     /// Whether the code counts instructions (see `budget.rs`); off unless set.
     pub count_instructions: bool,
+    /// Whether the function being translated makes a tail call (its code then needs a frame
+    /// pointer: Cranelift's x64 tail calls rely on one).
+    pub tail_calls: bool,
     /// The function's own `VMContext` parameter.
     vmctx: Option<Value>,
     sigs: HashMap<TypeIndex, ir::SigRef>,
@@ -102,6 +105,7 @@ impl<'m> FuncEnv<'m> {
             call_conv: isa.default_call_conv(),
             frontend_config: isa.frontend_config(),
             count_instructions: false,
+            tail_calls: false,
             vmctx: None,
             sigs: HashMap::new(),
             builtin_sigs: HashMap::new(),
@@ -112,6 +116,7 @@ impl<'m> FuncEnv<'m> {
     /// Resets per-function state; `vmctx` is the new function's context parameter.
     pub fn begin_function(&mut self, vmctx: Value) {
         self.vmctx = Some(vmctx);
+        self.tail_calls = false;
         self.sigs.clear();
         self.builtin_sigs.clear();
         self.direct.clear();
@@ -232,6 +237,7 @@ impl<'m> FuncEnv<'m> {
     }
 
     fn call_function(&mut self, builder: &mut FunctionBuilder, f: FuncIndex, args: &[Value], tail: Tail) -> Vec<Value> {
+        self.tail_calls |= tail == Tail::Yes;
         let vmctx = self.vmctx();
         let mut full = Vec::with_capacity(args.len() + 2);
         let inst = match self.module.defined_func(f) {
@@ -301,6 +307,7 @@ impl<'m> FuncEnv<'m> {
         args: &[Value],
         tail: Tail,
     ) -> Vec<Value> {
+        self.tail_calls |= tail == Tail::Yes;
         let sig = self.signature(builder, ty);
         let code = builder.ins().load(types::I64, trusted(), func_ref, FUNCREF_WASM_CALL);
         let callee_vmctx = builder.ins().load(types::I64, trusted(), func_ref, FUNCREF_VMCTX);
