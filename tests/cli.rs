@@ -298,6 +298,20 @@ fn policy_check_and_inspect() {
         "{}",
         stdout(&o)
     );
+    // The features a module uses; one the engine does not implement is named, in one line.
+    let tail = write(
+        &dir,
+        "tail.wat",
+        "(module (memory 1) (func $f (memory.fill (i32.const 0) (i32.const 0) (i32.const 0)) (return_call $f)))",
+    );
+    let o = run(bin().arg("inspect").arg(&tail));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).starts_with("features: bulk-memory, tail-call\n"), "{}", stdout(&o));
+    let simd = write(&dir, "simd.wat", "(module (func (drop (v128.const i64x2 0 0))))");
+    let o = run(bin().arg("inspect").arg(&simd));
+    assert_eq!(o.status.code(), Some(125));
+    assert!(stderr(&o).contains("uses simd, which this engine does not implement"), "{}", stderr(&o));
+    assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
 }
 
 #[test]

@@ -17,6 +17,7 @@ mod budget_sites;
 mod builtins;
 pub mod compile;
 mod engine;
+pub mod features;
 pub mod func;
 pub mod image;
 pub mod instance;

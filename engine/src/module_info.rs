@@ -50,10 +50,10 @@ impl From<wasmparser::BinaryReaderError> for LoadError {
     }
 }
 
-/// The features the engine implements: WebAssembly 2.0 without SIMD, and of 3.0 extended
-/// constant expressions and tail calls.
+/// The features the engine implements ([`crate::features::FEATURES`]): WebAssembly 2.0 without
+/// SIMD, and of 3.0 extended constant expressions and tail calls.
 pub fn supported_features() -> WasmFeatures {
-    WasmFeatures::WASM2.difference(WasmFeatures::SIMD) | WasmFeatures::EXTENDED_CONST | WasmFeatures::TAIL_CALL
+    crate::features::implemented()
 }
 
 /// A constant expression (global initialisers, segment offsets and element items).

@@ -1,16 +1,44 @@
-//! `sandboxrun inspect app.wasm`: a module's imports, exports, memories and tables. Names are
-//! the module's choice: escaped ([`crate::cli::output::escape`]).
+//! `sandboxrun inspect app.wasm`: the WebAssembly features a module uses, its imports, exports,
+//! memories and tables. Names are the module's choice: escaped ([`crate::cli::output::escape`]).
 
 use crate::cli::output::escape;
 use engine::{Config, Engine, Module};
 use std::fmt::Write;
 
+/// Why a module cannot be described.
+#[derive(Debug, thiserror::Error)]
+pub enum InspectError {
+    /// It does not load (invalid, or the engine refuses it).
+    #[error(transparent)]
+    Module(#[from] engine::ModuleError),
+    /// It uses features the engine does not implement.
+    #[error("uses {}, which this engine does not implement (it implements {})", .0.join(", "), implemented())]
+    Unimplemented(Vec<&'static str>),
+}
+
+fn implemented() -> String {
+    let names: Vec<&str> = engine::features::FEATURES.iter().filter(|f| f.implemented).map(|f| f.name).collect();
+    names.join(", ")
+}
+
 /// Validates and describes a module.
-pub fn inspect(bytes: &[u8]) -> Result<String, engine::ModuleError> {
-    let engine = Engine::new(Config::default())?;
-    let module = Module::new(&engine, bytes)?;
+pub fn inspect(bytes: &[u8]) -> Result<String, InspectError> {
+    let wasm = engine::module_info::wat_to_binary(bytes).map_err(engine::ModuleError::from)?;
+    let used = engine::features::used(&wasm).map_err(engine::ModuleError::from)?;
+    let missing: Vec<&str> = used.iter().filter(|f| !f.implemented).map(|f| f.name).collect();
+    if !missing.is_empty() {
+        return Err(InspectError::Unimplemented(missing));
+    }
+    let engine = Engine::new(Config::default()).map_err(engine::ModuleError::from)?;
+    let module = Module::new(&engine, &wasm)?;
     let info = module.info();
     let mut out = String::new();
+    let names: Vec<&str> = used.iter().map(|f| f.name).collect();
+    let _ = writeln!(
+        out,
+        "features: {}",
+        if names.is_empty() { "none beyond WebAssembly 1.0".into() } else { names.join(", ") }
+    );
     let _ = writeln!(out, "imports:");
     for (m, name, ty) in module.imports() {
         let _ = writeln!(out, "  {}.{}: {ty}", escape(&m), escape(&name));
