@@ -25,19 +25,8 @@ fn cache_status(report: &Path) -> String {
 }
 
 fn module(dir: &Path, text: &str) -> PathBuf {
-    let wat = format!(
-        r#"(module
-          (import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
-          (memory (export "memory") 1)
-          (data (i32.const 16) "{text}\n")
-          (func (export "_start")
-            (i32.store (i32.const 0) (i32.const 16))
-            (i32.store (i32.const 4) (i32.const {}))
-            (drop (call $w (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"#,
-        text.len() + 1
-    );
     let path = dir.join(format!("{text}.wasm"));
-    std::fs::write(&path, wat::parse_str(&wat).unwrap()).unwrap();
+    std::fs::write(&path, common::printing_module(text)).unwrap();
     path
 }
 

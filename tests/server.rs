@@ -359,18 +359,7 @@ fn an_unprivileged_server_gives_each_run_its_own_network_namespace() {
 fn a_module_at_hand_is_not_hashed_again_and_a_changed_one_is_seen() {
     let dir = temp_dir("server-hot");
     let server = Server::start(&dir);
-    let module = |text: &str| {
-        let wat = format!(
-            r#"(module
-              (import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
-              (memory (export "memory") 1)
-              (data (i32.const 16) "{text}\n")
-              (func (export "_start")
-                (i32.store (i32.const 0) (i32.const 16)) (i32.store (i32.const 4) (i32.const 6))
-                (drop (call $w (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"#
-        );
-        wat::parse_str(&wat).unwrap()
-    };
+    let module = printing_module;
     let path = dir.join("hot.wasm");
     std::fs::write(&path, module("first")).unwrap();
     // Only a module that last changed a moment before it was hashed is kept.

@@ -3,6 +3,9 @@
 //! bounds strategies; the same count every time; host calls counted as one; control flow that
 //! cannot escape the checks; and nothing counted when counting is off.
 
+mod common;
+
+use common::{call, instantiate, trap_kind};
 use engine::*;
 
 fn counting(bounds: BoundsStrategy) -> Engine {
@@ -10,29 +13,6 @@ fn counting(bounds: BoundsStrategy) -> Engine {
 }
 
 const BOTH: [BoundsStrategy; 2] = [BoundsStrategy::GuardPages, BoundsStrategy::Explicit];
-
-/// Instantiates `wat` from its serialized artifact (as a cache hit would).
-fn instantiate(engine: &Engine, wat: &str) -> (Store, Instance) {
-    let wasm = wat::parse_str(wat).expect("module parses");
-    let (_, artifact) = Module::compile(engine, &wasm).expect("module compiles");
-    // SAFETY: compiled just above by this engine.
-    let module = unsafe { Module::from_artifact_bytes(engine, &artifact.to_bytes()) }.expect("artifact loads");
-    let mut store = Store::new(engine);
-    let instance = store.instantiate(&module, &[]).expect("instantiates");
-    (store, instance)
-}
-
-fn call(store: &mut Store, instance: Instance, name: &str, args: &[Val]) -> Result<Vec<Val>, CallError> {
-    let f = store.get_func(instance, name).unwrap_or_else(|| panic!("export {name}"));
-    store.call(f, args)
-}
-
-fn trap_kind(r: Result<Vec<Val>, CallError>) -> TrapKind {
-    match r {
-        Err(CallError::Trap(t)) => t.kind,
-        other => panic!("expected a trap, got {other:?}"),
-    }
-}
 
 /// `loop` (1), then per iteration `local.get, i32.const, i32.sub, local.set, local.get,
 /// br_if` (6), then the loop's `end` (1) and the function's (1): 6k + 3 for k iterations.

@@ -2,34 +2,13 @@
 //! limit, every trap kind, recovery after traps, host functions, both bounds strategies and
 //! the artifact round trip.
 
+mod common;
+
+use common::{call, instantiate, trap_kind};
 use engine::*;
 
 fn engine(bounds: BoundsStrategy) -> Engine {
     Engine::new(Config { bounds: Some(bounds), ..Config::default() }).expect("engine")
-}
-
-/// Instantiates `wat` as a cache hit would: compiled, serialized, and loaded from the
-/// artifact's bytes alone (no binary).
-fn instantiate(engine: &Engine, wat: &str) -> (Store, Instance) {
-    let wasm = wat::parse_str(wat).expect("module parses");
-    let (_, artifact) = Module::compile(engine, &wasm).expect("module compiles");
-    // SAFETY: compiled just above by this engine.
-    let module = unsafe { Module::from_artifact_bytes(engine, &artifact.to_bytes()) }.expect("artifact loads");
-    let mut store = Store::new(engine);
-    let instance = store.instantiate(&module, &[]).expect("instantiates");
-    (store, instance)
-}
-
-fn call(store: &mut Store, instance: Instance, name: &str, args: &[Val]) -> Result<Vec<Val>, CallError> {
-    let f = store.get_func(instance, name).unwrap_or_else(|| panic!("export {name}"));
-    store.call(f, args)
-}
-
-fn trap_kind(r: Result<Vec<Val>, CallError>) -> TrapKind {
-    match r {
-        Err(CallError::Trap(t)) => t.kind,
-        other => panic!("expected a trap, got {other:?}"),
-    }
 }
 
 const CONTROL: &str = r#"

@@ -149,3 +149,19 @@ impl Server {
         cmd
     }
 }
+
+/// A module whose `_start` prints `text` and a newline (WASI `fd_write`), as a binary.
+pub fn printing_module(text: &str) -> Vec<u8> {
+    let wat = format!(
+        r#"(module
+          (import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
+          (memory (export "memory") 1)
+          (data (i32.const 16) "{text}\n")
+          (func (export "_start")
+            (i32.store (i32.const 0) (i32.const 16))
+            (i32.store (i32.const 4) (i32.const {}))
+            (drop (call $w (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"#,
+        text.len() + 1
+    );
+    wat::parse_str(&wat).unwrap()
+}
