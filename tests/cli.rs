@@ -527,3 +527,36 @@ fn a_deep_tail_recursion_runs_in_constant_stack() {
     assert_eq!(o.status.code(), Some(134), "{}", stderr(&o));
     assert!(stderr(&o).contains("call stack exhausted"), "{}", stderr(&o));
 }
+
+/// A policy's `features` restrict what modules may use: a module using another is refused
+/// with the feature's name and its offset (even when the code cache holds it compiled under
+/// every feature); an unknown or unimplemented name is a one-line error, exit 125.
+#[test]
+fn a_policys_features_restrict_what_a_module_may_use() {
+    let dir = temp_dir("features");
+    let cache = dir.join("cache.sqlite");
+    let wat = write(
+        &dir,
+        "bulk.wat",
+        "(module (memory 1) (func (export \"_start\") (memory.fill (i32.const 0) (i32.const 0) (i32.const 0))))",
+    );
+    let with = |policy: &str| {
+        let p = write(&dir, "p.yaml", policy);
+        run(bin().arg("--cache").arg(&cache).arg("-p").arg(&p).arg(&wat))
+    };
+    // Cached under every feature first.
+    assert_eq!(with("version: 1\n").status.code(), Some(0));
+    assert_eq!(with("version: 1\nfeatures: [bulk-memory]\n").status.code(), Some(0));
+    let o = with("version: 1\nfeatures: [multi-value, tail-call]\n");
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    assert!(stderr(&o).contains("bulk memory") && stderr(&o).contains("offset"), "{}", stderr(&o));
+    for (policy, why) in [
+        ("version: 1\nfeatures: [tail-calls]\n", "unknown WebAssembly feature 'tail-calls'"),
+        ("version: 1\nfeatures: [simd]\n", "the WebAssembly feature 'simd' is not implemented"),
+    ] {
+        let o = with(policy);
+        assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+        assert!(stderr(&o).contains(why), "{}", stderr(&o));
+        assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+    }
+}

@@ -22,11 +22,21 @@ pub struct Config {
     /// [`crate::TrapKind::InstructionBudget`]. Part of the engine's identity: counting and
     /// non-counting code never share a cache entry. Off: the code is exactly as without it.
     pub count_instructions: bool,
+    /// The WebAssembly features modules may use (default: every one implemented). Part of the
+    /// engine's identity when restricted: a module cached under all features is never loaded
+    /// by an engine that would have refused it.
+    pub features: crate::features::Features,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Config { bounds: None, compile_threads: None, max_wasm_stack: 512 << 10, count_instructions: false }
+        Config {
+            bounds: None,
+            compile_threads: None,
+            max_wasm_stack: 512 << 10,
+            count_instructions: false,
+            features: crate::features::Features::default(),
+        }
     }
 }
 
@@ -64,7 +74,7 @@ impl Engine {
         #[cfg(not(target_arch = "x86_64"))]
         cranelift_native::builder().map_err(|e| CompileError::Isa(e.to_string()))?;
         let bounds = config.bounds.unwrap_or_else(default_bounds);
-        let identity = identity(bounds, config.count_instructions);
+        let identity = identity(bounds, config.count_instructions, &config.features);
         Ok(Engine {
             inner: Arc::new(EngineInner {
                 config,
@@ -80,7 +90,7 @@ impl Engine {
     /// without building a compiler (a supervisor that never compiles stays small and quick):
     /// see [`Engine::identity`].
     pub fn cache_identity(config: &Config) -> String {
-        identity(config.bounds.unwrap_or_else(default_bounds), config.count_instructions)
+        identity(config.bounds.unwrap_or_else(default_bounds), config.count_instructions, &config.features)
     }
 
     /// What identifies the code this engine generates, for cache keys and artifacts: the
@@ -99,6 +109,14 @@ impl Engine {
     /// The configuration.
     pub fn config(&self) -> &Config {
         &self.inner.config
+    }
+
+    /// Validates `wasm` (a binary module) with the features this engine accepts.
+    ///
+    /// # Errors
+    /// The module is invalid, or uses a feature not accepted.
+    pub fn validate(&self, wasm: &[u8]) -> Result<(), crate::module_info::LoadError> {
+        crate::module_info::validate_with(wasm, &self.inner.config.features)
     }
 
     /// The compiler, built on first use.
@@ -153,10 +171,15 @@ impl Engine {
 
 /// See [`Engine::identity`]. Counting adds a word; without it the identity is what it was
 /// before counting existed (cache entries of non-counting code stay valid).
-fn identity(bounds: BoundsStrategy, count_instructions: bool) -> String {
+fn identity(bounds: BoundsStrategy, count_instructions: bool, features: &crate::features::Features) -> String {
     let counting = if count_instructions { " count-instructions" } else { "" };
+    // Restricted features add their list; the default adds nothing (earlier entries stay valid).
+    let features = match *features != crate::features::Features::default() {
+        true => format!(" features={}", features.names().join(",")),
+        false => String::new(),
+    };
     format!(
-        "sandboxrun-engine {} source {} {bounds:?}{counting} {}",
+        "sandboxrun-engine {} source {} {bounds:?}{counting}{features} {}",
         env!("CARGO_PKG_VERSION"),
         env!("ENGINE_SOURCE_HASH"),
         cpu_identity()

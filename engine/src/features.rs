@@ -47,6 +47,67 @@ pub const FEATURES: &[Feature] = &[
     feature("gc", WasmFeatures::GC, false),
 ];
 
+/// The features an engine accepts in the modules it compiles ([`crate::Config::features`]):
+/// by default every feature it implements.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Features {
+    flags: WasmFeatures,
+}
+
+impl Default for Features {
+    fn default() -> Self {
+        Features { flags: implemented() }
+    }
+}
+
+/// Why a list of feature names is refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum FeatureError {
+    /// Not a feature this engine knows.
+    #[error("unknown WebAssembly feature '{name}' (known: {known})")]
+    Unknown {
+        /// The name.
+        name: String,
+        /// The names known.
+        known: String,
+    },
+    /// A feature the engine does not implement.
+    #[error("the WebAssembly feature '{0}' is not implemented")]
+    NotImplemented(String),
+}
+
+impl Features {
+    /// Only the features `names` (and WebAssembly 1.0), each one the engine implements.
+    ///
+    /// # Errors
+    /// A name unknown, or of a feature not implemented.
+    pub fn only(names: &[impl AsRef<str>]) -> Result<Features, FeatureError> {
+        let mut flags = base();
+        for name in names {
+            let name = name.as_ref();
+            let Some(f) = FEATURES.iter().find(|f| f.name == name) else {
+                let known: Vec<&str> = FEATURES.iter().map(|f| f.name).collect();
+                return Err(FeatureError::Unknown { name: name.to_string(), known: known.join(", ") });
+            };
+            if !f.implemented {
+                return Err(FeatureError::NotImplemented(name.to_string()));
+            }
+            flags |= f.flags;
+        }
+        Ok(Features { flags })
+    }
+
+    /// The names of the features accepted, in [`FEATURES`]' order.
+    pub fn names(&self) -> Vec<&'static str> {
+        FEATURES.iter().filter(|f| self.flags.contains(f.flags)).map(|f| f.name).collect()
+    }
+
+    /// The validator's features.
+    pub(crate) fn flags(&self) -> WasmFeatures {
+        self.flags
+    }
+}
+
 /// What every module may use: WebAssembly 1.0's floats and types.
 fn base() -> WasmFeatures {
     WasmFeatures::FLOATS | WasmFeatures::GC_TYPES
@@ -103,6 +164,15 @@ mod tests {
         let implemented: Vec<&str> = FEATURES.iter().filter(|f| f.implemented).map(|f| f.name).collect();
         assert!(implemented.contains(&"tail-call") && !implemented.contains(&"simd"));
         assert!(used(b"\0asm\x01\0\0\0\x01").is_err(), "an invalid module is an error");
+    }
+
+    #[test]
+    fn a_feature_list_is_checked_by_name() {
+        assert_eq!(Features::only(&["tail-call", "bulk-memory"]).unwrap().names(), ["bulk-memory", "tail-call"]);
+        assert_eq!(Features::only::<&str>(&[]).unwrap().names(), Vec::<&str>::new());
+        assert!(matches!(Features::only(&["tail-calls"]), Err(FeatureError::Unknown { .. })));
+        assert_eq!(Features::only(&["simd"]), Err(FeatureError::NotImplemented("simd".into())));
+        assert_eq!(Features::default().names().len(), FEATURES.iter().filter(|f| f.implemented).count());
     }
 
     #[test]

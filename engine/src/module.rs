@@ -95,7 +95,7 @@ impl Module {
 
     /// Validates and compiles `wasm`, returning its description and compiled artifact.
     pub fn compile(engine: &Engine, wasm: &[u8]) -> Result<(ModuleInfo, Artifact), ModuleError> {
-        module_info::validate(wasm)?;
+        engine.validate(wasm)?;
         let info = module_info::parse(wasm)?;
         let artifact = engine.compiler()?.compile_module(&info, wasm, engine.compile_threads())?;
         Ok((info, artifact))

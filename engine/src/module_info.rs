@@ -305,7 +305,15 @@ pub fn wat_to_binary(bytes: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>, LoadErr
 
 /// Validates `wasm` completely (every function body included).
 pub fn validate(wasm: &[u8]) -> Result<(), LoadError> {
-    Validator::new_with_features(supported_features()).validate_all(wasm)?;
+    validate_with(wasm, &crate::features::Features::default())
+}
+
+/// [`validate`] with only `features` accepted.
+///
+/// # Errors
+/// As [`validate`]; a feature used but not in `features` too.
+pub fn validate_with(wasm: &[u8], features: &crate::features::Features) -> Result<(), LoadError> {
+    Validator::new_with_features(features.flags()).validate_all(wasm)?;
     Ok(())
 }
 

@@ -177,6 +177,10 @@ impl PluginBuilder {
             // Refused rather than ignored: a plugin's instances do not count instructions yet.
             return Err(BuildError::Config(format!("limits.instructions ({n}): plugins do not count instructions")));
         }
+        if self.policy.features.is_some() {
+            // Refused rather than ignored: a plugin's instances accept every implemented feature.
+            return Err(BuildError::Config("features: plugins accept every implemented feature".into()));
+        }
         let mut spec = crate::confine::spec_from_policy(&self.policy);
         spec.host_module = self.host_module;
         spec.host_fns = self.host_fns.iter().map(|(n, _)| n.clone()).collect();
@@ -848,5 +852,14 @@ mod budget_tests {
                 .expect("policy");
         let err = Plugin::builder(b"(module)".to_vec()).policy(policy).build().expect_err("refused");
         assert_eq!(err.to_string(), "limits.instructions (1000): plugins do not count instructions");
+    }
+
+    /// So is a policy's list of features.
+    #[test]
+    fn a_feature_list_is_refused() {
+        let policy = policy::Policy::parse("version: 1\nfeatures: [bulk-memory]\n", std::path::Path::new("/"), "p")
+            .expect("policy");
+        let err = Plugin::builder(b"(module)".to_vec()).policy(policy).build().expect_err("refused");
+        assert_eq!(err.to_string(), "features: plugins accept every implemented feature");
     }
 }

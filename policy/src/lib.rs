@@ -247,6 +247,10 @@ pub struct Policy {
     pub cache: CachePolicy,
     /// The identity of runs started by root.
     pub run_as: RunAs,
+    /// The WebAssembly features a module may use, by name (`None`: every feature the engine
+    /// implements). The names are the engine's to check (`sandboxrun inspect` lists a
+    /// module's); the policy only checks their spelling.
+    pub features: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -264,6 +268,7 @@ struct RawPolicy {
     require_landlock: Option<bool>,
     cache: Option<RawCache>,
     run_as: Option<RawRunAs>,
+    features: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Deserialize)]
@@ -458,6 +463,24 @@ impl Policy {
             };
             policy.run_as = RunAs { uid, gid };
         }
+        if let Some(names) = &raw.features {
+            let mut features = Vec::new();
+            for n in names {
+                let spelled = !n.value.is_empty()
+                    && n.value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+                if !spelled {
+                    return Err(spanned_err(
+                        n,
+                        "features",
+                        format!("'{}' is not a feature name (like tail-call)", n.value),
+                    ));
+                }
+                if !features.contains(&n.value) {
+                    features.push(n.value.clone());
+                }
+            }
+            policy.features = Some(features);
+        }
         Ok(policy)
     }
 
@@ -576,6 +599,7 @@ impl Policy {
                 max_size: format_size(self.cache.max_size),
             },
             run_as: EffectiveRunAs { uid: self.run_as.uid, gid: self.run_as.gid },
+            features: self.features.as_deref(),
         };
         // Serialising plain strings, numbers and maps cannot fail.
         serde_saphyr::to_string(&effective).unwrap_or_default()
@@ -645,6 +669,8 @@ struct Effective<'a> {
     require_landlock: bool,
     cache: EffectiveCache,
     run_as: EffectiveRunAs,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    features: Option<&'a [String]>,
 }
 
 #[derive(serde::Serialize)]

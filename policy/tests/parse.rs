@@ -253,3 +253,16 @@ fn the_command_line_overrides_the_instruction_budget() {
     }
     assert_eq!(p.limits.instructions, Some(1000), "a refused override changes nothing");
 }
+
+#[test]
+fn features_are_names_kept_in_order_once_each() {
+    let p = parse("version: 1\nfeatures: [bulk-memory, tail-call, bulk-memory]\n").unwrap();
+    assert_eq!(p.features, Some(vec!["bulk-memory".to_string(), "tail-call".to_string()]));
+    assert_eq!(parse("version: 1\n").unwrap().features, None, "every implemented feature");
+    assert_eq!(parse("version: 1\nfeatures: []\n").unwrap().features, Some(vec![]), "WebAssembly 1.0 only");
+    fails("version: 1\nfeatures: [Tail Call]\n", 2, 12, "features: 'Tail Call' is not a feature name");
+    // The effective policy shows them, and reads back the same.
+    let yaml = p.to_yaml();
+    assert_eq!(parse(&yaml).unwrap().features, p.features, "{yaml}");
+    assert!(!parse("version: 1\n").unwrap().to_yaml().contains("features"));
+}

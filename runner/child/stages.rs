@@ -130,7 +130,9 @@ impl Pipeline<'_> {
         confine: Option<Confine>,
     ) -> Result<ChildOutcome, StageError> {
         let cached = self.confine(fds, confine, &mut code)?;
-        let engine = Engine::new(engine_config(&self.spec.limits))?;
+        let config = engine_config(&self.spec.limits, self.spec.features.as_deref())
+            .map_err(|e| StageError::Module(format!("policy features: {e}")))?;
+        let engine = Engine::new(config)?;
         let module = self.load(&engine, code, cached)?;
         if self.spec.compile_only {
             return Ok(ChildOutcome::Exited { code: 0 });
@@ -232,7 +234,7 @@ impl Pipeline<'_> {
         let bytes = self.wasm.take().ok_or(StageError::NoModule)?;
         let wasm = engine::module_info::wat_to_binary(&bytes).map_err(|e| failed(&e))?;
         let wasm = &wasm[..];
-        engine::module_info::validate(wasm).map_err(|e| failed(&e))?;
+        engine.validate(wasm).map_err(|e| failed(&e))?;
         let info = engine::module_info::parse(wasm).map_err(|e| failed(&e))?;
         self.stages.load += ms(t);
         let t = Instant::now();

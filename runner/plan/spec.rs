@@ -34,6 +34,8 @@ pub struct RunSpec {
     /// Whether root started the run (its identity is then the policy's `run_as`): error
     /// messages about permissions say so.
     pub started_by_root: bool,
+    /// The policy's WebAssembly features (`None`: every one implemented).
+    pub features: Option<Vec<String>>,
 }
 
 /// A mount as the child sees it.
@@ -142,6 +144,7 @@ impl RunSpec {
             compile_only: false,
             require_landlock: policy.require_landlock,
             started_by_root: nix::unistd::geteuid().is_root(),
+            features: policy.features.clone(),
         }
     }
 }
@@ -156,20 +159,34 @@ pub struct DescriptorCount {
     pub got: usize,
 }
 
-/// The engine configuration of a run with these limits: the one both the supervisor (whose
-/// code-cache key is this configuration's identity) and the child (which compiles and runs
-/// with it) use. A budget (`limits.instructions`) makes the code count instructions.
-pub fn engine_config(limits: &policy::Limits) -> engine::Config {
-    engine::Config {
+/// The engine configuration of a run with these limits and features (the policy's): the one
+/// both the supervisor (whose code-cache key is this configuration's identity) and the child
+/// (which compiles and runs with it) use. A budget (`limits.instructions`) makes the code
+/// count instructions; `features` (`None`: all implemented) restricts what modules may use.
+///
+/// # Errors
+/// A feature name unknown, or of a feature not implemented.
+pub fn engine_config(
+    limits: &policy::Limits,
+    features: Option<&[String]>,
+) -> Result<engine::Config, engine::features::FeatureError> {
+    Ok(engine::Config {
         max_wasm_stack: limits.wasm_stack as usize,
         count_instructions: limits.instructions.is_some(),
+        features: features.map(engine::features::Features::only).transpose()?.unwrap_or_default(),
         ..engine::Config::default()
-    }
+    })
 }
 
 /// The identity of the code [`engine_config`] generates on this machine: the code cache's key
 /// part. Asked in the supervisor before forking, so the child inherits the answer instead of
 /// asking the CPU again.
-pub fn engine_identity(limits: &policy::Limits) -> String {
-    engine::Engine::cache_identity(&engine_config(limits))
+///
+/// # Errors
+/// As [`engine_config`].
+pub fn engine_identity(
+    limits: &policy::Limits,
+    features: Option<&[String]>,
+) -> Result<String, engine::features::FeatureError> {
+    Ok(engine::Engine::cache_identity(&engine_config(limits, features)?))
 }

@@ -62,7 +62,7 @@ impl PreparedChild {
 
         // Asked before forking: the child inherits the answer (the CPU's feature words)
         // instead of asking the CPU.
-        crate::plan::spec::engine_identity(&policy::Limits::default());
+        let _ = crate::plan::spec::engine_identity(&policy::Limits::default(), None);
         let child = || {
             crate::child::oom::mark_child();
             await_run(child_end, &confinement, &filter)

@@ -137,7 +137,7 @@ fn spawn(
         .map_err(|e| LaunchError::Seccomp(e.to_string()))?;
     // The code the child's engine will generate (same configuration, same machine). Asked
     // before forking: the child inherits the answer instead of asking the CPU.
-    spec::engine_identity(&spec.limits);
+    let _ = spec::engine_identity(&spec.limits, spec.features.as_deref());
     let child = || {
         crate::child::oom::mark_child();
         child::main(spec, ends, child::Start::Fresh, confinement, &filter)

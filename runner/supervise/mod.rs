@@ -127,7 +127,17 @@ pub fn run(run: Run, start: Start) -> Ended {
     let code_limit = cache::artifact_limit(usize::try_from(run.module.len()).unwrap_or(usize::MAX));
     // The cache key's identity is that of the one engine configuration the child compiles
     // with.
-    let identity = spec::engine_identity(&limits);
+    let identity = match spec::engine_identity(&limits, run.policy.features.as_deref()) {
+        Ok(identity) => identity,
+        Err(e) => {
+            let verdict = Verdict::error(format!("policy features: {e}"));
+            return Ended {
+                report: bare_report(verdict, run.module.sha256_hex(), CacheUse::Disabled),
+                release: None,
+                hot: None,
+            };
+        }
+    };
     let key = *run.module.key();
     let at_hand = match (start.hot(), &run.cache) {
         (Some(hot), Some((path, _))) => {
