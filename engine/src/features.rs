@@ -169,7 +169,8 @@ mod tests {
     #[test]
     fn a_feature_list_is_checked_by_name() {
         assert_eq!(Features::only(&["tail-call", "bulk-memory"]).unwrap().names(), ["bulk-memory", "tail-call"]);
-        assert_eq!(Features::only::<&str>(&[]).unwrap().names(), Vec::<&str>::new());
+        let none: &[&str] = &[];
+        assert_eq!(Features::only(none).unwrap().names(), Vec::<&str>::new());
         assert!(matches!(Features::only(&["tail-calls"]), Err(FeatureError::Unknown { .. })));
         assert_eq!(Features::only(&["simd"]), Err(FeatureError::NotImplemented("simd".into())));
         assert_eq!(Features::default().names().len(), FEATURES.iter().filter(|f| f.implemented).count());
