@@ -282,6 +282,19 @@ fn a_grade_job_and_a_run_job_end_to_end_through_submit() {
     let verdicts: Vec<_> =
         grade["submissions"][0]["tests"].as_array().unwrap().iter().map(|t| t["verdict"].as_str().unwrap()).collect();
     assert!(!verdicts.is_empty() && verdicts.iter().all(|v| *v == "AC"), "{grade}");
+    // With an instruction budget: a looping submission is TLE at its budget, the count given.
+    let out = run(bin()
+        .args(["submit", "--nats", &nats.url, "--wait", "--timeout", "120", "--instructions", "50000000", "--grade"])
+        .arg(&sum)
+        .arg(sum.join("submissions/tle.wasm")));
+    let r: JobResult = serde_json::from_str(&stdout(&out)).unwrap_or_else(|e| panic!("{e}: {}", stderr(&out)));
+    let grade = r.grade.unwrap();
+    let first = &grade["submissions"][0]["tests"][0];
+    assert_eq!(first["verdict"], "TLE", "{grade}");
+    assert!(first["instructions"].as_u64().is_some_and(|n| n >= 50_000_000), "{first}");
+    let out = run(bin().args(["submit", "--nats", &nats.url, "--instructions", "0", "--grade"]).arg(&sum).arg(&sum));
+    assert_ne!(out.status.code(), Some(0));
+    assert!(stderr(&out).contains("--instructions 0: must be between 1 and"), "{}", stderr(&out));
     // A run job, with its arguments, through the same command.
     let hello = write(&dir, "hello.wat", HELLO);
     let out =
@@ -315,7 +328,12 @@ fn a_reference_with_the_wrong_hash_is_refused_never_run() {
         let grade = Job {
             id: "grade-missing".into(),
             reply: "sandboxrun.results.grade-missing".into(),
-            work: Work::Grade(GradeWork { problem: claimed.clone(), submission: claimed, name: "x.wasm".into() }),
+            work: Work::Grade(GradeWork {
+                problem: claimed.clone(),
+                submission: claimed,
+                name: "x.wasm".into(),
+                instructions: None,
+            }),
         };
         queue.enqueue("grade", &grade.id, &serde_json::to_vec(&grade).unwrap()).await.unwrap();
         let mut results = collect(&mut sub, Duration::from_secs(60), |r| r.len() >= 3).await;

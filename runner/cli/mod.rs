@@ -307,6 +307,10 @@ pub struct SubmitArgs {
     /// A grade job: the problem folder (sent as a tar) and the submission.
     #[arg(long = "grade", num_args = 2, value_names = ["PROBLEM_DIR", "SUBMISSION"], conflicts_with = "run", required_unless_present = "run")]
     pub grade: Option<Vec<PathBuf>>,
+    /// With `--grade`: the deterministic instruction budget of each submission run (as
+    /// `sandboxrun grade --instructions N`).
+    #[arg(long = "instructions", value_name = "N", requires = "grade")]
+    pub instructions: Option<String>,
     /// A run job: the module, then the guest's arguments — everything after it is the
     /// guest's, so put --run last.
     #[arg(long = "run", num_args = 1.., value_name = "MODULE [ARGS]", allow_hyphen_values = true)]

@@ -220,8 +220,19 @@ impl JobRunner {
         if let Err(e) = public_dir(&dir.0.join("runs")).and_then(|()| public_dir(&dir.0.join("scratch"))) {
             return Attempt::JudgeSide(format!("the job's folder: {e}"));
         }
+        // The job is untrusted: a budget out of range is refused, not clamped.
+        let budget = match work.instructions {
+            Some(n) if !(1..=policy::MAX_INSTRUCTIONS).contains(&n) => {
+                let why = format!("instructions {n}: must be between 1 and {}", policy::MAX_INSTRUCTIONS);
+                return Attempt::Answer(Answer::refused(why));
+            }
+            n => n,
+        };
         let defaults = policy::Policy::default_policy();
-        crate::grading::precompile_all(std::slice::from_ref(&module), &defaults, self.cache.as_ref());
+        // Submissions compiled as their runs use them (counting when there is a budget).
+        let mut counting = defaults.clone();
+        counting.limits.instructions = budget;
+        crate::grading::precompile_all(std::slice::from_ref(&module), &counting, self.cache.as_ref());
         crate::grading::precompile_all(&crate::grading::problem_modules(&package), &defaults, self.cache.as_ref());
         let executor = ServerExecutor::new(
             Servers::Shared(self.server.clone()),
@@ -229,7 +240,8 @@ impl JobRunner {
             policy::Policy::default_policy(),
         );
         let submissions = [grade::Submission { name: work.name.clone(), module }];
-        let options = crate::grading::options(self.jobs, String::new(), dir.0.join("scratch"));
+        let mut options = crate::grading::options(self.jobs, String::new(), dir.0.join("scratch"));
+        options.instruction_budget = budget;
         let result = match grade::grade(&package, &submissions, &executor, &options, &|_| {}) {
             Ok(r) => r,
             Err(e) => return Attempt::JudgeSide(e.to_string()),

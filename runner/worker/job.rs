@@ -62,6 +62,9 @@ pub struct GradeWork {
     /// The submission's name in the result.
     #[serde(default = "default_module_name")]
     pub name: String,
+    /// The instruction budget of each submission run (`None`: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instructions: Option<u64>,
 }
 
 fn default_module_name() -> String {

@@ -33,6 +33,14 @@ pub enum SubmitError {
     /// Neither `--run` nor `--grade`.
     #[error("nothing to submit: give --run MODULE or --grade PROBLEM SUBMISSION")]
     Nothing,
+    /// `--instructions` is not a budget.
+    #[error("--instructions {given}: {why}")]
+    Instructions {
+        /// What was given.
+        given: String,
+        /// Why it is refused.
+        why: String,
+    },
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, SubmitError> {
@@ -69,10 +77,17 @@ async fn build<S: Store>(args: &SubmitArgs, store: &S, reply_prefix: &str) -> Re
     let work = if let Some([problem, submission]) = args.grade.as_deref() {
         let tar = tar_folder(Path::new(problem))
             .map_err(|e| SubmitError::Read { path: problem.display().to_string(), message: e.to_string() })?;
+        let instructions = match &args.instructions {
+            Some(n) => {
+                Some(policy::parse_instructions(n).map_err(|why| SubmitError::Instructions { given: n.clone(), why })?)
+            }
+            None => None,
+        };
         Work::Grade(GradeWork {
             problem: store.put(tar).await?,
             submission: store.put(read(submission)?).await?,
             name: file_name(submission),
+            instructions,
         })
     } else if let Some(command) = args.run.as_deref().filter(|c| !c.is_empty()) {
         let module = Path::new(&command[0]);
