@@ -350,3 +350,34 @@ fn tail_calls_run_in_constant_stack_through_tables_and_into_host_functions() {
         assert_eq!(call(&mut store, i, "count", &[Val::I64(3), Val::I64(0)]).unwrap(), vec![Val::I64(3)], "{what}");
     }
 }
+
+/// Code mapped from the artifact's file where the kernel allows it, copied where it refuses (a
+/// cache on a `noexec` mount; here a descriptor the kernel will not map): the module runs the
+/// same either way.
+#[test]
+fn code_the_kernel_will_not_map_from_the_file_is_copied() {
+    use std::io::Write;
+    let engine = engine(BoundsStrategy::GuardPages);
+    let wasm = wat::parse_str(CONTROL).unwrap();
+    let (_, artifact) = Module::compile(&engine, &wasm).unwrap();
+    let bytes = artifact.to_bytes();
+    assert!(artifact.image().is_none(), "no memory image: only the code is mapped");
+    let path = std::env::temp_dir().join(format!("sandboxrun-code-fallback-{}", std::process::id()));
+    std::fs::File::create(&path).unwrap().write_all(&bytes).unwrap();
+    for readable in [true, false] {
+        // Write-only: mmap refuses it (EACCES), as it refuses PROT_EXEC on a noexec mount.
+        let file = std::fs::File::options().read(readable).write(!readable).open(&path).unwrap();
+        let source = ImageSource { fd: file.into(), offset: 0 };
+        // SAFETY: compiled just above by this engine; the file holds exactly these bytes and
+        // nothing writes it while the module lives.
+        let module = unsafe { Module::from_artifact_mapped(&engine, &bytes, source) }.expect("loads either way");
+        let mut store = Store::new(&engine);
+        let i = store.instantiate(&module, &[]).unwrap();
+        let r = call(&mut store, i, "swap", &[Val::I32(1), Val::I32(2)]).unwrap();
+        assert_eq!(r, vec![Val::I32(2), Val::I32(1)], "readable {readable}");
+        // Mapped from the file (it is listed among the process's mappings), or copied.
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        assert_eq!(maps.contains(path.to_str().unwrap()), readable, "readable {readable}");
+    }
+    let _ = std::fs::remove_file(path);
+}
