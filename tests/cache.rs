@@ -277,4 +277,24 @@ fn the_supervisor_does_not_grow_with_the_module() {
         );
     }
     assert_eq!((big[0].0.as_str(), big[1].0.as_str()), ("miss", "hit"));
+    // The same module through a pipe: copied into a memory file through a bounded buffer.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sandboxrun"))
+        .args(["-v", "--stdin", "null", "--cache"])
+        .arg(&cache)
+        .arg("/dev/stdin")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let bytes = module_with_data(24 << 20);
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || std::io::Write::write_all(&mut stdin, &bytes));
+    let o = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    let log = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(0), "{log}");
+    let at = log.find("supervisor_peak_memory_bytes=").expect("logged") + "supervisor_peak_memory_bytes=".len();
+    let piped: u64 = log[at..].split([' ', '\n']).next().unwrap().parse().unwrap();
+    assert!(piped.saturating_sub(small[1].1) < 2 << 20, "piped: {piped} bytes, {} for a tiny module", small[1].1);
 }

@@ -82,12 +82,8 @@ impl ModuleFile {
         let hashed_at = SystemTime::now();
         let file = File::open(path).map_err(failed)?;
         if !file.metadata().map_err(failed)?.is_file() {
-            let mut bytes = Vec::new();
-            file.take(MAX_MODULE_LEN + 1).read_to_end(&mut bytes).map_err(failed)?;
-            if bytes.len() as u64 > MAX_MODULE_LEN {
-                return Err(ModuleFileError::TooLarge { path: name });
-            }
-            return ModuleFile::from_bytes(&bytes).map_err(failed);
+            // Copied through a bounded buffer: the supervisor's memory does not grow with it.
+            return ModuleFile::sealed_copy(file).map_err(failed)?.ok_or(ModuleFileError::TooLarge { path: name });
         }
         let before = fingerprint(&file).map_err(failed)?;
         if let Some(key) = known(&before) {
@@ -108,14 +104,27 @@ impl ModuleFile {
     /// # Errors
     /// `memfd_create`, writing or sealing failed.
     pub fn from_bytes(bytes: &[u8]) -> io::Result<ModuleFile> {
+        Self::sealed_copy(bytes)?
+            .ok_or_else(|| io::Error::other(format!("a module of more than {MAX_MODULE_LEN} bytes")))
+    }
+
+    /// What `reader` yields, copied into a sealed memory file through a bounded buffer and
+    /// hashed there; `None` past [`MAX_MODULE_LEN`] bytes.
+    fn sealed_copy(reader: impl Read) -> io::Result<Option<ModuleFile>> {
         use nix::fcntl::{fcntl, FcntlArg, SealFlag};
         use nix::sys::memfd::{memfd_create, MFdFlags};
         let fd = memfd_create(c"sandboxrun-module", MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING)?;
         let mut file = File::from(fd);
-        file.write_all(bytes)?;
+        let len = io::copy(&mut reader.take(MAX_MODULE_LEN + 1), &mut file)?;
+        if len > MAX_MODULE_LEN {
+            return Ok(None);
+        }
+        file.flush()?;
         let seals = SealFlag::F_SEAL_SEAL | SealFlag::F_SEAL_SHRINK | SealFlag::F_SEAL_GROW | SealFlag::F_SEAL_WRITE;
         fcntl(&file, FcntlArg::F_ADD_SEALS(seals))?;
-        Ok(ModuleFile { file, len: bytes.len() as u64, key: cache::content_hash_of(bytes), settled: None })
+        let (key, hashed) = cache::content_hash(&file)?;
+        debug_assert_eq!(hashed, len);
+        Ok(Some(ModuleFile { file, len, key, settled: None }))
     }
 
     /// The file's fingerprint, if it had settled before it was hashed: it then stands for
