@@ -1,9 +1,11 @@
 //! The builtins compiled code calls for memory and table operations that are not inline
-//! loads and stores (`memory.grow`, bulk memory and table operations), through the table at
+//! loads and stores (`memory.grow`, bulk memory and table operations) and for what is made
+//! on first use (function references, lazy tables' elements), through the table at
 //! `VMCTX_BUILTINS`. Each receives its instance's `VMContext` and reaches the runtime state
 //! through it, for the duration of the call only (see [`crate::state`]).
 
 use crate::state::InstanceData;
+use crate::types::FuncIndex;
 use crate::vm::vmctx::BUILTIN_COUNT;
 
 /// The builtin table compiled code calls through (`VMCTX_BUILTINS`), in [`Builtin`] order.
@@ -19,6 +21,9 @@ pub(crate) struct BuiltinTable {
     table_copy: unsafe extern "C" fn(*mut u8, u32, u32, u32, u32, u32) -> u32,
     table_init: unsafe extern "C" fn(*mut u8, u32, u32, u32, u32, u32) -> u32,
     elem_drop: unsafe extern "C" fn(*mut u8, u32),
+    func_ref: unsafe extern "C" fn(*mut u8, u32) -> u64,
+    table_element: unsafe extern "C" fn(*mut u8, u32, u32) -> u64,
+    fill_table: unsafe extern "C" fn(*mut u8, u32),
 }
 
 const _: () = assert!(std::mem::size_of::<BuiltinTable>() == 8 * BUILTIN_COUNT);
@@ -35,6 +40,9 @@ pub(crate) static BUILTINS: BuiltinTable = BuiltinTable {
     table_copy: builtin_table_copy,
     table_init: builtin_table_init,
     elem_drop: builtin_elem_drop,
+    func_ref: builtin_func_ref,
+    table_element: builtin_table_element,
+    fill_table: builtin_fill_table,
 };
 
 /// The instance behind a builtin's `vmctx` argument.
@@ -121,7 +129,9 @@ unsafe extern "C" fn builtin_table_grow(vmctx: *mut u8, table: u32, init: u64, d
 
 unsafe extern "C" fn builtin_table_fill(vmctx: *mut u8, table: u32, dst: u32, value: u64, len: u32) -> u32 {
     // SAFETY: called by compiled code with its own context.
-    let t = unsafe { instance(vmctx) }.table(table);
+    let data = unsafe { instance(vmctx) };
+    fill_lazy(data, table);
+    let t = data.table(table);
     match range(dst, len, t.elements.len()) {
         Some(r) => {
             t.elements[r].fill(value as usize);
@@ -141,6 +151,8 @@ unsafe extern "C" fn builtin_table_copy(
 ) -> u32 {
     // SAFETY: called by compiled code with its own context.
     let data = unsafe { instance(vmctx) };
+    fill_lazy(data, src_table);
+    fill_lazy(data, dst_table);
     let src_len = data.table(src_table).elements.len();
     let dst_len = data.table(dst_table).elements.len();
     let (Some(s), Some(d)) = (range(src, len, src_len), range(dst, len, dst_len)) else { return 1 };
@@ -163,6 +175,7 @@ pub(crate) fn table_init(data: &mut InstanceData, table: u32, segment: u32, dst:
             None => return 1,
         }
     };
+    fill_lazy(data, table);
     let t = data.table(table);
     match range(dst, len, t.elements.len()) {
         Some(d) => {
@@ -181,4 +194,28 @@ unsafe extern "C" fn builtin_table_init(vmctx: *mut u8, table: u32, segment: u32
 unsafe extern "C" fn builtin_elem_drop(vmctx: *mut u8, segment: u32) {
     // SAFETY: called by compiled code with its own context.
     unsafe { instance(vmctx) }.elements[segment as usize] = None;
+}
+
+/// Fills the instance's table `table` from its image, if it is lazy, before it is written
+/// (see [`crate::table_image`]).
+fn fill_lazy(data: &mut InstanceData, table: u32) {
+    let index = data.tables[table as usize];
+    data.store().fill_table(index);
+}
+
+unsafe extern "C" fn builtin_func_ref(vmctx: *mut u8, function: u32) -> u64 {
+    // SAFETY: called by compiled code with its own context.
+    unsafe { instance(vmctx) }.func_ref(FuncIndex(function)) as u64
+}
+
+unsafe extern "C" fn builtin_table_element(vmctx: *mut u8, table: u32, index: u32) -> u64 {
+    // SAFETY: called by compiled code with its own context.
+    let data = unsafe { instance(vmctx) };
+    let table = data.tables[table as usize];
+    data.store().table_element(table, index) as u64
+}
+
+unsafe extern "C" fn builtin_fill_table(vmctx: *mut u8, table: u32) {
+    // SAFETY: called by compiled code with its own context.
+    fill_lazy(unsafe { instance(vmctx) }, table);
 }

@@ -3,10 +3,12 @@
 //! lookups of an instance's exports.
 
 use crate::builtins::{memory_init, table_init, BuiltinTable, BUILTINS};
+use crate::func_refs::FuncRefs;
 use crate::module::Module;
 use crate::module_info::{ConstExpr, ConstOp, EntityIndex, ImportKind, SegmentMode};
 use crate::state::{GlobalData, InstanceData, StoreInner, TableData};
 use crate::store::CallError;
+use crate::table_image::LazyElements;
 use crate::trap::{Trap, TrapKind};
 use crate::types::*;
 use crate::values::*;
@@ -101,57 +103,30 @@ impl StoreInner {
             store,
             vmctx: vec![0u64; VMOffsets::new(info).size() / 8].into_boxed_slice(),
             type_ids,
-            func_ref_storage: Box::new([]),
-            func_refs: vec![std::ptr::null(); num_funcs].into_boxed_slice(),
+            func_refs: FuncRefs::new(num_funcs, info.num_imported_funcs, num_host),
             memories,
             tables: Vec::new(),
             globals: Vec::new(),
             elements: Vec::new(),
             data_dropped: vec![false; info.data.len()],
         });
-        let vmctx = data.vmctx.as_mut_ptr() as *mut u8;
-
-        // Function references: imports first (wasm ones shared, host ones wrapped), then ours.
-        let mut storage = Vec::with_capacity(info.num_defined_funcs() + num_host);
-        let mut refs: Vec<Option<usize>> = Vec::with_capacity(num_funcs); // index into storage
-        let mut shared: Vec<*const VMFuncRef> = Vec::with_capacity(num_funcs);
+        // Function references: imports now (wasm ones shared, host ones wrapped), the
+        // instance's own on first use (see `crate::func_refs`).
         for (i, f) in imported_funcs.iter().enumerate() {
             let ty = info.functions[i];
             match f.kind {
-                FuncKind::Ref(p) => {
-                    refs.push(None);
-                    shared.push(p.as_ptr());
-                }
+                FuncKind::Ref(p) => data.func_refs.import_shared(FuncIndex(i as u32), p.as_ptr()),
                 FuncKind::Host(h) => {
                     let host = &mut *self.host_funcs[h as usize] as *mut crate::state::HostFuncData as *mut u8;
-                    storage.push(VMFuncRef {
+                    let r = VMFuncRef {
                         wasm_call: m.code_address(m.host_trampolines[ty.index()].expect("checked at load")),
                         vmctx: host,
                         array_call: m.code_address(m.array_trampolines[ty.index()].expect("checked at load")),
                         type_id: data.type_ids[ty.index()],
-                    });
-                    refs.push(Some(storage.len() - 1));
-                    shared.push(std::ptr::null());
+                    };
+                    data.func_refs.import_host(FuncIndex(i as u32), r);
                 }
             }
-        }
-        for d in 0..info.num_defined_funcs() {
-            let ty = info.functions[info.num_imported_funcs as usize + d];
-            storage.push(VMFuncRef {
-                wasm_call: m.func_address(DefinedFuncIndex(d as u32)),
-                vmctx,
-                array_call: m.code_address(m.array_trampolines[ty.index()].expect("checked at load")),
-                type_id: data.type_ids[ty.index()],
-            });
-            refs.push(Some(storage.len() - 1));
-            shared.push(std::ptr::null());
-        }
-        data.func_ref_storage = storage.into_boxed_slice();
-        for (i, r) in refs.iter().enumerate() {
-            data.func_refs[i] = match r {
-                Some(s) => &data.func_ref_storage[*s] as *const VMFuncRef,
-                None => shared[i],
-            };
         }
 
         // Globals (initialisers may read earlier globals and take function references).
@@ -164,11 +139,17 @@ impl StoreInner {
             self.globals.push(Box::new(GlobalData { ty: *ty, value: VMGlobal { bits } }));
             data.globals.push(self.globals.len() as u32 - 1);
         }
-        // Tables.
+        // Tables: filled on first use from the module's images if it has them (see
+        // `crate::table_image`), otherwise by the active segments below.
         data.tables = tables;
-        for (ty, init) in info.tables[info.num_imported_tables as usize..].iter().zip(&info.table_inits) {
-            let raw = init.as_ref().map_or(0, |e| eval_const(self, &data, e) as usize);
-            self.tables.push(Box::new(TableData::new(*ty, raw)));
+        let index = self.instances.len() as u32;
+        let defined_tables = info.tables[info.num_imported_tables as usize..].iter().zip(&info.table_inits);
+        for (d, (ty, init)) in defined_tables.enumerate() {
+            let table = match m.table_images.as_ref().and_then(|i| i.table(d)) {
+                Some(image) => TableData::lazy(*ty, LazyElements { image: image.clone(), owner: index }),
+                None => TableData::new(*ty, init.as_ref().map_or(0, |e| eval_const(self, &data, e) as usize)),
+            };
+            self.tables.push(Box::new(table));
             data.tables.push(self.tables.len() as u32 - 1);
         }
 
@@ -189,7 +170,7 @@ impl StoreInner {
             set(&mut data.vmctx, VMCTX_MEMORY_BASE, mem.base() as usize);
             set(&mut data.vmctx, VMCTX_MEMORY_DEF, mem.definition() as usize);
         }
-        let func_refs_ptr = data.func_refs.as_ptr() as usize;
+        let func_refs_ptr = data.func_refs.array() as usize;
         set(&mut data.vmctx, VMCTX_FUNC_REFS, func_refs_ptr);
         for t in 0..data.tables.len() {
             let def = &mut self.tables[data.tables[t] as usize].def as *mut VMTableDefinition;
@@ -200,32 +181,37 @@ impl StoreInner {
             set(&mut data.vmctx, offsets.global(GlobalIndex(g as u32)), global as usize);
         }
 
-        // Element segments: evaluated now; active ones copied, then dropped like declared ones.
+        // Element segments: passive ones evaluated now; active ones too, to be copied into
+        // their tables below, unless the tables' images hold them; declared ones dropped.
+        let imaged = m.table_images.is_some();
         data.elements = info
             .elements
             .iter()
-            .map(|seg| Some(seg.items.iter().map(|e| eval_const(self, &data, e) as usize).collect::<Box<[usize]>>()))
+            .map(|seg| {
+                let needed = match seg.mode {
+                    SegmentMode::Passive => true,
+                    SegmentMode::Active { .. } => !imaged,
+                    SegmentMode::Declared => false,
+                };
+                needed.then(|| seg.items.iter().map(|e| eval_const(self, &data, e) as usize).collect::<Box<[usize]>>())
+            })
             .collect();
         self.instances.push(data);
-        let index = self.instances.len() as u32 - 1;
+        debug_assert_eq!(index, self.instances.len() as u32 - 1);
         let instance = Instance { store: id, index };
         let data: *mut InstanceData = &mut *self.instances[index as usize];
         // SAFETY: boxed in the store; `self` is not used while `data` is (the segments' offsets
         // are evaluated from the globals through `store`, below).
         let data = unsafe { &mut *data };
 
-        for (i, seg) in info.elements.iter().enumerate() {
-            match &seg.mode {
-                SegmentMode::Active { index, offset } => {
-                    let offset = eval_const(self, data, offset) as u32;
-                    let len = data.elements[i].as_ref().map_or(0, |e| e.len()) as u32;
-                    if table_init(data, *index, i as u32, offset, 0, len) != 0 {
-                        return Err(InstantiateError::Trap(Trap::new(TrapKind::TableOutOfBounds)));
-                    }
-                    data.elements[i] = None;
+        for (i, seg) in info.elements.iter().enumerate().filter(|_| !imaged) {
+            if let SegmentMode::Active { index, offset } = &seg.mode {
+                let offset = eval_const(self, data, offset) as u32;
+                let len = data.elements[i].as_ref().map_or(0, |e| e.len()) as u32;
+                if table_init(data, *index, i as u32, offset, 0, len) != 0 {
+                    return Err(InstantiateError::Trap(Trap::new(TrapKind::TableOutOfBounds)));
                 }
-                SegmentMode::Declared => data.elements[i] = None,
-                SegmentMode::Passive => {}
+                data.elements[i] = None;
             }
         }
         if let Some(image) = &m.image {
@@ -281,7 +267,7 @@ impl StoreInner {
 
     pub(crate) fn instance_func(&self, instance: Instance, f: FuncIndex) -> Func {
         let data = &self.instances[instance.index as usize];
-        let p = NonNull::new(data.func_refs[f.index()] as *mut VMFuncRef).expect("every function has a reference");
+        let p = NonNull::new(data.func_ref(f) as *mut VMFuncRef).expect("every function has a reference");
         Func { store: self.id, kind: FuncKind::Ref(p) }
     }
 
@@ -312,7 +298,7 @@ fn eval_const(store: &StoreInner, data: &InstanceData, e: &ConstExpr) -> ValRaw 
         ConstExpr::F32(v) => v as ValRaw,
         ConstExpr::F64(v) => v as ValRaw,
         ConstExpr::RefNull => 0,
-        ConstExpr::RefFunc(f) => data.func_refs[f.index()] as usize as ValRaw,
+        ConstExpr::RefFunc(f) => data.func_ref(f) as usize as ValRaw,
         ConstExpr::GlobalGet(g) => global(g),
         ConstExpr::Extended(ref ops) => eval_extended(ops, global),
     }

@@ -5,6 +5,7 @@ use crate::compile::CompileError;
 use crate::engine::Engine;
 use crate::image::{ImageBytes, ModuleImage, IMAGE_PAGE_SIZE};
 use crate::module_info::{self, LoadError, ModuleInfo};
+use crate::table_image::TableImages;
 use crate::trap::TrapKind;
 use crate::types::*;
 use crate::vm::code_memory::CodeMemory;
@@ -81,6 +82,9 @@ pub(crate) struct ModuleInner {
     /// Memory 0's initial image, if the module has one: instantiation applies it instead of
     /// the active data segments.
     pub(crate) image: Option<ModuleImage>,
+    /// The defined tables' initial contents, if known from the module alone: instantiation
+    /// then fills the tables on first use instead of applying the element segments.
+    pub(crate) table_images: Option<TableImages>,
 }
 
 impl Module {
@@ -287,13 +291,14 @@ impl Module {
         Ok(Module {
             inner: Arc::new(ModuleInner {
                 engine: engine.clone(),
-                info,
                 code,
                 func_offsets: layout.func_offsets,
                 array_trampolines: layout.array_trampolines,
                 host_trampolines: layout.host_trampolines,
                 traps: layout.traps,
                 image: memory_image,
+                table_images: TableImages::build(&info),
+                info,
             }),
         })
     }

@@ -11,8 +11,10 @@
 
 use crate::engine::Engine;
 use crate::func::HostFn;
+use crate::func_refs::FuncRefs;
 use crate::module::ModuleInner;
 use crate::store::{CallError, MAX_TABLE_ELEMENTS};
+use crate::table_image::LazyElements;
 use crate::trap::TrapKind;
 use crate::types::*;
 use crate::values::*;
@@ -24,15 +26,29 @@ use std::sync::Arc;
 /// A table's storage.
 pub(crate) struct TableData {
     pub(crate) ty: TableType,
+    /// The elements; while `lazy` is set, a zero may be an element not yet read from the
+    /// image (see [`crate::table_image`]): read through `StoreInner::table_element`, and
+    /// `StoreInner::fill_table` before writing.
     pub(crate) elements: Vec<usize>,
     pub(crate) def: VMTableDefinition,
+    /// The image elements not yet read come from; `def.lazy` is non-zero while this is set.
+    pub(crate) lazy: Option<LazyElements>,
 }
 
 impl TableData {
+    /// A table with every element `init`.
     pub(crate) fn new(ty: TableType, init: usize) -> Self {
         let mut elements = vec![init; ty.limits.min as usize];
-        let def = VMTableDefinition { base: elements.as_mut_ptr(), current_elements: ty.limits.min };
-        TableData { ty, elements, def }
+        let def = VMTableDefinition { base: elements.as_mut_ptr(), current_elements: ty.limits.min, lazy: 0 };
+        TableData { ty, elements, def, lazy: None }
+    }
+
+    /// A table whose elements come from `lazy` as they are first read (zeroed memory until then).
+    pub(crate) fn lazy(ty: TableType, lazy: LazyElements) -> Self {
+        let mut table = TableData::new(ty, 0);
+        table.def.lazy = 1;
+        table.lazy = Some(lazy);
+        table
     }
 
     /// Grows by `delta` elements set to `init`; returns the old size or `None`.
@@ -113,9 +129,8 @@ pub(crate) struct InstanceData {
     pub(crate) store: *mut StoreInner,
     pub(crate) vmctx: Box<[u64]>,
     pub(crate) type_ids: Box<[u32]>,
-    /// Function references this instance owns: defined functions, then imported host functions.
-    pub(crate) func_ref_storage: Box<[VMFuncRef]>,
-    pub(crate) func_refs: Box<[*const VMFuncRef]>,
+    /// Function references, made on first use.
+    pub(crate) func_refs: FuncRefs,
     /// Store indices of the instance's memories, tables and globals.
     pub(crate) memories: Vec<u32>,
     pub(crate) tables: Vec<u32>,
@@ -140,7 +155,7 @@ impl InstanceData {
     /// The store's state, for the caller's short scope: a builtin or host call in progress,
     /// during which nothing else uses the state (the store's own methods wait for compiled
     /// code to return, and hold no reference meanwhile).
-    fn store(&mut self) -> &mut StoreInner {
+    pub(crate) fn store(&mut self) -> &mut StoreInner {
         // SAFETY: the store owns and outlives the instance; `self.store` derives from the
         // store's root pointer; the runtime is single-threaded and, per the above, no other
         // reference to the state is live while this one is.
@@ -151,6 +166,21 @@ impl InstanceData {
     pub(crate) fn memory_mut(&mut self) -> Option<&mut LinearMemory> {
         let index = *self.memories.first()?;
         Some(&mut self.store().memories[index as usize])
+    }
+
+    /// Function `f`'s reference, made now if this is its first use.
+    pub(crate) fn func_ref(&self, f: FuncIndex) -> *const VMFuncRef {
+        let m = &self.module;
+        let vmctx = self.vmctx.as_ptr() as *mut u8;
+        self.func_refs.get(f, &|d| {
+            let ty = m.info.functions[m.info.num_imported_funcs as usize + d.index()];
+            VMFuncRef {
+                wasm_call: m.func_address(d),
+                vmctx,
+                array_call: m.code_address(m.array_trampolines[ty.index()].expect("checked at load")),
+                type_id: self.type_ids[ty.index()],
+            }
+        })
     }
 
     /// Table `t` of the instance.

@@ -54,8 +54,7 @@ fn indirect_callee(
     let (base, len) = env.table_bounds(builder, table);
     let oob = builder.ins().icmp(IntCC::UnsignedGreaterThanOrEqual, index, len);
     builder.ins().trapnz(oob, TrapKind::UndefinedElement.to_trap_code());
-    let addr = env.table_elem_addr(builder, base, index);
-    let func_ref = builder.ins().load(types::I64, trusted(), addr, 0);
+    let func_ref = env.table_element(builder, table, base, index);
     builder.ins().trapz(func_ref, TrapKind::UninitializedElement.to_trap_code());
     let actual = env.func_ref_type_id(builder, func_ref);
     let expected = env.type_id(builder, ty);
@@ -494,12 +493,12 @@ pub fn translate_operator(
             let (base, len) = env.table_bounds(builder, TableIndex(table));
             let oob = builder.ins().icmp(IntCC::UnsignedGreaterThanOrEqual, index, len);
             builder.ins().trapnz(oob, TrapKind::TableOutOfBounds.to_trap_code());
-            let addr = env.table_elem_addr(builder, base, index);
-            let v = builder.ins().load(types::I64, trusted(), addr, 0);
+            let v = env.table_element(builder, TableIndex(table), base, index);
             state.stack.push(v);
         }
         O::TableSet { table } => {
             let (index, value) = state.pop2();
+            env.before_table_write(builder, TableIndex(table));
             let (base, len) = env.table_bounds(builder, TableIndex(table));
             let oob = builder.ins().icmp(IntCC::UnsignedGreaterThanOrEqual, index, len);
             builder.ins().trapnz(oob, TrapKind::TableOutOfBounds.to_trap_code());

@@ -7,7 +7,8 @@ use crate::types::*;
 use crate::vm::memory::BoundsStrategy;
 use crate::vm::vmctx::*;
 use cranelift_codegen::ir::{
-    self, types, AbiParam, AliasRegion, AliasRegionData, ArgumentPurpose, InstBuilder, MemFlagsData, Signature, Value,
+    self, types, AbiParam, AliasRegion, AliasRegionData, ArgumentPurpose, BlockArg, InstBuilder, MemFlagsData,
+    Signature, Value,
 };
 use cranelift_codegen::isa::{CallConv, TargetFrontendConfig, TargetIsa};
 use cranelift_frontend::FunctionBuilder;
@@ -201,12 +202,83 @@ impl<'m> FuncEnv<'m> {
         builder.ins().iadd(base, offset)
     }
 
+    /// Element `index` (an i32 already bounds-checked) of table `t` with `base`. A funcref
+    /// table's zero may be an element not yet read from its image (see
+    /// `crate::table_image`): the `TableElement` builtin then gives the element, off the hot
+    /// path.
+    pub fn table_element(&mut self, builder: &mut FunctionBuilder, t: TableIndex, base: Value, index: Value) -> Value {
+        let addr = self.table_elem_addr(builder, base, index);
+        let element = builder.ins().load(types::I64, trusted(), addr, 0);
+        if self.module.tables[t.index()].element != ValType::FuncRef {
+            return element;
+        }
+        self.unless_zero(builder, element, |env, builder| {
+            let t = builder.ins().iconst(types::I32, i64::from(t.0));
+            env.call_builtin(builder, Builtin::TableElement, &[t, index]).expect("returns")
+        })
+    }
+
+    /// Before a write into table `t`: a funcref table whose elements still come from an
+    /// image is filled first (the `FillTable` builtin), so that the write is not undone by a
+    /// later first read.
+    pub fn before_table_write(&mut self, builder: &mut FunctionBuilder, t: TableIndex) {
+        if self.module.tables[t.index()].element != ValType::FuncRef {
+            return;
+        }
+        let def = self.load_slot(builder, self.offsets.table(t));
+        let lazy = builder.ins().load(types::I32, trusted(), def, TABLE_LAZY);
+        let fill = builder.create_block();
+        let done = builder.create_block();
+        builder.ins().brif(lazy, fill, &[], done, &[]);
+        builder.switch_to_block(fill);
+        builder.set_cold_block(fill);
+        let t = builder.ins().iconst(types::I32, i64::from(t.0));
+        self.call_builtin(builder, Builtin::FillTable, &[t]);
+        builder.ins().jump(done, &[]);
+        builder.switch_to_block(done);
+    }
+
+    /// `value` (an i64), or when it is zero what `slow` computes in a cold block.
+    fn unless_zero(
+        &mut self,
+        builder: &mut FunctionBuilder,
+        value: Value,
+        slow: impl FnOnce(&mut Self, &mut FunctionBuilder) -> Value,
+    ) -> Value {
+        let zero = builder.create_block();
+        let done = builder.create_block();
+        let result = builder.append_block_param(done, types::I64);
+        builder.ins().brif(value, done, &[BlockArg::Value(value)], zero, &[]);
+        builder.switch_to_block(zero);
+        builder.set_cold_block(zero);
+        let computed = slow(self, builder);
+        builder.ins().jump(done, &[BlockArg::Value(computed)]);
+        builder.switch_to_block(done);
+        result
+    }
+
     // ----- functions ----------------------------------------------------------------------
 
-    /// `ref.func f`: the function's `*const VMFuncRef`.
-    pub fn func_ref(&self, builder: &mut FunctionBuilder, f: FuncIndex) -> Value {
+    /// Imported function `f`'s `*const VMFuncRef` (set at instantiation).
+    fn import_ref(&self, builder: &mut FunctionBuilder, f: FuncIndex) -> Value {
         let refs = self.load_slot(builder, VMCTX_FUNC_REFS);
         builder.ins().load(types::I64, readonly(), refs, 8 * f.0 as i32)
+    }
+
+    /// `ref.func f`: the function's `*const VMFuncRef`. A defined function's is made on
+    /// first use (see `crate::func_refs`): while its slot is null, the `FuncRef` builtin
+    /// makes it, off the hot path.
+    pub fn func_ref(&mut self, builder: &mut FunctionBuilder, f: FuncIndex) -> Value {
+        if f.0 < self.module.num_imported_funcs {
+            return self.import_ref(builder, f);
+        }
+        let refs = self.load_slot(builder, VMCTX_FUNC_REFS);
+        // Not `readonly`: the slot changes from null to the reference once.
+        let r = builder.ins().load(types::I64, trusted(), refs, 8 * f.0 as i32);
+        self.unless_zero(builder, r, |env, builder| {
+            let f = builder.ins().iconst(types::I32, i64::from(f.0));
+            env.call_builtin(builder, Builtin::FuncRef, &[f]).expect("returns")
+        })
     }
 
     /// The canonical signature id of the module's type `ty`, as i32.
@@ -268,7 +340,7 @@ impl<'m> FuncEnv<'m> {
             None => {
                 // An import: call through its function reference with the callee's context.
                 let sig = self.signature(builder, self.module.functions[f.index()]);
-                let func_ref = self.func_ref(builder, f);
+                let func_ref = self.import_ref(builder, f);
                 let code = builder.ins().load(types::I64, readonly(), func_ref, FUNCREF_WASM_CALL);
                 let callee_vmctx = builder.ins().load(types::I64, readonly(), func_ref, FUNCREF_VMCTX);
                 full.extend([callee_vmctx, vmctx]);
@@ -337,8 +409,8 @@ impl<'m> FuncEnv<'m> {
                 for arg in args {
                     sig.params.push(AbiParam::new(builder.func.dfg.value_type(*arg)));
                 }
-                if !matches!(builtin, Builtin::DataDrop | Builtin::ElemDrop) {
-                    sig.returns.push(AbiParam::new(types::I32));
+                if let Some(ty) = builtin.result() {
+                    sig.returns.push(AbiParam::new(ty));
                 }
                 let s = builder.import_signature(sig);
                 self.builtin_sigs.insert(builtin as u8, s);

@@ -18,6 +18,7 @@
 
 use crate::module_info::ModuleInfo;
 use crate::types::{GlobalIndex, TableIndex};
+use cranelift_codegen::ir::types as ir_types;
 
 /// Offset of the instance back-pointer.
 pub const VMCTX_INSTANCE: i32 = 0;
@@ -110,12 +111,17 @@ pub struct VMTableDefinition {
     pub base: *mut usize,
     /// Current number of elements.
     pub current_elements: u32,
+    /// Non-zero while elements not yet read come from an image (see `crate::table_image`):
+    /// `table.set` fills the table before writing.
+    pub lazy: u32,
 }
 
 /// Offset of `VMTableDefinition::base`.
 pub const TABLE_BASE: i32 = 0;
 /// Offset of `VMTableDefinition::current_elements`.
 pub const TABLE_LENGTH: i32 = 8;
+/// Offset of `VMTableDefinition::lazy`.
+pub const TABLE_LAZY: i32 = 12;
 
 /// Offset of `VMMemoryDefinition::current_length`.
 pub const MEMORY_LENGTH: i32 = 8;
@@ -160,14 +166,33 @@ pub enum Builtin {
     TableInit,
     /// `(vmctx, segment: i32)`.
     ElemDrop,
+    /// `(vmctx, function: i32) -> i64` the reference of a defined function whose slot in the
+    /// function-reference array is still null (made now: see `crate::func_refs`).
+    FuncRef,
+    /// `(vmctx, table: i32, index: i32) -> i64` element `index` (in bounds) of a table, read
+    /// as zero: null, or filled now from the table's image (see `crate::table_image`).
+    TableElement,
+    /// `(vmctx, table: i32)`: fills every element of a lazy table from its image before a
+    /// write.
+    FillTable,
 }
 
 /// Number of builtins.
-pub const BUILTIN_COUNT: usize = 10;
+pub const BUILTIN_COUNT: usize = 13;
 
 impl Builtin {
     /// Byte offset of this builtin's pointer in the builtin table.
     pub fn offset(self) -> i32 {
         8 * self as i32
+    }
+
+    /// The type of its result, if it has one: a status, size or page count (i32), or a
+    /// reference (i64).
+    pub fn result(self) -> Option<ir_types::Type> {
+        match self {
+            Builtin::DataDrop | Builtin::ElemDrop | Builtin::FillTable => None,
+            Builtin::FuncRef | Builtin::TableElement => Some(ir_types::I64),
+            _ => Some(ir_types::I32),
+        }
     }
 }
