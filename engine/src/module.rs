@@ -4,7 +4,7 @@ use crate::artifact::{Artifact, ArtifactError, CodeLayout, RelocKind, RelocTarge
 use crate::compile::CompileError;
 use crate::engine::Engine;
 use crate::image::{ImageBytes, ModuleImage, IMAGE_PAGE_SIZE};
-use crate::module_info::{self, LoadError, ModuleInfo};
+use crate::module_info::{self, LoadError, ModuleInfo, SegmentMode};
 use crate::table_image::TableImages;
 use crate::trap::TrapKind;
 use crate::types::*;
@@ -85,6 +85,8 @@ pub(crate) struct ModuleInner {
     /// The defined tables' initial contents, if known from the module alone: instantiation
     /// then fills the tables on first use instead of applying the element segments.
     pub(crate) table_images: Option<TableImages>,
+    /// Per data segment: whether it is active (dropped once instantiation applied it).
+    pub(crate) active_data: Box<[bool]>,
 }
 
 impl Module {
@@ -298,6 +300,7 @@ impl Module {
                 traps: layout.traps,
                 image: memory_image,
                 table_images: TableImages::build(&info),
+                active_data: info.data.iter().map(|d| matches!(d.mode, SegmentMode::Active { .. })).collect(),
                 info,
             }),
         })
