@@ -560,3 +560,38 @@ fn a_policys_features_restrict_what_a_module_may_use() {
         assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
     }
 }
+
+/// Two memories (WebAssembly 3.0 multi-memory) through the binary: WASI reads memory 0 (the
+/// exported one), the program copies into it from its second memory, and the policy's memory
+/// limit bounds both memories together — growing the second within it works, growing the
+/// first past what is left is refused.
+#[test]
+fn two_memories_share_the_policys_memory_limit() {
+    let dir = temp_dir("two-memories");
+    let wat = write(
+        &dir,
+        "two.wat",
+        r#"(module
+          (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+          (memory $io (export "memory") 1)
+          (memory $other 1)
+          (data (memory $other) (i32.const 0) "two memories\n")
+          (data (memory $io) (i32.const 200) "refused\n")
+          (func $print (param i32 i32)
+            (i32.store $io (i32.const 0) (local.get 0))
+            (i32.store $io (i32.const 4) (local.get 1))
+            (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 20))))
+          (func (export "_start")
+            (memory.copy $io $other (i32.const 100) (i32.const 0) (i32.const 13))
+            (call $print (i32.const 100) (i32.const 13))
+            ;; 151 of the limit's 256 pages: fine.
+            (if (i32.ne (memory.grow $other (i32.const 150)) (i32.const 1)) (then unreachable))
+            ;; 301 pages: refused.
+            (if (i32.eq (memory.grow $io (i32.const 150)) (i32.const -1))
+              (then (call $print (i32.const 200) (i32.const 8))))))"#,
+    );
+    let policy = write(&dir, "p.yaml", "version: 1\nlimits: {memory: 16MiB}\n");
+    let o = run(bin().arg("-p").arg(&policy).arg(&wat));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "two memories\nrefused\n");
+}

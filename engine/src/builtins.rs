@@ -11,10 +11,10 @@ use crate::vm::vmctx::BUILTIN_COUNT;
 /// The builtin table compiled code calls through (`VMCTX_BUILTINS`), in [`Builtin`] order.
 #[repr(C)]
 pub(crate) struct BuiltinTable {
-    memory_grow: unsafe extern "C" fn(*mut u8, u32) -> u32,
-    memory_fill: unsafe extern "C" fn(*mut u8, u32, u32, u32) -> u32,
-    memory_copy: unsafe extern "C" fn(*mut u8, u32, u32, u32) -> u32,
-    memory_init: unsafe extern "C" fn(*mut u8, u32, u32, u32, u32) -> u32,
+    memory_grow: unsafe extern "C" fn(*mut u8, u32, u32) -> u32,
+    memory_fill: unsafe extern "C" fn(*mut u8, u32, u32, u32, u32) -> u32,
+    memory_copy: unsafe extern "C" fn(*mut u8, u32, u32, u32, u32, u32) -> u32,
+    memory_init: unsafe extern "C" fn(*mut u8, u32, u32, u32, u32, u32) -> u32,
     data_drop: unsafe extern "C" fn(*mut u8, u32),
     table_grow: unsafe extern "C" fn(*mut u8, u32, u64, u32) -> u32,
     table_fill: unsafe extern "C" fn(*mut u8, u32, u32, u64, u32) -> u32,
@@ -61,16 +61,17 @@ fn range(start: u32, len: u32, size: usize) -> Option<std::ops::Range<usize>> {
     (end <= size).then_some(start as usize..end)
 }
 
-unsafe extern "C" fn builtin_memory_grow(vmctx: *mut u8, delta: u32) -> u32 {
+unsafe extern "C" fn builtin_memory_grow(vmctx: *mut u8, memory: u32, delta: u32) -> u32 {
     // SAFETY: called by compiled code with its own context.
     let data = unsafe { instance(vmctx) };
-    data.memory_mut().and_then(|m| m.grow(delta)).unwrap_or(u32::MAX)
+    let index = data.memories[memory as usize];
+    data.store().grow_memory(index, delta)
 }
 
-unsafe extern "C" fn builtin_memory_fill(vmctx: *mut u8, dst: u32, value: u32, len: u32) -> u32 {
+unsafe extern "C" fn builtin_memory_fill(vmctx: *mut u8, memory: u32, dst: u32, value: u32, len: u32) -> u32 {
     // SAFETY: called by compiled code with its own context.
     let data = unsafe { instance(vmctx) };
-    let Some(mem) = data.memory_mut() else { return 1 };
+    let Some(mem) = data.memory_mut(memory) else { return 1 };
     let bytes = mem.data_mut();
     match range(dst, len, bytes.len()) {
         Some(r) => {
@@ -81,14 +82,33 @@ unsafe extern "C" fn builtin_memory_fill(vmctx: *mut u8, dst: u32, value: u32, l
     }
 }
 
-unsafe extern "C" fn builtin_memory_copy(vmctx: *mut u8, dst: u32, src: u32, len: u32) -> u32 {
+unsafe extern "C" fn builtin_memory_copy(
+    vmctx: *mut u8,
+    dst_memory: u32,
+    src_memory: u32,
+    dst: u32,
+    src: u32,
+    len: u32,
+) -> u32 {
     // SAFETY: called by compiled code with its own context.
     let data = unsafe { instance(vmctx) };
-    let Some(mem) = data.memory_mut() else { return 1 };
-    let bytes = mem.data_mut();
-    match (range(dst, len, bytes.len()), range(src, len, bytes.len())) {
-        (Some(d), Some(s)) => {
-            bytes.copy_within(s, d.start);
+    let (d, s) = (data.memories[dst_memory as usize] as usize, data.memories[src_memory as usize] as usize);
+    let memories = &mut data.store().memories;
+    if d == s {
+        let bytes = memories[d].data_mut();
+        return match (range(dst, len, bytes.len()), range(src, len, bytes.len())) {
+            (Some(dr), Some(sr)) => {
+                bytes.copy_within(sr, dr.start);
+                0
+            }
+            _ => 1,
+        };
+    }
+    let Ok([to, from]) = memories.get_disjoint_mut([d, s]) else { return 1 };
+    let (to, from) = (to.data_mut(), from.data());
+    match (range(dst, len, to.len()), range(src, len, from.len())) {
+        (Some(dr), Some(sr)) => {
+            to[dr].copy_from_slice(&from[sr]);
             0
         }
         _ => 1,
@@ -96,11 +116,11 @@ unsafe extern "C" fn builtin_memory_copy(vmctx: *mut u8, dst: u32, src: u32, len
 }
 
 /// `memory.init` (also applies active data segments at instantiation): 0, or 1 out of bounds.
-pub(crate) fn memory_init(data: &mut InstanceData, segment: u32, dst: u32, src: u32, len: u32) -> u32 {
+pub(crate) fn memory_init(data: &mut InstanceData, memory: u32, segment: u32, dst: u32, src: u32, len: u32) -> u32 {
     let module = data.module.clone();
     let seg: &[u8] = if data.data_dropped[segment as usize] { &[] } else { &module.info.data[segment as usize].bytes };
     let Some(s) = range(src, len, seg.len()) else { return 1 };
-    let Some(mem) = data.memory_mut() else { return 1 };
+    let Some(mem) = data.memory_mut(memory) else { return 1 };
     let bytes = mem.data_mut();
     match range(dst, len, bytes.len()) {
         Some(d) => {
@@ -111,9 +131,16 @@ pub(crate) fn memory_init(data: &mut InstanceData, segment: u32, dst: u32, src: 
     }
 }
 
-unsafe extern "C" fn builtin_memory_init(vmctx: *mut u8, segment: u32, dst: u32, src: u32, len: u32) -> u32 {
+unsafe extern "C" fn builtin_memory_init(
+    vmctx: *mut u8,
+    memory: u32,
+    segment: u32,
+    dst: u32,
+    src: u32,
+    len: u32,
+) -> u32 {
     // SAFETY: called by compiled code with its own context.
-    memory_init(unsafe { instance(vmctx) }, segment, dst, src, len)
+    memory_init(unsafe { instance(vmctx) }, memory, segment, dst, src, len)
 }
 
 unsafe extern "C" fn builtin_data_drop(vmctx: *mut u8, segment: u32) {

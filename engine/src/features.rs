@@ -39,7 +39,7 @@ pub const FEATURES: &[Feature] = &[
     feature("exceptions", WasmFeatures::EXCEPTIONS, false),
     feature("legacy-exceptions", WasmFeatures::LEGACY_EXCEPTIONS, false),
     Feature { needed_by: &["gc"], ..feature("function-references", WasmFeatures::FUNCTION_REFERENCES, false) },
-    feature("multi-memory", WasmFeatures::MULTI_MEMORY, false),
+    feature("multi-memory", WasmFeatures::MULTI_MEMORY, true),
     feature("memory64", WasmFeatures::MEMORY64, false),
     feature("threads", WasmFeatures::THREADS, false),
     feature("custom-page-sizes", WasmFeatures::CUSTOM_PAGE_SIZES, false),
@@ -177,9 +177,11 @@ mod tests {
     }
 
     #[test]
-    fn the_engine_implements_webassembly_2_without_simd_and_two_of_3() {
-        let expected =
-            WasmFeatures::WASM2.difference(WasmFeatures::SIMD) | WasmFeatures::EXTENDED_CONST | WasmFeatures::TAIL_CALL;
+    fn the_engine_implements_webassembly_2_without_simd_and_three_of_3() {
+        let expected = WasmFeatures::WASM2.difference(WasmFeatures::SIMD)
+            | WasmFeatures::EXTENDED_CONST
+            | WasmFeatures::TAIL_CALL
+            | WasmFeatures::MULTI_MEMORY;
         assert_eq!(implemented(), expected);
     }
 }

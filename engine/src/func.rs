@@ -23,13 +23,15 @@ pub struct Caller {
 }
 
 impl Caller {
-    /// The calling instance's memory 0 (the memory WASI pointers refer to), if it has one
-    /// and the caller is wasm code.
+    /// The calling instance's memory WASI pointers refer to — the one it exports as `memory`,
+    /// else its memory 0 — if it has one and the caller is wasm code.
     pub fn memory(&mut self) -> Option<&mut [u8]> {
         let instance = self.instance?;
         // SAFETY: the instance lives as long as the store, which outlives this call; the
         // memory's bytes are only accessed by this host function while it runs.
-        unsafe { (*instance).memory_mut().map(|m| m.data_mut()) }
+        let instance = unsafe { &mut *instance };
+        let m = instance.module.host_memory;
+        instance.memory_mut(m).map(|m| m.data_mut())
     }
 
     /// The id of the store the call happens in.

@@ -165,10 +165,11 @@ impl StoreInner {
         set(&mut data.vmctx, VMCTX_BUILTINS, &BUILTINS as *const BuiltinTable as usize);
         let type_ids_ptr = data.type_ids.as_ptr() as usize;
         set(&mut data.vmctx, VMCTX_TYPE_IDS, type_ids_ptr);
-        if let Some(mem) = data.memories.first() {
-            let mem = &self.memories[*mem as usize];
-            set(&mut data.vmctx, VMCTX_MEMORY_BASE, mem.base() as usize);
-            set(&mut data.vmctx, VMCTX_MEMORY_DEF, mem.definition() as usize);
+        for m in 0..data.memories.len() {
+            let mem = &self.memories[data.memories[m] as usize];
+            let index = MemoryIndex(m as u32);
+            set(&mut data.vmctx, offsets.memory_base(index), mem.base() as usize);
+            set(&mut data.vmctx, offsets.memory_def(index), mem.definition() as usize);
         }
         let func_refs_ptr = data.func_refs.array() as usize;
         set(&mut data.vmctx, VMCTX_FUNC_REFS, func_refs_ptr);
@@ -217,13 +218,13 @@ impl StoreInner {
         if let Some(image) = &m.image {
             // Every active segment fits memory 0, a memory of this instance, unseen by anyone
             // yet (checked when the image was built): applying the image is applying them all.
-            let memory = data.memory_mut().expect("an image implies a defined memory 0");
+            let memory = data.memory_mut(0).expect("an image implies a defined memory 0");
             image.apply(memory)?;
         }
         for (i, seg) in info.data.iter().enumerate().filter(|_| m.image.is_none()) {
-            if let SegmentMode::Active { offset, .. } = &seg.mode {
+            if let SegmentMode::Active { index, offset } = &seg.mode {
                 let offset = eval_const(self, data, offset) as u32;
-                if memory_init(data, i as u32, offset, 0, seg.bytes.len() as u32) != 0 {
+                if memory_init(data, *index, i as u32, offset, 0, seg.bytes.len() as u32) != 0 {
                     return Err(InstantiateError::Trap(Trap::new(TrapKind::MemoryOutOfBounds)));
                 }
             }

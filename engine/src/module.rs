@@ -4,7 +4,7 @@ use crate::artifact::{Artifact, ArtifactError, CodeLayout, RelocKind, RelocTarge
 use crate::compile::CompileError;
 use crate::engine::Engine;
 use crate::image::{ImageBytes, ModuleImage, IMAGE_PAGE_SIZE};
-use crate::module_info::{self, LoadError, ModuleInfo, SegmentMode};
+use crate::module_info::{self, EntityIndex, LoadError, ModuleInfo, SegmentMode};
 use crate::table_image::TableImages;
 use crate::trap::TrapKind;
 use crate::types::*;
@@ -87,6 +87,9 @@ pub(crate) struct ModuleInner {
     pub(crate) table_images: Option<TableImages>,
     /// Per data segment: whether it is active (dropped once instantiation applied it).
     pub(crate) active_data: Box<[bool]>,
+    /// The memory host functions see ([`crate::Caller::memory`]): the one exported as
+    /// `memory` (WASI's convention), else memory 0.
+    pub(crate) host_memory: u32,
 }
 
 impl Module {
@@ -301,6 +304,10 @@ impl Module {
                 image: memory_image,
                 table_images: TableImages::build(&info),
                 active_data: info.data.iter().map(|d| matches!(d.mode, SegmentMode::Active { .. })).collect(),
+                host_memory: match info.export("memory") {
+                    Some(EntityIndex::Memory(m)) => m.0,
+                    _ => 0,
+                },
                 info,
             }),
         })

@@ -162,9 +162,9 @@ impl InstanceData {
         unsafe { &mut *self.store }
     }
 
-    /// Memory 0.
-    pub(crate) fn memory_mut(&mut self) -> Option<&mut LinearMemory> {
-        let index = *self.memories.first()?;
+    /// Memory `m` of the instance.
+    pub(crate) fn memory_mut(&mut self, m: u32) -> Option<&mut LinearMemory> {
+        let index = *self.memories.get(m as usize)?;
         Some(&mut self.store().memories[index as usize])
     }
 
@@ -196,11 +196,30 @@ impl StoreInner {
         assert_eq!(id, self.id, "handle used with another store");
     }
 
-    /// Creates a memory.
+    /// Pages of all the store's memories: the embedder's limit bounds them together (a module
+    /// with many memories gets no more than one with one).
+    fn memory_pages(&self) -> u64 {
+        self.memories.iter().map(|m| u64::from(m.pages())).sum()
+    }
+
+    /// Creates a memory, within what the store's limit leaves.
     pub(crate) fn new_memory(&mut self, ty: MemoryType) -> Result<Memory, crate::vm::memory::MemoryError> {
-        let memory = LinearMemory::new(ty.limits.min, ty.limits.max, self.memory_limit_pages, self.engine.bounds())?;
+        let left = u64::from(self.memory_limit_pages).saturating_sub(self.memory_pages()) as u32;
+        let memory = LinearMemory::new(ty.limits.min, ty.limits.max, left, self.engine.bounds())?;
         self.memories.push(Box::new(memory));
         Ok(Memory { store: self.id, index: self.memories.len() as u32 - 1 })
+    }
+
+    /// `memory.grow` of memory `index` (a store index) by `delta` pages, within the store's
+    /// limit on all its memories together: the old size in pages, or `u32::MAX`.
+    pub(crate) fn grow_memory(&mut self, index: u32, delta: u32) -> u32 {
+        let fits = self.memory_pages() + u64::from(delta) <= u64::from(self.memory_limit_pages);
+        let memory = &mut self.memories[index as usize];
+        if !fits {
+            memory.refused(delta);
+            return u32::MAX;
+        }
+        memory.grow(delta).unwrap_or(u32::MAX)
     }
 
     /// A memory's type (with its current size as minimum).

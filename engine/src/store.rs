@@ -84,7 +84,7 @@ impl Store {
             engine: engine.clone(),
             limits: VMLimits { instructions_left: MAX_INSTRUCTION_BUDGET as i64, ..VMLimits::default() },
             instruction_budget: MAX_INSTRUCTION_BUDGET,
-            memory_limit_pages: 65536,
+            memory_limit_pages: u32::MAX,
             memories: Vec::new(),
             tables: Vec::new(),
             globals: Vec::new(),
@@ -115,10 +115,11 @@ impl Store {
         &self.state().engine
     }
 
-    /// Caps every memory created from now on at `bytes` (rounded down to whole pages):
-    /// `memory.grow` beyond it returns -1, and a module needing more fails to instantiate.
+    /// Caps the store's memories, all together, at `bytes` (rounded down to whole pages):
+    /// `memory.grow` that would pass it returns -1, and a module needing more fails to
+    /// instantiate.
     pub fn set_memory_limit(&mut self, bytes: u64) {
-        self.state_mut().memory_limit_pages = (bytes / 65536).min(65536) as u32;
+        self.state_mut().memory_limit_pages = (bytes / 65536).min(u64::from(u32::MAX)) as u32;
     }
 
     /// Sets the instructions the store's wasm code may execute from now on (the count starts

@@ -546,16 +546,30 @@ fn run_file(name: &str, text: &str, config: &Config, known: KnownFailures) -> Co
     counts
 }
 
+/// The engine restricted to WebAssembly 2.0's features: the 2.0 suite also asserts that
+/// what 3.0 added (a second memory, say) is invalid.
+fn wasm2(config: Config) -> Config {
+    let names = [
+        "mutable-global",
+        "saturating-float-to-int",
+        "sign-extension",
+        "multi-value",
+        "reference-types",
+        "bulk-memory",
+    ];
+    Config { features: engine::features::Features::only(&names).expect("implemented"), ..config }
+}
+
 /// The suite with guard-page memories (the default on 64-bit hosts).
 #[test]
 fn spec_wasm_v2() {
-    run_suite(spec(SpecVersion::V2), bounds(BoundsStrategy::GuardPages));
+    run_suite(spec(SpecVersion::V2), wasm2(bounds(BoundsStrategy::GuardPages)));
 }
 
 /// The suite again with explicit bounds checks (the fallback where reservations fail).
 #[test]
 fn spec_wasm_v2_explicit_bounds() {
-    run_suite(spec(SpecVersion::V2), bounds(BoundsStrategy::Explicit));
+    run_suite(spec(SpecVersion::V2), wasm2(bounds(BoundsStrategy::Explicit)));
 }
 
 /// The suite again with instruction counting on (and no budget to speak of): counting must
@@ -563,7 +577,7 @@ fn spec_wasm_v2_explicit_bounds() {
 #[test]
 fn spec_wasm_v2_counting_instructions() {
     for strategy in [BoundsStrategy::GuardPages, BoundsStrategy::Explicit] {
-        run_suite(spec(SpecVersion::V2), Config { count_instructions: true, ..bounds(strategy) });
+        run_suite(spec(SpecVersion::V2), wasm2(Config { count_instructions: true, ..bounds(strategy) }));
     }
 }
 
@@ -582,6 +596,18 @@ fn spec_tail_call() {
     run_suite(proposal(Proposal::TailCall), bounds(BoundsStrategy::GuardPages));
     run_suite(proposal(Proposal::TailCall), bounds(BoundsStrategy::Explicit));
     run_suite(proposal(Proposal::TailCall), Config { count_instructions: true, ..bounds(BoundsStrategy::GuardPages) });
+}
+
+/// Multiple memories of WebAssembly 3.0 (`data/proposals/multi-memory`), both bounds
+/// strategies, and with instruction counting.
+#[test]
+fn spec_multi_memory() {
+    run_suite(proposal(Proposal::MultiMemory), bounds(BoundsStrategy::GuardPages));
+    run_suite(proposal(Proposal::MultiMemory), bounds(BoundsStrategy::Explicit));
+    run_suite(
+        proposal(Proposal::MultiMemory),
+        Config { count_instructions: true, ..bounds(BoundsStrategy::GuardPages) },
+    );
 }
 
 fn bounds(bounds: BoundsStrategy) -> Config {

@@ -381,3 +381,80 @@ fn code_the_kernel_will_not_map_from_the_file_is_copied() {
     }
     let _ = std::fs::remove_file(path);
 }
+
+const TWO_MEMORIES: &str = r#"
+(module
+  (memory $small 1 1)
+  (memory $big (export "big") 2)
+  (data (memory $big) (i32.const 65536) "big")
+  (func (export "load_small") (param i32) (result i32) (i32.load8_u $small (local.get 0)))
+  (func (export "load_big") (param i32) (result i32) (i32.load8_u $big (local.get 0)))
+  (func (export "store_small") (param i32 i32) (i32.store8 $small (local.get 0) (local.get 1)))
+  ;; big[dst..dst+len] -> small[src..]
+  (func (export "copy_to_small") (param i32 i32 i32) (memory.copy $small $big (local.get 0) (local.get 1) (local.get 2)))
+  (func (export "grow_small") (param i32) (result i32) (memory.grow $small (local.get 0)))
+  (func (export "grow_big") (param i32) (result i32) (memory.grow $big (local.get 0)))
+  (func (export "sizes") (result i32 i32) (memory.size $small) (memory.size $big)))
+"#;
+
+/// Two memories (multi-memory): each access is checked against its own memory (an address
+/// valid in the larger one traps in the smaller), `memory.copy` between them, data segments
+/// into the second, and the store's memory limit bounds both together; with both bounds
+/// strategies, from an artifact.
+#[test]
+fn two_memories_are_two_sandboxes_under_one_limit() {
+    for bounds in [BoundsStrategy::GuardPages, BoundsStrategy::Explicit] {
+        let engine = engine(bounds);
+        let wasm = wat::parse_str(TWO_MEMORIES).unwrap();
+        let (_, artifact) = Module::compile(&engine, &wasm).unwrap();
+        // SAFETY: compiled just above by this engine.
+        let module = unsafe { Module::from_artifact_bytes(&engine, &artifact.to_bytes()) }.unwrap();
+        let mut store = Store::new(&engine);
+        store.set_memory_limit(5 << 16);
+        let i = store.instantiate(&module, &[]).unwrap();
+        let at = |x: i32| [Val::I32(x)];
+        assert_eq!(call(&mut store, i, "load_big", &at(65536)).unwrap(), vec![Val::I32(i32::from(b'b'))]);
+        assert_eq!(trap_kind(call(&mut store, i, "load_small", &at(65536))), TrapKind::MemoryOutOfBounds);
+        assert_eq!(call(&mut store, i, "load_small", &at(65535)).unwrap(), vec![Val::I32(0)]);
+        call(&mut store, i, "copy_to_small", &[Val::I32(10), Val::I32(65536), Val::I32(3)]).unwrap();
+        assert_eq!(call(&mut store, i, "load_small", &at(12)).unwrap(), vec![Val::I32(i32::from(b'g'))]);
+        let copy_out = [Val::I32(65535), Val::I32(65536), Val::I32(2)];
+        assert_eq!(trap_kind(call(&mut store, i, "copy_to_small", &copy_out)), TrapKind::MemoryOutOfBounds);
+        call(&mut store, i, "store_small", &[Val::I32(0), Val::I32(7)]).unwrap();
+        assert_eq!(call(&mut store, i, "load_big", &at(0)).unwrap(), vec![Val::I32(0)], "the memories are apart");
+        // The small one is at its declared maximum; the big one may grow by two pages, then
+        // the limit (five pages for both) refuses.
+        assert_eq!(call(&mut store, i, "grow_small", &at(1)).unwrap(), vec![Val::I32(-1)]);
+        assert_eq!(call(&mut store, i, "grow_big", &at(2)).unwrap(), vec![Val::I32(2)]);
+        assert_eq!(call(&mut store, i, "grow_big", &at(1)).unwrap(), vec![Val::I32(-1)]);
+        assert!(store.memory_grow_refused(), "the refusal is the limit's");
+        assert_eq!(call(&mut store, i, "sizes", &[]).unwrap(), vec![Val::I32(1), Val::I32(4)]);
+        assert_eq!(call(&mut store, i, "load_big", &at(4 * 65536 - 1)).unwrap(), vec![Val::I32(0)]);
+        assert_eq!(trap_kind(call(&mut store, i, "load_big", &at(4 * 65536))), TrapKind::MemoryOutOfBounds);
+    }
+}
+
+/// Host functions see the memory a module exports as `memory` (WASI's convention), even when
+/// it is not memory 0.
+#[test]
+fn host_functions_see_the_exported_memory_among_several() {
+    let engine = engine(BoundsStrategy::GuardPages);
+    let module = Module::new(
+        &engine,
+        br#"(module
+          (import "host" "first_byte" (func $first (result i32)))
+          (memory 1)
+          (memory $shared (export "memory") 1)
+          (data (memory $shared) (i32.const 0) "x")
+          (func (export "run") (result i32) (call $first)))"#,
+    )
+    .unwrap();
+    let mut store = Store::new(&engine);
+    let ty = FuncType { params: vec![].into(), results: vec![ValType::I32].into() };
+    let first = store.new_host_func(ty, |caller, _, results| {
+        results[0] = Val::I32(i32::from(caller.memory().map_or(0, |m| m[0])));
+        Ok(())
+    });
+    let i = store.instantiate(&module, &[Extern::Func(first)]).unwrap();
+    assert_eq!(call(&mut store, i, "run", &[]).unwrap(), vec![Val::I32(i32::from(b'x'))]);
+}

@@ -14,7 +14,7 @@ use cranelift_codegen::ir::{
     self, condcodes::FloatCC, condcodes::IntCC, types, BlockArg, InstBuilder, JumpTableData, MemFlagsData, Value,
 };
 use cranelift_frontend::{FunctionBuilder, Variable};
-use wasmparser::{BlockType, Operator};
+use wasmparser::{BlockType, MemArg, MemArgTarget, Operator};
 
 /// The zero value of a type (locals' initial value; null for references).
 pub fn zero(builder: &mut FunctionBuilder, ty: ValType) -> Value {
@@ -61,6 +61,15 @@ fn indirect_callee(
     let mismatch = builder.ins().icmp(IntCC::NotEqual, actual, expected);
     builder.ins().trapnz(mismatch, TrapKind::IndirectCallTypeMismatch.to_trap_code());
     (func_ref, call_args)
+}
+
+/// The memory a load or store accesses.
+fn memory_of(memarg: &MemArg) -> MemoryIndex {
+    match memarg.target {
+        MemArgTarget::Memory(m) => MemoryIndex(m),
+        // GC arrays: the validator refuses them (GC is not among the engine's features).
+        MemArgTarget::Array(_) => unreachable!("a GC array access passed validation"),
+    }
 }
 
 /// Parameter and result types of a block type.
@@ -211,7 +220,7 @@ pub fn translate_operator(
     macro_rules! load {
         ($memarg:expr, $ty:expr, $size:expr, $f:ident) => {{
             let index = state.pop1();
-            let addr = memory_addr(env, builder, index, $memarg.offset, $size);
+            let addr = memory_addr(env, builder, memory_of(&$memarg), index, $memarg.offset, $size);
             let r = builder.ins().$f($ty, heap(), addr, 0);
             state.stack.push(r);
         }};
@@ -219,7 +228,7 @@ pub fn translate_operator(
     macro_rules! store {
         ($memarg:expr, $size:expr, $f:ident) => {{
             let (index, value) = state.pop2();
-            let addr = memory_addr(env, builder, index, $memarg.offset, $size);
+            let addr = memory_addr(env, builder, memory_of(&$memarg), index, $memarg.offset, $size);
             builder.ins().$f(heap(), value, addr, 0);
         }};
     }
@@ -438,7 +447,7 @@ pub fn translate_operator(
         O::I64Load16U { memarg } => load!(memarg, types::I64, 2, uload16),
         O::I64Load32S { memarg } | O::I64Load32U { memarg } => {
             let index = state.pop1();
-            let addr = memory_addr(env, builder, index, memarg.offset, 4);
+            let addr = memory_addr(env, builder, memory_of(&memarg), index, memarg.offset, 4);
             let r = match *op {
                 O::I64Load32S { .. } => builder.ins().sload32(heap(), addr, 0),
                 _ => builder.ins().uload32(heap(), addr, 0),
@@ -455,33 +464,38 @@ pub fn translate_operator(
         O::I32Store8 { memarg } | O::I64Store8 { memarg } => store!(memarg, 1, istore8),
         O::I32Store16 { memarg } | O::I64Store16 { memarg } => store!(memarg, 2, istore16),
         O::I64Store32 { memarg } => store!(memarg, 4, istore32),
-        O::MemorySize { .. } => {
-            let len = env.memory_length(builder);
+        O::MemorySize { mem } => {
+            let len = env.memory_length(builder, MemoryIndex(mem));
             let pages = builder.ins().ushr_imm_u(len, 16);
             let pages = builder.ins().ireduce(types::I32, pages);
             state.stack.push(pages);
         }
-        O::MemoryGrow { .. } => {
+        O::MemoryGrow { mem } => {
             let delta = state.pop1();
-            let r = env.call_builtin(builder, Builtin::MemoryGrow, &[delta]).expect("returns");
+            let m = builder.ins().iconst(types::I32, i64::from(mem));
+            let r = env.call_builtin(builder, Builtin::MemoryGrow, &[m, delta]).expect("returns");
             state.stack.push(r);
         }
 
         // ----- bulk memory and tables: runtime builtins; the code traps on a non-zero status ----
-        O::MemoryFill { .. } => {
+        O::MemoryFill { mem } => {
             let (dst, val, len) = state.pop3();
-            let status = env.call_builtin(builder, Builtin::MemoryFill, &[dst, val, len]).expect("returns");
+            let m = builder.ins().iconst(types::I32, i64::from(mem));
+            let status = env.call_builtin(builder, Builtin::MemoryFill, &[m, dst, val, len]).expect("returns");
             trap_on_status(builder, status, TrapKind::MemoryOutOfBounds);
         }
-        O::MemoryCopy { .. } => {
+        O::MemoryCopy { dst_mem, src_mem } => {
             let (dst, src, len) = state.pop3();
-            let status = env.call_builtin(builder, Builtin::MemoryCopy, &[dst, src, len]).expect("returns");
+            let d = builder.ins().iconst(types::I32, i64::from(dst_mem));
+            let s = builder.ins().iconst(types::I32, i64::from(src_mem));
+            let status = env.call_builtin(builder, Builtin::MemoryCopy, &[d, s, dst, src, len]).expect("returns");
             trap_on_status(builder, status, TrapKind::MemoryOutOfBounds);
         }
-        O::MemoryInit { data_index, .. } => {
+        O::MemoryInit { data_index, mem } => {
             let (dst, src, len) = state.pop3();
+            let m = builder.ins().iconst(types::I32, i64::from(mem));
             let seg = builder.ins().iconst(types::I32, i64::from(data_index));
-            let status = env.call_builtin(builder, Builtin::MemoryInit, &[seg, dst, src, len]).expect("returns");
+            let status = env.call_builtin(builder, Builtin::MemoryInit, &[m, seg, dst, src, len]).expect("returns");
             trap_on_status(builder, status, TrapKind::MemoryOutOfBounds);
         }
         O::DataDrop { data_index } => {

@@ -162,14 +162,14 @@ impl<'m> FuncEnv<'m> {
 
     // ----- memory -------------------------------------------------------------------------
 
-    /// Base address of memory 0 (it never moves).
-    pub fn memory_base(&self, builder: &mut FunctionBuilder) -> Value {
-        self.load_slot(builder, VMCTX_MEMORY_BASE)
+    /// Base address of memory `m` (it never moves).
+    pub fn memory_base(&self, builder: &mut FunctionBuilder, m: MemoryIndex) -> Value {
+        self.load_slot(builder, self.offsets.memory_base(m))
     }
 
-    /// Current byte length of memory 0, as i64.
-    pub fn memory_length(&self, builder: &mut FunctionBuilder) -> Value {
-        let def = self.load_slot(builder, VMCTX_MEMORY_DEF);
+    /// Current byte length of memory `m`, as i64.
+    pub fn memory_length(&self, builder: &mut FunctionBuilder, m: MemoryIndex) -> Value {
+        let def = self.load_slot(builder, self.offsets.memory_def(m));
         builder.ins().load(types::I64, trusted(), def, MEMORY_LENGTH)
     }
 

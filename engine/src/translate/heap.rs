@@ -1,6 +1,10 @@
 //! THE MEMORY SANDBOX. Every linear-memory address compiled code computes comes from
 //! [`memory_addr`]; nothing else turns a wasm address into a native pointer.
 //!
+//! Each memory of a module (multi-memory) is its own sandbox: its own reservation, base and
+//! length, read from its own `VMContext` slots; an access names one memory and is checked
+//! against that memory alone.
+//!
 //! A wasm access reads `size` bytes at `index + offset`, where `index` is an unsigned 32-bit
 //! operand and `offset` a static unsigned 32-bit immediate. It is in bounds iff
 //! `index + offset + size <= current_length`.
@@ -24,13 +28,22 @@
 
 use super::env::FuncEnv;
 use crate::trap::TrapKind;
+use crate::types::MemoryIndex;
 use crate::vm::memory::{BoundsStrategy, GUARD_SIZE};
 use cranelift_codegen::ir::{condcodes::IntCC, types, InstBuilder, Value};
 use cranelift_frontend::FunctionBuilder;
 
-/// Native address of a `size`-byte access at wasm address `index` (i32) + `offset`, checked
-/// as the module's strategy requires. The caller uses the result with offset 0.
-pub fn memory_addr(env: &FuncEnv, builder: &mut FunctionBuilder, index: Value, offset: u64, size: u32) -> Value {
+/// Native address of a `size`-byte access at wasm address `index` (i32) + `offset` of memory
+/// `memory`, checked as the module's strategy requires. The caller uses the result with
+/// offset 0.
+pub fn memory_addr(
+    env: &FuncEnv,
+    builder: &mut FunctionBuilder,
+    memory: MemoryIndex,
+    index: Value,
+    offset: u64,
+    size: u32,
+) -> Value {
     let index = builder.ins().uextend(types::I64, index);
     let needs_check = match env.bounds {
         BoundsStrategy::GuardPages => offset + u64::from(size) > GUARD_SIZE,
@@ -38,11 +51,11 @@ pub fn memory_addr(env: &FuncEnv, builder: &mut FunctionBuilder, index: Value, o
     };
     if needs_check {
         let end = builder.ins().iadd_imm_s(index, (offset + u64::from(size)) as i64);
-        let length = env.memory_length(builder);
+        let length = env.memory_length(builder, memory);
         let oob = builder.ins().icmp(IntCC::UnsignedGreaterThan, end, length);
         builder.ins().trapnz(oob, TrapKind::MemoryOutOfBounds.to_trap_code());
     }
-    let base = env.memory_base(builder);
+    let base = env.memory_base(builder, memory);
     let addr = builder.ins().iadd(base, index);
     if offset == 0 {
         addr

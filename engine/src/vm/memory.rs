@@ -150,12 +150,17 @@ impl LinearMemory {
             .filter(|n| *n <= self.max_pages)
             .and_then(|new| self.set_accessible(new as usize * WASM_PAGE_SIZE).ok());
         if grown.is_none() {
-            // Within what the module declared (or with no maximum): the embedder's limit or
-            // the kernel said no.
-            let wanted = u64::from(old) + u64::from(delta_pages);
-            self.refused_at_limit |= self.declared_max.is_none_or(|max| wanted <= u64::from(max));
+            self.refused(delta_pages);
         }
         grown.map(|()| old)
+    }
+
+    /// Records that growing by `delta_pages` was refused (here, or by the store's limit on
+    /// all its memories together): within what the module declared (or with no maximum), the
+    /// embedder's limit or the kernel said no.
+    pub fn refused(&mut self, delta_pages: u32) {
+        let wanted = u64::from(self.pages()) + u64::from(delta_pages);
+        self.refused_at_limit |= self.declared_max.is_none_or(|max| wanted <= u64::from(max));
     }
 
     /// Whether a `memory.grow` within the module's declared maximum was refused (by the

@@ -15,9 +15,14 @@
 //! | 48                | `*const *const VMFuncRef` (one per function index)     |
 //! | 56 + 8·t          | `*mut VMTableDefinition` of table t                    |
 //! | 56 + 8·T + 8·g    | `*mut VMGlobal` of global g                            |
+//! | 56 + 8·(T+G) + 16·(m−1) | base address of memory m ≥ 1 (never moves)       |
+//! | … + 8             | `*mut VMMemoryDefinition` of memory m ≥ 1              |
+//!
+//! Memory 0 (the only one before multi-memory, and the one WASI programs use) keeps its two
+//! slots at fixed offsets.
 
 use crate::module_info::ModuleInfo;
-use crate::types::{GlobalIndex, TableIndex};
+use crate::types::{GlobalIndex, MemoryIndex, TableIndex};
 use cranelift_codegen::ir::types as ir_types;
 
 /// Offset of the instance back-pointer.
@@ -41,12 +46,17 @@ const VMCTX_TABLES: i32 = 56;
 pub struct VMOffsets {
     num_tables: u32,
     num_globals: u32,
+    num_memories: u32,
 }
 
 impl VMOffsets {
     /// Layout for instances of `module`.
     pub fn new(module: &ModuleInfo) -> Self {
-        VMOffsets { num_tables: module.tables.len() as u32, num_globals: module.globals.len() as u32 }
+        VMOffsets {
+            num_tables: module.tables.len() as u32,
+            num_globals: module.globals.len() as u32,
+            num_memories: module.memories.len() as u32,
+        }
     }
 
     /// Slot of table `t`'s definition pointer.
@@ -59,9 +69,26 @@ impl VMOffsets {
         VMCTX_TABLES + 8 * (self.num_tables + g.0) as i32
     }
 
+    /// Slot of memory `m`'s base address.
+    pub fn memory_base(&self, m: MemoryIndex) -> i32 {
+        match m.0 {
+            0 => VMCTX_MEMORY_BASE,
+            m => VMCTX_TABLES + 8 * (self.num_tables + self.num_globals) as i32 + 16 * (m as i32 - 1),
+        }
+    }
+
+    /// Slot of memory `m`'s `*mut VMMemoryDefinition`.
+    pub fn memory_def(&self, m: MemoryIndex) -> i32 {
+        match m.0 {
+            0 => VMCTX_MEMORY_DEF,
+            _ => self.memory_base(m) + 8,
+        }
+    }
+
     /// Size of the whole context in bytes.
     pub fn size(&self) -> usize {
-        (VMCTX_TABLES as usize) + 8 * (self.num_tables + self.num_globals) as usize
+        let extra_memories = self.num_memories.saturating_sub(1) as usize;
+        (VMCTX_TABLES as usize) + 8 * (self.num_tables + self.num_globals) as usize + 16 * extra_memories
     }
 }
 
@@ -146,13 +173,13 @@ pub const VALRAW_SIZE: u32 = 16;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 pub enum Builtin {
-    /// `(vmctx, delta: i32) -> i32` old size in pages or -1.
+    /// `(vmctx, memory: i32, delta: i32) -> i32` old size in pages or -1.
     MemoryGrow,
-    /// `(vmctx, dst: i32, value: i32, len: i32) -> i32` status.
+    /// `(vmctx, memory: i32, dst: i32, value: i32, len: i32) -> i32` status.
     MemoryFill,
-    /// `(vmctx, dst: i32, src: i32, len: i32) -> i32` status.
+    /// `(vmctx, dst_memory: i32, src_memory: i32, dst: i32, src: i32, len: i32) -> i32` status.
     MemoryCopy,
-    /// `(vmctx, segment: i32, dst: i32, src: i32, len: i32) -> i32` status.
+    /// `(vmctx, memory: i32, segment: i32, dst: i32, src: i32, len: i32) -> i32` status.
     MemoryInit,
     /// `(vmctx, segment: i32)`.
     DataDrop,
