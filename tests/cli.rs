@@ -595,3 +595,23 @@ fn two_memories_share_the_policys_memory_limit() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(stdout(&o), "two memories\nrefused\n");
 }
+
+/// A 64-bit memory (WebAssembly 3.0 memory64) through the binary: an address past 4 GiB is
+/// out of bounds (the run traps), not wrapped into the memory.
+#[test]
+fn a_64_bit_memory_runs_and_traps_past_its_end() {
+    let dir = temp_dir("memory64");
+    let wat = write(
+        &dir,
+        "m64.wat",
+        r#"(module
+          (memory i64 1)
+          (data (i64.const 65535) "!")
+          (func (export "byte") (param i64) (result i32) (i32.load8_u (local.get 0))))"#,
+    );
+    let o = run(bin().args(["--invoke", "byte"]).arg(&wat).arg("65535"));
+    assert_eq!((o.status.code(), stdout(&o).trim()), (Some(0), "33"), "{}", stderr(&o));
+    let o = run(bin().args(["--invoke", "byte"]).arg(&wat).arg("4295032831")); // 2^32 + 65535
+    assert_eq!(o.status.code(), Some(134), "{}", stderr(&o));
+    assert!(stderr(&o).contains("out of bounds memory access"), "{}", stderr(&o));
+}

@@ -605,7 +605,7 @@ mod tests {
             ],
             functions: vec![TypeIndex(1), TypeIndex(0), TypeIndex(1)],
             tables: vec![TableType { element: ValType::FuncRef, limits: Limits { min: 2, max: Some(9) } }],
-            memories: vec![MemoryType { limits: Limits { min: 1, max: None } }],
+            memories: vec![MemoryType { limits: Limits { min: 1, max: None }, memory64: false }],
             globals: vec![
                 GlobalType { ty: ValType::I32, mutable: false },
                 GlobalType { ty: ValType::I64, mutable: true },

@@ -11,10 +11,10 @@ use crate::vm::vmctx::BUILTIN_COUNT;
 /// The builtin table compiled code calls through (`VMCTX_BUILTINS`), in [`Builtin`] order.
 #[repr(C)]
 pub(crate) struct BuiltinTable {
-    memory_grow: unsafe extern "C" fn(*mut u8, u32, u32) -> u32,
-    memory_fill: unsafe extern "C" fn(*mut u8, u32, u32, u32, u32) -> u32,
-    memory_copy: unsafe extern "C" fn(*mut u8, u32, u32, u32, u32, u32) -> u32,
-    memory_init: unsafe extern "C" fn(*mut u8, u32, u32, u32, u32, u32) -> u32,
+    memory_grow: unsafe extern "C" fn(*mut u8, u32, u64) -> u64,
+    memory_fill: unsafe extern "C" fn(*mut u8, u32, u64, u32, u64) -> u32,
+    memory_copy: unsafe extern "C" fn(*mut u8, u32, u32, u64, u64, u64) -> u32,
+    memory_init: unsafe extern "C" fn(*mut u8, u32, u32, u64, u32, u32) -> u32,
     data_drop: unsafe extern "C" fn(*mut u8, u32),
     table_grow: unsafe extern "C" fn(*mut u8, u32, u64, u32) -> u32,
     table_fill: unsafe extern "C" fn(*mut u8, u32, u32, u64, u32) -> u32,
@@ -56,19 +56,28 @@ unsafe fn instance<'a>(vmctx: *mut u8) -> &'a mut InstanceData {
 }
 
 /// `Some(start..start+len)` if it lies within `size`.
-fn range(start: u32, len: u32, size: usize) -> Option<std::ops::Range<usize>> {
-    let end = (start as usize).checked_add(len as usize)?;
-    (end <= size).then_some(start as usize..end)
+fn range(start: impl Into<u64>, len: impl Into<u64>, size: usize) -> Option<std::ops::Range<usize>> {
+    let start = start.into();
+    let end = start.checked_add(len.into())?;
+    (end <= size as u64).then_some(start as usize..end as usize)
 }
 
-unsafe extern "C" fn builtin_memory_grow(vmctx: *mut u8, memory: u32, delta: u32) -> u32 {
+unsafe extern "C" fn builtin_memory_grow(vmctx: *mut u8, memory: u32, delta: u64) -> u64 {
     // SAFETY: called by compiled code with its own context.
     let data = unsafe { instance(vmctx) };
     let index = data.memories[memory as usize];
-    data.store().grow_memory(index, delta)
+    // No memory reaches 2^32 pages: a larger delta fails like any too large one.
+    let Ok(delta) = u32::try_from(delta) else {
+        data.store().memories[index as usize].refused(u32::MAX);
+        return u64::MAX;
+    };
+    match data.store().grow_memory(index, delta) {
+        u32::MAX => u64::MAX,
+        old => u64::from(old),
+    }
 }
 
-unsafe extern "C" fn builtin_memory_fill(vmctx: *mut u8, memory: u32, dst: u32, value: u32, len: u32) -> u32 {
+unsafe extern "C" fn builtin_memory_fill(vmctx: *mut u8, memory: u32, dst: u64, value: u32, len: u64) -> u32 {
     // SAFETY: called by compiled code with its own context.
     let data = unsafe { instance(vmctx) };
     let Some(mem) = data.memory_mut(memory) else { return 1 };
@@ -86,9 +95,9 @@ unsafe extern "C" fn builtin_memory_copy(
     vmctx: *mut u8,
     dst_memory: u32,
     src_memory: u32,
-    dst: u32,
-    src: u32,
-    len: u32,
+    dst: u64,
+    src: u64,
+    len: u64,
 ) -> u32 {
     // SAFETY: called by compiled code with its own context.
     let data = unsafe { instance(vmctx) };
@@ -116,7 +125,7 @@ unsafe extern "C" fn builtin_memory_copy(
 }
 
 /// `memory.init` (also applies active data segments at instantiation): 0, or 1 out of bounds.
-pub(crate) fn memory_init(data: &mut InstanceData, memory: u32, segment: u32, dst: u32, src: u32, len: u32) -> u32 {
+pub(crate) fn memory_init(data: &mut InstanceData, memory: u32, segment: u32, dst: u64, src: u32, len: u32) -> u32 {
     let module = data.module.clone();
     let seg: &[u8] = if data.data_dropped[segment as usize] { &[] } else { &module.info.data[segment as usize].bytes };
     let Some(s) = range(src, len, seg.len()) else { return 1 };
@@ -135,7 +144,7 @@ unsafe extern "C" fn builtin_memory_init(
     vmctx: *mut u8,
     memory: u32,
     segment: u32,
-    dst: u32,
+    dst: u64,
     src: u32,
     len: u32,
 ) -> u32 {

@@ -40,7 +40,7 @@ pub const FEATURES: &[Feature] = &[
     feature("legacy-exceptions", WasmFeatures::LEGACY_EXCEPTIONS, false),
     Feature { needed_by: &["gc"], ..feature("function-references", WasmFeatures::FUNCTION_REFERENCES, false) },
     feature("multi-memory", WasmFeatures::MULTI_MEMORY, true),
-    feature("memory64", WasmFeatures::MEMORY64, false),
+    feature("memory64", WasmFeatures::MEMORY64, true),
     feature("threads", WasmFeatures::THREADS, false),
     feature("custom-page-sizes", WasmFeatures::CUSTOM_PAGE_SIZES, false),
     feature("wide-arithmetic", WasmFeatures::WIDE_ARITHMETIC, false),
@@ -177,11 +177,12 @@ mod tests {
     }
 
     #[test]
-    fn the_engine_implements_webassembly_2_without_simd_and_three_of_3() {
+    fn the_engine_implements_webassembly_2_without_simd_and_four_of_3() {
         let expected = WasmFeatures::WASM2.difference(WasmFeatures::SIMD)
             | WasmFeatures::EXTENDED_CONST
             | WasmFeatures::TAIL_CALL
-            | WasmFeatures::MULTI_MEMORY;
+            | WasmFeatures::MULTI_MEMORY
+            | WasmFeatures::MEMORY64;
         assert_eq!(implemented(), expected);
     }
 }

@@ -223,7 +223,8 @@ impl StoreInner {
         }
         for (i, seg) in info.data.iter().enumerate().filter(|_| m.image.is_none()) {
             if let SegmentMode::Active { index, offset } = &seg.mode {
-                let offset = eval_const(self, data, offset) as u32;
+                // An i32 offset (a 32-bit memory's) is zero-extended, an i64 one is as it is.
+                let offset = eval_const(self, data, offset) as u64;
                 if memory_init(data, *index, i as u32, offset, 0, seg.bytes.len() as u32) != 0 {
                     return Err(InstantiateError::Trap(Trap::new(TrapKind::MemoryOutOfBounds)));
                 }
@@ -248,7 +249,9 @@ impl StoreInner {
             let ok = match (&expected, &found) {
                 (ExternType::Func(a), ExternType::Func(b)) => a == b,
                 (ExternType::Table(a), ExternType::Table(b)) => a.element == b.element && b.limits.matches(&a.limits),
-                (ExternType::Memory(a), ExternType::Memory(b)) => b.limits.matches(&a.limits),
+                (ExternType::Memory(a), ExternType::Memory(b)) => {
+                    a.memory64 == b.memory64 && b.limits.matches(&a.limits)
+                }
                 (ExternType::Global(a), ExternType::Global(b)) => a == b,
                 _ => false,
             };

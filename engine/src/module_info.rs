@@ -510,10 +510,14 @@ fn table_type(t: wasmparser::TableType) -> Result<TableType, LoadError> {
 }
 
 fn memory_type(m: wasmparser::MemoryType) -> Result<MemoryType, LoadError> {
-    if m.memory64 || m.shared || m.page_size_log2.is_some() {
-        return Err(unsupported("64-bit, shared or custom-page-size memories"));
+    if m.shared || m.page_size_log2.is_some() {
+        return Err(unsupported("shared or custom-page-size memories"));
     }
-    Ok(MemoryType { limits: Limits { min: m.initial as u32, max: m.maximum.map(|m| m as u32) } })
+    // 32-bit memories have at most 65536 pages (validated); 64-bit ones up to 2^48, of which
+    // the engine takes what fits a u32 (256 TiB, beyond any memory it can make).
+    let pages = |p: u64| u32::try_from(p).map_err(|_| unsupported("memories declaring more than 2^32 pages"));
+    let limits = Limits { min: pages(m.initial)?, max: m.maximum.map(pages).transpose()? };
+    Ok(MemoryType { limits, memory64: m.memory64 })
 }
 
 fn global_type(g: wasmparser::GlobalType) -> Result<GlobalType, LoadError> {

@@ -205,7 +205,8 @@ impl StoreInner {
     /// Creates a memory, within what the store's limit leaves.
     pub(crate) fn new_memory(&mut self, ty: MemoryType) -> Result<Memory, crate::vm::memory::MemoryError> {
         let left = u64::from(self.memory_limit_pages).saturating_sub(self.memory_pages()) as u32;
-        let memory = LinearMemory::new(ty.limits.min, ty.limits.max, left, self.engine.bounds())?;
+        let mut memory = LinearMemory::new(ty.limits.min, ty.limits.max, left, self.engine.bounds())?;
+        memory.memory64 = ty.memory64;
         self.memories.push(Box::new(memory));
         Ok(Memory { store: self.id, index: self.memories.len() as u32 - 1 })
     }
@@ -226,7 +227,7 @@ impl StoreInner {
     pub(crate) fn memory_type(&self, memory: Memory) -> MemoryType {
         self.check(memory.store);
         let m = &self.memories[memory.index as usize];
-        MemoryType { limits: Limits { min: m.pages(), max: m.declared_max() } }
+        MemoryType { limits: Limits { min: m.pages(), max: m.declared_max() }, memory64: m.memory64 }
     }
 
     /// A table's type (with its current size as minimum).

@@ -146,6 +146,8 @@ pub struct TableType {
 pub struct MemoryType {
     /// Size limits in 64 KiB pages.
     pub limits: Limits,
+    /// Whether addresses are 64-bit (memory64) rather than 32-bit.
+    pub memory64: bool,
 }
 
 /// The type of a global.
@@ -175,6 +177,7 @@ impl fmt::Display for ExternType {
         match self {
             ExternType::Func(ty) => write!(f, "{ty}"),
             ExternType::Table(t) => write!(f, "table {} {}", t.limits, t.element),
+            ExternType::Memory(m) if m.memory64 => write!(f, "memory i64 {}", m.limits),
             ExternType::Memory(m) => write!(f, "memory {}", m.limits),
             ExternType::Global(g) if g.mutable => write!(f, "global (mut {})", g.ty),
             ExternType::Global(g) => write!(f, "global {}", g.ty),

@@ -124,7 +124,8 @@ fn spectest(store: &mut Store, linker: &mut Linker) {
         )
         .expect("table");
     linker.define("spectest", "table", Extern::Table(table));
-    let memory = store.new_memory(MemoryType { limits: Limits { min: 1, max: Some(2) } }).expect("memory");
+    let memory =
+        store.new_memory(MemoryType { limits: Limits { min: 1, max: Some(2) }, memory64: false }).expect("memory");
     linker.define("spectest", "memory", Extern::Memory(memory));
 }
 
@@ -608,6 +609,24 @@ fn spec_multi_memory() {
         proposal(Proposal::MultiMemory),
         Config { count_instructions: true, ..bounds(BoundsStrategy::GuardPages) },
     );
+}
+
+/// 64-bit memories of WebAssembly 3.0 (`data/proposals/memory64`; its files assert that a
+/// second memory is invalid, so without multi-memory), both bounds strategies (a 64-bit
+/// memory is always checked explicitly), and with instruction counting.
+#[test]
+fn spec_memory64() {
+    let implemented = engine::features::FEATURES.iter().filter(|f| f.implemented && f.name != "multi-memory");
+    let names: Vec<&str> = implemented.map(|f| f.name).collect();
+    let features = engine::features::Features::only(&names).expect("implemented");
+    let files = || proposal(Proposal::Memory64).filter(|f| !f.name().contains("simd"));
+    for config in [
+        bounds(BoundsStrategy::GuardPages),
+        bounds(BoundsStrategy::Explicit),
+        Config { count_instructions: true, ..bounds(BoundsStrategy::GuardPages) },
+    ] {
+        run_suite(files(), Config { features: features.clone(), ..config });
+    }
 }
 
 fn bounds(bounds: BoundsStrategy) -> Config {

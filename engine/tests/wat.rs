@@ -267,7 +267,7 @@ fn artifact_round_trip_runs_the_same() {
 #[test]
 fn unsupported_features_are_rejected_with_offset() {
     let engine = engine(BoundsStrategy::GuardPages);
-    let err = Module::new(&engine, br#"(module (memory i64 1))"#).err().expect("memory64 rejected");
+    let err = Module::new(&engine, br#"(module (memory i64 0x1_0000_0000))"#).err().expect("2^32 pages rejected");
     assert!(matches!(err, ModuleError::Load(engine::module_info::LoadError::Unsupported { .. })), "{err}");
     let err = Module::new(&engine, br#"(module (func (drop (v128.const i64x2 0 0))))"#).err().expect("SIMD rejected");
     assert!(err.to_string().contains("SIMD") && err.to_string().contains("offset"), "{err}");
@@ -457,4 +457,53 @@ fn host_functions_see_the_exported_memory_among_several() {
     });
     let i = store.instantiate(&module, &[Extern::Func(first)]).unwrap();
     assert_eq!(call(&mut store, i, "run", &[]).unwrap(), vec![Val::I32(i32::from(b'x'))]);
+}
+
+const MEMORY64: &str = r#"
+(module
+  (memory $m i64 1 3)
+  (data (i64.const 65530) "sixty4")
+  (func (export "load") (param i64) (result i32) (i32.load8_u (local.get 0)))
+  (func (export "load_at_offset") (param i64) (result i32) (i32.load8_u offset=0xffff_ffff_ffff_fff0 (local.get 0)))
+  (func (export "load32") (param i64) (result i32) (i32.load (local.get 0)))
+  (func (export "store") (param i64 i32) (i32.store8 (local.get 0) (local.get 1)))
+  (func (export "size") (result i64) (memory.size))
+  (func (export "grow") (param i64) (result i64) (memory.grow (local.get 0)))
+  (func (export "fill") (param i64 i32 i64) (memory.fill (local.get 0) (local.get 1) (local.get 2)))
+  (func (export "copy") (param i64 i64 i64) (memory.copy (local.get 0) (local.get 1) (local.get 2))))
+"#;
+
+/// A 64-bit memory (memory64): addresses are unsigned 64-bit and checked in full — an
+/// address past 4 GiB is out of bounds rather than wrapped, an offset that carries past 2^64
+/// traps, an access straddling the end traps — sizes are i64, growth past the maximum or by
+/// more than any memory can hold is -1; with both bounds strategies, from an artifact.
+#[test]
+fn a_64_bit_memory_checks_every_address_in_64_bits() {
+    for bounds in [BoundsStrategy::GuardPages, BoundsStrategy::Explicit] {
+        let engine = engine(bounds);
+        let (mut store, i) = instantiate(&engine, MEMORY64);
+        let at = |x: i64| [Val::I64(x)];
+        let byte = |b: u8| vec![Val::I32(i32::from(b))];
+        assert_eq!(call(&mut store, i, "load", &at(65530)).unwrap(), byte(b's'));
+        assert_eq!(call(&mut store, i, "size", &[]).unwrap(), vec![Val::I64(1)]);
+        for oob in [65536, 1 << 32, (1 << 32) + 65530, -1, i64::MIN] {
+            assert_eq!(trap_kind(call(&mut store, i, "load", &at(oob))), TrapKind::MemoryOutOfBounds, "{oob:#x}");
+        }
+        assert_eq!(trap_kind(call(&mut store, i, "load32", &at(65533))), TrapKind::MemoryOutOfBounds, "straddling");
+        // offset + index carries past 2^64: out of bounds, not a small address.
+        assert_eq!(trap_kind(call(&mut store, i, "load_at_offset", &at(0x20))), TrapKind::MemoryOutOfBounds);
+        assert_eq!(trap_kind(call(&mut store, i, "load_at_offset", &at(0x10))), TrapKind::MemoryOutOfBounds);
+        assert_eq!(call(&mut store, i, "grow", &at(1 << 33)).unwrap(), vec![Val::I64(-1)]);
+        assert_eq!(call(&mut store, i, "grow", &at(3)).unwrap(), vec![Val::I64(-1)], "past the maximum");
+        assert_eq!(call(&mut store, i, "grow", &at(2)).unwrap(), vec![Val::I64(1)]);
+        assert_eq!(call(&mut store, i, "size", &[]).unwrap(), vec![Val::I64(3)]);
+        call(&mut store, i, "fill", &[Val::I64(3 * 65536 - 2), Val::I32(9), Val::I64(2)]).unwrap();
+        assert_eq!(call(&mut store, i, "load", &at(3 * 65536 - 1)).unwrap(), byte(9));
+        let fill_past = [Val::I64(3 * 65536 - 2), Val::I32(9), Val::I64(3)];
+        assert_eq!(trap_kind(call(&mut store, i, "fill", &fill_past)), TrapKind::MemoryOutOfBounds);
+        let huge = [Val::I64(0), Val::I64(65530), Val::I64(-1)];
+        assert_eq!(trap_kind(call(&mut store, i, "copy", &huge)), TrapKind::MemoryOutOfBounds);
+        call(&mut store, i, "copy", &[Val::I64(2 * 65536), Val::I64(65530), Val::I64(6)]).unwrap();
+        assert_eq!(call(&mut store, i, "load", &at(2 * 65536 + 5)).unwrap(), byte(b'4'));
+    }
 }

@@ -48,6 +48,11 @@ fn put_limits(out: &mut Vec<u8>, l: Limits) {
     put_u32(out, l.max.unwrap_or(0));
 }
 
+fn put_memory(out: &mut Vec<u8>, m: MemoryType) {
+    put_limits(out, m.limits);
+    out.push(m.memory64 as u8);
+}
+
 fn put_table(out: &mut Vec<u8>, t: TableType) {
     out.push(val_type_byte(t.element));
     put_limits(out, t.limits);
@@ -145,7 +150,7 @@ pub(super) fn write(out: &mut Vec<u8>, info: &ModuleInfo) {
             }
             ImportKind::Memory(m) => {
                 out.push(2);
-                put_limits(out, m.limits);
+                put_memory(out, *m);
             }
             ImportKind::Global(g) => {
                 out.push(3);
@@ -158,7 +163,7 @@ pub(super) fn write(out: &mut Vec<u8>, info: &ModuleInfo) {
     put_len(out, info.tables.len());
     info.tables.iter().for_each(|t| put_table(out, *t));
     put_len(out, info.memories.len());
-    info.memories.iter().for_each(|m| put_limits(out, m.limits));
+    info.memories.iter().for_each(|m| put_memory(out, *m));
     put_len(out, info.globals.len());
     info.globals.iter().for_each(|g| put_global(out, *g));
     put_len(out, info.global_inits.len());
@@ -234,6 +239,11 @@ impl Reader<'_> {
             1 => Ok(true),
             _ => Err(corrupt("flag")),
         }
+    }
+
+    fn memory(&mut self) -> Result<MemoryType, ArtifactError> {
+        let limits = self.limits()?;
+        Ok(MemoryType { limits, memory64: self.flag()? })
     }
 
     fn limits(&mut self) -> Result<Limits, ArtifactError> {
@@ -341,7 +351,7 @@ pub(super) fn read(r: &mut Reader<'_>) -> Result<ModuleInfo, ArtifactError> {
             let kind = match r.u8()? {
                 0 => ImportKind::Func(TypeIndex(r.u32()?)),
                 1 => ImportKind::Table(r.table()?),
-                2 => ImportKind::Memory(MemoryType { limits: r.limits()? }),
+                2 => ImportKind::Memory(r.memory()?),
                 3 => ImportKind::Global(r.global()?),
                 _ => return Err(corrupt("import kind")),
             };
@@ -349,7 +359,7 @@ pub(super) fn read(r: &mut Reader<'_>) -> Result<ModuleInfo, ArtifactError> {
         })?,
         functions: r.list(4, |r| Ok(TypeIndex(r.u32()?)))?,
         tables: r.list(10, Reader::table)?,
-        memories: r.list(9, |r| Ok(MemoryType { limits: r.limits()? }))?,
+        memories: r.list(10, |r| r.memory())?,
         globals: r.list(2, Reader::global)?,
         global_inits: r.list(1, Reader::const_expr)?,
         table_inits: r.list(1, |r| if r.flag()? { r.const_expr().map(Some) } else { Ok(None) })?,
@@ -407,7 +417,6 @@ fn check(info: &ModuleInfo) -> Result<(), ArtifactError> {
         || !imported(info.num_imported_tables, info.tables.len())
         || !imported(info.num_imported_memories, info.memories.len())
         || !imported(info.num_imported_globals, info.globals.len())
-        || info.memories.len() > 1
     {
         return Err(corrupt("index space sizes"));
     }

@@ -63,6 +63,15 @@ fn indirect_callee(
     (func_ref, call_args)
 }
 
+/// `v` as an i64: an i32 address or length of a 32-bit memory zero-extended (it is
+/// unsigned), an i64 one of a 64-bit memory as it is.
+fn widen(builder: &mut FunctionBuilder, v: Value) -> Value {
+    match builder.func.dfg.value_type(v) {
+        types::I32 => builder.ins().uextend(types::I64, v),
+        _ => v,
+    }
+}
+
 /// The memory a load or store accesses.
 fn memory_of(memarg: &MemArg) -> MemoryIndex {
     match memarg.target {
@@ -464,28 +473,35 @@ pub fn translate_operator(
         O::I32Store8 { memarg } | O::I64Store8 { memarg } => store!(memarg, 1, istore8),
         O::I32Store16 { memarg } | O::I64Store16 { memarg } => store!(memarg, 2, istore16),
         O::I64Store32 { memarg } => store!(memarg, 4, istore32),
+        // Sizes, addresses and lengths of a 64-bit memory are i64, of a 32-bit one i32: the
+        // builtins take them widened to i64 (zero-extended: unsigned) and check them in 64 bits.
         O::MemorySize { mem } => {
             let len = env.memory_length(builder, MemoryIndex(mem));
             let pages = builder.ins().ushr_imm_u(len, 16);
-            let pages = builder.ins().ireduce(types::I32, pages);
+            let pages = if env.memory64(MemoryIndex(mem)) { pages } else { builder.ins().ireduce(types::I32, pages) };
             state.stack.push(pages);
         }
         O::MemoryGrow { mem } => {
             let delta = state.pop1();
+            let delta = widen(builder, delta);
             let m = builder.ins().iconst(types::I32, i64::from(mem));
             let r = env.call_builtin(builder, Builtin::MemoryGrow, &[m, delta]).expect("returns");
+            // -1 (failure) narrows to -1.
+            let r = if env.memory64(MemoryIndex(mem)) { r } else { builder.ins().ireduce(types::I32, r) };
             state.stack.push(r);
         }
 
         // ----- bulk memory and tables: runtime builtins; the code traps on a non-zero status ----
         O::MemoryFill { mem } => {
             let (dst, val, len) = state.pop3();
+            let (dst, len) = (widen(builder, dst), widen(builder, len));
             let m = builder.ins().iconst(types::I32, i64::from(mem));
             let status = env.call_builtin(builder, Builtin::MemoryFill, &[m, dst, val, len]).expect("returns");
             trap_on_status(builder, status, TrapKind::MemoryOutOfBounds);
         }
         O::MemoryCopy { dst_mem, src_mem } => {
             let (dst, src, len) = state.pop3();
+            let (dst, src, len) = (widen(builder, dst), widen(builder, src), widen(builder, len));
             let d = builder.ins().iconst(types::I32, i64::from(dst_mem));
             let s = builder.ins().iconst(types::I32, i64::from(src_mem));
             let status = env.call_builtin(builder, Builtin::MemoryCopy, &[d, s, dst, src, len]).expect("returns");
@@ -493,6 +509,7 @@ pub fn translate_operator(
         }
         O::MemoryInit { data_index, mem } => {
             let (dst, src, len) = state.pop3();
+            let dst = widen(builder, dst);
             let m = builder.ins().iconst(types::I32, i64::from(mem));
             let seg = builder.ins().iconst(types::I32, i64::from(data_index));
             let status = env.call_builtin(builder, Builtin::MemoryInit, &[m, seg, dst, src, len]).expect("returns");

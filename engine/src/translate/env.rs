@@ -167,6 +167,11 @@ impl<'m> FuncEnv<'m> {
         self.load_slot(builder, self.offsets.memory_base(m))
     }
 
+    /// Whether memory `m` has 64-bit addresses (memory64).
+    pub fn memory64(&self, m: MemoryIndex) -> bool {
+        self.module.memories[m.index()].memory64
+    }
+
     /// Current byte length of memory `m`, as i64.
     pub fn memory_length(&self, builder: &mut FunctionBuilder, m: MemoryIndex) -> Value {
         let def = self.load_slot(builder, self.offsets.memory_def(m));

@@ -97,6 +97,9 @@ pub struct LinearMemory {
     /// Whether a `memory.grow` was refused by the embedder's limit (or the kernel), not by
     /// the module's own declared maximum: graders call such a run's end a memory limit.
     refused_at_limit: bool,
+    /// Whether its addresses are 64-bit (part of its type, for import matching; the memory
+    /// itself is the same either way).
+    pub memory64: bool,
 }
 
 // SAFETY: the memory exclusively owns its mapping and definition; moving it between threads
@@ -134,6 +137,7 @@ impl LinearMemory {
             max_pages,
             declared_max,
             refused_at_limit: false,
+            memory64: false,
         };
         let bytes = min_pages as usize * WASM_PAGE_SIZE;
         memory.set_accessible(bytes).map_err(|source| MemoryError::Commit { bytes, source })?;

@@ -173,13 +173,14 @@ pub const VALRAW_SIZE: u32 = 16;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 pub enum Builtin {
-    /// `(vmctx, memory: i32, delta: i32) -> i32` old size in pages or -1.
+    /// `(vmctx, memory: i32, delta: i64) -> i64` old size in pages or -1 (addresses, sizes
+    /// and lengths of memory builtins are i64: a 32-bit memory's zero-extended).
     MemoryGrow,
-    /// `(vmctx, memory: i32, dst: i32, value: i32, len: i32) -> i32` status.
+    /// `(vmctx, memory: i32, dst: i64, value: i32, len: i64) -> i32` status.
     MemoryFill,
-    /// `(vmctx, dst_memory: i32, src_memory: i32, dst: i32, src: i32, len: i32) -> i32` status.
+    /// `(vmctx, dst_memory: i32, src_memory: i32, dst: i64, src: i64, len: i64) -> i32` status.
     MemoryCopy,
-    /// `(vmctx, memory: i32, segment: i32, dst: i32, src: i32, len: i32) -> i32` status.
+    /// `(vmctx, memory: i32, segment: i32, dst: i64, src: i32, len: i32) -> i32` status.
     MemoryInit,
     /// `(vmctx, segment: i32)`.
     DataDrop,
@@ -218,7 +219,7 @@ impl Builtin {
     pub fn result(self) -> Option<ir_types::Type> {
         match self {
             Builtin::DataDrop | Builtin::ElemDrop | Builtin::FillTable => None,
-            Builtin::FuncRef | Builtin::TableElement => Some(ir_types::I64),
+            Builtin::MemoryGrow | Builtin::FuncRef | Builtin::TableElement => Some(ir_types::I64),
             _ => Some(ir_types::I32),
         }
     }
