@@ -629,11 +629,64 @@ fn spec_memory64() {
     }
 }
 
+/// Files a suite is known not to pass yet, with the reason (see [`run_suite_expecting`]).
+type NotYet = &'static [(&'static str, &'static str)];
+
+const TYPED_REFS: &str = "typed function references (call_ref, br_on_null, (ref $t), ...) are not implemented";
+const GC_CONSTS: &str =
+    "global.get of a defined global in a constant expression (the GC proposal's) is not implemented";
+
+/// The files of `data/wasm-v3` the engine does not pass yet (issue 17). GC's own files are
+/// not in this suite's snapshot; the rest fails on the features named.
+const V3_NOT_YET: NotYet = &[
+    ("br_on_non_null.wast", TYPED_REFS),
+    ("br_on_null.wast", TYPED_REFS),
+    ("br_table.wast", TYPED_REFS),
+    ("call_ref.wast", TYPED_REFS),
+    ("data.wast", GC_CONSTS),
+    ("elem.wast", "typed function references and global.get of defined globals in constant expressions"),
+    ("global.wast", "typed function references and global.get of defined globals in constant expressions"),
+    ("imports.wast", "exception tags (exception handling) and typed function references"),
+    ("instance.wast", TYPED_REFS),
+    ("linking.wast", TYPED_REFS),
+    ("local_init.wast", TYPED_REFS),
+    ("ref.wast", TYPED_REFS),
+    ("ref_as_non_null.wast", TYPED_REFS),
+    ("ref_is_null.wast", TYPED_REFS),
+    ("ref_null.wast", TYPED_REFS),
+    ("return_call_ref.wast", TYPED_REFS),
+    ("table.wast", TYPED_REFS),
+    ("type-canon.wast", TYPED_REFS),
+    ("type-equivalence.wast", TYPED_REFS),
+    ("type-rec.wast", TYPED_REFS),
+    ("unreached-valid.wast", TYPED_REFS),
+];
+
+/// The WebAssembly 3.0 suite (`data/wasm-v3`), both bounds strategies and with instruction
+/// counting; the files of [`V3_NOT_YET`] fail on what is not implemented, every other passes.
+#[test]
+fn spec_wasm_v3() {
+    for config in [
+        bounds(BoundsStrategy::GuardPages),
+        bounds(BoundsStrategy::Explicit),
+        Config { count_instructions: true, ..bounds(BoundsStrategy::GuardPages) },
+    ] {
+        run_suite_expecting(spec(SpecVersion::V3), config, V3_NOT_YET);
+    }
+}
+
 fn bounds(bounds: BoundsStrategy) -> Config {
     Config { bounds: Some(bounds), ..Config::default() }
 }
 
 fn run_suite(files: impl Iterator<Item = TestFile<'static>>, config: Config) {
+    run_suite_expecting(files, config, &[]);
+}
+
+/// Runs `files`; the assertions failing in a file listed in `not_yet` (with the reason) are
+/// printed and counted as failed but expected; a failure anywhere else fails the test, and so
+/// does a listed file that no longer fails (the list only shrinks).
+fn run_suite_expecting(files: impl Iterator<Item = TestFile<'static>>, config: Config, not_yet: NotYet) {
     let filter = std::env::var("SPEC_FILTER").ok();
     let verbose = std::env::var_os("SPEC_VERBOSE").is_some();
     let files: Vec<_> = files
@@ -709,7 +762,24 @@ fn run_suite(files: impl Iterator<Item = TestFile<'static>>, config: Config) {
         }
     }
     println!("spec ({:?}, counting {}): {passed} passed, {failed} failed", config.bounds, config.count_instructions);
-    assert_eq!(failed, 0, "{failed} spec assertions failed");
+    let expected = |name: &str| not_yet.iter().find(|(f, _)| *f == name).map(|(_, why)| *why);
+    let mut unexpected = 0;
+    if !not_yet.is_empty() {
+        println!("failures in files not passed yet (listed with their reason; they count as failed):");
+    }
+    for (name, counts) in &results {
+        match expected(name) {
+            Some(why) => println!("    {name}: {} failed: {why}", counts.failed),
+            None => unexpected += counts.failed,
+        }
+    }
+    let stale: Vec<&str> = not_yet
+        .iter()
+        .filter(|(f, _)| filter.is_none() && results.iter().all(|(name, c)| name != f || c.failed == 0))
+        .map(|(f, _)| *f)
+        .collect();
+    assert!(stale.is_empty(), "listed as not passed yet, but no assertion failed: {stale:?}");
+    assert_eq!(unexpected, 0, "{unexpected} spec assertions failed");
 }
 
 /// The harness itself: each strict check can fail.
