@@ -26,7 +26,7 @@ use crate::vm::memory::WASM_PAGE_SIZE;
 
 const MAGIC: &[u8; 8] = b"SBRNART\0";
 /// Bumped whenever the artifact's meaning changes.
-pub const FORMAT_VERSION: u32 = 7;
+pub const FORMAT_VERSION: u32 = 8;
 
 /// How a relocation is patched.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -608,7 +608,11 @@ mod tests {
                 },
             ],
             functions: vec![TypeIndex(1), TypeIndex(0), TypeIndex(1)],
-            tables: vec![TableType { element: ValType::FuncRef, limits: Limits { min: 2, max: Some(9) } }],
+            tables: vec![TableType {
+                element: ValType::FuncRef,
+                limits: Limits { min: 2, max: Some(9) },
+                table64: false,
+            }],
             memories: vec![MemoryType { limits: Limits { min: 1, max: None }, memory64: false }],
             globals: vec![
                 GlobalType { ty: ValType::I32, mutable: false },

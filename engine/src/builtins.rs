@@ -16,10 +16,10 @@ pub(crate) struct BuiltinTable {
     memory_copy: unsafe extern "C" fn(*mut u8, u32, u32, u64, u64, u64) -> u32,
     memory_init: unsafe extern "C" fn(*mut u8, u32, u32, u64, u32, u32) -> u32,
     data_drop: unsafe extern "C" fn(*mut u8, u32),
-    table_grow: unsafe extern "C" fn(*mut u8, u32, u64, u32) -> u32,
-    table_fill: unsafe extern "C" fn(*mut u8, u32, u32, u64, u32) -> u32,
-    table_copy: unsafe extern "C" fn(*mut u8, u32, u32, u32, u32, u32) -> u32,
-    table_init: unsafe extern "C" fn(*mut u8, u32, u32, u32, u32, u32) -> u32,
+    table_grow: unsafe extern "C" fn(*mut u8, u32, u64, u64) -> u64,
+    table_fill: unsafe extern "C" fn(*mut u8, u32, u64, u64, u64) -> u32,
+    table_copy: unsafe extern "C" fn(*mut u8, u32, u32, u64, u64, u64) -> u32,
+    table_init: unsafe extern "C" fn(*mut u8, u32, u32, u64, u32, u32) -> u32,
     elem_drop: unsafe extern "C" fn(*mut u8, u32),
     func_ref: unsafe extern "C" fn(*mut u8, u32) -> u64,
     table_element: unsafe extern "C" fn(*mut u8, u32, u32) -> u64,
@@ -157,13 +157,15 @@ unsafe extern "C" fn builtin_data_drop(vmctx: *mut u8, segment: u32) {
     unsafe { instance(vmctx) }.data_dropped[segment as usize] = true;
 }
 
-unsafe extern "C" fn builtin_table_grow(vmctx: *mut u8, table: u32, init: u64, delta: u32) -> u32 {
+unsafe extern "C" fn builtin_table_grow(vmctx: *mut u8, table: u32, init: u64, delta: u64) -> u64 {
     // SAFETY: called by compiled code with its own context.
     let data = unsafe { instance(vmctx) };
-    data.table(table).grow(delta, init as usize).unwrap_or(u32::MAX)
+    // No table reaches 2^32 elements: a larger delta fails like any too large one.
+    let grown = u32::try_from(delta).ok().and_then(|delta| data.table(table).grow(delta, init as usize));
+    grown.map_or(u64::MAX, u64::from)
 }
 
-unsafe extern "C" fn builtin_table_fill(vmctx: *mut u8, table: u32, dst: u32, value: u64, len: u32) -> u32 {
+unsafe extern "C" fn builtin_table_fill(vmctx: *mut u8, table: u32, dst: u64, value: u64, len: u64) -> u32 {
     // SAFETY: called by compiled code with its own context.
     let data = unsafe { instance(vmctx) };
     fill_lazy(data, table);
@@ -181,9 +183,9 @@ unsafe extern "C" fn builtin_table_copy(
     vmctx: *mut u8,
     dst_table: u32,
     src_table: u32,
-    dst: u32,
-    src: u32,
-    len: u32,
+    dst: u64,
+    src: u64,
+    len: u64,
 ) -> u32 {
     // SAFETY: called by compiled code with its own context.
     let data = unsafe { instance(vmctx) };
@@ -203,7 +205,7 @@ unsafe extern "C" fn builtin_table_copy(
 
 /// `table.init` (also applies active element segments at instantiation): 0, or 1 out of
 /// bounds.
-pub(crate) fn table_init(data: &mut InstanceData, table: u32, segment: u32, dst: u32, src: u32, len: u32) -> u32 {
+pub(crate) fn table_init(data: &mut InstanceData, table: u32, segment: u32, dst: u64, src: u32, len: u32) -> u32 {
     let items: Vec<usize> = {
         let seg = data.elements[segment as usize].as_deref().unwrap_or(&[]);
         match range(src, len, seg.len()) {
@@ -222,7 +224,7 @@ pub(crate) fn table_init(data: &mut InstanceData, table: u32, segment: u32, dst:
     }
 }
 
-unsafe extern "C" fn builtin_table_init(vmctx: *mut u8, table: u32, segment: u32, dst: u32, src: u32, len: u32) -> u32 {
+unsafe extern "C" fn builtin_table_init(vmctx: *mut u8, table: u32, segment: u32, dst: u64, src: u32, len: u32) -> u32 {
     // SAFETY: called by compiled code with its own context.
     table_init(unsafe { instance(vmctx) }, table, segment, dst, src, len)
 }

@@ -7,7 +7,7 @@ use crate::func_refs::FuncRefs;
 use crate::module::Module;
 use crate::module_info::{ConstExpr, ConstOp, EntityIndex, ImportKind, SegmentMode};
 use crate::state::{GlobalData, InstanceData, StoreInner, TableData};
-use crate::store::CallError;
+use crate::store::{CallError, MAX_TABLE_ELEMENTS};
 use crate::table_image::LazyElements;
 use crate::trap::{Trap, TrapKind};
 use crate::types::*;
@@ -44,6 +44,14 @@ pub enum InstantiateError {
     /// A memory could not be created.
     #[error("failed to create memory: {0}")]
     Memory(#[from] crate::vm::memory::MemoryError),
+    /// A table's initial size is beyond what the store allows.
+    #[error("a table of {min} elements is larger than the limit of {limit}")]
+    TableTooLarge {
+        /// The initial size the module declares.
+        min: u32,
+        /// [`crate::store::MAX_TABLE_ELEMENTS`].
+        limit: u32,
+    },
     /// A segment was out of bounds or the start function trapped.
     #[error("{0}")]
     Trap(Trap),
@@ -145,6 +153,9 @@ impl StoreInner {
         let index = self.instances.len() as u32;
         let defined_tables = info.tables[info.num_imported_tables as usize..].iter().zip(&info.table_inits);
         for (d, (ty, init)) in defined_tables.enumerate() {
+            if ty.limits.min > MAX_TABLE_ELEMENTS {
+                return Err(InstantiateError::TableTooLarge { min: ty.limits.min, limit: MAX_TABLE_ELEMENTS });
+            }
             let table = match m.table_images.as_ref().and_then(|i| i.table(d)) {
                 Some(image) => TableData::lazy(*ty, LazyElements { image: image.clone(), owner: index }),
                 None => TableData::new(*ty, init.as_ref().map_or(0, |e| eval_const(self, &data, e) as usize)),
@@ -207,7 +218,8 @@ impl StoreInner {
 
         for (i, seg) in info.elements.iter().enumerate().filter(|_| !imaged) {
             if let SegmentMode::Active { index, offset } = &seg.mode {
-                let offset = eval_const(self, data, offset) as u32;
+                // An i32 offset (a 32-bit table's) is zero-extended, an i64 one is as it is.
+                let offset = eval_const(self, data, offset) as u64;
                 let len = data.elements[i].as_ref().map_or(0, |e| e.len()) as u32;
                 if table_init(data, *index, i as u32, offset, 0, len) != 0 {
                     return Err(InstantiateError::Trap(Trap::new(TrapKind::TableOutOfBounds)));
@@ -248,7 +260,9 @@ impl StoreInner {
             };
             let ok = match (&expected, &found) {
                 (ExternType::Func(a), ExternType::Func(b)) => a == b,
-                (ExternType::Table(a), ExternType::Table(b)) => a.element == b.element && b.limits.matches(&a.limits),
+                (ExternType::Table(a), ExternType::Table(b)) => {
+                    a.element == b.element && a.table64 == b.table64 && b.limits.matches(&a.limits)
+                }
                 (ExternType::Memory(a), ExternType::Memory(b)) => {
                     a.memory64 == b.memory64 && b.limits.matches(&a.limits)
                 }

@@ -500,13 +500,14 @@ fn ref_type(ty: wasmparser::RefType) -> Result<ValType, LoadError> {
 }
 
 fn table_type(t: wasmparser::TableType) -> Result<TableType, LoadError> {
-    if t.table64 || t.shared {
-        return Err(unsupported("64-bit or shared tables"));
+    if t.shared {
+        return Err(unsupported("shared tables"));
     }
-    Ok(TableType {
-        element: ref_type(t.element_type)?,
-        limits: Limits { min: t.initial as u32, max: t.maximum.map(|m| m as u32) },
-    })
+    // 32-bit tables have at most 2^32 elements (validated); 64-bit ones more, of which the
+    // engine takes what fits a u32 (beyond any table it can make).
+    let size = |n: u64| u32::try_from(n).map_err(|_| unsupported("tables declaring more than 2^32 elements"));
+    let limits = Limits { min: size(t.initial)?, max: t.maximum.map(size).transpose()? };
+    Ok(TableType { element: ref_type(t.element_type)?, limits, table64: t.table64 })
 }
 
 fn memory_type(m: wasmparser::MemoryType) -> Result<MemoryType, LoadError> {

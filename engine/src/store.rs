@@ -160,7 +160,14 @@ impl Store {
     }
 
     /// Creates a table with every element set to `init`.
+    ///
+    /// # Errors
+    /// `init` is not a value of this store, or the table would have more than
+    /// [`MAX_TABLE_ELEMENTS`] elements.
     pub fn new_table(&mut self, ty: TableType, init: Val) -> Result<Table, CallError> {
+        if ty.limits.min > MAX_TABLE_ELEMENTS {
+            return Err(CallError::BadValue("a table larger than MAX_TABLE_ELEMENTS"));
+        }
         let raw = self.to_raw(init)? as usize;
         let inner = self.state_mut();
         inner.tables.push(Box::new(TableData::new(ty, raw)));

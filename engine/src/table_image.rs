@@ -44,8 +44,12 @@ impl TableImages {
             if ty.element != ValType::FuncRef || !null_init {
                 return None;
             }
-            let ConstExpr::I32(offset) = *offset else { return None };
-            let start = offset as u32 as usize;
+            let start = match *offset {
+                ConstExpr::I32(offset) => u64::from(offset as u32),
+                ConstExpr::I64(offset) => offset as u64, // a 64-bit table's
+                _ => return None,
+            };
+            let start = usize::try_from(start).ok()?;
             let end = start.checked_add(seg.items.len())?;
             if end > ty.limits.min as usize {
                 return None;

@@ -139,6 +139,8 @@ pub struct TableType {
     pub element: ValType,
     /// Size limits in elements.
     pub limits: Limits,
+    /// Whether element indices are 64-bit (memory64's tables) rather than 32-bit.
+    pub table64: bool,
 }
 
 /// The type of a linear memory.
@@ -176,6 +178,7 @@ impl fmt::Display for ExternType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ExternType::Func(ty) => write!(f, "{ty}"),
+            ExternType::Table(t) if t.table64 => write!(f, "table i64 {} {}", t.limits, t.element),
             ExternType::Table(t) => write!(f, "table {} {}", t.limits, t.element),
             ExternType::Memory(m) if m.memory64 => write!(f, "memory i64 {}", m.limits),
             ExternType::Memory(m) => write!(f, "memory {}", m.limits),

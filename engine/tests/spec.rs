@@ -119,7 +119,7 @@ fn spectest(store: &mut Store, linker: &mut Linker) {
     }
     let table = store
         .new_table(
-            TableType { element: ValType::FuncRef, limits: Limits { min: 10, max: Some(20) } },
+            TableType { element: ValType::FuncRef, limits: Limits { min: 10, max: Some(20) }, table64: false },
             Val::FuncRef(None),
         )
         .expect("table");

@@ -507,3 +507,48 @@ fn a_64_bit_memory_checks_every_address_in_64_bits() {
         assert_eq!(call(&mut store, i, "load", &at(2 * 65536 + 5)).unwrap(), byte(b'4'));
     }
 }
+
+const TABLE64: &str = r#"
+(module
+  (type $r (func (result i32)))
+  (table $t i64 4 6 funcref)
+  (func $a (result i32) (i32.const 7))
+  (func $b (result i32) (i32.const 8))
+  (elem (table $t) (i64.const 1) func $a $b)
+  (func (export "call") (param i64) (result i32) (call_indirect $t (type $r) (local.get 0)))
+  (func (export "is_null") (param i64) (result i32) (ref.is_null (table.get $t (local.get 0))))
+  (func (export "copy_b") (param i64) (table.set $t (local.get 0) (table.get $t (i64.const 2))))
+  (func (export "size") (result i64) (table.size $t))
+  (func (export "grow") (param i64) (result i64) (table.grow $t (ref.null func) (local.get 0)))
+  (func (export "fill_a") (param i64 i64) (table.fill $t (local.get 0) (table.get $t (i64.const 1)) (local.get 1))))
+"#;
+
+/// A 64-bit table (memory64's tables): indices are unsigned 64-bit and checked in full (an
+/// index past 2^32 is out of bounds, not wrapped), sizes are i64, growth past the maximum or
+/// by more than any table can hold is -1; with both bounds strategies, from an artifact.
+#[test]
+fn a_64_bit_table_checks_every_index_in_64_bits() {
+    for bounds in [BoundsStrategy::GuardPages, BoundsStrategy::Explicit] {
+        let engine = engine(bounds);
+        let (mut store, i) = instantiate(&engine, TABLE64);
+        let at = |x: i64| [Val::I64(x)];
+        assert_eq!(call(&mut store, i, "call", &at(2)).unwrap(), vec![Val::I32(8)]);
+        assert_eq!(trap_kind(call(&mut store, i, "call", &at(0))), TrapKind::UninitializedElement);
+        for oob in [4, 1 << 32, (1 << 32) + 1, -1] {
+            assert_eq!(trap_kind(call(&mut store, i, "call", &at(oob))), TrapKind::UndefinedElement, "{oob:#x}");
+            assert_eq!(trap_kind(call(&mut store, i, "is_null", &at(oob))), TrapKind::TableOutOfBounds, "{oob:#x}");
+        }
+        call(&mut store, i, "copy_b", &at(3)).unwrap();
+        assert_eq!(call(&mut store, i, "call", &at(3)).unwrap(), vec![Val::I32(8)]);
+        assert_eq!(call(&mut store, i, "grow", &at(1 << 32)).unwrap(), vec![Val::I64(-1)]);
+        assert_eq!(call(&mut store, i, "grow", &at(3)).unwrap(), vec![Val::I64(-1)], "past the maximum");
+        assert_eq!(call(&mut store, i, "grow", &at(2)).unwrap(), vec![Val::I64(4)]);
+        assert_eq!(call(&mut store, i, "size", &[]).unwrap(), vec![Val::I64(6)]);
+        call(&mut store, i, "fill_a", &[Val::I64(4), Val::I64(2)]).unwrap();
+        assert_eq!(call(&mut store, i, "call", &at(5)).unwrap(), vec![Val::I32(7)]);
+        let fill_past = [Val::I64(5), Val::I64(2)];
+        assert_eq!(trap_kind(call(&mut store, i, "fill_a", &fill_past)), TrapKind::TableOutOfBounds);
+        let fill_huge = [Val::I64(0), Val::I64(-1)];
+        assert_eq!(trap_kind(call(&mut store, i, "fill_a", &fill_huge)), TrapKind::TableOutOfBounds);
+    }
+}

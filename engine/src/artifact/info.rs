@@ -56,6 +56,7 @@ fn put_memory(out: &mut Vec<u8>, m: MemoryType) {
 fn put_table(out: &mut Vec<u8>, t: TableType) {
     out.push(val_type_byte(t.element));
     put_limits(out, t.limits);
+    out.push(t.table64 as u8);
 }
 
 fn put_global(out: &mut Vec<u8>, g: GlobalType) {
@@ -269,7 +270,8 @@ impl Reader<'_> {
         if !element.is_ref() {
             return Err(corrupt("table element type"));
         }
-        Ok(TableType { element, limits: self.limits()? })
+        let limits = self.limits()?;
+        Ok(TableType { element, limits, table64: self.flag()? })
     }
 
     fn global(&mut self) -> Result<GlobalType, ArtifactError> {
@@ -358,7 +360,7 @@ pub(super) fn read(r: &mut Reader<'_>) -> Result<ModuleInfo, ArtifactError> {
             Ok(Import { module, name, kind })
         })?,
         functions: r.list(4, |r| Ok(TypeIndex(r.u32()?)))?,
-        tables: r.list(10, Reader::table)?,
+        tables: r.list(11, Reader::table)?,
         memories: r.list(10, |r| r.memory())?,
         globals: r.list(2, Reader::global)?,
         global_inits: r.list(1, Reader::const_expr)?,

@@ -51,9 +51,7 @@ fn indirect_callee(
     let index = state.pop1();
     let call_args = state.peekn(n).to_vec();
     state.popn(n);
-    let (base, len) = env.table_bounds(builder, table);
-    let oob = builder.ins().icmp(IntCC::UnsignedGreaterThanOrEqual, index, len);
-    builder.ins().trapnz(oob, TrapKind::UndefinedElement.to_trap_code());
+    let (base, index) = env.checked_table_index(builder, table, index, TrapKind::UndefinedElement);
     let func_ref = env.table_element(builder, table, base, index);
     builder.ins().trapz(func_ref, TrapKind::UninitializedElement.to_trap_code());
     let actual = env.func_ref_type_id(builder, func_ref);
@@ -63,8 +61,8 @@ fn indirect_callee(
     (func_ref, call_args)
 }
 
-/// `v` as an i64: an i32 address or length of a 32-bit memory zero-extended (it is
-/// unsigned), an i64 one of a 64-bit memory as it is.
+/// `v` as an i64: an i32 address, index or length of a 32-bit memory or table zero-extended
+/// (it is unsigned), an i64 one of a 64-bit memory or table as it is.
 fn widen(builder: &mut FunctionBuilder, v: Value) -> Value {
     match builder.func.dfg.value_type(v) {
         types::I32 => builder.ins().uextend(types::I64, v),
@@ -519,41 +517,45 @@ pub fn translate_operator(
             let seg = builder.ins().iconst(types::I32, i64::from(data_index));
             env.call_builtin(builder, Builtin::DataDrop, &[seg]);
         }
+        // Indices, sizes and lengths of a 64-bit table are i64, of a 32-bit one i32: checked
+        // and passed to the builtins widened to i64 (zero-extended: unsigned).
         O::TableGet { table } => {
             let index = state.pop1();
-            let (base, len) = env.table_bounds(builder, TableIndex(table));
-            let oob = builder.ins().icmp(IntCC::UnsignedGreaterThanOrEqual, index, len);
-            builder.ins().trapnz(oob, TrapKind::TableOutOfBounds.to_trap_code());
+            let (base, index) = env.checked_table_index(builder, TableIndex(table), index, TrapKind::TableOutOfBounds);
             let v = env.table_element(builder, TableIndex(table), base, index);
             state.stack.push(v);
         }
         O::TableSet { table } => {
             let (index, value) = state.pop2();
             env.before_table_write(builder, TableIndex(table));
-            let (base, len) = env.table_bounds(builder, TableIndex(table));
-            let oob = builder.ins().icmp(IntCC::UnsignedGreaterThanOrEqual, index, len);
-            builder.ins().trapnz(oob, TrapKind::TableOutOfBounds.to_trap_code());
+            let (base, index) = env.checked_table_index(builder, TableIndex(table), index, TrapKind::TableOutOfBounds);
             let addr = env.table_elem_addr(builder, base, index);
             builder.ins().store(trusted(), value, addr, 0);
         }
         O::TableSize { table } => {
             let (_, len) = env.table_bounds(builder, TableIndex(table));
+            let len = if env.table64(TableIndex(table)) { builder.ins().uextend(types::I64, len) } else { len };
             state.stack.push(len);
         }
         O::TableGrow { table } => {
             let (init, delta) = state.pop2();
+            let delta = widen(builder, delta);
             let t = builder.ins().iconst(types::I32, i64::from(table));
             let r = env.call_builtin(builder, Builtin::TableGrow, &[t, init, delta]).expect("returns");
+            // -1 (failure) narrows to -1.
+            let r = if env.table64(TableIndex(table)) { r } else { builder.ins().ireduce(types::I32, r) };
             state.stack.push(r);
         }
         O::TableFill { table } => {
             let (dst, val, len) = state.pop3();
+            let (dst, len) = (widen(builder, dst), widen(builder, len));
             let t = builder.ins().iconst(types::I32, i64::from(table));
             let status = env.call_builtin(builder, Builtin::TableFill, &[t, dst, val, len]).expect("returns");
             trap_on_status(builder, status, TrapKind::TableOutOfBounds);
         }
         O::TableCopy { dst_table, src_table } => {
             let (dst, src, len) = state.pop3();
+            let (dst, src, len) = (widen(builder, dst), widen(builder, src), widen(builder, len));
             let d = builder.ins().iconst(types::I32, i64::from(dst_table));
             let s = builder.ins().iconst(types::I32, i64::from(src_table));
             let status = env.call_builtin(builder, Builtin::TableCopy, &[d, s, dst, src, len]).expect("returns");
@@ -561,6 +563,7 @@ pub fn translate_operator(
         }
         O::TableInit { elem_index, table } => {
             let (dst, src, len) = state.pop3();
+            let dst = widen(builder, dst);
             let t = builder.ins().iconst(types::I32, i64::from(table));
             let seg = builder.ins().iconst(types::I32, i64::from(elem_index));
             let status = env.call_builtin(builder, Builtin::TableInit, &[t, seg, dst, src, len]).expect("returns");

@@ -3,12 +3,13 @@
 //! so the opcode translation (`code.rs`) knows nothing of offsets.
 
 use crate::module_info::ModuleInfo;
+use crate::trap::TrapKind;
 use crate::types::*;
 use crate::vm::memory::BoundsStrategy;
 use crate::vm::vmctx::*;
 use cranelift_codegen::ir::{
-    self, types, AbiParam, AliasRegion, AliasRegionData, ArgumentPurpose, BlockArg, InstBuilder, MemFlagsData,
-    Signature, Value,
+    self, condcodes::IntCC, types, AbiParam, AliasRegion, AliasRegionData, ArgumentPurpose, BlockArg, InstBuilder,
+    MemFlagsData, Signature, Value,
 };
 use cranelift_codegen::isa::{CallConv, TargetFrontendConfig, TargetIsa};
 use cranelift_frontend::FunctionBuilder;
@@ -200,14 +201,38 @@ impl<'m> FuncEnv<'m> {
         (base, len)
     }
 
-    /// Address of element `index` (an i32 already bounds-checked) of a table with `base`.
+    /// Whether table `t` has 64-bit indices (memory64's tables).
+    pub fn table64(&self, t: TableIndex) -> bool {
+        self.module.tables[t.index()].table64
+    }
+
+    /// Checks `index` (i32, or i64 for a 64-bit table) against table `t`'s length, trapping
+    /// with `trap` when out of bounds; returns the table's base and the index as i64.
+    pub fn checked_table_index(
+        &self,
+        builder: &mut FunctionBuilder,
+        t: TableIndex,
+        index: Value,
+        trap: TrapKind,
+    ) -> (Value, Value) {
+        let (base, len) = self.table_bounds(builder, t);
+        let (index, len) = if self.table64(t) {
+            (index, builder.ins().uextend(types::I64, len))
+        } else {
+            (builder.ins().uextend(types::I64, index), builder.ins().uextend(types::I64, len))
+        };
+        let oob = builder.ins().icmp(IntCC::UnsignedGreaterThanOrEqual, index, len);
+        builder.ins().trapnz(oob, trap.to_trap_code());
+        (base, index)
+    }
+
+    /// Address of element `index` (an i64 already bounds-checked) of a table with `base`.
     pub fn table_elem_addr(&self, builder: &mut FunctionBuilder, base: Value, index: Value) -> Value {
-        let index = builder.ins().uextend(types::I64, index);
         let offset = builder.ins().ishl_imm_u(index, 3);
         builder.ins().iadd(base, offset)
     }
 
-    /// Element `index` (an i32 already bounds-checked) of table `t` with `base`. A funcref
+    /// Element `index` (an i64 already bounds-checked) of table `t` with `base`. A funcref
     /// table's zero may be an element not yet read from its image (see
     /// `crate::table_image`): the `TableElement` builtin then gives the element, off the hot
     /// path.
@@ -219,6 +244,8 @@ impl<'m> FuncEnv<'m> {
         }
         self.unless_zero(builder, element, |env, builder| {
             let t = builder.ins().iconst(types::I32, i64::from(t.0));
+            // In bounds: below the length, a u32.
+            let index = builder.ins().ireduce(types::I32, index);
             env.call_builtin(builder, Builtin::TableElement, &[t, index]).expect("returns")
         })
     }

@@ -184,13 +184,14 @@ pub enum Builtin {
     MemoryInit,
     /// `(vmctx, segment: i32)`.
     DataDrop,
-    /// `(vmctx, table: i32, init: i64, delta: i32) -> i32` old size or -1.
+    /// `(vmctx, table: i32, init: i64, delta: i64) -> i64` old size or -1 (indices, sizes
+    /// and lengths of table builtins are i64: a 32-bit table's zero-extended).
     TableGrow,
-    /// `(vmctx, table: i32, dst: i32, value: i64, len: i32) -> i32` status.
+    /// `(vmctx, table: i32, dst: i64, value: i64, len: i64) -> i32` status.
     TableFill,
-    /// `(vmctx, dst_table: i32, src_table: i32, dst: i32, src: i32, len: i32) -> i32` status.
+    /// `(vmctx, dst_table: i32, src_table: i32, dst: i64, src: i64, len: i64) -> i32` status.
     TableCopy,
-    /// `(vmctx, table: i32, segment: i32, dst: i32, src: i32, len: i32) -> i32` status.
+    /// `(vmctx, table: i32, segment: i32, dst: i64, src: i32, len: i32) -> i32` status.
     TableInit,
     /// `(vmctx, segment: i32)`.
     ElemDrop,
@@ -219,7 +220,7 @@ impl Builtin {
     pub fn result(self) -> Option<ir_types::Type> {
         match self {
             Builtin::DataDrop | Builtin::ElemDrop | Builtin::FillTable => None,
-            Builtin::MemoryGrow | Builtin::FuncRef | Builtin::TableElement => Some(ir_types::I64),
+            Builtin::MemoryGrow | Builtin::TableGrow | Builtin::FuncRef | Builtin::TableElement => Some(ir_types::I64),
             _ => Some(ir_types::I32),
         }
     }
