@@ -552,3 +552,18 @@ fn a_64_bit_table_checks_every_index_in_64_bits() {
         assert_eq!(trap_kind(call(&mut store, i, "fill_a", &fill_huge)), TrapKind::TableOutOfBounds);
     }
 }
+
+/// A table whose initial size is past the store's limit is refused at instantiation (it was
+/// allocated whole: a module could abort the embedding process), 32- and 64-bit alike.
+#[test]
+fn a_table_past_the_limit_is_refused_not_allocated() {
+    let engine = engine(BoundsStrategy::GuardPages);
+    for wat in ["(module (table 4000000000 funcref))", "(module (table i64 4000000000 funcref))"] {
+        let module = Module::new(&engine, wat.as_bytes()).unwrap();
+        let mut store = Store::new(&engine);
+        let err = store.instantiate(&module, &[]).err().expect("refused");
+        assert!(matches!(err, InstantiateError::TableTooLarge { min: 4_000_000_000, .. }), "{err}");
+    }
+    let ty = TableType { element: ValType::FuncRef, limits: Limits { min: 4_000_000_000, max: None }, table64: false };
+    assert!(Store::new(&engine).new_table(ty, Val::FuncRef(None)).is_err());
+}
