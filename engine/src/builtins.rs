@@ -1,8 +1,10 @@
 //! The builtins compiled code calls for memory and table operations that are not inline
-//! loads and stores (`memory.grow`, bulk memory and table operations), through the table at
+//! loads and stores (`memory.grow`, bulk memory and table operations) and for exceptions
+//! (made, freed and thrown in [`crate::exceptions`]), through the table at
 //! `VMCTX_BUILTINS`. Each receives its instance's `VMContext` and reaches the runtime state
 //! through it, for the duration of the call only (see [`crate::state`]).
 
+use crate::exceptions;
 use crate::state::InstanceData;
 use crate::vm::vmctx::BUILTIN_COUNT;
 
@@ -19,6 +21,9 @@ pub(crate) struct BuiltinTable {
     table_copy: unsafe extern "C" fn(*mut u8, u32, u32, u32, u32, u32) -> u32,
     table_init: unsafe extern "C" fn(*mut u8, u32, u32, u32, u32, u32) -> u32,
     elem_drop: unsafe extern "C" fn(*mut u8, u32),
+    exn_alloc: unsafe extern "C" fn(*mut u8, u32) -> u64,
+    exn_release: unsafe extern "C" fn(*mut u8, u64),
+    throw: unsafe extern "C" fn(*mut u8, u64, usize, u64),
 }
 
 const _: () = assert!(std::mem::size_of::<BuiltinTable>() == 8 * BUILTIN_COUNT);
@@ -35,6 +40,9 @@ pub(crate) static BUILTINS: BuiltinTable = BuiltinTable {
     table_copy: builtin_table_copy,
     table_init: builtin_table_init,
     elem_drop: builtin_elem_drop,
+    exn_alloc: exceptions::builtin_exn_alloc,
+    exn_release: exceptions::builtin_exn_release,
+    throw: exceptions::builtin_throw,
 };
 
 /// The instance behind a builtin's `vmctx` argument.

@@ -192,6 +192,17 @@ impl Compiler {
                     .ok_or_else(|| codegen_error(format!("unexpected trap code {}", t.code)))
             })
             .collect::<Result<_, _>>()?;
+        // Calls in a `try_table`: each has one catch-all handler (the translator's dispatch
+        // code compares tags itself, see `translate::exceptions`).
+        let handlers = buffer
+            .call_sites()
+            .filter_map(|site| {
+                site.exception_handlers.iter().find_map(|h| match h {
+                    cranelift_codegen::FinalizedMachExceptionHandler::Default(offset) => Some((site.ret_addr, *offset)),
+                    _ => None,
+                })
+            })
+            .collect();
         let mut code = buffer.data().to_vec();
         if self.count_instructions && func != u32::MAX {
             // The instructions pending at each trap site, from the source locations the
@@ -205,7 +216,7 @@ impl Compiler {
             let sites = buffer.traps().iter().filter_map(|t| Some((t.offset, pending(t.offset)?)));
             crate::budget_sites::append(&mut code, sites);
         }
-        Ok(CompiledFunction { code, relocs, traps })
+        Ok(CompiledFunction { code, relocs, traps, handlers })
     }
 }
 

@@ -3,6 +3,7 @@
 //! lookups of an instance's exports.
 
 use crate::builtins::{memory_init, table_init, BuiltinTable, BUILTINS};
+use crate::exceptions::TagData;
 use crate::module::Module;
 use crate::module_info::{ConstExpr, ConstOp, EntityIndex, ImportKind, SegmentMode};
 use crate::state::{GlobalData, InstanceData, StoreInner, TableData};
@@ -81,6 +82,7 @@ impl StoreInner {
         let mut memories = Vec::new();
         let mut tables = Vec::new();
         let mut globals = Vec::new();
+        let mut tags = Vec::new();
         let mut imported_funcs = Vec::new();
         for e in imports {
             match e {
@@ -88,7 +90,18 @@ impl StoreInner {
                 Extern::Memory(mem) => memories.push(mem.index),
                 Extern::Table(t) => tables.push(t.index),
                 Extern::Global(g) => globals.push(g.index),
+                Extern::Tag(t) => tags.push(t.index),
             }
+        }
+        // Defined tags: new identities, named for reports by their export name or index.
+        for (x, ty) in info.tags.iter().enumerate().skip(info.num_imported_tags as usize) {
+            let name = info
+                .exports
+                .iter()
+                .find(|(_, e)| *e == EntityIndex::Tag(TagIndex(x as u32)))
+                .map_or_else(|| format!("{x}"), |(n, _)| format!("'{n}'"));
+            self.tags.push(Box::new(TagData { ty: info.types[ty.index()].clone(), name }));
+            tags.push(self.tags.len() as u32 - 1);
         }
         for ty in &info.memories[info.num_imported_memories as usize..] {
             memories.push(self.new_memory(*ty)?.index);
@@ -106,6 +119,7 @@ impl StoreInner {
             memories,
             tables: Vec::new(),
             globals: Vec::new(),
+            tags,
             elements: Vec::new(),
             data_dropped: vec![false; info.data.len()],
         });
@@ -200,6 +214,11 @@ impl StoreInner {
             set(&mut data.vmctx, offsets.global(GlobalIndex(g as u32)), global as usize);
         }
 
+        for (x, t) in data.tags.iter().enumerate() {
+            let identity = self.tags[*t as usize].identity();
+            set(&mut data.vmctx, offsets.tag(TagIndex(x as u32)), identity as usize);
+        }
+
         // Element segments: evaluated now; active ones copied, then dropped like declared ones.
         data.elements = info
             .elements
@@ -259,12 +278,14 @@ impl StoreInner {
                 ImportKind::Table(t) => ExternType::Table(*t),
                 ImportKind::Memory(m) => ExternType::Memory(*m),
                 ImportKind::Global(g) => ExternType::Global(*g),
+                ImportKind::Tag(t) => ExternType::Tag(info.types[t.index()].clone()),
             };
             let ok = match (&expected, &found) {
                 (ExternType::Func(a), ExternType::Func(b)) => a == b,
                 (ExternType::Table(a), ExternType::Table(b)) => a.element == b.element && b.limits.matches(&a.limits),
                 (ExternType::Memory(a), ExternType::Memory(b)) => b.limits.matches(&a.limits),
                 (ExternType::Global(a), ExternType::Global(b)) => a == b,
+                (ExternType::Tag(a), ExternType::Tag(b)) => a == b,
                 _ => false,
             };
             if !ok {
@@ -295,6 +316,7 @@ impl StoreInner {
             EntityIndex::Table(t) => Extern::Table(Table { store: id, index: data.tables[t.index()] }),
             EntityIndex::Memory(m) => Extern::Memory(Memory { store: id, index: data.memories[m.index()] }),
             EntityIndex::Global(g) => Extern::Global(Global { store: id, index: data.globals[g.index()] }),
+            EntityIndex::Tag(t) => Extern::Tag(Tag { store: id, index: data.tags[t.index()] }),
         })
     }
 

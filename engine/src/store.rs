@@ -90,6 +90,8 @@ impl Store {
             globals: Vec::new(),
             host_funcs: Vec::new(),
             instances: Vec::new(),
+            tags: Vec::new(),
+            exceptions: Default::default(),
             registry: Box::default(),
         });
         Store { inner: NonNull::from(Box::leak(inner)) }
@@ -378,9 +380,12 @@ impl Store {
                 let located =
                     self.state().registry.modules.iter().find_map(|m| m.func_at(pc).map(|(f, off)| (m, f, off)));
                 match located {
-                    Some((m, f, off)) => {
-                        CallError::Trap(Trap { kind, function: Some((f.0, m.info.func_name(f))), offset: Some(off) })
-                    }
+                    Some((m, f, off)) => CallError::Trap(Trap {
+                        kind,
+                        function: Some((f.0, m.info.func_name(f))),
+                        offset: Some(off),
+                        tag: None,
+                    }),
                     None => CallError::Trap(Trap::new(kind)),
                 }
             }
@@ -389,7 +394,13 @@ impl Store {
                     crate::func::HostUnwind::Error(e) => CallError::Host(e),
                     crate::func::HostUnwind::Panic(p) => std::panic::resume_unwind(p),
                 },
-                Err(other) => std::panic::resume_unwind(other),
+                Err(other) => match other.downcast::<crate::exceptions::Uncaught>() {
+                    Ok(uncaught) => CallError::Trap(Trap {
+                        tag: Some(uncaught.tag),
+                        ..Trap::new(crate::TrapKind::UncaughtException)
+                    }),
+                    Err(other) => std::panic::resume_unwind(other),
+                },
             },
         }
     }

@@ -15,9 +15,10 @@
 //! | 48                | `*const *const VMFuncRef` (one per function index)     |
 //! | 56 + 8·t          | `*mut VMTableDefinition` of table t                    |
 //! | 56 + 8·T + 8·g    | `*mut VMGlobal` of global g                            |
+//! | 56 + 8·T + 8·G + 8·x | identity of exception tag x (see [`TagIdentity`])   |
 
 use crate::module_info::ModuleInfo;
-use crate::types::{GlobalIndex, TableIndex};
+use crate::types::{GlobalIndex, TableIndex, TagIndex};
 
 /// Offset of the instance back-pointer.
 pub const VMCTX_INSTANCE: i32 = 0;
@@ -40,12 +41,17 @@ const VMCTX_TABLES: i32 = 56;
 pub struct VMOffsets {
     num_tables: u32,
     num_globals: u32,
+    num_tags: u32,
 }
 
 impl VMOffsets {
     /// Layout for instances of `module`.
     pub fn new(module: &ModuleInfo) -> Self {
-        VMOffsets { num_tables: module.tables.len() as u32, num_globals: module.globals.len() as u32 }
+        VMOffsets {
+            num_tables: module.tables.len() as u32,
+            num_globals: module.globals.len() as u32,
+            num_tags: module.tags.len() as u32,
+        }
     }
 
     /// Slot of table `t`'s definition pointer.
@@ -58,9 +64,14 @@ impl VMOffsets {
         VMCTX_TABLES + 8 * (self.num_tables + g.0) as i32
     }
 
+    /// Slot of tag `x`'s identity.
+    pub fn tag(&self, x: TagIndex) -> i32 {
+        VMCTX_TABLES + 8 * (self.num_tables + self.num_globals + x.0) as i32
+    }
+
     /// Size of the whole context in bytes.
     pub fn size(&self) -> usize {
-        (VMCTX_TABLES as usize) + 8 * (self.num_tables + self.num_globals) as usize
+        (VMCTX_TABLES as usize) + 8 * (self.num_tables + self.num_globals + self.num_tags) as usize
     }
 }
 
@@ -128,6 +139,26 @@ pub struct VMGlobal {
     pub bits: u128,
 }
 
+/// What makes an exception tag itself (two imports of one tag are the same tag): the address
+/// of the store's record of the tag, never 0. Compiled code compares a thrown exception's
+/// identity with those of its catch clauses.
+pub type TagIdentity = u64;
+
+/// An exception object (an `exnref` points to it): a header of one [`ValRaw`] slot, whose low
+/// 64 bits are the tag's [`TagIdentity`] and high 64 bits flags ([`EXN_ESCAPED`]), then the
+/// payload, one slot per parameter of the tag's type.
+pub const EXN_TAG: i32 = 0;
+/// Offset of the flags word of an exception object.
+pub const EXN_FLAGS: i32 = 8;
+/// Flag: an `exnref` to the exception was handed out (`catch_ref`, `catch_all_ref`, a legacy
+/// `catch` whose body rethrows), so the object lives as long as its store.
+pub const EXN_ESCAPED: i64 = 1;
+
+/// Offset of payload value `i` in an exception object.
+pub fn exn_value(i: usize) -> i32 {
+    (VALRAW_SIZE as usize * (1 + i)) as i32
+}
+
 /// One value crossing the host boundary through the array-call trampolines.
 pub type ValRaw = u128;
 
@@ -160,14 +191,33 @@ pub enum Builtin {
     TableInit,
     /// `(vmctx, segment: i32)`.
     ElemDrop,
+    /// `(vmctx, tag: i32) -> i64`: a new exception object of the tag, payload unset.
+    ExnAlloc,
+    /// `(vmctx, exn: i64)`: the exception was caught without its reference escaping: freed
+    /// unless [`EXN_ESCAPED`].
+    ExnRelease,
+    /// `(vmctx, exn: i64, frame_pointer: i64, count: i64) -> !`: throws the (non-null)
+    /// exception from the wasm frame whose frame pointer is given, with the instruction count
+    /// register's value (0 without counting). Never returns.
+    Throw,
 }
 
 /// Number of builtins.
-pub const BUILTIN_COUNT: usize = 10;
+pub const BUILTIN_COUNT: usize = 13;
 
 impl Builtin {
     /// Byte offset of this builtin's pointer in the builtin table.
     pub fn offset(self) -> i32 {
         8 * self as i32
+    }
+
+    /// Its result's type: i32 (a status, a size), i64 (a pointer), or none.
+    pub fn result(self) -> Option<cranelift_codegen::ir::Type> {
+        use cranelift_codegen::ir::types;
+        match self {
+            Builtin::DataDrop | Builtin::ElemDrop | Builtin::ExnRelease | Builtin::Throw => None,
+            Builtin::ExnAlloc => Some(types::I64),
+            _ => Some(types::I32),
+        }
     }
 }
