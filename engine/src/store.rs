@@ -179,6 +179,22 @@ impl Store {
         Ok(Global { store: inner.id, index: inner.globals.len() as u32 - 1 })
     }
 
+    /// Creates an exception tag whose payload has `ty`'s parameters, for modules to import;
+    /// an exception of it reaching the host is named `host tag N` (N: its number among the
+    /// store's tags).
+    ///
+    /// # Errors
+    /// `ty` has results (a tag's type has none).
+    pub fn new_tag(&mut self, ty: FuncType) -> Result<Tag, CallError> {
+        if !ty.results.is_empty() {
+            return Err(CallError::BadValue("a tag's type has no results"));
+        }
+        let inner = self.state_mut();
+        let name = format!("host tag {}", inner.tags.len());
+        inner.tags.push(Box::new(crate::exceptions::TagData { ty, name }));
+        Ok(Tag { store: inner.id, index: inner.tags.len() as u32 - 1 })
+    }
+
     /// Creates a host function of type `ty`.
     pub fn new_host_func(
         &mut self,

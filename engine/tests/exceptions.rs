@@ -88,7 +88,16 @@ const RETHROW: &str = r#"
     (block $h (result i32)
       (try_table (catch $e $h) (call $catch_and_rethrow (local.get 0)))
       (i32.const -1)))
-  (func (export "null") (throw_ref (ref.null exn))))
+  (func (export "null") (throw_ref (ref.null exn)))
+  ;; A handler branching back to a loop: retry until the thrower gives up.
+  (func $maybe (param i32) (if (local.get 0) (then (throw $e (local.get 0)))))
+  (func (export "retry") (param i32) (result i32) (local $tries i32)
+    (i32.const 0)
+    (loop $again (param i32)
+      (drop)
+      (local.set $tries (i32.add (local.get $tries) (i32.const 1)))
+      (try_table (catch $e $again) (call $maybe (i32.sub (local.get 0) (local.get $tries)))))
+    (local.get $tries)))
 "#;
 
 #[test]
@@ -97,6 +106,7 @@ fn a_caught_exception_is_thrown_again_with_throw_ref() {
     let (mut store, i) = instantiate(&engine(BoundsStrategy::GuardPages), RETHROW);
     assert_eq!(call(&mut store, i, "rethrown", &[Val::I32(7)]).unwrap(), [Val::I32(7)]);
     assert_eq!(trap_kind(call(&mut store, i, "null", &[])), TrapKind::NullExceptionReference);
+    assert_eq!(call(&mut store, i, "retry", &[Val::I32(3)]).unwrap(), [Val::I32(3)]);
 }
 
 const UNCAUGHT: &str = r#"
@@ -265,6 +275,15 @@ const LEGACY: &str = r#"
       (call $to_caller)
       (i32.const 0)
     catch $e
+    end)
+  ;; A catch body nothing can reach, using a local.
+  (func (export "never") (param i32) (result i32)
+    try (result i32)
+      (local.get 0)
+    catch_all
+      (local.get 0)
+      (i32.const 1)
+      i32.add
     end))
 "#;
 
@@ -278,6 +297,7 @@ fn the_legacy_encoding_runs_on_the_same_machinery() {
         assert_eq!(call(&mut store, i, "rethrow", &[Val::I32(4)]).unwrap(), [Val::I32(40)]);
         assert_eq!(call(&mut store, i, "delegate", &[]).unwrap(), [Val::I32(3)]);
         assert_eq!(call(&mut store, i, "delegate_out", &[]).unwrap(), [Val::I32(4)]);
+        assert_eq!(call(&mut store, i, "never", &[Val::I32(6)]).unwrap(), [Val::I32(6)]);
     }
 }
 
@@ -304,4 +324,41 @@ fn code_without_exceptions_compiles_as_before() {
     let f_and_g = &alone[page..page + 48];
     assert!(f_and_g.iter().any(|b| *b != 0), "the text is where expected");
     assert!(beside.windows(f_and_g.len()).any(|w| w == f_and_g), "the plain functions' code changed");
+}
+
+#[test]
+fn a_tag_is_one_tag_wherever_it_is_imported() {
+    let _serial = serial();
+    let engine = engine(BoundsStrategy::GuardPages);
+    let mut store = Store::new(&engine);
+    let tag = store.new_tag(FuncType::new([ValType::I32], [])).expect("tag");
+    assert!(store.new_tag(FuncType::new([], [ValType::I32])).is_err(), "a tag's type has no results");
+    let thrower = Module::new(
+        &engine,
+        br#"(module (import "h" "t" (tag $t (param i32)))
+             (func (export "throw") (param i32) (throw $t (local.get 0))))"#,
+    )
+    .expect("compiles");
+    let a = store.instantiate(&thrower, &[Extern::Tag(tag)]).expect("instantiates");
+    let throw = store.get_export(a, "throw").expect("export");
+    // Another module catches it by the same import: the tag is the same.
+    let catcher = Module::new(
+        &engine,
+        br#"(module (import "h" "t" (tag $t (param i32))) (import "a" "throw" (func $throw (param i32)))
+             (tag $mine (param i32))
+             (func (export "run") (param i32) (result i32)
+               (block $h (result i32)
+                 (try_table (catch $mine $h) (catch $t $h) (call $throw (local.get 0)))
+                 (i32.const -1))))"#,
+    )
+    .expect("compiles");
+    let b = store.instantiate(&catcher, &[Extern::Tag(tag), throw]).expect("instantiates");
+    assert_eq!(call(&mut store, b, "run", &[Val::I32(9)]).unwrap(), [Val::I32(9)]);
+    match call(&mut store, a, "throw", &[Val::I32(1)]) {
+        Err(CallError::Trap(t)) => assert_eq!(t.tag.as_deref(), Some("host tag 0")),
+        other => panic!("expected an uncaught exception, got {other:?}"),
+    }
+    // A tag of another type does not link.
+    let other = store.new_tag(FuncType::new([ValType::I64], [])).expect("tag");
+    assert!(store.instantiate(&thrower, &[Extern::Tag(other)]).is_err());
 }

@@ -97,9 +97,10 @@ pub struct FuncEnv<'m> {
     pub frontend_config: TargetFrontendConfig,
     /// Whether the code counts instructions (see `budget.rs`); off unless set.
     pub count_instructions: bool,
-    /// Whether the function being translated makes a tail call (its code then needs a frame
-    /// pointer: Cranelift's x64 tail calls rely on one).
-    pub tail_calls: bool,
+    /// Whether the function being translated needs a frame pointer: it makes a tail call
+    /// (Cranelift's x64 tail calls rely on one) or throws to its callers (the unwinder starts
+    /// from its frame pointer, `get_frame_pointer`).
+    pub frame_pointer: bool,
     /// The function's own `VMContext` parameter.
     vmctx: Option<Value>,
     sigs: HashMap<TypeIndex, ir::SigRef>,
@@ -117,7 +118,7 @@ impl<'m> FuncEnv<'m> {
             call_conv: isa.default_call_conv(),
             frontend_config: isa.frontend_config(),
             count_instructions: false,
-            tail_calls: false,
+            frame_pointer: false,
             vmctx: None,
             sigs: HashMap::new(),
             builtin_sigs: HashMap::new(),
@@ -128,7 +129,7 @@ impl<'m> FuncEnv<'m> {
     /// Resets per-function state; `vmctx` is the new function's context parameter.
     pub fn begin_function(&mut self, vmctx: Value) {
         self.vmctx = Some(vmctx);
-        self.tail_calls = false;
+        self.frame_pointer = false;
         self.sigs.clear();
         self.builtin_sigs.clear();
         self.direct.clear();
@@ -262,7 +263,7 @@ impl<'m> FuncEnv<'m> {
         args: &[Value],
         kind: CallKind,
     ) -> Vec<Value> {
-        self.tail_calls |= kind == CallKind::Tail;
+        self.frame_pointer |= kind == CallKind::Tail;
         let vmctx = self.vmctx();
         let mut full = Vec::with_capacity(args.len() + 2);
         let inst = match self.module.defined_func(f) {
@@ -343,7 +344,7 @@ impl<'m> FuncEnv<'m> {
         args: &[Value],
         kind: CallKind,
     ) -> Vec<Value> {
-        self.tail_calls |= kind == CallKind::Tail;
+        self.frame_pointer |= kind == CallKind::Tail;
         let sig = self.signature(builder, ty);
         let code = builder.ins().load(types::I64, trusted(), func_ref, FUNCREF_WASM_CALL);
         let callee_vmctx = builder.ins().load(types::I64, trusted(), func_ref, FUNCREF_VMCTX);
@@ -409,6 +410,7 @@ impl<'m> FuncEnv<'m> {
     /// Throws the (non-null) exception `exn` to this function's callers (no handler of this
     /// function catches it). The block ends here.
     pub fn throw_to_caller(&mut self, builder: &mut FunctionBuilder, exn: Value) {
+        self.frame_pointer = true;
         let fp = builder.ins().get_frame_pointer(types::I64);
         let count = if self.count_instructions {
             builder.ins().get_pinned_reg(types::I64)
