@@ -7,8 +7,10 @@
 //! costs no call into the runtime but the release. An object caught by a catch clause that
 //! drops the reference (`catch`, `catch_all`) is freed there ([`builtin_exn_release`]); one
 //! whose reference escaped (`catch_ref`, `catch_all_ref`: it may be stored in a local, global
-//! or table) lives as long as the store. So a loop throwing and catching by `catch` runs in
-//! constant memory.
+//! or table) is kept until the host's outermost call into the store returns, when no wasm
+//! frame (no local) can hold it any more: [`Exceptions::collect`] then frees those no global,
+//! table or kept payload refers to, and that the host never saw ([`Exceptions::pin`]). So a
+//! loop throwing and catching runs in constant memory either way.
 //!
 //! Throwing ([`builtin_throw`]) walks the wasm frames by frame pointer (`vm::unwind`): the
 //! first call site with a handler gets control with the exception; when none has one before
@@ -17,10 +19,13 @@
 
 use crate::state::{InstanceData, StoreInner};
 use crate::types::FuncType;
+use crate::types::ValType;
+use crate::values::Val;
 use crate::vm::traps;
 use crate::vm::unwind::{self, Frames};
 use crate::vm::vmctx::{TagIdentity, ValRaw, EXN_ESCAPED};
-use std::collections::HashMap;
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
 
 /// An exception tag of a store: the type of its payload and a name for reports.
 pub(crate) struct TagData {
@@ -42,6 +47,8 @@ impl TagData {
 #[derive(Default)]
 pub(crate) struct Exceptions {
     live: HashMap<usize, usize>,
+    /// Objects the host got a reference to: kept as long as the store.
+    pinned: RefCell<HashSet<usize>>,
 }
 
 impl Exceptions {
@@ -72,6 +79,53 @@ impl Exceptions {
     /// back).
     pub(crate) fn contains(&self, ptr: usize) -> bool {
         self.live.contains_key(&ptr)
+    }
+
+    /// The host got `v`: if it is an exception, it is kept as long as the store.
+    pub(crate) fn pin(&self, v: &Val) {
+        if let Val::ExnRef(Some(e)) = v {
+            self.pinned.borrow_mut().insert(e.0.get());
+        }
+    }
+
+    /// Frees every object not reachable from `roots` (`exnref`s in globals and tables), the
+    /// pinned ones, or the payloads of those kept (`exnref_slots` gives, for a tag identity,
+    /// the payload positions holding `exnref`s).
+    ///
+    /// # Safety
+    /// No wasm frame may be live in the store (nothing else can hold a reference), and `roots`
+    /// must be every `exnref` stored in the store's globals and tables.
+    pub(crate) unsafe fn collect(
+        &mut self,
+        roots: impl Iterator<Item = usize>,
+        exnref_slots: impl Fn(TagIdentity) -> Vec<usize>,
+    ) {
+        let mut kept: HashSet<usize> = HashSet::new();
+        let mut work: Vec<usize> = roots.chain(self.pinned.borrow().iter().copied()).collect();
+        while let Some(ptr) = work.pop() {
+            if !self.live.contains_key(&ptr) || !kept.insert(ptr) {
+                continue;
+            }
+            // SAFETY: a live object: its header, then one slot per payload value.
+            let identity = unsafe { *(ptr as *const u64) };
+            for i in exnref_slots(identity) {
+                // SAFETY: payload slot `i` of a live object whose tag has an `exnref` there.
+                work.push(unsafe { *(ptr as *const ValRaw).add(1 + i) } as usize);
+            }
+        }
+        let dead: Vec<(usize, usize)> =
+            self.live.iter().filter(|(p, _)| !kept.contains(*p)).map(|(p, l)| (*p, *l)).collect();
+        for (ptr, len) in dead {
+            self.live.remove(&ptr);
+            // SAFETY: made by `alloc` with this length, unreachable (the caller's contract), and
+            // removed from `live`, so freed once.
+            drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(ptr as *mut ValRaw, len)) });
+        }
+    }
+
+    /// Whether no object is live (collecting would do nothing).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.live.is_empty()
     }
 }
 
@@ -167,5 +221,28 @@ pub(crate) unsafe extern "C" fn builtin_throw(vmctx: *mut u8, exn: u64, fp: usiz
 impl Frames for crate::state::CodeRegistry {
     fn call_site(&self, return_address: usize) -> Option<Option<usize>> {
         self.modules.iter().find_map(|m| m.call_site(return_address))
+    }
+}
+
+impl StoreInner {
+    /// Frees the exception objects nothing can reach any more ([`Exceptions::collect`]); called
+    /// when the host's outermost call into the store returns. Free when no exception is live.
+    pub(crate) fn collect_exceptions(&mut self) {
+        if self.exceptions.is_empty() {
+            return;
+        }
+        let globals = self.globals.iter().filter(|g| g.ty.ty == ValType::ExnRef).map(|g| g.value.bits as usize);
+        let tables =
+            self.tables.iter().filter(|t| t.ty.element == ValType::ExnRef).flat_map(|t| t.elements.iter().copied());
+        let tags = &self.tags;
+        let exnref_slots = |identity: TagIdentity| -> Vec<usize> {
+            let tag = tags.iter().find(|t| t.identity() == identity);
+            tag.map_or(Vec::new(), |t| {
+                t.ty.params.iter().enumerate().filter(|(_, p)| **p == ValType::ExnRef).map(|(i, _)| i).collect()
+            })
+        };
+        // SAFETY: called with no wasm frame live (the outermost call returned); the roots are
+        // every global and table that can hold an `exnref`.
+        unsafe { self.exceptions.collect(globals.chain(tables), exnref_slots) };
     }
 }

@@ -246,7 +246,9 @@ impl Store {
         let inner = self.state();
         inner.check(global.store);
         let g = &inner.globals[global.index as usize];
-        Val::from_raw(g.value.bits, g.ty.ty, inner.id)
+        let v = Val::from_raw(g.value.bits, g.ty.ty, inner.id);
+        inner.exceptions.pin(&v);
+        v
     }
 
     /// A function's type.
@@ -332,8 +334,11 @@ impl Store {
                 // SAFETY: `array_call` is the array trampoline of the function's own type,
                 // `values` holds max(params, results) slots as it requires.
                 unsafe { self.enter(f, values.as_mut_ptr()) }?;
-                let id = self.state().id;
-                Ok(ty.results.iter().zip(values).map(|(t, raw)| Val::from_raw(raw, *t, id)).collect())
+                let inner = self.state();
+                let results: Vec<Val> =
+                    ty.results.iter().zip(values).map(|(t, raw)| Val::from_raw(raw, *t, inner.id)).collect();
+                results.iter().for_each(|v| inner.exceptions.pin(v));
+                Ok(results)
             }
         }
     }
@@ -368,6 +373,7 @@ impl Store {
         };
         if outermost {
             self.state_mut().limits.stack_limit = 0;
+            self.state_mut().collect_exceptions();
         }
         if counting {
             // At a trap site, the instructions of the run in progress are not in the register
