@@ -31,7 +31,8 @@ use std::collections::{HashMap, HashSet};
 pub(crate) struct TagData {
     /// Parameters: the payload's types.
     pub(crate) ty: FuncType,
-    /// The name its module exports it under, else `tag N` (its index in that module).
+    /// For reports: `'name'`, the name its module exports it under, else its index in that
+    /// module; `host N` for a tag the host made ([`crate::Store::new_tag`]).
     pub(crate) name: String,
 }
 

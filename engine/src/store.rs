@@ -180,7 +180,7 @@ impl Store {
     }
 
     /// Creates an exception tag whose payload has `ty`'s parameters, for modules to import;
-    /// an exception of it reaching the host is named `host tag N` (N: its number among the
+    /// an exception of it reaching the host is named `host N` (N: its number among the
     /// store's tags).
     ///
     /// # Errors
@@ -190,7 +190,7 @@ impl Store {
             return Err(CallError::BadValue("a tag's type has no results"));
         }
         let inner = self.state_mut();
-        let name = format!("host tag {}", inner.tags.len());
+        let name = format!("host {}", inner.tags.len());
         inner.tags.push(Box::new(crate::exceptions::TagData { ty, name }));
         Ok(Tag { store: inner.id, index: inner.tags.len() as u32 - 1 })
     }

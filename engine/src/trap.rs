@@ -136,8 +136,9 @@ pub struct Trap {
     pub function: Option<(u32, String)>,
     /// Offset of the trapping instruction in that function's machine code.
     pub offset: Option<u32>,
-    /// For [`TrapKind::UncaughtException`]: the exception's tag, by the name its module
-    /// exports or imports it under, else `tag N` (its index in the module defining it).
+    /// For [`TrapKind::UncaughtException`]: the exception's tag, `'name'` by the name its
+    /// defining module exports it under, else its index in that module (`host N` for a tag
+    /// the host made).
     pub tag: Option<String>,
 }
 

@@ -355,7 +355,7 @@ fn a_tag_is_one_tag_wherever_it_is_imported() {
     let b = store.instantiate(&catcher, &[Extern::Tag(tag), throw]).expect("instantiates");
     assert_eq!(call(&mut store, b, "run", &[Val::I32(9)]).unwrap(), [Val::I32(9)]);
     match call(&mut store, a, "throw", &[Val::I32(1)]) {
-        Err(CallError::Trap(t)) => assert_eq!(t.tag.as_deref(), Some("host tag 0")),
+        Err(CallError::Trap(t)) => assert_eq!(t.tag.as_deref(), Some("host 0")),
         other => panic!("expected an uncaught exception, got {other:?}"),
     }
     // A tag of another type does not link.
