@@ -731,6 +731,8 @@ mod tests {
         assert!(l.relocs.iter().all(|r| matches!(r.target, RelocTarget::LibCall(LibCall::FmaF64))));
         let traps: Vec<u32> = l.traps.iter().map(|t| t.0).collect();
         assert_eq!(traps, vec![2, 20, 34, 52]);
+        // Exception handlers too, both ends.
+        assert_eq!(l.handlers, vec![(12, 24), (44, 56)]);
     }
 
     #[test]
@@ -826,6 +828,8 @@ mod tests {
         check(&|l| l.relocs[0].offset = 60, "relocation outside the text");
         check(&|l| l.traps[3].0 = 64, "trap site outside the text");
         check(&|l| l.traps.swap(0, 1), "trap sites out of order");
+        check(&|l| l.handlers[0].1 = 64, "exception handler outside the text");
+        check(&|l| l.handlers.push(l.handlers[0]), "exception handlers out of order");
         check(&|l| l.func_offsets = vec![32, 0], "function offsets");
         check(&|l| l.array_trampolines[0] = Some(64), "trampoline offset");
         // Padding: zero before the text, int3 after it.
