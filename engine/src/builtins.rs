@@ -1,9 +1,11 @@
 //! The builtins compiled code calls for memory and table operations that are not inline
-//! loads and stores (`memory.grow`, bulk memory and table operations) and for what is made
-//! on first use (function references, lazy tables' elements), through the table at
+//! loads and stores (`memory.grow`, bulk memory and table operations), for what is made
+//! on first use (function references, lazy tables' elements) and for exceptions (made,
+//! freed and thrown in [`crate::exceptions`]), through the table at
 //! `VMCTX_BUILTINS`. Each receives its instance's `VMContext` and reaches the runtime state
 //! through it, for the duration of the call only (see [`crate::state`]).
 
+use crate::exceptions;
 use crate::state::InstanceData;
 use crate::types::FuncIndex;
 use crate::vm::vmctx::BUILTIN_COUNT;
@@ -24,6 +26,9 @@ pub(crate) struct BuiltinTable {
     func_ref: unsafe extern "C" fn(*mut u8, u32) -> u64,
     table_element: unsafe extern "C" fn(*mut u8, u32, u32) -> u64,
     fill_table: unsafe extern "C" fn(*mut u8, u32),
+    exn_alloc: unsafe extern "C" fn(*mut u8, u32) -> u64,
+    exn_release: unsafe extern "C" fn(*mut u8, u64),
+    throw: unsafe extern "C" fn(*mut u8, u64, usize, u64),
 }
 
 const _: () = assert!(std::mem::size_of::<BuiltinTable>() == 8 * BUILTIN_COUNT);
@@ -43,6 +48,9 @@ pub(crate) static BUILTINS: BuiltinTable = BuiltinTable {
     func_ref: builtin_func_ref,
     table_element: builtin_table_element,
     fill_table: builtin_fill_table,
+    exn_alloc: exceptions::builtin_exn_alloc,
+    exn_release: exceptions::builtin_exn_release,
+    throw: exceptions::builtin_throw,
 };
 
 /// The instance behind a builtin's `vmctx` argument.

@@ -36,8 +36,8 @@ pub const FEATURES: &[Feature] = &[
     feature("relaxed-simd", WasmFeatures::RELAXED_SIMD, false),
     feature("extended-const", WasmFeatures::EXTENDED_CONST, true),
     feature("tail-call", WasmFeatures::TAIL_CALL, true),
-    feature("exceptions", WasmFeatures::EXCEPTIONS, false),
-    feature("legacy-exceptions", WasmFeatures::LEGACY_EXCEPTIONS, false),
+    feature("exceptions", WasmFeatures::EXCEPTIONS, true),
+    feature("legacy-exceptions", WasmFeatures::LEGACY_EXCEPTIONS, true),
     Feature { needed_by: &["gc"], ..feature("function-references", WasmFeatures::FUNCTION_REFERENCES, false) },
     feature("multi-memory", WasmFeatures::MULTI_MEMORY, true),
     feature("memory64", WasmFeatures::MEMORY64, true),
@@ -161,8 +161,16 @@ mod tests {
         assert_eq!(names("(module (func $f (return_call $f)))"), ["tail-call"]);
         assert_eq!(names("(module (memory i64 1))"), ["memory64"]);
         assert_eq!(names("(module (global i32 (i32.add (i32.const 1) (i32.const 2))))"), ["extended-const"]);
+        // Exception handling builds on reference types (`exnref`).
+        assert_eq!(names("(module (tag $e) (func (throw $e)))"), ["reference-types", "exceptions"]);
+        // `throw` is the standard encoding's, `try` the legacy one's.
+        assert_eq!(
+            names("(module (tag $e) (func try (throw $e) catch_all end))"),
+            ["reference-types", "exceptions", "legacy-exceptions"]
+        );
         let implemented: Vec<&str> = FEATURES.iter().filter(|f| f.implemented).map(|f| f.name).collect();
         assert!(implemented.contains(&"tail-call") && !implemented.contains(&"simd"));
+        assert!(implemented.contains(&"exceptions") && implemented.contains(&"legacy-exceptions"));
         assert!(used(b"\0asm\x01\0\0\0\x01").is_err(), "an invalid module is an error");
     }
 
@@ -177,12 +185,14 @@ mod tests {
     }
 
     #[test]
-    fn the_engine_implements_webassembly_2_without_simd_and_four_of_3() {
+    fn the_engine_implements_webassembly_2_without_simd_and_six_of_3() {
         let expected = WasmFeatures::WASM2.difference(WasmFeatures::SIMD)
             | WasmFeatures::EXTENDED_CONST
             | WasmFeatures::TAIL_CALL
             | WasmFeatures::MULTI_MEMORY
-            | WasmFeatures::MEMORY64;
+            | WasmFeatures::MEMORY64
+            | WasmFeatures::EXCEPTIONS
+            | WasmFeatures::LEGACY_EXCEPTIONS;
         assert_eq!(implemented(), expected);
     }
 }

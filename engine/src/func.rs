@@ -82,6 +82,8 @@ pub(crate) unsafe extern "C" fn host_dispatch(
         let args = values_buffer(&mut arg_buf, &mut arg_heap, host.ty.params.len());
         for ((slot, t), raw) in args.iter_mut().zip(host.ty.params.iter()).zip(values.iter()) {
             *slot = Val::from_raw(*raw, *t, store_id);
+            // SAFETY: as above; the exceptions are only read by this thread while it runs.
+            unsafe { (*host.store).exceptions.pin(slot) };
         }
         let mut result_buf = [Val::I32(0); INLINE_VALUES];
         let mut result_heap = Vec::new();

@@ -3,6 +3,7 @@
 //! lookups of an instance's exports.
 
 use crate::builtins::{memory_init, table_init, BuiltinTable, BUILTINS};
+use crate::exceptions::TagData;
 use crate::func_refs::FuncRefs;
 use crate::module::Module;
 use crate::module_info::{ConstExpr, ConstOp, EntityIndex, ImportKind, SegmentMode};
@@ -91,6 +92,7 @@ impl StoreInner {
         let mut memories = Vec::new();
         let mut tables = Vec::new();
         let mut globals = Vec::new();
+        let mut tags = Vec::new();
         let mut imported_funcs = Vec::new();
         for e in imports {
             match e {
@@ -98,7 +100,18 @@ impl StoreInner {
                 Extern::Memory(mem) => memories.push(mem.index),
                 Extern::Table(t) => tables.push(t.index),
                 Extern::Global(g) => globals.push(g.index),
+                Extern::Tag(t) => tags.push(t.index),
             }
+        }
+        // Defined tags: new identities, named for reports by their export name or index.
+        for (x, ty) in info.tags.iter().enumerate().skip(info.num_imported_tags as usize) {
+            let name = info
+                .exports
+                .iter()
+                .find(|(_, e)| *e == EntityIndex::Tag(TagIndex(x as u32)))
+                .map_or_else(|| format!("{x}"), |(n, _)| format!("'{n}'"));
+            self.tags.push(Box::new(TagData { ty: info.types[ty.index()].clone(), name }));
+            tags.push(self.tags.len() as u32 - 1);
         }
         for ty in &info.memories[info.num_imported_memories as usize..] {
             memories.push(self.new_memory(*ty)?.index);
@@ -115,6 +128,7 @@ impl StoreInner {
             memories,
             tables: Vec::new(),
             globals: Vec::new(),
+            tags,
             elements: Vec::new(),
             data_dropped: vec![false; info.data.len()],
         });
@@ -193,6 +207,11 @@ impl StoreInner {
             set(&mut data.vmctx, offsets.global(GlobalIndex(g as u32)), global as usize);
         }
 
+        for (x, t) in data.tags.iter().enumerate() {
+            let identity = self.tags[*t as usize].identity();
+            set(&mut data.vmctx, offsets.tag(TagIndex(x as u32)), identity as usize);
+        }
+
         // Element segments: passive ones evaluated now; active ones too, to be copied into
         // their tables below, unless the tables' images hold them; declared ones dropped.
         let imaged = m.table_images.is_some();
@@ -257,6 +276,7 @@ impl StoreInner {
                 ImportKind::Table(t) => ExternType::Table(*t),
                 ImportKind::Memory(m) => ExternType::Memory(*m),
                 ImportKind::Global(g) => ExternType::Global(*g),
+                ImportKind::Tag(t) => ExternType::Tag(info.types[t.index()].clone()),
             };
             let ok = match (&expected, &found) {
                 (ExternType::Func(a), ExternType::Func(b)) => a == b,
@@ -267,6 +287,7 @@ impl StoreInner {
                     a.memory64 == b.memory64 && b.limits.matches(&a.limits)
                 }
                 (ExternType::Global(a), ExternType::Global(b)) => a == b,
+                (ExternType::Tag(a), ExternType::Tag(b)) => a == b,
                 _ => false,
             };
             if !ok {
@@ -297,6 +318,7 @@ impl StoreInner {
             EntityIndex::Table(t) => Extern::Table(Table { store: id, index: data.tables[t.index()] }),
             EntityIndex::Memory(m) => Extern::Memory(Memory { store: id, index: data.memories[m.index()] }),
             EntityIndex::Global(g) => Extern::Global(Global { store: id, index: data.globals[g.index()] }),
+            EntityIndex::Tag(t) => Extern::Tag(Tag { store: id, index: data.tags[t.index()] }),
         })
     }
 

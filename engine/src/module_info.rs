@@ -1,8 +1,9 @@
 //! The load stage: validate a WebAssembly binary and describe it as a [`ModuleInfo`].
 //!
 //! Validation accepts exactly WebAssembly 2.0 without SIMD (MVP, mutable globals, sign
-//! extension, non-trapping float-to-int, multi-value, bulk memory, reference types). Anything
-//! else is rejected by the validator with the feature and the byte offset.
+//! extension, non-trapping float-to-int, multi-value, bulk memory, reference types), and of 3.0
+//! extended constant expressions, tail calls and exception handling (with its legacy
+//! encoding). Anything else is rejected by the validator with the feature and the byte offset.
 
 use crate::types::*;
 use std::collections::HashMap;
@@ -51,7 +52,7 @@ impl From<wasmparser::BinaryReaderError> for LoadError {
 }
 
 /// The features the engine implements ([`crate::features::FEATURES`]): WebAssembly 2.0 without
-/// SIMD, and of 3.0 extended constant expressions and tail calls.
+/// SIMD, and of 3.0 extended constant expressions, tail calls and exception handling.
 pub fn supported_features() -> WasmFeatures {
     crate::features::implemented()
 }
@@ -135,6 +136,8 @@ pub enum ImportKind {
     Memory(MemoryType),
     /// A global.
     Global(GlobalType),
+    /// An exception tag whose payload has the parameters of this type.
+    Tag(TypeIndex),
 }
 
 /// One import.
@@ -159,6 +162,8 @@ pub enum EntityIndex {
     Memory(MemoryIndex),
     /// A global.
     Global(GlobalIndex),
+    /// An exception tag.
+    Tag(TagIndex),
 }
 
 /// Where an element segment goes.
@@ -224,6 +229,10 @@ pub struct ModuleInfo {
     pub num_imported_memories: u32,
     /// Imported global count.
     pub num_imported_globals: u32,
+    /// Type of every exception tag (imports first): its parameters are the payload.
+    pub tags: Vec<TypeIndex>,
+    /// Imported tag count.
+    pub num_imported_tags: u32,
     /// Exports in order, by name.
     pub exports: Vec<(String, EntityIndex)>,
     /// The start function.
@@ -360,6 +369,11 @@ pub fn parse(wasm: &[u8]) -> Result<ModuleInfo, LoadError> {
                             info.num_imported_globals += 1;
                             ImportKind::Global(g)
                         }
+                        wasmparser::TypeRef::Tag(t) => {
+                            info.tags.push(TypeIndex(t.func_type_idx));
+                            info.num_imported_tags += 1;
+                            ImportKind::Tag(TypeIndex(t.func_type_idx))
+                        }
                         _ => return Err(unsupported("this kind of import")),
                     };
                     info.imports.push(Import { module: import.module.into(), name: import.name.into(), kind });
@@ -400,9 +414,15 @@ pub fn parse(wasm: &[u8]) -> Result<ModuleInfo, LoadError> {
                         wasmparser::ExternalKind::Table => EntityIndex::Table(TableIndex(export.index)),
                         wasmparser::ExternalKind::Memory => EntityIndex::Memory(MemoryIndex(export.index)),
                         wasmparser::ExternalKind::Global => EntityIndex::Global(GlobalIndex(export.index)),
+                        wasmparser::ExternalKind::Tag => EntityIndex::Tag(TagIndex(export.index)),
                         _ => return Err(unsupported("this kind of export")),
                     };
                     info.exports.push((export.name.into(), entity));
+                }
+            }
+            Payload::TagSection(reader) => {
+                for tag in reader {
+                    info.tags.push(TypeIndex(tag?.func_type_idx));
                 }
             }
             Payload::StartSection { func, .. } => info.start = Some(FuncIndex(func)),
@@ -494,6 +514,8 @@ fn ref_type(ty: wasmparser::RefType) -> Result<ValType, LoadError> {
         Ok(ValType::FuncRef)
     } else if ty == wasmparser::RefType::EXTERNREF {
         Ok(ValType::ExternRef)
+    } else if ty == wasmparser::RefType::EXNREF {
+        Ok(ValType::ExnRef)
     } else {
         Err(unsupported("this reference type"))
     }

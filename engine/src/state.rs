@@ -87,6 +87,10 @@ pub(crate) struct StoreInner {
     pub(crate) globals: Vec<Box<GlobalData>>,
     pub(crate) host_funcs: Vec<Box<HostFuncData>>,
     pub(crate) instances: Vec<Box<InstanceData>>,
+    /// Exception tags (their addresses are their identities).
+    pub(crate) tags: Vec<Box<crate::exceptions::TagData>>,
+    /// Exception objects not freed yet.
+    pub(crate) exceptions: crate::exceptions::Exceptions,
     /// Code of every module instantiated in the store, for the signal handler. Boxed apart
     /// from the rest so the handler reads it through its own shared reference.
     pub(crate) registry: Box<CodeRegistry>,
@@ -135,6 +139,8 @@ pub(crate) struct InstanceData {
     pub(crate) memories: Vec<u32>,
     pub(crate) tables: Vec<u32>,
     pub(crate) globals: Vec<u32>,
+    /// Store indices of the instance's tags.
+    pub(crate) tags: Vec<u32>,
     /// Passive element segments as raw references (`None` once dropped).
     pub(crate) elements: Vec<Option<Box<[usize]>>>,
     /// Whether each data segment was dropped.
@@ -259,6 +265,10 @@ impl StoreInner {
             Extern::Table(t) => ExternType::Table(self.table_type(t)),
             Extern::Memory(m) => ExternType::Memory(self.memory_type(m)),
             Extern::Global(g) => ExternType::Global(self.global_type(g)),
+            Extern::Tag(t) => {
+                self.check(t.store);
+                ExternType::Tag(self.tags[t.index as usize].ty.clone())
+            }
         }
     }
 }
@@ -271,6 +281,9 @@ pub(crate) fn val_to_raw(store: &StoreInner, v: Val) -> Result<ValRaw, CallError
         Val::F32(x) => x as ValRaw,
         Val::F64(x) => x as ValRaw,
         Val::ExternRef(r) => r.map_or(0, |r| r.0.get()) as ValRaw,
+        Val::ExnRef(None) => 0,
+        Val::ExnRef(Some(e)) if store.exceptions.contains(e.0.get()) => e.0.get() as ValRaw,
+        Val::ExnRef(Some(_)) => return Err(CallError::BadValue("exception from another store")),
         Val::FuncRef(None) => 0,
         Val::FuncRef(Some(f)) if f.store != store.id => return Err(CallError::BadValue("function from another store")),
         Val::FuncRef(Some(Func { kind: FuncKind::Ref(p), .. })) => p.as_ptr() as usize as ValRaw,

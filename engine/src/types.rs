@@ -40,6 +40,8 @@ index_type!(
     ElemIndex,
     /// A data segment.
     DataIndex,
+    /// An exception tag in the module's tag index space (imports first).
+    TagIndex,
 );
 
 /// A WebAssembly value type.
@@ -57,12 +59,14 @@ pub enum ValType {
     FuncRef,
     /// Nullable reference to a host object.
     ExternRef,
+    /// Nullable reference to a caught exception (exception handling).
+    ExnRef,
 }
 
 impl ValType {
-    /// Whether this is one of the two reference types.
+    /// Whether this is a reference type.
     pub fn is_ref(self) -> bool {
-        matches!(self, ValType::FuncRef | ValType::ExternRef)
+        matches!(self, ValType::FuncRef | ValType::ExternRef | ValType::ExnRef)
     }
 }
 
@@ -75,6 +79,7 @@ impl fmt::Display for ValType {
             ValType::F64 => "f64",
             ValType::FuncRef => "funcref",
             ValType::ExternRef => "externref",
+            ValType::ExnRef => "exnref",
         })
     }
 }
@@ -172,6 +177,8 @@ pub enum ExternType {
     Memory(MemoryType),
     /// A global.
     Global(GlobalType),
+    /// An exception tag: the types of its payload (a function type without results).
+    Tag(FuncType),
 }
 
 impl fmt::Display for ExternType {
@@ -184,6 +191,7 @@ impl fmt::Display for ExternType {
             ExternType::Memory(m) => write!(f, "memory {}", m.limits),
             ExternType::Global(g) if g.mutable => write!(f, "global (mut {})", g.ty),
             ExternType::Global(g) => write!(f, "global {}", g.ty),
+            ExternType::Tag(ty) => write!(f, "tag {ty}"),
         }
     }
 }

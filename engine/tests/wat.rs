@@ -561,7 +561,7 @@ fn a_table_past_the_limit_is_refused_not_allocated() {
     for wat in ["(module (table 4000000000 funcref))", "(module (table i64 4000000000 funcref))"] {
         let module = Module::new(&engine, wat.as_bytes()).unwrap();
         let mut store = Store::new(&engine);
-        let err = store.instantiate(&module, &[]).err().expect("refused");
+        let err = store.instantiate(&module, &[]).expect_err("refused");
         assert!(matches!(err, InstantiateError::TableTooLarge { min: 4_000_000_000, .. }), "{err}");
     }
     let ty = TableType { element: ValType::FuncRef, limits: Limits { min: 4_000_000_000, max: None }, table64: false };

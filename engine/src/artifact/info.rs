@@ -8,7 +8,7 @@
 //! byte and its type), functions' type indices, tables, memories, globals, global and table
 //! initialisers, the four imported counts, exports (name, kind byte, index), start (flag,
 //! index), element segments (mode, type, items), data segments (mode, bytes), function names
-//! (index, name), sorted by index.
+//! (index, name), sorted by index, exception tags' type indices and the imported tag count.
 
 use super::{ArtifactError, Reader};
 use crate::module_info::*;
@@ -39,6 +39,7 @@ fn val_type_byte(t: ValType) -> u8 {
         ValType::F64 => 3,
         ValType::FuncRef => 4,
         ValType::ExternRef => 5,
+        ValType::ExnRef => 6,
     }
 }
 
@@ -157,6 +158,10 @@ pub(super) fn write(out: &mut Vec<u8>, info: &ModuleInfo) {
                 out.push(3);
                 put_global(out, *g);
             }
+            ImportKind::Tag(t) => {
+                out.push(4);
+                put_u32(out, t.0);
+            }
         }
     }
     put_len(out, info.functions.len());
@@ -188,6 +193,7 @@ pub(super) fn write(out: &mut Vec<u8>, info: &ModuleInfo) {
             EntityIndex::Table(i) => (1, i.0),
             EntityIndex::Memory(i) => (2, i.0),
             EntityIndex::Global(i) => (3, i.0),
+            EntityIndex::Tag(i) => (4, i.0),
         };
         out.push(kind);
         put_u32(out, index);
@@ -214,6 +220,9 @@ pub(super) fn write(out: &mut Vec<u8>, info: &ModuleInfo) {
         put_u32(out, *index);
         put_str(out, name);
     }
+    put_len(out, info.tags.len());
+    info.tags.iter().for_each(|t| put_u32(out, t.0));
+    put_u32(out, info.num_imported_tags);
 }
 
 impl Reader<'_> {
@@ -230,6 +239,7 @@ impl Reader<'_> {
             3 => ValType::F64,
             4 => ValType::FuncRef,
             5 => ValType::ExternRef,
+            6 => ValType::ExnRef,
             _ => return Err(corrupt("value type")),
         })
     }
@@ -355,6 +365,7 @@ pub(super) fn read(r: &mut Reader<'_>) -> Result<ModuleInfo, ArtifactError> {
                 1 => ImportKind::Table(r.table()?),
                 2 => ImportKind::Memory(r.memory()?),
                 3 => ImportKind::Global(r.global()?),
+                4 => ImportKind::Tag(TypeIndex(r.u32()?)),
                 _ => return Err(corrupt("import kind")),
             };
             Ok(Import { module, name, kind })
@@ -378,6 +389,7 @@ pub(super) fn read(r: &mut Reader<'_>) -> Result<ModuleInfo, ArtifactError> {
             (1, i) => EntityIndex::Table(TableIndex(i)),
             (2, i) => EntityIndex::Memory(MemoryIndex(i)),
             (3, i) => EntityIndex::Global(GlobalIndex(i)),
+            (4, i) => EntityIndex::Tag(TagIndex(i)),
             _ => return Err(corrupt("export kind")),
         };
         Ok((name, entity))
@@ -399,6 +411,8 @@ pub(super) fn read(r: &mut Reader<'_>) -> Result<ModuleInfo, ArtifactError> {
         return Err(corrupt("function names out of order"));
     }
     info.func_names = names.into_iter().collect();
+    info.tags = r.list(4, |r| Ok(TypeIndex(r.u32()?)))?;
+    info.num_imported_tags = r.u32()?;
     check(&info)?;
     Ok(info)
 }
@@ -411,6 +425,7 @@ fn check(info: &ModuleInfo) -> Result<(), ArtifactError> {
         || count(|k| matches!(k, ImportKind::Table(_))) != info.num_imported_tables
         || count(|k| matches!(k, ImportKind::Memory(_))) != info.num_imported_memories
         || count(|k| matches!(k, ImportKind::Global(_))) != info.num_imported_globals
+        || count(|k| matches!(k, ImportKind::Tag(_))) != info.num_imported_tags
     {
         return Err(corrupt("import counts"));
     }
@@ -419,11 +434,12 @@ fn check(info: &ModuleInfo) -> Result<(), ArtifactError> {
         || !imported(info.num_imported_tables, info.tables.len())
         || !imported(info.num_imported_memories, info.memories.len())
         || !imported(info.num_imported_globals, info.globals.len())
+        || !imported(info.num_imported_tags, info.tags.len())
     {
         return Err(corrupt("index space sizes"));
     }
     // Imports come first in their index spaces, with the types they declare.
-    let mut next = [0usize; 4];
+    let mut next = [0usize; 5];
     let mut take = |space: usize| {
         next[space] += 1;
         next[space] - 1
@@ -434,13 +450,14 @@ fn check(info: &ModuleInfo) -> Result<(), ArtifactError> {
             ImportKind::Table(ty) => info.tables.get(take(1)) == Some(ty),
             ImportKind::Memory(ty) => info.memories.get(take(2)) == Some(ty),
             ImportKind::Global(ty) => info.globals.get(take(3)) == Some(ty),
+            ImportKind::Tag(ty) => info.tags.get(take(4)) == Some(ty),
         };
         if !matches {
             return Err(corrupt("imported types"));
         }
     }
-    if info.functions.iter().any(|t| t.index() >= info.types.len()) {
-        return Err(corrupt("function type index"));
+    if info.functions.iter().chain(&info.tags).any(|t| t.index() >= info.types.len()) {
+        return Err(corrupt("function or tag type index"));
     }
     if info.global_inits.len() != info.globals.len() - info.num_imported_globals as usize
         || info.table_inits.len() != info.tables.len() - info.num_imported_tables as usize
@@ -478,6 +495,7 @@ fn check(info: &ModuleInfo) -> Result<(), ArtifactError> {
         EntityIndex::Table(i) => i.index() < info.tables.len(),
         EntityIndex::Memory(i) => i.index() < info.memories.len(),
         EntityIndex::Global(i) => i.index() < info.globals.len(),
+        EntityIndex::Tag(i) => i.index() < info.tags.len(),
     };
     if !info.exports.iter().all(|(_, e)| export_ok(e)) || info.start.is_some_and(|s| s.index() >= info.functions.len())
     {

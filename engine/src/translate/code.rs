@@ -20,7 +20,7 @@ use wasmparser::{BlockType, MemArg, MemArgTarget, Operator};
 pub fn zero(builder: &mut FunctionBuilder, ty: ValType) -> Value {
     match ty {
         ValType::I32 => builder.ins().iconst(types::I32, 0),
-        ValType::I64 | ValType::FuncRef | ValType::ExternRef => builder.ins().iconst(types::I64, 0),
+        ValType::I64 | ValType::FuncRef | ValType::ExternRef | ValType::ExnRef => builder.ins().iconst(types::I64, 0),
         ValType::F32 => builder.ins().f32const(0.0),
         ValType::F64 => builder.ins().f64const(0.0),
     }
@@ -32,8 +32,19 @@ fn val_type(t: wasmparser::ValType) -> ValType {
         wasmparser::ValType::I64 => ValType::I64,
         wasmparser::ValType::F32 => ValType::F32,
         wasmparser::ValType::F64 => ValType::F64,
-        wasmparser::ValType::Ref(r) if r.is_func_ref() => ValType::FuncRef,
+        wasmparser::ValType::Ref(r) => ref_type(r),
         _ => ValType::ExternRef,
+    }
+}
+
+/// The engine's type for a (validated) reference type.
+pub fn ref_type(r: wasmparser::RefType) -> ValType {
+    if r.is_func_ref() {
+        ValType::FuncRef
+    } else if r.heap_type() == wasmparser::RefType::EXN.heap_type() {
+        ValType::ExnRef
+    } else {
+        ValType::ExternRef
     }
 }
 
@@ -91,7 +102,8 @@ pub fn block_signature(env: &FuncEnv, ty: BlockType) -> (Vec<ValType>, Vec<ValTy
     }
 }
 
-fn block_with_params(builder: &mut FunctionBuilder, types: &[ValType]) -> ir::Block {
+/// A new block with parameters of `types`.
+pub fn block_with_params(builder: &mut FunctionBuilder, types: &[ValType]) -> ir::Block {
     let block = builder.create_block();
     for t in types {
         builder.append_block_param(block, ir_type(*t));
@@ -111,6 +123,7 @@ fn jump(builder: &mut FunctionBuilder, block: ir::Block, values: &[Value]) {
 /// reachable and the unreachable paths; `fallthrough` says whether control reaches `end`.
 pub fn end_frame(builder: &mut FunctionBuilder, state: &mut TranslationState, fallthrough: bool) {
     let frame = state.control.pop().expect("validated: control stack underflow");
+    state.handlers.end_frame(state.control.len());
     let next = frame.next();
     let num_results = frame.num_results();
     let stack_base = frame.stack_base();
@@ -376,13 +389,15 @@ pub fn translate_operator(
             let n = env.module.func_type(f).params.len();
             let call_args = state.peekn(n).to_vec();
             state.popn(n);
-            let results = env.call(builder, f, &call_args);
+            let handler = state.handlers.for_call();
+            let results = env.call(builder, f, &call_args, handler);
             state.stack.extend(results);
         }
         O::CallIndirect { type_index, table_index } => {
             let ty = TypeIndex(type_index);
             let (func_ref, call_args) = indirect_callee(builder, env, state, ty, TableIndex(table_index));
-            let results = env.call_ref(builder, ty, func_ref, &call_args);
+            let handler = state.handlers.for_call();
+            let results = env.call_ref(builder, ty, func_ref, &call_args, handler);
             state.stack.extend(results);
         }
         // Tail calls: the callee takes this function's frame (constant stack however deep the
@@ -400,6 +415,20 @@ pub fn translate_operator(
             let (func_ref, call_args) = indirect_callee(builder, env, state, ty, TableIndex(table_index));
             env.return_call_ref(builder, ty, func_ref, &call_args);
             state.reachable = false;
+        }
+
+        // ----- exceptions: handlers are dispatch blocks; calls in their scope are try_calls
+        // (see exceptions.rs) ---------------------------------------------------------------
+        O::TryTable { ref try_table } => super::exceptions::try_table(builder, env, state, try_table),
+        O::Throw { tag_index } => super::exceptions::throw(builder, env, state, TagIndex(tag_index)),
+        O::ThrowRef => super::exceptions::throw_ref(builder, env, state),
+        O::Try { blockty } => super::exceptions::legacy_try(builder, env, state, blockty),
+        O::Catch { tag_index } => super::exceptions::legacy_catch(builder, env, state, Some(TagIndex(tag_index)), true),
+        O::CatchAll => super::exceptions::legacy_catch(builder, env, state, None, true),
+        O::Rethrow { relative_depth } => super::exceptions::rethrow(builder, env, state, relative_depth),
+        O::Delegate { relative_depth } => {
+            super::exceptions::delegate(state, relative_depth);
+            end_frame(builder, state, true);
         }
 
         // ----- parametric ---------------------------------------------------------------------

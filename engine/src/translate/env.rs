@@ -2,6 +2,7 @@
 //! memories, tables, globals, function references and builtins goes through a method here,
 //! so the opcode translation (`code.rs`) knows nothing of offsets.
 
+use super::exceptions::try_call;
 use crate::module_info::ModuleInfo;
 use crate::trap::TrapKind;
 use crate::types::*;
@@ -22,7 +23,7 @@ pub fn ir_type(ty: ValType) -> ir::Type {
         ValType::I64 => types::I64,
         ValType::F32 => types::F32,
         ValType::F64 => types::F64,
-        ValType::FuncRef | ValType::ExternRef => types::I64,
+        ValType::FuncRef | ValType::ExternRef | ValType::ExnRef => types::I64,
     }
 }
 
@@ -31,11 +32,22 @@ pub fn ir_type(ty: ValType) -> ir::Type {
 /// prologues (the host reaches wasm code only through the trampolines).
 pub const WASM_CALL_CONV: CallConv = CallConv::Tail;
 
-/// Whether a call is a tail call (`return_call*`: the callee takes this function's frame).
+/// How a call is made.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Tail {
-    No,
-    Yes,
+enum CallKind {
+    /// A plain call.
+    Plain,
+    /// A call inside a `try_table` (or legacy `try`): an exception the callee throws comes to
+    /// this block, the handler's dispatch code (see `exceptions.rs`).
+    Try(ir::Block),
+    /// A tail call (`return_call*`): the callee takes this function's frame.
+    Tail,
+}
+
+impl CallKind {
+    fn new(handler: Option<ir::Block>) -> CallKind {
+        handler.map_or(CallKind::Plain, CallKind::Try)
+    }
 }
 
 /// The wasm calling convention: `(callee_vmctx, caller_vmctx, params...) -> results`.
@@ -87,9 +99,10 @@ pub struct FuncEnv<'m> {
     pub frontend_config: TargetFrontendConfig,
     /// Whether the code counts instructions (see `budget.rs`); off unless set.
     pub count_instructions: bool,
-    /// Whether the function being translated makes a tail call (its code then needs a frame
-    /// pointer: Cranelift's x64 tail calls rely on one).
-    pub tail_calls: bool,
+    /// Whether the function being translated needs a frame pointer: it makes a tail call
+    /// (Cranelift's x64 tail calls rely on one) or throws to its callers (the unwinder starts
+    /// from its frame pointer, `get_frame_pointer`).
+    pub frame_pointer: bool,
     /// The function's own `VMContext` parameter.
     vmctx: Option<Value>,
     sigs: HashMap<TypeIndex, ir::SigRef>,
@@ -107,7 +120,7 @@ impl<'m> FuncEnv<'m> {
             call_conv: isa.default_call_conv(),
             frontend_config: isa.frontend_config(),
             count_instructions: false,
-            tail_calls: false,
+            frame_pointer: false,
             vmctx: None,
             sigs: HashMap::new(),
             builtin_sigs: HashMap::new(),
@@ -118,7 +131,7 @@ impl<'m> FuncEnv<'m> {
     /// Resets per-function state; `vmctx` is the new function's context parameter.
     pub fn begin_function(&mut self, vmctx: Value) {
         self.vmctx = Some(vmctx);
-        self.tail_calls = false;
+        self.frame_pointer = false;
         self.sigs.clear();
         self.builtin_sigs.clear();
         self.direct.clear();
@@ -330,18 +343,31 @@ impl<'m> FuncEnv<'m> {
     }
 
     /// Calls function `f` with `args` (without the context arguments); returns the results.
-    pub fn call(&mut self, builder: &mut FunctionBuilder, f: FuncIndex, args: &[Value]) -> Vec<Value> {
-        self.call_function(builder, f, args, Tail::No)
+    /// Inside a handler's scope, `handler` is its dispatch block.
+    pub fn call(
+        &mut self,
+        builder: &mut FunctionBuilder,
+        f: FuncIndex,
+        args: &[Value],
+        handler: Option<ir::Block>,
+    ) -> Vec<Value> {
+        self.call_function(builder, f, args, CallKind::new(handler))
     }
 
     /// Tail-calls function `f` (`return_call`): the callee replaces this function's frame and
     /// returns to its caller. The block ends here.
     pub fn return_call(&mut self, builder: &mut FunctionBuilder, f: FuncIndex, args: &[Value]) {
-        self.call_function(builder, f, args, Tail::Yes);
+        self.call_function(builder, f, args, CallKind::Tail);
     }
 
-    fn call_function(&mut self, builder: &mut FunctionBuilder, f: FuncIndex, args: &[Value], tail: Tail) -> Vec<Value> {
-        self.tail_calls |= tail == Tail::Yes;
+    fn call_function(
+        &mut self,
+        builder: &mut FunctionBuilder,
+        f: FuncIndex,
+        args: &[Value],
+        kind: CallKind,
+    ) -> Vec<Value> {
+        self.frame_pointer |= kind == CallKind::Tail;
         let vmctx = self.vmctx();
         let mut full = Vec::with_capacity(args.len() + 2);
         let inst = match self.module.defined_func(f) {
@@ -364,9 +390,13 @@ impl<'m> FuncEnv<'m> {
                 };
                 full.extend([vmctx, vmctx]);
                 full.extend_from_slice(args);
-                match tail {
-                    Tail::No => builder.ins().call(callee, &full),
-                    Tail::Yes => builder.ins().return_call(callee, &full),
+                match kind {
+                    CallKind::Plain => builder.ins().call(callee, &full),
+                    CallKind::Tail => builder.ins().return_call(callee, &full),
+                    CallKind::Try(dispatch) => {
+                        let sig = builder.func.dfg.ext_funcs[callee].signature;
+                        return try_call(builder, dispatch, sig, |b, table| b.ins().try_call(callee, &full, table));
+                    }
                 }
             }
             None => {
@@ -377,30 +407,37 @@ impl<'m> FuncEnv<'m> {
                 let callee_vmctx = builder.ins().load(types::I64, readonly(), func_ref, FUNCREF_VMCTX);
                 full.extend([callee_vmctx, vmctx]);
                 full.extend_from_slice(args);
-                match tail {
-                    Tail::No => builder.ins().call_indirect(sig, code, &full),
-                    Tail::Yes => builder.ins().return_call_indirect(sig, code, &full),
+                match kind {
+                    CallKind::Plain => builder.ins().call_indirect(sig, code, &full),
+                    CallKind::Tail => builder.ins().return_call_indirect(sig, code, &full),
+                    CallKind::Try(dispatch) => {
+                        return try_call(builder, dispatch, sig, |b, table| {
+                            b.ins().try_call_indirect(code, &full, table)
+                        })
+                    }
                 }
             }
         };
         builder.inst_results(inst).to_vec()
     }
 
-    /// Calls the (non-null, type-checked) function reference `func_ref` of type `ty`.
+    /// Calls the (non-null, type-checked) function reference `func_ref` of type `ty`. Inside a
+    /// handler's scope, `handler` is its dispatch block.
     pub fn call_ref(
         &mut self,
         builder: &mut FunctionBuilder,
         ty: TypeIndex,
         func_ref: Value,
         args: &[Value],
+        handler: Option<ir::Block>,
     ) -> Vec<Value> {
-        self.call_through(builder, ty, func_ref, args, Tail::No)
+        self.call_through(builder, ty, func_ref, args, CallKind::new(handler))
     }
 
     /// Tail-calls the (non-null, type-checked) function reference `func_ref` of type `ty`. The
     /// block ends here.
     pub fn return_call_ref(&mut self, builder: &mut FunctionBuilder, ty: TypeIndex, func_ref: Value, args: &[Value]) {
-        self.call_through(builder, ty, func_ref, args, Tail::Yes);
+        self.call_through(builder, ty, func_ref, args, CallKind::Tail);
     }
 
     fn call_through(
@@ -409,17 +446,20 @@ impl<'m> FuncEnv<'m> {
         ty: TypeIndex,
         func_ref: Value,
         args: &[Value],
-        tail: Tail,
+        kind: CallKind,
     ) -> Vec<Value> {
-        self.tail_calls |= tail == Tail::Yes;
+        self.frame_pointer |= kind == CallKind::Tail;
         let sig = self.signature(builder, ty);
         let code = builder.ins().load(types::I64, trusted(), func_ref, FUNCREF_WASM_CALL);
         let callee_vmctx = builder.ins().load(types::I64, trusted(), func_ref, FUNCREF_VMCTX);
         let mut full = vec![callee_vmctx, self.vmctx()];
         full.extend_from_slice(args);
-        let inst = match tail {
-            Tail::No => builder.ins().call_indirect(sig, code, &full),
-            Tail::Yes => builder.ins().return_call_indirect(sig, code, &full),
+        let inst = match kind {
+            CallKind::Plain => builder.ins().call_indirect(sig, code, &full),
+            CallKind::Tail => builder.ins().return_call_indirect(sig, code, &full),
+            CallKind::Try(dispatch) => {
+                return try_call(builder, dispatch, sig, |b, table| b.ins().try_call_indirect(code, &full, table))
+            }
         };
         builder.inst_results(inst).to_vec()
     }
@@ -427,6 +467,63 @@ impl<'m> FuncEnv<'m> {
     /// Loads the signature id stored in a function reference.
     pub fn func_ref_type_id(&self, builder: &mut FunctionBuilder, func_ref: Value) -> Value {
         builder.ins().load(types::I32, trusted(), func_ref, FUNCREF_TYPE_ID)
+    }
+
+    // ----- exceptions ---------------------------------------------------------------------
+
+    /// The identity of tag `t` (the same for every import of one tag).
+    pub fn tag_identity(&self, builder: &mut FunctionBuilder, t: TagIndex) -> Value {
+        let vmctx = self.vmctx();
+        builder.ins().load(types::I64, readonly(), vmctx, self.offsets.tag(t))
+    }
+
+    /// A new exception object of tag `t`, its payload to be stored with
+    /// [`FuncEnv::store_payload`].
+    pub fn new_exception(&mut self, builder: &mut FunctionBuilder, t: TagIndex) -> Value {
+        let t = builder.ins().iconst(types::I32, i64::from(t.0));
+        self.call_builtin(builder, Builtin::ExnAlloc, &[t]).expect("returns")
+    }
+
+    /// Stores payload value `i` of the exception `exn`.
+    pub fn store_payload(&self, builder: &mut FunctionBuilder, exn: Value, i: usize, value: Value) {
+        builder.ins().store(trusted(), value, exn, exn_value(i));
+    }
+
+    /// Loads payload value `i`, of type `ty`, of the exception `exn`.
+    pub fn load_payload(&self, builder: &mut FunctionBuilder, exn: Value, i: usize, ty: ValType) -> Value {
+        builder.ins().load(ir_type(ty), trusted(), exn, exn_value(i))
+    }
+
+    /// The identity of the tag of the exception `exn`.
+    pub fn exception_tag(&self, builder: &mut FunctionBuilder, exn: Value) -> Value {
+        builder.ins().load(types::I64, trusted(), exn, EXN_TAG)
+    }
+
+    /// A reference to the exception `exn` is handed out: it must outlive the catch.
+    pub fn mark_escaped(&self, builder: &mut FunctionBuilder, exn: Value) {
+        let flags = builder.ins().load(types::I64, trusted(), exn, EXN_FLAGS);
+        let flags = builder.ins().bor_imm_u(flags, EXN_ESCAPED);
+        builder.ins().store(trusted(), flags, exn, EXN_FLAGS);
+    }
+
+    /// The exception `exn` was caught and its reference dropped (after its payload was read).
+    pub fn release_exception(&mut self, builder: &mut FunctionBuilder, exn: Value) {
+        self.call_builtin(builder, Builtin::ExnRelease, &[exn]);
+    }
+
+    /// Throws the (non-null) exception `exn` to this function's callers (no handler of this
+    /// function catches it). The block ends here.
+    pub fn throw_to_caller(&mut self, builder: &mut FunctionBuilder, exn: Value) {
+        self.frame_pointer = true;
+        let fp = builder.ins().get_frame_pointer(types::I64);
+        let count = if self.count_instructions {
+            builder.ins().get_pinned_reg(types::I64)
+        } else {
+            builder.ins().iconst(types::I64, 0)
+        };
+        self.call_builtin(builder, Builtin::Throw, &[exn, fp, count]);
+        // The builtin never returns.
+        builder.ins().trap(crate::trap::TrapKind::Unreachable.to_trap_code());
     }
 
     // ----- builtins -----------------------------------------------------------------------

@@ -5,6 +5,7 @@
 //! - [`heap`]: the memory sandbox (address computation and bounds checks).
 //! - [`code`]: the opcode match.
 //! - [`unreachable`]: skipping code after `br`, `return` and `unreachable`.
+//! - [`exceptions`]: exception handlers, `throw` and the legacy exception instructions.
 //! - [`budget`]: the instruction count, when the engine counts.
 //!
 //! [`translate_function`] drives one function body.
@@ -12,6 +13,7 @@
 pub mod budget;
 pub mod code;
 pub mod env;
+pub mod exceptions;
 pub mod heap;
 pub mod state;
 pub mod unreachable;
@@ -89,8 +91,7 @@ pub fn translate_function(
             wasmparser::ValType::I64 => ValType::I64,
             wasmparser::ValType::F32 => ValType::F32,
             wasmparser::ValType::F64 => ValType::F64,
-            wasmparser::ValType::Ref(r) if r.is_func_ref() => ValType::FuncRef,
-            wasmparser::ValType::Ref(_) => ValType::ExternRef,
+            wasmparser::ValType::Ref(r) => code::ref_type(r),
             wasmparser::ValType::V128 => {
                 return Err(TranslateError::Unsupported { func: func.0, operator: "v128 local".into(), offset: 0 })
             }
@@ -132,7 +133,7 @@ pub fn translate_function(
             code::translate_operator(env, &mut builder, &mut state, &locals, &op)
                 .map_err(|operator| TranslateError::Unsupported { func: func.0, operator, offset: offset as usize })?;
         } else {
-            unreachable::skip_operator(&mut builder, &mut state, &op);
+            unreachable::skip_operator(env, &mut builder, &mut state, &op);
         }
     }
     // The final `end` switched to the exit block (or left it unreachable).
@@ -141,6 +142,7 @@ pub fn translate_function(
         let results = state.stack.clone();
         builder.ins().return_(&results);
     }
+    exceptions::emit(&mut builder, env, &mut state);
     builder.seal_all_blocks();
     builder.finalize(env.frontend_config);
     Ok(())

@@ -169,3 +169,21 @@ fn unreachable_code_is_not_counted() {
     let wat = "(module (func (block (nop) (br 0) (nop) (nop) (unreachable))))";
     assert_eq!(counting(wat), ["check", "charge 3", "charge 1"]);
 }
+
+#[test]
+fn only_calls_in_a_handlers_scope_are_try_calls() {
+    // $f's first call is inside the try_table: a try_call whose exceptional edge reaches the
+    // dispatch code (a tag comparison, then the catch's branch); the second is a plain call.
+    let wat = "(module (tag $e (param i32)) (func $f
+        (drop (block $h (result i32) (try_table (catch $e $h) (call $g)) (i32.const 0)))
+        (call $g))
+      (func $g))";
+    let ir = translated(wat, BoundsStrategy::GuardPages, false);
+    let count = |what: &str| ir.lines().filter(|l| l.contains(what)).count();
+    assert_eq!(count("try_call "), 1, "{ir}");
+    assert_eq!(count(" = call fn") + count("    call fn"), 1, "{ir}");
+    assert_eq!(count("icmp eq"), 1, "the dispatch compares the tag once: {ir}");
+    // A function without handlers has no try_call and no dispatch.
+    let plain = translated("(module (func $f (call $f)))", BoundsStrategy::GuardPages, false);
+    assert!(!plain.contains("try_call") && !plain.contains("icmp"), "{plain}");
+}

@@ -15,14 +15,15 @@
 //! | 48                | `*const *const VMFuncRef` (one per function index)     |
 //! | 56 + 8·t          | `*mut VMTableDefinition` of table t                    |
 //! | 56 + 8·T + 8·g    | `*mut VMGlobal` of global g                            |
-//! | 56 + 8·(T+G) + 16·(m−1) | base address of memory m ≥ 1 (never moves)       |
+//! | 56 + 8·T + 8·G + 8·x | identity of exception tag x (see [`TagIdentity`])   |
+//! | 56 + 8·(T+G+X) + 16·(m−1) | base address of memory m ≥ 1 (never moves)     |
 //! | … + 8             | `*mut VMMemoryDefinition` of memory m ≥ 1              |
 //!
 //! Memory 0 (the only one before multi-memory, and the one WASI programs use) keeps its two
 //! slots at fixed offsets.
 
 use crate::module_info::ModuleInfo;
-use crate::types::{GlobalIndex, MemoryIndex, TableIndex};
+use crate::types::{GlobalIndex, MemoryIndex, TableIndex, TagIndex};
 use cranelift_codegen::ir::types as ir_types;
 
 /// Offset of the instance back-pointer.
@@ -46,6 +47,7 @@ const VMCTX_TABLES: i32 = 56;
 pub struct VMOffsets {
     num_tables: u32,
     num_globals: u32,
+    num_tags: u32,
     num_memories: u32,
 }
 
@@ -55,6 +57,7 @@ impl VMOffsets {
         VMOffsets {
             num_tables: module.tables.len() as u32,
             num_globals: module.globals.len() as u32,
+            num_tags: module.tags.len() as u32,
             num_memories: module.memories.len() as u32,
         }
     }
@@ -69,11 +72,16 @@ impl VMOffsets {
         VMCTX_TABLES + 8 * (self.num_tables + g.0) as i32
     }
 
+    /// Slot of tag `x`'s identity.
+    pub fn tag(&self, x: TagIndex) -> i32 {
+        VMCTX_TABLES + 8 * (self.num_tables + self.num_globals + x.0) as i32
+    }
+
     /// Slot of memory `m`'s base address.
     pub fn memory_base(&self, m: MemoryIndex) -> i32 {
         match m.0 {
             0 => VMCTX_MEMORY_BASE,
-            m => VMCTX_TABLES + 8 * (self.num_tables + self.num_globals) as i32 + 16 * (m as i32 - 1),
+            m => VMCTX_TABLES + 8 * (self.num_tables + self.num_globals + self.num_tags) as i32 + 16 * (m as i32 - 1),
         }
     }
 
@@ -88,7 +96,9 @@ impl VMOffsets {
     /// Size of the whole context in bytes.
     pub fn size(&self) -> usize {
         let extra_memories = self.num_memories.saturating_sub(1) as usize;
-        (VMCTX_TABLES as usize) + 8 * (self.num_tables + self.num_globals) as usize + 16 * extra_memories
+        (VMCTX_TABLES as usize)
+            + 8 * (self.num_tables + self.num_globals + self.num_tags) as usize
+            + 16 * extra_memories
     }
 }
 
@@ -161,6 +171,26 @@ pub struct VMGlobal {
     pub bits: u128,
 }
 
+/// What makes an exception tag itself (two imports of one tag are the same tag): the address
+/// of the store's record of the tag, never 0. Compiled code compares a thrown exception's
+/// identity with those of its catch clauses.
+pub type TagIdentity = u64;
+
+/// An exception object (an `exnref` points to it): a header of one [`ValRaw`] slot, whose low
+/// 64 bits are the tag's [`TagIdentity`] and high 64 bits flags ([`EXN_ESCAPED`]), then the
+/// payload, one slot per parameter of the tag's type.
+pub const EXN_TAG: i32 = 0;
+/// Offset of the flags word of an exception object.
+pub const EXN_FLAGS: i32 = 8;
+/// Flag: an `exnref` to the exception was handed out (`catch_ref`, `catch_all_ref`, a legacy
+/// `catch` whose body rethrows), so the object lives as long as its store.
+pub const EXN_ESCAPED: i64 = 1;
+
+/// Offset of payload value `i` in an exception object.
+pub fn exn_value(i: usize) -> i32 {
+    (VALRAW_SIZE as usize * (1 + i)) as i32
+}
+
 /// One value crossing the host boundary through the array-call trampolines.
 pub type ValRaw = u128;
 
@@ -204,10 +234,19 @@ pub enum Builtin {
     /// `(vmctx, table: i32)`: fills every element of a lazy table from its image before a
     /// write.
     FillTable,
+    /// `(vmctx, tag: i32) -> i64`: a new exception object of the tag, payload unset.
+    ExnAlloc,
+    /// `(vmctx, exn: i64)`: the exception was caught without its reference escaping: freed
+    /// unless [`EXN_ESCAPED`].
+    ExnRelease,
+    /// `(vmctx, exn: i64, frame_pointer: i64, count: i64) -> !`: throws the (non-null)
+    /// exception from the wasm frame whose frame pointer is given, with the instruction count
+    /// register's value (0 without counting). Never returns.
+    Throw,
 }
 
 /// Number of builtins.
-pub const BUILTIN_COUNT: usize = 13;
+pub const BUILTIN_COUNT: usize = 16;
 
 impl Builtin {
     /// Byte offset of this builtin's pointer in the builtin table.
@@ -215,12 +254,14 @@ impl Builtin {
         8 * self as i32
     }
 
-    /// The type of its result, if it has one: a status, size or page count (i32), or a
-    /// reference (i64).
+    /// Its result's type: i32 (a status, a size), i64 (a page count or size of a 64-bit
+    /// memory or table, a pointer), or none.
     pub fn result(self) -> Option<ir_types::Type> {
         match self {
-            Builtin::DataDrop | Builtin::ElemDrop | Builtin::FillTable => None,
-            Builtin::MemoryGrow | Builtin::TableGrow | Builtin::FuncRef | Builtin::TableElement => Some(ir_types::I64),
+            Builtin::DataDrop | Builtin::ElemDrop | Builtin::FillTable | Builtin::ExnRelease | Builtin::Throw => None,
+            Builtin::MemoryGrow | Builtin::TableGrow | Builtin::FuncRef | Builtin::TableElement | Builtin::ExnAlloc => {
+                Some(ir_types::I64)
+            }
             _ => Some(ir_types::I32),
         }
     }
