@@ -220,6 +220,7 @@ pub(crate) fn val_to_raw(store: &StoreInner, v: Val) -> Result<ValRaw, CallError
         Val::I64(x) => x as u64 as ValRaw,
         Val::F32(x) => x as ValRaw,
         Val::F64(x) => x as ValRaw,
+        Val::V128(x) => x,
         Val::ExternRef(r) => r.map_or(0, |r| r.0.get()) as ValRaw,
         Val::FuncRef(None) => 0,
         Val::FuncRef(Some(f)) if f.store != store.id => return Err(CallError::BadValue("function from another store")),

@@ -23,17 +23,20 @@ pub fn zero(builder: &mut FunctionBuilder, ty: ValType) -> Value {
         ValType::I64 | ValType::FuncRef | ValType::ExternRef => builder.ins().iconst(types::I64, 0),
         ValType::F32 => builder.ins().f32const(0.0),
         ValType::F64 => builder.ins().f64const(0.0),
+        ValType::V128 => super::simd::v128_const(builder, 0),
     }
 }
 
-fn val_type(t: wasmparser::ValType) -> ValType {
+/// The engine's value type for a validated wasm value type.
+pub fn val_type(t: wasmparser::ValType) -> ValType {
     match t {
         wasmparser::ValType::I32 => ValType::I32,
         wasmparser::ValType::I64 => ValType::I64,
         wasmparser::ValType::F32 => ValType::F32,
         wasmparser::ValType::F64 => ValType::F64,
+        wasmparser::ValType::V128 => ValType::V128,
         wasmparser::ValType::Ref(r) if r.is_func_ref() => ValType::FuncRef,
-        _ => ValType::ExternRef,
+        wasmparser::ValType::Ref(_) => ValType::ExternRef,
     }
 }
 
@@ -668,7 +671,12 @@ pub fn translate_operator(
             state.stack.push(r);
         }
 
-        ref other => return Err(format!("{other:?}")),
+        // ----- SIMD128 and relaxed SIMD: their own match (simd.rs) --------------------------------
+        ref other => {
+            if !super::simd::translate_simd(env, builder, state, other) {
+                return Err(format!("{other:?}"));
+            }
+        }
     }
     Ok(())
 }

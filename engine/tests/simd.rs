@@ -1,0 +1,194 @@
+//! SIMD128 beyond the specification suite: a vectorised program agrees with its scalar twin,
+//! `v128` values cross the host boundary (parameters, results, globals, host functions), and a
+//! vector access traps at the first byte past the memory under both bounds strategies.
+
+mod common;
+
+use common::{call, instantiate, trap_kind};
+use engine::*;
+
+fn engine(bounds: BoundsStrategy) -> Engine {
+    Engine::new(Config { bounds: Some(bounds), ..Config::default() }).expect("engine")
+}
+
+const STRATEGIES: [BoundsStrategy; 2] = [BoundsStrategy::GuardPages, BoundsStrategy::Explicit];
+
+/// Dot products of two i32 arrays at 0 and 4096 (n elements, n a multiple of 4), scalar and
+/// with `i32x4`, and a sum of f32s both ways (exactly representable, so the order of the
+/// additions does not matter).
+const DOT: &str = r#"
+(module
+  (memory (export "memory") 1)
+  ;; a[i] = 3i - 7, b[i] = 1000 - 5i, f[i] = i / 4 as f32 at 8192
+  (func (export "init") (param $n i32)
+    (local $i i32)
+    (loop $l
+      (i32.store (i32.shl (local.get $i) (i32.const 2))
+        (i32.sub (i32.mul (local.get $i) (i32.const 3)) (i32.const 7)))
+      (i32.store offset=4096 (i32.shl (local.get $i) (i32.const 2))
+        (i32.sub (i32.const 1000) (i32.mul (local.get $i) (i32.const 5))))
+      (f32.store offset=8192 (i32.shl (local.get $i) (i32.const 2))
+        (f32.div (f32.convert_i32_s (local.get $i)) (f32.const 4)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $i) (local.get $n)))))
+  (func (export "dot_scalar") (param $n i32) (result i32)
+    (local $i i32) (local $acc i32)
+    (loop $l
+      (local.set $acc (i32.add (local.get $acc)
+        (i32.mul (i32.load (i32.shl (local.get $i) (i32.const 2)))
+                 (i32.load offset=4096 (i32.shl (local.get $i) (i32.const 2))))))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $i) (local.get $n))))
+    (local.get $acc))
+  (func (export "dot_simd") (param $n i32) (result i32)
+    (local $p i32) (local $acc v128)
+    (loop $l
+      (local.set $acc (i32x4.add (local.get $acc)
+        (i32x4.mul (v128.load (local.get $p)) (v128.load offset=4096 (local.get $p)))))
+      (local.set $p (i32.add (local.get $p) (i32.const 16)))
+      (br_if $l (i32.lt_u (local.get $p) (i32.shl (local.get $n) (i32.const 2)))))
+    (i32.add
+      (i32.add (i32x4.extract_lane 0 (local.get $acc)) (i32x4.extract_lane 1 (local.get $acc)))
+      (i32.add (i32x4.extract_lane 2 (local.get $acc)) (i32x4.extract_lane 3 (local.get $acc)))))
+  (func (export "sum_scalar") (param $n i32) (result f32)
+    (local $i i32) (local $acc f32)
+    (loop $l
+      (local.set $acc (f32.add (local.get $acc) (f32.load offset=8192 (i32.shl (local.get $i) (i32.const 2)))))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $i) (local.get $n))))
+    (local.get $acc))
+  (func (export "sum_simd") (param $n i32) (result f32)
+    (local $p i32) (local $acc v128)
+    (loop $l
+      (local.set $acc (f32x4.add (local.get $acc) (v128.load offset=8192 (local.get $p))))
+      (local.set $p (i32.add (local.get $p) (i32.const 16)))
+      (br_if $l (i32.lt_u (local.get $p) (i32.shl (local.get $n) (i32.const 2)))))
+    ;; horizontal sum by shuffles: lanes (0+2, 1+3), then (0+1)
+    (local.set $acc (f32x4.add (local.get $acc)
+      (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $acc) (local.get $acc))))
+    (f32.add (f32x4.extract_lane 0 (local.get $acc)) (f32x4.extract_lane 1 (local.get $acc)))))
+"#;
+
+#[test]
+fn a_vectorised_dot_product_equals_the_scalar_one() {
+    for bounds in STRATEGIES {
+        for counting in [false, true] {
+            let engine =
+                Engine::new(Config { bounds: Some(bounds), count_instructions: counting, ..Config::default() })
+                    .expect("engine");
+            let (mut store, i) = instantiate(&engine, DOT);
+            for n in [4, 8, 100, 1000] {
+                call(&mut store, i, "init", &[Val::I32(n)]).unwrap();
+                let expected: i64 = (0..n as i64).map(|i| (3 * i - 7) * (1000 - 5 * i)).sum();
+                let scalar = call(&mut store, i, "dot_scalar", &[Val::I32(n)]).unwrap();
+                let simd = call(&mut store, i, "dot_simd", &[Val::I32(n)]).unwrap();
+                assert_eq!(scalar, vec![Val::I32(expected as i32)], "n {n}");
+                assert_eq!(simd, scalar, "n {n}, {bounds:?}, counting {counting}");
+                let scalar = call(&mut store, i, "sum_scalar", &[Val::I32(n)]).unwrap();
+                let simd = call(&mut store, i, "sum_simd", &[Val::I32(n)]).unwrap();
+                let expected: f32 = (0..n).map(|i| i as f32 / 4.0).sum();
+                assert_eq!(scalar, vec![Val::F32(expected.to_bits())], "n {n}");
+                assert_eq!(simd, scalar, "n {n}, {bounds:?}, counting {counting}");
+            }
+        }
+    }
+}
+
+/// The lanes of an `i32x4` as a `v128`'s bits.
+fn i32x4(lanes: [u32; 4]) -> u128 {
+    lanes.iter().rev().fold(0u128, |acc, l| acc << 32 | u128::from(*l))
+}
+
+#[test]
+fn v128_values_cross_the_host_boundary() {
+    let wat = r#"
+    (module
+      (import "host" "twice" (func $twice (param v128) (result v128)))
+      (import "host" "base" (global $base v128))
+      (global $last (export "last") (mut v128) (v128.const i32x4 0 0 0 0))
+      (global (export "const") v128 (v128.const i64x2 0x0102030405060708 -1))
+      ;; last := twice(x) + base; returns (last, x reversed lane-wise, an i32 after them)
+      (func (export "f") (param $x v128) (param $k i32) (result v128 v128 i32)
+        (global.set $last (i32x4.add (call $twice (local.get $x)) (global.get $base)))
+        (global.get $last)
+        (i8x16.shuffle 12 13 14 15 8 9 10 11 4 5 6 7 0 1 2 3 (local.get $x) (local.get $x))
+        (local.get $k)))
+    "#;
+    for bounds in STRATEGIES {
+        let engine = engine(bounds);
+        let module = Module::new(&engine, wat::parse_str(wat).unwrap().as_slice()).expect("compiles");
+        let mut store = Store::new(&engine);
+        let twice = store.new_host_func(FuncType::new([ValType::V128], [ValType::V128]), |_, args, results| {
+            let Val::V128(x) = args[0] else { unreachable!("typed") };
+            let lanes =
+                x.to_le_bytes().chunks(4).map(|c| u32::from_le_bytes(c.try_into().unwrap())).collect::<Vec<_>>();
+            results[0] = Val::V128(i32x4([0, 1, 2, 3].map(|l| lanes[l].wrapping_mul(2))));
+            Ok(())
+        });
+        let base = store
+            .new_global(GlobalType { ty: ValType::V128, mutable: false }, Val::V128(i32x4([100, 200, 300, 400])))
+            .unwrap();
+        let mut linker = Linker::new();
+        linker.define("host", "twice", Extern::Func(twice)).define("host", "base", Extern::Global(base));
+        let i = linker.instantiate(&mut store, &module).expect("instantiates");
+        let x = i32x4([1, 2, 3, 0xffff_fff0]);
+        let r = call(&mut store, i, "f", &[Val::V128(x), Val::I32(-9)]).unwrap();
+        let sum = i32x4([102, 204, 306, 0xffff_ffe0u32.wrapping_add(400)]);
+        assert_eq!(r, vec![Val::V128(sum), Val::V128(i32x4([0xffff_fff0, 3, 2, 1])), Val::I32(-9)]);
+        let Some(Extern::Global(last)) = store.get_export(i, "last") else { panic!("global export") };
+        assert_eq!(store.global_get(last), Val::V128(sum));
+        assert_eq!(store.global_type(last).ty, ValType::V128);
+        let Some(Extern::Global(c)) = store.get_export(i, "const") else { panic!("global export") };
+        assert_eq!(store.global_get(c), Val::V128(u128::MAX << 64 | 0x0102030405060708));
+        // A value of the wrong type is refused, not reinterpreted.
+        assert!(call(&mut store, i, "f", &[Val::I64(1), Val::I32(0)]).is_err());
+    }
+}
+
+#[test]
+fn a_vector_access_traps_at_its_last_byte_past_the_memory() {
+    let wat = r#"
+    (module
+      (memory (export "memory") 1)
+      (func (export "load") (param i32) (result v128) (v128.load (local.get 0)))
+      (func (export "load_offset") (param i32) (result v128) (v128.load offset=65520 (local.get 0)))
+      (func (export "store") (param i32) (v128.store (local.get 0) (v128.const i64x2 -1 -1)))
+      (func (export "load64_lane") (param i32) (result v128)
+        (v128.load64_lane 1 (local.get 0) (v128.const i64x2 0 0)))
+      (func (export "load32_splat") (param i32) (result v128) (v128.load32_splat (local.get 0)))
+      (func (export "load16x4_u") (param i32) (result v128) (v128.load16x4_u (local.get 0)))
+      (func (export "store8_lane") (param i32) (v128.store8_lane 15 (local.get 0) (v128.const i64x2 -1 -1))))
+    "#;
+    const END: i32 = 65536;
+    for bounds in STRATEGIES {
+        for counting in [false, true] {
+            let engine =
+                Engine::new(Config { bounds: Some(bounds), count_instructions: counting, ..Config::default() })
+                    .expect("engine");
+            let (mut store, i) = instantiate(&engine, wat);
+            let oob = |store: &mut Store, name: &str, at: i32| {
+                assert_eq!(
+                    trap_kind(call(store, i, name, &[Val::I32(at)])),
+                    TrapKind::MemoryOutOfBounds,
+                    "{name} {at}"
+                );
+            };
+            // The last whole access fits; one byte further, only its last byte is outside.
+            for (name, size) in [("load", 16), ("load64_lane", 8), ("load32_splat", 4), ("load16x4_u", 8)] {
+                call(&mut store, i, name, &[Val::I32(END - size)]).unwrap_or_else(|e| panic!("{name}: {e}"));
+                oob(&mut store, name, END - size + 1);
+                oob(&mut store, name, -1);
+            }
+            call(&mut store, i, "load_offset", &[Val::I32(0)]).unwrap();
+            oob(&mut store, "load_offset", 1);
+            call(&mut store, i, "store8_lane", &[Val::I32(END - 1)]).unwrap();
+            oob(&mut store, "store8_lane", END);
+            // A store that does not fit writes nothing.
+            oob(&mut store, "store", END - 15);
+            let Some(Extern::Memory(memory)) = store.get_export(i, "memory") else { panic!("memory export") };
+            assert!(store.memory_data(memory)[END as usize - 15..END as usize - 1].iter().all(|b| *b == 0));
+            call(&mut store, i, "store", &[Val::I32(END - 16)]).unwrap();
+            assert!(store.memory_data(memory)[END as usize - 16..].iter().all(|b| *b == 0xff));
+        }
+    }
+}
