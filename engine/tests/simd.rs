@@ -192,3 +192,93 @@ fn a_vector_access_traps_at_its_last_byte_past_the_memory() {
         }
     }
 }
+
+/// A `v128` from lanes of `width` bytes, lane 0 first (each lane's low `width` bytes).
+fn lanes(values: &[i64], width: usize) -> u128 {
+    values.iter().rev().fold(0u128, |acc, v| acc << (8 * width) | (*v as u128 & ((1u128 << (8 * width)) - 1)))
+}
+
+#[test]
+fn relaxed_simd_gives_its_documented_deterministic_results() {
+    let wat = r#"
+    (module
+      (func (export "swizzle") (param v128 v128) (result v128) (i8x16.relaxed_swizzle (local.get 0) (local.get 1)))
+      (func (export "trunc_s") (param v128) (result v128) (i32x4.relaxed_trunc_f32x4_s (local.get 0)))
+      (func (export "trunc_u_zero") (param v128) (result v128) (i32x4.relaxed_trunc_f64x2_u_zero (local.get 0)))
+      (func (export "madd") (param v128 v128 v128) (result v128)
+        (f32x4.relaxed_madd (local.get 0) (local.get 1) (local.get 2)))
+      (func (export "laneselect") (param v128 v128 v128) (result v128)
+        (i32x4.relaxed_laneselect (local.get 0) (local.get 1) (local.get 2)))
+      (func (export "min") (param v128 v128) (result v128) (f32x4.relaxed_min (local.get 0) (local.get 1)))
+      (func (export "q15") (param v128 v128) (result v128) (i16x8.relaxed_q15mulr_s (local.get 0) (local.get 1)))
+      (func (export "dot") (param v128 v128) (result v128) (i16x8.relaxed_dot_i8x16_i7x16_s (local.get 0) (local.get 1)))
+      (func (export "dot_add") (param v128 v128 v128) (result v128)
+        (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get 0) (local.get 1) (local.get 2))))
+    "#;
+    let v = Val::V128;
+    let f32x4 = |l: [f32; 4]| lanes(&l.map(|x| i64::from(x.to_bits())), 4);
+    for bounds in STRATEGIES {
+        let (mut store, i) = instantiate(&engine(bounds), wat);
+        let mut run = |name: &str, args: &[u128]| {
+            let args: Vec<Val> = args.iter().map(|a| v(*a)).collect();
+            match call(&mut store, i, name, &args).unwrap()[..] {
+                [Val::V128(r)] => r,
+                ref other => panic!("{name}: {other:?}"),
+            }
+        };
+        // An index of 16 or more selects 0, whatever its low bits (x86's pshufb would not).
+        let bytes = lanes(&(1..=16).collect::<Vec<_>>(), 1);
+        let index = lanes(&[0, 15, 16, 0x80, 0xff, 0x8f, 31, 1, 0, 0, 0, 0, 0, 0, 0, 0], 1);
+        assert_eq!(run("swizzle", &[bytes, index]), lanes(&[1, 16, 0, 0, 0, 0, 0, 2, 1, 1, 1, 1, 1, 1, 1, 1], 1));
+        // Saturating, NaN to 0, as trunc_sat.
+        let r = run("trunc_s", &[f32x4([f32::NAN, 3e9, -3e9, -1.5])]);
+        assert_eq!(r, lanes(&[0, i64::from(i32::MAX), i64::from(i32::MIN), -1], 4));
+        let f64x2 = |l: [f64; 2]| lanes(&l.map(|x| x.to_bits() as i64), 8);
+        assert_eq!(run("trunc_u_zero", &[f64x2([f64::NAN, -1.0])]), 0);
+        assert_eq!(run("trunc_u_zero", &[f64x2([5e9, 2.9])]), lanes(&[0xffff_ffff, 2, 0, 0], 4));
+        // Fused: (1 + 2^-12)^2 - (1 + 2^-11) is 2^-24 with one rounding, 0 with two.
+        let x = 1.0 + f32::powi(2.0, -12);
+        let r = run("madd", &[f32x4([x; 4]), f32x4([x; 4]), f32x4([-(1.0 + f32::powi(2.0, -11)); 4])]);
+        assert_eq!(r, f32x4([f32::powi(2.0, -24); 4]));
+        // Every bit of the mask selects, as bitselect.
+        let (a, b, m) = (u128::MAX / 0xff * 0xaa, u128::MAX / 0xff * 0x55, u128::MAX / 0xff * 0x0f);
+        assert_eq!(run("laneselect", &[a, b, m]), u128::MAX / 0xff * 0x5a);
+        // wasm's min: NaN propagates, -0 < +0.
+        let r = run("min", &[f32x4([f32::NAN, -0.0, 0.0, 2.0]), f32x4([1.0, 0.0, -0.0, -3.0])]);
+        let r = r.to_le_bytes();
+        let lane = |i: usize| u32::from_le_bytes(r[4 * i..4 * i + 4].try_into().unwrap());
+        assert!(f32::from_bits(lane(0)).is_nan());
+        assert_eq!([lane(1), lane(2), lane(3)], [(-0.0f32).to_bits(), (-0.0f32).to_bits(), (-3.0f32).to_bits()]);
+        // Saturating, as q15mulr_sat_s.
+        let min16 = lanes(&[-32768; 8], 2);
+        assert_eq!(run("q15", &[min16, min16]), lanes(&[32767; 8], 2));
+        // Both operands signed; the i16 sum wraps; the i32 sum of four products is exact.
+        let min8 = lanes(&[-128; 16], 1);
+        assert_eq!(run("dot", &[min8, min8]), lanes(&[-32768; 8], 2));
+        assert_eq!(run("dot_add", &[min8, min8, lanes(&[1, 2, 3, -4], 4)]), lanes(&[65537, 65538, 65539, 65532], 4));
+    }
+}
+
+#[test]
+fn simd_operators_count_one_each() {
+    let wat = r#"
+    (module
+      (memory 1)
+      ;; 5 operators and the function's end
+      (func (export "add") (result i32)
+        (i32x4.extract_lane 3 (i32x4.add (v128.const i32x4 1 2 3 4) (i32x4.splat (i32.const 5)))))
+      ;; traps at the 4th operator, which counts
+      (func (export "oob") (result v128)
+        (v128.const i64x2 0 0) (drop) (i32.const 65535) (v128.load) (drop) (v128.const i64x2 0 0)))
+    "#;
+    for bounds in STRATEGIES {
+        let engine = Engine::new(Config { bounds: Some(bounds), count_instructions: true, ..Config::default() })
+            .expect("engine");
+        let (mut store, i) = instantiate(&engine, wat);
+        assert_eq!(call(&mut store, i, "add", &[]).unwrap(), vec![Val::I32(9)]);
+        assert_eq!(store.instructions_used(), Some(6), "{bounds:?}");
+        let (mut store, i) = instantiate(&engine, wat);
+        assert_eq!(trap_kind(call(&mut store, i, "oob", &[])), TrapKind::MemoryOutOfBounds);
+        assert_eq!(store.instructions_used(), Some(4), "{bounds:?}");
+    }
+}

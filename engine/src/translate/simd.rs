@@ -104,6 +104,19 @@ fn lane_scalar(builder: &mut FunctionBuilder, state: &mut TranslationState, ty: 
     }
 }
 
+/// The bytes a splat, zero-extending, lane load or lane store touches: one lane's.
+fn lane_access_bytes(op: &Operator) -> u32 {
+    use Operator as O;
+    match op {
+        O::V128Load8Splat { .. } | O::V128Load8Lane { .. } | O::V128Store8Lane { .. } => 1,
+        O::V128Load16Splat { .. } | O::V128Load16Lane { .. } | O::V128Store16Lane { .. } => 2,
+        O::V128Load32Splat { .. } | O::V128Load32Zero { .. } | O::V128Load32Lane { .. } | O::V128Store32Lane { .. } => {
+            4
+        }
+        _ => 8,
+    }
+}
+
 /// The vector type of a lane access of `bytes` bytes (8-, 16-, 32- or 64-bit lanes).
 fn lanes_of_size(bytes: u32) -> Type {
     match bytes {
@@ -128,6 +141,7 @@ enum Half {
     High,
 }
 
+/// `v`'s `half` widened to twice the lane width, sign- or zero-extended.
 fn widen(builder: &mut FunctionBuilder, sign: Sign, half: Half, v: Value) -> Value {
     match (sign, half) {
         (Sign::Signed, Half::Low) => builder.ins().swiden_low(v),
@@ -137,13 +151,20 @@ fn widen(builder: &mut FunctionBuilder, sign: Sign, half: Half, v: Value) -> Val
     }
 }
 
-/// The pairwise sums of lanes `a[2i] * b[2i] + a[2i+1] * b[2i+1]`, widened (signed) to twice
-/// the lane width: `i32x4.dot_i16x8_s` and the relaxed i8 dot product.
-fn signed_dot(builder: &mut FunctionBuilder, a: Value, b: Value) -> Value {
+/// The products `a[i] * b[i]` of signed lanes, exact in lanes of twice the width: those of
+/// the low half, then of the high half.
+fn signed_products(builder: &mut FunctionBuilder, a: Value, b: Value) -> (Value, Value) {
     let (a_lo, b_lo) = (builder.ins().swiden_low(a), builder.ins().swiden_low(b));
     let lo = builder.ins().imul(a_lo, b_lo);
     let (a_hi, b_hi) = (builder.ins().swiden_high(a), builder.ins().swiden_high(b));
     let hi = builder.ins().imul(a_hi, b_hi);
+    (lo, hi)
+}
+
+/// The pairwise sums of lanes `a[2i] * b[2i] + a[2i+1] * b[2i+1]`, widened (signed) to twice
+/// the lane width: `i32x4.dot_i16x8_s` and the relaxed i8 dot product.
+fn signed_dot(builder: &mut FunctionBuilder, a: Value, b: Value) -> Value {
+    let (lo, hi) = signed_products(builder, a, b);
     builder.ins().iadd_pairwise(lo, hi)
 }
 
@@ -253,12 +274,7 @@ pub fn translate_simd(
         | O::V128Load16Splat { memarg }
         | O::V128Load32Splat { memarg }
         | O::V128Load64Splat { memarg } => {
-            let size = match *op {
-                O::V128Load8Splat { .. } => 1,
-                O::V128Load16Splat { .. } => 2,
-                O::V128Load32Splat { .. } => 4,
-                _ => 8,
-            };
+            let size = lane_access_bytes(op);
             let ty = lanes_of_size(size);
             let addr = pop_addr(env, builder, state, &memarg, size);
             let x = builder.ins().load(ty.lane_type(), heap(), addr, 0);
@@ -266,7 +282,7 @@ pub fn translate_simd(
             push(builder, state, r);
         }
         O::V128Load32Zero { memarg } | O::V128Load64Zero { memarg } => {
-            let size = if matches!(*op, O::V128Load32Zero { .. }) { 4 } else { 8 };
+            let size = lane_access_bytes(op);
             let ty = lanes_of_size(size);
             let addr = pop_addr(env, builder, state, &memarg, size);
             let x = builder.ins().load(ty.lane_type(), heap(), addr, 0);
@@ -277,12 +293,7 @@ pub fn translate_simd(
         | O::V128Load16Lane { memarg, lane }
         | O::V128Load32Lane { memarg, lane }
         | O::V128Load64Lane { memarg, lane } => {
-            let size = match *op {
-                O::V128Load8Lane { .. } => 1,
-                O::V128Load16Lane { .. } => 2,
-                O::V128Load32Lane { .. } => 4,
-                _ => 8,
-            };
+            let size = lane_access_bytes(op);
             let ty = lanes_of_size(size);
             let vector = pop_as(builder, state, ty);
             let addr = pop_addr(env, builder, state, &memarg, size);
@@ -294,12 +305,7 @@ pub fn translate_simd(
         | O::V128Store16Lane { memarg, lane }
         | O::V128Store32Lane { memarg, lane }
         | O::V128Store64Lane { memarg, lane } => {
-            let size = match *op {
-                O::V128Store8Lane { .. } => 1,
-                O::V128Store16Lane { .. } => 2,
-                O::V128Store32Lane { .. } => 4,
-                _ => 8,
-            };
+            let size = lane_access_bytes(op);
             let vector = pop_as(builder, state, lanes_of_size(size));
             let addr = pop_addr(env, builder, state, &memarg, size);
             let x = builder.ins().extractlane(vector, lane);
@@ -592,10 +598,7 @@ pub fn translate_simd(
             // are widened pairwise to i32, then the pairs added.
             let c = pop_as(builder, state, I32X4);
             let (a, b) = pop2_as(builder, state, I8X16);
-            let (a_lo, b_lo) = (builder.ins().swiden_low(a), builder.ins().swiden_low(b));
-            let lo = builder.ins().imul(a_lo, b_lo);
-            let (a_hi, b_hi) = (builder.ins().swiden_high(a), builder.ins().swiden_high(b));
-            let hi = builder.ins().imul(a_hi, b_hi);
+            let (lo, hi) = signed_products(builder, a, b);
             let lo = extadd_pairwise(builder, Sign::Signed, lo);
             let hi = extadd_pairwise(builder, Sign::Signed, hi);
             let dot = builder.ins().iadd_pairwise(lo, hi);
