@@ -1,6 +1,8 @@
 //! SIMD128 beyond the specification suite: a vectorised program agrees with its scalar twin,
-//! `v128` values cross the host boundary (parameters, results, globals, host functions), and a
-//! vector access traps at the first byte past the memory under both bounds strategies.
+//! `v128` values cross the host boundary (parameters, results, globals, host functions) and flow
+//! through blocks, branches, `select` and tail calls, a vector access traps at the first byte
+//! past the memory under both bounds strategies, relaxed SIMD gives its documented results, and
+//! SIMD operators count one instruction each.
 
 mod common;
 
@@ -280,5 +282,45 @@ fn simd_operators_count_one_each() {
         let (mut store, i) = instantiate(&engine, wat);
         assert_eq!(trap_kind(call(&mut store, i, "oob", &[])), TrapKind::MemoryOutOfBounds);
         assert_eq!(store.instructions_used(), Some(4), "{bounds:?}");
+    }
+}
+
+#[test]
+fn v128_values_flow_through_blocks_branches_select_and_tail_calls() {
+    let wat = r#"
+    (module
+      (type $v (func (param v128) (result v128)))
+      (table funcref (elem $inc))
+      (func $inc (type $v) (i32x4.add (local.get 0) (v128.const i32x4 1 1 1 1)))
+      ;; n increments through a loop whose parameter is a v128, then a branch table and select
+      (func (export "run") (param $x v128) (param $n i32) (result v128)
+        (local.get $x)
+        (loop $l (param v128) (result v128)
+          (call $inc)
+          (local.tee $n (i32.sub (local.get $n) (i32.const 1)))
+          (br_if $l))
+        (block $b (param v128) (result v128)
+          (block $a (param v128) (result v128)
+            (br_table $a $b (i32.const 1))))
+        (select (result v128) (v128.const i32x4 -1 -1 -1 -1) (i32.eqz (local.get $n))))
+      ;; a tail call and an indirect tail call with v128 arguments
+      (func (export "tail") (param v128) (result v128) (return_call $inc (local.get 0)))
+      (func (export "tail_indirect") (param v128) (result v128)
+        (return_call_indirect (type $v) (local.get 0) (i32.const 0))))
+    "#;
+    for bounds in STRATEGIES {
+        for counting in [false, true] {
+            let engine =
+                Engine::new(Config { bounds: Some(bounds), count_instructions: counting, ..Config::default() })
+                    .expect("engine");
+            let (mut store, i) = instantiate(&engine, wat);
+            let x = i32x4([10, 20, 30, 40]);
+            let r = call(&mut store, i, "run", &[Val::V128(x), Val::I32(5)]).unwrap();
+            assert_eq!(r, vec![Val::V128(i32x4([15, 25, 35, 45]))]);
+            let r = call(&mut store, i, "tail", &[Val::V128(x)]).unwrap();
+            assert_eq!(r, vec![Val::V128(i32x4([11, 21, 31, 41]))]);
+            let r = call(&mut store, i, "tail_indirect", &[Val::V128(x)]).unwrap();
+            assert_eq!(r, vec![Val::V128(i32x4([11, 21, 31, 41]))]);
+        }
     }
 }
