@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Real programs, start to end (issue #16; not a test): CPython `-c pass` and a small compute
-# script, QuickJS, Yosys `-V` and a small synthesis, and the generated bigmod — sandboxrun
+# script, QuickJS, Yosys `-V` and a small synthesis, SQLite (one row, and 20,000 rows
+# inserted, indexed and queried in memory), and the generated bigmod — sandboxrun
 # (confinement on, code cache warm) beside `wasmtime run` (its cache warm) in one harness run,
 # the runners interleaved (runloop.py); then each cold (sandboxrun --no-cache, wasmtime
 # -C cache=n), and the peak memory of every process of one warm run: sandboxrun's supervisor
@@ -48,6 +49,7 @@ programs=(
   "yosys_V|$P/yosys.wasm|-V"
   "yosys_synth|$P/yosys.wasm|-q -s /work/synth.ys"
 )
+[ -f "$P/sqlite.wasm" ] && programs+=("sqlite_1|$P/sqlite.wasm|1" "sqlite_20000|$P/sqlite.wasm|20000")
 [ -n "${BENCH_WASM:-}" ] && programs+=("bigmod|$BENCH_WASM/bigmod.wasm|1")
 
 sr() { echo "$SR ${3:-} -p $TMP/policy.yaml $1 $2"; }

@@ -311,10 +311,10 @@ fn policy_check_and_inspect() {
     let o = run(bin().arg("inspect").arg(&simd));
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(stdout(&o).starts_with("features: simd\n"), "{}", stdout(&o));
-    let two = write(&dir, "two.wat", "(module (memory 1) (memory 1))");
-    let o = run(bin().arg("inspect").arg(&two));
+    let shared = write(&dir, "shared.wat", "(module (memory 1 1 shared))");
+    let o = run(bin().arg("inspect").arg(&shared));
     assert_eq!(o.status.code(), Some(125));
-    assert!(stderr(&o).contains("uses multi-memory, which this engine does not implement"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("uses threads, which this engine does not implement"), "{}", stderr(&o));
     assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
 }
 
@@ -556,11 +556,66 @@ fn a_policys_features_restrict_what_a_module_may_use() {
     assert!(stderr(&o).contains("bulk memory") && stderr(&o).contains("offset"), "{}", stderr(&o));
     for (policy, why) in [
         ("version: 1\nfeatures: [tail-calls]\n", "unknown WebAssembly feature 'tail-calls'"),
-        ("version: 1\nfeatures: [multi-memory]\n", "the WebAssembly feature 'multi-memory' is not implemented"),
+        ("version: 1\nfeatures: [threads]\n", "the WebAssembly feature 'threads' is not implemented"),
     ] {
         let o = with(policy);
         assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
         assert!(stderr(&o).contains(why), "{}", stderr(&o));
         assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
     }
+}
+
+/// Two memories (WebAssembly 3.0 multi-memory) through the binary: WASI reads memory 0 (the
+/// exported one), the program copies into it from its second memory, and the policy's memory
+/// limit bounds both memories together — growing the second within it works, growing the
+/// first past what is left is refused.
+#[test]
+fn two_memories_share_the_policys_memory_limit() {
+    let dir = temp_dir("two-memories");
+    let wat = write(
+        &dir,
+        "two.wat",
+        r#"(module
+          (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+          (memory $io (export "memory") 1)
+          (memory $other 1)
+          (data (memory $other) (i32.const 0) "two memories\n")
+          (data (memory $io) (i32.const 200) "refused\n")
+          (func $print (param i32 i32)
+            (i32.store $io (i32.const 0) (local.get 0))
+            (i32.store $io (i32.const 4) (local.get 1))
+            (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 20))))
+          (func (export "_start")
+            (memory.copy $io $other (i32.const 100) (i32.const 0) (i32.const 13))
+            (call $print (i32.const 100) (i32.const 13))
+            ;; 151 of the limit's 256 pages: fine.
+            (if (i32.ne (memory.grow $other (i32.const 150)) (i32.const 1)) (then unreachable))
+            ;; 301 pages: refused.
+            (if (i32.eq (memory.grow $io (i32.const 150)) (i32.const -1))
+              (then (call $print (i32.const 200) (i32.const 8))))))"#,
+    );
+    let policy = write(&dir, "p.yaml", "version: 1\nlimits: {memory: 16MiB}\n");
+    let o = run(bin().arg("-p").arg(&policy).arg(&wat));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "two memories\nrefused\n");
+}
+
+/// A 64-bit memory (WebAssembly 3.0 memory64) through the binary: an address past 4 GiB is
+/// out of bounds (the run traps), not wrapped into the memory.
+#[test]
+fn a_64_bit_memory_runs_and_traps_past_its_end() {
+    let dir = temp_dir("memory64");
+    let wat = write(
+        &dir,
+        "m64.wat",
+        r#"(module
+          (memory i64 1)
+          (data (i64.const 65535) "!")
+          (func (export "byte") (param i64) (result i32) (i32.load8_u (local.get 0))))"#,
+    );
+    let o = run(bin().args(["--invoke", "byte"]).arg(&wat).arg("65535"));
+    assert_eq!((o.status.code(), stdout(&o).trim()), (Some(0), "33"), "{}", stderr(&o));
+    let o = run(bin().args(["--invoke", "byte"]).arg(&wat).arg("4295032831")); // 2^32 + 65535
+    assert_eq!(o.status.code(), Some(134), "{}", stderr(&o));
+    assert!(stderr(&o).contains("out of bounds memory access"), "{}", stderr(&o));
 }

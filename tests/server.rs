@@ -356,7 +356,7 @@ fn an_unprivileged_server_gives_each_run_its_own_network_namespace() {
 /// same file neither hashes it nor looks it up (`-v` says so) and reports the same; a module
 /// changed in place is seen at once, never served from the set.
 #[test]
-fn a_module_at_hand_is_not_hashed_again_and_a_changed_one_is_seen() {
+fn a_module_at_hand_is_not_hashed_again_its_use_is_recorded_and_a_changed_one_is_seen() {
     let dir = temp_dir("server-hot");
     let server = Server::start(&dir);
     let module = printing_module;
@@ -374,11 +374,23 @@ fn a_module_at_hand_is_not_hashed_again_and_a_changed_one_is_seen() {
     assert_eq!((out.as_str(), at_hand), ("first\n", false));
     // The first hit is reported to the server; slots started after that inherit it (a pool of
     // two: within a few runs).
+    // Every run's use reaches the index (eviction is least recently used first): the row is
+    // made old before each run, and a run with the module at hand makes it new again.
+    let db = rusqlite::Connection::open(cache_path()).unwrap();
+    let last_used = || -> i64 {
+        db.query_row("SELECT last_used FROM entries WHERE module_sha256 = ?1", [first["module_sha256"].as_str()], |r| {
+            r.get(0)
+        })
+        .unwrap()
+    };
     let mut hot = None;
     for _ in 0..6 {
+        db.execute("UPDATE entries SET last_used = 0 WHERE module_sha256 = ?1", [first["module_sha256"].as_str()])
+            .unwrap();
         let (out, at_hand, report) = run();
         assert_eq!(out, "first\n");
         assert_eq!(report["cache"], "hit");
+        assert!(last_used() > 0, "the use (at hand: {at_hand}) was not recorded");
         if at_hand {
             hot = Some(report);
             break;

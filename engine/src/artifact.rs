@@ -8,7 +8,8 @@
 //! the memory image's runs (flag u8; if set, a u32 count of `(memory_offset u64, len u64)`),
 //! the text's length u32, the functions' offsets (u32 count, u32 each), the array and host
 //! trampolines' offsets (u32 count each, u32 each, `u32::MAX` for none), the trap sites (u32
-//! count, `(offset u32, kind u8)` sorted), the load-time relocations (u32 count, `(offset u32,
+//! count, `(offset u32, kind u8)` sorted), the exception handlers (u32 count, `(return address
+//! u32, handler u32)` sorted by return address), the load-time relocations (u32 count, `(offset u32,
 //! kind u8, target_kind u8, target u32, addend i64)`); then zero bytes up to a multiple of
 //! [`IMAGE_PAGE_SIZE`] from the artifact's start, the text, `int3` bytes (0xcc) up to the
 //! next multiple; last, if there is an image, the runs' bytes one after another. So the text
@@ -26,7 +27,7 @@ use crate::vm::memory::WASM_PAGE_SIZE;
 
 const MAGIC: &[u8; 8] = b"SBRNART\0";
 /// Bumped whenever the artifact's meaning changes.
-pub const FORMAT_VERSION: u32 = 6;
+pub const FORMAT_VERSION: u32 = 10;
 
 /// How a relocation is patched.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -165,6 +166,9 @@ pub struct CompiledFunction {
     pub relocs: Vec<Relocation>,
     /// Trap sites: code offset → trap, sorted by offset.
     pub traps: Vec<(u32, TrapKind)>,
+    /// Calls inside a `try_table` (or legacy `try`): the return address's offset → the
+    /// offset of the code that handles an exception thrown by the callee, sorted.
+    pub handlers: Vec<(u32, u32)>,
 }
 
 /// Everything compiled for one module.
@@ -207,6 +211,8 @@ pub struct CodeLayout {
     pub(crate) host_trampolines: Vec<Option<u32>>,
     /// Trap sites: text offset → trap, sorted by offset.
     pub(crate) traps: Vec<(u32, TrapKind)>,
+    /// Exception handlers: a call's return address → its handler (text offsets), sorted.
+    pub(crate) handlers: Vec<(u32, u32)>,
     /// Relocations to apply when loading (offsets in the text): runtime library calls, whose
     /// addresses are the loading process's, and anything not resolved at layout.
     pub(crate) relocs: Vec<Relocation>,
@@ -301,6 +307,11 @@ impl Artifact {
         for (offset, kind) in &l.traps {
             out.extend_from_slice(&offset.to_le_bytes());
             out.push(kind.to_byte());
+        }
+        out.extend_from_slice(&(l.handlers.len() as u32).to_le_bytes());
+        for (ret, handler) in &l.handlers {
+            out.extend_from_slice(&ret.to_le_bytes());
+            out.extend_from_slice(&handler.to_le_bytes());
         }
         out.extend_from_slice(&(l.relocs.len() as u32).to_le_bytes());
         for r in &l.relocs {
@@ -427,9 +438,10 @@ fn lay_out(
         .chain(array_trampolines.iter().zip(array.iter().copied()))
         .chain(host_trampolines.iter().zip(host.iter().copied()))
         .filter_map(|(f, at)| at.map(|at| (f, at)));
-    let (mut traps, mut relocs) = (Vec::new(), Vec::new());
+    let (mut traps, mut handlers, mut relocs) = (Vec::new(), Vec::new(), Vec::new());
     for (f, at) in placed {
         traps.extend(f.traps.iter().map(|(o, k)| (at + o, *k)));
+        handlers.extend(f.handlers.iter().map(|(r, h)| (at + r, at + h)));
         for r in &f.relocs {
             let offset = at + r.offset;
             let target = match r.target {
@@ -451,12 +463,14 @@ fn lay_out(
         }
     }
     traps.sort_by_key(|(o, _)| *o);
+    handlers.sort_unstable();
     let layout = CodeLayout {
         text_len: text.len() as u32,
         func_offsets,
         array_trampolines: array,
         host_trampolines: host,
         traps,
+        handlers,
         relocs,
     };
     (layout, text)
@@ -481,17 +495,32 @@ fn read_layout(r: &mut Reader<'_>) -> Result<CodeLayout, ArtifactError> {
     };
     let array_trampolines = trampolines()?;
     let host_trampolines = trampolines()?;
-    let mut traps = Vec::new();
-    for _ in 0..r.count(5)? {
-        let offset = r.u32()?;
-        let kind = TrapKind::from_byte(r.u8()?).ok_or(ArtifactError::Corrupt("trap kind"))?;
+    // Hundreds of thousands in a large program (CPython: 640,000): one pass over the bytes.
+    let n = r.count(5)?;
+    let mut traps = Vec::with_capacity(n);
+    let mut last = 0;
+    for site in r.take(5 * n)?.chunks_exact(5) {
+        let offset = u32::from_le_bytes([site[0], site[1], site[2], site[3]]);
+        let kind = TrapKind::from_byte(site[4]).ok_or(ArtifactError::Corrupt("trap kind"))?;
         if !inside(offset) {
             return Err(ArtifactError::Corrupt("trap site outside the text"));
         }
+        if offset < last {
+            return Err(ArtifactError::Corrupt("trap sites out of order"));
+        }
+        last = offset;
         traps.push((offset, kind));
     }
-    if !traps.windows(2).all(|w| w[0].0 <= w[1].0) {
-        return Err(ArtifactError::Corrupt("trap sites out of order"));
+    let mut handlers = Vec::new();
+    for _ in 0..r.count(8)? {
+        let (ret, handler) = (r.u32()?, r.u32()?);
+        if !inside(ret) || !inside(handler) {
+            return Err(ArtifactError::Corrupt("exception handler outside the text"));
+        }
+        handlers.push((ret, handler));
+    }
+    if !handlers.windows(2).all(|w| w[0].0 < w[1].0) {
+        return Err(ArtifactError::Corrupt("exception handlers out of order"));
     }
     let mut relocs = Vec::new();
     for _ in 0..r.count(18)? {
@@ -513,7 +542,7 @@ fn read_layout(r: &mut Reader<'_>) -> Result<CodeLayout, ArtifactError> {
         let addend = i64::from_le_bytes(r.take(8)?.try_into().expect("8 bytes"));
         relocs.push(Relocation { offset, kind, target, addend });
     }
-    Ok(CodeLayout { text_len, func_offsets, array_trampolines, host_trampolines, traps, relocs })
+    Ok(CodeLayout { text_len, func_offsets, array_trampolines, host_trampolines, traps, handlers, relocs })
 }
 
 /// Reads an image's runs: page-aligned, non-empty, in order without overlap, inside memory 0's
@@ -602,10 +631,15 @@ mod tests {
                     name: "g".into(),
                     kind: ImportKind::Global(GlobalType { ty: ValType::I32, mutable: false }),
                 },
+                Import { module: "env".into(), name: "e".into(), kind: ImportKind::Tag(TypeIndex(1)) },
             ],
             functions: vec![TypeIndex(1), TypeIndex(0), TypeIndex(1)],
-            tables: vec![TableType { element: ValType::FuncRef, limits: Limits { min: 2, max: Some(9) } }],
-            memories: vec![MemoryType { limits: Limits { min: 1, max: None } }],
+            tables: vec![TableType {
+                element: ValType::FuncRef,
+                limits: Limits { min: 2, max: Some(9) },
+                table64: false,
+            }],
+            memories: vec![MemoryType { limits: Limits { min: 1, max: None }, memory64: false }],
             globals: vec![
                 GlobalType { ty: ValType::I32, mutable: false },
                 GlobalType { ty: ValType::I64, mutable: true },
@@ -627,6 +661,7 @@ mod tests {
             exports: vec![
                 ("run".into(), EntityIndex::Func(FuncIndex(1))),
                 ("mem".into(), EntityIndex::Memory(MemoryIndex(0))),
+                ("oops".into(), EntityIndex::Tag(TagIndex(1))),
             ],
             start: Some(FuncIndex(2)),
             elements: vec![
@@ -652,6 +687,8 @@ mod tests {
             ],
             func_names: [(1, "run".to_string()), (2, "start".to_string())].into_iter().collect(),
             bodies: vec![],
+            tags: vec![TypeIndex(1), TypeIndex(0)],
+            num_imported_tags: 1,
         }
     }
 
@@ -669,6 +706,7 @@ mod tests {
                 },
             ],
             traps: vec![(2, TrapKind::Unreachable), (20, TrapKind::MemoryOutOfBounds)],
+            handlers: vec![(12, 24)],
         };
         let mut data = vec![0u8; 2 * IMAGE_PAGE_SIZE];
         data[7] = 1;
@@ -707,6 +745,8 @@ mod tests {
         assert!(l.relocs.iter().all(|r| matches!(r.target, RelocTarget::LibCall(LibCall::FmaF64))));
         let traps: Vec<u32> = l.traps.iter().map(|t| t.0).collect();
         assert_eq!(traps, vec![2, 20, 34, 52]);
+        // Exception handlers too, both ends.
+        assert_eq!(l.handlers, vec![(12, 24), (44, 56)]);
     }
 
     #[test]
@@ -805,6 +845,8 @@ mod tests {
         check(&|l| l.relocs[0].offset = 60, "relocation outside the text");
         check(&|l| l.traps[3].0 = 64, "trap site outside the text");
         check(&|l| l.traps.swap(0, 1), "trap sites out of order");
+        check(&|l| l.handlers[0].1 = 64, "exception handler outside the text");
+        check(&|l| l.handlers.push(l.handlers[0]), "exception handlers out of order");
         check(&|l| l.func_offsets = vec![32, 0], "function offsets");
         check(&|l| l.array_trampolines[0] = Some(64), "trampoline offset");
         // Padding: zero before the text, int3 after it.

@@ -46,8 +46,9 @@ pub enum CompileError {
 pub struct Compiler {
     isa: OwnedTargetIsa,
     /// The same with frame pointers kept, for functions that make tail calls (Cranelift's x64
-    /// tail calls rely on them); other functions do without.
-    isa_tail_calls: OwnedTargetIsa,
+    /// tail calls rely on them) or throw to their callers (the unwinder starts from their
+    /// frame pointer); other functions do without.
+    isa_frame_pointers: OwnedTargetIsa,
     bounds: BoundsStrategy,
     count_instructions: bool,
     identity: String,
@@ -80,8 +81,8 @@ impl Compiler {
             let isa_builder = cranelift_native::builder().map_err(|e| CompileError::Isa(e.to_string()))?;
             isa_builder.finish(settings::Flags::new(flags)).map_err(|e| CompileError::Isa(e.to_string()))
         };
-        let (isa, isa_tail_calls) = (isa_with("false")?, isa_with("true")?);
-        Ok(Compiler { isa, isa_tail_calls, bounds, count_instructions, identity })
+        let (isa, isa_frame_pointers) = (isa_with("false")?, isa_with("true")?);
+        Ok(Compiler { isa, isa_frame_pointers, bounds, count_instructions, identity })
     }
 
     /// The memory strategy compiled code assumes.
@@ -124,7 +125,7 @@ impl Compiler {
                     translate_function(&mut env, func, &body, &mut ctx.func, &mut builder_ctx)
                         .map_err(CompileError::from)
                         .and_then(|()| {
-                            let isa = if env.tail_calls { &*self.isa_tail_calls } else { &*self.isa };
+                            let isa = if env.frame_pointer { &*self.isa_frame_pointers } else { &*self.isa };
                             self.emit(&mut ctx, func.0, isa)
                         })
                 } else {
@@ -192,6 +193,17 @@ impl Compiler {
                     .ok_or_else(|| codegen_error(format!("unexpected trap code {}", t.code)))
             })
             .collect::<Result<_, _>>()?;
+        // Calls in a `try_table`: each has one catch-all handler (the translator's dispatch
+        // code compares tags itself, see `translate::exceptions`).
+        let handlers = buffer
+            .call_sites()
+            .filter_map(|site| {
+                site.exception_handlers.iter().find_map(|h| match h {
+                    cranelift_codegen::FinalizedMachExceptionHandler::Default(offset) => Some((site.ret_addr, *offset)),
+                    _ => None,
+                })
+            })
+            .collect();
         let mut code = buffer.data().to_vec();
         if self.count_instructions && func != u32::MAX {
             // The instructions pending at each trap site, from the source locations the
@@ -205,7 +217,7 @@ impl Compiler {
             let sites = buffer.traps().iter().filter_map(|t| Some((t.offset, pending(t.offset)?)));
             crate::budget_sites::append(&mut code, sites);
         }
-        Ok(CompiledFunction { code, relocs, traps })
+        Ok(CompiledFunction { code, relocs, traps, handlers })
     }
 }
 

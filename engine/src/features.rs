@@ -36,11 +36,11 @@ pub const FEATURES: &[Feature] = &[
     feature("relaxed-simd", WasmFeatures::RELAXED_SIMD, true),
     feature("extended-const", WasmFeatures::EXTENDED_CONST, true),
     feature("tail-call", WasmFeatures::TAIL_CALL, true),
-    feature("exceptions", WasmFeatures::EXCEPTIONS, false),
-    feature("legacy-exceptions", WasmFeatures::LEGACY_EXCEPTIONS, false),
+    feature("exceptions", WasmFeatures::EXCEPTIONS, true),
+    feature("legacy-exceptions", WasmFeatures::LEGACY_EXCEPTIONS, true),
     Feature { needed_by: &["gc"], ..feature("function-references", WasmFeatures::FUNCTION_REFERENCES, false) },
-    feature("multi-memory", WasmFeatures::MULTI_MEMORY, false),
-    feature("memory64", WasmFeatures::MEMORY64, false),
+    feature("multi-memory", WasmFeatures::MULTI_MEMORY, true),
+    feature("memory64", WasmFeatures::MEMORY64, true),
     feature("threads", WasmFeatures::THREADS, false),
     feature("custom-page-sizes", WasmFeatures::CUSTOM_PAGE_SIZES, false),
     feature("wide-arithmetic", WasmFeatures::WIDE_ARITHMETIC, false),
@@ -163,9 +163,20 @@ mod tests {
         assert_eq!(names("(module (func $f (return_call $f)))"), ["tail-call"]);
         assert_eq!(names("(module (memory i64 1))"), ["memory64"]);
         assert_eq!(names("(module (global i32 (i32.add (i32.const 1) (i32.const 2))))"), ["extended-const"]);
+        // Exception handling builds on reference types (`exnref`).
+        assert_eq!(names("(module (tag $e) (func (throw $e)))"), ["reference-types", "exceptions"]);
+        // `throw` is the standard encoding's, `try` the legacy one's.
+        assert_eq!(
+            names("(module (tag $e) (func try (throw $e) catch_all end))"),
+            ["reference-types", "exceptions", "legacy-exceptions"]
+        );
         let implemented: Vec<&str> = FEATURES.iter().filter(|f| f.implemented).map(|f| f.name).collect();
-        assert!(implemented.contains(&"tail-call") && implemented.contains(&"simd"));
-        assert!(implemented.contains(&"relaxed-simd") && !implemented.contains(&"multi-memory"));
+        assert!(
+            implemented.contains(&"tail-call")
+                && implemented.contains(&"simd")
+                && implemented.contains(&"relaxed-simd")
+        );
+        assert!(implemented.contains(&"exceptions") && implemented.contains(&"legacy-exceptions"));
         assert!(used(b"\0asm\x01\0\0\0\x01").is_err(), "an invalid module is an error");
     }
 
@@ -175,16 +186,22 @@ mod tests {
         let none: &[&str] = &[];
         assert_eq!(Features::only(none).unwrap().names(), Vec::<&str>::new());
         assert!(matches!(Features::only(&["tail-calls"]), Err(FeatureError::Unknown { .. })));
-        assert_eq!(Features::only(&["multi-memory"]), Err(FeatureError::NotImplemented("multi-memory".into())));
+        assert_eq!(Features::only(&["threads"]), Err(FeatureError::NotImplemented("threads".into())));
         assert_eq!(Features::only(&["simd"]).unwrap().names(), ["simd"]);
         assert_eq!(Features::default().names().len(), FEATURES.iter().filter(|f| f.implemented).count());
     }
 
     #[test]
-    fn the_engine_implements_webassembly_2_and_three_of_3() {
+    fn the_engine_implements_webassembly_2_and_seven_of_3() {
         assert!(WasmFeatures::WASM2.contains(WasmFeatures::SIMD));
-        let expected =
-            WasmFeatures::WASM2 | WasmFeatures::EXTENDED_CONST | WasmFeatures::TAIL_CALL | WasmFeatures::RELAXED_SIMD;
+        let expected = WasmFeatures::WASM2
+            | WasmFeatures::EXTENDED_CONST
+            | WasmFeatures::TAIL_CALL
+            | WasmFeatures::RELAXED_SIMD
+            | WasmFeatures::MULTI_MEMORY
+            | WasmFeatures::MEMORY64
+            | WasmFeatures::EXCEPTIONS
+            | WasmFeatures::LEGACY_EXCEPTIONS;
         assert_eq!(implemented(), expected);
     }
 }

@@ -23,13 +23,15 @@ pub struct Caller {
 }
 
 impl Caller {
-    /// The calling instance's memory 0 (the memory WASI pointers refer to), if it has one
-    /// and the caller is wasm code.
+    /// The calling instance's memory WASI pointers refer to — the one it exports as `memory`,
+    /// else its memory 0 — if it has one and the caller is wasm code.
     pub fn memory(&mut self) -> Option<&mut [u8]> {
         let instance = self.instance?;
         // SAFETY: the instance lives as long as the store, which outlives this call; the
         // memory's bytes are only accessed by this host function while it runs.
-        unsafe { (*instance).memory_mut().map(|m| m.data_mut()) }
+        let instance = unsafe { &mut *instance };
+        let m = instance.module.host_memory;
+        instance.memory_mut(m).map(|m| m.data_mut())
     }
 
     /// The id of the store the call happens in.
@@ -80,6 +82,8 @@ pub(crate) unsafe extern "C" fn host_dispatch(
         let args = values_buffer(&mut arg_buf, &mut arg_heap, host.ty.params.len());
         for ((slot, t), raw) in args.iter_mut().zip(host.ty.params.iter()).zip(values.iter()) {
             *slot = Val::from_raw(*raw, *t, store_id);
+            // SAFETY: as above; the exceptions are only read by this thread while it runs.
+            unsafe { (*host.store).exceptions.pin(slot) };
         }
         let mut result_buf = [Val::I32(0); INLINE_VALUES];
         let mut result_heap = Vec::new();

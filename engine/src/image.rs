@@ -4,7 +4,7 @@
 //!
 //! A module has an image only when applying its segments cannot trap or be observed half-way:
 //! memory 0 is defined (not imported), and every active data segment has an `i32.const` offset
-//! and fits in the memory's initial size. Any other module keeps today's path (segments applied
+//! (`i64.const` in a 64-bit memory) and fits in the memory's initial size. Any other module keeps today's path (segments applied
 //! in order at instantiation, trapping where they did). The image keeps only the
 //! [`IMAGE_PAGE_SIZE`] pages holding a non-zero byte (a fresh memory reads as zero), merged
 //! into runs ([`ImageChunk`]s); the artifact stores the runs' bytes page-aligned, so they can
@@ -60,9 +60,12 @@ impl MemoryImage {
         let mut data_bytes = 0u64;
         for seg in &info.data {
             let SegmentMode::Active { index, ref offset } = seg.mode else { continue };
-            let ConstExpr::I32(offset) = *offset else { return None };
-            let start = u64::from(offset as u32);
-            let end = start + seg.bytes.len() as u64;
+            let start = match *offset {
+                ConstExpr::I32(offset) => u64::from(offset as u32),
+                ConstExpr::I64(offset) => offset as u64, // a 64-bit memory's
+                _ => return None,
+            };
+            let end = start.checked_add(seg.bytes.len() as u64)?;
             if index != 0 || end > size {
                 return None; // another memory, or a segment that traps: the segment path
             }

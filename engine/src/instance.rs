@@ -3,10 +3,13 @@
 //! lookups of an instance's exports.
 
 use crate::builtins::{memory_init, table_init, BuiltinTable, BUILTINS};
+use crate::exceptions::TagData;
+use crate::func_refs::FuncRefs;
 use crate::module::Module;
 use crate::module_info::{ConstExpr, ConstOp, EntityIndex, ImportKind, SegmentMode};
 use crate::state::{GlobalData, InstanceData, StoreInner, TableData};
-use crate::store::CallError;
+use crate::store::{CallError, MAX_TABLE_ELEMENTS};
+use crate::table_image::LazyElements;
 use crate::trap::{Trap, TrapKind};
 use crate::types::*;
 use crate::values::*;
@@ -42,6 +45,14 @@ pub enum InstantiateError {
     /// A memory could not be created.
     #[error("failed to create memory: {0}")]
     Memory(#[from] crate::vm::memory::MemoryError),
+    /// A table's initial size is beyond what the store allows.
+    #[error("a table of {min} elements is larger than the limit of {limit}")]
+    TableTooLarge {
+        /// The initial size the module declares.
+        min: u32,
+        /// [`crate::store::MAX_TABLE_ELEMENTS`].
+        limit: u32,
+    },
     /// A segment was out of bounds or the start function trapped.
     #[error("{0}")]
     Trap(Trap),
@@ -81,6 +92,7 @@ impl StoreInner {
         let mut memories = Vec::new();
         let mut tables = Vec::new();
         let mut globals = Vec::new();
+        let mut tags = Vec::new();
         let mut imported_funcs = Vec::new();
         for e in imports {
             match e {
@@ -88,7 +100,18 @@ impl StoreInner {
                 Extern::Memory(mem) => memories.push(mem.index),
                 Extern::Table(t) => tables.push(t.index),
                 Extern::Global(g) => globals.push(g.index),
+                Extern::Tag(t) => tags.push(t.index),
             }
+        }
+        // Defined tags: new identities, named for reports by their export name or index.
+        for (x, ty) in info.tags.iter().enumerate().skip(info.num_imported_tags as usize) {
+            let name = info
+                .exports
+                .iter()
+                .find(|(_, e)| *e == EntityIndex::Tag(TagIndex(x as u32)))
+                .map_or_else(|| format!("{x}"), |(n, _)| format!("'{n}'"));
+            self.tags.push(Box::new(TagData { ty: info.types[ty.index()].clone(), name }));
+            tags.push(self.tags.len() as u32 - 1);
         }
         for ty in &info.memories[info.num_imported_memories as usize..] {
             memories.push(self.new_memory(*ty)?.index);
@@ -101,57 +124,31 @@ impl StoreInner {
             store,
             vmctx: vec![0u64; VMOffsets::new(info).size() / 8].into_boxed_slice(),
             type_ids,
-            func_ref_storage: Box::new([]),
-            func_refs: vec![std::ptr::null(); num_funcs].into_boxed_slice(),
+            func_refs: FuncRefs::new(num_funcs, info.num_imported_funcs, num_host),
             memories,
             tables: Vec::new(),
             globals: Vec::new(),
+            tags,
             elements: Vec::new(),
             data_dropped: vec![false; info.data.len()],
         });
-        let vmctx = data.vmctx.as_mut_ptr() as *mut u8;
-
-        // Function references: imports first (wasm ones shared, host ones wrapped), then ours.
-        let mut storage = Vec::with_capacity(info.num_defined_funcs() + num_host);
-        let mut refs: Vec<Option<usize>> = Vec::with_capacity(num_funcs); // index into storage
-        let mut shared: Vec<*const VMFuncRef> = Vec::with_capacity(num_funcs);
+        // Function references: imports now (wasm ones shared, host ones wrapped), the
+        // instance's own on first use (see `crate::func_refs`).
         for (i, f) in imported_funcs.iter().enumerate() {
             let ty = info.functions[i];
             match f.kind {
-                FuncKind::Ref(p) => {
-                    refs.push(None);
-                    shared.push(p.as_ptr());
-                }
+                FuncKind::Ref(p) => data.func_refs.import_shared(FuncIndex(i as u32), p.as_ptr()),
                 FuncKind::Host(h) => {
                     let host = &mut *self.host_funcs[h as usize] as *mut crate::state::HostFuncData as *mut u8;
-                    storage.push(VMFuncRef {
+                    let r = VMFuncRef {
                         wasm_call: m.code_address(m.host_trampolines[ty.index()].expect("checked at load")),
                         vmctx: host,
                         array_call: m.code_address(m.array_trampolines[ty.index()].expect("checked at load")),
                         type_id: data.type_ids[ty.index()],
-                    });
-                    refs.push(Some(storage.len() - 1));
-                    shared.push(std::ptr::null());
+                    };
+                    data.func_refs.import_host(FuncIndex(i as u32), r);
                 }
             }
-        }
-        for d in 0..info.num_defined_funcs() {
-            let ty = info.functions[info.num_imported_funcs as usize + d];
-            storage.push(VMFuncRef {
-                wasm_call: m.func_address(DefinedFuncIndex(d as u32)),
-                vmctx,
-                array_call: m.code_address(m.array_trampolines[ty.index()].expect("checked at load")),
-                type_id: data.type_ids[ty.index()],
-            });
-            refs.push(Some(storage.len() - 1));
-            shared.push(std::ptr::null());
-        }
-        data.func_ref_storage = storage.into_boxed_slice();
-        for (i, r) in refs.iter().enumerate() {
-            data.func_refs[i] = match r {
-                Some(s) => &data.func_ref_storage[*s] as *const VMFuncRef,
-                None => shared[i],
-            };
         }
 
         // Globals (initialisers may read earlier globals and take function references).
@@ -164,11 +161,20 @@ impl StoreInner {
             self.globals.push(Box::new(GlobalData { ty: *ty, value: VMGlobal { bits } }));
             data.globals.push(self.globals.len() as u32 - 1);
         }
-        // Tables.
+        // Tables: filled on first use from the module's images if it has them (see
+        // `crate::table_image`), otherwise by the active segments below.
         data.tables = tables;
-        for (ty, init) in info.tables[info.num_imported_tables as usize..].iter().zip(&info.table_inits) {
-            let raw = init.as_ref().map_or(0, |e| eval_const(self, &data, e) as usize);
-            self.tables.push(Box::new(TableData::new(*ty, raw)));
+        let index = self.instances.len() as u32;
+        let defined_tables = info.tables[info.num_imported_tables as usize..].iter().zip(&info.table_inits);
+        for (d, (ty, init)) in defined_tables.enumerate() {
+            if ty.limits.min > MAX_TABLE_ELEMENTS {
+                return Err(InstantiateError::TableTooLarge { min: ty.limits.min, limit: MAX_TABLE_ELEMENTS });
+            }
+            let table = match m.table_images.as_ref().and_then(|i| i.table(d)) {
+                Some(image) => TableData::lazy(*ty, LazyElements { image: image.clone(), owner: index }),
+                None => TableData::new(*ty, init.as_ref().map_or(0, |e| eval_const(self, &data, e) as usize)),
+            };
+            self.tables.push(Box::new(table));
             data.tables.push(self.tables.len() as u32 - 1);
         }
 
@@ -184,12 +190,13 @@ impl StoreInner {
         set(&mut data.vmctx, VMCTX_BUILTINS, &BUILTINS as *const BuiltinTable as usize);
         let type_ids_ptr = data.type_ids.as_ptr() as usize;
         set(&mut data.vmctx, VMCTX_TYPE_IDS, type_ids_ptr);
-        if let Some(mem) = data.memories.first() {
-            let mem = &self.memories[*mem as usize];
-            set(&mut data.vmctx, VMCTX_MEMORY_BASE, mem.base() as usize);
-            set(&mut data.vmctx, VMCTX_MEMORY_DEF, mem.definition() as usize);
+        for m in 0..data.memories.len() {
+            let mem = &self.memories[data.memories[m] as usize];
+            let index = MemoryIndex(m as u32);
+            set(&mut data.vmctx, offsets.memory_base(index), mem.base() as usize);
+            set(&mut data.vmctx, offsets.memory_def(index), mem.definition() as usize);
         }
-        let func_refs_ptr = data.func_refs.as_ptr() as usize;
+        let func_refs_ptr = data.func_refs.array() as usize;
         set(&mut data.vmctx, VMCTX_FUNC_REFS, func_refs_ptr);
         for t in 0..data.tables.len() {
             let def = &mut self.tables[data.tables[t] as usize].def as *mut VMTableDefinition;
@@ -200,52 +207,62 @@ impl StoreInner {
             set(&mut data.vmctx, offsets.global(GlobalIndex(g as u32)), global as usize);
         }
 
-        // Element segments: evaluated now; active ones copied, then dropped like declared ones.
+        for (x, t) in data.tags.iter().enumerate() {
+            let identity = self.tags[*t as usize].identity();
+            set(&mut data.vmctx, offsets.tag(TagIndex(x as u32)), identity as usize);
+        }
+
+        // Element segments: passive ones evaluated now; active ones too, to be copied into
+        // their tables below, unless the tables' images hold them; declared ones dropped.
+        let imaged = m.table_images.is_some();
         data.elements = info
             .elements
             .iter()
-            .map(|seg| Some(seg.items.iter().map(|e| eval_const(self, &data, e) as usize).collect::<Box<[usize]>>()))
+            .map(|seg| {
+                let needed = match seg.mode {
+                    SegmentMode::Passive => true,
+                    SegmentMode::Active { .. } => !imaged,
+                    SegmentMode::Declared => false,
+                };
+                needed.then(|| seg.items.iter().map(|e| eval_const(self, &data, e) as usize).collect::<Box<[usize]>>())
+            })
             .collect();
         self.instances.push(data);
-        let index = self.instances.len() as u32 - 1;
+        debug_assert_eq!(index, self.instances.len() as u32 - 1);
         let instance = Instance { store: id, index };
         let data: *mut InstanceData = &mut *self.instances[index as usize];
         // SAFETY: boxed in the store; `self` is not used while `data` is (the segments' offsets
         // are evaluated from the globals through `store`, below).
         let data = unsafe { &mut *data };
 
-        for (i, seg) in info.elements.iter().enumerate() {
-            match &seg.mode {
-                SegmentMode::Active { index, offset } => {
-                    let offset = eval_const(self, data, offset) as u32;
-                    let len = data.elements[i].as_ref().map_or(0, |e| e.len()) as u32;
-                    if table_init(data, *index, i as u32, offset, 0, len) != 0 {
-                        return Err(InstantiateError::Trap(Trap::new(TrapKind::TableOutOfBounds)));
-                    }
-                    data.elements[i] = None;
+        for (i, seg) in info.elements.iter().enumerate().filter(|_| !imaged) {
+            if let SegmentMode::Active { index, offset } = &seg.mode {
+                // An i32 offset (a 32-bit table's) is zero-extended, an i64 one is as it is.
+                let offset = eval_const(self, data, offset) as u64;
+                let len = data.elements[i].as_ref().map_or(0, |e| e.len()) as u32;
+                if table_init(data, *index, i as u32, offset, 0, len) != 0 {
+                    return Err(InstantiateError::Trap(Trap::new(TrapKind::TableOutOfBounds)));
                 }
-                SegmentMode::Declared => data.elements[i] = None,
-                SegmentMode::Passive => {}
+                data.elements[i] = None;
             }
         }
         if let Some(image) = &m.image {
             // Every active segment fits memory 0, a memory of this instance, unseen by anyone
             // yet (checked when the image was built): applying the image is applying them all.
-            let memory = data.memory_mut().expect("an image implies a defined memory 0");
+            let memory = data.memory_mut(0).expect("an image implies a defined memory 0");
             image.apply(memory)?;
-            for (i, seg) in info.data.iter().enumerate() {
-                data.data_dropped[i] |= matches!(seg.mode, SegmentMode::Active { .. });
-            }
         }
         for (i, seg) in info.data.iter().enumerate().filter(|_| m.image.is_none()) {
-            if let SegmentMode::Active { offset, .. } = &seg.mode {
-                let offset = eval_const(self, data, offset) as u32;
-                if memory_init(data, i as u32, offset, 0, seg.bytes.len() as u32) != 0 {
+            if let SegmentMode::Active { index, offset } = &seg.mode {
+                // An i32 offset (a 32-bit memory's) is zero-extended, an i64 one is as it is.
+                let offset = eval_const(self, data, offset) as u64;
+                if memory_init(data, *index, i as u32, offset, 0, seg.bytes.len() as u32) != 0 {
                     return Err(InstantiateError::Trap(Trap::new(TrapKind::MemoryOutOfBounds)));
                 }
-                data.data_dropped[i] = true;
             }
         }
+        // Applied, the active segments are dropped (CPython has 24,000: one copy, no walk).
+        data.data_dropped.copy_from_slice(&m.active_data);
         let start = info.start.map(|start| self.instance_func(instance, start));
         Ok((instance, start))
     }
@@ -259,12 +276,18 @@ impl StoreInner {
                 ImportKind::Table(t) => ExternType::Table(*t),
                 ImportKind::Memory(m) => ExternType::Memory(*m),
                 ImportKind::Global(g) => ExternType::Global(*g),
+                ImportKind::Tag(t) => ExternType::Tag(info.types[t.index()].clone()),
             };
             let ok = match (&expected, &found) {
                 (ExternType::Func(a), ExternType::Func(b)) => a == b,
-                (ExternType::Table(a), ExternType::Table(b)) => a.element == b.element && b.limits.matches(&a.limits),
-                (ExternType::Memory(a), ExternType::Memory(b)) => b.limits.matches(&a.limits),
+                (ExternType::Table(a), ExternType::Table(b)) => {
+                    a.element == b.element && a.table64 == b.table64 && b.limits.matches(&a.limits)
+                }
+                (ExternType::Memory(a), ExternType::Memory(b)) => {
+                    a.memory64 == b.memory64 && b.limits.matches(&a.limits)
+                }
                 (ExternType::Global(a), ExternType::Global(b)) => a == b,
+                (ExternType::Tag(a), ExternType::Tag(b)) => a == b,
                 _ => false,
             };
             if !ok {
@@ -281,7 +304,7 @@ impl StoreInner {
 
     pub(crate) fn instance_func(&self, instance: Instance, f: FuncIndex) -> Func {
         let data = &self.instances[instance.index as usize];
-        let p = NonNull::new(data.func_refs[f.index()] as *mut VMFuncRef).expect("every function has a reference");
+        let p = NonNull::new(data.func_ref(f) as *mut VMFuncRef).expect("every function has a reference");
         Func { store: self.id, kind: FuncKind::Ref(p) }
     }
 
@@ -295,6 +318,7 @@ impl StoreInner {
             EntityIndex::Table(t) => Extern::Table(Table { store: id, index: data.tables[t.index()] }),
             EntityIndex::Memory(m) => Extern::Memory(Memory { store: id, index: data.memories[m.index()] }),
             EntityIndex::Global(g) => Extern::Global(Global { store: id, index: data.globals[g.index()] }),
+            EntityIndex::Tag(t) => Extern::Tag(Tag { store: id, index: data.tags[t.index()] }),
         })
     }
 
@@ -313,7 +337,7 @@ fn eval_const(store: &StoreInner, data: &InstanceData, e: &ConstExpr) -> ValRaw 
         ConstExpr::F64(v) => v as ValRaw,
         ConstExpr::V128(v) => v,
         ConstExpr::RefNull => 0,
-        ConstExpr::RefFunc(f) => data.func_refs[f.index()] as usize as ValRaw,
+        ConstExpr::RefFunc(f) => data.func_ref(f) as usize as ValRaw,
         ConstExpr::GlobalGet(g) => global(g),
         ConstExpr::Extended(ref ops) => eval_extended(ops, global),
     }

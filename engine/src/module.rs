@@ -4,7 +4,8 @@ use crate::artifact::{Artifact, ArtifactError, CodeLayout, RelocKind, RelocTarge
 use crate::compile::CompileError;
 use crate::engine::Engine;
 use crate::image::{ImageBytes, ModuleImage, IMAGE_PAGE_SIZE};
-use crate::module_info::{self, LoadError, ModuleInfo};
+use crate::module_info::{self, EntityIndex, LoadError, ModuleInfo, SegmentMode};
+use crate::table_image::TableImages;
 use crate::trap::TrapKind;
 use crate::types::*;
 use crate::vm::code_memory::CodeMemory;
@@ -78,9 +79,19 @@ pub(crate) struct ModuleInner {
     pub(crate) host_trampolines: Vec<Option<u32>>,
     /// Trap sites: offset in `code` → trap, sorted.
     pub(crate) traps: Vec<(u32, TrapKind)>,
+    /// Exception handlers: return address offset in `code` → handler offset, sorted.
+    pub(crate) handlers: Vec<(u32, u32)>,
     /// Memory 0's initial image, if the module has one: instantiation applies it instead of
     /// the active data segments.
     pub(crate) image: Option<ModuleImage>,
+    /// The defined tables' initial contents, if known from the module alone: instantiation
+    /// then fills the tables on first use instead of applying the element segments.
+    pub(crate) table_images: Option<TableImages>,
+    /// Per data segment: whether it is active (dropped once instantiation applied it).
+    pub(crate) active_data: Box<[bool]>,
+    /// The memory host functions see ([`crate::Caller::memory`]): the one exported as
+    /// `memory` (WASI's convention), else memory 0.
+    pub(crate) host_memory: u32,
 }
 
 impl Module {
@@ -287,13 +298,20 @@ impl Module {
         Ok(Module {
             inner: Arc::new(ModuleInner {
                 engine: engine.clone(),
-                info,
                 code,
                 func_offsets: layout.func_offsets,
                 array_trampolines: layout.array_trampolines,
                 host_trampolines: layout.host_trampolines,
                 traps: layout.traps,
+                handlers: layout.handlers,
                 image: memory_image,
+                table_images: TableImages::build(&info),
+                active_data: info.data.iter().map(|d| matches!(d.mode, SegmentMode::Active { .. })).collect(),
+                host_memory: match info.export("memory") {
+                    Some(EntityIndex::Memory(m)) => m.0,
+                    _ => 0,
+                },
+                info,
             }),
         })
     }
@@ -321,6 +339,7 @@ impl Module {
                     module_info::ImportKind::Table(t) => ExternType::Table(*t),
                     module_info::ImportKind::Memory(m) => ExternType::Memory(*m),
                     module_info::ImportKind::Global(g) => ExternType::Global(*g),
+                    module_info::ImportKind::Tag(t) => ExternType::Tag(info.types[t.index()].clone()),
                 };
                 (i.module.clone(), i.name.clone(), ty)
             })
@@ -338,6 +357,9 @@ impl Module {
                     module_info::EntityIndex::Table(t) => ExternType::Table(info.tables[t.index()]),
                     module_info::EntityIndex::Memory(m) => ExternType::Memory(info.memories[m.index()]),
                     module_info::EntityIndex::Global(g) => ExternType::Global(info.globals[g.index()]),
+                    module_info::EntityIndex::Tag(t) => {
+                        ExternType::Tag(info.types[info.tags[t.index()].index()].clone())
+                    }
                 };
                 (name.clone(), ty)
             })
@@ -389,6 +411,15 @@ impl ModuleInner {
         self.func_offsets.get(i + 1).copied().unwrap_or_else(|| {
             self.array_trampolines.iter().chain(&self.host_trampolines).flatten().copied().min().unwrap_or(u32::MAX)
         })
+    }
+
+    /// What the unwinder needs to know of a return address `pc`: `None` when it is not in one
+    /// of this module's functions; otherwise the handler of that call, if it has one.
+    pub(crate) fn call_site(&self, pc: usize) -> Option<Option<usize>> {
+        self.func_at(pc)?;
+        let offset = (pc - self.code.base() as usize) as u32;
+        let handler = self.handlers.binary_search_by_key(&offset, |(r, _)| *r).ok().map(|i| self.handlers[i].1);
+        Some(handler.map(|h| self.code.base() as usize + h as usize))
     }
 
     /// The defined function containing `pc` and the offset of `pc` in it.

@@ -3,8 +3,9 @@
 //! Validation accepts exactly the features the engine implements ([`supported_features`]:
 //! WebAssembly 2.0 — MVP, mutable globals, sign extension, non-trapping float-to-int,
 //! multi-value, bulk memory, reference types, SIMD — and of 3.0 extended constant expressions,
-//! tail calls and relaxed SIMD). Anything else is rejected by the validator with the feature and
-//! the byte offset.
+//! tail calls, relaxed SIMD, multiple and 64-bit memories and exception handling, with its
+//! legacy encoding). Anything else is rejected by the validator with the feature and the byte
+//! offset.
 
 use crate::types::*;
 use std::collections::HashMap;
@@ -53,7 +54,8 @@ impl From<wasmparser::BinaryReaderError> for LoadError {
 }
 
 /// The features the engine implements ([`crate::features::FEATURES`]): WebAssembly 2.0, and of
-/// 3.0 extended constant expressions, tail calls and relaxed SIMD.
+/// 3.0 extended constant expressions, tail calls, relaxed SIMD, multiple and 64-bit memories and
+/// exception handling.
 pub fn supported_features() -> WasmFeatures {
     crate::features::implemented()
 }
@@ -139,6 +141,8 @@ pub enum ImportKind {
     Memory(MemoryType),
     /// A global.
     Global(GlobalType),
+    /// An exception tag whose payload has the parameters of this type.
+    Tag(TypeIndex),
 }
 
 /// One import.
@@ -163,6 +167,8 @@ pub enum EntityIndex {
     Memory(MemoryIndex),
     /// A global.
     Global(GlobalIndex),
+    /// An exception tag.
+    Tag(TagIndex),
 }
 
 /// Where an element segment goes.
@@ -228,6 +234,10 @@ pub struct ModuleInfo {
     pub num_imported_memories: u32,
     /// Imported global count.
     pub num_imported_globals: u32,
+    /// Type of every exception tag (imports first): its parameters are the payload.
+    pub tags: Vec<TypeIndex>,
+    /// Imported tag count.
+    pub num_imported_tags: u32,
     /// Exports in order, by name.
     pub exports: Vec<(String, EntityIndex)>,
     /// The start function.
@@ -364,6 +374,11 @@ pub fn parse(wasm: &[u8]) -> Result<ModuleInfo, LoadError> {
                             info.num_imported_globals += 1;
                             ImportKind::Global(g)
                         }
+                        wasmparser::TypeRef::Tag(t) => {
+                            info.tags.push(TypeIndex(t.func_type_idx));
+                            info.num_imported_tags += 1;
+                            ImportKind::Tag(TypeIndex(t.func_type_idx))
+                        }
                         _ => return Err(unsupported("this kind of import")),
                     };
                     info.imports.push(Import { module: import.module.into(), name: import.name.into(), kind });
@@ -404,9 +419,15 @@ pub fn parse(wasm: &[u8]) -> Result<ModuleInfo, LoadError> {
                         wasmparser::ExternalKind::Table => EntityIndex::Table(TableIndex(export.index)),
                         wasmparser::ExternalKind::Memory => EntityIndex::Memory(MemoryIndex(export.index)),
                         wasmparser::ExternalKind::Global => EntityIndex::Global(GlobalIndex(export.index)),
+                        wasmparser::ExternalKind::Tag => EntityIndex::Tag(TagIndex(export.index)),
                         _ => return Err(unsupported("this kind of export")),
                     };
                     info.exports.push((export.name.into(), entity));
+                }
+            }
+            Payload::TagSection(reader) => {
+                for tag in reader {
+                    info.tags.push(TypeIndex(tag?.func_type_idx));
                 }
             }
             Payload::StartSection { func, .. } => info.start = Some(FuncIndex(func)),
@@ -498,26 +519,33 @@ fn ref_type(ty: wasmparser::RefType) -> Result<ValType, LoadError> {
         Ok(ValType::FuncRef)
     } else if ty == wasmparser::RefType::EXTERNREF {
         Ok(ValType::ExternRef)
+    } else if ty == wasmparser::RefType::EXNREF {
+        Ok(ValType::ExnRef)
     } else {
         Err(unsupported("this reference type"))
     }
 }
 
 fn table_type(t: wasmparser::TableType) -> Result<TableType, LoadError> {
-    if t.table64 || t.shared {
-        return Err(unsupported("64-bit or shared tables"));
+    if t.shared {
+        return Err(unsupported("shared tables"));
     }
-    Ok(TableType {
-        element: ref_type(t.element_type)?,
-        limits: Limits { min: t.initial as u32, max: t.maximum.map(|m| m as u32) },
-    })
+    // 32-bit tables have at most 2^32 elements (validated); 64-bit ones more, of which the
+    // engine takes what fits a u32 (beyond any table it can make).
+    let size = |n: u64| u32::try_from(n).map_err(|_| unsupported("tables declaring more than 2^32 elements"));
+    let limits = Limits { min: size(t.initial)?, max: t.maximum.map(size).transpose()? };
+    Ok(TableType { element: ref_type(t.element_type)?, limits, table64: t.table64 })
 }
 
 fn memory_type(m: wasmparser::MemoryType) -> Result<MemoryType, LoadError> {
-    if m.memory64 || m.shared || m.page_size_log2.is_some() {
-        return Err(unsupported("64-bit, shared or custom-page-size memories"));
+    if m.shared || m.page_size_log2.is_some() {
+        return Err(unsupported("shared or custom-page-size memories"));
     }
-    Ok(MemoryType { limits: Limits { min: m.initial as u32, max: m.maximum.map(|m| m as u32) } })
+    // 32-bit memories have at most 65536 pages (validated); 64-bit ones up to 2^48, of which
+    // the engine takes what fits a u32 (256 TiB, beyond any memory it can make).
+    let pages = |p: u64| u32::try_from(p).map_err(|_| unsupported("memories declaring more than 2^32 pages"));
+    let limits = Limits { min: pages(m.initial)?, max: m.maximum.map(pages).transpose()? };
+    Ok(MemoryType { limits, memory64: m.memory64 })
 }
 
 fn global_type(g: wasmparser::GlobalType) -> Result<GlobalType, LoadError> {

@@ -11,8 +11,10 @@
 
 use crate::engine::Engine;
 use crate::func::HostFn;
+use crate::func_refs::FuncRefs;
 use crate::module::ModuleInner;
 use crate::store::{CallError, MAX_TABLE_ELEMENTS};
+use crate::table_image::LazyElements;
 use crate::trap::TrapKind;
 use crate::types::*;
 use crate::values::*;
@@ -24,15 +26,29 @@ use std::sync::Arc;
 /// A table's storage.
 pub(crate) struct TableData {
     pub(crate) ty: TableType,
+    /// The elements; while `lazy` is set, a zero may be an element not yet read from the
+    /// image (see [`crate::table_image`]): read through `StoreInner::table_element`, and
+    /// `StoreInner::fill_table` before writing.
     pub(crate) elements: Vec<usize>,
     pub(crate) def: VMTableDefinition,
+    /// The image elements not yet read come from; `def.lazy` is non-zero while this is set.
+    pub(crate) lazy: Option<LazyElements>,
 }
 
 impl TableData {
+    /// A table with every element `init`.
     pub(crate) fn new(ty: TableType, init: usize) -> Self {
         let mut elements = vec![init; ty.limits.min as usize];
-        let def = VMTableDefinition { base: elements.as_mut_ptr(), current_elements: ty.limits.min };
-        TableData { ty, elements, def }
+        let def = VMTableDefinition { base: elements.as_mut_ptr(), current_elements: ty.limits.min, lazy: 0 };
+        TableData { ty, elements, def, lazy: None }
+    }
+
+    /// A table whose elements come from `lazy` as they are first read (zeroed memory until then).
+    pub(crate) fn lazy(ty: TableType, lazy: LazyElements) -> Self {
+        let mut table = TableData::new(ty, 0);
+        table.def.lazy = 1;
+        table.lazy = Some(lazy);
+        table
     }
 
     /// Grows by `delta` elements set to `init`; returns the old size or `None`.
@@ -71,6 +87,10 @@ pub(crate) struct StoreInner {
     pub(crate) globals: Vec<Box<GlobalData>>,
     pub(crate) host_funcs: Vec<Box<HostFuncData>>,
     pub(crate) instances: Vec<Box<InstanceData>>,
+    /// Exception tags (their addresses are their identities).
+    pub(crate) tags: Vec<Box<crate::exceptions::TagData>>,
+    /// Exception objects not freed yet.
+    pub(crate) exceptions: crate::exceptions::Exceptions,
     /// Code of every module instantiated in the store, for the signal handler. Boxed apart
     /// from the rest so the handler reads it through its own shared reference.
     pub(crate) registry: Box<CodeRegistry>,
@@ -113,13 +133,14 @@ pub(crate) struct InstanceData {
     pub(crate) store: *mut StoreInner,
     pub(crate) vmctx: Box<[u64]>,
     pub(crate) type_ids: Box<[u32]>,
-    /// Function references this instance owns: defined functions, then imported host functions.
-    pub(crate) func_ref_storage: Box<[VMFuncRef]>,
-    pub(crate) func_refs: Box<[*const VMFuncRef]>,
+    /// Function references, made on first use.
+    pub(crate) func_refs: FuncRefs,
     /// Store indices of the instance's memories, tables and globals.
     pub(crate) memories: Vec<u32>,
     pub(crate) tables: Vec<u32>,
     pub(crate) globals: Vec<u32>,
+    /// Store indices of the instance's tags.
+    pub(crate) tags: Vec<u32>,
     /// Passive element segments as raw references (`None` once dropped).
     pub(crate) elements: Vec<Option<Box<[usize]>>>,
     /// Whether each data segment was dropped.
@@ -140,17 +161,32 @@ impl InstanceData {
     /// The store's state, for the caller's short scope: a builtin or host call in progress,
     /// during which nothing else uses the state (the store's own methods wait for compiled
     /// code to return, and hold no reference meanwhile).
-    fn store(&mut self) -> &mut StoreInner {
+    pub(crate) fn store(&mut self) -> &mut StoreInner {
         // SAFETY: the store owns and outlives the instance; `self.store` derives from the
         // store's root pointer; the runtime is single-threaded and, per the above, no other
         // reference to the state is live while this one is.
         unsafe { &mut *self.store }
     }
 
-    /// Memory 0.
-    pub(crate) fn memory_mut(&mut self) -> Option<&mut LinearMemory> {
-        let index = *self.memories.first()?;
+    /// Memory `m` of the instance.
+    pub(crate) fn memory_mut(&mut self, m: u32) -> Option<&mut LinearMemory> {
+        let index = *self.memories.get(m as usize)?;
         Some(&mut self.store().memories[index as usize])
+    }
+
+    /// Function `f`'s reference, made now if this is its first use.
+    pub(crate) fn func_ref(&self, f: FuncIndex) -> *const VMFuncRef {
+        let m = &self.module;
+        let vmctx = self.vmctx.as_ptr() as *mut u8;
+        self.func_refs.get(f, &|d| {
+            let ty = m.info.functions[m.info.num_imported_funcs as usize + d.index()];
+            VMFuncRef {
+                wasm_call: m.func_address(d),
+                vmctx,
+                array_call: m.code_address(m.array_trampolines[ty.index()].expect("checked at load")),
+                type_id: self.type_ids[ty.index()],
+            }
+        })
     }
 
     /// Table `t` of the instance.
@@ -166,18 +202,38 @@ impl StoreInner {
         assert_eq!(id, self.id, "handle used with another store");
     }
 
-    /// Creates a memory.
+    /// Pages of all the store's memories: the embedder's limit bounds them together (a module
+    /// with many memories gets no more than one with one).
+    fn memory_pages(&self) -> u64 {
+        self.memories.iter().map(|m| u64::from(m.pages())).sum()
+    }
+
+    /// Creates a memory, within what the store's limit leaves.
     pub(crate) fn new_memory(&mut self, ty: MemoryType) -> Result<Memory, crate::vm::memory::MemoryError> {
-        let memory = LinearMemory::new(ty.limits.min, ty.limits.max, self.memory_limit_pages, self.engine.bounds())?;
+        let left = u64::from(self.memory_limit_pages).saturating_sub(self.memory_pages()) as u32;
+        let mut memory = LinearMemory::new(ty.limits.min, ty.limits.max, left, self.engine.bounds())?;
+        memory.memory64 = ty.memory64;
         self.memories.push(Box::new(memory));
         Ok(Memory { store: self.id, index: self.memories.len() as u32 - 1 })
+    }
+
+    /// `memory.grow` of memory `index` (a store index) by `delta` pages, within the store's
+    /// limit on all its memories together: the old size in pages, or `u32::MAX`.
+    pub(crate) fn grow_memory(&mut self, index: u32, delta: u32) -> u32 {
+        let fits = self.memory_pages() + u64::from(delta) <= u64::from(self.memory_limit_pages);
+        let memory = &mut self.memories[index as usize];
+        if !fits {
+            memory.refused(delta);
+            return u32::MAX;
+        }
+        memory.grow(delta).unwrap_or(u32::MAX)
     }
 
     /// A memory's type (with its current size as minimum).
     pub(crate) fn memory_type(&self, memory: Memory) -> MemoryType {
         self.check(memory.store);
         let m = &self.memories[memory.index as usize];
-        MemoryType { limits: Limits { min: m.pages(), max: m.declared_max() } }
+        MemoryType { limits: Limits { min: m.pages(), max: m.declared_max() }, memory64: m.memory64 }
     }
 
     /// A table's type (with its current size as minimum).
@@ -209,6 +265,10 @@ impl StoreInner {
             Extern::Table(t) => ExternType::Table(self.table_type(t)),
             Extern::Memory(m) => ExternType::Memory(self.memory_type(m)),
             Extern::Global(g) => ExternType::Global(self.global_type(g)),
+            Extern::Tag(t) => {
+                self.check(t.store);
+                ExternType::Tag(self.tags[t.index as usize].ty.clone())
+            }
         }
     }
 }
@@ -222,6 +282,9 @@ pub(crate) fn val_to_raw(store: &StoreInner, v: Val) -> Result<ValRaw, CallError
         Val::F64(x) => x as ValRaw,
         Val::V128(x) => x,
         Val::ExternRef(r) => r.map_or(0, |r| r.0.get()) as ValRaw,
+        Val::ExnRef(None) => 0,
+        Val::ExnRef(Some(e)) if store.exceptions.contains(e.0.get()) => e.0.get() as ValRaw,
+        Val::ExnRef(Some(_)) => return Err(CallError::BadValue("exception from another store")),
         Val::FuncRef(None) => 0,
         Val::FuncRef(Some(f)) if f.store != store.id => return Err(CallError::BadValue("function from another store")),
         Val::FuncRef(Some(Func { kind: FuncKind::Ref(p), .. })) => p.as_ptr() as usize as ValRaw,

@@ -84,12 +84,14 @@ impl Store {
             engine: engine.clone(),
             limits: VMLimits { instructions_left: MAX_INSTRUCTION_BUDGET as i64, ..VMLimits::default() },
             instruction_budget: MAX_INSTRUCTION_BUDGET,
-            memory_limit_pages: 65536,
+            memory_limit_pages: u32::MAX,
             memories: Vec::new(),
             tables: Vec::new(),
             globals: Vec::new(),
             host_funcs: Vec::new(),
             instances: Vec::new(),
+            tags: Vec::new(),
+            exceptions: Default::default(),
             registry: Box::default(),
         });
         Store { inner: NonNull::from(Box::leak(inner)) }
@@ -115,10 +117,11 @@ impl Store {
         &self.state().engine
     }
 
-    /// Caps every memory created from now on at `bytes` (rounded down to whole pages):
-    /// `memory.grow` beyond it returns -1, and a module needing more fails to instantiate.
+    /// Caps the store's memories, all together, at `bytes` (rounded down to whole pages):
+    /// `memory.grow` that would pass it returns -1, and a module needing more fails to
+    /// instantiate.
     pub fn set_memory_limit(&mut self, bytes: u64) {
-        self.state_mut().memory_limit_pages = (bytes / 65536).min(65536) as u32;
+        self.state_mut().memory_limit_pages = (bytes / 65536).min(u64::from(u32::MAX)) as u32;
     }
 
     /// Sets the instructions the store's wasm code may execute from now on (the count starts
@@ -159,7 +162,14 @@ impl Store {
     }
 
     /// Creates a table with every element set to `init`.
+    ///
+    /// # Errors
+    /// `init` is not a value of this store, or the table would have more than
+    /// [`MAX_TABLE_ELEMENTS`] elements.
     pub fn new_table(&mut self, ty: TableType, init: Val) -> Result<Table, CallError> {
+        if ty.limits.min > MAX_TABLE_ELEMENTS {
+            return Err(CallError::BadValue("a table larger than MAX_TABLE_ELEMENTS"));
+        }
         let raw = self.to_raw(init)? as usize;
         let inner = self.state_mut();
         inner.tables.push(Box::new(TableData::new(ty, raw)));
@@ -175,6 +185,22 @@ impl Store {
         let inner = self.state_mut();
         inner.globals.push(Box::new(GlobalData { ty, value: VMGlobal { bits } }));
         Ok(Global { store: inner.id, index: inner.globals.len() as u32 - 1 })
+    }
+
+    /// Creates an exception tag whose payload has `ty`'s parameters, for modules to import;
+    /// an exception of it reaching the host is named `host N` (N: its number among the
+    /// store's tags).
+    ///
+    /// # Errors
+    /// `ty` has results (a tag's type has none).
+    pub fn new_tag(&mut self, ty: FuncType) -> Result<Tag, CallError> {
+        if !ty.results.is_empty() {
+            return Err(CallError::BadValue("a tag's type has no results"));
+        }
+        let inner = self.state_mut();
+        let name = format!("host {}", inner.tags.len());
+        inner.tags.push(Box::new(crate::exceptions::TagData { ty, name }));
+        Ok(Tag { store: inner.id, index: inner.tags.len() as u32 - 1 })
     }
 
     /// Creates a host function of type `ty`.
@@ -228,7 +254,9 @@ impl Store {
         let inner = self.state();
         inner.check(global.store);
         let g = &inner.globals[global.index as usize];
-        Val::from_raw(g.value.bits, g.ty.ty, inner.id)
+        let v = Val::from_raw(g.value.bits, g.ty.ty, inner.id);
+        inner.exceptions.pin(&v);
+        v
     }
 
     /// A function's type.
@@ -314,8 +342,11 @@ impl Store {
                 // SAFETY: `array_call` is the array trampoline of the function's own type,
                 // `values` holds max(params, results) slots as it requires.
                 unsafe { self.enter(f, values.as_mut_ptr()) }?;
-                let id = self.state().id;
-                Ok(ty.results.iter().zip(values).map(|(t, raw)| Val::from_raw(raw, *t, id)).collect())
+                let inner = self.state();
+                let results: Vec<Val> =
+                    ty.results.iter().zip(values).map(|(t, raw)| Val::from_raw(raw, *t, inner.id)).collect();
+                results.iter().for_each(|v| inner.exceptions.pin(v));
+                Ok(results)
             }
         }
     }
@@ -350,6 +381,7 @@ impl Store {
         };
         if outermost {
             self.state_mut().limits.stack_limit = 0;
+            self.state_mut().collect_exceptions();
         }
         if counting {
             // At a trap site, the instructions of the run in progress are not in the register
@@ -378,9 +410,12 @@ impl Store {
                 let located =
                     self.state().registry.modules.iter().find_map(|m| m.func_at(pc).map(|(f, off)| (m, f, off)));
                 match located {
-                    Some((m, f, off)) => {
-                        CallError::Trap(Trap { kind, function: Some((f.0, m.info.func_name(f))), offset: Some(off) })
-                    }
+                    Some((m, f, off)) => CallError::Trap(Trap {
+                        kind,
+                        function: Some((f.0, m.info.func_name(f))),
+                        offset: Some(off),
+                        tag: None,
+                    }),
                     None => CallError::Trap(Trap::new(kind)),
                 }
             }
@@ -389,7 +424,13 @@ impl Store {
                     crate::func::HostUnwind::Error(e) => CallError::Host(e),
                     crate::func::HostUnwind::Panic(p) => std::panic::resume_unwind(p),
                 },
-                Err(other) => std::panic::resume_unwind(other),
+                Err(other) => match other.downcast::<crate::exceptions::Uncaught>() {
+                    Ok(uncaught) => CallError::Trap(Trap {
+                        tag: Some(uncaught.tag),
+                        ..Trap::new(crate::TrapKind::UncaughtException)
+                    }),
+                    Err(other) => std::panic::resume_unwind(other),
+                },
             },
         }
     }

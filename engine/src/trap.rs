@@ -34,11 +34,16 @@ pub enum TrapKind {
     /// The store's instruction budget was exhausted (only in code compiled with
     /// [`crate::Config::count_instructions`]).
     InstructionBudget,
+    /// `throw_ref` of a null exception reference.
+    NullExceptionReference,
+    /// An exception no handler caught reached the host (a call from the host, or a host
+    /// function's call into wasm): [`Trap::tag`] names its tag.
+    UncaughtException,
 }
 
 impl TrapKind {
     /// Every trap kind, in byte order.
-    pub const ALL: [TrapKind; 11] = [
+    pub const ALL: [TrapKind; 13] = [
         TrapKind::Unreachable,
         TrapKind::IntegerDivideByZero,
         TrapKind::IntegerOverflow,
@@ -50,6 +55,8 @@ impl TrapKind {
         TrapKind::TableOutOfBounds,
         TrapKind::StackOverflow,
         TrapKind::InstructionBudget,
+        TrapKind::NullExceptionReference,
+        TrapKind::UncaughtException,
     ];
 
     /// The compact byte form stored in trap tables.
@@ -94,6 +101,8 @@ impl TrapKind {
             TrapKind::TableOutOfBounds => "out of bounds table access",
             TrapKind::StackOverflow => "call stack exhausted",
             TrapKind::InstructionBudget => "instruction budget exhausted",
+            TrapKind::NullExceptionReference => "null exception reference",
+            TrapKind::UncaughtException => "uncaught exception",
         }
     }
 }
@@ -127,18 +136,25 @@ pub struct Trap {
     pub function: Option<(u32, String)>,
     /// Offset of the trapping instruction in that function's machine code.
     pub offset: Option<u32>,
+    /// For [`TrapKind::UncaughtException`]: the exception's tag, `'name'` by the name its
+    /// defining module exports it under, else its index in that module (`host N` for a tag
+    /// the host made).
+    pub tag: Option<String>,
 }
 
 impl Trap {
     /// A trap with no location (raised by the runtime, e.g. during instantiation).
     pub fn new(kind: TrapKind) -> Self {
-        Trap { kind, function: None, offset: None }
+        Trap { kind, function: None, offset: None, tag: None }
     }
 }
 
 impl fmt::Display for Trap {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "wasm trap: {}", self.kind)?;
+        if let Some(tag) = &self.tag {
+            write!(f, " (tag {tag})")?;
+        }
         if let Some((index, name)) = &self.function {
             write!(f, " in function {index} ({name})")?;
         }

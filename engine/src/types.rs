@@ -40,6 +40,8 @@ index_type!(
     ElemIndex,
     /// A data segment.
     DataIndex,
+    /// An exception tag in the module's tag index space (imports first).
+    TagIndex,
 );
 
 /// A WebAssembly value type.
@@ -59,12 +61,14 @@ pub enum ValType {
     FuncRef,
     /// Nullable reference to a host object.
     ExternRef,
+    /// Nullable reference to a caught exception (exception handling).
+    ExnRef,
 }
 
 impl ValType {
-    /// Whether this is one of the two reference types.
+    /// Whether this is a reference type.
     pub fn is_ref(self) -> bool {
-        matches!(self, ValType::FuncRef | ValType::ExternRef)
+        matches!(self, ValType::FuncRef | ValType::ExternRef | ValType::ExnRef)
     }
 }
 
@@ -78,6 +82,7 @@ impl fmt::Display for ValType {
             ValType::V128 => "v128",
             ValType::FuncRef => "funcref",
             ValType::ExternRef => "externref",
+            ValType::ExnRef => "exnref",
         })
     }
 }
@@ -142,6 +147,8 @@ pub struct TableType {
     pub element: ValType,
     /// Size limits in elements.
     pub limits: Limits,
+    /// Whether element indices are 64-bit (memory64's tables) rather than 32-bit.
+    pub table64: bool,
 }
 
 /// The type of a linear memory.
@@ -149,6 +156,8 @@ pub struct TableType {
 pub struct MemoryType {
     /// Size limits in 64 KiB pages.
     pub limits: Limits,
+    /// Whether addresses are 64-bit (memory64) rather than 32-bit.
+    pub memory64: bool,
 }
 
 /// The type of a global.
@@ -171,16 +180,21 @@ pub enum ExternType {
     Memory(MemoryType),
     /// A global.
     Global(GlobalType),
+    /// An exception tag: the types of its payload (a function type without results).
+    Tag(FuncType),
 }
 
 impl fmt::Display for ExternType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ExternType::Func(ty) => write!(f, "{ty}"),
+            ExternType::Table(t) if t.table64 => write!(f, "table i64 {} {}", t.limits, t.element),
             ExternType::Table(t) => write!(f, "table {} {}", t.limits, t.element),
+            ExternType::Memory(m) if m.memory64 => write!(f, "memory i64 {}", m.limits),
             ExternType::Memory(m) => write!(f, "memory {}", m.limits),
             ExternType::Global(g) if g.mutable => write!(f, "global (mut {})", g.ty),
             ExternType::Global(g) => write!(f, "global {}", g.ty),
+            ExternType::Tag(ty) => write!(f, "tag {ty}"),
         }
     }
 }

@@ -9,6 +9,11 @@ use std::ptr::NonNull;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ExternRef(pub NonZeroUsize);
 
+/// A caught exception (`exnref`): an exception object of the store, handed out only by the
+/// engine (a host cannot make one up).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ExnRef(pub(crate) NonZeroUsize);
+
 /// A function in a store: a host function, or a function reference compiled code can call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Func {
@@ -43,7 +48,9 @@ handle!(
     /// A global in a store.
     Global,
     /// An instance in a store.
-    Instance
+    Instance,
+    /// An exception tag in a store.
+    Tag
 );
 
 /// Something an instance can import or export.
@@ -57,6 +64,8 @@ pub enum Extern {
     Memory(Memory),
     /// A global.
     Global(Global),
+    /// An exception tag.
+    Tag(Tag),
 }
 
 /// A WebAssembly value.
@@ -76,6 +85,8 @@ pub enum Val {
     FuncRef(Option<Func>),
     /// `externref`.
     ExternRef(Option<ExternRef>),
+    /// `exnref`.
+    ExnRef(Option<ExnRef>),
 }
 
 impl Val {
@@ -89,6 +100,7 @@ impl Val {
             Val::V128(_) => ValType::V128,
             Val::FuncRef(_) => ValType::FuncRef,
             Val::ExternRef(_) => ValType::ExternRef,
+            Val::ExnRef(_) => ValType::ExnRef,
         }
     }
 
@@ -102,6 +114,7 @@ impl Val {
             ValType::V128 => Val::V128(0),
             ValType::FuncRef => Val::FuncRef(None),
             ValType::ExternRef => Val::ExternRef(None),
+            ValType::ExnRef => Val::ExnRef(None),
         }
     }
 
@@ -117,6 +130,7 @@ impl Val {
                 NonNull::new(raw as usize as *mut VMFuncRef).map(|p| Func { store, kind: FuncKind::Ref(p) }),
             ),
             ValType::ExternRef => Val::ExternRef(NonZeroUsize::new(raw as usize).map(ExternRef)),
+            ValType::ExnRef => Val::ExnRef(NonZeroUsize::new(raw as usize).map(ExnRef)),
         }
     }
 }

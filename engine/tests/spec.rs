@@ -47,15 +47,25 @@ const TRAP_MESSAGES: &[(&str, TrapKind)] = &[
     ("undefined element", TrapKind::UndefinedElement),
     ("out of bounds table access", TrapKind::TableOutOfBounds),
     ("call stack exhausted", TrapKind::StackOverflow),
+    // `assert_exception`: an exception reached the host.
+    ("uncaught exception", TrapKind::UncaughtException),
+    ("null exception reference", TrapKind::NullExceptionReference),
 ];
 
 /// Assertions the engine fails today: (file, line, reason). They are printed every run and not
 /// counted as failures; an entry whose assertion passes (or that names no failing assertion)
 /// fails the run, so the list stays exact.
 const KNOWN_FAILURES: KnownFailures = &[
-    // `data/proposals/simd`'s one module with lane accesses to a second memory: multi-memory
-    // is a 3.0 feature the engine does not implement, so the module is refused.
-    ("simd_memory-multi.wast", 5, "needs multi-memory (WebAssembly 3.0), not implemented"),
+    ("tag.wast", 30, "tags of recursive (GC) types: the gc proposal is out of scope (issue 17)"),
+    ("tag.wast", 40, "tags of recursive (GC) types: the gc proposal is out of scope (issue 17)"),
+    ("tag.wast", 48, "tags of recursive (GC) types: the gc proposal is out of scope (issue 17)"),
+    ("tag.wast", 59, "imports a tag of the module at line 40, which needs gc"),
+    ("try_table.wast", 420, "typed function references (ref $t): the function-references proposal is not implemented"),
+    ("try_table.wast", 464, "invokes the module at line 420 (typed function references)"),
+    ("try_table.wast", 465, "invokes the module at line 420 (typed function references)"),
+    ("try_table.wast", 466, "invokes the module at line 420 (typed function references)"),
+    ("try_table.wast", 467, "invokes the module at line 420 (typed function references)"),
+    ("try_table.wast", 468, "invokes the module at line 420 (typed function references)"),
 ];
 
 /// (file, line, reason) entries.
@@ -124,12 +134,13 @@ fn spectest(store: &mut Store, linker: &mut Linker) {
     }
     let table = store
         .new_table(
-            TableType { element: ValType::FuncRef, limits: Limits { min: 10, max: Some(20) } },
+            TableType { element: ValType::FuncRef, limits: Limits { min: 10, max: Some(20) }, table64: false },
             Val::FuncRef(None),
         )
         .expect("table");
     linker.define("spectest", "table", Extern::Table(table));
-    let memory = store.new_memory(MemoryType { limits: Limits { min: 1, max: Some(2) } }).expect("memory");
+    let memory =
+        store.new_memory(MemoryType { limits: Limits { min: 1, max: Some(2) }, memory64: false }).expect("memory");
     linker.define("spectest", "memory", Extern::Memory(memory));
 }
 
@@ -145,6 +156,7 @@ fn arg(a: &WastArg) -> Result<Val, String> {
         WastArg::Core(WastArgCore::RefNull(HeapType::Abstract { ty: AbstractHeapType::Extern, .. })) => {
             Val::ExternRef(None)
         }
+        WastArg::Core(WastArgCore::RefNull(HeapType::Abstract { ty: AbstractHeapType::Exn, .. })) => Val::ExnRef(None),
         WastArg::Core(WastArgCore::RefExtern(n)) => Val::ExternRef(Some(extern_ref(*n))),
         WastArg::Core(WastArgCore::V128(v)) => Val::V128(u128::from_le_bytes(v.to_le_bytes())),
         other => return Err(format!("unsupported argument {other:?}")),
@@ -197,7 +209,8 @@ fn ret_matches(r: &WastRetCore, v: &Val, func: &mut dyn FnMut(&Index) -> Result<
         (WastRetCore::F32(p), Val::F32(a)) => f32_matches(p, *a),
         (WastRetCore::F64(p), Val::F64(a)) => f64_matches(p, *a),
         (WastRetCore::V128(p), Val::V128(a)) => v128_matches(p, *a),
-        (WastRetCore::RefNull(None), Val::FuncRef(None) | Val::ExternRef(None)) => true,
+        (WastRetCore::RefNull(None), Val::FuncRef(None) | Val::ExternRef(None) | Val::ExnRef(None)) => true,
+        (WastRetCore::RefNull(Some(ty)), Val::ExnRef(None)) => is(ty, AbstractHeapType::Exn),
         (WastRetCore::RefNull(Some(ty)), Val::FuncRef(None)) => is(ty, AbstractHeapType::Func),
         (WastRetCore::RefNull(Some(ty)), Val::ExternRef(None)) => is(ty, AbstractHeapType::Extern),
         (WastRetCore::RefExtern(None), Val::ExternRef(Some(_))) => true,
@@ -506,6 +519,10 @@ impl<'t> Runner<'t> {
                 let (outcome, _) = self.execute(&mut exec);
                 self.assert_trap(span, "assert_trap", outcome, message);
             }
+            WastDirective::AssertException { mut exec, .. } => {
+                let (outcome, _) = self.execute(&mut exec);
+                self.assert_trap(span, "assert_exception", outcome, "uncaught exception");
+            }
             WastDirective::AssertExhaustion { call, message, .. } => {
                 let outcome = self.invoke(&call);
                 self.assert_trap(span, "assert_exhaustion", outcome, message);
@@ -569,21 +586,37 @@ fn run_file(name: &str, text: &str, config: &Config, known: KnownFailures) -> Co
     counts
 }
 
-/// WebAssembly 2.0's files: `data/wasm-v2` and its SIMD files, `data/proposals/simd`.
+/// WebAssembly 2.0's files: `data/wasm-v2` and its SIMD files, `data/proposals/simd`, but for
+/// `simd_memory-multi.wast`, which needs multiple memories (3.0): [`spec_multi_memory`] runs it.
 fn wasm_v2() -> impl Iterator<Item = TestFile<'static>> {
-    spec(SpecVersion::V2).chain(proposal(Proposal::Simd))
+    spec(SpecVersion::V2).chain(proposal(Proposal::Simd).filter(|f| !f.name().contains("memory-multi")))
+}
+
+/// The engine restricted to WebAssembly 2.0's features: the 2.0 suite also asserts that
+/// what 3.0 added (a second memory, say) is invalid.
+fn wasm2(config: Config) -> Config {
+    let names = [
+        "mutable-global",
+        "saturating-float-to-int",
+        "sign-extension",
+        "multi-value",
+        "reference-types",
+        "bulk-memory",
+        "simd",
+    ];
+    Config { features: engine::features::Features::only(&names).expect("implemented"), ..config }
 }
 
 /// The suite with guard-page memories (the default on 64-bit hosts).
 #[test]
 fn spec_wasm_v2() {
-    run_suite(wasm_v2(), bounds(BoundsStrategy::GuardPages));
+    run_suite(wasm_v2(), wasm2(bounds(BoundsStrategy::GuardPages)));
 }
 
 /// The suite again with explicit bounds checks (the fallback where reservations fail).
 #[test]
 fn spec_wasm_v2_explicit_bounds() {
-    run_suite(wasm_v2(), bounds(BoundsStrategy::Explicit));
+    run_suite(wasm_v2(), wasm2(bounds(BoundsStrategy::Explicit)));
 }
 
 /// The suite again with instruction counting on (and no budget to speak of): counting must
@@ -591,7 +624,7 @@ fn spec_wasm_v2_explicit_bounds() {
 #[test]
 fn spec_wasm_v2_counting_instructions() {
     for strategy in [BoundsStrategy::GuardPages, BoundsStrategy::Explicit] {
-        run_suite(wasm_v2(), Config { count_instructions: true, ..bounds(strategy) });
+        run_suite(wasm_v2(), wasm2(Config { count_instructions: true, ..bounds(strategy) }));
     }
 }
 
@@ -616,6 +649,18 @@ fn spec_extended_const() {
     run_suite(proposal(Proposal::ExtendedConst), bounds(BoundsStrategy::Explicit));
 }
 
+/// Exception handling of WebAssembly 3.0 (`data/proposals/exceptions`: tags, `throw`,
+/// `throw_ref`, `try_table`), both bounds strategies, and with instruction counting.
+#[test]
+fn spec_exceptions() {
+    run_suite(proposal(Proposal::ExceptionHandling), bounds(BoundsStrategy::GuardPages));
+    run_suite(proposal(Proposal::ExceptionHandling), bounds(BoundsStrategy::Explicit));
+    run_suite(
+        proposal(Proposal::ExceptionHandling),
+        Config { count_instructions: true, ..bounds(BoundsStrategy::GuardPages) },
+    );
+}
+
 /// Tail calls of WebAssembly 3.0 (`data/proposals/tail-call`: `return_call`,
 /// `return_call_indirect`), both bounds strategies, and with instruction counting.
 #[test]
@@ -625,17 +670,106 @@ fn spec_tail_call() {
     run_suite(proposal(Proposal::TailCall), Config { count_instructions: true, ..bounds(BoundsStrategy::GuardPages) });
 }
 
+/// Multiple memories of WebAssembly 3.0 (`data/proposals/multi-memory`, and
+/// `data/proposals/simd`'s `simd_memory-multi.wast`: lane accesses to a second memory), both
+/// bounds strategies, and with instruction counting.
+#[test]
+fn spec_multi_memory() {
+    let files = || {
+        let simd = proposal(Proposal::Simd).filter(|f| f.name().contains("memory-multi"));
+        proposal(Proposal::MultiMemory).chain(simd)
+    };
+    run_suite(files(), bounds(BoundsStrategy::GuardPages));
+    run_suite(files(), bounds(BoundsStrategy::Explicit));
+    run_suite(files(), Config { count_instructions: true, ..bounds(BoundsStrategy::GuardPages) });
+}
+
+/// 64-bit memories of WebAssembly 3.0 (`data/proposals/memory64`; its files assert that a
+/// second memory is invalid, so without multi-memory), both bounds strategies (a 64-bit
+/// memory is always checked explicitly), and with instruction counting.
+#[test]
+fn spec_memory64() {
+    let implemented = engine::features::FEATURES.iter().filter(|f| f.implemented && f.name != "multi-memory");
+    let names: Vec<&str> = implemented.map(|f| f.name).collect();
+    let features = engine::features::Features::only(&names).expect("implemented");
+    let files = || proposal(Proposal::Memory64);
+    for config in [
+        bounds(BoundsStrategy::GuardPages),
+        bounds(BoundsStrategy::Explicit),
+        Config { count_instructions: true, ..bounds(BoundsStrategy::GuardPages) },
+    ] {
+        run_suite(files(), Config { features: features.clone(), ..config });
+    }
+}
+
+/// Files a suite is known not to pass yet, with the reason (see [`run_suite_expecting`]).
+type NotYet = &'static [(&'static str, &'static str)];
+
+const TYPED_REFS: &str = "typed function references (call_ref, br_on_null, (ref $t), ...) are not implemented";
+const GC_CONSTS: &str =
+    "global.get of a defined global in a constant expression (the GC proposal's) is not implemented";
+
+/// The files of `data/wasm-v3` the engine does not pass yet (issue 17). GC's own files are
+/// not in this suite's snapshot; the rest fails on the features named.
+const V3_NOT_YET: NotYet = &[
+    ("br_on_non_null.wast", TYPED_REFS),
+    ("br_on_null.wast", TYPED_REFS),
+    ("br_table.wast", TYPED_REFS),
+    ("call_ref.wast", TYPED_REFS),
+    ("data.wast", GC_CONSTS),
+    ("elem.wast", "typed function references and global.get of defined globals in constant expressions"),
+    ("global.wast", "typed function references and global.get of defined globals in constant expressions"),
+    ("instance.wast", TYPED_REFS),
+    ("linking.wast", TYPED_REFS),
+    ("local_init.wast", TYPED_REFS),
+    ("ref.wast", TYPED_REFS),
+    ("ref_as_non_null.wast", TYPED_REFS),
+    ("ref_is_null.wast", TYPED_REFS),
+    ("ref_null.wast", TYPED_REFS),
+    ("return_call_ref.wast", TYPED_REFS),
+    ("table.wast", TYPED_REFS),
+    ("type-canon.wast", TYPED_REFS),
+    ("type-equivalence.wast", TYPED_REFS),
+    ("type-rec.wast", TYPED_REFS),
+    ("unreached-valid.wast", TYPED_REFS),
+];
+
+/// The WebAssembly 3.0 suite (`data/wasm-v3`), both bounds strategies and with instruction
+/// counting; the files of [`V3_NOT_YET`] fail on what is not implemented, every other passes.
+#[test]
+fn spec_wasm_v3() {
+    for config in [
+        bounds(BoundsStrategy::GuardPages),
+        bounds(BoundsStrategy::Explicit),
+        Config { count_instructions: true, ..bounds(BoundsStrategy::GuardPages) },
+    ] {
+        run_suite_expecting(spec(SpecVersion::V3), config, V3_NOT_YET);
+    }
+}
+
 fn bounds(bounds: BoundsStrategy) -> Config {
     Config { bounds: Some(bounds), ..Config::default() }
 }
 
 fn run_suite(files: impl Iterator<Item = TestFile<'static>>, config: Config) {
+    run_suite_expecting(files, config, &[]);
+}
+
+/// Runs `files`; the assertions failing in a file listed in `not_yet` (with the reason) are
+/// printed and counted as failed but expected; a failure anywhere else fails the test, and so
+/// does a listed file that no longer fails (the list only shrinks).
+fn run_suite_expecting(files: impl Iterator<Item = TestFile<'static>>, config: Config, not_yet: NotYet) {
+    run_files(files.map(|f| (f.name().to_string(), f.raw())), config, not_yet);
+}
+
+/// Runs `(name, text)` files: those whose name matches `SPEC_FILTER`, on worker threads (see
+/// [`run_suite_expecting`] for `not_yet`).
+fn run_files(files: impl Iterator<Item = (String, &'static str)>, config: Config, not_yet: NotYet) {
     let filter = std::env::var("SPEC_FILTER").ok();
     let verbose = std::env::var_os("SPEC_VERBOSE").is_some();
     let files: Vec<_> = files
-        .filter(|f| f.name().ends_with(".wast"))
-        .filter(|f| filter.as_ref().is_none_or(|p| f.name().contains(p.as_str())))
-        .map(|f| (f.name().to_string(), f.raw()))
+        .filter(|(name, _)| name.ends_with(".wast"))
+        .filter(|(name, _)| filter.as_ref().is_none_or(|p| name.contains(p.as_str())))
         .collect();
     assert!(!files.is_empty(), "no spec files matched");
     // Files run on worker threads with a large stack (the wasm stack limit is far below it).
@@ -705,7 +839,24 @@ fn run_suite(files: impl Iterator<Item = TestFile<'static>>, config: Config) {
         }
     }
     println!("spec ({:?}, counting {}): {passed} passed, {failed} failed", config.bounds, config.count_instructions);
-    assert_eq!(failed, 0, "{failed} spec assertions failed");
+    let expected = |name: &str| not_yet.iter().find(|(f, _)| *f == name).map(|(_, why)| *why);
+    let mut unexpected = 0;
+    if !not_yet.is_empty() {
+        println!("failures in files not passed yet (listed with their reason; they count as failed):");
+    }
+    for (name, counts) in &results {
+        match expected(name) {
+            Some(why) => println!("    {name}: {} failed: {why}", counts.failed),
+            None => unexpected += counts.failed,
+        }
+    }
+    let stale: Vec<&str> = not_yet
+        .iter()
+        .filter(|(f, _)| filter.is_none() && results.iter().all(|(name, c)| name != f || c.failed == 0))
+        .map(|(f, _)| *f)
+        .collect();
+    assert!(stale.is_empty(), "listed as not passed yet, but no assertion failed: {stale:?}");
+    assert_eq!(unexpected, 0, "{unexpected} spec assertions failed");
 }
 
 /// The harness itself: each strict check can fail.

@@ -267,10 +267,10 @@ fn artifact_round_trip_runs_the_same() {
 #[test]
 fn unsupported_features_are_rejected_with_offset() {
     let engine = engine(BoundsStrategy::GuardPages);
-    let err = Module::new(&engine, br#"(module (memory i64 1))"#).err().expect("memory64 rejected");
+    let err = Module::new(&engine, br#"(module (memory i64 0x1_0000_0000))"#).err().expect("2^32 pages rejected");
     assert!(matches!(err, ModuleError::Load(engine::module_info::LoadError::Unsupported { .. })), "{err}");
-    let err = Module::new(&engine, br#"(module (memory 1) (memory 1))"#).err().expect("multi-memory rejected");
-    assert!(err.to_string().contains("memor") && err.to_string().contains("offset"), "{err}");
+    let err = Module::new(&engine, br#"(module (memory 1 1 shared))"#).err().expect("threads rejected");
+    assert!(err.to_string().contains("threads") && err.to_string().contains("offset"), "{err}");
     let err = Module::new(&engine, b"\0asm\x01\0\0\0\x01").err().expect("truncated rejected");
     assert!(err.to_string().contains("offset"), "{err}");
 }
@@ -380,4 +380,190 @@ fn code_the_kernel_will_not_map_from_the_file_is_copied() {
         assert_eq!(maps.contains(path.to_str().unwrap()), readable, "readable {readable}");
     }
     let _ = std::fs::remove_file(path);
+}
+
+const TWO_MEMORIES: &str = r#"
+(module
+  (memory $small 1 1)
+  (memory $big (export "big") 2)
+  (data (memory $big) (i32.const 65536) "big")
+  (func (export "load_small") (param i32) (result i32) (i32.load8_u $small (local.get 0)))
+  (func (export "load_big") (param i32) (result i32) (i32.load8_u $big (local.get 0)))
+  (func (export "store_small") (param i32 i32) (i32.store8 $small (local.get 0) (local.get 1)))
+  ;; big[dst..dst+len] -> small[src..]
+  (func (export "copy_to_small") (param i32 i32 i32) (memory.copy $small $big (local.get 0) (local.get 1) (local.get 2)))
+  (func (export "grow_small") (param i32) (result i32) (memory.grow $small (local.get 0)))
+  (func (export "grow_big") (param i32) (result i32) (memory.grow $big (local.get 0)))
+  (func (export "sizes") (result i32 i32) (memory.size $small) (memory.size $big)))
+"#;
+
+/// Two memories (multi-memory): each access is checked against its own memory (an address
+/// valid in the larger one traps in the smaller), `memory.copy` between them, data segments
+/// into the second, and the store's memory limit bounds both together; with both bounds
+/// strategies, from an artifact.
+#[test]
+fn two_memories_are_two_sandboxes_under_one_limit() {
+    for bounds in [BoundsStrategy::GuardPages, BoundsStrategy::Explicit] {
+        let engine = engine(bounds);
+        let wasm = wat::parse_str(TWO_MEMORIES).unwrap();
+        let (_, artifact) = Module::compile(&engine, &wasm).unwrap();
+        // SAFETY: compiled just above by this engine.
+        let module = unsafe { Module::from_artifact_bytes(&engine, &artifact.to_bytes()) }.unwrap();
+        let mut store = Store::new(&engine);
+        store.set_memory_limit(5 << 16);
+        let i = store.instantiate(&module, &[]).unwrap();
+        let at = |x: i32| [Val::I32(x)];
+        assert_eq!(call(&mut store, i, "load_big", &at(65536)).unwrap(), vec![Val::I32(i32::from(b'b'))]);
+        assert_eq!(trap_kind(call(&mut store, i, "load_small", &at(65536))), TrapKind::MemoryOutOfBounds);
+        assert_eq!(call(&mut store, i, "load_small", &at(65535)).unwrap(), vec![Val::I32(0)]);
+        call(&mut store, i, "copy_to_small", &[Val::I32(10), Val::I32(65536), Val::I32(3)]).unwrap();
+        assert_eq!(call(&mut store, i, "load_small", &at(12)).unwrap(), vec![Val::I32(i32::from(b'g'))]);
+        let copy_out = [Val::I32(65535), Val::I32(65536), Val::I32(2)];
+        assert_eq!(trap_kind(call(&mut store, i, "copy_to_small", &copy_out)), TrapKind::MemoryOutOfBounds);
+        call(&mut store, i, "store_small", &[Val::I32(0), Val::I32(7)]).unwrap();
+        assert_eq!(call(&mut store, i, "load_big", &at(0)).unwrap(), vec![Val::I32(0)], "the memories are apart");
+        // The small one is at its declared maximum; the big one may grow by two pages, then
+        // the limit (five pages for both) refuses.
+        assert_eq!(call(&mut store, i, "grow_small", &at(1)).unwrap(), vec![Val::I32(-1)]);
+        assert_eq!(call(&mut store, i, "grow_big", &at(2)).unwrap(), vec![Val::I32(2)]);
+        assert_eq!(call(&mut store, i, "grow_big", &at(1)).unwrap(), vec![Val::I32(-1)]);
+        assert!(store.memory_grow_refused(), "the refusal is the limit's");
+        assert_eq!(call(&mut store, i, "sizes", &[]).unwrap(), vec![Val::I32(1), Val::I32(4)]);
+        assert_eq!(call(&mut store, i, "load_big", &at(4 * 65536 - 1)).unwrap(), vec![Val::I32(0)]);
+        assert_eq!(trap_kind(call(&mut store, i, "load_big", &at(4 * 65536))), TrapKind::MemoryOutOfBounds);
+    }
+}
+
+/// Host functions see the memory a module exports as `memory` (WASI's convention), even when
+/// it is not memory 0.
+#[test]
+fn host_functions_see_the_exported_memory_among_several() {
+    let engine = engine(BoundsStrategy::GuardPages);
+    let module = Module::new(
+        &engine,
+        br#"(module
+          (import "host" "first_byte" (func $first (result i32)))
+          (memory 1)
+          (memory $shared (export "memory") 1)
+          (data (memory $shared) (i32.const 0) "x")
+          (func (export "run") (result i32) (call $first)))"#,
+    )
+    .unwrap();
+    let mut store = Store::new(&engine);
+    let ty = FuncType { params: vec![].into(), results: vec![ValType::I32].into() };
+    let first = store.new_host_func(ty, |caller, _, results| {
+        results[0] = Val::I32(i32::from(caller.memory().map_or(0, |m| m[0])));
+        Ok(())
+    });
+    let i = store.instantiate(&module, &[Extern::Func(first)]).unwrap();
+    assert_eq!(call(&mut store, i, "run", &[]).unwrap(), vec![Val::I32(i32::from(b'x'))]);
+}
+
+const MEMORY64: &str = r#"
+(module
+  (memory $m i64 1 3)
+  (data (i64.const 65530) "sixty4")
+  (func (export "load") (param i64) (result i32) (i32.load8_u (local.get 0)))
+  (func (export "load_at_offset") (param i64) (result i32) (i32.load8_u offset=0xffff_ffff_ffff_fff0 (local.get 0)))
+  (func (export "load32") (param i64) (result i32) (i32.load (local.get 0)))
+  (func (export "store") (param i64 i32) (i32.store8 (local.get 0) (local.get 1)))
+  (func (export "size") (result i64) (memory.size))
+  (func (export "grow") (param i64) (result i64) (memory.grow (local.get 0)))
+  (func (export "fill") (param i64 i32 i64) (memory.fill (local.get 0) (local.get 1) (local.get 2)))
+  (func (export "copy") (param i64 i64 i64) (memory.copy (local.get 0) (local.get 1) (local.get 2))))
+"#;
+
+/// A 64-bit memory (memory64): addresses are unsigned 64-bit and checked in full — an
+/// address past 4 GiB is out of bounds rather than wrapped, an offset that carries past 2^64
+/// traps, an access straddling the end traps — sizes are i64, growth past the maximum or by
+/// more than any memory can hold is -1; with both bounds strategies, from an artifact.
+#[test]
+fn a_64_bit_memory_checks_every_address_in_64_bits() {
+    for bounds in [BoundsStrategy::GuardPages, BoundsStrategy::Explicit] {
+        let engine = engine(bounds);
+        let (mut store, i) = instantiate(&engine, MEMORY64);
+        let at = |x: i64| [Val::I64(x)];
+        let byte = |b: u8| vec![Val::I32(i32::from(b))];
+        assert_eq!(call(&mut store, i, "load", &at(65530)).unwrap(), byte(b's'));
+        assert_eq!(call(&mut store, i, "size", &[]).unwrap(), vec![Val::I64(1)]);
+        for oob in [65536, 1 << 32, (1 << 32) + 65530, -1, i64::MIN] {
+            assert_eq!(trap_kind(call(&mut store, i, "load", &at(oob))), TrapKind::MemoryOutOfBounds, "{oob:#x}");
+        }
+        assert_eq!(trap_kind(call(&mut store, i, "load32", &at(65533))), TrapKind::MemoryOutOfBounds, "straddling");
+        // offset + index carries past 2^64: out of bounds, not a small address.
+        assert_eq!(trap_kind(call(&mut store, i, "load_at_offset", &at(0x20))), TrapKind::MemoryOutOfBounds);
+        assert_eq!(trap_kind(call(&mut store, i, "load_at_offset", &at(0x10))), TrapKind::MemoryOutOfBounds);
+        assert_eq!(call(&mut store, i, "grow", &at(1 << 33)).unwrap(), vec![Val::I64(-1)]);
+        assert_eq!(call(&mut store, i, "grow", &at(3)).unwrap(), vec![Val::I64(-1)], "past the maximum");
+        assert_eq!(call(&mut store, i, "grow", &at(2)).unwrap(), vec![Val::I64(1)]);
+        assert_eq!(call(&mut store, i, "size", &[]).unwrap(), vec![Val::I64(3)]);
+        call(&mut store, i, "fill", &[Val::I64(3 * 65536 - 2), Val::I32(9), Val::I64(2)]).unwrap();
+        assert_eq!(call(&mut store, i, "load", &at(3 * 65536 - 1)).unwrap(), byte(9));
+        let fill_past = [Val::I64(3 * 65536 - 2), Val::I32(9), Val::I64(3)];
+        assert_eq!(trap_kind(call(&mut store, i, "fill", &fill_past)), TrapKind::MemoryOutOfBounds);
+        let huge = [Val::I64(0), Val::I64(65530), Val::I64(-1)];
+        assert_eq!(trap_kind(call(&mut store, i, "copy", &huge)), TrapKind::MemoryOutOfBounds);
+        call(&mut store, i, "copy", &[Val::I64(2 * 65536), Val::I64(65530), Val::I64(6)]).unwrap();
+        assert_eq!(call(&mut store, i, "load", &at(2 * 65536 + 5)).unwrap(), byte(b'4'));
+    }
+}
+
+const TABLE64: &str = r#"
+(module
+  (type $r (func (result i32)))
+  (table $t i64 4 6 funcref)
+  (func $a (result i32) (i32.const 7))
+  (func $b (result i32) (i32.const 8))
+  (elem (table $t) (i64.const 1) func $a $b)
+  (func (export "call") (param i64) (result i32) (call_indirect $t (type $r) (local.get 0)))
+  (func (export "is_null") (param i64) (result i32) (ref.is_null (table.get $t (local.get 0))))
+  (func (export "copy_b") (param i64) (table.set $t (local.get 0) (table.get $t (i64.const 2))))
+  (func (export "size") (result i64) (table.size $t))
+  (func (export "grow") (param i64) (result i64) (table.grow $t (ref.null func) (local.get 0)))
+  (func (export "fill_a") (param i64 i64) (table.fill $t (local.get 0) (table.get $t (i64.const 1)) (local.get 1))))
+"#;
+
+/// A 64-bit table (memory64's tables): indices are unsigned 64-bit and checked in full (an
+/// index past 2^32 is out of bounds, not wrapped), sizes are i64, growth past the maximum or
+/// by more than any table can hold is -1; with both bounds strategies, from an artifact.
+#[test]
+fn a_64_bit_table_checks_every_index_in_64_bits() {
+    for bounds in [BoundsStrategy::GuardPages, BoundsStrategy::Explicit] {
+        let engine = engine(bounds);
+        let (mut store, i) = instantiate(&engine, TABLE64);
+        let at = |x: i64| [Val::I64(x)];
+        assert_eq!(call(&mut store, i, "call", &at(2)).unwrap(), vec![Val::I32(8)]);
+        assert_eq!(trap_kind(call(&mut store, i, "call", &at(0))), TrapKind::UninitializedElement);
+        for oob in [4, 1 << 32, (1 << 32) + 1, -1] {
+            assert_eq!(trap_kind(call(&mut store, i, "call", &at(oob))), TrapKind::UndefinedElement, "{oob:#x}");
+            assert_eq!(trap_kind(call(&mut store, i, "is_null", &at(oob))), TrapKind::TableOutOfBounds, "{oob:#x}");
+        }
+        call(&mut store, i, "copy_b", &at(3)).unwrap();
+        assert_eq!(call(&mut store, i, "call", &at(3)).unwrap(), vec![Val::I32(8)]);
+        assert_eq!(call(&mut store, i, "grow", &at(1 << 32)).unwrap(), vec![Val::I64(-1)]);
+        assert_eq!(call(&mut store, i, "grow", &at(3)).unwrap(), vec![Val::I64(-1)], "past the maximum");
+        assert_eq!(call(&mut store, i, "grow", &at(2)).unwrap(), vec![Val::I64(4)]);
+        assert_eq!(call(&mut store, i, "size", &[]).unwrap(), vec![Val::I64(6)]);
+        call(&mut store, i, "fill_a", &[Val::I64(4), Val::I64(2)]).unwrap();
+        assert_eq!(call(&mut store, i, "call", &at(5)).unwrap(), vec![Val::I32(7)]);
+        let fill_past = [Val::I64(5), Val::I64(2)];
+        assert_eq!(trap_kind(call(&mut store, i, "fill_a", &fill_past)), TrapKind::TableOutOfBounds);
+        let fill_huge = [Val::I64(0), Val::I64(-1)];
+        assert_eq!(trap_kind(call(&mut store, i, "fill_a", &fill_huge)), TrapKind::TableOutOfBounds);
+    }
+}
+
+/// A table whose initial size is past the store's limit is refused at instantiation (it was
+/// allocated whole: a module could abort the embedding process), 32- and 64-bit alike.
+#[test]
+fn a_table_past_the_limit_is_refused_not_allocated() {
+    let engine = engine(BoundsStrategy::GuardPages);
+    for wat in ["(module (table 4000000000 funcref))", "(module (table i64 4000000000 funcref))"] {
+        let module = Module::new(&engine, wat.as_bytes()).unwrap();
+        let mut store = Store::new(&engine);
+        let err = store.instantiate(&module, &[]).expect_err("refused");
+        assert!(matches!(err, InstantiateError::TableTooLarge { min: 4_000_000_000, .. }), "{err}");
+    }
+    let ty = TableType { element: ValType::FuncRef, limits: Limits { min: 4_000_000_000, max: None }, table64: false };
+    assert!(Store::new(&engine).new_table(ty, Val::FuncRef(None)).is_err());
 }

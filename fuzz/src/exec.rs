@@ -95,7 +95,9 @@ impl From<TrapKind> for TrapClass {
             TrapKind::UninitializedElement => TrapClass::IndirectNull,
             TrapKind::UndefinedElement | TrapKind::TableOutOfBounds => TrapClass::TableOutOfBounds,
             TrapKind::StackOverflow => TrapClass::StackOverflow,
-            TrapKind::InstructionBudget => TrapClass::Other,
+            TrapKind::InstructionBudget | TrapKind::NullExceptionReference | TrapKind::UncaughtException => {
+                TrapClass::Other
+            }
         }
     }
 }
@@ -290,6 +292,7 @@ fn value(v: Val) -> Value {
         Val::F64(x) => Value::F64(x),
         Val::FuncRef(f) => Value::Ref(f.is_none()),
         Val::ExternRef(r) => Value::Ref(r.is_none()),
+        Val::ExnRef(r) => Value::Ref(r.is_none()),
         Val::V128(_) => unreachable!("the generated modules use no SIMD (smith.rs)"),
     }
 }
@@ -301,6 +304,7 @@ fn arg(v: &Value, t: engine::ValType) -> Val {
         (Value::F32(x), _) => Val::F32(x),
         (Value::F64(x), _) => Val::F64(x),
         (Value::Ref(_), engine::ValType::ExternRef) => Val::ExternRef(None),
+        (Value::Ref(_), engine::ValType::ExnRef) => Val::ExnRef(None),
         (Value::Ref(_), _) => Val::FuncRef(None),
     }
 }

@@ -1,5 +1,6 @@
 //! Valid modules from fuzzer bytes: wasm-smith configured for what the engine supports
-//! (WebAssembly 2.0 without SIMD), without imports, exporting everything, with small
+//! (WebAssembly 2.0 without SIMD, extended constant expressions; [`config_3`] adds the parts
+//! of 3.0 the engine implements), without imports, exporting everything, with small
 //! memories and tables, canonical NaNs, and a fuel counter so every call terminates.
 
 use arbitrary::Unstructured;
@@ -46,10 +47,28 @@ pub fn config() -> wasm_smith::Config {
     }
 }
 
+/// [`config`] with the parts of WebAssembly 3.0 the engine implements beyond it: tail calls,
+/// multiple memories and 64-bit memories. For the engine against itself (the differential
+/// fuzzer against wasmi keeps [`config`], whose stored inputs mean what they meant).
+pub fn config_3() -> wasm_smith::Config {
+    wasm_smith::Config {
+        tail_call_enabled: true,
+        memory64_enabled: true,
+        max_memories: 3,
+        max_memory64_bytes: 4 << 16,
+        ..config()
+    }
+}
+
 /// A valid module from `data` with a fuel counter, or `None` if wasm-smith needs other bytes.
 pub fn module(data: &[u8]) -> Option<Vec<u8>> {
+    module_with(config(), data)
+}
+
+/// [`module`] under another configuration.
+pub fn module_with(config: wasm_smith::Config, data: &[u8]) -> Option<Vec<u8>> {
     let mut u = Unstructured::new(data);
-    let mut module = wasm_smith::Module::new(config(), &mut u).ok()?;
+    let mut module = wasm_smith::Module::new(config, &mut u).ok()?;
     module.ensure_termination(FUEL).ok()?;
     let wasm = module.to_bytes();
     // To look at a reproducer's module: FUZZ_DUMP_WASM=out.wasm FUZZ_REPLAY=input cargo test ...

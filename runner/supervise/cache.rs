@@ -174,7 +174,6 @@ pub(super) fn look_up_and_answer(
     if fresh {
         answer(sender, Answer::Miss);
     }
-    let from_hand = at_hand.is_some();
     let (cache, cached) = lookup(location, open, digest, identity, at_hand);
     let (status, found) = match (&cache, &cached) {
         (None, _) => (CacheUse::Disabled, Answer::NoCache),
@@ -184,8 +183,9 @@ pub(super) fn look_up_and_answer(
     if !fresh {
         answer(sender, found);
     }
-    if let (Some(c), CacheUse::Hit, false) = (&cache, status, from_hand) {
-        // While the run starts: the bookkeeping of a hit is off its critical path.
+    if let (Some(c), CacheUse::Hit) = (&cache, status) {
+        // While the run starts: the bookkeeping of a hit (one taken from a server's modules
+        // at hand too, so that eviction sees the uses) is off its critical path.
         c.db.touch(&c.key, TOUCH_PATIENCE);
     }
     (cache, status, cached)

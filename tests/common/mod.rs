@@ -9,11 +9,13 @@ use std::process::{Command, Output, Stdio};
 pub fn bin() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_sandboxrun"));
     // Never touch the user's own code cache.
-    cmd.env(
-        "SANDBOXRUN_CACHE",
-        std::env::temp_dir().join(format!("sandboxrun-test-{}-cache.sqlite", std::process::id())),
-    );
+    cmd.env("SANDBOXRUN_CACHE", cache_path());
     cmd
+}
+
+/// The code cache [`bin`]'s runs use: one per test process.
+pub fn cache_path() -> PathBuf {
+    std::env::temp_dir().join(format!("sandboxrun-test-{}-cache.sqlite", std::process::id()))
 }
 
 /// A committed fixture (`tests/fixtures`).

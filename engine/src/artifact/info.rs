@@ -8,7 +8,7 @@
 //! byte and its type), functions' type indices, tables, memories, globals, global and table
 //! initialisers, the four imported counts, exports (name, kind byte, index), start (flag,
 //! index), element segments (mode, type, items), data segments (mode, bytes), function names
-//! (index, name), sorted by index.
+//! (index, name), sorted by index, exception tags' type indices and the imported tag count.
 
 use super::{ArtifactError, Reader};
 use crate::module_info::*;
@@ -39,7 +39,8 @@ fn val_type_byte(t: ValType) -> u8 {
         ValType::F64 => 3,
         ValType::FuncRef => 4,
         ValType::ExternRef => 5,
-        ValType::V128 => 6,
+        ValType::ExnRef => 6,
+        ValType::V128 => 7,
     }
 }
 
@@ -49,9 +50,15 @@ fn put_limits(out: &mut Vec<u8>, l: Limits) {
     put_u32(out, l.max.unwrap_or(0));
 }
 
+fn put_memory(out: &mut Vec<u8>, m: MemoryType) {
+    put_limits(out, m.limits);
+    out.push(m.memory64 as u8);
+}
+
 fn put_table(out: &mut Vec<u8>, t: TableType) {
     out.push(val_type_byte(t.element));
     put_limits(out, t.limits);
+    out.push(t.table64 as u8);
 }
 
 fn put_global(out: &mut Vec<u8>, g: GlobalType) {
@@ -150,11 +157,15 @@ pub(super) fn write(out: &mut Vec<u8>, info: &ModuleInfo) {
             }
             ImportKind::Memory(m) => {
                 out.push(2);
-                put_limits(out, m.limits);
+                put_memory(out, *m);
             }
             ImportKind::Global(g) => {
                 out.push(3);
                 put_global(out, *g);
+            }
+            ImportKind::Tag(t) => {
+                out.push(4);
+                put_u32(out, t.0);
             }
         }
     }
@@ -163,7 +174,7 @@ pub(super) fn write(out: &mut Vec<u8>, info: &ModuleInfo) {
     put_len(out, info.tables.len());
     info.tables.iter().for_each(|t| put_table(out, *t));
     put_len(out, info.memories.len());
-    info.memories.iter().for_each(|m| put_limits(out, m.limits));
+    info.memories.iter().for_each(|m| put_memory(out, *m));
     put_len(out, info.globals.len());
     info.globals.iter().for_each(|g| put_global(out, *g));
     put_len(out, info.global_inits.len());
@@ -187,6 +198,7 @@ pub(super) fn write(out: &mut Vec<u8>, info: &ModuleInfo) {
             EntityIndex::Table(i) => (1, i.0),
             EntityIndex::Memory(i) => (2, i.0),
             EntityIndex::Global(i) => (3, i.0),
+            EntityIndex::Tag(i) => (4, i.0),
         };
         out.push(kind);
         put_u32(out, index);
@@ -213,6 +225,9 @@ pub(super) fn write(out: &mut Vec<u8>, info: &ModuleInfo) {
         put_u32(out, *index);
         put_str(out, name);
     }
+    put_len(out, info.tags.len());
+    info.tags.iter().for_each(|t| put_u32(out, t.0));
+    put_u32(out, info.num_imported_tags);
 }
 
 impl Reader<'_> {
@@ -229,7 +244,8 @@ impl Reader<'_> {
             3 => ValType::F64,
             4 => ValType::FuncRef,
             5 => ValType::ExternRef,
-            6 => ValType::V128,
+            6 => ValType::ExnRef,
+            7 => ValType::V128,
             _ => return Err(corrupt("value type")),
         })
     }
@@ -240,6 +256,11 @@ impl Reader<'_> {
             1 => Ok(true),
             _ => Err(corrupt("flag")),
         }
+    }
+
+    fn memory(&mut self) -> Result<MemoryType, ArtifactError> {
+        let limits = self.limits()?;
+        Ok(MemoryType { limits, memory64: self.flag()? })
     }
 
     fn limits(&mut self) -> Result<Limits, ArtifactError> {
@@ -265,7 +286,8 @@ impl Reader<'_> {
         if !element.is_ref() {
             return Err(corrupt("table element type"));
         }
-        Ok(TableType { element, limits: self.limits()? })
+        let limits = self.limits()?;
+        Ok(TableType { element, limits, table64: self.flag()? })
     }
 
     fn global(&mut self) -> Result<GlobalType, ArtifactError> {
@@ -348,15 +370,16 @@ pub(super) fn read(r: &mut Reader<'_>) -> Result<ModuleInfo, ArtifactError> {
             let kind = match r.u8()? {
                 0 => ImportKind::Func(TypeIndex(r.u32()?)),
                 1 => ImportKind::Table(r.table()?),
-                2 => ImportKind::Memory(MemoryType { limits: r.limits()? }),
+                2 => ImportKind::Memory(r.memory()?),
                 3 => ImportKind::Global(r.global()?),
+                4 => ImportKind::Tag(TypeIndex(r.u32()?)),
                 _ => return Err(corrupt("import kind")),
             };
             Ok(Import { module, name, kind })
         })?,
         functions: r.list(4, |r| Ok(TypeIndex(r.u32()?)))?,
-        tables: r.list(10, Reader::table)?,
-        memories: r.list(9, |r| Ok(MemoryType { limits: r.limits()? }))?,
+        tables: r.list(11, Reader::table)?,
+        memories: r.list(10, |r| r.memory())?,
         globals: r.list(2, Reader::global)?,
         global_inits: r.list(1, Reader::const_expr)?,
         table_inits: r.list(1, |r| if r.flag()? { r.const_expr().map(Some) } else { Ok(None) })?,
@@ -373,6 +396,7 @@ pub(super) fn read(r: &mut Reader<'_>) -> Result<ModuleInfo, ArtifactError> {
             (1, i) => EntityIndex::Table(TableIndex(i)),
             (2, i) => EntityIndex::Memory(MemoryIndex(i)),
             (3, i) => EntityIndex::Global(GlobalIndex(i)),
+            (4, i) => EntityIndex::Tag(TagIndex(i)),
             _ => return Err(corrupt("export kind")),
         };
         Ok((name, entity))
@@ -394,6 +418,8 @@ pub(super) fn read(r: &mut Reader<'_>) -> Result<ModuleInfo, ArtifactError> {
         return Err(corrupt("function names out of order"));
     }
     info.func_names = names.into_iter().collect();
+    info.tags = r.list(4, |r| Ok(TypeIndex(r.u32()?)))?;
+    info.num_imported_tags = r.u32()?;
     check(&info)?;
     Ok(info)
 }
@@ -406,6 +432,7 @@ fn check(info: &ModuleInfo) -> Result<(), ArtifactError> {
         || count(|k| matches!(k, ImportKind::Table(_))) != info.num_imported_tables
         || count(|k| matches!(k, ImportKind::Memory(_))) != info.num_imported_memories
         || count(|k| matches!(k, ImportKind::Global(_))) != info.num_imported_globals
+        || count(|k| matches!(k, ImportKind::Tag(_))) != info.num_imported_tags
     {
         return Err(corrupt("import counts"));
     }
@@ -414,12 +441,12 @@ fn check(info: &ModuleInfo) -> Result<(), ArtifactError> {
         || !imported(info.num_imported_tables, info.tables.len())
         || !imported(info.num_imported_memories, info.memories.len())
         || !imported(info.num_imported_globals, info.globals.len())
-        || info.memories.len() > 1
+        || !imported(info.num_imported_tags, info.tags.len())
     {
         return Err(corrupt("index space sizes"));
     }
     // Imports come first in their index spaces, with the types they declare.
-    let mut next = [0usize; 4];
+    let mut next = [0usize; 5];
     let mut take = |space: usize| {
         next[space] += 1;
         next[space] - 1
@@ -430,13 +457,14 @@ fn check(info: &ModuleInfo) -> Result<(), ArtifactError> {
             ImportKind::Table(ty) => info.tables.get(take(1)) == Some(ty),
             ImportKind::Memory(ty) => info.memories.get(take(2)) == Some(ty),
             ImportKind::Global(ty) => info.globals.get(take(3)) == Some(ty),
+            ImportKind::Tag(ty) => info.tags.get(take(4)) == Some(ty),
         };
         if !matches {
             return Err(corrupt("imported types"));
         }
     }
-    if info.functions.iter().any(|t| t.index() >= info.types.len()) {
-        return Err(corrupt("function type index"));
+    if info.functions.iter().chain(&info.tags).any(|t| t.index() >= info.types.len()) {
+        return Err(corrupt("function or tag type index"));
     }
     if info.global_inits.len() != info.globals.len() - info.num_imported_globals as usize
         || info.table_inits.len() != info.tables.len() - info.num_imported_tables as usize
@@ -474,6 +502,7 @@ fn check(info: &ModuleInfo) -> Result<(), ArtifactError> {
         EntityIndex::Table(i) => i.index() < info.tables.len(),
         EntityIndex::Memory(i) => i.index() < info.memories.len(),
         EntityIndex::Global(i) => i.index() < info.globals.len(),
+        EntityIndex::Tag(i) => i.index() < info.tags.len(),
     };
     if !info.exports.iter().all(|(_, e)| export_ok(e)) || info.start.is_some_and(|s| s.index() >= info.functions.len())
     {

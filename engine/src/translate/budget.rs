@@ -28,6 +28,12 @@
 //! therefore exact at every trap (the trapping instruction and everything executed before
 //! it), at every call and at a normal return (every instruction executed).
 //!
+//! **Exceptions.** `throw`, `throw_ref` and `rethrow` count 1 and charge before their code, like
+//! a call; the unwinder hands the register's value to the handler (`vm::unwind`), which
+//! counts nothing more: the count is exact across throws, and an exception reaching the host
+//! hands it to the store like a host function's error. A legacy `catch` or `delegate` charges
+//! like `else` and `end`.
+//!
 //! **Where it is checked.** At every function entry and loop header ([`check`]), before each
 //! host call ([`around_host_call`]) and when a call from the host returns (the store): the
 //! run traps with [`TrapKind::InstructionBudget`] once the count exceeds the budget. The
@@ -64,6 +70,12 @@ pub fn charges_before(op: &Operator) -> bool {
             | O::CallIndirect { .. }
             | O::ReturnCall { .. }
             | O::ReturnCallIndirect { .. }
+            | O::Throw { .. }
+            | O::ThrowRef
+            | O::Rethrow { .. }
+            | O::Catch { .. }
+            | O::CatchAll
+            | O::Delegate { .. }
     )
 }
 

@@ -14,13 +14,13 @@ use cranelift_codegen::ir::{
     self, condcodes::FloatCC, condcodes::IntCC, types, BlockArg, InstBuilder, JumpTableData, MemFlagsData, Value,
 };
 use cranelift_frontend::{FunctionBuilder, Variable};
-use wasmparser::{BlockType, Operator};
+use wasmparser::{BlockType, MemArg, MemArgTarget, Operator};
 
 /// The zero value of a type (locals' initial value; null for references).
 pub fn zero(builder: &mut FunctionBuilder, ty: ValType) -> Value {
     match ty {
         ValType::I32 => builder.ins().iconst(types::I32, 0),
-        ValType::I64 | ValType::FuncRef | ValType::ExternRef => builder.ins().iconst(types::I64, 0),
+        ValType::I64 | ValType::FuncRef | ValType::ExternRef | ValType::ExnRef => builder.ins().iconst(types::I64, 0),
         ValType::F32 => builder.ins().f32const(0.0),
         ValType::F64 => builder.ins().f64const(0.0),
         ValType::V128 => super::simd::v128_const(builder, 0),
@@ -35,8 +35,18 @@ pub fn val_type(t: wasmparser::ValType) -> ValType {
         wasmparser::ValType::F32 => ValType::F32,
         wasmparser::ValType::F64 => ValType::F64,
         wasmparser::ValType::V128 => ValType::V128,
-        wasmparser::ValType::Ref(r) if r.is_func_ref() => ValType::FuncRef,
-        wasmparser::ValType::Ref(_) => ValType::ExternRef,
+        wasmparser::ValType::Ref(r) => ref_type(r),
+    }
+}
+
+/// The engine's type for a (validated) reference type.
+pub fn ref_type(r: wasmparser::RefType) -> ValType {
+    if r.is_func_ref() {
+        ValType::FuncRef
+    } else if r.heap_type() == wasmparser::RefType::EXN.heap_type() {
+        ValType::ExnRef
+    } else {
+        ValType::ExternRef
     }
 }
 
@@ -54,17 +64,32 @@ fn indirect_callee(
     let index = state.pop1();
     let call_args = state.peekn(n).to_vec();
     state.popn(n);
-    let (base, len) = env.table_bounds(builder, table);
-    let oob = builder.ins().icmp(IntCC::UnsignedGreaterThanOrEqual, index, len);
-    builder.ins().trapnz(oob, TrapKind::UndefinedElement.to_trap_code());
-    let addr = env.table_elem_addr(builder, base, index);
-    let func_ref = builder.ins().load(types::I64, trusted(), addr, 0);
+    let (base, index) = env.checked_table_index(builder, table, index, TrapKind::UndefinedElement);
+    let func_ref = env.table_element(builder, table, base, index);
     builder.ins().trapz(func_ref, TrapKind::UninitializedElement.to_trap_code());
     let actual = env.func_ref_type_id(builder, func_ref);
     let expected = env.type_id(builder, ty);
     let mismatch = builder.ins().icmp(IntCC::NotEqual, actual, expected);
     builder.ins().trapnz(mismatch, TrapKind::IndirectCallTypeMismatch.to_trap_code());
     (func_ref, call_args)
+}
+
+/// `v` as an i64: an i32 address, index or length of a 32-bit memory or table zero-extended
+/// (it is unsigned), an i64 one of a 64-bit memory or table as it is.
+fn widen(builder: &mut FunctionBuilder, v: Value) -> Value {
+    match builder.func.dfg.value_type(v) {
+        types::I32 => builder.ins().uextend(types::I64, v),
+        _ => v,
+    }
+}
+
+/// The memory a load or store accesses.
+pub fn memory_of(memarg: &MemArg) -> MemoryIndex {
+    match memarg.target {
+        MemArgTarget::Memory(m) => MemoryIndex(m),
+        // GC arrays: the validator refuses them (GC is not among the engine's features).
+        MemArgTarget::Array(_) => unreachable!("a GC array access passed validation"),
+    }
 }
 
 /// Parameter and result types of a block type.
@@ -79,7 +104,8 @@ pub fn block_signature(env: &FuncEnv, ty: BlockType) -> (Vec<ValType>, Vec<ValTy
     }
 }
 
-fn block_with_params(builder: &mut FunctionBuilder, types: &[ValType]) -> ir::Block {
+/// A new block with parameters of `types`.
+pub fn block_with_params(builder: &mut FunctionBuilder, types: &[ValType]) -> ir::Block {
     let block = builder.create_block();
     for t in types {
         builder.append_block_param(block, ir_type(*t));
@@ -99,6 +125,7 @@ fn jump(builder: &mut FunctionBuilder, block: ir::Block, values: &[Value]) {
 /// reachable and the unreachable paths; `fallthrough` says whether control reaches `end`.
 pub fn end_frame(builder: &mut FunctionBuilder, state: &mut TranslationState, fallthrough: bool) {
     let frame = state.control.pop().expect("validated: control stack underflow");
+    state.handlers.end_frame(state.control.len());
     let next = frame.next();
     let num_results = frame.num_results();
     let stack_base = frame.stack_base();
@@ -215,7 +242,7 @@ pub fn translate_operator(
     macro_rules! load {
         ($memarg:expr, $ty:expr, $size:expr, $f:ident) => {{
             let index = state.pop1();
-            let addr = memory_addr(env, builder, index, $memarg.offset, $size);
+            let addr = memory_addr(env, builder, memory_of(&$memarg), index, $memarg.offset, $size);
             let r = builder.ins().$f($ty, heap(), addr, 0);
             state.stack.push(r);
         }};
@@ -223,7 +250,7 @@ pub fn translate_operator(
     macro_rules! store {
         ($memarg:expr, $size:expr, $f:ident) => {{
             let (index, value) = state.pop2();
-            let addr = memory_addr(env, builder, index, $memarg.offset, $size);
+            let addr = memory_addr(env, builder, memory_of(&$memarg), index, $memarg.offset, $size);
             builder.ins().$f(heap(), value, addr, 0);
         }};
     }
@@ -364,13 +391,15 @@ pub fn translate_operator(
             let n = env.module.func_type(f).params.len();
             let call_args = state.peekn(n).to_vec();
             state.popn(n);
-            let results = env.call(builder, f, &call_args);
+            let handler = state.handlers.for_call();
+            let results = env.call(builder, f, &call_args, handler);
             state.stack.extend(results);
         }
         O::CallIndirect { type_index, table_index } => {
             let ty = TypeIndex(type_index);
             let (func_ref, call_args) = indirect_callee(builder, env, state, ty, TableIndex(table_index));
-            let results = env.call_ref(builder, ty, func_ref, &call_args);
+            let handler = state.handlers.for_call();
+            let results = env.call_ref(builder, ty, func_ref, &call_args, handler);
             state.stack.extend(results);
         }
         // Tail calls: the callee takes this function's frame (constant stack however deep the
@@ -388,6 +417,20 @@ pub fn translate_operator(
             let (func_ref, call_args) = indirect_callee(builder, env, state, ty, TableIndex(table_index));
             env.return_call_ref(builder, ty, func_ref, &call_args);
             state.reachable = false;
+        }
+
+        // ----- exceptions: handlers are dispatch blocks; calls in their scope are try_calls
+        // (see exceptions.rs) ---------------------------------------------------------------
+        O::TryTable { ref try_table } => super::exceptions::try_table(builder, env, state, try_table),
+        O::Throw { tag_index } => super::exceptions::throw(builder, env, state, TagIndex(tag_index)),
+        O::ThrowRef => super::exceptions::throw_ref(builder, env, state),
+        O::Try { blockty } => super::exceptions::legacy_try(builder, env, state, blockty),
+        O::Catch { tag_index } => super::exceptions::legacy_catch(builder, env, state, Some(TagIndex(tag_index)), true),
+        O::CatchAll => super::exceptions::legacy_catch(builder, env, state, None, true),
+        O::Rethrow { relative_depth } => super::exceptions::rethrow(builder, env, state, relative_depth),
+        O::Delegate { relative_depth } => {
+            super::exceptions::delegate(state, relative_depth);
+            end_frame(builder, state, true);
         }
 
         // ----- parametric ---------------------------------------------------------------------
@@ -442,7 +485,7 @@ pub fn translate_operator(
         O::I64Load16U { memarg } => load!(memarg, types::I64, 2, uload16),
         O::I64Load32S { memarg } | O::I64Load32U { memarg } => {
             let index = state.pop1();
-            let addr = memory_addr(env, builder, index, memarg.offset, 4);
+            let addr = memory_addr(env, builder, memory_of(&memarg), index, memarg.offset, 4);
             let r = match *op {
                 O::I64Load32S { .. } => builder.ins().sload32(heap(), addr, 0),
                 _ => builder.ins().uload32(heap(), addr, 0),
@@ -459,74 +502,91 @@ pub fn translate_operator(
         O::I32Store8 { memarg } | O::I64Store8 { memarg } => store!(memarg, 1, istore8),
         O::I32Store16 { memarg } | O::I64Store16 { memarg } => store!(memarg, 2, istore16),
         O::I64Store32 { memarg } => store!(memarg, 4, istore32),
-        O::MemorySize { .. } => {
-            let len = env.memory_length(builder);
+        // Sizes, addresses and lengths of a 64-bit memory are i64, of a 32-bit one i32: the
+        // builtins take them widened to i64 (zero-extended: unsigned) and check them in 64 bits.
+        O::MemorySize { mem } => {
+            let len = env.memory_length(builder, MemoryIndex(mem));
             let pages = builder.ins().ushr_imm_u(len, 16);
-            let pages = builder.ins().ireduce(types::I32, pages);
+            let pages = if env.memory64(MemoryIndex(mem)) { pages } else { builder.ins().ireduce(types::I32, pages) };
             state.stack.push(pages);
         }
-        O::MemoryGrow { .. } => {
+        O::MemoryGrow { mem } => {
             let delta = state.pop1();
-            let r = env.call_builtin(builder, Builtin::MemoryGrow, &[delta]).expect("returns");
+            let delta = widen(builder, delta);
+            let m = builder.ins().iconst(types::I32, i64::from(mem));
+            let r = env.call_builtin(builder, Builtin::MemoryGrow, &[m, delta]).expect("returns");
+            // -1 (failure) narrows to -1.
+            let r = if env.memory64(MemoryIndex(mem)) { r } else { builder.ins().ireduce(types::I32, r) };
             state.stack.push(r);
         }
 
         // ----- bulk memory and tables: runtime builtins; the code traps on a non-zero status ----
-        O::MemoryFill { .. } => {
+        O::MemoryFill { mem } => {
             let (dst, val, len) = state.pop3();
-            let status = env.call_builtin(builder, Builtin::MemoryFill, &[dst, val, len]).expect("returns");
+            let (dst, len) = (widen(builder, dst), widen(builder, len));
+            let m = builder.ins().iconst(types::I32, i64::from(mem));
+            let status = env.call_builtin(builder, Builtin::MemoryFill, &[m, dst, val, len]).expect("returns");
             trap_on_status(builder, status, TrapKind::MemoryOutOfBounds);
         }
-        O::MemoryCopy { .. } => {
+        O::MemoryCopy { dst_mem, src_mem } => {
             let (dst, src, len) = state.pop3();
-            let status = env.call_builtin(builder, Builtin::MemoryCopy, &[dst, src, len]).expect("returns");
+            let (dst, src, len) = (widen(builder, dst), widen(builder, src), widen(builder, len));
+            let d = builder.ins().iconst(types::I32, i64::from(dst_mem));
+            let s = builder.ins().iconst(types::I32, i64::from(src_mem));
+            let status = env.call_builtin(builder, Builtin::MemoryCopy, &[d, s, dst, src, len]).expect("returns");
             trap_on_status(builder, status, TrapKind::MemoryOutOfBounds);
         }
-        O::MemoryInit { data_index, .. } => {
+        O::MemoryInit { data_index, mem } => {
             let (dst, src, len) = state.pop3();
+            let dst = widen(builder, dst);
+            let m = builder.ins().iconst(types::I32, i64::from(mem));
             let seg = builder.ins().iconst(types::I32, i64::from(data_index));
-            let status = env.call_builtin(builder, Builtin::MemoryInit, &[seg, dst, src, len]).expect("returns");
+            let status = env.call_builtin(builder, Builtin::MemoryInit, &[m, seg, dst, src, len]).expect("returns");
             trap_on_status(builder, status, TrapKind::MemoryOutOfBounds);
         }
         O::DataDrop { data_index } => {
             let seg = builder.ins().iconst(types::I32, i64::from(data_index));
             env.call_builtin(builder, Builtin::DataDrop, &[seg]);
         }
+        // Indices, sizes and lengths of a 64-bit table are i64, of a 32-bit one i32: checked
+        // and passed to the builtins widened to i64 (zero-extended: unsigned).
         O::TableGet { table } => {
             let index = state.pop1();
-            let (base, len) = env.table_bounds(builder, TableIndex(table));
-            let oob = builder.ins().icmp(IntCC::UnsignedGreaterThanOrEqual, index, len);
-            builder.ins().trapnz(oob, TrapKind::TableOutOfBounds.to_trap_code());
-            let addr = env.table_elem_addr(builder, base, index);
-            let v = builder.ins().load(types::I64, trusted(), addr, 0);
+            let (base, index) = env.checked_table_index(builder, TableIndex(table), index, TrapKind::TableOutOfBounds);
+            let v = env.table_element(builder, TableIndex(table), base, index);
             state.stack.push(v);
         }
         O::TableSet { table } => {
             let (index, value) = state.pop2();
-            let (base, len) = env.table_bounds(builder, TableIndex(table));
-            let oob = builder.ins().icmp(IntCC::UnsignedGreaterThanOrEqual, index, len);
-            builder.ins().trapnz(oob, TrapKind::TableOutOfBounds.to_trap_code());
+            env.before_table_write(builder, TableIndex(table));
+            let (base, index) = env.checked_table_index(builder, TableIndex(table), index, TrapKind::TableOutOfBounds);
             let addr = env.table_elem_addr(builder, base, index);
             builder.ins().store(trusted(), value, addr, 0);
         }
         O::TableSize { table } => {
             let (_, len) = env.table_bounds(builder, TableIndex(table));
+            let len = if env.table64(TableIndex(table)) { builder.ins().uextend(types::I64, len) } else { len };
             state.stack.push(len);
         }
         O::TableGrow { table } => {
             let (init, delta) = state.pop2();
+            let delta = widen(builder, delta);
             let t = builder.ins().iconst(types::I32, i64::from(table));
             let r = env.call_builtin(builder, Builtin::TableGrow, &[t, init, delta]).expect("returns");
+            // -1 (failure) narrows to -1.
+            let r = if env.table64(TableIndex(table)) { r } else { builder.ins().ireduce(types::I32, r) };
             state.stack.push(r);
         }
         O::TableFill { table } => {
             let (dst, val, len) = state.pop3();
+            let (dst, len) = (widen(builder, dst), widen(builder, len));
             let t = builder.ins().iconst(types::I32, i64::from(table));
             let status = env.call_builtin(builder, Builtin::TableFill, &[t, dst, val, len]).expect("returns");
             trap_on_status(builder, status, TrapKind::TableOutOfBounds);
         }
         O::TableCopy { dst_table, src_table } => {
             let (dst, src, len) = state.pop3();
+            let (dst, src, len) = (widen(builder, dst), widen(builder, src), widen(builder, len));
             let d = builder.ins().iconst(types::I32, i64::from(dst_table));
             let s = builder.ins().iconst(types::I32, i64::from(src_table));
             let status = env.call_builtin(builder, Builtin::TableCopy, &[d, s, dst, src, len]).expect("returns");
@@ -534,6 +594,7 @@ pub fn translate_operator(
         }
         O::TableInit { elem_index, table } => {
             let (dst, src, len) = state.pop3();
+            let dst = widen(builder, dst);
             let t = builder.ins().iconst(types::I32, i64::from(table));
             let seg = builder.ins().iconst(types::I32, i64::from(elem_index));
             let status = env.call_builtin(builder, Builtin::TableInit, &[t, seg, dst, src, len]).expect("returns");

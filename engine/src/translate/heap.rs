@@ -1,6 +1,10 @@
 //! THE MEMORY SANDBOX. Every linear-memory address compiled code computes comes from
 //! [`memory_addr`]; nothing else turns a wasm address into a native pointer.
 //!
+//! Each memory of a module (multi-memory) is its own sandbox: its own reservation, base and
+//! length, read from its own `VMContext` slots; an access names one memory and is checked
+//! against that memory alone.
+//!
 //! A wasm access reads `size` bytes at `index + offset`, where `index` is an unsigned 32-bit
 //! operand and `offset` a static unsigned 32-bit immediate. It is in bounds iff
 //! `index + offset + size <= current_length`.
@@ -21,16 +25,35 @@
 //!
 //! In both cases the native address is `base + zext64(index) + offset`; `zext` (never `sext`)
 //! matters: a negative i32 is a large unsigned index, not an access below the base.
+//!
+//! 3. **A 64-bit memory** (memory64): `index` is an unsigned 64-bit operand and `offset` a
+//!    64-bit immediate, so no reservation can hold every address: always an explicit check,
+//!    whatever the strategy. `end = index + offset + size` is computed with overflow traps
+//!    (an access whose end passes 2^64 is out of bounds of any memory), then compared with
+//!    `current_length` as in case 2. The native address is `base + index + offset`, in bounds
+//!    once the check passed.
 
 use super::env::FuncEnv;
 use crate::trap::TrapKind;
+use crate::types::MemoryIndex;
 use crate::vm::memory::{BoundsStrategy, GUARD_SIZE};
 use cranelift_codegen::ir::{condcodes::IntCC, types, InstBuilder, Value};
 use cranelift_frontend::FunctionBuilder;
 
-/// Native address of a `size`-byte access at wasm address `index` (i32) + `offset`, checked
-/// as the module's strategy requires. The caller uses the result with offset 0.
-pub fn memory_addr(env: &FuncEnv, builder: &mut FunctionBuilder, index: Value, offset: u64, size: u32) -> Value {
+/// Native address of a `size`-byte access at wasm address `index` (i32) + `offset` of memory
+/// `memory`, checked as the module's strategy requires. The caller uses the result with
+/// offset 0.
+pub fn memory_addr(
+    env: &FuncEnv,
+    builder: &mut FunctionBuilder,
+    memory: MemoryIndex,
+    index: Value,
+    offset: u64,
+    size: u32,
+) -> Value {
+    if env.memory64(memory) {
+        return memory64_addr(env, builder, memory, index, offset, size);
+    }
     let index = builder.ins().uextend(types::I64, index);
     let needs_check = match env.bounds {
         BoundsStrategy::GuardPages => offset + u64::from(size) > GUARD_SIZE,
@@ -38,17 +61,38 @@ pub fn memory_addr(env: &FuncEnv, builder: &mut FunctionBuilder, index: Value, o
     };
     if needs_check {
         let end = builder.ins().iadd_imm_s(index, (offset + u64::from(size)) as i64);
-        let length = env.memory_length(builder);
+        let length = env.memory_length(builder, memory);
         let oob = builder.ins().icmp(IntCC::UnsignedGreaterThan, end, length);
         builder.ins().trapnz(oob, TrapKind::MemoryOutOfBounds.to_trap_code());
     }
-    let base = env.memory_base(builder);
+    let base = env.memory_base(builder, memory);
     let addr = builder.ins().iadd(base, index);
     if offset == 0 {
         addr
     } else {
         builder.ins().iadd_imm_s(addr, offset as i64)
     }
+}
+
+/// Case 3: `index` is an i64 of a 64-bit memory.
+fn memory64_addr(
+    env: &FuncEnv,
+    builder: &mut FunctionBuilder,
+    memory: MemoryIndex,
+    index: Value,
+    offset: u64,
+    size: u32,
+) -> Value {
+    let code = TrapKind::MemoryOutOfBounds.to_trap_code();
+    let offset_value = builder.ins().iconst(types::I64, offset as i64);
+    let at = builder.ins().uadd_overflow_trap(index, offset_value, code);
+    let size = builder.ins().iconst(types::I64, i64::from(size));
+    let end = builder.ins().uadd_overflow_trap(at, size, code);
+    let length = env.memory_length(builder, memory);
+    let oob = builder.ins().icmp(IntCC::UnsignedGreaterThan, end, length);
+    builder.ins().trapnz(oob, code);
+    let base = env.memory_base(builder, memory);
+    builder.ins().iadd(base, at)
 }
 
 /// Traps with an out-of-bounds memory access unless `status` (a builtin's result) is zero.

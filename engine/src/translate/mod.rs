@@ -6,6 +6,7 @@
 //! - [`code`]: the opcode match.
 //! - [`simd`]: the opcode match of SIMD128 and relaxed SIMD (`v128` values).
 //! - [`unreachable`]: skipping code after `br`, `return` and `unreachable`.
+//! - [`exceptions`]: exception handlers, `throw` and the legacy exception instructions.
 //! - [`budget`]: the instruction count, when the engine counts.
 //!
 //! [`translate_function`] drives one function body.
@@ -13,6 +14,7 @@
 pub mod budget;
 pub mod code;
 pub mod env;
+pub mod exceptions;
 pub mod heap;
 pub mod simd;
 pub mod state;
@@ -124,7 +126,7 @@ pub fn translate_function(
             code::translate_operator(env, &mut builder, &mut state, &locals, &op)
                 .map_err(|operator| TranslateError::Unsupported { func: func.0, operator, offset: offset as usize })?;
         } else {
-            unreachable::skip_operator(&mut builder, &mut state, &op);
+            unreachable::skip_operator(env, &mut builder, &mut state, &op);
         }
     }
     // The final `end` switched to the exit block (or left it unreachable).
@@ -133,6 +135,7 @@ pub fn translate_function(
         let results = state.stack.clone();
         builder.ins().return_(&results);
     }
+    exceptions::emit(&mut builder, env, &mut state);
     builder.seal_all_blocks();
     builder.finalize(env.frontend_config);
     Ok(())

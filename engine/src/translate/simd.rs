@@ -31,6 +31,7 @@
 //! - `i16x8.relaxed_dot_i8x16_i7x16_s` treats both operands as signed (the pairwise sum wraps),
 //!   and `i32x4.relaxed_dot_i8x16_i7x16_add_s` adds the exact sum of the four signed products.
 
+use super::code::memory_of;
 use super::env::{heap, FuncEnv};
 use super::heap::memory_addr;
 use super::state::TranslationState;
@@ -80,7 +81,8 @@ fn push(builder: &mut FunctionBuilder, state: &mut TranslationState, v: Value) {
     state.stack.push(v);
 }
 
-/// The checked native address of a `size`-byte access at the popped wasm address.
+/// The checked native address of a `size`-byte access at the popped wasm address (an i32, or
+/// an i64 in a 64-bit memory), in the memory `memarg` names.
 fn pop_addr(
     env: &FuncEnv,
     builder: &mut FunctionBuilder,
@@ -89,7 +91,7 @@ fn pop_addr(
     size: u32,
 ) -> Value {
     let index = state.pop1();
-    memory_addr(env, builder, index, memarg.offset, size)
+    memory_addr(env, builder, memory_of(memarg), index, memarg.offset, size)
 }
 
 /// Pops the operand of `i8x16.splat`, `i16x8.splat` … and narrows an i32 to an 8- or 16-bit

@@ -122,6 +122,8 @@ pub struct TranslationState {
     /// Instructions counted since the count was last charged (see `budget.rs`); always 0 when
     /// the engine does not count.
     pub pending: u32,
+    /// The exception handlers (`try_table`, legacy `try`) of the function.
+    pub handlers: super::exceptions::Handlers,
 }
 
 impl TranslationState {

@@ -171,6 +171,24 @@ fn unreachable_code_is_not_counted() {
 }
 
 #[test]
+fn only_calls_in_a_handlers_scope_are_try_calls() {
+    // $f's first call is inside the try_table: a try_call whose exceptional edge reaches the
+    // dispatch code (a tag comparison, then the catch's branch); the second is a plain call.
+    let wat = "(module (tag $e (param i32)) (func $f
+        (drop (block $h (result i32) (try_table (catch $e $h) (call $g)) (i32.const 0)))
+        (call $g))
+      (func $g))";
+    let ir = translated(wat, BoundsStrategy::GuardPages, false);
+    let count = |what: &str| ir.lines().filter(|l| l.contains(what)).count();
+    assert_eq!(count("try_call "), 1, "{ir}");
+    assert_eq!(count(" = call fn") + count("    call fn"), 1, "{ir}");
+    assert_eq!(count("icmp eq"), 1, "the dispatch compares the tag once: {ir}");
+    // A function without handlers has no try_call and no dispatch.
+    let plain = translated("(module (func $f (call $f)))", BoundsStrategy::GuardPages, false);
+    assert!(!plain.contains("try_call") && !plain.contains("icmp"), "{plain}");
+}
+
+#[test]
 fn a_vector_access_is_checked_for_exactly_the_bytes_it_touches() {
     // A whole vector is 16 bytes, an extending load 8, a splat or lane access its lane's size.
     for (op, size) in [("v128.load", 16), ("v128.load8x8_s", 8), ("v128.load32_splat", 4), ("v128.load8_splat", 1)] {

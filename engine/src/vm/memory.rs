@@ -97,6 +97,9 @@ pub struct LinearMemory {
     /// Whether a `memory.grow` was refused by the embedder's limit (or the kernel), not by
     /// the module's own declared maximum: graders call such a run's end a memory limit.
     refused_at_limit: bool,
+    /// Whether its addresses are 64-bit (part of its type, for import matching; the memory
+    /// itself is the same either way).
+    pub memory64: bool,
 }
 
 // SAFETY: the memory exclusively owns its mapping and definition; moving it between threads
@@ -134,6 +137,7 @@ impl LinearMemory {
             max_pages,
             declared_max,
             refused_at_limit: false,
+            memory64: false,
         };
         let bytes = min_pages as usize * WASM_PAGE_SIZE;
         memory.set_accessible(bytes).map_err(|source| MemoryError::Commit { bytes, source })?;
@@ -150,12 +154,17 @@ impl LinearMemory {
             .filter(|n| *n <= self.max_pages)
             .and_then(|new| self.set_accessible(new as usize * WASM_PAGE_SIZE).ok());
         if grown.is_none() {
-            // Within what the module declared (or with no maximum): the embedder's limit or
-            // the kernel said no.
-            let wanted = u64::from(old) + u64::from(delta_pages);
-            self.refused_at_limit |= self.declared_max.is_none_or(|max| wanted <= u64::from(max));
+            self.refused(delta_pages);
         }
         grown.map(|()| old)
+    }
+
+    /// Records that growing by `delta_pages` was refused (here, or by the store's limit on
+    /// all its memories together): within what the module declared (or with no maximum), the
+    /// embedder's limit or the kernel said no.
+    pub fn refused(&mut self, delta_pages: u32) {
+        let wanted = u64::from(self.pages()) + u64::from(delta_pages);
+        self.refused_at_limit |= self.declared_max.is_none_or(|max| wanted <= u64::from(max));
     }
 
     /// Whether a `memory.grow` within the module's declared maximum was refused (by the

@@ -15,9 +15,16 @@
 //! | 48                | `*const *const VMFuncRef` (one per function index)     |
 //! | 56 + 8·t          | `*mut VMTableDefinition` of table t                    |
 //! | 56 + 8·T + 8·g    | `*mut VMGlobal` of global g                            |
+//! | 56 + 8·T + 8·G + 8·x | identity of exception tag x (see [`TagIdentity`])   |
+//! | 56 + 8·(T+G+X) + 16·(m−1) | base address of memory m ≥ 1 (never moves)     |
+//! | … + 8             | `*mut VMMemoryDefinition` of memory m ≥ 1              |
+//!
+//! Memory 0 (the only one before multi-memory, and the one WASI programs use) keeps its two
+//! slots at fixed offsets.
 
 use crate::module_info::ModuleInfo;
-use crate::types::{GlobalIndex, TableIndex};
+use crate::types::{GlobalIndex, MemoryIndex, TableIndex, TagIndex};
+use cranelift_codegen::ir::types as ir_types;
 
 /// Offset of the instance back-pointer.
 pub const VMCTX_INSTANCE: i32 = 0;
@@ -40,12 +47,19 @@ const VMCTX_TABLES: i32 = 56;
 pub struct VMOffsets {
     num_tables: u32,
     num_globals: u32,
+    num_tags: u32,
+    num_memories: u32,
 }
 
 impl VMOffsets {
     /// Layout for instances of `module`.
     pub fn new(module: &ModuleInfo) -> Self {
-        VMOffsets { num_tables: module.tables.len() as u32, num_globals: module.globals.len() as u32 }
+        VMOffsets {
+            num_tables: module.tables.len() as u32,
+            num_globals: module.globals.len() as u32,
+            num_tags: module.tags.len() as u32,
+            num_memories: module.memories.len() as u32,
+        }
     }
 
     /// Slot of table `t`'s definition pointer.
@@ -58,9 +72,33 @@ impl VMOffsets {
         VMCTX_TABLES + 8 * (self.num_tables + g.0) as i32
     }
 
+    /// Slot of tag `x`'s identity.
+    pub fn tag(&self, x: TagIndex) -> i32 {
+        VMCTX_TABLES + 8 * (self.num_tables + self.num_globals + x.0) as i32
+    }
+
+    /// Slot of memory `m`'s base address.
+    pub fn memory_base(&self, m: MemoryIndex) -> i32 {
+        match m.0 {
+            0 => VMCTX_MEMORY_BASE,
+            m => VMCTX_TABLES + 8 * (self.num_tables + self.num_globals + self.num_tags) as i32 + 16 * (m as i32 - 1),
+        }
+    }
+
+    /// Slot of memory `m`'s `*mut VMMemoryDefinition`.
+    pub fn memory_def(&self, m: MemoryIndex) -> i32 {
+        match m.0 {
+            0 => VMCTX_MEMORY_DEF,
+            _ => self.memory_base(m) + 8,
+        }
+    }
+
     /// Size of the whole context in bytes.
     pub fn size(&self) -> usize {
-        (VMCTX_TABLES as usize) + 8 * (self.num_tables + self.num_globals) as usize
+        let extra_memories = self.num_memories.saturating_sub(1) as usize;
+        (VMCTX_TABLES as usize)
+            + 8 * (self.num_tables + self.num_globals + self.num_tags) as usize
+            + 16 * extra_memories
     }
 }
 
@@ -110,12 +148,17 @@ pub struct VMTableDefinition {
     pub base: *mut usize,
     /// Current number of elements.
     pub current_elements: u32,
+    /// Non-zero while elements not yet read come from an image (see `crate::table_image`):
+    /// `table.set` fills the table before writing.
+    pub lazy: u32,
 }
 
 /// Offset of `VMTableDefinition::base`.
 pub const TABLE_BASE: i32 = 0;
 /// Offset of `VMTableDefinition::current_elements`.
 pub const TABLE_LENGTH: i32 = 8;
+/// Offset of `VMTableDefinition::lazy`.
+pub const TABLE_LAZY: i32 = 12;
 
 /// Offset of `VMMemoryDefinition::current_length`.
 pub const MEMORY_LENGTH: i32 = 8;
@@ -126,6 +169,26 @@ pub const MEMORY_LENGTH: i32 = 8;
 pub struct VMGlobal {
     /// Raw bytes of the value.
     pub bits: u128,
+}
+
+/// What makes an exception tag itself (two imports of one tag are the same tag): the address
+/// of the store's record of the tag, never 0. Compiled code compares a thrown exception's
+/// identity with those of its catch clauses.
+pub type TagIdentity = u64;
+
+/// An exception object (an `exnref` points to it): a header of one [`ValRaw`] slot, whose low
+/// 64 bits are the tag's [`TagIdentity`] and high 64 bits flags ([`EXN_ESCAPED`]), then the
+/// payload, one slot per parameter of the tag's type.
+pub const EXN_TAG: i32 = 0;
+/// Offset of the flags word of an exception object.
+pub const EXN_FLAGS: i32 = 8;
+/// Flag: an `exnref` to the exception was handed out (`catch_ref`, `catch_all_ref`, a legacy
+/// `catch` whose body rethrows), so the object lives as long as its store.
+pub const EXN_ESCAPED: i64 = 1;
+
+/// Offset of payload value `i` in an exception object.
+pub fn exn_value(i: usize) -> i32 {
+    (VALRAW_SIZE as usize * (1 + i)) as i32
 }
 
 /// One value crossing the host boundary through the array-call trampolines.
@@ -140,34 +203,66 @@ pub const VALRAW_SIZE: u32 = 16;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 pub enum Builtin {
-    /// `(vmctx, delta: i32) -> i32` old size in pages or -1.
+    /// `(vmctx, memory: i32, delta: i64) -> i64` old size in pages or -1 (addresses, sizes
+    /// and lengths of memory builtins are i64: a 32-bit memory's zero-extended).
     MemoryGrow,
-    /// `(vmctx, dst: i32, value: i32, len: i32) -> i32` status.
+    /// `(vmctx, memory: i32, dst: i64, value: i32, len: i64) -> i32` status.
     MemoryFill,
-    /// `(vmctx, dst: i32, src: i32, len: i32) -> i32` status.
+    /// `(vmctx, dst_memory: i32, src_memory: i32, dst: i64, src: i64, len: i64) -> i32` status.
     MemoryCopy,
-    /// `(vmctx, segment: i32, dst: i32, src: i32, len: i32) -> i32` status.
+    /// `(vmctx, memory: i32, segment: i32, dst: i64, src: i32, len: i32) -> i32` status.
     MemoryInit,
     /// `(vmctx, segment: i32)`.
     DataDrop,
-    /// `(vmctx, table: i32, init: i64, delta: i32) -> i32` old size or -1.
+    /// `(vmctx, table: i32, init: i64, delta: i64) -> i64` old size or -1 (indices, sizes
+    /// and lengths of table builtins are i64: a 32-bit table's zero-extended).
     TableGrow,
-    /// `(vmctx, table: i32, dst: i32, value: i64, len: i32) -> i32` status.
+    /// `(vmctx, table: i32, dst: i64, value: i64, len: i64) -> i32` status.
     TableFill,
-    /// `(vmctx, dst_table: i32, src_table: i32, dst: i32, src: i32, len: i32) -> i32` status.
+    /// `(vmctx, dst_table: i32, src_table: i32, dst: i64, src: i64, len: i64) -> i32` status.
     TableCopy,
-    /// `(vmctx, table: i32, segment: i32, dst: i32, src: i32, len: i32) -> i32` status.
+    /// `(vmctx, table: i32, segment: i32, dst: i64, src: i32, len: i32) -> i32` status.
     TableInit,
     /// `(vmctx, segment: i32)`.
     ElemDrop,
+    /// `(vmctx, function: i32) -> i64` the reference of a defined function whose slot in the
+    /// function-reference array is still null (made now: see `crate::func_refs`).
+    FuncRef,
+    /// `(vmctx, table: i32, index: i32) -> i64` element `index` (in bounds) of a table, read
+    /// as zero: null, or filled now from the table's image (see `crate::table_image`).
+    TableElement,
+    /// `(vmctx, table: i32)`: fills every element of a lazy table from its image before a
+    /// write.
+    FillTable,
+    /// `(vmctx, tag: i32) -> i64`: a new exception object of the tag, payload unset.
+    ExnAlloc,
+    /// `(vmctx, exn: i64)`: the exception was caught without its reference escaping: freed
+    /// unless [`EXN_ESCAPED`].
+    ExnRelease,
+    /// `(vmctx, exn: i64, frame_pointer: i64, count: i64) -> !`: throws the (non-null)
+    /// exception from the wasm frame whose frame pointer is given, with the instruction count
+    /// register's value (0 without counting). Never returns.
+    Throw,
 }
 
 /// Number of builtins.
-pub const BUILTIN_COUNT: usize = 10;
+pub const BUILTIN_COUNT: usize = 16;
 
 impl Builtin {
     /// Byte offset of this builtin's pointer in the builtin table.
     pub fn offset(self) -> i32 {
         8 * self as i32
+    }
+
+    /// Its result's type: i32 (a status, a size), i64 (a page count or size of a 64-bit
+    /// memory or table, a pointer), or none.
+    pub fn result(self) -> Option<ir_types::Type> {
+        match self {
+            Builtin::DataDrop | Builtin::ElemDrop | Builtin::FillTable | Builtin::ExnRelease | Builtin::Throw => None,
+            Builtin::MemoryGrow | Builtin::TableGrow | Builtin::FuncRef | Builtin::TableElement | Builtin::ExnAlloc => {
+                Some(ir_types::I64)
+            }
+            _ => Some(ir_types::I32),
+        }
     }
 }

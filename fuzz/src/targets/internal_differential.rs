@@ -2,7 +2,8 @@
 //! guard-page memories and explicit bounds checks, each loaded fresh and through the artifact
 //! round trip (`Artifact::to_bytes`, then `Module::from_artifact`, which parses and loads) —
 //! must give identical traces (results, exact trap kinds, globals, memories, tables). The
-//! round trip must also give back an equal artifact.
+//! round trip must also give back an equal artifact. Modules use the parts of WebAssembly 3.0
+//! the engine implements (tail calls, several memories, 64-bit memories: `smith::config_3`).
 
 use crate::exec::{compare, engine, load_own_artifact, run_ours, Trace};
 use engine::artifact::Artifact;
@@ -21,7 +22,7 @@ fn traces(wasm: &[u8], bounds: BoundsStrategy, seed: u64) -> [Trace; 2] {
 
 /// The target.
 pub fn target(data: &[u8]) {
-    let Some(wasm) = crate::smith::module(data) else { return };
+    let Some(wasm) = crate::smith::module_with(crate::smith::config_3(), data) else { return };
     let seed = crate::runner::hash(&wasm);
     let [guard, guard_loaded] = traces(&wasm, BoundsStrategy::GuardPages, seed);
     let [explicit, explicit_loaded] = traces(&wasm, BoundsStrategy::Explicit, seed);
