@@ -619,3 +619,23 @@ fn a_64_bit_memory_runs_and_traps_past_its_end() {
     assert_eq!(o.status.code(), Some(134), "{}", stderr(&o));
     assert!(stderr(&o).contains("out of bounds memory access"), "{}", stderr(&o));
 }
+
+/// A C++ program built with clang-19 -fwasm-exceptions (the legacy try/catch encoding;
+/// `tests/fixtures/throw.cc`) throws across frames, runs each frame's destructors on the way
+/// (cleanups that catch and rethrow), and catches in main; an exception nothing catches ends
+/// the run as a trap — `uncaught exception` with its tag, in the summary line and the report.
+#[test]
+fn a_cpp_program_throws_and_catches_and_an_uncaught_exception_is_a_trap() {
+    let dir = temp_dir("cpp-exceptions");
+    let o = run(bin().arg(fixture("throw.wasm")));
+    assert_eq!((o.status.code(), stdout(&o).as_str()), (Some(0), "caught 3, destroyed 36\n"), "{}", stderr(&o));
+    let report = dir.join("r.json");
+    let o = run(bin().arg("--report").arg(&report).arg(fixture("throw.wasm")).arg("5"));
+    assert_eq!(o.status.code(), Some(134), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "caught 3, destroyed 36\n");
+    assert!(stderr(&o).starts_with("sandboxrun: wasm trap: uncaught exception (tag "), "{}", stderr(&o));
+    let report = report_json(&report);
+    assert_eq!(report["status"], "trapped");
+    assert_eq!(report["trap"]["kind"], "uncaught exception");
+    assert!(report["trap"]["tag"].is_string(), "{report}");
+}

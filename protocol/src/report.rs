@@ -18,6 +18,10 @@ pub struct TrapReport {
     pub function: Option<String>,
     /// Offset in the function's machine code.
     pub offset: Option<u32>,
+    /// For an uncaught exception: its tag, `'name'` by the name its module exports it under,
+    /// else its index there.
+    #[serde(default)]
+    pub tag: Option<String>,
 }
 
 /// How the guest's run ended, as the child saw it.
@@ -194,6 +198,7 @@ mod tests {
         checks::all(report(ChildOutcome::Raised { signal: 9 }));
         checks::all(report(ChildOutcome::Error { message: "invalid module".into() }));
         let mut full = report(ChildOutcome::Trapped(TrapReport {
+            tag: Some("'e'".into()),
             kind: "integer divide by zero".into(),
             function: Some("div (3)".into()),
             offset: Some(0x2a),

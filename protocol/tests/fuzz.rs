@@ -167,6 +167,7 @@ fn report() -> ChildReport {
             kind: "integer divide by zero".into(),
             function: Some("div (3)".into()),
             offset: Some(42),
+            tag: None,
         }),
         compiled: false,
         stages: Stages { load: 0.5, compile: 0.25, link: 0.0, instantiate: 1.0, execute: 2.0 },

@@ -65,6 +65,7 @@ fn trap_report(t: &Trap) -> TrapReport {
         kind: t.kind.to_string(),
         function: t.function.as_ref().map(|(i, n)| format!("{n} ({i})")),
         offset: t.offset,
+        tag: t.tag.clone(),
     }
 }
 

@@ -171,6 +171,9 @@ impl Verdict {
             Status::Trapped => {
                 let t = self.trap.as_ref()?;
                 let mut line = format!("sandboxrun: wasm trap: {}", t.kind);
+                if let Some(tag) = &t.tag {
+                    line += &format!(" (tag {tag})");
+                }
                 if let Some(f) = &t.function {
                     line += &format!(" in function {f}");
                 }

@@ -154,6 +154,7 @@ pub fn decide(exit: &ChildExit, outcome: Option<ChildOutcome>, limits: &Limits, 
                 kind: escape(&t.kind).into_owned(),
                 function: t.function.as_deref().map(|f| escape(f).into_owned()),
                 offset: t.offset,
+                tag: t.tag.as_deref().map(|f| escape(f).into_owned()),
             };
             match limits.instructions {
                 // The engine's budget trap, in a run that has a budget: the limit, with where.
@@ -353,6 +354,7 @@ mod tests {
                 kind: kind.into(),
                 function: Some("f (1)".into()),
                 offset: Some(8),
+                tag: None,
             }))
         };
         let limits = Limits { instructions: Some(1000), ..Limits::default() };
@@ -376,13 +378,16 @@ mod tests {
     #[test]
     fn module_text_is_escaped() {
         let trap = TrapReport {
-            kind: "unreachable".into(),
+            kind: "uncaught exception".into(),
             function: Some("f\n\u{1b}[31mred\u{7f}\u{9b} (3)".into()),
             offset: Some(4),
+            tag: Some("'t\u{1b}[2J'".into()),
         };
         let v = decide_plain(ExitStatus::Exited(0), Some(ChildOutcome::Trapped(trap)));
         let function = v.trap.as_ref().unwrap().function.clone().unwrap();
         assert_eq!(function, "f\\n\\u{1b}[31mred\\u{7f}\\u{9b} (3)");
+        assert_eq!(v.trap.as_ref().unwrap().tag.as_deref(), Some("'t\\u{1b}[2J'"));
+        assert!(v.summary().unwrap().contains("(tag 't\\u{1b}[2J')"), "{:?}", v.summary());
         assert!(!v.summary().unwrap().chars().any(char::is_control));
         let v = decide_plain(
             ExitStatus::Exited(0),
