@@ -309,8 +309,12 @@ fn policy_check_and_inspect() {
     assert!(stdout(&o).starts_with("features: bulk-memory, tail-call\n"), "{}", stdout(&o));
     let simd = write(&dir, "simd.wat", "(module (func (drop (v128.const i64x2 0 0))))");
     let o = run(bin().arg("inspect").arg(&simd));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).starts_with("features: simd\n"), "{}", stdout(&o));
+    let shared = write(&dir, "shared.wat", "(module (memory 1 1 shared))");
+    let o = run(bin().arg("inspect").arg(&shared));
     assert_eq!(o.status.code(), Some(125));
-    assert!(stderr(&o).contains("uses simd, which this engine does not implement"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("uses threads, which this engine does not implement"), "{}", stderr(&o));
     assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
 }
 
@@ -552,7 +556,7 @@ fn a_policys_features_restrict_what_a_module_may_use() {
     assert!(stderr(&o).contains("bulk memory") && stderr(&o).contains("offset"), "{}", stderr(&o));
     for (policy, why) in [
         ("version: 1\nfeatures: [tail-calls]\n", "unknown WebAssembly feature 'tail-calls'"),
-        ("version: 1\nfeatures: [simd]\n", "the WebAssembly feature 'simd' is not implemented"),
+        ("version: 1\nfeatures: [threads]\n", "the WebAssembly feature 'threads' is not implemented"),
     ] {
         let o = with(policy);
         assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));

@@ -27,7 +27,7 @@ use crate::vm::memory::WASM_PAGE_SIZE;
 
 const MAGIC: &[u8; 8] = b"SBRNART\0";
 /// Bumped whenever the artifact's meaning changes.
-pub const FORMAT_VERSION: u32 = 9;
+pub const FORMAT_VERSION: u32 = 10;
 
 /// How a relocation is patched.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -645,8 +645,14 @@ mod tests {
                 GlobalType { ty: ValType::I64, mutable: true },
                 GlobalType { ty: ValType::F32, mutable: true },
                 GlobalType { ty: ValType::F64, mutable: true },
+                GlobalType { ty: ValType::V128, mutable: true },
             ],
-            global_inits: vec![ConstExpr::I64(-5), ConstExpr::F32(7), ConstExpr::GlobalGet(GlobalIndex(0))],
+            global_inits: vec![
+                ConstExpr::I64(-5),
+                ConstExpr::F32(7),
+                ConstExpr::GlobalGet(GlobalIndex(0)),
+                ConstExpr::V128(u128::MAX - 0x0102),
+            ],
             table_inits: vec![Some(ConstExpr::RefFunc(FuncIndex(2)))],
             num_imported_funcs: 1,
             num_imported_tables: 0,
@@ -806,7 +812,10 @@ mod tests {
         let extended = |ops: Vec<ConstOp>| SegmentMode::Active { index: 0, offset: ConstExpr::Extended(ops.into()) };
         check(&|a| a.info.data[1].mode = extended(vec![ConstOp::I32(1), ConstOp::I32Add]), "extended: pops too much");
         check(&|a| a.info.data[1].mode = extended(vec![ConstOp::I32(1), ConstOp::I32(2)]), "extended: two results");
-        check(&|a| a.info.data[1].mode = extended(vec![ConstOp::GlobalGet(GlobalIndex(4))]), "extended: global");
+        check(
+            &|a| a.info.data[1].mode = extended(vec![ConstOp::GlobalGet(GlobalIndex(a.info.globals.len() as u32))]),
+            "extended: global",
+        );
         check(&|a| a.info.elements[0].items[0] = ConstExpr::RefFunc(FuncIndex(3)), "element item");
         check(
             &|a| a.info.data[1].mode = SegmentMode::Active { index: 1, offset: ConstExpr::I32(0) },

@@ -32,8 +32,8 @@ pub const FEATURES: &[Feature] = &[
         ..feature("reference-types", WasmFeatures::REFERENCE_TYPES, true)
     },
     feature("bulk-memory", WasmFeatures::BULK_MEMORY, true),
-    Feature { needed_by: &["relaxed-simd"], ..feature("simd", WasmFeatures::SIMD, false) },
-    feature("relaxed-simd", WasmFeatures::RELAXED_SIMD, false),
+    Feature { needed_by: &["relaxed-simd"], ..feature("simd", WasmFeatures::SIMD, true) },
+    feature("relaxed-simd", WasmFeatures::RELAXED_SIMD, true),
     feature("extended-const", WasmFeatures::EXTENDED_CONST, true),
     feature("tail-call", WasmFeatures::TAIL_CALL, true),
     feature("exceptions", WasmFeatures::EXCEPTIONS, true),
@@ -158,6 +158,8 @@ mod tests {
         );
         assert_eq!(names("(module (func (result i32 i32) (i32.const 1) (i32.const 2)))"), ["multi-value"]);
         assert_eq!(names("(module (func (drop (v128.const i64x2 0 0))))"), ["simd"]);
+        let relaxed = "(module (func (param v128) (drop (i8x16.relaxed_swizzle (local.get 0) (local.get 0)))))";
+        assert_eq!(names(relaxed), ["simd", "relaxed-simd"]);
         assert_eq!(names("(module (func $f (return_call $f)))"), ["tail-call"]);
         assert_eq!(names("(module (memory i64 1))"), ["memory64"]);
         assert_eq!(names("(module (global i32 (i32.add (i32.const 1) (i32.const 2))))"), ["extended-const"]);
@@ -169,7 +171,11 @@ mod tests {
             ["reference-types", "exceptions", "legacy-exceptions"]
         );
         let implemented: Vec<&str> = FEATURES.iter().filter(|f| f.implemented).map(|f| f.name).collect();
-        assert!(implemented.contains(&"tail-call") && !implemented.contains(&"simd"));
+        assert!(
+            implemented.contains(&"tail-call")
+                && implemented.contains(&"simd")
+                && implemented.contains(&"relaxed-simd")
+        );
         assert!(implemented.contains(&"exceptions") && implemented.contains(&"legacy-exceptions"));
         assert!(used(b"\0asm\x01\0\0\0\x01").is_err(), "an invalid module is an error");
     }
@@ -180,15 +186,18 @@ mod tests {
         let none: &[&str] = &[];
         assert_eq!(Features::only(none).unwrap().names(), Vec::<&str>::new());
         assert!(matches!(Features::only(&["tail-calls"]), Err(FeatureError::Unknown { .. })));
-        assert_eq!(Features::only(&["simd"]), Err(FeatureError::NotImplemented("simd".into())));
+        assert_eq!(Features::only(&["threads"]), Err(FeatureError::NotImplemented("threads".into())));
+        assert_eq!(Features::only(&["simd"]).unwrap().names(), ["simd"]);
         assert_eq!(Features::default().names().len(), FEATURES.iter().filter(|f| f.implemented).count());
     }
 
     #[test]
-    fn the_engine_implements_webassembly_2_without_simd_and_six_of_3() {
-        let expected = WasmFeatures::WASM2.difference(WasmFeatures::SIMD)
+    fn the_engine_implements_webassembly_2_and_seven_of_3() {
+        assert!(WasmFeatures::WASM2.contains(WasmFeatures::SIMD));
+        let expected = WasmFeatures::WASM2
             | WasmFeatures::EXTENDED_CONST
             | WasmFeatures::TAIL_CALL
+            | WasmFeatures::RELAXED_SIMD
             | WasmFeatures::MULTI_MEMORY
             | WasmFeatures::MEMORY64
             | WasmFeatures::EXCEPTIONS

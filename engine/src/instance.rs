@@ -335,6 +335,7 @@ fn eval_const(store: &StoreInner, data: &InstanceData, e: &ConstExpr) -> ValRaw 
         ConstExpr::I64(v) => v as u64 as ValRaw,
         ConstExpr::F32(v) => v as ValRaw,
         ConstExpr::F64(v) => v as ValRaw,
+        ConstExpr::V128(v) => v,
         ConstExpr::RefNull => 0,
         ConstExpr::RefFunc(f) => data.func_ref(f) as usize as ValRaw,
         ConstExpr::GlobalGet(g) => global(g),

@@ -1,9 +1,11 @@
 //! The load stage: validate a WebAssembly binary and describe it as a [`ModuleInfo`].
 //!
-//! Validation accepts exactly WebAssembly 2.0 without SIMD (MVP, mutable globals, sign
-//! extension, non-trapping float-to-int, multi-value, bulk memory, reference types), and of 3.0
-//! extended constant expressions, tail calls and exception handling (with its legacy
-//! encoding). Anything else is rejected by the validator with the feature and the byte offset.
+//! Validation accepts exactly the features the engine implements ([`supported_features`]:
+//! WebAssembly 2.0 — MVP, mutable globals, sign extension, non-trapping float-to-int,
+//! multi-value, bulk memory, reference types, SIMD — and of 3.0 extended constant expressions,
+//! tail calls, relaxed SIMD, multiple and 64-bit memories and exception handling, with its
+//! legacy encoding). Anything else is rejected by the validator with the feature and the byte
+//! offset.
 
 use crate::types::*;
 use std::collections::HashMap;
@@ -51,8 +53,9 @@ impl From<wasmparser::BinaryReaderError> for LoadError {
     }
 }
 
-/// The features the engine implements ([`crate::features::FEATURES`]): WebAssembly 2.0 without
-/// SIMD, and of 3.0 extended constant expressions, tail calls and exception handling.
+/// The features the engine implements ([`crate::features::FEATURES`]): WebAssembly 2.0, and of
+/// 3.0 extended constant expressions, tail calls, relaxed SIMD, multiple and 64-bit memories and
+/// exception handling.
 pub fn supported_features() -> WasmFeatures {
     crate::features::implemented()
 }
@@ -68,6 +71,8 @@ pub enum ConstExpr {
     F32(u32),
     /// `f64.const`, as bits.
     F64(u64),
+    /// `v128.const`, its bytes in little-endian order.
+    V128(u128),
     /// `ref.null`.
     RefNull,
     /// `ref.func`.
@@ -505,7 +510,7 @@ fn val_type(ty: wasmparser::ValType) -> Result<ValType, LoadError> {
         wasmparser::ValType::F32 => ValType::F32,
         wasmparser::ValType::F64 => ValType::F64,
         wasmparser::ValType::Ref(r) => ref_type(r)?,
-        wasmparser::ValType::V128 => return Err(unsupported("the v128 type")),
+        wasmparser::ValType::V128 => ValType::V128,
     })
 }
 
@@ -556,6 +561,7 @@ fn const_expr(expr: &wasmparser::ConstExpr<'_>) -> Result<ConstExpr, LoadError> 
     let value = match reader.read()? {
         O::F32Const { value } => ConstExpr::F32(value.bits()),
         O::F64Const { value } => ConstExpr::F64(value.bits()),
+        O::V128Const { value } => ConstExpr::V128(value.i128() as u128),
         O::RefNull { .. } => ConstExpr::RefNull,
         O::RefFunc { function_index } => ConstExpr::RefFunc(FuncIndex(function_index)),
         first => {

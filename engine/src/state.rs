@@ -280,6 +280,7 @@ pub(crate) fn val_to_raw(store: &StoreInner, v: Val) -> Result<ValRaw, CallError
         Val::I64(x) => x as u64 as ValRaw,
         Val::F32(x) => x as ValRaw,
         Val::F64(x) => x as ValRaw,
+        Val::V128(x) => x,
         Val::ExternRef(r) => r.map_or(0, |r| r.0.get()) as ValRaw,
         Val::ExnRef(None) => 0,
         Val::ExnRef(Some(e)) if store.exceptions.contains(e.0.get()) => e.0.get() as ValRaw,

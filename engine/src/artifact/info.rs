@@ -40,6 +40,7 @@ fn val_type_byte(t: ValType) -> u8 {
         ValType::FuncRef => 4,
         ValType::ExternRef => 5,
         ValType::ExnRef => 6,
+        ValType::V128 => 7,
     }
 }
 
@@ -91,6 +92,10 @@ fn put_const(out: &mut Vec<u8>, e: &ConstExpr) {
         ConstExpr::GlobalGet(g) => {
             out.push(6);
             put_u32(out, g.0);
+        }
+        ConstExpr::V128(v) => {
+            out.push(8);
+            out.extend_from_slice(&v.to_le_bytes());
         }
         ConstExpr::Extended(ref ops) => {
             out.push(7);
@@ -240,6 +245,7 @@ impl Reader<'_> {
             4 => ValType::FuncRef,
             5 => ValType::ExternRef,
             6 => ValType::ExnRef,
+            7 => ValType::V128,
             _ => return Err(corrupt("value type")),
         })
     }
@@ -301,6 +307,7 @@ impl Reader<'_> {
             4 => ConstExpr::RefNull,
             5 => ConstExpr::RefFunc(FuncIndex(self.u32()?)),
             6 => ConstExpr::GlobalGet(GlobalIndex(self.u32()?)),
+            8 => ConstExpr::V128(u128::from_le_bytes(self.take(16)?.try_into().expect("16 bytes"))),
             7 => {
                 let count = self.count(1)?;
                 let mut ops = Vec::with_capacity(count);

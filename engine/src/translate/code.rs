@@ -23,17 +23,19 @@ pub fn zero(builder: &mut FunctionBuilder, ty: ValType) -> Value {
         ValType::I64 | ValType::FuncRef | ValType::ExternRef | ValType::ExnRef => builder.ins().iconst(types::I64, 0),
         ValType::F32 => builder.ins().f32const(0.0),
         ValType::F64 => builder.ins().f64const(0.0),
+        ValType::V128 => super::simd::v128_const(builder, 0),
     }
 }
 
-fn val_type(t: wasmparser::ValType) -> ValType {
+/// The engine's value type for a validated wasm value type.
+pub fn val_type(t: wasmparser::ValType) -> ValType {
     match t {
         wasmparser::ValType::I32 => ValType::I32,
         wasmparser::ValType::I64 => ValType::I64,
         wasmparser::ValType::F32 => ValType::F32,
         wasmparser::ValType::F64 => ValType::F64,
+        wasmparser::ValType::V128 => ValType::V128,
         wasmparser::ValType::Ref(r) => ref_type(r),
-        _ => ValType::ExternRef,
     }
 }
 
@@ -82,7 +84,7 @@ fn widen(builder: &mut FunctionBuilder, v: Value) -> Value {
 }
 
 /// The memory a load or store accesses.
-fn memory_of(memarg: &MemArg) -> MemoryIndex {
+pub fn memory_of(memarg: &MemArg) -> MemoryIndex {
     match memarg.target {
         MemArgTarget::Memory(m) => MemoryIndex(m),
         // GC arrays: the validator refuses them (GC is not among the engine's features).
@@ -730,7 +732,12 @@ pub fn translate_operator(
             state.stack.push(r);
         }
 
-        ref other => return Err(format!("{other:?}")),
+        // ----- SIMD128 and relaxed SIMD: their own match (simd.rs) --------------------------------
+        ref other => {
+            if !super::simd::translate_simd(env, builder, state, other) {
+                return Err(format!("{other:?}"));
+            }
+        }
     }
     Ok(())
 }

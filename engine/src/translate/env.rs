@@ -16,13 +16,15 @@ use cranelift_codegen::isa::{CallConv, TargetFrontendConfig, TargetIsa};
 use cranelift_frontend::FunctionBuilder;
 use std::collections::HashMap;
 
-/// Cranelift type of a wasm value type (references are pointers).
+/// Cranelift type of a wasm value type (references are pointers; a `v128` is always an
+/// `I8X16` between operators, see `simd.rs`).
 pub fn ir_type(ty: ValType) -> ir::Type {
     match ty {
         ValType::I32 => types::I32,
         ValType::I64 => types::I64,
         ValType::F32 => types::F32,
         ValType::F64 => types::F64,
+        ValType::V128 => types::I8X16,
         ValType::FuncRef | ValType::ExternRef | ValType::ExnRef => types::I64,
     }
 }

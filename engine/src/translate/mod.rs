@@ -4,6 +4,7 @@
 //! - [`env`]: the runtime layout as the translator sees it (one method per operation).
 //! - [`heap`]: the memory sandbox (address computation and bounds checks).
 //! - [`code`]: the opcode match.
+//! - [`simd`]: the opcode match of SIMD128 and relaxed SIMD (`v128` values).
 //! - [`unreachable`]: skipping code after `br`, `return` and `unreachable`.
 //! - [`exceptions`]: exception handlers, `throw` and the legacy exception instructions.
 //! - [`budget`]: the instruction count, when the engine counts.
@@ -15,6 +16,7 @@ pub mod code;
 pub mod env;
 pub mod exceptions;
 pub mod heap;
+pub mod simd;
 pub mod state;
 pub mod unreachable;
 
@@ -86,16 +88,7 @@ pub fn translate_function(
     let mut reader = body.get_locals_reader().map_err(decode)?;
     for _ in 0..reader.get_count() {
         let (count, t) = reader.read().map_err(decode)?;
-        let t = match t {
-            wasmparser::ValType::I32 => ValType::I32,
-            wasmparser::ValType::I64 => ValType::I64,
-            wasmparser::ValType::F32 => ValType::F32,
-            wasmparser::ValType::F64 => ValType::F64,
-            wasmparser::ValType::Ref(r) => code::ref_type(r),
-            wasmparser::ValType::V128 => {
-                return Err(TranslateError::Unsupported { func: func.0, operator: "v128 local".into(), offset: 0 })
-            }
-        };
+        let t = code::val_type(t);
         let zero = code::zero(&mut builder, t);
         for _ in 0..count {
             let var = builder.declare_var(ir_type(t));

@@ -3,7 +3,8 @@
 //! round trip (`Artifact::to_bytes`, then `Module::from_artifact`, which parses and loads) —
 //! must give identical traces (results, exact trap kinds, globals, memories, tables). The
 //! round trip must also give back an equal artifact. Modules use the parts of WebAssembly 3.0
-//! the engine implements (tail calls, several memories, 64-bit memories: `smith::config_3`).
+//! the engine implements (tail calls, several memories, 64-bit memories) and SIMD, relaxed SIMD
+//! included (`smith::config_3`).
 
 use crate::exec::{compare, engine, load_own_artifact, run_ours, Trace};
 use engine::artifact::Artifact;
