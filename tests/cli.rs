@@ -639,3 +639,14 @@ fn a_cpp_program_throws_and_catches_and_an_uncaught_exception_is_a_trap() {
     assert_eq!(report["trap"]["kind"], "uncaught exception");
     assert!(report["trap"]["tag"].is_string(), "{report}");
 }
+
+/// A C program built with -msimd128 (`tests/fixtures/simd.c`): a loop clang auto-vectorised
+/// and loops written with wasm_simd128.h intrinsics give the scalar loops' results.
+#[test]
+fn a_simd_c_program_gives_the_scalar_results() {
+    let o = run(bin().arg(fixture("simd.wasm")));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "dot -33886119 -33886119 -33886119, max 16383.932 16383.932: same\n");
+    let o = run(bin().arg("inspect").arg(fixture("simd.wasm")));
+    assert!(stdout(&o).starts_with("features: simd\n"), "{}", stdout(&o));
+}
