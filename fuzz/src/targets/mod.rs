@@ -7,4 +7,6 @@ pub mod differential;
 pub mod images;
 pub mod internal_differential;
 pub mod policy;
+#[cfg(any(test, fuzzing))]
+pub mod simd_ops;
 pub mod wasi_paths;
