@@ -48,13 +48,15 @@ pub fn config() -> wasm_smith::Config {
 }
 
 /// [`config`] with SIMD and the parts of WebAssembly 3.0 the engine implements beyond it: tail
-/// calls, multiple memories, 64-bit memories and relaxed SIMD (deterministic in this engine).
+/// calls, multiple memories, 64-bit memories, exception handling and relaxed SIMD
+/// (deterministic in this engine).
 /// For the engine against itself (the differential
 /// fuzzer against wasmi keeps [`config`], whose stored inputs mean what they meant).
 pub fn config_3() -> wasm_smith::Config {
     wasm_smith::Config {
         tail_call_enabled: true,
         memory64_enabled: true,
+        exceptions_enabled: true,
         simd_enabled: true,
         relaxed_simd_enabled: true,
         max_memories: 3,
