@@ -641,12 +641,20 @@ fn a_cpp_program_throws_and_catches_and_an_uncaught_exception_is_a_trap() {
 }
 
 /// A C program built with -msimd128 (`tests/fixtures/simd.c`): a loop clang auto-vectorised
-/// and loops written with wasm_simd128.h intrinsics give the scalar loops' results.
+/// and loops written with wasm_simd128.h intrinsics give the scalar loops' results, compiled
+/// and from the code cache.
 #[test]
 fn a_simd_c_program_gives_the_scalar_results() {
-    let o = run(bin().arg(fixture("simd.wasm")));
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert_eq!(stdout(&o), "dot -33886119 -33886119 -33886119, max 16383.932 16383.932: same\n");
+    let dir = temp_dir("simd");
+    let cache = dir.join("cache.sqlite");
+    let report = dir.join("r.json");
+    // Compiled, then from the code cache: the same output both times.
+    for expected_cache in ["miss", "hit"] {
+        let o = run(bin().arg("--cache").arg(&cache).arg("--report").arg(&report).arg(fixture("simd.wasm")));
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        assert_eq!(stdout(&o), "dot -33886119 -33886119 -33886119, max 16383.932 16383.932: same\n");
+        assert_eq!(report_json(&report)["cache"], expected_cache);
+    }
     let o = run(bin().arg("inspect").arg(fixture("simd.wasm")));
     assert!(stdout(&o).starts_with("features: simd\n"), "{}", stdout(&o));
 }
