@@ -658,3 +658,35 @@ fn a_simd_c_program_gives_the_scalar_results() {
     let o = run(bin().arg("inspect").arg(fixture("simd.wasm")));
     assert!(stdout(&o).starts_with("features: simd\n"), "{}", stdout(&o));
 }
+
+/// A guest that keeps exceptions alive (caught by reference in a loop that never returns)
+/// cannot grow the runtime's heap past the policy's memory limit: the run traps with
+/// `out of memory for exception objects` at the limit, reported as a refusal at the limit,
+/// instead of eating the runtime's allowance.
+#[test]
+fn exceptions_kept_alive_stop_at_the_policys_memory_limit() {
+    let dir = temp_dir("exception-pile");
+    let wat = write(
+        &dir,
+        "pile.wat",
+        r#"(module
+          (tag $e (param i64 i64 i64 i64))
+          (func (export "_start")
+            (loop $l
+              (block $h (result exnref)
+                (try_table (catch_all_ref $h)
+                  (throw $e (i64.const 1) (i64.const 2) (i64.const 3) (i64.const 4)))
+                unreachable)
+              drop
+              (br $l))))"#,
+    );
+    let policy = write(&dir, "p.yaml", "version: 1\nlimits: {memory: 16MiB}\n");
+    let report = dir.join("r.json");
+    let o = run(bin().arg("-p").arg(&policy).arg("--report").arg(&report).arg(&wat));
+    assert_eq!(o.status.code(), Some(134), "{}", stderr(&o));
+    let report = report_json(&report);
+    assert_eq!(report["trap"]["kind"], "out of memory for exception objects", "{report}");
+    assert_eq!(report["memory_grow_refused"], true);
+    let peak = report["peak_memory_bytes"].as_u64().unwrap();
+    assert!(peak < 100 << 20, "the run's peak memory is {peak} bytes");
+}

@@ -21,9 +21,10 @@ use crate::state::{InstanceData, StoreInner};
 use crate::types::FuncType;
 use crate::types::ValType;
 use crate::values::Val;
+use crate::vm::memory::WASM_PAGE_SIZE;
 use crate::vm::traps;
 use crate::vm::unwind::{self, Frames};
-use crate::vm::vmctx::{TagIdentity, ValRaw, EXN_ESCAPED};
+use crate::vm::vmctx::{TagIdentity, ValRaw, EXN_ESCAPED, VALRAW_SIZE};
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 
@@ -48,6 +49,10 @@ impl TagData {
 #[derive(Default)]
 pub(crate) struct Exceptions {
     live: HashMap<usize, usize>,
+    /// Slots of every live object together (what they occupy: 16 bytes each).
+    live_slots: usize,
+    /// Whether an allocation was refused at the store's memory limit.
+    pub(crate) refused_at_limit: bool,
     /// Objects the host got a reference to: kept as long as the store.
     pinned: RefCell<HashSet<usize>>,
 }
@@ -59,7 +64,13 @@ impl Exceptions {
         slots[0] = ValRaw::from(tag);
         let ptr = Box::into_raw(slots) as *mut ValRaw;
         self.live.insert(ptr as usize, 1 + len);
+        self.live_slots += 1 + len;
         ptr
+    }
+
+    /// Bytes the live objects occupy.
+    pub(crate) fn bytes(&self) -> u64 {
+        self.live_slots as u64 * u64::from(VALRAW_SIZE)
     }
 
     /// Frees the exception object at `ptr` unless its reference escaped.
@@ -72,6 +83,7 @@ impl Exceptions {
             return;
         }
         let len = self.live.remove(&ptr).expect("checked");
+        self.live_slots -= len;
         // SAFETY: made by `alloc` with this length, removed from `live` so freed once.
         drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(ptr as *mut ValRaw, len)) });
     }
@@ -118,6 +130,7 @@ impl Exceptions {
             self.live.iter().filter(|(p, _)| !kept.contains(*p)).map(|(p, l)| (*p, *l)).collect();
         for (ptr, len) in dead {
             self.live.remove(&ptr);
+            self.live_slots -= len;
             // SAFETY: made by `alloc` with this length, unreachable (the caller's contract), and
             // removed from `live`, so freed once.
             drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(ptr as *mut ValRaw, len)) });
@@ -175,8 +188,23 @@ pub(crate) unsafe extern "C" fn builtin_exn_alloc(vmctx: *mut u8, tag: u32) -> u
     let store = unsafe { store(vmctx) };
     let data = &store.tags[index];
     let (identity, len) = (data.identity(), data.ty.params.len());
+    // Exception objects and linear memories share the store's memory limit: a guest catching
+    // by reference in a loop that never returns to the host keeps every object alive.
+    let need = (1 + len as u64) * u64::from(VALRAW_SIZE);
+    let memories: u64 = store.memories.iter().map(|m| u64::from(m.pages()) * WASM_PAGE_SIZE as u64).sum();
+    let limit = u64::from(store.memory_limit_pages) * WASM_PAGE_SIZE as u64;
+    if memories + store.exceptions.bytes() + need > limit {
+        store.exceptions.refused_at_limit = true;
+        // SAFETY: called by compiled code, so a `catch_traps` activation is on the stack; this
+        // frame owns nothing that needs dropping.
+        unsafe { traps::raise_host(Box::new(OutOfMemory)) }
+    }
     store.exceptions.alloc(identity, len) as u64
 }
+
+/// What a refused exception allocation unwinds to the host's entry with: the call ends with
+/// `TrapKind::ExceptionsOutOfMemory`.
+pub(crate) struct OutOfMemory;
 
 /// `ExnRelease`: the exception was caught by a clause that drops its reference.
 pub(crate) unsafe extern "C" fn builtin_exn_release(vmctx: *mut u8, exn: u64) {

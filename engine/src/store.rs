@@ -117,9 +117,10 @@ impl Store {
         &self.state().engine
     }
 
-    /// Caps the store's memories, all together, at `bytes` (rounded down to whole pages):
-    /// `memory.grow` that would pass it returns -1, and a module needing more fails to
-    /// instantiate.
+    /// Caps the store's memories, all together and with its live exception objects, at `bytes`
+    /// (rounded down to whole pages): `memory.grow` that would pass it returns -1, a module
+    /// needing more fails to instantiate, and a throw needing more ends the call with
+    /// [`crate::TrapKind::ExceptionsOutOfMemory`].
     pub fn set_memory_limit(&mut self, bytes: u64) {
         self.state_mut().memory_limit_pages = (bytes / 65536).min(u64::from(u32::MAX)) as u32;
     }
@@ -228,10 +229,12 @@ impl Store {
     }
 
     /// Whether any memory of the store had a `memory.grow` within its declared maximum
-    /// refused (by the limit of [`Store::set_memory_limit`], or the kernel): a run that then
-    /// fails ran out of memory, not into a bug of its own.
+    /// refused (by the limit of [`Store::set_memory_limit`], or the kernel), or an exception
+    /// object was refused at that limit: a run that then fails ran out of memory, not into a
+    /// bug of its own.
     pub fn memory_grow_refused(&self) -> bool {
-        self.state().memories.iter().any(|m| m.grow_refused_at_limit())
+        let state = self.state();
+        state.memories.iter().any(|m| m.grow_refused_at_limit()) || state.exceptions.refused_at_limit
     }
 
     /// A memory's type (with its current size as minimum).
@@ -429,7 +432,10 @@ impl Store {
                         tag: Some(uncaught.tag),
                         ..Trap::new(crate::TrapKind::UncaughtException)
                     }),
-                    Err(other) => std::panic::resume_unwind(other),
+                    Err(other) => match other.downcast::<crate::exceptions::OutOfMemory>() {
+                        Ok(_) => CallError::Trap(Trap::new(crate::TrapKind::ExceptionsOutOfMemory)),
+                        Err(other) => std::panic::resume_unwind(other),
+                    },
                 },
             },
         }

@@ -39,11 +39,15 @@ pub enum TrapKind {
     /// An exception no handler caught reached the host (a call from the host, or a host
     /// function's call into wasm): [`Trap::tag`] names its tag.
     UncaughtException,
+    /// A new exception object would pass the store's memory limit, which bounds exception
+    /// objects and linear memories together (not a trap of the specification: the
+    /// embedder's limit, like a refused `memory.grow`).
+    ExceptionsOutOfMemory,
 }
 
 impl TrapKind {
     /// Every trap kind, in byte order.
-    pub const ALL: [TrapKind; 13] = [
+    pub const ALL: [TrapKind; 14] = [
         TrapKind::Unreachable,
         TrapKind::IntegerDivideByZero,
         TrapKind::IntegerOverflow,
@@ -57,6 +61,7 @@ impl TrapKind {
         TrapKind::InstructionBudget,
         TrapKind::NullExceptionReference,
         TrapKind::UncaughtException,
+        TrapKind::ExceptionsOutOfMemory,
     ];
 
     /// The compact byte form stored in trap tables.
@@ -103,6 +108,7 @@ impl TrapKind {
             TrapKind::InstructionBudget => "instruction budget exhausted",
             TrapKind::NullExceptionReference => "null exception reference",
             TrapKind::UncaughtException => "uncaught exception",
+            TrapKind::ExceptionsOutOfMemory => "out of memory for exception objects",
         }
     }
 }

@@ -449,3 +449,36 @@ fn exceptions_kept_by_reference_live_as_long_as_something_holds_them() {
     call(&mut store, i, "rethrow_loop", &[Val::I32(10)]).unwrap();
     assert_eq!(call(&mut store, i, "rethrow_unwrapped", &[]).unwrap(), [Val::I32(11)]);
 }
+
+/// Exception objects kept alive by a call that never returns to the host (caught by
+/// reference in a loop) count against the store's memory limit with its linear memories:
+/// past it the call ends with `ExceptionsOutOfMemory` (and the store says the limit refused
+/// memory) instead of the host's heap growing without bound; once the call is over, they
+/// are freed and the next call works.
+#[test]
+fn exceptions_kept_in_a_loop_stop_at_the_memory_limit() {
+    let _serial = serial();
+    let engine = engine(BoundsStrategy::GuardPages);
+    let module = Module::new(
+        &engine,
+        br#"(module
+          (memory 1)
+          (tag $e (param i64 i64 i64 i64))
+          (func (export "pile") (param $n i32)
+            (loop $l
+              (block $h (result exnref)
+                (try_table (catch_all_ref $h)
+                  (throw $e (i64.const 1) (i64.const 2) (i64.const 3) (i64.const 4)))
+                unreachable)
+              drop
+              (br_if $l (local.tee $n (i32.sub (local.get $n) (i32.const 1)))))))"#,
+    )
+    .unwrap();
+    let mut store = Store::new(&engine);
+    store.set_memory_limit(2 << 20); // the memory's 64 KiB and about 25,000 objects of 80 bytes
+    let i = store.instantiate(&module, &[]).unwrap();
+    assert_eq!(trap_kind(call(&mut store, i, "pile", &[Val::I32(1_000_000)])), TrapKind::ExceptionsOutOfMemory);
+    assert!(store.memory_grow_refused(), "the limit's refusal is reported like a refused memory.grow");
+    // The objects were freed when the call returned: well under the limit again.
+    call(&mut store, i, "pile", &[Val::I32(20_000)]).unwrap();
+}
