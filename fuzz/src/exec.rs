@@ -101,9 +101,10 @@ impl From<TrapKind> for TrapClass {
             TrapKind::UninitializedElement => TrapClass::IndirectNull,
             TrapKind::UndefinedElement | TrapKind::TableOutOfBounds => TrapClass::TableOutOfBounds,
             TrapKind::StackOverflow => TrapClass::StackOverflow,
-            TrapKind::InstructionBudget | TrapKind::NullExceptionReference | TrapKind::UncaughtException => {
-                TrapClass::Other
-            }
+            TrapKind::InstructionBudget
+            | TrapKind::NullExceptionReference
+            | TrapKind::UncaughtException
+            | TrapKind::ExceptionsOutOfMemory => TrapClass::Other,
         }
     }
 }
