@@ -690,3 +690,21 @@ fn exceptions_kept_alive_stop_at_the_policys_memory_limit() {
     let peak = report["peak_memory_bytes"].as_u64().unwrap();
     assert!(peak < 100 << 20, "the run's peak memory is {peak} bytes");
 }
+
+/// A module declaring a table larger than the engine allows, with a constant element segment
+/// at its far end, is refused in one line (exit 125) — neither the table nor the lazy table's
+/// image is allocated first (an image used to be built at load, before the size was checked,
+/// and the run died at the memory limit).
+#[test]
+fn a_huge_table_is_an_error_not_an_allocation() {
+    let dir = temp_dir("huge-table");
+    let wat = write(
+        &dir,
+        "t.wat",
+        "(module (table 4000000000 funcref) (func) (elem (i32.const 3999999999) func 0) (func (export \"_start\")))",
+    );
+    let o = run(bin().arg(&wat));
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    assert!(stderr(&o).contains("larger than the limit"), "{}", stderr(&o));
+    assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+}

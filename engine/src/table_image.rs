@@ -13,11 +13,13 @@
 //! a null written later is never taken for an element not yet read.
 //!
 //! A module whose active segments do anything else (a `global.get` offset, a segment into
-//! an imported table or an externref table, one that does not fit the table's minimum size)
+//! an imported table or an externref table, one that does not fit the table's minimum size,
+//! one into a table larger than the store allows)
 //! has no images: instantiation applies every segment in order, as the specification says.
 
 use crate::module_info::{ConstExpr, ModuleInfo, SegmentMode};
 use crate::state::StoreInner;
+use crate::store::MAX_TABLE_ELEMENTS;
 use crate::types::{FuncIndex, ValType};
 use std::sync::Arc;
 
@@ -41,7 +43,9 @@ impl TableImages {
             let t = (*index as usize).checked_sub(defined)?;
             let ty = info.tables.get(*index as usize)?;
             let null_init = info.table_inits.get(t)?.as_ref().is_none_or(|e| *e == ConstExpr::RefNull);
-            if ty.element != ValType::FuncRef || !null_init {
+            // A table past the store's limit is refused at instantiation: its image (built
+            // here, at load) must not be allocated first.
+            if ty.element != ValType::FuncRef || !null_init || ty.limits.min > MAX_TABLE_ELEMENTS {
                 return None;
             }
             let start = match *offset {
@@ -147,6 +151,8 @@ mod tests {
             // A segment past the table's minimum size (instantiation must fail).
             r#"(module (table 2 funcref) (func) (elem (i32.const 1) func 0 0))"#,
             (r#"(module (table 2 funcref) (func) (elem (i32.const -1) func 0))"#),
+            // A table larger than the store allows (instantiation refuses it; no image first).
+            r#"(module (table 4000000000 funcref) (func) (elem (i32.const 3999999999) func 0))"#,
             // An externref table.
             r#"(module (table 2 externref) (elem (table 0) (i32.const 0) externref (ref.null extern)))"#,
         ] {

@@ -558,7 +558,12 @@ fn a_64_bit_table_checks_every_index_in_64_bits() {
 #[test]
 fn a_table_past_the_limit_is_refused_not_allocated() {
     let engine = engine(BoundsStrategy::GuardPages);
-    for wat in ["(module (table 4000000000 funcref))", "(module (table i64 4000000000 funcref))"] {
+    for wat in [
+        "(module (table 4000000000 funcref))",
+        "(module (table i64 4000000000 funcref))",
+        // With a constant segment: no table image is built at load either.
+        "(module (table 4000000000 funcref) (func) (elem (i32.const 3999999999) func 0))",
+    ] {
         let module = Module::new(&engine, wat.as_bytes()).unwrap();
         let mut store = Store::new(&engine);
         let err = store.instantiate(&module, &[]).expect_err("refused");
