@@ -708,3 +708,31 @@ fn a_huge_table_is_an_error_not_an_allocation() {
     assert!(stderr(&o).contains("larger than the limit"), "{}", stderr(&o));
     assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
 }
+
+/// Tables filled on first use, through the binary and the code cache: a slot a constant
+/// segment wrote calls its function, an empty one traps as `uninitialized element`, the same
+/// when compiled and when loaded from the cache.
+#[test]
+fn a_lazily_filled_table_calls_and_traps_compiled_and_cached() {
+    let dir = temp_dir("lazy-table");
+    let cache = dir.join("cache.sqlite");
+    let wat = write(
+        &dir,
+        "t.wat",
+        r#"(module
+          (type $r (func (result i32)))
+          (table 8 funcref)
+          (func $a (result i32) (i32.const 41))
+          (func $b (result i32) (i32.const 42))
+          (elem (i32.const 3) func $a $b)
+          (func (export "at") (param i32) (result i32) (call_indirect (type $r) (local.get 0))))"#,
+    );
+    let invoke = |slot: &str| run(bin().arg("--cache").arg(&cache).args(["--invoke", "at"]).arg(&wat).arg(slot));
+    for _ in 0..2 {
+        let o = invoke("4");
+        assert_eq!((o.status.code(), stdout(&o).trim()), (Some(0), "42"), "{}", stderr(&o));
+        let o = invoke("2");
+        assert_eq!(o.status.code(), Some(134), "{}", stderr(&o));
+        assert!(stderr(&o).contains("uninitialized element"), "{}", stderr(&o));
+    }
+}
