@@ -621,7 +621,7 @@ mod tests {
 
     /// A description touching every part of the encoding.
     fn sample_info() -> ModuleInfo {
-        let t = FuncType::new(vec![ValType::I32, ValType::F64], vec![ValType::ExternRef]);
+        let t = FuncType::new(vec![ValType::I32, ValType::F64], vec![ValType::EXTERNREF]);
         ModuleInfo {
             types: vec![t, FuncType::default()],
             imports: vec![
@@ -635,7 +635,7 @@ mod tests {
             ],
             functions: vec![TypeIndex(1), TypeIndex(0), TypeIndex(1)],
             tables: vec![TableType {
-                element: ValType::FuncRef,
+                element: ValType::FUNCREF,
                 limits: Limits { min: 2, max: Some(9) },
                 table64: false,
             }],
@@ -667,10 +667,10 @@ mod tests {
             elements: vec![
                 ElemSegment {
                     mode: SegmentMode::Active { index: 0, offset: ConstExpr::GlobalGet(GlobalIndex(0)) },
-                    ty: ValType::FuncRef,
+                    ty: ValType::FUNCREF,
                     items: vec![ConstExpr::RefFunc(FuncIndex(0)), ConstExpr::RefNull],
                 },
-                ElemSegment { mode: SegmentMode::Declared, ty: ValType::FuncRef, items: vec![] },
+                ElemSegment { mode: SegmentMode::Declared, ty: ValType::FUNCREF, items: vec![] },
             ],
             data: vec![
                 DataSegment { mode: SegmentMode::Passive, bytes: b"passive".to_vec() },

@@ -157,6 +157,18 @@ impl Engine {
         id
     }
 
+    /// The canonical ids of a module's function types (`types`, in its type index order):
+    /// each type is canonicalized with the ids of the types before it ([`FuncType::canonical`]),
+    /// so two modules' types get one id exactly when they are the same type.
+    pub fn canonical_type_ids(&self, types: &[FuncType]) -> Box<[u32]> {
+        let mut ids = Vec::with_capacity(types.len());
+        for ty in types {
+            let id = self.signature_id(&ty.canonical(&ids));
+            ids.push(id);
+        }
+        ids.into_boxed_slice()
+    }
+
     /// The signature with canonical id `id`.
     pub fn signature(&self, id: u32) -> FuncType {
         let sigs = self.inner.signatures.lock().unwrap_or_else(|e| e.into_inner());

@@ -19,7 +19,6 @@
 
 use crate::state::{InstanceData, StoreInner};
 use crate::types::FuncType;
-use crate::types::ValType;
 use crate::values::Val;
 use crate::vm::memory::WASM_PAGE_SIZE;
 use crate::vm::traps;
@@ -260,14 +259,13 @@ impl StoreInner {
         if self.exceptions.is_empty() {
             return;
         }
-        let globals = self.globals.iter().filter(|g| g.ty.ty == ValType::ExnRef).map(|g| g.value.bits as usize);
-        let tables =
-            self.tables.iter().filter(|t| t.ty.element == ValType::ExnRef).flat_map(|t| t.elements.iter().copied());
+        let globals = self.globals.iter().filter(|g| g.ty.ty.is_exn_ref()).map(|g| g.value.bits as usize);
+        let tables = self.tables.iter().filter(|t| t.ty.element.is_exn_ref()).flat_map(|t| t.elements.iter().copied());
         let tags = &self.tags;
         let exnref_slots = |identity: TagIdentity| -> Vec<usize> {
             let tag = tags.iter().find(|t| t.identity() == identity);
             tag.map_or(Vec::new(), |t| {
-                t.ty.params.iter().enumerate().filter(|(_, p)| **p == ValType::ExnRef).map(|(i, _)| i).collect()
+                t.ty.params.iter().enumerate().filter(|(_, p)| p.is_exn_ref()).map(|(i, _)| i).collect()
             })
         };
         // SAFETY: called with no wasm frame live (the outermost call returned); the roots are

@@ -38,7 +38,7 @@ pub const FEATURES: &[Feature] = &[
     feature("tail-call", WasmFeatures::TAIL_CALL, true),
     feature("exceptions", WasmFeatures::EXCEPTIONS, true),
     feature("legacy-exceptions", WasmFeatures::LEGACY_EXCEPTIONS, true),
-    Feature { needed_by: &["gc"], ..feature("function-references", WasmFeatures::FUNCTION_REFERENCES, false) },
+    Feature { needed_by: &["gc"], ..feature("function-references", WasmFeatures::FUNCTION_REFERENCES, true) },
     feature("multi-memory", WasmFeatures::MULTI_MEMORY, true),
     feature("memory64", WasmFeatures::MEMORY64, true),
     feature("threads", WasmFeatures::THREADS, false),
@@ -163,6 +163,11 @@ mod tests {
         assert_eq!(names("(module (func $f (return_call $f)))"), ["tail-call"]);
         assert_eq!(names("(module (memory i64 1))"), ["memory64"]);
         assert_eq!(names("(module (global i32 (i32.add (i32.const 1) (i32.const 2))))"), ["extended-const"]);
+        // Typed function references build on reference types.
+        assert_eq!(
+            names("(module (type $t (func)) (func (param (ref $t)) (call_ref $t (local.get 0))))"),
+            ["reference-types", "function-references"]
+        );
         // Exception handling builds on reference types (`exnref`).
         assert_eq!(names("(module (tag $e) (func (throw $e)))"), ["reference-types", "exceptions"]);
         // `throw` is the standard encoding's, `try` the legacy one's.
@@ -192,7 +197,7 @@ mod tests {
     }
 
     #[test]
-    fn the_engine_implements_webassembly_2_and_seven_of_3() {
+    fn the_engine_implements_webassembly_2_and_all_of_3_but_gc() {
         assert!(WasmFeatures::WASM2.contains(WasmFeatures::SIMD));
         let expected = WasmFeatures::WASM2
             | WasmFeatures::EXTENDED_CONST
@@ -201,7 +206,8 @@ mod tests {
             | WasmFeatures::MULTI_MEMORY
             | WasmFeatures::MEMORY64
             | WasmFeatures::EXCEPTIONS
-            | WasmFeatures::LEGACY_EXCEPTIONS;
+            | WasmFeatures::LEGACY_EXCEPTIONS
+            | WasmFeatures::FUNCTION_REFERENCES;
         assert_eq!(implemented(), expected);
     }
 }

@@ -97,7 +97,8 @@ pub(crate) unsafe extern "C" fn host_dispatch(
         let mut caller = Caller { store: host.store, instance };
         (host.func)(&mut caller, args, results)?;
         for (slot, (r, t)) in values.iter_mut().zip(results.iter().zip(host.ty.results.iter())) {
-            if r.ty() != *t {
+            // SAFETY: the store outlives the call.
+            if !unsafe { (*host.store).val_matches(r, *t) } {
                 return Err(HostError::from(format!("host function returned {} where {} was expected", r.ty(), t)));
             }
             // SAFETY: the store outlives the call.

@@ -85,8 +85,7 @@ impl StoreInner {
         self.registry.register(&m);
 
         let id = self.id;
-        let engine = self.engine.clone();
-        let type_ids: Box<[u32]> = info.types.iter().map(|t| engine.signature_id(t)).collect();
+        let type_ids = m.type_ids.clone();
 
         // Memories, tables and globals: imported ones are shared, defined ones are created.
         let mut memories = Vec::new();
@@ -110,7 +109,7 @@ impl StoreInner {
                 .iter()
                 .find(|(_, e)| *e == EntityIndex::Tag(TagIndex(x as u32)))
                 .map_or_else(|| format!("{x}"), |(n, _)| format!("'{n}'"));
-            self.tags.push(Box::new(TagData { ty: info.types[ty.index()].clone(), name }));
+            self.tags.push(Box::new(TagData { ty: self.engine.signature(m.type_ids[ty.index()]), name }));
             tags.push(self.tags.len() as u32 - 1);
         }
         for ty in &info.memories[info.num_imported_memories as usize..] {
@@ -153,12 +152,10 @@ impl StoreInner {
 
         // Globals (initialisers may read earlier globals and take function references).
         data.globals = globals;
-        for (d, (ty, init)) in
-            info.globals[info.num_imported_globals as usize..].iter().zip(&info.global_inits).enumerate()
-        {
-            let _ = d;
+        for (ty, init) in info.globals[info.num_imported_globals as usize..].iter().zip(&info.global_inits) {
             let bits = eval_const(self, &data, init);
-            self.globals.push(Box::new(GlobalData { ty: *ty, value: VMGlobal { bits } }));
+            let ty = GlobalType { ty: ty.ty.canonical(&m.type_ids), ..*ty };
+            self.globals.push(Box::new(GlobalData { ty, value: VMGlobal { bits } }));
             data.globals.push(self.globals.len() as u32 - 1);
         }
         // Tables: filled on first use from the module's images if it has them (see
@@ -170,9 +167,10 @@ impl StoreInner {
             if ty.limits.min > MAX_TABLE_ELEMENTS {
                 return Err(InstantiateError::TableTooLarge { min: ty.limits.min, limit: MAX_TABLE_ELEMENTS });
             }
+            let ty = TableType { element: ty.element.canonical(&m.type_ids), ..*ty };
             let table = match m.table_images.as_ref().and_then(|i| i.table(d)) {
-                Some(image) => TableData::lazy(*ty, LazyElements { image: image.clone(), owner: index }),
-                None => TableData::new(*ty, init.as_ref().map_or(0, |e| eval_const(self, &data, e) as usize)),
+                Some(image) => TableData::lazy(ty, LazyElements { image: image.clone(), owner: index }),
+                None => TableData::new(ty, init.as_ref().map_or(0, |e| eval_const(self, &data, e) as usize)),
             };
             self.tables.push(Box::new(table));
             data.tables.push(self.tables.len() as u32 - 1);
@@ -267,27 +265,40 @@ impl StoreInner {
         Ok((instance, start))
     }
 
+    /// Checks each import against what the module declares, in the engine's canonical types:
+    /// a function of the same signature (every function type is final), a tag of the same
+    /// type, a table of the same element type with fitting limits, a memory with fitting
+    /// limits, and a global of the same type if mutable, of a subtype if not.
     fn check_imports(&self, module: &Module, imports: &[Extern]) -> Result<(), InstantiateError> {
-        let info = module.info();
+        let m = module.inner();
+        let info = &m.info;
         for (import, e) in info.imports.iter().zip(imports) {
             let found = self.extern_type(*e);
+            let signature = |t: TypeIndex| self.engine.signature(m.type_ids[t.index()]);
             let expected = match &import.kind {
-                ImportKind::Func(t) => ExternType::Func(info.types[t.index()].clone()),
-                ImportKind::Table(t) => ExternType::Table(*t),
+                ImportKind::Func(t) => ExternType::Func(signature(*t)),
+                ImportKind::Table(t) => {
+                    ExternType::Table(TableType { element: t.element.canonical(&m.type_ids), ..*t })
+                }
                 ImportKind::Memory(m) => ExternType::Memory(*m),
-                ImportKind::Global(g) => ExternType::Global(*g),
-                ImportKind::Tag(t) => ExternType::Tag(info.types[t.index()].clone()),
+                ImportKind::Global(g) => ExternType::Global(GlobalType { ty: g.ty.canonical(&m.type_ids), ..*g }),
+                ImportKind::Tag(t) => ExternType::Tag(signature(*t)),
             };
-            let ok = match (&expected, &found) {
-                (ExternType::Func(a), ExternType::Func(b)) => a == b,
-                (ExternType::Table(a), ExternType::Table(b)) => {
+            let ok = match (&expected, &found, e) {
+                (ExternType::Func(_), ExternType::Func(_), Extern::Func(f)) => {
+                    let ImportKind::Func(t) = import.kind else { unreachable!("a function import") };
+                    self.func_type_id(*f) == Some(m.type_ids[t.index()])
+                }
+                (ExternType::Table(a), ExternType::Table(b), _) => {
                     a.element == b.element && a.table64 == b.table64 && b.limits.matches(&a.limits)
                 }
-                (ExternType::Memory(a), ExternType::Memory(b)) => {
+                (ExternType::Memory(a), ExternType::Memory(b), _) => {
                     a.memory64 == b.memory64 && b.limits.matches(&a.limits)
                 }
-                (ExternType::Global(a), ExternType::Global(b)) => a == b,
-                (ExternType::Tag(a), ExternType::Tag(b)) => a == b,
+                (ExternType::Global(a), ExternType::Global(b), _) => {
+                    a.mutable == b.mutable && if a.mutable { a.ty == b.ty } else { b.ty.matches(a.ty) }
+                }
+                (ExternType::Tag(a), ExternType::Tag(b), _) => a == b,
                 _ => false,
             };
             if !ok {

@@ -92,6 +92,8 @@ pub(crate) struct ModuleInner {
     /// The memory host functions see ([`crate::Caller::memory`]): the one exported as
     /// `memory` (WASI's convention), else memory 0.
     pub(crate) host_memory: u32,
+    /// The canonical signature id of each of the module's types (engine-wide).
+    pub(crate) type_ids: Box<[u32]>,
 }
 
 impl Module {
@@ -307,6 +309,7 @@ impl Module {
                 image: memory_image,
                 table_images: TableImages::build(&info),
                 active_data: info.data.iter().map(|d| matches!(d.mode, SegmentMode::Active { .. })).collect(),
+                type_ids: engine.canonical_type_ids(&info.types),
                 host_memory: match info.export("memory") {
                     Some(EntityIndex::Memory(m)) => m.0,
                     _ => 0,

@@ -443,7 +443,7 @@ pub fn parse(wasm: &[u8]) -> Result<ModuleInfo, LoadError> {
                     };
                     let (ty, items) = match element.items {
                         wasmparser::ElementItems::Functions(funcs) => (
-                            ValType::FuncRef,
+                            ValType::FUNCREF,
                             funcs
                                 .into_iter()
                                 .map(|f| f.map(|f| ConstExpr::RefFunc(FuncIndex(f))))
@@ -451,7 +451,7 @@ pub fn parse(wasm: &[u8]) -> Result<ModuleInfo, LoadError> {
                         ),
                         wasmparser::ElementItems::Expressions(ty, exprs) => {
                             let items = exprs.into_iter().map(|e| const_expr(&e?)).collect::<Result<Vec<_>, _>>()?;
-                            (ref_type(ty)?, items)
+                            (ValType::Ref(ref_type(ty)?), items)
                         }
                     };
                     info.elements.push(ElemSegment { mode, ty, items });
@@ -503,27 +503,34 @@ fn unsupported(what: &str) -> LoadError {
     LoadError::Unsupported { message: format!("{what} is not supported"), offset: 0 }
 }
 
-fn val_type(ty: wasmparser::ValType) -> Result<ValType, LoadError> {
+/// The engine's value type for a wasm value type (a concrete heap type stays module-relative).
+///
+/// # Errors
+/// A type of a feature the engine does not implement (GC's, or shared ones).
+pub(crate) fn val_type(ty: wasmparser::ValType) -> Result<ValType, LoadError> {
     Ok(match ty {
         wasmparser::ValType::I32 => ValType::I32,
         wasmparser::ValType::I64 => ValType::I64,
         wasmparser::ValType::F32 => ValType::F32,
         wasmparser::ValType::F64 => ValType::F64,
-        wasmparser::ValType::Ref(r) => ref_type(r)?,
+        wasmparser::ValType::Ref(r) => ValType::Ref(ref_type(r)?),
         wasmparser::ValType::V128 => ValType::V128,
     })
 }
 
-fn ref_type(ty: wasmparser::RefType) -> Result<ValType, LoadError> {
-    if ty == wasmparser::RefType::FUNCREF {
-        Ok(ValType::FuncRef)
-    } else if ty == wasmparser::RefType::EXTERNREF {
-        Ok(ValType::ExternRef)
-    } else if ty == wasmparser::RefType::EXNREF {
-        Ok(ValType::ExnRef)
-    } else {
-        Err(unsupported("this reference type"))
-    }
+fn ref_type(ty: wasmparser::RefType) -> Result<RefType, LoadError> {
+    use wasmparser::{AbstractHeapType as A, HeapType as H};
+    let heap = match ty.heap_type() {
+        H::Abstract { shared: false, ty: A::Func } => HeapType::Func,
+        H::Abstract { shared: false, ty: A::NoFunc } => HeapType::NoFunc,
+        H::Abstract { shared: false, ty: A::Extern } => HeapType::Extern,
+        H::Abstract { shared: false, ty: A::NoExtern } => HeapType::NoExtern,
+        H::Abstract { shared: false, ty: A::Exn } => HeapType::Exn,
+        H::Abstract { shared: false, ty: A::NoExn } => HeapType::NoExn,
+        H::Concrete(wasmparser::UnpackedIndex::Module(t)) => HeapType::Type(TypeIndex(t)),
+        _ => return Err(unsupported("this reference type")),
+    };
+    Ok(RefType { nullable: ty.is_nullable(), heap })
 }
 
 fn table_type(t: wasmparser::TableType) -> Result<TableType, LoadError> {
@@ -534,7 +541,7 @@ fn table_type(t: wasmparser::TableType) -> Result<TableType, LoadError> {
     // engine takes what fits a u32 (beyond any table it can make).
     let size = |n: u64| u32::try_from(n).map_err(|_| unsupported("tables declaring more than 2^32 elements"));
     let limits = Limits { min: size(t.initial)?, max: t.maximum.map(size).transpose()? };
-    Ok(TableType { element: ref_type(t.element_type)?, limits, table64: t.table64 })
+    Ok(TableType { element: ValType::Ref(ref_type(t.element_type)?), limits, table64: t.table64 })
 }
 
 fn memory_type(m: wasmparser::MemoryType) -> Result<MemoryType, LoadError> {

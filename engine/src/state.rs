@@ -258,6 +258,42 @@ impl StoreInner {
         }
     }
 
+    /// The canonical signature id of a function of this store (`None` for one of another
+    /// store).
+    pub(crate) fn func_type_id(&self, func: Func) -> Option<u32> {
+        if func.store != self.id {
+            return None;
+        }
+        Some(match func.kind {
+            FuncKind::Host(i) => self.engine.signature_id(&self.host_funcs[i as usize].ty),
+            // SAFETY: function references handed out by this store stay valid as long as it.
+            FuncKind::Ref(p) => unsafe { p.as_ref() }.type_id,
+        })
+    }
+
+    /// Whether `v` is a value of type `ty` (canonical): a reference must be of the store, of a
+    /// matching type, and null only where the type allows it.
+    pub(crate) fn val_matches(&self, v: &Val, ty: ValType) -> bool {
+        let ValType::Ref(r) = ty else { return v.ty() == ty };
+        let (null, top) = match v {
+            Val::FuncRef(f) => (f.is_none(), HeapType::Func),
+            Val::ExternRef(e) => (e.is_none(), HeapType::Extern),
+            Val::ExnRef(e) => (e.is_none(), HeapType::Exn),
+            _ => return false,
+        };
+        if r.heap.top() != top {
+            return false;
+        }
+        if null {
+            return r.nullable;
+        }
+        match (v, r.heap) {
+            (_, heap) if heap == top => true,
+            (Val::FuncRef(Some(f)), HeapType::Sig(id)) => self.func_type_id(*f) == Some(id),
+            _ => false,
+        }
+    }
+
     /// The type of an extern.
     pub(crate) fn extern_type(&self, e: Extern) -> ExternType {
         match e {

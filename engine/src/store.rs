@@ -171,6 +171,9 @@ impl Store {
         if ty.limits.min > MAX_TABLE_ELEMENTS {
             return Err(CallError::BadValue("a table larger than MAX_TABLE_ELEMENTS"));
         }
+        if !self.state().val_matches(&init, ty.element) {
+            return Err(CallError::BadValue("table initial value of the wrong type"));
+        }
         let raw = self.to_raw(init)? as usize;
         let inner = self.state_mut();
         inner.tables.push(Box::new(TableData::new(ty, raw)));
@@ -179,7 +182,7 @@ impl Store {
 
     /// Creates a global.
     pub fn new_global(&mut self, ty: GlobalType, value: Val) -> Result<Global, CallError> {
-        if value.ty() != ty.ty {
+        if !self.state().val_matches(&value, ty.ty) {
             return Err(CallError::BadValue("global value of the wrong type"));
         }
         let bits = self.to_raw(value)?;
@@ -316,7 +319,8 @@ impl Store {
     /// Calls `func` with `args`; returns its results.
     pub fn call(&mut self, func: Func, args: &[Val]) -> Result<Vec<Val>, CallError> {
         let ty = self.func_type(func);
-        if args.len() != ty.params.len() || args.iter().zip(ty.params.iter()).any(|(a, t)| a.ty() != *t) {
+        let state = self.state();
+        if args.len() != ty.params.len() || args.iter().zip(ty.params.iter()).any(|(a, t)| !state.val_matches(a, *t)) {
             let list = |v: Vec<String>| format!("({})", v.join(", "));
             return Err(CallError::Signature {
                 expected: list(ty.params.iter().map(|t| t.to_string()).collect()),

@@ -45,7 +45,7 @@ impl TableImages {
             let null_init = info.table_inits.get(t)?.as_ref().is_none_or(|e| *e == ConstExpr::RefNull);
             // A table past the store's limit is refused at instantiation: its image (built
             // here, at load) must not be allocated first.
-            if ty.element != ValType::FuncRef || !null_init || ty.limits.min > MAX_TABLE_ELEMENTS {
+            if ty.element != ValType::FUNCREF || !null_init || ty.limits.min > MAX_TABLE_ELEMENTS {
                 return None;
             }
             let start = match *offset {

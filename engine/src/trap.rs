@@ -43,11 +43,15 @@ pub enum TrapKind {
     /// objects and linear memories together (not a trap of the specification: the
     /// embedder's limit, like a refused `memory.grow`).
     ExceptionsOutOfMemory,
+    /// `call_ref` or `return_call_ref` of a null function reference.
+    NullFunctionReference,
+    /// `ref.as_non_null` of null.
+    NullReference,
 }
 
 impl TrapKind {
     /// Every trap kind, in byte order.
-    pub const ALL: [TrapKind; 14] = [
+    pub const ALL: [TrapKind; 16] = [
         TrapKind::Unreachable,
         TrapKind::IntegerDivideByZero,
         TrapKind::IntegerOverflow,
@@ -62,6 +66,8 @@ impl TrapKind {
         TrapKind::NullExceptionReference,
         TrapKind::UncaughtException,
         TrapKind::ExceptionsOutOfMemory,
+        TrapKind::NullFunctionReference,
+        TrapKind::NullReference,
     ];
 
     /// The compact byte form stored in trap tables.
@@ -109,6 +115,8 @@ impl TrapKind {
             TrapKind::NullExceptionReference => "null exception reference",
             TrapKind::UncaughtException => "uncaught exception",
             TrapKind::ExceptionsOutOfMemory => "out of memory for exception objects",
+            TrapKind::NullFunctionReference => "null function reference",
+            TrapKind::NullReference => "null reference",
         }
     }
 }

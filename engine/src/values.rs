@@ -1,6 +1,6 @@
 //! Values crossing the host boundary, and handles to store objects.
 
-use crate::types::ValType;
+use crate::types::{HeapType, ValType};
 use crate::vm::vmctx::{VMFuncRef, ValRaw};
 use std::num::NonZeroUsize;
 use std::ptr::NonNull;
@@ -98,13 +98,14 @@ impl Val {
             Val::F32(_) => ValType::F32,
             Val::F64(_) => ValType::F64,
             Val::V128(_) => ValType::V128,
-            Val::FuncRef(_) => ValType::FuncRef,
-            Val::ExternRef(_) => ValType::ExternRef,
-            Val::ExnRef(_) => ValType::ExnRef,
+            Val::FuncRef(_) => ValType::FUNCREF,
+            Val::ExternRef(_) => ValType::EXTERNREF,
+            Val::ExnRef(_) => ValType::EXNREF,
         }
     }
 
-    /// The zero (or null) value of a type.
+    /// The zero (or null) value of a type (null even for a non-nullable reference type: a
+    /// placeholder to overwrite, as for a host function's results).
     pub fn default_for(ty: ValType) -> Val {
         match ty {
             ValType::I32 => Val::I32(0),
@@ -112,9 +113,11 @@ impl Val {
             ValType::F32 => Val::F32(0),
             ValType::F64 => Val::F64(0),
             ValType::V128 => Val::V128(0),
-            ValType::FuncRef => Val::FuncRef(None),
-            ValType::ExternRef => Val::ExternRef(None),
-            ValType::ExnRef => Val::ExnRef(None),
+            ValType::Ref(r) => match r.heap.top() {
+                HeapType::Extern => Val::ExternRef(None),
+                HeapType::Exn => Val::ExnRef(None),
+                _ => Val::FuncRef(None),
+            },
         }
     }
 
@@ -126,11 +129,13 @@ impl Val {
             ValType::F32 => Val::F32(raw as u32),
             ValType::F64 => Val::F64(raw as u64),
             ValType::V128 => Val::V128(raw),
-            ValType::FuncRef => Val::FuncRef(
-                NonNull::new(raw as usize as *mut VMFuncRef).map(|p| Func { store, kind: FuncKind::Ref(p) }),
-            ),
-            ValType::ExternRef => Val::ExternRef(NonZeroUsize::new(raw as usize).map(ExternRef)),
-            ValType::ExnRef => Val::ExnRef(NonZeroUsize::new(raw as usize).map(ExnRef)),
+            ValType::Ref(r) => match r.heap.top() {
+                HeapType::Extern => Val::ExternRef(NonZeroUsize::new(raw as usize).map(ExternRef)),
+                HeapType::Exn => Val::ExnRef(NonZeroUsize::new(raw as usize).map(ExnRef)),
+                _ => Val::FuncRef(
+                    NonNull::new(raw as usize as *mut VMFuncRef).map(|p| Func { store, kind: FuncKind::Ref(p) }),
+                ),
+            },
         }
     }
 }

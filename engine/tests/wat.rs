@@ -569,6 +569,6 @@ fn a_table_past_the_limit_is_refused_not_allocated() {
         let err = store.instantiate(&module, &[]).expect_err("refused");
         assert!(matches!(err, InstantiateError::TableTooLarge { min: 4_000_000_000, .. }), "{err}");
     }
-    let ty = TableType { element: ValType::FuncRef, limits: Limits { min: 4_000_000_000, max: None }, table64: false };
+    let ty = TableType { element: ValType::FUNCREF, limits: Limits { min: 4_000_000_000, max: None }, table64: false };
     assert!(Store::new(&engine).new_table(ty, Val::FuncRef(None)).is_err());
 }

@@ -85,6 +85,8 @@ pub enum TrapClass {
     IndirectSignature,
     /// Call stack exhausted: limits differ between engines, so a trace stops comparing here.
     StackOverflow,
+    /// `call_ref` of null, or `ref.as_non_null` of null (typed function references).
+    NullReference,
     /// Anything else.
     Other,
 }
@@ -101,6 +103,7 @@ impl From<TrapKind> for TrapClass {
             TrapKind::UninitializedElement => TrapClass::IndirectNull,
             TrapKind::UndefinedElement | TrapKind::TableOutOfBounds => TrapClass::TableOutOfBounds,
             TrapKind::StackOverflow => TrapClass::StackOverflow,
+            TrapKind::NullFunctionReference | TrapKind::NullReference => TrapClass::NullReference,
             TrapKind::InstructionBudget
             | TrapKind::NullExceptionReference
             | TrapKind::UncaughtException
@@ -321,8 +324,8 @@ fn arg(v: &Value, t: engine::ValType) -> Val {
         (Value::F32(x), _) => Val::F32(x),
         (Value::F64(x), _) => Val::F64(x),
         (Value::V128(x), _) => Val::V128(x),
-        (Value::Ref(_), engine::ValType::ExternRef) => Val::ExternRef(None),
-        (Value::Ref(_), engine::ValType::ExnRef) => Val::ExnRef(None),
+        (Value::Ref(_), engine::ValType::EXTERNREF) => Val::ExternRef(None),
+        (Value::Ref(_), engine::ValType::EXNREF) => Val::ExnRef(None),
         (Value::Ref(_), _) => Val::FuncRef(None),
     }
 }

@@ -31,17 +31,39 @@ fn put_str(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(s.as_bytes());
 }
 
-fn val_type_byte(t: ValType) -> u8 {
-    match t {
+/// A value type: one byte, except a reference type other than `funcref`, `externref` and
+/// `exnref` (which have their own bytes, and only those: one spelling per type): byte 8, the
+/// nullable flag, the heap type's byte and, for a module type, its index.
+fn put_val_type(out: &mut Vec<u8>, t: ValType) {
+    let byte = match t {
         ValType::I32 => 0,
         ValType::I64 => 1,
         ValType::F32 => 2,
         ValType::F64 => 3,
-        ValType::FuncRef => 4,
-        ValType::ExternRef => 5,
-        ValType::ExnRef => 6,
+        ValType::FUNCREF => 4,
+        ValType::EXTERNREF => 5,
+        ValType::EXNREF => 6,
         ValType::V128 => 7,
-    }
+        ValType::Ref(r) => {
+            out.extend_from_slice(&[8, r.nullable as u8]);
+            let (heap, index) = match r.heap {
+                HeapType::Func => (0, None),
+                HeapType::NoFunc => (1, None),
+                HeapType::Extern => (2, None),
+                HeapType::NoExtern => (3, None),
+                HeapType::Exn => (4, None),
+                HeapType::NoExn => (5, None),
+                HeapType::Type(t) => (6, Some(t.0)),
+                HeapType::Sig(_) => unreachable!("a module's description holds its own types"),
+            };
+            out.push(heap);
+            if let Some(index) = index {
+                put_u32(out, index);
+            }
+            return;
+        }
+    };
+    out.push(byte);
 }
 
 fn put_limits(out: &mut Vec<u8>, l: Limits) {
@@ -56,13 +78,13 @@ fn put_memory(out: &mut Vec<u8>, m: MemoryType) {
 }
 
 fn put_table(out: &mut Vec<u8>, t: TableType) {
-    out.push(val_type_byte(t.element));
+    put_val_type(out, t.element);
     put_limits(out, t.limits);
     out.push(t.table64 as u8);
 }
 
 fn put_global(out: &mut Vec<u8>, g: GlobalType) {
-    out.push(val_type_byte(g.ty));
+    put_val_type(out, g.ty);
     out.push(g.mutable as u8);
 }
 
@@ -139,7 +161,7 @@ pub(super) fn write(out: &mut Vec<u8>, info: &ModuleInfo) {
     for t in &info.types {
         for list in [&t.params, &t.results] {
             put_len(out, list.len());
-            out.extend(list.iter().map(|t| val_type_byte(*t)));
+            list.iter().for_each(|t| put_val_type(out, *t));
         }
     }
     put_len(out, info.imports.len());
@@ -208,7 +230,7 @@ pub(super) fn write(out: &mut Vec<u8>, info: &ModuleInfo) {
     put_len(out, info.elements.len());
     for seg in &info.elements {
         put_mode(out, &seg.mode);
-        out.push(val_type_byte(seg.ty));
+        put_val_type(out, seg.ty);
         put_len(out, seg.items.len());
         seg.items.iter().for_each(|e| put_const(out, e));
     }
@@ -242,10 +264,28 @@ impl Reader<'_> {
             1 => ValType::I64,
             2 => ValType::F32,
             3 => ValType::F64,
-            4 => ValType::FuncRef,
-            5 => ValType::ExternRef,
-            6 => ValType::ExnRef,
+            4 => ValType::FUNCREF,
+            5 => ValType::EXTERNREF,
+            6 => ValType::EXNREF,
             7 => ValType::V128,
+            8 => {
+                let nullable = self.flag()?;
+                let heap = match self.u8()? {
+                    0 => HeapType::Func,
+                    1 => HeapType::NoFunc,
+                    2 => HeapType::Extern,
+                    3 => HeapType::NoExtern,
+                    4 => HeapType::Exn,
+                    5 => HeapType::NoExn,
+                    6 => HeapType::Type(TypeIndex(self.u32()?)),
+                    _ => return Err(corrupt("heap type")),
+                };
+                let t = ValType::Ref(RefType { nullable, heap });
+                if matches!(t, ValType::FUNCREF | ValType::EXTERNREF | ValType::EXNREF) {
+                    return Err(corrupt("value type spelt long"));
+                }
+                t
+            }
             _ => return Err(corrupt("value type")),
         })
     }
@@ -465,6 +505,19 @@ fn check(info: &ModuleInfo) -> Result<(), ArtifactError> {
     }
     if info.functions.iter().chain(&info.tags).any(|t| t.index() >= info.types.len()) {
         return Err(corrupt("function or tag type index"));
+    }
+    // A type refers to earlier types only (no recursion groups); anything else to any.
+    let refers_within = |t: ValType, bound: usize| match t {
+        ValType::Ref(RefType { heap: HeapType::Type(i), .. }) => i.index() < bound,
+        _ => true,
+    };
+    let types_ok = info.types.iter().enumerate().all(|(i, ty)| ty.types().all(|t| refers_within(t, i)));
+    let n = info.types.len();
+    let others_ok = info.tables.iter().all(|t| t.element.is_ref() && refers_within(t.element, n))
+        && info.globals.iter().all(|g| refers_within(g.ty, n))
+        && info.elements.iter().all(|s| s.ty.is_ref() && refers_within(s.ty, n));
+    if !types_ok || !others_ok {
+        return Err(corrupt("type index in a value type"));
     }
     if info.global_inits.len() != info.globals.len() - info.num_imported_globals as usize
         || info.table_inits.len() != info.tables.len() - info.num_imported_tables as usize

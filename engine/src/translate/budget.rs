@@ -52,8 +52,8 @@ use wasmparser::Operator;
 /// Whether the instructions counted so far must be charged before `op`'s code: it ends a
 /// straight-line run (a branch, or a jump into a merge block), it calls (the callee counts on
 /// from the register), or it is `unreachable`. Other operators that may trap are exact through
-/// their trap sites' pending counts instead (see the module's documentation). `br_if` charges
-/// on its taken edge only (`code.rs`), and some `end`s not at all ([`charges_before_in`]).
+/// their trap sites' pending counts instead (see the module's documentation). `br_if`, `br_on_null`
+/// and `br_on_non_null` charge on their taken edge only (`code.rs`), and some `end`s not at all ([`charges_before_in`]).
 pub fn charges_before(op: &Operator) -> bool {
     use Operator as O;
     matches!(
@@ -70,6 +70,8 @@ pub fn charges_before(op: &Operator) -> bool {
             | O::CallIndirect { .. }
             | O::ReturnCall { .. }
             | O::ReturnCallIndirect { .. }
+            | O::CallRef { .. }
+            | O::ReturnCallRef { .. }
             | O::Throw { .. }
             | O::ThrowRef
             | O::Rethrow { .. }

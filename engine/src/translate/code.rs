@@ -7,6 +7,7 @@
 use super::env::{heap, ir_type, trusted, FuncEnv};
 use super::heap::{memory_addr, trap_on_status};
 use super::state::{ControlFrame, TranslationState};
+use crate::module_info::val_type;
 use crate::trap::TrapKind;
 use crate::types::*;
 use crate::vm::vmctx::Builtin;
@@ -20,33 +21,10 @@ use wasmparser::{BlockType, MemArg, MemArgTarget, Operator};
 pub fn zero(builder: &mut FunctionBuilder, ty: ValType) -> Value {
     match ty {
         ValType::I32 => builder.ins().iconst(types::I32, 0),
-        ValType::I64 | ValType::FuncRef | ValType::ExternRef | ValType::ExnRef => builder.ins().iconst(types::I64, 0),
+        ValType::I64 | ValType::Ref(_) => builder.ins().iconst(types::I64, 0),
         ValType::F32 => builder.ins().f32const(0.0),
         ValType::F64 => builder.ins().f64const(0.0),
         ValType::V128 => super::simd::v128_const(builder, 0),
-    }
-}
-
-/// The engine's value type for a validated wasm value type.
-pub fn val_type(t: wasmparser::ValType) -> ValType {
-    match t {
-        wasmparser::ValType::I32 => ValType::I32,
-        wasmparser::ValType::I64 => ValType::I64,
-        wasmparser::ValType::F32 => ValType::F32,
-        wasmparser::ValType::F64 => ValType::F64,
-        wasmparser::ValType::V128 => ValType::V128,
-        wasmparser::ValType::Ref(r) => ref_type(r),
-    }
-}
-
-/// The engine's type for a (validated) reference type.
-pub fn ref_type(r: wasmparser::RefType) -> ValType {
-    if r.is_func_ref() {
-        ValType::FuncRef
-    } else if r.heap_type() == wasmparser::RefType::EXN.heap_type() {
-        ValType::ExnRef
-    } else {
-        ValType::ExternRef
     }
 }
 
@@ -74,6 +52,44 @@ fn indirect_callee(
     (func_ref, call_args)
 }
 
+/// `call_ref`'s callee: pops the function reference (trapping on null) and the arguments of
+/// type `ty`.
+fn ref_callee(
+    builder: &mut FunctionBuilder,
+    env: &mut FuncEnv,
+    state: &mut TranslationState,
+    ty: TypeIndex,
+) -> (Value, Vec<Value>) {
+    let n = env.module.types[ty.index()].params.len();
+    let func_ref = state.pop1();
+    let call_args = state.peekn(n).to_vec();
+    state.popn(n);
+    builder.ins().trapz(func_ref, TrapKind::NullFunctionReference.to_trap_code());
+    (func_ref, call_args)
+}
+
+/// A conditional branch to the frame `relative_depth` out, taken when `cond` (an integer) is
+/// not zero, passing the top of the stack as the frame's branch arguments.
+fn branch_if(builder: &mut FunctionBuilder, state: &mut TranslationState, relative_depth: u32, cond: Value) {
+    let frame = state.frame_mut(relative_depth);
+    frame.mark_branched_to();
+    let (dest, arity) = (frame.br_destination(), frame.br_arity());
+    let values = state.peekn(arity).to_vec();
+    let fallthrough = builder.create_block();
+    if state.pending > 0 {
+        // Counting: the taken edge charges the run so far (the branch included); the
+        // fallthrough, reached only from here, goes on counting it.
+        let taken = builder.create_block();
+        builder.ins().brif(cond, taken, &[], fallthrough, &[]);
+        builder.switch_to_block(taken);
+        super::budget::charge(builder, state.pending);
+        jump(builder, dest, &values);
+    } else {
+        builder.ins().brif(cond, dest, &args(&values), fallthrough, &[]);
+    }
+    builder.switch_to_block(fallthrough);
+}
+
 /// `v` as an i64: an i32 address, index or length of a 32-bit memory or table zero-extended
 /// (it is unsigned), an i64 one of a 64-bit memory or table as it is.
 fn widen(builder: &mut FunctionBuilder, v: Value) -> Value {
@@ -96,7 +112,8 @@ pub fn memory_of(memarg: &MemArg) -> MemoryIndex {
 pub fn block_signature(env: &FuncEnv, ty: BlockType) -> (Vec<ValType>, Vec<ValType>) {
     match ty {
         BlockType::Empty => (vec![], vec![]),
-        BlockType::Type(t) => (vec![], vec![val_type(t)]),
+        // Validated: a type the loader accepted (a block type is one of the module's).
+        BlockType::Type(t) => (vec![], vec![val_type(t).unwrap_or(ValType::I64)]),
         BlockType::FuncType(i) => {
             let f = &env.module.types[i as usize];
             (f.params.to_vec(), f.results.to_vec())
@@ -331,23 +348,24 @@ pub fn translate_operator(
         }
         O::BrIf { relative_depth } => {
             let cond = state.pop1();
-            let frame = state.frame_mut(relative_depth);
-            frame.mark_branched_to();
-            let (dest, arity) = (frame.br_destination(), frame.br_arity());
-            let values = state.peekn(arity).to_vec();
-            let fallthrough = builder.create_block();
-            if state.pending > 0 {
-                // Counting: the taken edge charges the run so far (the `br_if` included); the
-                // fallthrough, reached only from here, goes on counting it.
-                let taken = builder.create_block();
-                builder.ins().brif(cond, taken, &[], fallthrough, &[]);
-                builder.switch_to_block(taken);
-                super::budget::charge(builder, state.pending);
-                jump(builder, dest, &values);
-            } else {
-                builder.ins().brif(cond, dest, &args(&values), fallthrough, &[]);
-            }
-            builder.switch_to_block(fallthrough);
+            branch_if(builder, state, relative_depth, cond);
+        }
+        // Typed function references: a null reference branches (and is dropped), a non-null
+        // one goes on; or the other way round, the reference passed along with the branch.
+        O::BrOnNull { relative_depth } => {
+            let r = state.pop1();
+            let is_null = builder.ins().icmp_imm_u(IntCC::Equal, r, 0);
+            branch_if(builder, state, relative_depth, is_null);
+            state.stack.push(r);
+        }
+        O::BrOnNonNull { relative_depth } => {
+            let r = *state.stack.last().expect("validated");
+            branch_if(builder, state, relative_depth, r);
+            state.pop1();
+        }
+        O::RefAsNonNull => {
+            let r = *state.stack.last().expect("validated");
+            builder.ins().trapz(r, TrapKind::NullReference.to_trap_code());
         }
         O::BrTable { ref targets } => {
             let index = state.pop1();
@@ -415,6 +433,21 @@ pub fn translate_operator(
         O::ReturnCallIndirect { type_index, table_index } => {
             let ty = TypeIndex(type_index);
             let (func_ref, call_args) = indirect_callee(builder, env, state, ty, TableIndex(table_index));
+            env.return_call_ref(builder, ty, func_ref, &call_args);
+            state.reachable = false;
+        }
+        // A typed reference's function is of its type (validated, and kept so at every link
+        // and host boundary): only null is checked.
+        O::CallRef { type_index } => {
+            let ty = TypeIndex(type_index);
+            let (func_ref, call_args) = ref_callee(builder, env, state, ty);
+            let handler = state.handlers.for_call();
+            let results = env.call_ref(builder, ty, func_ref, &call_args, handler);
+            state.stack.extend(results);
+        }
+        O::ReturnCallRef { type_index } => {
+            let ty = TypeIndex(type_index);
+            let (func_ref, call_args) = ref_callee(builder, env, state, ty);
             env.return_call_ref(builder, ty, func_ref, &call_args);
             state.reachable = false;
         }

@@ -25,7 +25,7 @@ pub fn ir_type(ty: ValType) -> ir::Type {
         ValType::F32 => types::F32,
         ValType::F64 => types::F64,
         ValType::V128 => types::I8X16,
-        ValType::FuncRef | ValType::ExternRef | ValType::ExnRef => types::I64,
+        ValType::Ref(_) => types::I64,
     }
 }
 
@@ -254,7 +254,7 @@ impl<'m> FuncEnv<'m> {
     pub fn table_element(&mut self, builder: &mut FunctionBuilder, t: TableIndex, base: Value, index: Value) -> Value {
         let addr = self.table_elem_addr(builder, base, index);
         let element = builder.ins().load(types::I64, trusted(), addr, 0);
-        if self.module.tables[t.index()].element != ValType::FuncRef {
+        if self.module.tables[t.index()].element != ValType::FUNCREF {
             return element;
         }
         self.unless_zero(builder, element, |env, builder| {
@@ -269,7 +269,7 @@ impl<'m> FuncEnv<'m> {
     /// image is filled first (the `FillTable` builtin), so that the write is not undone by a
     /// later first read.
     pub fn before_table_write(&mut self, builder: &mut FunctionBuilder, t: TableIndex) {
-        if self.module.tables[t.index()].element != ValType::FuncRef {
+        if self.module.tables[t.index()].element != ValType::FUNCREF {
             return;
         }
         let def = self.load_slot(builder, self.offsets.table(t));

@@ -88,7 +88,11 @@ pub fn translate_function(
     let mut reader = body.get_locals_reader().map_err(decode)?;
     for _ in 0..reader.get_count() {
         let (count, t) = reader.read().map_err(decode)?;
-        let t = code::val_type(t);
+        let t = crate::module_info::val_type(t).map_err(|e| TranslateError::Unsupported {
+            func: func.0,
+            operator: e.to_string(),
+            offset: 0,
+        })?;
         let zero = code::zero(&mut builder, t);
         for _ in 0..count {
             let var = builder.declare_var(ir_type(t));
