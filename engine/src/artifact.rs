@@ -27,7 +27,7 @@ use crate::vm::memory::WASM_PAGE_SIZE;
 
 const MAGIC: &[u8; 8] = b"SBRNART\0";
 /// Bumped whenever the artifact's meaning changes.
-pub const FORMAT_VERSION: u32 = 10;
+pub const FORMAT_VERSION: u32 = 11;
 
 /// How a relocation is patched.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -622,8 +622,13 @@ mod tests {
     /// A description touching every part of the encoding.
     fn sample_info() -> ModuleInfo {
         let t = FuncType::new(vec![ValType::I32, ValType::F64], vec![ValType::EXTERNREF]);
+        let exn = ValType::Ref(RefType { nullable: false, heap: HeapType::Exn });
+        let typed = FuncType::new(
+            vec![ValType::Ref(RefType { nullable: false, heap: HeapType::Type(TypeIndex(1)) })],
+            vec![exn],
+        );
         ModuleInfo {
-            types: vec![t, FuncType::default()],
+            types: vec![t, FuncType::default(), typed],
             imports: vec![
                 Import { module: "env".into(), name: "f".into(), kind: ImportKind::Func(TypeIndex(1)) },
                 Import {
@@ -635,7 +640,8 @@ mod tests {
             ],
             functions: vec![TypeIndex(1), TypeIndex(0), TypeIndex(1)],
             tables: vec![TableType {
-                element: ValType::FUNCREF,
+                // A typed reference: the long encoding.
+                element: ValType::Ref(RefType { nullable: true, heap: HeapType::Type(TypeIndex(1)) }),
                 limits: Limits { min: 2, max: Some(9) },
                 table64: false,
             }],
@@ -802,7 +808,14 @@ mod tests {
             change(&mut a);
             assert!(Artifact::from_bytes(&a.to_bytes()).is_err(), "{what}");
         };
-        check(&|a| a.info.functions[2] = TypeIndex(2), "function type out of range");
+        check(&|a| a.info.functions[2] = TypeIndex(3), "function type out of range");
+        let to = |t: u32| ValType::Ref(RefType { nullable: true, heap: HeapType::Type(TypeIndex(t)) });
+        check(&|a| a.info.types[2].params[0] = to(2), "a type referring to itself");
+        check(&|a| a.info.types[1].results = vec![to(2)].into(), "a type referring to a later one");
+        check(&|a| a.info.tables[0].element = to(3), "table element type out of range");
+        check(&|a| a.info.globals[1].ty = to(3), "global type out of range");
+        check(&|a| a.info.elements[1].ty = to(3), "segment type out of range");
+        check(&|a| a.info.tables[0].element = ValType::I32, "table of numbers");
         check(&|a| a.info.functions[0] = TypeIndex(0), "import type differs");
         check(&|a| a.info.num_imported_globals = 0, "import count");
         check(&|a| a.info.global_inits[0] = ConstExpr::GlobalGet(GlobalIndex(1)), "global reads itself");
