@@ -27,11 +27,14 @@
 //! matters: a negative i32 is a large unsigned index, not an access below the base.
 //!
 //! 3. **A 64-bit memory** (memory64): `index` is an unsigned 64-bit operand and `offset` a
-//!    64-bit immediate, so no reservation can hold every address: always an explicit check,
-//!    whatever the strategy. `end = index + offset + size` is computed with overflow traps
-//!    (an access whose end passes 2^64 is out of bounds of any memory), then compared with
-//!    `current_length` as in case 2. The native address is `base + index + offset`, in bounds
-//!    once the check passed.
+//!    64-bit immediate. A 64-bit memory grows to 4 GiB at most, like any memory here, so under
+//!    guard pages it has the same reservation, and the same reasoning holds once `index` is
+//!    known to be below 2^32: one comparison with a constant (`index > u32::MAX` traps) then,
+//!    if `offset + size <= GUARD_SIZE`, no further check — the access lies in the reservation.
+//!    Otherwise (explicit bounds, or a larger offset) an explicit check: `end = index +
+//!    offset + size` is computed with overflow traps (an access whose end passes 2^64 is out
+//!    of bounds of any memory), then compared with `current_length` as in case 2. The native
+//!    address is `base + index + offset`, in bounds once the check passed.
 
 use super::env::FuncEnv;
 use crate::trap::TrapKind;
@@ -84,6 +87,14 @@ fn memory64_addr(
     size: u32,
 ) -> Value {
     let code = TrapKind::MemoryOutOfBounds.to_trap_code();
+    let in_guard = offset.checked_add(u64::from(size)).is_some_and(|end| end <= GUARD_SIZE);
+    if env.bounds == BoundsStrategy::GuardPages && in_guard {
+        let high = builder.ins().icmp_imm_u(IntCC::UnsignedGreaterThan, index, i64::from(u32::MAX));
+        builder.ins().trapnz(high, code);
+        let base = env.memory_base(builder, memory);
+        let addr = builder.ins().iadd(base, index);
+        return if offset == 0 { addr } else { builder.ins().iadd_imm_s(addr, offset as i64) };
+    }
     let offset_value = builder.ins().iconst(types::I64, offset as i64);
     let at = builder.ins().uadd_overflow_trap(index, offset_value, code);
     let size = builder.ins().iconst(types::I64, i64::from(size));
