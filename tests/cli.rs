@@ -532,6 +532,42 @@ fn a_deep_tail_recursion_runs_in_constant_stack() {
     assert!(stderr(&o).contains("call stack exhausted"), "{}", stderr(&o));
 }
 
+/// Typed function references through the binary: `call_ref` calls a function passed by
+/// reference, and traps on null with its own message (exit 134); `inspect` names the feature,
+/// a policy without it refuses the module, and a module using GC's types is refused naming GC.
+#[test]
+fn typed_function_references_run_and_trap_through_the_binary() {
+    let dir = temp_dir("typed-refs");
+    let wat = write(
+        &dir,
+        "refs.wat",
+        r#"(module
+          (type $f (func (param i32) (result i32)))
+          (func $double (type $f) (i32.mul (local.get 0) (i32.const 2)))
+          (elem declare func $double)
+          (func $apply (param (ref null $f)) (param i32) (result i32) (call_ref $f (local.get 1) (local.get 0)))
+          (func (export "twice") (param i32) (result i32) (call $apply (ref.func $double) (local.get 0)))
+          (func (export "null") (param i32) (result i32) (call $apply (ref.null $f) (local.get 0))))"#,
+    );
+    let o = run(bin().args(["--invoke", "twice"]).arg(&wat).arg("21"));
+    assert_eq!((o.status.code(), stdout(&o).trim()), (Some(0), "42"), "{}", stderr(&o));
+    let o = run(bin().args(["--invoke", "null"]).arg(&wat).arg("21"));
+    assert_eq!(o.status.code(), Some(134), "{}", stderr(&o));
+    assert!(stderr(&o).contains("null function reference"), "{}", stderr(&o));
+    let o = run(bin().arg("inspect").arg(&wat));
+    // (A declarative element segment is bulk memory's.)
+    assert!(stdout(&o).starts_with("features: reference-types, bulk-memory, function-references\n"), "{}", stdout(&o));
+    let p = write(&dir, "p.yaml", "version: 1\nfeatures: [reference-types]\n");
+    let o = run(bin().arg("-p").arg(&p).args(["--invoke", "twice"]).arg(&wat).arg("21"));
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    assert!(stderr(&o).contains("function references"), "{}", stderr(&o));
+    let gc = write(&dir, "gc.wat", "(module (func (result anyref) (ref.null any)))");
+    let o = run(bin().arg("inspect").arg(&gc));
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    assert!(stderr(&o).contains("gc"), "{}", stderr(&o));
+    assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+}
+
 /// A policy's `features` restrict what modules may use: a module using another is refused
 /// with the feature's name and its offset (even when the code cache holds it compiled under
 /// every feature); an unknown or unimplemented name is a one-line error, exit 125.
