@@ -3,9 +3,9 @@
 //! Validation accepts exactly the features the engine implements ([`supported_features`]:
 //! WebAssembly 2.0 — MVP, mutable globals, sign extension, non-trapping float-to-int,
 //! multi-value, bulk memory, reference types, SIMD — and of 3.0 extended constant expressions,
-//! tail calls, relaxed SIMD, multiple and 64-bit memories and exception handling, with its
-//! legacy encoding). Anything else is rejected by the validator with the feature and the byte
-//! offset.
+//! tail calls, relaxed SIMD, multiple and 64-bit memories, exception handling with its legacy
+//! encoding, and typed function references: all of 3.0 but GC). Anything else is rejected by
+//! the validator with the feature and the byte offset.
 
 use crate::types::*;
 use std::collections::HashMap;
@@ -53,9 +53,8 @@ impl From<wasmparser::BinaryReaderError> for LoadError {
     }
 }
 
-/// The features the engine implements ([`crate::features::FEATURES`]): WebAssembly 2.0, and of
-/// 3.0 extended constant expressions, tail calls, relaxed SIMD, multiple and 64-bit memories and
-/// exception handling.
+/// The features the engine implements ([`crate::features::FEATURES`]): WebAssembly 2.0, and all
+/// of 3.0 but GC.
 pub fn supported_features() -> WasmFeatures {
     crate::features::implemented()
 }
