@@ -37,6 +37,36 @@ fn a_loop_of_k_iterations_counts_6k_plus_3() {
     }
 }
 
+/// Typed references: `loop` (1); per iteration `local.get, ref.func, call_ref` (3), the
+/// callee's `local.get, i32.const, i32.sub, end` (4), `local.set` (1), then `ref.null,
+/// ref.func, local.get, select, br_on_null` (5), taken back to the loop while the counter is
+/// not zero; after the last, `drop`, the loop's `end`, `local.get` and the function's `end`
+/// (4): 13k + 5 for k iterations.
+const TYPED_LOOP: &str = r#"
+(module
+  (type $f (func (param i32) (result i32)))
+  (func $dec (type $f) (i32.sub (local.get 0) (i32.const 1)))
+  (elem declare func $dec)
+  (func (export "run") (param i32) (result i32)
+    (loop $l
+      (local.set 0 (call_ref $f (local.get 0) (ref.func $dec)))
+      (br_on_null $l (select (result (ref null $f)) (ref.null $f) (ref.func $dec) (local.get 0)))
+      (drop))
+    (local.get 0)))
+"#;
+
+#[test]
+fn typed_reference_branches_and_calls_count_exactly() {
+    for bounds in BOTH {
+        let engine = counting(bounds);
+        for k in [1u64, 2, 1000] {
+            let (mut store, i) = instantiate(&engine, TYPED_LOOP);
+            assert_eq!(call(&mut store, i, "run", &[Val::I32(k as i32)]).unwrap(), [Val::I32(0)]);
+            assert_eq!(store.instructions_used(), Some(13 * k + 5), "{bounds:?} k={k}");
+        }
+    }
+}
+
 #[test]
 fn the_budget_traps_at_the_first_check_past_it_with_the_exact_count() {
     let engine = counting(BoundsStrategy::GuardPages);
@@ -102,6 +132,10 @@ const TRAPS: &str = r#"
   (func (export "trunc") (drop (i32.trunc_f32_s (f32.const nan))))
   ;; i32.const, call_indirect: 2 (null entry)
   (func (export "indirect") (call_indirect (type $v) (i32.const 0)))
+  ;; ref.null, call_ref: 2 (null); ref.null, ref.as_non_null: 2
+  (type $r (func))
+  (func (export "call_null") (call_ref $r (ref.null $r)))
+  (func (export "as_non_null") (drop (ref.as_non_null (ref.null $r))))
   ;; loop (1); per iteration local.get, i32.const, i32.add, local.set, local.get, i32.load,
   ;; drop, br (8); the 16th load (at 64 KiB) is out of bounds, 6 instructions into its
   ;; iteration: 1 + 15 * 8 + 6, the trap in the middle of a straight-line run
@@ -131,6 +165,8 @@ fn the_count_at_any_trap_includes_the_trapping_instruction() {
         ("div", TrapKind::IntegerDivideByZero, 3),
         ("trunc", TrapKind::InvalidConversionToInteger, 2),
         ("indirect", TrapKind::UninitializedElement, 2),
+        ("call_null", TrapKind::NullFunctionReference, 2),
+        ("as_non_null", TrapKind::NullReference, 2),
         ("after_loads", TrapKind::Unreachable, 4 + 10 * 3 + 1),
         ("walk", TrapKind::MemoryOutOfBounds, 1 + 15 * 8 + 6),
     ];
