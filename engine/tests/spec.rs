@@ -639,12 +639,9 @@ fn spec_wasm_v2_counting_instructions() {
 /// each result must be one the tests allow.
 #[test]
 fn spec_relaxed_simd() {
-    run_suite(proposal(Proposal::RelaxedSimd), bounds(BoundsStrategy::GuardPages));
-    run_suite(proposal(Proposal::RelaxedSimd), bounds(BoundsStrategy::Explicit));
-    run_suite(
-        proposal(Proposal::RelaxedSimd),
-        Config { count_instructions: true, ..bounds(BoundsStrategy::GuardPages) },
-    );
+    for config in three_runs() {
+        run_suite(proposal(Proposal::RelaxedSimd), config);
+    }
 }
 
 /// The extended constant expressions of WebAssembly 3.0 (`data/proposals/extended-const`),
@@ -659,21 +656,18 @@ fn spec_extended_const() {
 /// `throw_ref`, `try_table`), both bounds strategies, and with instruction counting.
 #[test]
 fn spec_exceptions() {
-    run_suite(proposal(Proposal::ExceptionHandling), bounds(BoundsStrategy::GuardPages));
-    run_suite(proposal(Proposal::ExceptionHandling), bounds(BoundsStrategy::Explicit));
-    run_suite(
-        proposal(Proposal::ExceptionHandling),
-        Config { count_instructions: true, ..bounds(BoundsStrategy::GuardPages) },
-    );
+    for config in three_runs() {
+        run_suite(proposal(Proposal::ExceptionHandling), config);
+    }
 }
 
 /// Tail calls of WebAssembly 3.0 (`data/proposals/tail-call`: `return_call`,
 /// `return_call_indirect`), both bounds strategies, and with instruction counting.
 #[test]
 fn spec_tail_call() {
-    run_suite(proposal(Proposal::TailCall), bounds(BoundsStrategy::GuardPages));
-    run_suite(proposal(Proposal::TailCall), bounds(BoundsStrategy::Explicit));
-    run_suite(proposal(Proposal::TailCall), Config { count_instructions: true, ..bounds(BoundsStrategy::GuardPages) });
+    for config in three_runs() {
+        run_suite(proposal(Proposal::TailCall), config);
+    }
 }
 
 /// Multiple memories of WebAssembly 3.0 (`data/proposals/multi-memory`, and
@@ -685,9 +679,9 @@ fn spec_multi_memory() {
         let simd = proposal(Proposal::Simd).filter(|f| f.name().contains("memory-multi"));
         proposal(Proposal::MultiMemory).chain(simd)
     };
-    run_suite(files(), bounds(BoundsStrategy::GuardPages));
-    run_suite(files(), bounds(BoundsStrategy::Explicit));
-    run_suite(files(), Config { count_instructions: true, ..bounds(BoundsStrategy::GuardPages) });
+    for config in three_runs() {
+        run_suite(files(), config);
+    }
 }
 
 /// 64-bit memories of WebAssembly 3.0 (`data/proposals/memory64`; its files assert that a
@@ -697,11 +691,7 @@ fn spec_multi_memory() {
 fn spec_memory64() {
     let features = implemented_without("multi-memory");
     let files = || proposal(Proposal::Memory64);
-    for config in [
-        bounds(BoundsStrategy::GuardPages),
-        bounds(BoundsStrategy::Explicit),
-        Config { count_instructions: true, ..bounds(BoundsStrategy::GuardPages) },
-    ] {
+    for config in three_runs() {
         run_suite(files(), Config { features: features.clone(), ..config });
     }
 }
@@ -720,11 +710,7 @@ fn implemented_without(name: &str) -> engine::features::Features {
 /// memory index byte other than zero is malformed.
 #[test]
 fn spec_function_references() {
-    for config in [
-        bounds(BoundsStrategy::GuardPages),
-        bounds(BoundsStrategy::Explicit),
-        Config { count_instructions: true, ..bounds(BoundsStrategy::GuardPages) },
-    ] {
+    for config in three_runs() {
         run_suite(
             proposal(Proposal::FunctionReferences),
             Config { features: implemented_without("multi-memory"), ..config },
@@ -756,13 +742,19 @@ const V3_NOT_YET: NotYet = &[
 /// counting; the files of [`V3_NOT_YET`] fail on what is not implemented, every other passes.
 #[test]
 fn spec_wasm_v3() {
-    for config in [
+    for config in three_runs() {
+        run_suite_expecting(spec(SpecVersion::V3), config, V3_NOT_YET);
+    }
+}
+
+/// The three runs of a suite: guard pages, explicit bounds, and guard pages with instruction
+/// counting.
+fn three_runs() -> [Config; 3] {
+    [
         bounds(BoundsStrategy::GuardPages),
         bounds(BoundsStrategy::Explicit),
         Config { count_instructions: true, ..bounds(BoundsStrategy::GuardPages) },
-    ] {
-        run_suite_expecting(spec(SpecVersion::V3), config, V3_NOT_YET);
-    }
+    ]
 }
 
 fn bounds(bounds: BoundsStrategy) -> Config {

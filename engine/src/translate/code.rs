@@ -38,10 +38,8 @@ fn indirect_callee(
     ty: TypeIndex,
     table: TableIndex,
 ) -> (Value, Vec<Value>) {
-    let n = env.module.types[ty.index()].params.len();
     let index = state.pop1();
-    let call_args = state.peekn(n).to_vec();
-    state.popn(n);
+    let call_args = pop_args(env, state, ty);
     let (base, index) = env.checked_table_index(builder, table, index, TrapKind::UndefinedElement);
     let func_ref = env.table_element(builder, table, base, index);
     builder.ins().trapz(func_ref, TrapKind::UninitializedElement.to_trap_code());
@@ -60,12 +58,19 @@ fn ref_callee(
     state: &mut TranslationState,
     ty: TypeIndex,
 ) -> (Value, Vec<Value>) {
-    let n = env.module.types[ty.index()].params.len();
     let func_ref = state.pop1();
-    let call_args = state.peekn(n).to_vec();
-    state.popn(n);
+    let call_args = pop_args(env, state, ty);
     builder.ins().trapz(func_ref, TrapKind::NullFunctionReference.to_trap_code());
     (func_ref, call_args)
+}
+
+/// Pops the arguments of a call through a reference of type `ty` (the operand naming the
+/// callee, above them, already popped).
+fn pop_args(env: &FuncEnv, state: &mut TranslationState, ty: TypeIndex) -> Vec<Value> {
+    let n = env.module.types[ty.index()].params.len();
+    let call_args = state.peekn(n).to_vec();
+    state.popn(n);
+    call_args
 }
 
 /// A conditional branch to the frame `relative_depth` out, taken when `cond` (an integer) is
