@@ -695,10 +695,12 @@ fn a_simd_c_program_gives_the_scalar_results() {
     assert!(stdout(&o).starts_with("features: simd\n"), "{}", stdout(&o));
 }
 
-/// A guest that keeps exceptions alive (caught by reference in a loop that never returns)
-/// cannot grow the runtime's heap past the policy's memory limit: the run traps with
-/// `out of memory for exception objects` at the limit, reported as a refusal at the limit,
-/// instead of eating the runtime's allowance.
+/// A guest that keeps exceptions alive (a chain, each holding the one before, in a loop that
+/// never returns) cannot grow the runtime's heap past the policy's memory limit: the run traps
+/// with `out of memory for exception objects` at the limit, reported as a refusal at the
+/// limit, instead of eating the runtime's allowance. One that drops them (caught by
+/// reference, or passing through C++-style cleanups) throws two million in the same policy:
+/// the dead ones are collected during the run.
 #[test]
 fn exceptions_kept_alive_stop_at_the_policys_memory_limit() {
     let dir = temp_dir("exception-pile");
@@ -706,25 +708,49 @@ fn exceptions_kept_alive_stop_at_the_policys_memory_limit() {
         &dir,
         "pile.wat",
         r#"(module
-          (tag $e (param i64 i64 i64 i64))
-          (func (export "_start")
+          (tag $e (param exnref i64 i64 i64))
+          (func (export "_start") (local $head exnref)
             (loop $l
               (block $h (result exnref)
                 (try_table (catch_all_ref $h)
-                  (throw $e (i64.const 1) (i64.const 2) (i64.const 3) (i64.const 4)))
+                  (throw $e (local.get $head) (i64.const 2) (i64.const 3) (i64.const 4)))
                 unreachable)
-              drop
+              (local.set $head)
               (br $l))))"#,
     );
     let policy = write(&dir, "p.yaml", "version: 1\nlimits: {memory: 16MiB}\n");
-    let report = dir.join("r.json");
-    let o = run(bin().arg("-p").arg(&policy).arg("--report").arg(&report).arg(&wat));
+    let report_file = dir.join("r.json");
+    let o = run(bin().arg("-p").arg(&policy).arg("--report").arg(&report_file).arg(&wat));
     assert_eq!(o.status.code(), Some(134), "{}", stderr(&o));
-    let report = report_json(&report);
+    let report = report_json(&report_file);
     assert_eq!(report["trap"]["kind"], "out of memory for exception objects", "{report}");
     assert_eq!(report["memory_grow_refused"], true);
     let peak = report["peak_memory_bytes"].as_u64().unwrap();
     assert!(peak < 100 << 20, "the run's peak memory is {peak} bytes");
+
+    let dropped = write(
+        &dir,
+        "dropped.wat",
+        r#"(module
+          (tag $e (param i64 i64 i64 i64))
+          (func $cleanup
+            (block $h (result exnref)
+              (try_table (catch_all_ref $h) (throw $e (i64.const 1) (i64.const 2) (i64.const 3) (i64.const 4)))
+              (return))
+            (throw_ref))
+          (func (export "_start") (local $n i32)
+            (local.set $n (i32.const 2000000))
+            (loop $l
+              (block $c (result i64 i64 i64 i64)
+                (try_table (catch $e $c) (call $cleanup))
+                unreachable)
+              drop drop drop drop
+              (br_if $l (local.tee $n (i32.sub (local.get $n) (i32.const 1)))))))"#,
+    );
+    let o = run(bin().arg("-p").arg(&policy).arg("--report").arg(&report_file).arg(&dropped));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let peak = report_json(&report_file)["peak_memory_bytes"].as_u64().unwrap();
+    assert!(peak < 64 << 20, "the run's peak memory is {peak} bytes");
 }
 
 /// A module declaring a table larger than the engine allows, with a constant element segment

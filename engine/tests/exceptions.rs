@@ -450,35 +450,116 @@ fn exceptions_kept_by_reference_live_as_long_as_something_holds_them() {
     assert_eq!(call(&mut store, i, "rethrow_unwrapped", &[]).unwrap(), [Val::I32(11)]);
 }
 
-/// Exception objects kept alive by a call that never returns to the host (caught by
-/// reference in a loop) count against the store's memory limit with its linear memories:
-/// past it the call ends with `ExceptionsOutOfMemory` (and the store says the limit refused
-/// memory) instead of the host's heap growing without bound; once the call is over, they
-/// are freed and the next call works.
+/// Exceptions caught by reference, or passing through cleanups that rethrow them (C++
+/// destructors: `catch_all_ref` + `throw_ref`, the legacy `catch_all` + `rethrow`), in a call
+/// that never returns to the host: the dead ones are collected during the call, so a million
+/// throws run under a 2 MiB limit that about 18,000 live objects would fill.
+const DROPPED: &str = r#"(module
+  (memory 1)
+  (tag $e (param i64 i64 i64 i64))
+  (func (export "by_ref") (param $n i32)
+    (loop $l
+      (block $h (result exnref)
+        (try_table (catch_all_ref $h)
+          (throw $e (i64.const 1) (i64.const 2) (i64.const 3) (i64.const 4)))
+        unreachable)
+      drop
+      (br_if $l (local.tee $n (i32.sub (local.get $n) (i32.const 1))))))
+  (func $cleanup_ref
+    (block $h (result exnref)
+      (try_table (catch_all_ref $h) (throw $e (i64.const 1) (i64.const 2) (i64.const 3) (i64.const 4)))
+      (return))
+    (throw_ref))
+  (func (export "through_cleanups") (param $n i32)
+    (loop $l
+      (block $c (result i64 i64 i64 i64)
+        (try_table (catch $e $c) (call $cleanup_ref))
+        unreachable)
+      drop drop drop drop
+      (br_if $l (local.tee $n (i32.sub (local.get $n) (i32.const 1))))))
+  (func $cleanup_legacy
+    try
+      (throw $e (i64.const 1) (i64.const 2) (i64.const 3) (i64.const 4))
+    catch_all
+      rethrow 0
+    end)
+  (func (export "through_legacy_cleanups") (param $n i32)
+    (loop $l
+      try
+        call $cleanup_legacy
+      catch $e
+        drop drop drop drop
+      end
+      (br_if $l (local.tee $n (i32.sub (local.get $n) (i32.const 1)))))))"#;
+
 #[test]
-fn exceptions_kept_in_a_loop_stop_at_the_memory_limit() {
+fn dead_exceptions_are_collected_during_a_call_that_never_returns() {
     let _serial = serial();
-    let engine = engine(BoundsStrategy::GuardPages);
-    let module = Module::new(
-        &engine,
-        br#"(module
-          (memory 1)
-          (tag $e (param i64 i64 i64 i64))
-          (func (export "pile") (param $n i32)
-            (loop $l
-              (block $h (result exnref)
-                (try_table (catch_all_ref $h)
-                  (throw $e (i64.const 1) (i64.const 2) (i64.const 3) (i64.const 4)))
-                unreachable)
-              drop
-              (br_if $l (local.tee $n (i32.sub (local.get $n) (i32.const 1)))))))"#,
-    )
-    .unwrap();
-    let mut store = Store::new(&engine);
-    store.set_memory_limit(2 << 20); // the memory's 64 KiB and about 25,000 objects of 80 bytes
-    let i = store.instantiate(&module, &[]).unwrap();
-    assert_eq!(trap_kind(call(&mut store, i, "pile", &[Val::I32(1_000_000)])), TrapKind::ExceptionsOutOfMemory);
-    assert!(store.memory_grow_refused(), "the limit's refusal is reported like a refused memory.grow");
-    // The objects were freed when the call returned: well under the limit again.
-    call(&mut store, i, "pile", &[Val::I32(20_000)]).unwrap();
+    for bounds in [BoundsStrategy::GuardPages, BoundsStrategy::Explicit] {
+        let engine = engine(bounds);
+        let module = Module::new(&engine, DROPPED.as_bytes()).unwrap();
+        let mut store = Store::new(&engine);
+        store.set_memory_limit(2 << 20);
+        let i = store.instantiate(&module, &[]).unwrap();
+        for name in ["by_ref", "through_cleanups", "through_legacy_cleanups"] {
+            call(&mut store, i, name, &[Val::I32(1_000_000)]).unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+        assert!(!store.memory_grow_refused());
+    }
+}
+
+/// Exceptions that stay reachable are never collected: a chain of 50,000, each holding the
+/// previous one in its payload and the newest in a local, built while junk exceptions are
+/// thrown and collected around it (their memory reused), reads back intact — every link's
+/// number, in order. A chain longer than the memory limit allows ends the call with
+/// `ExceptionsOutOfMemory` (reported like a refused `memory.grow`); once the call is over,
+/// the objects are freed and the next call works.
+const CHAIN: &str = r#"(module
+  (memory 1)
+  (tag $link (param exnref i64))
+  (tag $junk (param i64 i64 i64))
+  (func (export "chain") (param $n i64) (result i64)
+    (local $head exnref) (local $i i64) (local $sum i64) (local $expect i64)
+    (loop $build
+      ;; Junk, caught by reference and dropped: collectable at once.
+      (block $j (result exnref)
+        (try_table (catch_all_ref $j) (throw $junk (local.get $i) (local.get $i) (local.get $i)))
+        unreachable)
+      drop
+      (block $h (result exnref)
+        (try_table (catch_all_ref $h) (throw $link (local.get $head) (local.get $i)))
+        unreachable)
+      (local.set $head)
+      (local.set $i (i64.add (local.get $i) (i64.const 1)))
+      (br_if $build (i64.lt_u (local.get $i) (local.get $n))))
+    ;; Walk back: each link holds i, the one before i - 1.
+    (local.set $expect (local.get $n))
+    (loop $walk
+      (local.set $expect (i64.sub (local.get $expect) (i64.const 1)))
+      (block $c (result exnref i64)
+        (try_table (catch $link $c) (throw_ref (local.get $head)))
+        unreachable)
+      (if (i64.ne (local.get $expect)) (then unreachable))
+      (local.set $head)
+      (local.set $sum (i64.add (local.get $sum) (i64.const 1)))
+      (br_if $walk (i32.eqz (ref.is_null (local.get $head)))))
+    (local.get $sum)))"#;
+
+#[test]
+fn reachable_exceptions_survive_collections_and_stop_at_the_memory_limit() {
+    let _serial = serial();
+    for bounds in [BoundsStrategy::GuardPages, BoundsStrategy::Explicit] {
+        let engine = engine(bounds);
+        let module = Module::new(&engine, CHAIN.as_bytes()).unwrap();
+        let mut store = Store::new(&engine);
+        store.set_memory_limit(16 << 20);
+        let i = store.instantiate(&module, &[]).unwrap();
+        assert_eq!(call(&mut store, i, "chain", &[Val::I64(50_000)]).unwrap(), [Val::I64(50_000)]);
+        assert!(!store.memory_grow_refused());
+        store.set_memory_limit(2 << 20);
+        assert_eq!(trap_kind(call(&mut store, i, "chain", &[Val::I64(1_000_000)])), TrapKind::ExceptionsOutOfMemory);
+        assert!(store.memory_grow_refused(), "the limit's refusal is reported like a refused memory.grow");
+        // The objects were freed when the call returned: well under the limit again.
+        assert_eq!(call(&mut store, i, "chain", &[Val::I64(10_000)]).unwrap(), [Val::I64(10_000)]);
+    }
 }

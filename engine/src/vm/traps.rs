@@ -178,6 +178,25 @@ unsafe extern "C" {
     fn sandboxrun_unwind(sp: usize) -> !;
 }
 
+/// The stack pointer of this thread's outermost entry into compiled code: every frame of
+/// compiled code (and of host functions it called) running on this thread lies below it.
+/// `None` outside compiled code.
+pub(crate) fn outermost_entry_sp() -> Option<usize> {
+    let mut activation = CURRENT.with(|c| c.get());
+    if activation.is_null() {
+        return None;
+    }
+    loop {
+        // SAFETY: activations live in the frames of `catch_traps` calls still running on this
+        // thread (each unlinks itself before returning), so every one in the chain is valid.
+        let (prev, sp) = unsafe { ((*activation).prev, (*activation).saved_sp) };
+        if prev.is_null() {
+            return Some(sp);
+        }
+        activation = prev;
+    }
+}
+
 /// Calls `f(args[0], args[1], args[2], args[3])` (an `extern "C"` function pointer into
 /// compiled code, normally a trampoline), catching traps at sites `lookup` knows and unwinds
 /// by [`raise_host`]. Installs the signal handlers ([`init_traps`]) and, on a thread's first
