@@ -169,8 +169,26 @@ impl Engine {
         ids.into_boxed_slice()
     }
 
-    /// The signature with canonical id `id`.
-    pub fn signature(&self, id: u32) -> FuncType {
+    /// Whether `ty` is a type of this engine's canonical space: no module-relative type index
+    /// ([`crate::types::HeapType::Type`]), and each signature id one it gave. Host-made objects
+    /// must have such types (no module's value could match another).
+    pub fn is_canonical(&self, ty: crate::types::ValType) -> bool {
+        use crate::types::{HeapType, ValType};
+        match ty {
+            ValType::Ref(r) => match r.heap {
+                HeapType::Type(_) => false,
+                HeapType::Sig(id) => {
+                    (id as usize) < self.inner.signatures.lock().unwrap_or_else(|e| e.into_inner()).types.len()
+                }
+                _ => true,
+            },
+            _ => true,
+        }
+    }
+
+    /// The signature with canonical id `id` (one this engine gave: a module's, or a host
+    /// function's).
+    pub(crate) fn signature(&self, id: u32) -> FuncType {
         let sigs = self.inner.signatures.lock().unwrap_or_else(|e| e.into_inner());
         sigs.types[id as usize].clone()
     }

@@ -109,7 +109,7 @@ impl StoreInner {
                 .iter()
                 .find(|(_, e)| *e == EntityIndex::Tag(TagIndex(x as u32)))
                 .map_or_else(|| format!("{x}"), |(n, _)| format!("'{n}'"));
-            self.tags.push(Box::new(TagData { ty: self.engine.signature(m.type_ids[ty.index()]), name }));
+            self.tags.push(Box::new(TagData { ty: m.signature(*ty), name }));
             tags.push(self.tags.len() as u32 - 1);
         }
         for ty in &info.memories[info.num_imported_memories as usize..] {
@@ -154,7 +154,7 @@ impl StoreInner {
         data.globals = globals;
         for (ty, init) in info.globals[info.num_imported_globals as usize..].iter().zip(&info.global_inits) {
             let bits = eval_const(self, &data, init);
-            let ty = GlobalType { ty: ty.ty.canonical(&m.type_ids), ..*ty };
+            let ty = m.canonical_global(*ty);
             self.globals.push(Box::new(GlobalData { ty, value: VMGlobal { bits } }));
             data.globals.push(self.globals.len() as u32 - 1);
         }
@@ -167,7 +167,7 @@ impl StoreInner {
             if ty.limits.min > MAX_TABLE_ELEMENTS {
                 return Err(InstantiateError::TableTooLarge { min: ty.limits.min, limit: MAX_TABLE_ELEMENTS });
             }
-            let ty = TableType { element: ty.element.canonical(&m.type_ids), ..*ty };
+            let ty = m.canonical_table(*ty);
             let table = match m.table_images.as_ref().and_then(|i| i.table(d)) {
                 Some(image) => TableData::lazy(ty, LazyElements { image: image.clone(), owner: index }),
                 None => TableData::new(ty, init.as_ref().map_or(0, |e| eval_const(self, &data, e) as usize)),
@@ -274,16 +274,7 @@ impl StoreInner {
         let info = &m.info;
         for (import, e) in info.imports.iter().zip(imports) {
             let found = self.extern_type(*e);
-            let signature = |t: TypeIndex| self.engine.signature(m.type_ids[t.index()]);
-            let expected = match &import.kind {
-                ImportKind::Func(t) => ExternType::Func(signature(*t)),
-                ImportKind::Table(t) => {
-                    ExternType::Table(TableType { element: t.element.canonical(&m.type_ids), ..*t })
-                }
-                ImportKind::Memory(m) => ExternType::Memory(*m),
-                ImportKind::Global(g) => ExternType::Global(GlobalType { ty: g.ty.canonical(&m.type_ids), ..*g }),
-                ImportKind::Tag(t) => ExternType::Tag(signature(*t)),
-            };
+            let expected = m.import_type(&import.kind);
             let ok = match (&expected, &found, e) {
                 (ExternType::Func(_), ExternType::Func(_), Extern::Func(f)) => {
                     let ImportKind::Func(t) = import.kind else { unreachable!("a function import") };

@@ -331,38 +331,30 @@ impl Module {
         &self.inner.engine
     }
 
-    /// Imports with their types: `(module, name, type)`.
+    /// Imports with their types, `(module, name, type)`, in the engine's canonical types (what
+    /// the store's objects and the host's must match).
     pub fn imports(&self) -> Vec<(String, String, ExternType)> {
-        let info = &self.inner.info;
-        info.imports
-            .iter()
-            .map(|i| {
-                let ty = match &i.kind {
-                    module_info::ImportKind::Func(t) => ExternType::Func(info.types[t.index()].clone()),
-                    module_info::ImportKind::Table(t) => ExternType::Table(*t),
-                    module_info::ImportKind::Memory(m) => ExternType::Memory(*m),
-                    module_info::ImportKind::Global(g) => ExternType::Global(*g),
-                    module_info::ImportKind::Tag(t) => ExternType::Tag(info.types[t.index()].clone()),
-                };
-                (i.module.clone(), i.name.clone(), ty)
-            })
-            .collect()
+        let inner = &self.inner;
+        inner.info.imports.iter().map(|i| (i.module.clone(), i.name.clone(), inner.import_type(&i.kind))).collect()
     }
 
-    /// Exports with their types.
+    /// Exports with their types, in the engine's canonical types.
     pub fn exports(&self) -> Vec<(String, ExternType)> {
-        let info = &self.inner.info;
+        let inner = &self.inner;
+        let info = &inner.info;
         info.exports
             .iter()
             .map(|(name, e)| {
                 let ty = match *e {
-                    module_info::EntityIndex::Func(f) => ExternType::Func(info.func_type(f).clone()),
-                    module_info::EntityIndex::Table(t) => ExternType::Table(info.tables[t.index()]),
-                    module_info::EntityIndex::Memory(m) => ExternType::Memory(info.memories[m.index()]),
-                    module_info::EntityIndex::Global(g) => ExternType::Global(info.globals[g.index()]),
-                    module_info::EntityIndex::Tag(t) => {
-                        ExternType::Tag(info.types[info.tags[t.index()].index()].clone())
+                    module_info::EntityIndex::Func(f) => ExternType::Func(inner.signature(info.functions[f.index()])),
+                    module_info::EntityIndex::Table(t) => {
+                        ExternType::Table(inner.canonical_table(info.tables[t.index()]))
                     }
+                    module_info::EntityIndex::Memory(m) => ExternType::Memory(info.memories[m.index()]),
+                    module_info::EntityIndex::Global(g) => {
+                        ExternType::Global(inner.canonical_global(info.globals[g.index()]))
+                    }
+                    module_info::EntityIndex::Tag(t) => ExternType::Tag(inner.signature(info.tags[t.index()])),
                 };
                 (name.clone(), ty)
             })
@@ -375,6 +367,32 @@ impl Module {
 }
 
 impl ModuleInner {
+    /// The canonical signature of the module's type `t`.
+    pub(crate) fn signature(&self, t: TypeIndex) -> FuncType {
+        self.engine.signature(self.type_ids[t.index()])
+    }
+
+    /// A table type of the module in canonical types.
+    pub(crate) fn canonical_table(&self, t: TableType) -> TableType {
+        TableType { element: t.element.canonical(&self.type_ids), ..t }
+    }
+
+    /// A global type of the module in canonical types.
+    pub(crate) fn canonical_global(&self, g: GlobalType) -> GlobalType {
+        GlobalType { ty: g.ty.canonical(&self.type_ids), ..g }
+    }
+
+    /// What an import must be, in canonical types.
+    pub(crate) fn import_type(&self, kind: &module_info::ImportKind) -> ExternType {
+        match kind {
+            module_info::ImportKind::Func(t) => ExternType::Func(self.signature(*t)),
+            module_info::ImportKind::Table(t) => ExternType::Table(self.canonical_table(*t)),
+            module_info::ImportKind::Memory(m) => ExternType::Memory(*m),
+            module_info::ImportKind::Global(g) => ExternType::Global(self.canonical_global(*g)),
+            module_info::ImportKind::Tag(t) => ExternType::Tag(self.signature(*t)),
+        }
+    }
+
     /// Address of defined function `f`'s code.
     pub(crate) fn func_address(&self, f: DefinedFuncIndex) -> *const u8 {
         // SAFETY: offsets were laid out inside the mapped image.

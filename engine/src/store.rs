@@ -165,11 +165,15 @@ impl Store {
     /// Creates a table with every element set to `init`.
     ///
     /// # Errors
-    /// `init` is not a value of this store, or the table would have more than
+    /// `init` is not a value of this store or of the element type, the element type is not
+    /// canonical ([`Engine::is_canonical`]), or the table would have more than
     /// [`MAX_TABLE_ELEMENTS`] elements.
     pub fn new_table(&mut self, ty: TableType, init: Val) -> Result<Table, CallError> {
         if ty.limits.min > MAX_TABLE_ELEMENTS {
             return Err(CallError::BadValue("a table larger than MAX_TABLE_ELEMENTS"));
+        }
+        if !self.engine().is_canonical(ty.element) {
+            return Err(CallError::BadValue("a table type naming a type this engine does not know"));
         }
         if !self.state().val_matches(&init, ty.element) {
             return Err(CallError::BadValue("table initial value of the wrong type"));
@@ -181,7 +185,14 @@ impl Store {
     }
 
     /// Creates a global.
+    ///
+    /// # Errors
+    /// `value` is not a value of this store or of the type, or the type is not canonical
+    /// ([`Engine::is_canonical`]).
     pub fn new_global(&mut self, ty: GlobalType, value: Val) -> Result<Global, CallError> {
+        if !self.engine().is_canonical(ty.ty) {
+            return Err(CallError::BadValue("a global type naming a type this engine does not know"));
+        }
         if !self.state().val_matches(&value, ty.ty) {
             return Err(CallError::BadValue("global value of the wrong type"));
         }
@@ -196,10 +207,14 @@ impl Store {
     /// store's tags).
     ///
     /// # Errors
-    /// `ty` has results (a tag's type has none).
+    /// `ty` has results (a tag's type has none), or a parameter type that is not canonical
+    /// ([`Engine::is_canonical`]).
     pub fn new_tag(&mut self, ty: FuncType) -> Result<Tag, CallError> {
         if !ty.results.is_empty() {
             return Err(CallError::BadValue("a tag's type has no results"));
+        }
+        if !ty.params.iter().all(|t| self.engine().is_canonical(*t)) {
+            return Err(CallError::BadValue("a tag type naming a type this engine does not know"));
         }
         let inner = self.state_mut();
         let name = format!("host {}", inner.tags.len());

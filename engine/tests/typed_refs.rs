@@ -2,8 +2,12 @@
 //! checks nothing but null, so a reference of type `(ref $t)` must always be a function of
 //! type `$t`. These tests try to smuggle a function of another type in through every door: a
 //! function import, a global import (immutable, mutable), a table import, a tag, a host
-//! function's result, the host's arguments, a host-made global and table, and a cached
-//! artifact; and check that the same type declared by two modules is one type.
+//! function's result, the host's arguments, a host-made global, table and tag (and types the
+//! engine never gave), and a cached artifact; they check that the same type declared by two
+//! modules is one type (typed globals, tables and tags shared with shifted type indices),
+//! that a module's own description (`Module::imports`) is in the store's canonical types, and
+//! that a non-nullable table with an initialiser lives beside a lazily filled one. (Several
+//! come from the adversarial review of this change.)
 
 mod common;
 
@@ -301,4 +305,172 @@ fn null_references_trap_with_their_own_kinds_and_typed_code_runs_from_the_cache(
     assert_eq!(call(&mut store, i, "pick", &[Val::I32(0)]).unwrap(), [Val::I32(-1)]);
     assert_eq!(call(&mut store, i, "non_null", &[Val::I32(1)]).unwrap(), [Val::I32(10)]);
     assert_eq!(call(&mut store, i, "non_null", &[Val::I32(0)]).unwrap(), [Val::I32(-2)]);
+}
+
+fn via_artifact(engine: &Engine, wat: &str) -> Result<Module, String> {
+    let wasm = wat::parse_str(wat).map_err(|e| e.to_string())?;
+    let (_, artifact) = Module::compile(engine, &wasm).map_err(|e| e.to_string())?;
+    // SAFETY: compiled just above by this engine.
+    unsafe { Module::from_artifact_bytes(engine, &artifact.to_bytes()) }.map_err(|e| e.to_string())
+}
+
+#[test]
+fn non_nullable_table_with_initialiser_and_segment_beside_a_lazy_table() {
+    let e = engine();
+    let wat = r#"(module
+      (type $t (func (result i32)))
+      (func $a (type $t) (i32.const 1))
+      (func $b (type $t) (i32.const 2))
+      (table $tab 4 (ref $t) (ref.func $a))
+      (elem (table $tab) (i32.const 1) (ref $t) (ref.func $b))
+      (table $plain 4 funcref)
+      (elem (table $plain) (i32.const 0) func $a $b)
+      (func (export "get") (param i32) (result i32) (call_ref $t (table.get $tab (local.get 0))))
+      (func (export "ind") (param i32) (result i32) (call_indirect $plain (type $t) (local.get 0))))"#;
+    let m = via_artifact(&e, wat).expect("loads");
+    let mut s = Store::new(&e);
+    let i = s.instantiate(&m, &[]).unwrap();
+    let got: Vec<_> = (0..4).map(|k| call(&mut s, i, "get", &[Val::I32(k)]).unwrap()[0]).collect();
+    assert_eq!(got, [Val::I32(1), Val::I32(2), Val::I32(1), Val::I32(1)]);
+    assert_eq!(call(&mut s, i, "ind", &[Val::I32(1)]).unwrap(), [Val::I32(2)]);
+}
+
+#[test]
+fn host_objects_of_types_the_engine_does_not_know_are_refused() {
+    let e = engine();
+    let mut s = Store::new(&e);
+    let bogus = ValType::Ref(RefType { nullable: false, heap: HeapType::Sig(999_999) });
+    let modrel = ValType::Ref(RefType { nullable: true, heap: HeapType::Type(TypeIndex(0)) });
+    let h = s.new_host_func(FuncType::new(vec![bogus, modrel], vec![bogus]), |_, _, _| Ok(()));
+    assert!(matches!(s.call(h, &[Val::FuncRef(None), Val::FuncRef(None)]), Err(CallError::Signature { .. })));
+    for ty in [bogus, modrel] {
+        assert!(!e.is_canonical(ty));
+        assert!(s.new_global(GlobalType { ty, mutable: false }, Val::FuncRef(None)).is_err(), "{ty}");
+        let table = TableType { element: ty, limits: Limits { min: 0, max: None }, table64: false };
+        assert!(s.new_table(table, Val::FuncRef(None)).is_err(), "{ty}");
+        assert!(s.new_tag(FuncType::new(vec![ty], vec![])).is_err(), "{ty}");
+    }
+}
+
+const A: &str = r#"(module
+  (type $t (func (result i32)))
+  (func $one (type $t) (i32.const 1))
+  (func $two (type $t) (i32.const 2))
+  (elem declare func $one $two)
+  (global (export "g") (mut (ref null $t)) (ref.func $one))
+  (table (export "tt") 3 (ref null $t))
+  (table (export "ft") 3 funcref)
+  (elem (table 1) (i32.const 0) func $one $two)
+  (tag (export "e") (param (ref $t)))
+  (func (export "one") (type $t) (i32.const 1)))"#;
+
+const B: &str = r#"(module
+  (type $pad (func (param i64)))
+  (type $u (func (result i32)))
+  (import "a" "g" (global $g (mut (ref null $u))))
+  (import "a" "tt" (table $tt 3 (ref null $u)))
+  (import "a" "ft" (table $ft 3 funcref))
+  (import "a" "e" (tag $e (param (ref $u))))
+  (func $three (type $u) (i32.const 3))
+  (elem declare func $three)
+  (elem $seg (ref $u) (ref.func $three) (ref.func $three))
+  (func (export "set_g") (global.set $g (ref.func $three)))
+  (func (export "call_g") (result i32) (call_ref $u (global.get $g)))
+  (func (export "grow") (result i32) (table.grow $tt (ref.func $three) (i32.const 2)))
+  (func (export "fill") (table.fill $tt (i32.const 0) (ref.func $three) (i32.const 1)))
+  (func (export "init") (table.init $tt $seg (i32.const 1) (i32.const 0) (i32.const 2)))
+  (func (export "copy_to_ft") (table.copy $ft $tt (i32.const 0) (i32.const 0) (i32.const 3)))
+  (func (export "tt") (param i32) (result i32) (call_ref $u (table.get $tt (local.get 0))))
+  (func (export "ft") (param i32) (result i32) (call_indirect $ft (type $u) (local.get 0)))
+  (func (export "throw") (result i32)
+    (block $h (result (ref $u))
+      (try_table (catch $e $h) (throw $e (ref.func $three)))
+      (unreachable))
+    (call_ref $u)))"#;
+
+#[test]
+fn typed_global_table_and_tag_shared_across_modules_with_shifted_type_indices() {
+    let e = engine();
+    let mut s = Store::new(&e);
+    let a = s.instantiate(&via_artifact(&e, A).unwrap(), &[]).unwrap();
+    let b = via_artifact(&e, B).unwrap();
+    let imports: Vec<Extern> = ["g", "tt", "ft", "e"].iter().map(|n| s.get_export(a, n).unwrap()).collect();
+    let b = s.instantiate(&b, &imports).expect("B links");
+    let c = |s: &mut Store, n: &str, args: &[Val]| call(s, b, n, args);
+    let i32s = |r: Result<Vec<Val>, CallError>| r.unwrap();
+    assert_eq!(i32s(c(&mut s, "call_g", &[])), [Val::I32(1)]);
+    i32s(c(&mut s, "set_g", &[]));
+    assert_eq!(i32s(c(&mut s, "call_g", &[])), [Val::I32(3)]);
+    assert_eq!(i32s(c(&mut s, "ft", &[Val::I32(1)])), [Val::I32(2)]);
+    assert_eq!(trap_kind(c(&mut s, "tt", &[Val::I32(0)])), TrapKind::NullFunctionReference);
+    i32s(c(&mut s, "fill", &[]));
+    i32s(c(&mut s, "init", &[]));
+    assert_eq!(i32s(c(&mut s, "grow", &[])), [Val::I32(3)]);
+    for k in 0..5 {
+        assert_eq!(i32s(c(&mut s, "tt", &[Val::I32(k)])), [Val::I32(3)]);
+    }
+    i32s(c(&mut s, "copy_to_ft", &[]));
+    for k in 0..3 {
+        assert_eq!(i32s(c(&mut s, "ft", &[Val::I32(k)])), [Val::I32(3)]);
+    }
+    assert_eq!(i32s(c(&mut s, "throw", &[])), [Val::I32(3)]);
+}
+
+const GC: &str = r#"(module
+  (tag $inner (param i32))
+  (tag $outer (param (ref exn)))
+  (tag $junk (param i64))
+  (global $keep (mut exnref) (ref.null exn))
+  (func (export "make") (local $x exnref)
+    (block $o (result (ref exn) (ref exn))
+      (try_table (catch_ref $outer $o)
+        (block $i (result i32 (ref exn))
+          (try_table (catch_ref $inner $i) (throw $inner (i32.const 42)))
+          (unreachable))
+        (local.set $x) (drop)
+        (throw $outer (ref.as_non_null (local.get $x))))
+      (unreachable))
+    (global.set $keep)
+    (drop))
+  (func (export "junk") (param i32)
+    (loop $l
+      (drop (block $j (result i64) (try_table (catch $junk $j) (throw $junk (i64.const 0x7777))) (unreachable)))
+      (br_if $l (local.tee 0 (i32.sub (local.get 0) (i32.const 1))))))
+  (func (export "read") (result i32)
+    (block $o (result (ref exn))
+      (try_table (catch $outer $o) (throw_ref (ref.as_non_null (global.get $keep))))
+      (unreachable))
+    (block $i (param (ref exn)) (result i32)
+      (try_table (param (ref exn)) (catch $inner $i) (throw_ref))
+      (unreachable))))"#;
+
+#[test]
+fn a_non_nullable_exnref_payload_is_a_gc_root() {
+    let e = engine();
+    let mut s = Store::new(&e);
+    let i = s.instantiate(&via_artifact(&e, GC).unwrap(), &[]).unwrap();
+    call(&mut s, i, "make", &[]).unwrap();
+    for _ in 0..20 {
+        call(&mut s, i, "junk", &[Val::I32(50)]).unwrap();
+    }
+    assert_eq!(call(&mut s, i, "read", &[]).unwrap(), [Val::I32(42)]);
+}
+
+#[test]
+fn a_host_function_typed_from_module_imports_links() {
+    let e = engine();
+    let m = module(&e, r#"(module (type $t (func)) (import "h" "f" (func (param (ref null $t)))))"#);
+    let mut s = Store::new(&e);
+    let imports: Vec<Extern> = m
+        .imports()
+        .into_iter()
+        .map(|(_, _, ty)| match ty {
+            ExternType::Func(ft) => Extern::Func(s.new_host_func(ft, |_, _, _| Ok(()))),
+            _ => unreachable!(),
+        })
+        .collect();
+    // `imports()` gives canonical types: a host function made from the module's own
+    // description links (how a plugin host stubs imports).
+    let r = s.instantiate(&m, &imports);
+    assert!(r.is_ok(), "{:?}", r.err());
 }
