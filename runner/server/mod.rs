@@ -28,7 +28,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use protocol::slot::SlotNews;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::fs::FileTypeExt;
 use std::os::unix::net::{UnixDatagram, UnixStream};
 use std::path::Path;
 
@@ -194,11 +194,12 @@ fn listen(socket: &Path) -> Result<UnixDatagram, ServeError> {
     // and the kernel would report its sender as the overflow uid.)
     ns::setsockopt(&unbound, ns::sockopt::PassCred, &true).map_err(errno)?;
     let address = ns::UnixAddr::new(socket).map_err(errno)?;
-    let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+    // The name is created 0600 (the owner's only) by the umask: never, even for an instant,
+    // wider (a client waiting for the name to appear sees its final mode).
+    let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o177));
     let bound = ns::bind(unbound.as_raw_fd(), &address);
     nix::sys::stat::umask(old);
     bound.map_err(errno)?;
-    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600)).map_err(fail)?;
     let bound = UnixDatagram::from(unbound);
     Ok(bound)
 }
