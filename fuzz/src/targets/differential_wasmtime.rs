@@ -1,0 +1,351 @@
+//! `differential_wasmtime`: a wasm-smith module using the parts of WebAssembly 3.0 the engine
+//! implements — exception handling (`try_table`, `throw`, `throw_ref`, `exnref`), tail calls,
+//! several and 64-bit memories and tables, extended constant expressions — and SIMD with
+//! relaxed SIMD, run in sandboxrun's engine and in Wasmtime (the oracle), must behave alike:
+//! instantiation succeeds in both or fails in both, and every call returns the same values or
+//! traps with the same class of trap (an exception no handler catches is one class on both
+//! sides), leaving the same exported globals, memories and tables. Traces stop comparing at a
+//! stack overflow, whose depth the engines rightly choose differently. Built only with the
+//! oracle: under `cargo test` (a dev-dependency) and `cargo fuzz` (`cfg(fuzzing)`).
+//!
+//! What is normalised, and why:
+//! - references are compared as null or not (their identities are each engine's own);
+//! - a `v128` lane that is NaN in both traces may differ in payload (the spec leaves NaN
+//!   payloads nondeterministic; wasm-smith canonicalises only the arithmetic results), as
+//!   scalar NaNs already may in [`Value`]'s equality;
+//! - relaxed SIMD runs with Wasmtime's `relaxed_simd_deterministic`, which picks what our
+//!   engine always does (the non-relaxed counterparts, a fused `relaxed_madd`, both i8 dot
+//!   operands signed).
+//!
+//! Typed function references are not generated: wasm-smith 0.263 makes them only together with
+//! GC (`gc_enabled`), which the engine does not implement.
+
+use crate::exec::{compare, engine, plan, run_ours, Outcome, State, Step, Trace, TrapClass, Ty, Value};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+use wasmtime::{Extern, Val, ValType};
+
+/// How much of exception handling the campaign reached (the bounded test prints it).
+pub mod coverage {
+    use std::sync::atomic::AtomicUsize;
+
+    /// Modules compared.
+    pub static MODULES: AtomicUsize = AtomicUsize::new(0);
+    /// Modules with a `throw` or `throw_ref`.
+    pub static THROWING: AtomicUsize = AtomicUsize::new(0);
+    /// Modules with a `throw` or `throw_ref` and a `try_table` with a catch clause.
+    pub static CATCHING: AtomicUsize = AtomicUsize::new(0);
+    /// Modules in which some call (or the start function) ended in an uncaught exception.
+    pub static UNCAUGHT_MODULES: AtomicUsize = AtomicUsize::new(0);
+    /// Calls that ended in an uncaught exception (in both engines: traces that disagree fail).
+    pub static UNCAUGHT_CALLS: AtomicUsize = AtomicUsize::new(0);
+    /// Calls compared.
+    pub static CALLS: AtomicUsize = AtomicUsize::new(0);
+}
+
+/// The wasm-smith configuration: [`crate::smith::config_3`] (tail calls, up to three memories,
+/// 64-bit memories and tables, exceptions with in-module tags, SIMD and relaxed SIMD,
+/// extended constant expressions, reference types; no imports, threads, GC or shared
+/// memories), spelt out so that this target's inputs keep their meaning if `config_3` grows.
+pub fn smith_config() -> wasm_smith::Config {
+    wasm_smith::Config {
+        exceptions_enabled: true,
+        tail_call_enabled: true,
+        memory64_enabled: true,
+        simd_enabled: true,
+        relaxed_simd_enabled: true,
+        extended_const_enabled: true,
+        reference_types_enabled: true,
+        bulk_memory_enabled: true,
+        threads_enabled: false,
+        shared_everything_threads_enabled: false,
+        gc_enabled: false,
+        max_imports: 0,
+        ..crate::smith::config_3()
+    }
+}
+
+/// The oracle: Wasmtime with the same features, compiling with Cranelift on the calling thread.
+fn wasmtime_engine() -> &'static wasmtime::Engine {
+    static ENGINE: OnceLock<wasmtime::Engine> = OnceLock::new();
+    ENGINE.get_or_init(|| {
+        let mut config = wasmtime::Config::new();
+        config
+            .wasm_exceptions(true)
+            .wasm_tail_call(true)
+            .wasm_multi_memory(true)
+            .wasm_memory64(true)
+            .wasm_simd(true)
+            .wasm_relaxed_simd(true)
+            // The deterministic choice of every relaxed operator is the engine's (see the
+            // module doc): without it, x86 `relaxed_*` lowerings differ on edge values.
+            .relaxed_simd_deterministic(true)
+            .wasm_extended_const(true)
+            .wasm_function_references(true)
+            .wasm_reference_types(true)
+            .wasm_bulk_memory(true)
+            .wasm_gc(false)
+            // NaN payloads are compared modulo payload (see the module doc); Wasmtime
+            // canonicalising them would hide nothing but cost nothing either: keep the default.
+            .cranelift_nan_canonicalization(false);
+        wasmtime::Engine::new(&config).expect("Wasmtime supports the configured features")
+    })
+}
+
+fn ty(t: &ValType) -> Ty {
+    match t {
+        ValType::I32 => Ty::I32,
+        ValType::I64 => Ty::I64,
+        ValType::F32 => Ty::F32,
+        ValType::F64 => Ty::F64,
+        ValType::V128 => Ty::V128,
+        ValType::Ref(_) => Ty::Ref,
+    }
+}
+
+fn value(v: &Val) -> Value {
+    match v {
+        Val::I32(x) => Value::I32(*x),
+        Val::I64(x) => Value::I64(*x),
+        Val::F32(x) => Value::F32(*x),
+        Val::F64(x) => Value::F64(*x),
+        Val::V128(x) => Value::V128(x.as_u128()),
+        Val::FuncRef(f) => Value::Ref(f.is_none()),
+        Val::ExternRef(r) => Value::Ref(r.is_none()),
+        Val::AnyRef(r) => Value::Ref(r.is_none()),
+        Val::ExnRef(r) => Value::Ref(r.is_none()),
+        Val::ContRef(r) => Value::Ref(r.is_none()),
+    }
+}
+
+fn arg(v: &Value, t: &ValType) -> Val {
+    match (*v, t) {
+        (Value::I32(x), _) => Val::I32(x),
+        (Value::I64(x), _) => Val::I64(x),
+        (Value::F32(x), _) => Val::F32(x),
+        (Value::F64(x), _) => Val::F64(x),
+        (Value::V128(x), _) => Val::V128(x.into()),
+        (Value::Ref(_), ValType::Ref(r)) => Val::null_ref(r.heap_type()),
+        (Value::Ref(_), other) => unreachable!("a reference argument for a {other} parameter"),
+    }
+}
+
+/// The outcome of a failed call or instantiation: a trap, an uncaught exception, or another
+/// error. A pending exception is taken off the store, which is then as before the call.
+fn outcome(store: &mut wasmtime::Store<wasmtime::StoreLimits>, e: &wasmtime::Error) -> Outcome {
+    use wasmtime::Trap as T;
+    if e.is::<wasmtime::ThrownException>() {
+        store.take_pending_exception();
+        return Outcome::Trapped(TrapClass::UncaughtException, "ThrownException".into());
+    }
+    let Some(trap) = e.downcast_ref::<T>() else { return Outcome::Failed(format!("{e:?}")) };
+    let class = match trap {
+        T::UnreachableCodeReached => TrapClass::Unreachable,
+        T::IntegerDivisionByZero => TrapClass::DivideByZero,
+        T::IntegerOverflow => TrapClass::Overflow,
+        T::BadConversionToInteger => TrapClass::BadConversion,
+        T::MemoryOutOfBounds => TrapClass::MemoryOutOfBounds,
+        T::TableOutOfBounds => TrapClass::TableOutOfBounds,
+        T::IndirectCallToNull => TrapClass::IndirectNull,
+        T::BadSignature => TrapClass::IndirectSignature,
+        T::StackOverflow => TrapClass::StackOverflow,
+        // `throw_ref` of null, `call_ref` of null, `ref.as_non_null` of null.
+        T::NullReference => TrapClass::NullReference,
+        _ => TrapClass::Other,
+    };
+    Outcome::Trapped(class, format!("{trap:?}"))
+}
+
+fn state(store: &mut wasmtime::Store<wasmtime::StoreLimits>, instance: &wasmtime::Instance) -> State {
+    let mut exports: Vec<(String, Extern)> =
+        instance.exports(&mut *store).map(|e| (e.name().to_string(), e.into_extern())).collect();
+    exports.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut s = State::default();
+    for (name, e) in exports {
+        match e {
+            Extern::Global(g) => s.globals.push((name, value(&g.get(&mut *store)))),
+            Extern::Memory(m) => {
+                let data = m.data(&*store);
+                s.memories.push((name, data.len(), crate::runner::hash(data)));
+            }
+            Extern::Table(t) => s.tables.push((name, t.size(&*store))),
+            _ => {}
+        }
+    }
+    s
+}
+
+/// Runs `wasm` in Wasmtime with the same plan as [`run_ours`], under the same memory and table
+/// limits (a `memory.grow` or `table.grow` past them gives -1). Like the wasmi oracle it has no
+/// fuel of its own: wasm-smith's fuel counter (`ensure_termination`) ends every module.
+fn run_wasmtime(wasm: &[u8], seed: u64) -> Trace {
+    let engine = wasmtime_engine();
+    let module = wasmtime::Module::new(engine, wasm).expect("Wasmtime accepts a wasm-smith module");
+    let limits = wasmtime::StoreLimitsBuilder::new()
+        .memory_size(crate::exec::MEMORY_LIMIT as usize)
+        .table_elements(engine::store::MAX_TABLE_ELEMENTS as usize)
+        .build();
+    let mut store = wasmtime::Store::new(engine, limits);
+    store.limiter(|limits| limits);
+    let instance = match wasmtime::Instance::new(&mut store, &module, &[]) {
+        Ok(instance) => instance,
+        Err(e) => return Trace { instantiated: Err(outcome(&mut store, &e)), steps: vec![] },
+    };
+    let funcs: Vec<(String, Vec<Ty>)> = module
+        .exports()
+        .filter_map(|e| Some((e.name().to_string(), e.ty().func()?.params().map(|t| ty(&t)).collect())))
+        .collect();
+    let mut trace = Trace { instantiated: Ok(state(&mut store, &instance)), steps: vec![] };
+    for (name, args) in plan(funcs, seed) {
+        let func = instance.get_func(&mut store, &name).expect("exported function");
+        let ft = func.ty(&store);
+        let params: Vec<Val> = args.iter().zip(ft.params()).map(|(a, t)| arg(a, &t)).collect();
+        let mut results: Vec<Val> = ft.results().map(|_| Val::I32(0)).collect();
+        let outcome = match func.call(&mut store, &params, &mut results) {
+            Ok(()) => Outcome::Returned(results.iter().map(value).collect()),
+            Err(e) => outcome(&mut store, &e),
+        };
+        let stop = outcome.is_stack_overflow();
+        trace.steps.push(Step { name, args, outcome, state: state(&mut store, &instance) });
+        if stop {
+            break;
+        }
+    }
+    trace
+}
+
+/// Whether two vectors are equal lane by lane, two NaN lanes counting as equal, under the
+/// `f32x4` or the `f64x2` view.
+fn v128_equal_modulo_nan(a: u128, b: u128) -> bool {
+    let f32_lanes = (0..4).all(|i| {
+        let (x, y) = ((a >> (32 * i)) as u32, (b >> (32 * i)) as u32);
+        x == y || (f32::from_bits(x).is_nan() && f32::from_bits(y).is_nan())
+    });
+    let f64_lanes = (0..2).all(|i| {
+        let (x, y) = ((a >> (64 * i)) as u64, (b >> (64 * i)) as u64);
+        x == y || (f64::from_bits(x).is_nan() && f64::from_bits(y).is_nan())
+    });
+    f32_lanes || f64_lanes
+}
+
+/// Gives `theirs` the vectors of `ours` wherever the two differ only in NaN payloads.
+fn align_vectors(ours: &[Value], theirs: &mut [Value]) {
+    for (o, t) in ours.iter().zip(theirs) {
+        if let (Value::V128(a), Value::V128(b)) = (*o, *t) {
+            if v128_equal_modulo_nan(a, b) {
+                *t = *o;
+            }
+        }
+    }
+}
+
+fn align_state(ours: &State, theirs: &mut State) {
+    for (o, t) in ours.globals.iter().zip(&mut theirs.globals) {
+        align_vectors(std::slice::from_ref(&o.1), std::slice::from_mut(&mut t.1));
+    }
+}
+
+/// Normalises `theirs` towards `ours` where the spec lets engines differ (see the module doc).
+fn normalise(ours: &Trace, theirs: &mut Trace) {
+    if let (Ok(o), Ok(t)) = (&ours.instantiated, &mut theirs.instantiated) {
+        align_state(o, t);
+    }
+    for (o, t) in ours.steps.iter().zip(&mut theirs.steps) {
+        if let (Outcome::Returned(a), Outcome::Returned(b)) = (&o.outcome, &mut t.outcome) {
+            align_vectors(a, b);
+        }
+        align_state(&o.state, &mut t.state);
+    }
+}
+
+/// Counts the exception instructions of `wasm` into [`coverage`].
+fn count_exception_use(wasm: &[u8]) {
+    let (mut throws, mut catches) = (false, false);
+    for payload in wasmparser::Parser::new(0).parse_all(wasm).flatten() {
+        let wasmparser::Payload::CodeSectionEntry(body) = payload else { continue };
+        let Ok(mut ops) = body.get_operators_reader() else { continue };
+        while let Ok(op) = ops.read() {
+            match op {
+                wasmparser::Operator::Throw { .. } | wasmparser::Operator::ThrowRef => throws = true,
+                wasmparser::Operator::TryTable { try_table } if !try_table.catches.is_empty() => catches = true,
+                _ => {}
+            }
+        }
+    }
+    coverage::THROWING.fetch_add(usize::from(throws), Ordering::Relaxed);
+    coverage::CATCHING.fetch_add(usize::from(throws && catches), Ordering::Relaxed);
+}
+
+fn count_outcomes(trace: &Trace) {
+    let uncaught = |o: &Outcome| matches!(o, Outcome::Trapped(TrapClass::UncaughtException, _));
+    let calls = trace.steps.iter().filter(|s| uncaught(&s.outcome)).count();
+    let at_start = matches!(&trace.instantiated, Err(o) if uncaught(o));
+    coverage::MODULES.fetch_add(1, Ordering::Relaxed);
+    coverage::CALLS.fetch_add(trace.steps.len(), Ordering::Relaxed);
+    coverage::UNCAUGHT_CALLS.fetch_add(calls, Ordering::Relaxed);
+    coverage::UNCAUGHT_MODULES.fetch_add(usize::from(calls > 0 || at_start), Ordering::Relaxed);
+}
+
+/// The target.
+pub fn target(data: &[u8]) {
+    let Some(wasm) = crate::smith::module_with(smith_config(), data) else { return };
+    let seed = crate::runner::hash(&wasm);
+    let module = match engine::Module::new(engine(None), &wasm) {
+        Ok(module) => module,
+        Err(e) => panic!("a valid wasm-smith module failed to compile: {e}"),
+    };
+    let ours = run_ours(&module, seed);
+    let mut oracle = run_wasmtime(&wasm, seed);
+    normalise(&ours, &mut oracle);
+    if let Err(diff) = compare(&ours, &oracle, false) {
+        panic!("sandboxrun vs Wasmtime: {diff}");
+    }
+    count_exception_use(&wasm);
+    count_outcomes(&ours);
+}
+
+/// Inputs for the bounded test: random wasm-smith choices, or mutated corpus entries.
+pub fn generate(rng: &mut crate::runner::Rng, corpus: &[Vec<u8>]) -> Vec<u8> {
+    super::internal_differential::generate(rng, corpus)
+}
+
+/// The campaign's exception coverage, one line.
+pub fn coverage_summary() -> String {
+    let get = |c: &AtomicUsize| c.load(Ordering::Relaxed);
+    format!(
+        "{} modules compared ({} calls): {} throw, {} throw and catch (try_table with a catch \
+         clause); {} ended a call in an uncaught exception ({} calls)",
+        get(&coverage::MODULES),
+        get(&coverage::CALLS),
+        get(&coverage::THROWING),
+        get(&coverage::CATCHING),
+        get(&coverage::UNCAUGHT_MODULES),
+        get(&coverage::UNCAUGHT_CALLS),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::v128_equal_modulo_nan;
+
+    #[test]
+    fn fuzz_differential_wasmtime() {
+        crate::runner::run(&crate::runner::Campaign {
+            name: "differential_wasmtime",
+            target: super::target,
+            generate: super::generate,
+            seconds: 10.0,
+        });
+        println!("fuzz differential_wasmtime: {}", super::coverage_summary());
+    }
+
+    #[test]
+    fn vectors_compare_modulo_nan_payloads() {
+        let quiet = 0x7fc0_0000u128;
+        let other = 0x7fc0_0001u128;
+        assert!(v128_equal_modulo_nan(quiet, other));
+        assert!(v128_equal_modulo_nan(0x7ff8_0000_0000_0000, 0x7ff8_0000_0000_0001));
+        assert!(!v128_equal_modulo_nan(quiet, 0x3f80_0000));
+        assert!(!v128_equal_modulo_nan(1 << 100, 0));
+    }
+}
