@@ -41,6 +41,14 @@ pub mod coverage {
     pub static UNCAUGHT_CALLS: AtomicUsize = AtomicUsize::new(0);
     /// Calls compared.
     pub static CALLS: AtomicUsize = AtomicUsize::new(0);
+    /// Modules with `return_call` or `return_call_indirect`.
+    pub static TAIL_CALLS: AtomicUsize = AtomicUsize::new(0);
+    /// Modules with a SIMD instruction.
+    pub static SIMD: AtomicUsize = AtomicUsize::new(0);
+    /// Modules with more than one memory.
+    pub static MULTI_MEMORY: AtomicUsize = AtomicUsize::new(0);
+    /// Modules with a 64-bit memory.
+    pub static MEMORY64: AtomicUsize = AtomicUsize::new(0);
     /// Modules whose instantiation failed in both engines (nothing called).
     pub static NOT_INSTANTIATED: AtomicUsize = AtomicUsize::new(0);
 }
@@ -193,7 +201,7 @@ struct Limits {
 
 impl wasmtime::ResourceLimiter for Limits {
     fn memory_growing(&mut self, current: usize, desired: usize, _: Option<usize>) -> wasmtime::Result<bool> {
-        let total = self.memory_bytes - current.min(self.memory_bytes) + desired;
+        let total = (self.memory_bytes - current.min(self.memory_bytes)).saturating_add(desired);
         if total > crate::exec::MEMORY_LIMIT as usize {
             return Ok(false);
         }
@@ -285,22 +293,46 @@ fn normalise(ours: &Trace, theirs: &mut Trace) {
     }
 }
 
-/// Counts the exception instructions of `wasm` into [`coverage`].
-fn count_exception_use(wasm: &[u8]) {
-    let (mut throws, mut catches) = (false, false);
+/// Counts what of WebAssembly 3.0 and SIMD `wasm` uses into [`coverage`].
+fn count_feature_use(wasm: &[u8]) {
+    use wasmparser::{Operator as O, Payload};
+    let (mut throws, mut catches, mut tail_calls, mut simd) = (false, false, false, false);
+    let (mut memories, mut memory64) = (0, false);
     for payload in wasmparser::Parser::new(0).parse_all(wasm).flatten() {
-        let wasmparser::Payload::CodeSectionEntry(body) = payload else { continue };
-        let Ok(mut ops) = body.get_operators_reader() else { continue };
-        while let Ok(op) = ops.read() {
-            match op {
-                wasmparser::Operator::Throw { .. } | wasmparser::Operator::ThrowRef => throws = true,
-                wasmparser::Operator::TryTable { try_table } if !try_table.catches.is_empty() => catches = true,
-                _ => {}
+        match payload {
+            Payload::MemorySection(reader) => {
+                for memory in reader.into_iter().flatten() {
+                    memories += 1;
+                    memory64 |= memory.memory64;
+                }
             }
+            Payload::CodeSectionEntry(body) => {
+                let Ok(mut ops) = body.get_operators_reader() else { continue };
+                while let Ok(op) = ops.read() {
+                    match op {
+                        O::Throw { .. } | O::ThrowRef => throws = true,
+                        O::TryTable { try_table } if !try_table.catches.is_empty() => catches = true,
+                        O::ReturnCall { .. } | O::ReturnCallIndirect { .. } => tail_calls = true,
+                        _ if !simd => {
+                            let name = format!("{op:?}");
+                            simd = ["V128", "I8x16", "I16x8", "I32x4", "I64x2", "F32x4", "F64x2"]
+                                .iter()
+                                .any(|shape| name.starts_with(shape));
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
         }
     }
-    coverage::THROWING.fetch_add(usize::from(throws), Ordering::Relaxed);
-    coverage::CATCHING.fetch_add(usize::from(throws && catches), Ordering::Relaxed);
+    let add = |c: &AtomicUsize, yes: bool| c.fetch_add(usize::from(yes), Ordering::Relaxed);
+    add(&coverage::THROWING, throws);
+    add(&coverage::CATCHING, throws && catches);
+    add(&coverage::TAIL_CALLS, tail_calls);
+    add(&coverage::SIMD, simd);
+    add(&coverage::MULTI_MEMORY, memories > 1);
+    add(&coverage::MEMORY64, memory64);
 }
 
 fn count_outcomes(trace: &Trace) {
@@ -343,7 +375,7 @@ pub fn target(data: &[u8]) {
     if let Err(diff) = compare(&ours, &oracle, false) {
         panic!("sandboxrun vs Wasmtime: {diff}");
     }
-    count_exception_use(&wasm);
+    count_feature_use(&wasm);
     count_outcomes(&ours);
 }
 
@@ -357,7 +389,8 @@ pub fn coverage_summary() -> String {
     let get = |c: &AtomicUsize| c.load(Ordering::Relaxed);
     format!(
         "{} modules compared ({} failed to instantiate, {} calls): {} throw, {} throw and catch (try_table with a catch \
-         clause); {} ended a call in an uncaught exception ({} calls)",
+         clause); {} ended a call in an uncaught exception ({} calls); {} tail calls, {} SIMD, {} several \
+         memories, {} a 64-bit memory",
         get(&coverage::MODULES),
         get(&coverage::NOT_INSTANTIATED),
         get(&coverage::CALLS),
@@ -365,6 +398,10 @@ pub fn coverage_summary() -> String {
         get(&coverage::CATCHING),
         get(&coverage::UNCAUGHT_MODULES),
         get(&coverage::UNCAUGHT_CALLS),
+        get(&coverage::TAIL_CALLS),
+        get(&coverage::SIMD),
+        get(&coverage::MULTI_MEMORY),
+        get(&coverage::MEMORY64),
     )
 }
 
