@@ -39,7 +39,7 @@ impl PartialEq for Value {
             (Value::I64(a), Value::I64(b)) => a == b,
             (Value::F32(a), Value::F32(b)) => a == b || (f32::from_bits(a).is_nan() && f32::from_bits(b).is_nan()),
             (Value::F64(a), Value::F64(b)) => a == b || (f64::from_bits(a).is_nan() && f64::from_bits(b).is_nan()),
-            // Only the engine against itself passes vectors (`smith::config_3`): bitwise.
+            // Bitwise: `differential_wasmtime` lets NaN lanes differ by normalising its traces.
             (Value::V128(a), Value::V128(b)) => a == b,
             (Value::Ref(a), Value::Ref(b)) => a == b,
             _ => false,
@@ -85,8 +85,11 @@ pub enum TrapClass {
     IndirectSignature,
     /// Call stack exhausted: limits differ between engines, so a trace stops comparing here.
     StackOverflow,
-    /// `call_ref` of null, or `ref.as_non_null` of null (typed function references).
+    /// `call_ref` of null, `ref.as_non_null` of null (typed function references), or
+    /// `throw_ref` of null (Wasmtime names all three alike).
     NullReference,
+    /// An exception no handler caught reached the host.
+    UncaughtException,
     /// Anything else.
     Other,
 }
@@ -103,11 +106,11 @@ impl From<TrapKind> for TrapClass {
             TrapKind::UninitializedElement => TrapClass::IndirectNull,
             TrapKind::UndefinedElement | TrapKind::TableOutOfBounds => TrapClass::TableOutOfBounds,
             TrapKind::StackOverflow => TrapClass::StackOverflow,
-            TrapKind::NullFunctionReference | TrapKind::NullReference => TrapClass::NullReference,
-            TrapKind::InstructionBudget
-            | TrapKind::NullExceptionReference
-            | TrapKind::UncaughtException
-            | TrapKind::ExceptionsOutOfMemory => TrapClass::Other,
+            TrapKind::NullFunctionReference | TrapKind::NullReference | TrapKind::NullExceptionReference => {
+                TrapClass::NullReference
+            }
+            TrapKind::UncaughtException => TrapClass::UncaughtException,
+            TrapKind::InstructionBudget | TrapKind::ExceptionsOutOfMemory => TrapClass::Other,
         }
     }
 }

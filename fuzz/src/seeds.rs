@@ -16,7 +16,8 @@ fn write(target: &str, name: &str, bytes: &[u8]) {
 fn write_seed_corpus() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut rng = Rng::new(14);
-    // wasm-smith choices that make modules (differential, internal_differential, compile).
+    // wasm-smith choices that make modules (differential, internal_differential,
+    // differential_wasmtime, compile).
     let mut made = 0;
     while made < 8 {
         let len = 256 + rng.below(4096);
@@ -24,6 +25,7 @@ fn write_seed_corpus() {
         let Some(wasm) = crate::smith::module(&choices) else { continue };
         write("differential", &format!("seed-{made}"), &choices);
         write("internal_differential", &format!("seed-{made}"), &choices);
+        write("differential_wasmtime", &format!("seed-{made}"), &choices);
         write("compile", &format!("smith-{made}.wasm"), &wasm);
         made += 1;
     }

@@ -4,6 +4,8 @@ pub mod artifact;
 pub mod compile;
 #[cfg(any(test, fuzzing))]
 pub mod differential;
+#[cfg(any(test, fuzzing))]
+pub mod differential_wasmtime;
 pub mod images;
 pub mod internal_differential;
 pub mod policy;
