@@ -1,0 +1,16 @@
+(module
+  (tag $e (param i32))
+  (func $thrower (param i32)
+    (block $h (result exnref)
+      (try_table (catch_all_ref $h) (throw $e (local.get 0)))
+      (return))
+    (throw_ref))
+  (func (export "run") (param i32) (result i32) (local $n i32)
+    (loop $l
+      (block $c (result i32)
+        (try_table (catch $e $c) (call $thrower (local.get 0)))
+        (i32.const 0))
+      (drop)
+      (local.set $n (i32.add (local.get $n) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $n) (local.get 0))))
+    (local.get $n)))
