@@ -99,7 +99,9 @@ pub(crate) unsafe extern "C" fn host_dispatch(
         for (slot, (r, t)) in values.iter_mut().zip(results.iter().zip(host.ty.results.iter())) {
             // SAFETY: the store outlives the call.
             if !unsafe { (*host.store).val_matches(r, *t) } {
-                return Err(HostError::from(format!("host function returned {} where {} was expected", r.ty(), t)));
+                // SAFETY: as above.
+                let what = unsafe { (*host.store).describe(r) };
+                return Err(HostError::from(format!("host function returned {what} where {t} was expected")));
             }
             // SAFETY: the store outlives the call.
             *slot = unsafe { crate::state::val_to_raw(&*host.store, *r) }.map_err(HostError::from)?;

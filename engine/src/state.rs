@@ -271,6 +271,21 @@ impl StoreInner {
         })
     }
 
+    /// What `v` is, for error messages: its type, precise for a function reference (its
+    /// signature, or null).
+    pub(crate) fn describe(&self, v: &Val) -> String {
+        match v {
+            Val::FuncRef(None) => "ref.null func".into(),
+            Val::FuncRef(Some(f)) => match self.func_type_id(*f) {
+                Some(id) => format!("{}", ValType::Ref(RefType { nullable: false, heap: HeapType::Sig(id) })),
+                None => "a function of another store".into(),
+            },
+            Val::ExternRef(None) => "ref.null extern".into(),
+            Val::ExnRef(None) => "ref.null exn".into(),
+            other => other.ty().to_string(),
+        }
+    }
+
     /// Whether `v` is a value of type `ty` (canonical): a reference must be of the store, of a
     /// matching type, and null only where the type allows it.
     pub(crate) fn val_matches(&self, v: &Val, ty: ValType) -> bool {

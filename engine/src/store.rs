@@ -339,7 +339,7 @@ impl Store {
             let list = |v: Vec<String>| format!("({})", v.join(", "));
             return Err(CallError::Signature {
                 expected: list(ty.params.iter().map(|t| t.to_string()).collect()),
-                got: list(args.iter().map(|a| a.ty().to_string()).collect()),
+                got: list(args.iter().map(|a| state.describe(a)).collect()),
             });
         }
         match func.kind {
