@@ -43,9 +43,9 @@ use crate::vm::memory::{BoundsStrategy, GUARD_SIZE};
 use cranelift_codegen::ir::{condcodes::IntCC, types, InstBuilder, Value};
 use cranelift_frontend::FunctionBuilder;
 
-/// Native address of a `size`-byte access at wasm address `index` (i32) + `offset` of memory
-/// `memory`, checked as the module's strategy requires. The caller uses the result with
-/// offset 0.
+/// Native address of a `size`-byte access at wasm address `index` (an i32, or an i64 of a
+/// 64-bit memory) + `offset` of memory `memory`, checked as the module's strategy requires.
+/// The caller uses the result with offset 0.
 pub fn memory_addr(
     env: &FuncEnv,
     builder: &mut FunctionBuilder,
@@ -54,19 +54,25 @@ pub fn memory_addr(
     offset: u64,
     size: u32,
 ) -> Value {
-    if env.memory64(memory) {
-        return memory64_addr(env, builder, memory, index, offset, size);
-    }
-    let index = builder.ins().uextend(types::I64, index);
-    let needs_check = match env.bounds {
-        BoundsStrategy::GuardPages => offset + u64::from(size) > GUARD_SIZE,
-        BoundsStrategy::Explicit => true,
+    let code = TrapKind::MemoryOutOfBounds.to_trap_code();
+    let in_guard = offset.checked_add(u64::from(size)).is_some_and(|end| end <= GUARD_SIZE);
+    let guarded = env.bounds == BoundsStrategy::GuardPages && in_guard;
+    let index = if !env.memory64(memory) {
+        builder.ins().uextend(types::I64, index)
+    } else if guarded {
+        // Case 3 under guard pages: below 2^32 the index is as a 32-bit memory's (case 1).
+        let high = builder.ins().icmp_imm_u(IntCC::UnsignedGreaterThan, index, i64::from(u32::MAX));
+        builder.ins().trapnz(high, code);
+        index
+    } else {
+        return memory64_checked_addr(env, builder, memory, index, offset, size);
     };
-    if needs_check {
+    if !guarded {
+        // Case 2 (a 32-bit index: the end is at most 2^33, no overflow).
         let end = builder.ins().iadd_imm_s(index, (offset + u64::from(size)) as i64);
         let length = env.memory_length(builder, memory);
         let oob = builder.ins().icmp(IntCC::UnsignedGreaterThan, end, length);
-        builder.ins().trapnz(oob, TrapKind::MemoryOutOfBounds.to_trap_code());
+        builder.ins().trapnz(oob, code);
     }
     let base = env.memory_base(builder, memory);
     let addr = builder.ins().iadd(base, index);
@@ -77,8 +83,8 @@ pub fn memory_addr(
     }
 }
 
-/// Case 3: `index` is an i64 of a 64-bit memory.
-fn memory64_addr(
+/// Case 3 with an explicit check: `index` is an i64 of a 64-bit memory, checked in full.
+fn memory64_checked_addr(
     env: &FuncEnv,
     builder: &mut FunctionBuilder,
     memory: MemoryIndex,
@@ -87,14 +93,6 @@ fn memory64_addr(
     size: u32,
 ) -> Value {
     let code = TrapKind::MemoryOutOfBounds.to_trap_code();
-    let in_guard = offset.checked_add(u64::from(size)).is_some_and(|end| end <= GUARD_SIZE);
-    if env.bounds == BoundsStrategy::GuardPages && in_guard {
-        let high = builder.ins().icmp_imm_u(IntCC::UnsignedGreaterThan, index, i64::from(u32::MAX));
-        builder.ins().trapnz(high, code);
-        let base = env.memory_base(builder, memory);
-        let addr = builder.ins().iadd(base, index);
-        return if offset == 0 { addr } else { builder.ins().iadd_imm_s(addr, offset as i64) };
-    }
     let offset_value = builder.ins().iconst(types::I64, offset as i64);
     let at = builder.ins().uadd_overflow_trap(index, offset_value, code);
     let size = builder.ins().iconst(types::I64, i64::from(size));
