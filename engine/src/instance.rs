@@ -275,21 +275,18 @@ impl StoreInner {
         for (import, e) in info.imports.iter().zip(imports) {
             let found = self.extern_type(*e);
             let expected = m.import_type(&import.kind);
-            let ok = match (&expected, &found, e) {
-                (ExternType::Func(_), ExternType::Func(_), Extern::Func(f)) => {
-                    let ImportKind::Func(t) = import.kind else { unreachable!("a function import") };
-                    self.func_type_id(*f) == Some(m.type_ids[t.index()])
-                }
-                (ExternType::Table(a), ExternType::Table(b), _) => {
+            let ok = match (&import.kind, e, &expected, &found) {
+                (ImportKind::Func(t), Extern::Func(f), ..) => self.func_type_id(*f) == Some(m.type_ids[t.index()]),
+                (.., ExternType::Table(a), ExternType::Table(b)) => {
                     a.element == b.element && a.table64 == b.table64 && b.limits.matches(&a.limits)
                 }
-                (ExternType::Memory(a), ExternType::Memory(b), _) => {
+                (.., ExternType::Memory(a), ExternType::Memory(b)) => {
                     a.memory64 == b.memory64 && b.limits.matches(&a.limits)
                 }
-                (ExternType::Global(a), ExternType::Global(b), _) => {
+                (.., ExternType::Global(a), ExternType::Global(b)) => {
                     a.mutable == b.mutable && if a.mutable { a.ty == b.ty } else { b.ty.matches(a.ty) }
                 }
-                (ExternType::Tag(a), ExternType::Tag(b), _) => a == b,
+                (.., ExternType::Tag(a), ExternType::Tag(b)) => a == b,
                 _ => false,
             };
             if !ok {
