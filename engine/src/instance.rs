@@ -85,7 +85,6 @@ impl StoreInner {
         self.registry.register(&m);
 
         let id = self.id;
-        let type_ids = m.type_ids.clone();
 
         // Memories, tables and globals: imported ones are shared, defined ones are created.
         let mut memories = Vec::new();
@@ -122,7 +121,6 @@ impl StoreInner {
             module: m.clone(),
             store,
             vmctx: vec![0u64; VMOffsets::new(info).size() / 8].into_boxed_slice(),
-            type_ids,
             func_refs: FuncRefs::new(num_funcs, info.num_imported_funcs, num_host),
             memories,
             tables: Vec::new(),
@@ -143,7 +141,7 @@ impl StoreInner {
                         wasm_call: m.code_address(m.host_trampolines[ty.index()].expect("checked at load")),
                         vmctx: host,
                         array_call: m.code_address(m.array_trampolines[ty.index()].expect("checked at load")),
-                        type_id: data.type_ids[ty.index()],
+                        type_id: m.type_ids[ty.index()],
                     };
                     data.func_refs.import_host(FuncIndex(i as u32), r);
                 }
@@ -186,7 +184,8 @@ impl StoreInner {
         let limits = unsafe { std::ptr::addr_of!((*store).limits) };
         set(&mut data.vmctx, VMCTX_LIMITS, limits as usize);
         set(&mut data.vmctx, VMCTX_BUILTINS, &BUILTINS as *const BuiltinTable as usize);
-        let type_ids_ptr = data.type_ids.as_ptr() as usize;
+        // The module's ids: `data.module` keeps them alive as long as the instance.
+        let type_ids_ptr = data.module.type_ids.as_ptr() as usize;
         set(&mut data.vmctx, VMCTX_TYPE_IDS, type_ids_ptr);
         for m in 0..data.memories.len() {
             let mem = &self.memories[data.memories[m] as usize];

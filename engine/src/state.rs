@@ -132,7 +132,6 @@ pub(crate) struct InstanceData {
     pub(crate) module: Arc<ModuleInner>,
     pub(crate) store: *mut StoreInner,
     pub(crate) vmctx: Box<[u64]>,
-    pub(crate) type_ids: Box<[u32]>,
     /// Function references, made on first use.
     pub(crate) func_refs: FuncRefs,
     /// Store indices of the instance's memories, tables and globals.
@@ -184,7 +183,7 @@ impl InstanceData {
                 wasm_call: m.func_address(d),
                 vmctx,
                 array_call: m.code_address(m.array_trampolines[ty.index()].expect("checked at load")),
-                type_id: self.type_ids[ty.index()],
+                type_id: m.type_ids[ty.index()],
             }
         })
     }
