@@ -15,6 +15,16 @@ fn engine(bounds: BoundsStrategy) -> Engine {
 
 const STRATEGIES: [BoundsStrategy; 2] = [BoundsStrategy::GuardPages, BoundsStrategy::Explicit];
 
+/// An engine for each bounds strategy, without and with instruction counting.
+fn engines() -> impl Iterator<Item = Engine> {
+    STRATEGIES.into_iter().flat_map(|bounds| {
+        [false, true].into_iter().map(move |counting| {
+            Engine::new(Config { bounds: Some(bounds), count_instructions: counting, ..Config::default() })
+                .expect("engine")
+        })
+    })
+}
+
 /// Dot products of two i32 arrays at 0 and 4096 (n elements, n a multiple of 4), scalar and
 /// with `i32x4`, and a sum of f32s both ways (exactly representable, so the order of the
 /// additions does not matter).
@@ -73,25 +83,20 @@ const DOT: &str = r#"
 
 #[test]
 fn a_vectorised_dot_product_equals_the_scalar_one() {
-    for bounds in STRATEGIES {
-        for counting in [false, true] {
-            let engine =
-                Engine::new(Config { bounds: Some(bounds), count_instructions: counting, ..Config::default() })
-                    .expect("engine");
-            let (mut store, i) = instantiate(&engine, DOT);
-            for n in [4, 8, 100, 1000] {
-                call(&mut store, i, "init", &[Val::I32(n)]).unwrap();
-                let expected: i64 = (0..n as i64).map(|i| (3 * i - 7) * (1000 - 5 * i)).sum();
-                let scalar = call(&mut store, i, "dot_scalar", &[Val::I32(n)]).unwrap();
-                let simd = call(&mut store, i, "dot_simd", &[Val::I32(n)]).unwrap();
-                assert_eq!(scalar, vec![Val::I32(expected as i32)], "n {n}");
-                assert_eq!(simd, scalar, "n {n}, {bounds:?}, counting {counting}");
-                let scalar = call(&mut store, i, "sum_scalar", &[Val::I32(n)]).unwrap();
-                let simd = call(&mut store, i, "sum_simd", &[Val::I32(n)]).unwrap();
-                let expected: f32 = (0..n).map(|i| i as f32 / 4.0).sum();
-                assert_eq!(scalar, vec![Val::F32(expected.to_bits())], "n {n}");
-                assert_eq!(simd, scalar, "n {n}, {bounds:?}, counting {counting}");
-            }
+    for engine in engines() {
+        let (mut store, i) = instantiate(&engine, DOT);
+        for n in [4, 8, 100, 1000] {
+            call(&mut store, i, "init", &[Val::I32(n)]).unwrap();
+            let expected: i64 = (0..n as i64).map(|i| (3 * i - 7) * (1000 - 5 * i)).sum();
+            let scalar = call(&mut store, i, "dot_scalar", &[Val::I32(n)]).unwrap();
+            let simd = call(&mut store, i, "dot_simd", &[Val::I32(n)]).unwrap();
+            assert_eq!(scalar, vec![Val::I32(expected as i32)], "n {n}");
+            assert_eq!(simd, scalar, "n {n}, {:?}, counting {}", engine.bounds(), engine.config().count_instructions);
+            let scalar = call(&mut store, i, "sum_scalar", &[Val::I32(n)]).unwrap();
+            let simd = call(&mut store, i, "sum_simd", &[Val::I32(n)]).unwrap();
+            let expected: f32 = (0..n).map(|i| i as f32 / 4.0).sum();
+            assert_eq!(scalar, vec![Val::F32(expected.to_bits())], "n {n}");
+            assert_eq!(simd, scalar, "n {n}, {:?}, counting {}", engine.bounds(), engine.config().count_instructions);
         }
     }
 }
@@ -162,36 +167,27 @@ fn a_vector_access_traps_at_its_last_byte_past_the_memory() {
       (func (export "store8_lane") (param i32) (v128.store8_lane 15 (local.get 0) (v128.const i64x2 -1 -1))))
     "#;
     const END: i32 = 65536;
-    for bounds in STRATEGIES {
-        for counting in [false, true] {
-            let engine =
-                Engine::new(Config { bounds: Some(bounds), count_instructions: counting, ..Config::default() })
-                    .expect("engine");
-            let (mut store, i) = instantiate(&engine, wat);
-            let oob = |store: &mut Store, name: &str, at: i32| {
-                assert_eq!(
-                    trap_kind(call(store, i, name, &[Val::I32(at)])),
-                    TrapKind::MemoryOutOfBounds,
-                    "{name} {at}"
-                );
-            };
-            // The last whole access fits; one byte further, only its last byte is outside.
-            for (name, size) in [("load", 16), ("load64_lane", 8), ("load32_splat", 4), ("load16x4_u", 8)] {
-                call(&mut store, i, name, &[Val::I32(END - size)]).unwrap_or_else(|e| panic!("{name}: {e}"));
-                oob(&mut store, name, END - size + 1);
-                oob(&mut store, name, -1);
-            }
-            call(&mut store, i, "load_offset", &[Val::I32(0)]).unwrap();
-            oob(&mut store, "load_offset", 1);
-            call(&mut store, i, "store8_lane", &[Val::I32(END - 1)]).unwrap();
-            oob(&mut store, "store8_lane", END);
-            // A store that does not fit writes nothing.
-            oob(&mut store, "store", END - 15);
-            let Some(Extern::Memory(memory)) = store.get_export(i, "memory") else { panic!("memory export") };
-            assert!(store.memory_data(memory)[END as usize - 15..END as usize - 1].iter().all(|b| *b == 0));
-            call(&mut store, i, "store", &[Val::I32(END - 16)]).unwrap();
-            assert!(store.memory_data(memory)[END as usize - 16..].iter().all(|b| *b == 0xff));
+    for engine in engines() {
+        let (mut store, i) = instantiate(&engine, wat);
+        let oob = |store: &mut Store, name: &str, at: i32| {
+            assert_eq!(trap_kind(call(store, i, name, &[Val::I32(at)])), TrapKind::MemoryOutOfBounds, "{name} {at}");
+        };
+        // The last whole access fits; one byte further, only its last byte is outside.
+        for (name, size) in [("load", 16), ("load64_lane", 8), ("load32_splat", 4), ("load16x4_u", 8)] {
+            call(&mut store, i, name, &[Val::I32(END - size)]).unwrap_or_else(|e| panic!("{name}: {e}"));
+            oob(&mut store, name, END - size + 1);
+            oob(&mut store, name, -1);
         }
+        call(&mut store, i, "load_offset", &[Val::I32(0)]).unwrap();
+        oob(&mut store, "load_offset", 1);
+        call(&mut store, i, "store8_lane", &[Val::I32(END - 1)]).unwrap();
+        oob(&mut store, "store8_lane", END);
+        // A store that does not fit writes nothing.
+        oob(&mut store, "store", END - 15);
+        let Some(Extern::Memory(memory)) = store.get_export(i, "memory") else { panic!("memory export") };
+        assert!(store.memory_data(memory)[END as usize - 15..END as usize - 1].iter().all(|b| *b == 0));
+        call(&mut store, i, "store", &[Val::I32(END - 16)]).unwrap();
+        assert!(store.memory_data(memory)[END as usize - 16..].iter().all(|b| *b == 0xff));
     }
 }
 
@@ -308,19 +304,14 @@ fn v128_values_flow_through_blocks_branches_select_and_tail_calls() {
       (func (export "tail_indirect") (param v128) (result v128)
         (return_call_indirect (type $v) (local.get 0) (i32.const 0))))
     "#;
-    for bounds in STRATEGIES {
-        for counting in [false, true] {
-            let engine =
-                Engine::new(Config { bounds: Some(bounds), count_instructions: counting, ..Config::default() })
-                    .expect("engine");
-            let (mut store, i) = instantiate(&engine, wat);
-            let x = i32x4([10, 20, 30, 40]);
-            let r = call(&mut store, i, "run", &[Val::V128(x), Val::I32(5)]).unwrap();
-            assert_eq!(r, vec![Val::V128(i32x4([15, 25, 35, 45]))]);
-            let r = call(&mut store, i, "tail", &[Val::V128(x)]).unwrap();
-            assert_eq!(r, vec![Val::V128(i32x4([11, 21, 31, 41]))]);
-            let r = call(&mut store, i, "tail_indirect", &[Val::V128(x)]).unwrap();
-            assert_eq!(r, vec![Val::V128(i32x4([11, 21, 31, 41]))]);
-        }
+    for engine in engines() {
+        let (mut store, i) = instantiate(&engine, wat);
+        let x = i32x4([10, 20, 30, 40]);
+        let r = call(&mut store, i, "run", &[Val::V128(x), Val::I32(5)]).unwrap();
+        assert_eq!(r, vec![Val::V128(i32x4([15, 25, 35, 45]))]);
+        let r = call(&mut store, i, "tail", &[Val::V128(x)]).unwrap();
+        assert_eq!(r, vec![Val::V128(i32x4([11, 21, 31, 41]))]);
+        let r = call(&mut store, i, "tail_indirect", &[Val::V128(x)]).unwrap();
+        assert_eq!(r, vec![Val::V128(i32x4([11, 21, 31, 41]))]);
     }
 }
